@@ -1,0 +1,132 @@
+/*
+ * libmigstream: common definitions shared by every public header.
+ *
+ * Export macro, library and format versions, the error model, the optional
+ * allocator and the small value types (page states, record types) that both
+ * the writer and the reader speak. The wire format these describe is
+ * specified in docs/FORMAT.md; section numbers below refer to it.
+ */
+#ifndef MIGSTREAM_COMMON_H
+#define MIGSTREAM_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Marks a symbol as part of the public ABI; everything else is hidden. */
+#if defined(MS_BUILDING_LIBRARY) && defined(__GNUC__)
+#define MS_API __attribute__((visibility("default")))
+#else
+#define MS_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Versions                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** Library version (semantic versioning of the C API and ABI). */
+#define MS_VERSION_MAJOR 0
+#define MS_VERSION_MINOR 1
+#define MS_VERSION_PATCH 0
+
+/** Stream format version this library writes (FORMAT.md section 2). */
+#define MS_FORMAT_MAJOR 1
+#define MS_FORMAT_MINOR 0
+
+/** Returns the library version as "MAJOR.MINOR.PATCH". Static string. */
+MS_API const char *ms_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Status codes. Every function that can fail returns 0 (MS_OK) or one of
+ * these negative values; a few return a positive count or flag, documented
+ * where they do. The values are part of the ABI and are never renumbered.
+ */
+typedef enum ms_status {
+    MS_OK = 0,
+    MS_ENOMEM = -1,         /**< an allocation failed */
+    MS_EINVAL = -2,         /**< the caller passed an invalid argument */
+    MS_EIO = -3,            /**< the read or write callback (or fd) failed */
+    MS_ETRUNCATED = -4,     /**< the stream ended early (no END record) */
+    MS_EMAGIC = -5,         /**< not a libmigstream stream */
+    MS_EVERSION = -6,       /**< newer major format version */
+    MS_EFEATURE = -7,       /**< unknown required feature bit */
+    MS_ECHECKSUM = -8,      /**< a checksum did not match */
+    MS_ECORRUPT = -9,       /**< malformed structure or broken format rule */
+    MS_EUNKNOWN = -10,      /**< unknown record type marked must-understand */
+    MS_ELIMIT = -11,        /**< a size or count beyond the spec or a limit */
+    MS_ESTATE = -12,        /**< call not valid in the handle's state */
+    MS_ECBOR = -13,         /**< malformed or out-of-profile CBOR */
+    MS_ECOMPRESS = -14,     /**< compressed data could not be decoded */
+} ms_status;
+
+/** Static, human-readable name of a status code ("MS_ECHECKSUM: ..."). */
+MS_API const char *ms_strerror(int status);
+
+/* ------------------------------------------------------------------------ */
+/* Allocator                                                                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Optional allocator, passed in options. All three functions must be set, or
+ * the whole struct left zeroed to use malloc/realloc/free. Semantics match
+ * the C library's (realloc(NULL, n) allocates; free(NULL) does nothing).
+ */
+typedef struct ms_allocator {
+    void *(*alloc)(void *opaque, size_t size);
+    void *(*realloc)(void *opaque, void *ptr, size_t size);
+    void (*free)(void *opaque, void *ptr);
+    void *opaque;
+} ms_allocator;
+
+/* ------------------------------------------------------------------------ */
+/* Wire-level enumerations (FORMAT.md sections 4 and 6)                     */
+/* ------------------------------------------------------------------------ */
+
+/** Record types of format 1.0. 0 is never valid. */
+typedef enum ms_record_type {
+    MS_REC_INFO = 1,    /**< stream metadata (CBOR) */
+    MS_REC_REGIONS = 2, /**< memory region declarations (CBOR) */
+    MS_REC_PAGES = 3,   /**< a batch of page extents in one region */
+    MS_REC_DEVICE = 4,  /**< one device's state (CBOR) */
+    MS_REC_END = 5,     /**< totals; the last record of every stream */
+} ms_record_type;
+
+/** Record flag: a reader that does not know the type must refuse the stream. */
+#define MS_RECORD_MUST_UNDERSTAND 0x0001u
+
+/** State of a run of pages (FORMAT.md section 6.2). 0 is never valid. */
+typedef enum ms_page_state {
+    MS_PAGE_DATA = 1, /**< contents follow in the record */
+    MS_PAGE_ZERO = 2, /**< every byte is zero; no contents on the wire */
+} ms_page_state;
+
+/** Encoding of a PAGES record's data section. */
+typedef enum ms_data_encoding {
+    MS_ENCODING_RAW = 0,
+    MS_ENCODING_ZSTD = 1,
+} ms_data_encoding;
+
+/* ------------------------------------------------------------------------ */
+/* Spec limits (FORMAT.md section 9). A reader enforces these whatever its    */
+/* options say; options can only lower them.                                */
+/* ------------------------------------------------------------------------ */
+
+#define MS_MAX_RECORD_PAYLOAD (64u * 1024 * 1024) /**< payload bytes per record */
+#define MS_MIN_PAGE_SIZE 4096u
+#define MS_MAX_BASE_PAGE_SIZE 65536u              /**< preamble page size */
+#define MS_MAX_PAGE_SIZE (16u * 1024 * 1024)      /**< region page size */
+#define MS_MAX_NAME_LEN 255u                      /**< region, schema, writer names */
+#define MS_MAX_PATH_LEN 1023u                     /**< device path bytes */
+#define MS_WRITER_FIELD_LEN 32u                   /**< preamble name/version fields */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MIGSTREAM_COMMON_H */

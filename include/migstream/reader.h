@@ -1,0 +1,144 @@
+/*
+ * libmigstream: reading a stream.
+ *
+ * A pull API: each ms_reader_next() reads one record, checks its framing,
+ * checksum and contents, and hands out a view of it:
+ *
+ *     ms_reader *r = ms_reader_new_fd(NULL, fd);
+ *     const ms_record *rec;
+ *     int rc;
+ *     while ((rc = ms_reader_next(r, &rec)) > 0) {
+ *         if (rec->type == MS_REC_PAGES) use(&rec->pages);
+ *     }
+ *     if (rc < 0)
+ *         fprintf(stderr, "%s\n", ms_reader_errmsg(r));
+ *     ms_reader_free(r);
+ *
+ * Memory use is bounded by the largest record (and the reader's limits), not
+ * by the stream: a reader never allocates because a length field says so
+ * before the bytes have arrived. The input is read sequentially; the reader
+ * never reads past the END record.
+ *
+ * Streams are untrusted input. Every failure leaves the reader in a failed
+ * state in which every later call returns the same status, with a message
+ * that names what was wrong, the byte offset and the record index.
+ */
+#ifndef MIGSTREAM_READER_H
+#define MIGSTREAM_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common.h"
+#include "stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ms_reader ms_reader;
+
+/**
+ * Input callback: read up to @p len bytes into @p buf.
+ * @return bytes read (1..len), 0 at end of input, negative on failure.
+ */
+typedef ssize_t (*ms_read_fn)(void *ctx, void *buf, size_t len);
+
+/** Reader options and limits. Fill with ms_reader_options_init() first. A
+ *  limit of 0 means "the default"; no limit can exceed the spec's. */
+typedef struct ms_reader_options {
+    size_t struct_size;        /**< set by init; lets the struct grow */
+    uint32_t max_record_size;  /**< payload bytes; default and max 64 MiB */
+    uint32_t max_regions;      /**< regions per stream; default 4096 */
+    uint32_t max_cbor_depth;   /**< CBOR nesting in device state; default 64 */
+    ms_allocator allocator;    /**< zeroed: malloc/realloc/free */
+} ms_reader_options;
+
+/** Fills @p opts with defaults. */
+MS_API void ms_reader_options_init(ms_reader_options *opts);
+
+/** A record as ms_reader_next() hands it out. Views stay valid until the
+ *  next call on the reader. */
+typedef struct ms_record {
+    uint16_t type;       /**< ms_record_type, or a type this reader lacks */
+    uint16_t flags;
+    uint32_t length;     /**< payload bytes on the wire */
+    uint64_t offset;     /**< byte offset of the record header */
+    uint64_t index;      /**< record index, 0 = first after the preamble */
+    uint64_t checksum;   /**< the record's chained XXH3-64 */
+    bool known;          /**< false: an unknown optional record, skipped */
+    const uint8_t *payload; /**< raw payload bytes as on the wire */
+
+    /* Decoded contents; which member is set depends on @p type. */
+    ms_info info;               /**< MS_REC_INFO */
+    const ms_region *regions;   /**< MS_REC_REGIONS: the regions it declares */
+    size_t region_count;
+    ms_pages pages;             /**< MS_REC_PAGES */
+    ms_device device;           /**< MS_REC_DEVICE */
+    ms_totals totals;           /**< MS_REC_END */
+} ms_record;
+
+/** Creates a reader pulling bytes through @p fn.
+ *  @return **new** reader, or NULL on bad arguments or no memory. */
+MS_API ms_reader *ms_reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx);
+
+/** Same, reading a file descriptor (retries EINTR; never closes it). */
+MS_API ms_reader *ms_reader_new_fd(const ms_reader_options *opts, int fd);
+
+/** Same, reading a buffer in memory. @p buf [borrow] must outlive the
+ *  reader. */
+MS_API ms_reader *ms_reader_new_memory(const ms_reader_options *opts, const void *buf,
+                                       size_t size);
+
+/** Frees the reader (NULL is fine). */
+MS_API void ms_reader_free(ms_reader *r);
+
+/**
+ * Reads and checks the preamble if not done yet.
+ * @param out [out] view of the header, valid for the reader's lifetime
+ * @return 0, MS_EMAGIC, MS_EVERSION, MS_EFEATURE, MS_ECHECKSUM,
+ *         MS_ETRUNCATED, MS_ECORRUPT, MS_EIO.
+ */
+MS_API int ms_reader_header(ms_reader *r, const ms_header **out);
+
+/**
+ * Reads the next record.
+ * @param out [out] the record, valid until the next call on the reader
+ * @return 1 with a record; 0 after the END record has been handed out;
+ *         negative on failure: MS_ETRUNCATED (input ended before END),
+ *         MS_ECHECKSUM, MS_ECORRUPT, MS_EUNKNOWN, MS_ELIMIT, MS_ECBOR,
+ *         MS_ECOMPRESS, MS_EIO, MS_ENOMEM, or any ms_reader_header() status.
+ */
+MS_API int ms_reader_next(ms_reader *r, const ms_record **out);
+
+/**
+ * After END: checks that the input holds nothing more. Reads at most one
+ * byte. For files; a transport may carry other data after a stream.
+ * @return 0, MS_ECORRUPT (bytes follow END), MS_ESTATE (END not reached).
+ */
+MS_API int ms_reader_expect_eof(ms_reader *r);
+
+/** Regions declared so far. @return NULL if @p index is out of range. */
+MS_API const ms_region *ms_reader_region(const ms_reader *r, size_t index);
+MS_API size_t ms_reader_region_count(const ms_reader *r);
+/** The region with id @p id, or NULL. */
+MS_API const ms_region *ms_reader_find_region(const ms_reader *r, uint32_t id);
+
+/** Bytes consumed from the input so far. */
+MS_API uint64_t ms_reader_offset(const ms_reader *r);
+
+/** The sticky status: 0, or the failure that stopped the reader. */
+MS_API int ms_reader_status(const ms_reader *r);
+/** Message naming what failed and where, or "" if nothing failed. */
+MS_API const char *ms_reader_errmsg(const ms_reader *r);
+/** Byte offset at which the failing structure starts. */
+MS_API uint64_t ms_reader_error_offset(const ms_reader *r);
+/** Index of the failing record, or -1 if the preamble failed. */
+MS_API int64_t ms_reader_error_record(const ms_reader *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MIGSTREAM_READER_H */

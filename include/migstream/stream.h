@@ -1,0 +1,96 @@
+/*
+ * libmigstream: the values a stream carries, as the writer takes them and the
+ * reader hands them out. Each struct mirrors one structure of docs/FORMAT.md.
+ *
+ * Strings in these structs are NUL-terminated UTF-8. In structs the reader
+ * hands out, every pointer is a view into the reader's buffers and stays
+ * valid until the next call on that reader, unless a comment says otherwise.
+ */
+#ifndef MIGSTREAM_STREAM_H
+#define MIGSTREAM_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The fixed preamble (FORMAT.md section 3). */
+typedef struct ms_header {
+    uint16_t major;
+    uint16_t minor;
+    uint32_t page_size;          /**< base page size of the stream */
+    uint64_t required_features;  /**< bits a reader must understand */
+    uint64_t optional_features;  /**< bits a reader may ignore */
+    char writer_name[MS_WRITER_FIELD_LEN + 1];    /**< e.g. "qemu" */
+    char writer_version[MS_WRITER_FIELD_LEN + 1]; /**< e.g. "7.2.0" */
+    uint64_t checksum;           /**< the preamble's XXH3-64; seeds the chain */
+} ms_header;
+
+/** Stream metadata (INFO record, FORMAT.md section 5). NULL: absent. */
+typedef struct ms_info {
+    const char *machine;     /**< machine type, e.g. "pc-q35-7.2" */
+    const char *description; /**< free text for people */
+} ms_info;
+
+/** A memory region (REGIONS record, FORMAT.md section 5.2). */
+typedef struct ms_region {
+    uint32_t id;         /**< unique in the stream, chosen by the writer */
+    const char *name;    /**< e.g. "pc.ram"; 1..255 bytes */
+    bool has_gpa;        /**< false: not mapped at a known address */
+    uint64_t gpa;        /**< guest-physical base, page aligned */
+    uint64_t size;       /**< bytes; a non-zero multiple of page_size */
+    uint32_t page_size;  /**< transfer page size: a power-of-two multiple of
+                              the header's page size, at most 16 MiB */
+} ms_region;
+
+/** A run of pages in one state (FORMAT.md section 6.2). */
+typedef struct ms_extent {
+    uint64_t first; /**< first page index within the region */
+    uint32_t count; /**< pages in the run, at least 1 */
+    uint8_t state;  /**< an ms_page_state */
+    uint64_t arg;   /**< state-specific argument; 0 for DATA and ZERO */
+} ms_extent;
+
+/** A decoded PAGES record. */
+typedef struct ms_pages {
+    const ms_region *region;  /**< the region the pages belong to */
+    const ms_extent *extents; /**< ascending, non-overlapping */
+    size_t extent_count;
+    /** Contents of the DATA extents, in extent order, page after page:
+     *  data_size == (sum of DATA counts) * region->page_size. Already
+     *  decompressed when the record was compressed. */
+    const uint8_t *data;
+    size_t data_size;
+    uint8_t encoding;         /**< ms_data_encoding used on the wire */
+} ms_pages;
+
+/** A decoded DEVICE record (FORMAT.md section 7). */
+typedef struct ms_device {
+    const char *path;     /**< e.g. "pci0/0000:00:02.0/virtio-net" */
+    uint32_t instance;    /**< instance id, distinguishes same-path devices */
+    const char *schema;   /**< schema name of the state payload */
+    uint32_t version;     /**< schema version */
+    const uint8_t *state; /**< one CBOR data item, encoded */
+    size_t state_size;
+} ms_device;
+
+/** Page counts per state, indexed by ms_page_state (index 0 unused). */
+#define MS_PAGE_STATE_SLOTS 8
+
+/** The END record's totals (FORMAT.md section 8). */
+typedef struct ms_totals {
+    uint64_t records;  /**< records before END */
+    uint64_t bytes;    /**< stream bytes before END: END's byte offset */
+    uint64_t pages[MS_PAGE_STATE_SLOTS]; /**< pages by state, every copy */
+    uint64_t devices;  /**< DEVICE records */
+} ms_totals;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MIGSTREAM_STREAM_H */

@@ -1,0 +1,157 @@
+/*
+ * libmigstream: writing a stream.
+ *
+ * A VMM creates one ms_writer per outgoing migration, declares its memory
+ * regions, hands in guest memory and device state, and finishes with END:
+ *
+ *     ms_writer_options o;
+ *     ms_writer_options_init(&o);
+ *     o.writer_name = "myvmm"; o.writer_version = "1.2";
+ *     ms_writer *w = ms_writer_new_fd(&o, sock);
+ *     ms_region ram = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0,
+ *                      .size = ram_size, .page_size = 4096};
+ *     ms_writer_add_region(w, &ram);
+ *     ms_writer_pages(w, 0, 0, ram_size / 4096, guest_ram);
+ *     ms_writer_device(w, "cpu/0", 0, "x86-cpu", 1, cbor, cbor_len);
+ *     int rc = ms_writer_finish(w);
+ *     ms_writer_free(w);
+ *
+ * Output is strictly sequential (no seeking), so pipes and sockets work. The
+ * writer is deterministic: the same calls produce the same bytes.
+ *
+ * Errors are sticky: after a call fails, every later call returns the same
+ * status, and ms_writer_errmsg() says what went wrong. A writer is not
+ * thread-safe; use one per thread.
+ */
+#ifndef MIGSTREAM_WRITER_H
+#define MIGSTREAM_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common.h"
+#include "stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ms_writer ms_writer;
+
+/**
+ * Output callback. Must consume every byte of the iovecs, in order, or fail.
+ * @param ctx     [borrow] the pointer given to ms_writer_new
+ * @param iov     [borrow] buffers valid only during the call
+ * @return 0 on success, any negative value on failure (reported as MS_EIO)
+ */
+typedef int (*ms_write_fn)(void *ctx, const struct iovec *iov, int iovcnt);
+
+/** Writer options. Always fill with ms_writer_options_init() first. */
+typedef struct ms_writer_options {
+    size_t struct_size;         /**< set by init; lets the struct grow */
+    const char *writer_name;    /**< VMM name, at most 32 bytes; default "" */
+    const char *writer_version; /**< VMM version, at most 32 bytes; default "" */
+    uint32_t page_size;         /**< base page size; default 4096 */
+    const char *machine;        /**< INFO machine type, or NULL */
+    const char *description;    /**< INFO description, or NULL */
+    /** Upper bound of a PAGES record's page data, bytes; default 1 MiB.
+     *  A record always holds at least one page. */
+    uint32_t batch_bytes;
+    /** zstd level for page data: 0 stores raw (default); 1..19 compress,
+     *  and a batch that does not shrink is stored raw. */
+    int compress_level;
+    ms_allocator allocator;     /**< zeroed: malloc/realloc/free */
+} ms_writer_options;
+
+/** Fills @p opts with defaults. */
+MS_API void ms_writer_options_init(ms_writer_options *opts);
+
+/**
+ * Creates a writer that emits through @p fn. The preamble (and INFO, when
+ * set) is queued at once and written with the first flush.
+ * @param opts [borrow] options; NULL for defaults. Strings are copied.
+ * @return **new** writer, or NULL if @p fn is NULL, an option is invalid, or
+ *         memory ran out.
+ */
+MS_API ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx);
+
+/** Same, writing to a file descriptor with writev(), retrying short writes
+ *  and EINTR. The descriptor stays the caller's and is not closed. */
+MS_API ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd);
+
+/** Frees the writer (NULL is fine) without writing END. Use
+ *  ms_writer_finish() first for a complete stream. */
+MS_API void ms_writer_free(ms_writer *w);
+
+/**
+ * Declares a region. Regions are written in a REGIONS record before the next
+ * PAGES record; ids must be unique in the stream.
+ * @return 0, MS_EINVAL (bad size, page size, name, gpa range or duplicate
+ *         id, with a message), MS_ENOMEM, or a sticky earlier error.
+ */
+MS_API int ms_writer_add_region(ms_writer *w, const ms_region *region);
+
+/**
+ * Writes @p count pages of region @p region_id starting at page @p first,
+ * read from @p mem (count * page_size bytes). Zero pages are detected and
+ * sent as ZERO runs; the rest as DATA. Pages may be written in any order and
+ * more than once: a later copy of a page supersedes an earlier one.
+ *
+ * @p mem is only read during the call: when the call returns, the bytes are
+ * either written out or copied, and the caller may change its memory.
+ * @return 0, MS_EINVAL (unknown region, pages outside it), MS_EIO, MS_ENOMEM.
+ */
+MS_API int ms_writer_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
+                           const void *mem);
+
+/**
+ * Same as ms_writer_pages(), with the pages' bytes gathered from @p iov in
+ * order. Every iov_len must be a multiple of the region's page size; the
+ * total gives the page count.
+ */
+MS_API int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first,
+                            const struct iovec *iov, int iovcnt);
+
+/** Marks @p count pages as zero without reading any memory (for a VMM that
+ *  knows, e.g. pages never touched). */
+MS_API int ms_writer_zero_pages(ms_writer *w, uint32_t region_id, uint64_t first,
+                                uint64_t count);
+
+/**
+ * Writes one device's state.
+ * @param path, schema [borrow] UTF-8 strings (see ms_device for limits)
+ * @param state [borrow] exactly one encoded CBOR data item in the profile of
+ *        FORMAT.md section 10 (it is checked, then embedded as is)
+ * @return 0, MS_EINVAL (bad strings), MS_ECBOR (state not one valid item),
+ *         MS_ELIMIT (record would exceed the spec's size), MS_EIO, MS_ENOMEM.
+ */
+MS_API int ms_writer_device(ms_writer *w, const char *path, uint32_t instance,
+                            const char *schema, uint32_t version, const void *state,
+                            size_t state_size);
+
+/** Writes any queued pages and pushes buffered bytes to the output. */
+MS_API int ms_writer_flush(ms_writer *w);
+
+/**
+ * Writes the END record and flushes. After it, only ms_writer_free() and
+ * the query functions are valid.
+ * @param totals [out, optional] the totals written in END
+ * @return 0 or the first error that occurred.
+ */
+MS_API int ms_writer_finish(ms_writer *w, ms_totals *totals);
+
+/** Bytes handed to the output so far. */
+MS_API uint64_t ms_writer_bytes_written(const ms_writer *w);
+
+/** The sticky status (0 if none). */
+MS_API int ms_writer_status(const ms_writer *w);
+
+/** Message describing the last failure, or "" if none. Valid until the next
+ *  call on the writer. */
+MS_API const char *ms_writer_errmsg(const ms_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MIGSTREAM_WRITER_H */

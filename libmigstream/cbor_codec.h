@@ -1,0 +1,72 @@
+/*
+ * CBOR within the profile of FORMAT.md section 10: definite lengths only, no
+ * tags, simple values limited to false/true/null, floats allowed only in
+ * device state. Encoding appends to an msi_buf; decoding walks a payload one
+ * data item head at a time, never allocating and never recursing.
+ */
+#ifndef MSI_CBOR_CODEC_H
+#define MSI_CBOR_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define MSI_CBOR_MAX_DEPTH 256u /* hard ceiling for the depth option */
+
+/* ---- encoding ---- */
+int msi_cbor_put_uint(msi_buf *b, uint64_t v);
+int msi_cbor_put_text(msi_buf *b, const char *s, size_t len);
+int msi_cbor_put_map(msi_buf *b, size_t pairs);
+int msi_cbor_put_array(msi_buf *b, size_t items);
+
+/* ---- decoding ---- */
+typedef enum msi_cbor_kind {
+    MSI_CBOR_UINT,
+    MSI_CBOR_NINT,   /* value is -1 - u */
+    MSI_CBOR_BYTES,
+    MSI_CBOR_TEXT,
+    MSI_CBOR_ARRAY,  /* count in u */
+    MSI_CBOR_MAP,    /* pairs in u */
+    MSI_CBOR_SIMPLE, /* false (0), true (1), null (2) in u */
+    MSI_CBOR_FLOAT,
+} msi_cbor_kind;
+
+typedef struct msi_cbor_tok {
+    msi_cbor_kind kind;
+    uint64_t u;
+    const uint8_t *str; /* BYTES/TEXT: the string's bytes */
+    size_t len;         /* BYTES/TEXT: its length */
+} msi_cbor_tok;
+
+typedef struct msi_cbor_in {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;       /* next byte to decode */
+    size_t err_pos;   /* where the failing item starts */
+    const char *err;  /* static description of the failure */
+} msi_cbor_in;
+
+void msi_cbor_in_init(msi_cbor_in *in, const uint8_t *p, size_t len);
+/* Decodes one item head. MS_OK or MS_ECBOR (with in->err set). */
+int msi_cbor_next(msi_cbor_in *in, msi_cbor_tok *t);
+/* Skips one whole data item, checking it against the profile and nesting at
+ * most @max_depth containers deep. @allow_float admits floats. */
+int msi_cbor_skip(msi_cbor_in *in, unsigned max_depth, bool allow_float);
+
+/* Structural maps of the format (INFO, REGIONS, DEVICE, END): a definite map
+ * with small unsigned keys, each at most once. msi_cbor_map_key() returns
+ * the next key; keys 0..63 are checked for duplicates. */
+typedef struct msi_cbor_map {
+    uint64_t remaining;
+    uint64_t seen;
+} msi_cbor_map;
+int msi_cbor_map_open(msi_cbor_in *in, msi_cbor_map *m);
+/* 1 with a key in *key, 0 when the map is done, MS_ECBOR / MS_ECORRUPT. */
+int msi_cbor_map_key(msi_cbor_in *in, msi_cbor_map *m, uint64_t *key);
+int msi_cbor_get_uint(msi_cbor_in *in, uint64_t *v);
+/* A text string: returns a view (not NUL-terminated). */
+int msi_cbor_get_text(msi_cbor_in *in, const uint8_t **s, size_t *len);
+
+#endif /* MSI_CBOR_CODEC_H */

@@ -1,0 +1,94 @@
+/*
+ * Internal helpers every part of the library uses: the allocator wrappers,
+ * little-endian integers on the wire (FORMAT.md section 1: all fixed-width
+ * integers are little-endian), overflow-checked size arithmetic and a
+ * growable byte buffer. Nothing here is exported.
+ */
+#ifndef MSI_UTIL_H
+#define MSI_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "migstream/common.h"
+
+/* ---- allocation through the caller's allocator (or libc) ---- */
+void msi_allocator_set(ms_allocator *dst, const ms_allocator *src);
+void *msi_alloc(const ms_allocator *a, size_t size);
+void *msi_calloc(const ms_allocator *a, size_t n, size_t size);
+void *msi_realloc(const ms_allocator *a, void *p, size_t size);
+void msi_free(const ms_allocator *a, void *p);
+char *msi_strdup(const ms_allocator *a, const char *s);
+
+/* ---- integers on the wire: always through these, never pointer casts ---- */
+static inline void msi_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void msi_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void msi_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t msi_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t msi_get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t msi_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---- overflow-checked arithmetic: true when the result overflowed ---- */
+static inline bool msi_add_overflow(uint64_t a, uint64_t b, uint64_t *r)
+{
+    return __builtin_add_overflow(a, b, r);
+}
+static inline bool msi_mul_overflow(uint64_t a, uint64_t b, uint64_t *r)
+{
+    return __builtin_mul_overflow(a, b, r);
+}
+static inline bool msi_is_pow2(uint64_t v)
+{
+    return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* ---- growable byte buffer ---- */
+typedef struct msi_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    const ms_allocator *alloc;
+} msi_buf;
+
+void msi_buf_init(msi_buf *b, const ms_allocator *a);
+void msi_buf_free(msi_buf *b);
+/* Makes room for @extra more bytes; MS_ENOMEM or MS_ELIMIT on failure. */
+int msi_buf_reserve(msi_buf *b, size_t extra);
+int msi_buf_append(msi_buf *b, const void *p, size_t n);
+/* Appends @n bytes and returns where they start (for filling in), or NULL. */
+uint8_t *msi_buf_grow(msi_buf *b, size_t n);
+
+/* Copies the first bytes of a NUL-terminated string's prefix of length n
+ * into dst, NUL-terminating it; used for fixed-width preamble fields. */
+size_t msi_strnlen(const char *s, size_t max);
+
+#endif /* MSI_UTIL_H */

@@ -1,0 +1,679 @@
+/*
+ * The writer (include/migstream/writer.h): turns calls into records.
+ *
+ * Small records (INFO, REGIONS, DEVICE, END) are serialized into `out`,
+ * which is pushed to the output whenever a PAGES record goes out, when it
+ * grows past OUT_FLUSH, and at flush/finish. PAGES records are batched: the
+ * pending batch holds extents and, for DATA pages, iovecs that point straight
+ * at the caller's memory, so uncompressed page data is never copied. Before a
+ * call returns, a pending batch that still points at caller memory is either
+ * written out (when large) or copied into `stage` (when small), so callers
+ * that hand in one page at a time still get full batches.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compress.h"
+#include "frame.h"
+#include "migstream/writer.h"
+#include "payload.h"
+#include "zero.h"
+
+#define WRITER_MAGIC 0x4d535754u /* "MSWT": catches use of a freed/foreign handle */
+#define MAX_EXTENTS 8192u        /* per PAGES record: 192 KiB of extents */
+#define OUT_FLUSH (256u * 1024)
+#define DEFAULT_BATCH (1u << 20)
+#define MAX_BATCH (32u << 20)
+
+struct ms_writer {
+    uint32_t magic;
+    ms_allocator alloc;
+    ms_write_fn fn;
+    void *ctx;
+    int fd; /* >= 0 for the fd writer: lets messages carry errno */
+
+    int status;
+    char msg[320];
+    bool finished;
+
+    ms_header hdr;
+    uint32_t batch_bytes;
+    int level;
+
+    uint64_t chain;   /* checksum of the last record (the chain's seed) */
+    uint64_t written; /* bytes handed to the output */
+    ms_totals totals; /* running counts for END */
+    msi_buf out;      /* serialized bytes not yet handed out */
+    msi_buf scratch;  /* CBOR payload under construction */
+
+    ms_region *regions;
+    size_t nregions, regions_cap, regions_written;
+
+    /* pending PAGES batch */
+    bool pending;
+    size_t p_region; /* index into regions */
+    ms_extent *ext;
+    uint32_t next;
+    struct iovec *seg;
+    size_t nseg, seg_cap;
+    size_t first_borrowed; /* segments from here on point at caller memory */
+    size_t data_bytes;
+    uint8_t *stage;
+    size_t stage_cap;
+
+    msi_buf zbuf;
+    void *cctx;
+    void *hash;
+};
+
+static int fail(ms_writer *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(ms_writer *w, int code, const char *fmt, ...)
+{
+    if (w->status)
+        return w->status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+    va_end(ap);
+    w->status = code;
+    return code;
+}
+
+static int check(const ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return MS_EINVAL;
+    if (w->status)
+        return w->status;
+    return w->finished ? MS_ESTATE : MS_OK;
+}
+
+/* ------------------------------------------------------------------ output */
+
+static int emit(ms_writer *w, const struct iovec *iov, int iovcnt)
+{
+    int rc = w->fn(w->ctx, iov, iovcnt);
+    if (rc < 0) {
+        if (w->fd >= 0)
+            return fail(w, MS_EIO, "write to fd %d failed at byte %llu: %s", w->fd,
+                        (unsigned long long)w->written, strerror(-rc));
+        return fail(w, MS_EIO, "output callback failed (returned %d) at byte %llu", rc,
+                    (unsigned long long)w->written);
+    }
+    for (int i = 0; i < iovcnt; i++)
+        w->written += iov[i].iov_len;
+    return MS_OK;
+}
+
+static int flush_out(ms_writer *w)
+{
+    if (w->out.len == 0)
+        return MS_OK;
+    struct iovec iov = {w->out.data, w->out.len};
+    int rc = emit(w, &iov, 1);
+    w->out.len = 0;
+    return rc;
+}
+
+/* Queues a record whose payload is w->scratch. */
+static int put_record(ms_writer *w, uint16_t type, uint16_t flags)
+{
+    if (w->scratch.len > MS_MAX_RECORD_PAYLOAD)
+        return fail(w, MS_ELIMIT, "%s record of %zu bytes exceeds the format's %u-byte limit",
+                    type == MS_REC_DEVICE ? "DEVICE" : "REGIONS", w->scratch.len,
+                    MS_MAX_RECORD_PAYLOAD);
+    uint8_t *h = msi_buf_grow(&w->out, MSI_RECORD_HEADER);
+    if (!h || msi_buf_append(&w->out, w->scratch.data, w->scratch.len))
+        return fail(w, MS_ENOMEM, "out of memory queuing a record");
+    h = w->out.data + w->out.len - w->scratch.len - MSI_RECORD_HEADER;
+    msi_record_header(h, type, flags, (uint32_t)w->scratch.len);
+    struct iovec pl = {h + MSI_RECORD_HEADER, w->scratch.len};
+    w->chain = msi_record_checksum(w->hash, w->chain, h, &pl, 1);
+    msi_put64(h + 8, w->chain);
+    w->totals.records++;
+    w->scratch.len = 0;
+    return w->out.len >= OUT_FLUSH ? flush_out(w) : MS_OK;
+}
+
+static int emit_regions(ms_writer *w)
+{
+    if (w->regions_written == w->nregions)
+        return MS_OK;
+    w->scratch.len = 0;
+    if (msi_regions_encode(&w->scratch, w->regions + w->regions_written,
+                           w->nregions - w->regions_written))
+        return fail(w, MS_ENOMEM, "out of memory encoding REGIONS");
+    w->regions_written = w->nregions;
+    return put_record(w, MS_REC_REGIONS, MS_RECORD_MUST_UNDERSTAND);
+}
+
+/* Writes the pending batch as one PAGES record (FORMAT.md section 6). */
+static int emit_pages(ms_writer *w)
+{
+    int rc;
+    if (!w->pending)
+        return MS_OK;
+    if ((rc = emit_regions(w)))
+        return rc;
+    const ms_region *r = &w->regions[w->p_region];
+
+    const struct iovec *data = w->seg;
+    size_t ndata = w->nseg, stored = w->data_bytes;
+    uint8_t encoding = MS_ENCODING_RAW;
+    struct iovec zio;
+    if (w->level > 0 && w->data_bytes > 0) {
+        rc = msi_zstd_compress(&w->cctx, w->level, w->seg, (int)w->nseg, w->data_bytes,
+                               &w->zbuf);
+        if (rc)
+            return fail(w, rc, "zstd compression of %zu bytes failed", w->data_bytes);
+        if (w->zbuf.len < w->data_bytes) { /* else incompressible: store raw */
+            encoding = MS_ENCODING_ZSTD;
+            zio.iov_base = w->zbuf.data;
+            zio.iov_len = w->zbuf.len;
+            data = &zio;
+            ndata = 1;
+            stored = w->zbuf.len;
+        }
+    }
+
+    size_t meta = MSI_PAGES_HEADER + (size_t)w->next * MSI_EXTENT_SIZE;
+    uint8_t *p = msi_buf_grow(&w->out, MSI_RECORD_HEADER + meta);
+    if (!p)
+        return fail(w, MS_ENOMEM, "out of memory queuing PAGES");
+    msi_record_header(p, MS_REC_PAGES, MS_RECORD_MUST_UNDERSTAND, (uint32_t)(meta + stored));
+    msi_pages_header(p + MSI_RECORD_HEADER, r->id, w->next, encoding);
+    for (uint32_t i = 0; i < w->next; i++) {
+        msi_extent_encode(p + MSI_RECORD_HEADER + MSI_PAGES_HEADER + i * MSI_EXTENT_SIZE,
+                          &w->ext[i]);
+        w->totals.pages[w->ext[i].state] += w->ext[i].count;
+    }
+
+    /* One iovec array: everything queued in `out` (ending with this record's
+     * header and extents), then the page data. */
+    struct iovec stackv[64], *iov = stackv;
+    if (ndata + 1 > 64 && !(iov = msi_calloc(&w->alloc, ndata + 1, sizeof *iov)))
+        return fail(w, MS_ENOMEM, "out of memory");
+    iov[0].iov_base = p + MSI_RECORD_HEADER;
+    iov[0].iov_len = meta;
+    memcpy(iov + 1, data, ndata * sizeof *iov);
+    w->chain = msi_record_checksum(w->hash, w->chain, p, iov, (int)ndata + 1);
+    msi_put64(p + 8, w->chain);
+    iov[0].iov_base = w->out.data;
+    iov[0].iov_len = w->out.len;
+    rc = emit(w, iov, (int)ndata + 1);
+    if (iov != stackv)
+        msi_free(&w->alloc, iov);
+    w->out.len = 0;
+    w->totals.records++;
+    w->pending = false;
+    w->next = 0;
+    w->nseg = w->first_borrowed = 0;
+    w->data_bytes = 0;
+    return rc;
+}
+
+/* ------------------------------------------------------------- page batches */
+
+static int add_segment(ms_writer *w, const uint8_t *p, size_t len)
+{
+    /* Contiguous caller memory extends the last segment; the staged copy is
+     * never extended, since caller memory that happens to follow it is not
+     * part of it. */
+    if (w->nseg > w->first_borrowed) {
+        struct iovec *last = &w->seg[w->nseg - 1];
+        if ((const uint8_t *)last->iov_base + last->iov_len == p) {
+            last->iov_len += len;
+            w->data_bytes += len;
+            return MS_OK;
+        }
+    }
+    if (w->nseg == w->seg_cap) {
+        size_t cap = w->seg_cap ? w->seg_cap * 2 : 64;
+        struct iovec *s = msi_realloc(&w->alloc, w->seg, cap * sizeof *s);
+        if (!s)
+            return fail(w, MS_ENOMEM, "out of memory batching pages");
+        w->seg = s;
+        w->seg_cap = cap;
+    }
+    w->seg[w->nseg].iov_base = (void *)(uintptr_t)p;
+    w->seg[w->nseg].iov_len = len;
+    w->nseg++;
+    w->data_bytes += len;
+    return MS_OK;
+}
+
+/* Adds @n pages in @state starting at page @idx of region @ri; DATA pages'
+ * bytes start at @p and are contiguous. */
+static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t state,
+                   const uint8_t *p)
+{
+    const uint32_t ps = w->regions[ri].page_size;
+    int rc;
+    while (n > 0) {
+        ms_extent *last = w->next ? &w->ext[w->next - 1] : NULL;
+        if (w->pending && (w->p_region != ri || (last && idx < last->first + last->count)))
+            if ((rc = emit_pages(w)))
+                return rc;
+        if (!w->pending) {
+            w->pending = true;
+            w->p_region = ri;
+            last = NULL;
+        }
+        uint64_t take = n;
+        if (state == MS_PAGE_DATA) {
+            size_t room = w->data_bytes < w->batch_bytes ? (w->batch_bytes - w->data_bytes) / ps
+                                                         : 0;
+            if (room == 0 && w->data_bytes == 0)
+                room = 1; /* a record always holds at least one page */
+            if (room == 0) {
+                if ((rc = emit_pages(w)))
+                    return rc;
+                continue;
+            }
+            if (take > room)
+                take = room;
+        }
+        bool merge = last && last->state == state && last->first + last->count == idx &&
+                     last->count < UINT32_MAX;
+        if (!merge && w->next == MAX_EXTENTS) {
+            if ((rc = emit_pages(w)))
+                return rc;
+            continue;
+        }
+        if (merge) {
+            if (take > UINT32_MAX - last->count)
+                take = UINT32_MAX - last->count;
+            last->count += (uint32_t)take;
+        } else {
+            if (take > UINT32_MAX)
+                take = UINT32_MAX;
+            w->ext[w->next++] = (ms_extent){.first = idx, .count = (uint32_t)take,
+                                            .state = state, .arg = 0};
+        }
+        if (state == MS_PAGE_DATA) {
+            if ((rc = add_segment(w, p, (size_t)take * ps)))
+                return rc;
+            p += (size_t)take * ps;
+        }
+        idx += take;
+        n -= take;
+    }
+    return MS_OK;
+}
+
+/* Before returning to the caller, no pending segment may point at its
+ * memory: write a large batch out, copy a small one aside. */
+static int settle(ms_writer *w)
+{
+    if (!w->pending || w->nseg == w->first_borrowed)
+        return MS_OK;
+    if (w->data_bytes >= w->batch_bytes / 2)
+        return emit_pages(w);
+    size_t staged = w->first_borrowed ? w->seg[0].iov_len : 0;
+    if (!w->stage) {
+        w->stage_cap = w->batch_bytes;
+        if (!(w->stage = msi_alloc(&w->alloc, w->stage_cap)))
+            return fail(w, MS_ENOMEM, "out of memory staging pages");
+    }
+    for (size_t i = w->first_borrowed; i < w->nseg; i++) {
+        memcpy(w->stage + staged, w->seg[i].iov_base, w->seg[i].iov_len);
+        staged += w->seg[i].iov_len;
+    }
+    w->seg[0].iov_base = w->stage;
+    w->seg[0].iov_len = staged;
+    w->nseg = w->first_borrowed = 1;
+    return MS_OK;
+}
+
+static int find_region(ms_writer *w, uint32_t id, uint64_t first, uint64_t count, size_t *ri)
+{
+    for (size_t i = 0; i < w->nregions; i++) {
+        if (w->regions[i].id != id)
+            continue;
+        uint64_t pages = w->regions[i].size / w->regions[i].page_size;
+        if (first > pages || count > pages - first)
+            return fail(w, MS_EINVAL, "pages %llu..+%llu lie outside region %u \"%s\" (%llu "
+                        "pages)", (unsigned long long)first, (unsigned long long)count, id,
+                        w->regions[i].name, (unsigned long long)pages);
+        *ri = i;
+        return MS_OK;
+    }
+    return fail(w, MS_EINVAL, "region %u was not declared with ms_writer_add_region", id);
+}
+
+/* ---------------------------------------------------------------- the API */
+
+void ms_writer_options_init(ms_writer_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->page_size = 4096;
+    o->batch_bytes = DEFAULT_BATCH;
+}
+
+static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx, int fd)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    if (opts)
+        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    if (!fn || !msi_is_pow2(o.page_size) || o.page_size < MS_MIN_PAGE_SIZE ||
+        o.page_size > MS_MAX_BASE_PAGE_SIZE || o.compress_level < 0 || o.compress_level > 19)
+        return NULL;
+    const char *name = o.writer_name ? o.writer_name : "";
+    const char *version = o.writer_version ? o.writer_version : "";
+    if (strlen(name) > MS_WRITER_FIELD_LEN || strlen(version) > MS_WRITER_FIELD_LEN)
+        return NULL;
+    if ((o.machine && (!*o.machine || strlen(o.machine) > MS_MAX_NAME_LEN ||
+                       !msi_text_ok((const uint8_t *)o.machine, strlen(o.machine)))) ||
+        (o.description && (!*o.description || strlen(o.description) > 65535 ||
+                           !msi_text_ok((const uint8_t *)o.description, strlen(o.description)))))
+        return NULL;
+
+    ms_allocator a;
+    msi_allocator_set(&a, &o.allocator);
+    ms_writer *w = msi_calloc(&a, 1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->magic = WRITER_MAGIC;
+    w->alloc = a;
+    w->fn = fn;
+    w->ctx = ctx;
+    w->fd = fd;
+    w->level = o.compress_level;
+    w->batch_bytes = o.batch_bytes ? o.batch_bytes : DEFAULT_BATCH;
+    if (w->batch_bytes > MAX_BATCH)
+        w->batch_bytes = MAX_BATCH;
+    if (w->batch_bytes < o.page_size)
+        w->batch_bytes = o.page_size;
+    msi_buf_init(&w->out, &w->alloc);
+    msi_buf_init(&w->scratch, &w->alloc);
+    msi_buf_init(&w->zbuf, &w->alloc);
+    w->ext = msi_calloc(&w->alloc, MAX_EXTENTS, sizeof *w->ext);
+    w->hash = msi_hash_state_new();
+
+    w->hdr.major = MS_FORMAT_MAJOR;
+    w->hdr.minor = MS_FORMAT_MINOR;
+    w->hdr.page_size = o.page_size;
+    memcpy(w->hdr.writer_name, name, strlen(name) + 1);
+    memcpy(w->hdr.writer_version, version, strlen(version) + 1);
+    uint8_t *pre = msi_buf_grow(&w->out, MSI_PREAMBLE_SIZE);
+    if (!w->ext || !w->hash || !pre) {
+        ms_writer_free(w);
+        return NULL;
+    }
+    msi_preamble_encode(&w->hdr, pre);
+    w->chain = w->hdr.checksum;
+    if (o.machine || o.description) {
+        if (msi_info_encode(&w->scratch, o.machine, o.description) ||
+            put_record(w, MS_REC_INFO, 0)) {
+            ms_writer_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx)
+{
+    return writer_new(opts, fn, ctx, -1);
+}
+
+/* writev() until every byte is out; returns 0 or -errno. */
+static int fd_write(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    int fd = (int)(intptr_t)ctx;
+    struct iovec local[64];
+    int i = 0;
+    size_t skip = 0; /* bytes of iov[i] already written */
+    while (i < iovcnt) {
+        int n = 0;
+        for (int k = i; k < iovcnt && n < 64; k++, n++) {
+            local[n] = iov[k];
+            if (k == i) {
+                local[n].iov_base = (uint8_t *)local[n].iov_base + skip;
+                local[n].iov_len -= skip;
+            }
+        }
+        ssize_t got = writev(fd, local, n);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        size_t left = (size_t)got;
+        while (i < iovcnt && left >= iov[i].iov_len - skip) {
+            left -= iov[i].iov_len - skip;
+            skip = 0;
+            i++;
+        }
+        skip += left;
+    }
+    return 0;
+}
+
+ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    return writer_new(opts, fd_write, (void *)(intptr_t)fd, fd);
+}
+
+void ms_writer_free(ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return;
+    for (size_t i = 0; i < w->nregions; i++)
+        msi_free(&w->alloc, (void *)w->regions[i].name);
+    msi_free(&w->alloc, w->regions);
+    msi_free(&w->alloc, w->ext);
+    msi_free(&w->alloc, w->seg);
+    msi_free(&w->alloc, w->stage);
+    msi_buf_free(&w->out);
+    msi_buf_free(&w->scratch);
+    msi_buf_free(&w->zbuf);
+    msi_zstd_free(w->cctx, NULL);
+    msi_hash_state_free(w->hash);
+    w->magic = 0;
+    ms_allocator a = w->alloc;
+    msi_free(&a, w);
+}
+
+int ms_writer_add_region(ms_writer *w, const ms_region *region)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if (!region || !region->name)
+        return fail(w, MS_EINVAL, "region or its name is NULL");
+    size_t nl = strlen(region->name);
+    const char *why = msi_region_check(region, nl, w->hdr.page_size);
+    if (!why && !msi_text_ok((const uint8_t *)region->name, nl))
+        why = "name is not valid UTF-8";
+    if (why)
+        return fail(w, MS_EINVAL, "region %u \"%s\": %s", region->id, region->name, why);
+    for (size_t i = 0; i < w->nregions; i++) {
+        const ms_region *o = &w->regions[i];
+        if (o->id == region->id)
+            return fail(w, MS_EINVAL, "region id %u is declared twice", region->id);
+        if (o->has_gpa && region->has_gpa && region->gpa <= o->gpa + (o->size - 1) &&
+            o->gpa <= region->gpa + (region->size - 1))
+            return fail(w, MS_EINVAL, "region %u \"%s\" overlaps region %u \"%s\" in "
+                        "guest-physical memory", region->id, region->name, o->id, o->name);
+    }
+    if (w->nregions == w->regions_cap) {
+        size_t cap = w->regions_cap ? w->regions_cap * 2 : 8;
+        ms_region *r = msi_realloc(&w->alloc, w->regions, cap * sizeof *r);
+        if (!r)
+            return fail(w, MS_ENOMEM, "out of memory adding a region");
+        w->regions = r;
+        w->regions_cap = cap;
+    }
+    char *name = msi_strdup(&w->alloc, region->name);
+    if (!name)
+        return fail(w, MS_ENOMEM, "out of memory adding a region");
+    w->regions[w->nregions] = *region;
+    w->regions[w->nregions].name = name;
+    w->nregions++;
+    return MS_OK;
+}
+
+int ms_writer_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
+                    const void *mem)
+{
+    struct iovec iov;
+    int rc = check(w);
+    size_t ri;
+    if (rc)
+        return rc;
+    if ((rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    if (count && !mem)
+        return fail(w, MS_EINVAL, "memory pointer is NULL");
+    uint64_t bytes;
+    if (msi_mul_overflow(count, w->regions[ri].page_size, &bytes) || bytes > SIZE_MAX)
+        return fail(w, MS_EINVAL, "page count %llu is too large", (unsigned long long)count);
+    iov.iov_base = (void *)(uintptr_t)mem;
+    iov.iov_len = (size_t)bytes;
+    return ms_writer_pagesv(w, region_id, first, &iov, 1);
+}
+
+int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first, const struct iovec *iov,
+                     int iovcnt)
+{
+    int rc = check(w);
+    size_t ri;
+    if (rc)
+        return rc;
+    if (iovcnt < 0 || (iovcnt > 0 && !iov))
+        return fail(w, MS_EINVAL, "invalid iovec array");
+    uint64_t count = 0;
+    if ((rc = find_region(w, region_id, first, 0, &ri)))
+        return rc;
+    const uint32_t ps = w->regions[ri].page_size;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len % ps)
+            return fail(w, MS_EINVAL, "iovec %d holds %zu bytes, not a multiple of the page "
+                        "size %u", i, iov[i].iov_len, ps);
+        if (iov[i].iov_len && !iov[i].iov_base)
+            return fail(w, MS_EINVAL, "iovec %d has a NULL base", i);
+        count += iov[i].iov_len / ps;
+    }
+    if ((rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+
+    uint64_t idx = first;
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t n = iov[i].iov_len / ps;
+        size_t k = 0;
+        bool zero = n ? msi_is_zero(p, ps) : false;
+        while (k < n) {
+            /* One add_run() per run of pages in the same state; each page is
+             * tested once. */
+            size_t j = k + 1;
+            bool next_zero = zero;
+            while (j < n && (next_zero = msi_is_zero(p + j * ps, ps)) == zero)
+                j++;
+            rc = add_run(w, ri, idx + k, j - k, zero ? MS_PAGE_ZERO : MS_PAGE_DATA, p + k * ps);
+            if (rc)
+                return rc;
+            k = j;
+            zero = next_zero;
+        }
+        idx += n;
+    }
+    return settle(w);
+}
+
+int ms_writer_zero_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count)
+{
+    int rc = check(w);
+    size_t ri;
+    if (rc)
+        return rc;
+    if ((rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    if (count == 0)
+        return MS_OK;
+    return add_run(w, ri, first, count, MS_PAGE_ZERO, NULL);
+}
+
+int ms_writer_device(ms_writer *w, const char *path, uint32_t instance, const char *schema,
+                     uint32_t version, const void *state, size_t state_size)
+{
+    int rc = check(w);
+    msi_perr e;
+    if (rc)
+        return rc;
+    if (!path || !schema || (!state && state_size))
+        return fail(w, MS_EINVAL, "device path, schema or state is NULL");
+    size_t pl = strlen(path), sl = strlen(schema);
+    if (pl == 0 || pl > MS_MAX_PATH_LEN || !msi_text_ok((const uint8_t *)path, pl))
+        return fail(w, MS_EINVAL, "device path \"%s\" is empty, longer than %u bytes or not "
+                    "UTF-8", path, MS_MAX_PATH_LEN);
+    if (sl == 0 || sl > MS_MAX_NAME_LEN || !msi_text_ok((const uint8_t *)schema, sl))
+        return fail(w, MS_EINVAL, "device \"%s\": schema name is empty, longer than %u bytes "
+                    "or not UTF-8", path, MS_MAX_NAME_LEN);
+    if ((rc = msi_device_state_check(state, state_size, MSI_CBOR_MAX_DEPTH, &e)))
+        return fail(w, rc, "device \"%s\": state at byte %zu: %s", path, e.at, e.msg);
+    if ((rc = emit_pages(w)))
+        return rc;
+    w->scratch.len = 0;
+    if (msi_device_encode(&w->scratch, path, instance, schema, version, state, state_size))
+        return fail(w, MS_ENOMEM, "out of memory encoding device \"%s\"", path);
+    w->totals.devices++;
+    return put_record(w, MS_REC_DEVICE, MS_RECORD_MUST_UNDERSTAND);
+}
+
+int ms_writer_flush(ms_writer *w)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+        return rc;
+    return flush_out(w);
+}
+
+int ms_writer_finish(ms_writer *w, ms_totals *totals)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+        return rc;
+    w->totals.bytes = w->written + w->out.len;
+    w->scratch.len = 0;
+    if (msi_end_encode(&w->scratch, &w->totals))
+        return fail(w, MS_ENOMEM, "out of memory encoding END");
+    ms_totals t = w->totals;
+    if ((rc = put_record(w, MS_REC_END, MS_RECORD_MUST_UNDERSTAND)) || (rc = flush_out(w)))
+        return rc;
+    w->finished = true;
+    if (totals)
+        *totals = t;
+    return MS_OK;
+}
+
+uint64_t ms_writer_bytes_written(const ms_writer *w)
+{
+    return w && w->magic == WRITER_MAGIC ? w->written : 0;
+}
+
+int ms_writer_status(const ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return MS_EINVAL;
+    return w->status;
+}
+
+const char *ms_writer_errmsg(const ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return "invalid writer handle";
+    return w->status ? w->msg : "";
+}
