@@ -122,7 +122,7 @@ int msi_cbor_next(msi_cbor_in *in, msi_cbor_tok *t)
     if (at >= in->len)
         return fail(in, at, "CBOR item truncated (payload ends)");
     tok_ctx ctx = {.t = t, .bad = NULL};
-    t->kind = (msi_cbor_kind)-1;
+    t->kind = MSI_CBOR_NONE;
     t->u = 0;
     t->str = NULL;
     t->len = 0;
@@ -135,7 +135,7 @@ int msi_cbor_next(msi_cbor_in *in, msi_cbor_tok *t)
                             "or unsupported simple value)");
     if (ctx.bad)
         return fail(in, at, ctx.bad);
-    if ((int)t->kind == -1 || res.read == 0 || res.read > in->len - at)
+    if (t->kind == MSI_CBOR_NONE || res.read == 0 || res.read > in->len - at)
         return fail(in, at, "malformed CBOR item");
     in->pos = at + res.read;
     /* Every item takes at least one byte, so a count larger than what is

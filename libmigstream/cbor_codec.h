@@ -23,6 +23,7 @@ int msi_cbor_put_array(msi_buf *b, size_t items);
 
 /* ---- decoding ---- */
 typedef enum msi_cbor_kind {
+    MSI_CBOR_NONE,   /* no item decoded (internal) */
     MSI_CBOR_UINT,
     MSI_CBOR_NINT,   /* value is -1 - u */
     MSI_CBOR_BYTES,
