@@ -77,8 +77,8 @@ static void cb_text(void *c, cbor_data d, size_t n)
 }
 static void cb_array(void *c, size_t n) { CTX->t->kind = MSI_CBOR_ARRAY; CTX->t->u = n; }
 static void cb_map(void *c, size_t n) { CTX->t->kind = MSI_CBOR_MAP; CTX->t->u = n; }
-static void cb_float(void *c, float v) { (void)v; CTX->t->kind = MSI_CBOR_FLOAT; }
-static void cb_double(void *c, double v) { (void)v; CTX->t->kind = MSI_CBOR_FLOAT; }
+static void cb_float(void *c, float v) { CTX->t->kind = MSI_CBOR_FLOAT; CTX->t->f = v; }
+static void cb_double(void *c, double v) { CTX->t->kind = MSI_CBOR_FLOAT; CTX->t->f = v; }
 static void cb_null(void *c) { CTX->t->kind = MSI_CBOR_SIMPLE; CTX->t->u = 2; }
 static void cb_bool(void *c, bool v) { CTX->t->kind = MSI_CBOR_SIMPLE; CTX->t->u = v; }
 static void cb_indef(void *c) { CTX->bad = "indefinite-length item (the profile allows definite lengths only)"; }

@@ -39,6 +39,7 @@ typedef struct msi_cbor_tok {
     uint64_t u;
     const uint8_t *str; /* BYTES/TEXT: the string's bytes */
     size_t len;         /* BYTES/TEXT: its length */
+    double f;           /* FLOAT: its value */
 } msi_cbor_tok;
 
 typedef struct msi_cbor_in {

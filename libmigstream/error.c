@@ -1,5 +1,5 @@
 /*
- * Status names and the library version (see common.h).
+ * Status names, wire enumeration names and the library version (common.h).
  */
 #include "migstream/common.h"
 
@@ -30,5 +30,26 @@ const char *ms_strerror(int status)
     case MS_ECBOR: return "MS_ECBOR: malformed CBOR";
     case MS_ECOMPRESS: return "MS_ECOMPRESS: compressed data could not be decoded";
     default: return "unknown status";
+    }
+}
+
+const char *ms_record_type_name(unsigned type)
+{
+    switch (type) {
+    case MS_REC_INFO: return "INFO";
+    case MS_REC_REGIONS: return "REGIONS";
+    case MS_REC_PAGES: return "PAGES";
+    case MS_REC_DEVICE: return "DEVICE";
+    case MS_REC_END: return "END";
+    default: return NULL;
+    }
+}
+
+const char *ms_page_state_name(unsigned state)
+{
+    switch (state) {
+    case MS_PAGE_DATA: return "DATA";
+    case MS_PAGE_ZERO: return "ZERO";
+    default: return NULL;
     }
 }

@@ -85,12 +85,9 @@ uint64_t msi_record_checksum(void *state, uint64_t seed, const uint8_t *hdr,
 
 const char *msi_record_name(uint16_t type, char tmp[16])
 {
-    switch (type) {
-    case MS_REC_INFO: return "INFO";
-    case MS_REC_REGIONS: return "REGIONS";
-    case MS_REC_PAGES: return "PAGES";
-    case MS_REC_DEVICE: return "DEVICE";
-    case MS_REC_END: return "END";
-    default: snprintf(tmp, 16, "type 0x%04x", type); return tmp;
-    }
+    const char *name = ms_record_type_name(type);
+    if (name)
+        return name;
+    snprintf(tmp, 16, "type 0x%04x", type);
+    return tmp;
 }

@@ -42,6 +42,8 @@ struct ms_reader {
     uint32_t max_record;
     uint32_t max_regions;
     uint32_t max_depth;
+    ms_problem_fn on_problem;
+    void *problem_ctx;
 
     int status;
     char msg[512];
@@ -122,6 +124,22 @@ __attribute__((format(printf, 4, 5))) static int fail_rec(ms_reader *r, int code
 static int fail_payload(ms_reader *r, int code, const msi_perr *e)
 {
     return fail_rec(r, code, r->rec.offset + MSI_RECORD_HEADER + e->at, "%s", e->msg);
+}
+
+/* In lenient mode, turns a failure inside one record into a report and
+ * clears the sticky status so reading goes on; returns the status to keep
+ * (0 when stepped over). Only problems confined to a record's payload or its
+ * checksum qualify: after them the next record still starts at a known byte. */
+static int step_over(ms_reader *r, int rc)
+{
+    if (!r->on_problem || rc == MS_ENOMEM || rc == MS_EIO || rc == MS_ETRUNCATED)
+        return rc;
+    r->on_problem(r->problem_ctx, rc, r->err_offset, r->err_record, r->msg);
+    r->status = 0;
+    r->msg[0] = 0;
+    if (!r->rec.status)
+        r->rec.status = rc;
+    return 0;
 }
 
 /* ------------------------------------------------------------------- input */
@@ -471,6 +489,9 @@ static int do_end(ms_reader *r, const uint8_t *p, size_t n)
     if (rc)
         return fail_payload(r, rc, &e);
     const uint64_t at = r->rec.offset + MSI_RECORD_HEADER;
+    /* END ends the stream even when its totals disagree (a lenient reader
+     * reports that and stops here, rather than reading on). */
+    r->done = true;
     if (t->records != r->index)
         return fail_rec(r, MS_ECORRUPT, at, "END counts %llu records but %llu precede it: "
                         "records were lost or added", (unsigned long long)t->records,
@@ -487,7 +508,6 @@ static int do_end(ms_reader *r, const uint8_t *p, size_t n)
     if (t->devices != r->seen.devices)
         return fail_rec(r, MS_ECORRUPT, at, "END counts %llu devices but the stream holds %llu",
                         (unsigned long long)t->devices, (unsigned long long)r->seen.devices);
-    r->done = true;
     return MS_OK;
 }
 
@@ -542,6 +562,8 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
                         : MS_MAX_RECORD_PAYLOAD;
     r->max_regions = o.max_regions ? o.max_regions : DEFAULT_MAX_REGIONS;
     r->max_depth = o.max_cbor_depth ? o.max_cbor_depth : DEFAULT_CBOR_DEPTH;
+    r->on_problem = o.on_problem;
+    r->problem_ctx = o.problem_ctx;
     if (r->max_depth > MSI_CBOR_MAX_DEPTH)
         r->max_depth = MSI_CBOR_MAX_DEPTH;
     r->err_record = -1;
@@ -652,11 +674,16 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
     rec->flags = msi_get16(h + 2);
     rec->length = msi_get32(h + 4);
     rec->checksum = msi_get64(h + 8);
-    if (rec->type == 0)
-        return fail_rec(r, MS_ECORRUPT, rec->offset, "record type 0 is invalid");
-    if (rec->flags & ~MS_RECORD_MUST_UNDERSTAND)
-        return fail_rec(r, MS_ECORRUPT, rec->offset + 2, "reserved record flag bits 0x%04x are "
-                        "set", rec->flags & ~MS_RECORD_MUST_UNDERSTAND);
+    /* A bad type or flag word still leaves the length usable, so even these
+     * can be stepped over in lenient mode. */
+    if (rec->type == 0 &&
+        (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset, "record type 0 is invalid"))))
+        return rc;
+    if ((rec->flags & ~MS_RECORD_MUST_UNDERSTAND) &&
+        (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset + 2, "reserved record flag "
+                                    "bits 0x%04x are set",
+                                    rec->flags & ~MS_RECORD_MUST_UNDERSTAND))))
+        return rc;
     if (rec->length > r->max_record)
         return fail_rec(r, MS_ELIMIT, rec->offset + 4, "payload length %u exceeds the limit of "
                         "%u bytes", rec->length, r->max_record);
@@ -666,25 +693,40 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
     rec->payload = payload;
     struct iovec pl = {(void *)(uintptr_t)payload, rec->length};
     uint64_t sum = msi_record_checksum(r->hash, r->chain, h, &pl, 1);
-    if (sum != rec->checksum)
-        return fail_rec(r, MS_ECHECKSUM, rec->offset + 8, "checksum mismatch (stored %016llx, "
-                        "computed %016llx): the record is corrupt, or a record before it is "
-                        "missing or out of order", (unsigned long long)rec->checksum,
-                        (unsigned long long)sum);
+    if (sum != rec->checksum &&
+        (rc = step_over(r, fail_rec(r, MS_ECHECKSUM, rec->offset + 8, "checksum mismatch "
+                                    "(stored %016llx, computed %016llx): the record is corrupt, "
+                                    "or a record before it is missing or out of order",
+                                    (unsigned long long)rec->checksum,
+                                    (unsigned long long)sum))))
+        return rc;
 
     rec->known = false;
     for (size_t i = 0; i < sizeof record_table / sizeof record_table[0]; i++) {
         if (record_table[i].type != rec->type)
             continue;
         rec->known = true;
-        if ((rc = record_table[i].decode(r, payload, rec->length)))
-            return rc;
+        if ((rc = record_table[i].decode(r, payload, rec->length))) {
+            int keep = step_over(r, rc);
+            if (keep)
+                return keep;
+            /* The record is handed out undecoded: clear any half-filled view. */
+            memset(&rec->info, 0, sizeof *rec - offsetof(ms_record, info));
+            rec->status = rc;
+        }
         break;
     }
-    if (!rec->known && (rec->flags & MS_RECORD_MUST_UNDERSTAND))
-        return fail_rec(r, MS_EUNKNOWN, rec->offset, "unknown record type 0x%04x is marked "
-                        "must-understand: this reader (format %u.%u) cannot apply it",
-                        rec->type, MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+    if (!rec->known && (rec->flags & MS_RECORD_MUST_UNDERSTAND) &&
+        (rc = step_over(r, fail_rec(r, MS_EUNKNOWN, rec->offset, "unknown record type 0x%04x "
+                                    "is marked must-understand: this reader (format %u.%u) "
+                                    "cannot apply it", rec->type, MS_FORMAT_MAJOR,
+                                    MS_FORMAT_MINOR))))
+        return rc;
+    if (rec->type == MS_REC_END)
+        r->done = true; /* even an END too damaged to decode ends the stream */
+    /* The chain goes on from the stored checksum (FORMAT.md section 4.2), so
+     * one corrupt record does not condemn every record after it. */
+    sum = rec->checksum;
     r->chain = sum;
     r->index++;
     *out = rec;

@@ -122,9 +122,8 @@ static int flush_out(ms_writer *w)
 static int put_record(ms_writer *w, uint16_t type, uint16_t flags)
 {
     if (w->scratch.len > MS_MAX_RECORD_PAYLOAD)
-        return fail(w, MS_ELIMIT, "%s record of %zu bytes exceeds the format's %u-byte limit",
-                    type == MS_REC_DEVICE ? "DEVICE" : "REGIONS", w->scratch.len,
-                    MS_MAX_RECORD_PAYLOAD);
+        return fail(w, MS_ELIMIT, "record of type %u with %zu bytes exceeds the format's "
+                    "%u-byte limit", type, w->scratch.len, MS_MAX_RECORD_PAYLOAD);
     uint8_t *h = msi_buf_grow(&w->out, MSI_RECORD_HEADER);
     if (!h || msi_buf_append(&w->out, w->scratch.data, w->scratch.len))
         return fail(w, MS_ENOMEM, "out of memory queuing a record");
@@ -627,6 +626,30 @@ int ms_writer_device(ms_writer *w, const char *path, uint32_t instance, const ch
         return fail(w, MS_ENOMEM, "out of memory encoding device \"%s\"", path);
     w->totals.devices++;
     return put_record(w, MS_REC_DEVICE, MS_RECORD_MUST_UNDERSTAND);
+}
+
+int ms_writer_record(ms_writer *w, uint16_t type, uint16_t flags, const void *payload,
+                     size_t size)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if (type == 0 || ms_record_type_name(type))
+        return fail(w, MS_EINVAL, "record type %u is invalid or defined by the format (use its "
+                    "own function)", type);
+    if (flags & ~MS_RECORD_MUST_UNDERSTAND)
+        return fail(w, MS_EINVAL, "reserved record flag bits 0x%04x", flags);
+    if (!payload && size)
+        return fail(w, MS_EINVAL, "payload is NULL");
+    if (size > MS_MAX_RECORD_PAYLOAD)
+        return fail(w, MS_ELIMIT, "payload of %zu bytes exceeds the format's %u-byte limit",
+                    size, MS_MAX_RECORD_PAYLOAD);
+    if ((rc = emit_pages(w)))
+        return rc;
+    w->scratch.len = 0;
+    if (msi_buf_append(&w->scratch, payload, size))
+        return fail(w, MS_ENOMEM, "out of memory");
+    return put_record(w, type, flags);
 }
 
 int ms_writer_flush(ms_writer *w)

@@ -113,6 +113,13 @@ typedef enum ms_data_encoding {
     MS_ENCODING_ZSTD = 1,
 } ms_data_encoding;
 
+/** Name of a record type ("PAGES"), or NULL for a type this library does
+ *  not know. Static string. */
+MS_API const char *ms_record_type_name(unsigned type);
+
+/** Name of a page state ("DATA", "ZERO"), or NULL if unknown. Static. */
+MS_API const char *ms_page_state_name(unsigned state);
+
 /* ------------------------------------------------------------------------ */
 /* Spec limits (FORMAT.md section 9). A reader enforces these whatever its    */
 /* options say; options can only lower them.                                */

@@ -7,6 +7,8 @@
  *   stream.h  the values a stream carries (header, regions, pages, devices)
  *   writer.h  ms_writer: producing a stream
  *   reader.h  ms_reader: consuming a stream
+ *   replay.h  ms_replay: applying a stream through callbacks
+ *   cbor.h    formatting and comparing CBOR items (device state)
  *
  * The format itself is specified in docs/FORMAT.md.
  */
@@ -17,5 +19,7 @@
 #include "stream.h"
 #include "writer.h"
 #include "reader.h"
+#include "replay.h"
+#include "cbor.h"
 
 #endif /* MIGSTREAM_H */

@@ -46,6 +46,18 @@ typedef struct ms_reader ms_reader;
  */
 typedef ssize_t (*ms_read_fn)(void *ctx, void *buf, size_t len);
 
+/**
+ * Problem callback, for tools that report every problem in a damaged stream
+ * rather than stop at the first (see ms_reader_options.on_problem).
+ * @param status  the MS_E... code the problem would have stopped the reader with
+ * @param offset  byte offset of the problem
+ * @param record  record index, or -1 for the preamble
+ * @param message the same text ms_reader_errmsg() would give, valid during
+ *                the call
+ */
+typedef void (*ms_problem_fn)(void *ctx, int status, uint64_t offset, int64_t record,
+                              const char *message);
+
 /** Reader options and limits. Fill with ms_reader_options_init() first. A
  *  limit of 0 means "the default"; no limit can exceed the spec's. */
 typedef struct ms_reader_options {
@@ -54,6 +66,18 @@ typedef struct ms_reader_options {
     uint32_t max_regions;      /**< regions per stream; default 4096 */
     uint32_t max_cbor_depth;   /**< CBOR nesting in device state; default 64 */
     ms_allocator allocator;    /**< zeroed: malloc/realloc/free */
+    /**
+     * NULL (the default): the first problem stops the reader. Set: problems
+     * the reader can step over are reported here and reading goes on: a
+     * checksum mismatch (the chain resumes from the stored checksum), a
+     * record whose contents break the format (handed out with
+     * ms_record.status set and its decoded members unset), an unknown
+     * must-understand record, END totals that disagree. Problems that leave
+     * no way forward (a bad preamble, a length beyond the limit, truncation,
+     * I/O errors, no memory) still stop the reader.
+     */
+    ms_problem_fn on_problem;
+    void *problem_ctx;
 } ms_reader_options;
 
 /** Fills @p opts with defaults. */
@@ -68,7 +92,11 @@ typedef struct ms_record {
     uint64_t offset;     /**< byte offset of the record header */
     uint64_t index;      /**< record index, 0 = first after the preamble */
     uint64_t checksum;   /**< the record's chained XXH3-64 */
-    bool known;          /**< false: an unknown optional record, skipped */
+    bool known;          /**< false: a record type this reader does not know */
+    /** 0, or (only with ms_reader_options.on_problem) the status of a
+     *  problem found in this record; its decoded members are then unset
+     *  unless only the checksum failed. */
+    int status;
     const uint8_t *payload; /**< raw payload bytes as on the wire */
 
     /* Decoded contents; which member is set depends on @p type. */

@@ -130,6 +130,18 @@ MS_API int ms_writer_device(ms_writer *w, const char *path, uint32_t instance,
                             const char *schema, uint32_t version, const void *state,
                             size_t state_size);
 
+/**
+ * Writes a record of a type this library does not define: a private-use type
+ * (0x8000..0xFFFF, FORMAT.md section 11.3) or a type of a later format
+ * version. Readers that do not know @p type skip it, unless @p flags has
+ * MS_RECORD_MUST_UNDERSTAND, in which case they refuse the stream.
+ * @param payload [borrow] @p size bytes, copied
+ * @return 0, MS_EINVAL (type 0, a type defined by this library, or reserved
+ *         flag bits), MS_ELIMIT (payload beyond 64 MiB), MS_EIO, MS_ENOMEM.
+ */
+MS_API int ms_writer_record(ms_writer *w, uint16_t type, uint16_t flags, const void *payload,
+                            size_t size);
+
 /** Writes any queued pages and pushes buffered bytes to the output. */
 MS_API int ms_writer_flush(ms_writer *w);
 

@@ -1,0 +1,65 @@
+/*
+ * libmigstream: applying a stream (the replay engine).
+ *
+ * ms_replay() reads a stream to its end and calls back for everything that
+ * changes the guest's final state, in stream order: a VMM receiving a
+ * migration implements the callbacks to populate its memory and devices;
+ * migstream-replay implements them to write image files. The engine adds no
+ * buffering of its own: memory stays bounded by the reader's largest record.
+ *
+ * Callbacks may be NULL (that kind of event is ignored). A callback returns 0
+ * to go on, or a negative value to stop: ms_replay() then returns that value
+ * unchanged, so a VMM can pass its own error codes through.
+ */
+#ifndef MIGSTREAM_REPLAY_H
+#define MIGSTREAM_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "reader.h"
+#include "stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ms_replay_callbacks {
+    size_t struct_size; /**< sizeof(ms_replay_callbacks): lets the struct grow */
+    /** The preamble, once, before anything else. */
+    int (*header)(void *ctx, const ms_header *header);
+    /** The INFO record, if the stream has one. */
+    int (*info)(void *ctx, const ms_info *info);
+    /** Each region, when it is declared (before any pages of it). */
+    int (*region)(void *ctx, const ms_region *region);
+    /**
+     * A run of pages in one state. For MS_PAGE_DATA, @p data holds
+     * extent->count * region->page_size bytes (a view valid during the call);
+     * for other states it is NULL. A later call for the same page replaces
+     * what an earlier one said.
+     */
+    int (*extent)(void *ctx, const ms_region *region, const ms_extent *extent,
+                  const uint8_t *data);
+    /** A device's state (a later call for the same path and instance
+     *  replaces an earlier one). */
+    int (*device)(void *ctx, const ms_device *device);
+    /** A record of a type this library does not know, without
+     *  MUST_UNDERSTAND: skipped, reported here. */
+    int (*unknown)(void *ctx, const ms_record *record);
+    /** The END record's totals, after all else, once the stream checked out. */
+    int (*end)(void *ctx, const ms_totals *totals, uint64_t stream_digest);
+} ms_replay_callbacks;
+
+/**
+ * Reads @p r to the END record, calling @p cb.
+ * @return 0 when the whole stream was applied; a reader status (see
+ *         ms_reader_next) when the stream is bad, with ms_reader_errmsg()
+ *         saying where; or the negative value a callback returned.
+ */
+MS_API int ms_replay(ms_reader *r, const ms_replay_callbacks *cb, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MIGSTREAM_REPLAY_H */
