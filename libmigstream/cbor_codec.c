@@ -170,6 +170,8 @@ int msi_cbor_skip(msi_cbor_in *in, unsigned max_depth, bool allow_float)
             return rc;
         if (t.kind == MSI_CBOR_FLOAT && !allow_float)
             return fail(in, at, "floating-point value where the profile allows none");
+        if (t.kind == MSI_CBOR_TEXT && !msi_utf8_ok(t.str, t.len, true))
+            return fail(in, at, "text string is not valid UTF-8");
         if (t.kind == MSI_CBOR_ARRAY || t.kind == MSI_CBOR_MAP) {
             uint64_t n = t.kind == MSI_CBOR_MAP ? t.u * 2 : t.u;
             if (depth + 1 > max_depth)
@@ -190,6 +192,8 @@ int msi_cbor_map_open(msi_cbor_in *in, msi_cbor_map *m)
         return fail(in, at, "expected a CBOR map");
     m->remaining = t.u;
     m->seen = 0;
+    m->last = 0;
+    m->any = false;
     return MS_OK;
 }
 
@@ -205,11 +209,13 @@ int msi_cbor_map_key(msi_cbor_in *in, msi_cbor_map *m, uint64_t *key)
         return rc;
     if (t.kind != MSI_CBOR_UINT)
         return fail(in, at, "map key is not an unsigned integer");
-    if (t.u < 64) {
-        if (m->seen & (1ull << t.u))
-            return fail(in, at, "duplicate map key");
+    if (m->any && t.u <= m->last)
+        return fail(in, at, t.u == m->last ? "duplicate map key"
+                                           : "map keys out of ascending order");
+    m->any = true;
+    m->last = t.u;
+    if (t.u < 64)
         m->seen |= 1ull << t.u;
-    }
     *key = t.u;
     return 1;
 }

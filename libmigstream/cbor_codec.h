@@ -13,7 +13,7 @@
 
 #include "util.h"
 
-#define MSI_CBOR_MAX_DEPTH 256u /* hard ceiling for the depth option */
+#define MSI_CBOR_MAX_DEPTH MS_MAX_CBOR_DEPTH /* hard ceiling for depth options */
 
 /* ---- encoding ---- */
 int msi_cbor_put_uint(msi_buf *b, uint64_t v);
@@ -53,16 +53,20 @@ typedef struct msi_cbor_in {
 void msi_cbor_in_init(msi_cbor_in *in, const uint8_t *p, size_t len);
 /* Decodes one item head. MS_OK or MS_ECBOR (with in->err set). */
 int msi_cbor_next(msi_cbor_in *in, msi_cbor_tok *t);
-/* Skips one whole data item, checking it against the profile and nesting at
- * most @max_depth containers deep. @allow_float admits floats. */
+/* Skips one whole data item, checking it against the profile (text strings
+ * must be UTF-8) and nesting at most @max_depth containers deep, counting
+ * the item itself. @allow_float admits floats. */
 int msi_cbor_skip(msi_cbor_in *in, unsigned max_depth, bool allow_float);
 
 /* Structural maps of the format (INFO, REGIONS, DEVICE, END): a definite map
- * with small unsigned keys, each at most once. msi_cbor_map_key() returns
- * the next key; keys 0..63 are checked for duplicates. */
+ * with unsigned keys in strictly ascending order (FORMAT.md section 10),
+ * which rules out duplicates without remembering every key. `seen` has bit k
+ * set for each key k < 64 present, for required-key checks. */
 typedef struct msi_cbor_map {
     uint64_t remaining;
     uint64_t seen;
+    uint64_t last;
+    bool any;
 } msi_cbor_map;
 int msi_cbor_map_open(msi_cbor_in *in, msi_cbor_map *m);
 /* 1 with a key in *key, 0 when the map is done, MS_ECBOR / MS_ECORRUPT. */

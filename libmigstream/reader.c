@@ -22,7 +22,6 @@
 
 #define READER_MAGIC 0x4d535244u /* "MSRD" */
 #define DEFAULT_MAX_REGIONS 4096u
-#define DEFAULT_CBOR_DEPTH 64u
 #define FIRST_CHUNK (64u * 1024)
 
 typedef struct region_slot {
@@ -528,7 +527,7 @@ void ms_reader_options_init(ms_reader_options *o)
     o->struct_size = sizeof *o;
     o->max_record_size = MS_MAX_RECORD_PAYLOAD;
     o->max_regions = DEFAULT_MAX_REGIONS;
-    o->max_cbor_depth = DEFAULT_CBOR_DEPTH;
+    o->max_cbor_depth = MS_DEFAULT_CBOR_DEPTH;
 }
 
 static ssize_t mem_read_unused(void *ctx, void *buf, size_t len)
@@ -545,8 +544,8 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
     ms_reader_options_init(&o);
     if (opts)
         memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    if (!fn)
-        return NULL;
+    if (!fn || (opts && opts->struct_size == 0))
+        return NULL; /* options not filled by ms_reader_options_init() */
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_reader *r = msi_calloc(&a, 1, sizeof *r);
@@ -561,7 +560,7 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
                         ? o.max_record_size
                         : MS_MAX_RECORD_PAYLOAD;
     r->max_regions = o.max_regions ? o.max_regions : DEFAULT_MAX_REGIONS;
-    r->max_depth = o.max_cbor_depth ? o.max_cbor_depth : DEFAULT_CBOR_DEPTH;
+    r->max_depth = o.max_cbor_depth ? o.max_cbor_depth : MS_DEFAULT_CBOR_DEPTH;
     r->on_problem = o.on_problem;
     r->problem_ctx = o.problem_ctx;
     if (r->max_depth > MSI_CBOR_MAX_DEPTH)

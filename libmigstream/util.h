@@ -91,4 +91,8 @@ uint8_t *msi_buf_grow(msi_buf *b, size_t n);
  * into dst, NUL-terminating it; used for fixed-width preamble fields. */
 size_t msi_strnlen(const char *s, size_t max);
 
+/* True when s[0..len) is valid UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF); NUL bytes only when @allow_nul. */
+bool msi_utf8_ok(const uint8_t *s, size_t len, bool allow_nul);
+
 #endif /* MSI_UTIL_H */

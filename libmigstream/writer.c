@@ -42,6 +42,7 @@ struct ms_writer {
     ms_header hdr;
     uint32_t batch_bytes;
     int level;
+    uint32_t max_depth;
 
     uint64_t chain;   /* checksum of the last record (the chain's seed) */
     uint64_t written; /* bytes handed to the output */
@@ -197,7 +198,8 @@ static int emit_pages(ms_writer *w)
         return fail(w, MS_ENOMEM, "out of memory");
     iov[0].iov_base = p + MSI_RECORD_HEADER;
     iov[0].iov_len = meta;
-    memcpy(iov + 1, data, ndata * sizeof *iov);
+    if (ndata) /* a batch of only ZERO extents has no data at all */
+        memcpy(iov + 1, data, ndata * sizeof *iov);
     w->chain = msi_record_checksum(w->hash, w->chain, p, iov, (int)ndata + 1);
     msi_put64(p + 8, w->chain);
     iov[0].iov_base = w->out.data;
@@ -351,27 +353,45 @@ void ms_writer_options_init(ms_writer_options *o)
     o->struct_size = sizeof *o;
     o->page_size = 4096;
     o->batch_bytes = DEFAULT_BATCH;
+    o->max_cbor_depth = MS_DEFAULT_CBOR_DEPTH;
+}
+
+/* Why @o cannot be used, or NULL. */
+static const char *options_problem(const ms_writer_options *o)
+{
+    if (o->struct_size == 0)
+        return "options were not initialised with ms_writer_options_init()";
+    if (!msi_is_pow2(o->page_size) || o->page_size < MS_MIN_PAGE_SIZE ||
+        o->page_size > MS_MAX_BASE_PAGE_SIZE)
+        return "page_size must be a power of two from 4096 to 65536";
+    if (o->compress_level < 0 || o->compress_level > 19)
+        return "compress_level must be 0 (off) to 19";
+    if (o->max_cbor_depth > MSI_CBOR_MAX_DEPTH)
+        return "max_cbor_depth exceeds the format's 256";
+    if (o->writer_name && strlen(o->writer_name) > MS_WRITER_FIELD_LEN)
+        return "writer_name is longer than 32 bytes";
+    if (o->writer_version && strlen(o->writer_version) > MS_WRITER_FIELD_LEN)
+        return "writer_version is longer than 32 bytes";
+    if (o->machine && (!*o->machine || strlen(o->machine) > MS_MAX_NAME_LEN ||
+                       !msi_text_ok((const uint8_t *)o->machine, strlen(o->machine))))
+        return "machine must be 1 to 255 bytes of UTF-8";
+    if (o->description && (!*o->description || strlen(o->description) > 65535 ||
+                           !msi_text_ok((const uint8_t *)o->description, strlen(o->description))))
+        return "description must be 1 to 65535 bytes of UTF-8";
+    return NULL;
 }
 
 static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx, int fd)
 {
     ms_writer_options o;
     ms_writer_options_init(&o);
-    if (opts)
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    if (!fn || !msi_is_pow2(o.page_size) || o.page_size < MS_MIN_PAGE_SIZE ||
-        o.page_size > MS_MAX_BASE_PAGE_SIZE || o.compress_level < 0 || o.compress_level > 19)
+    if (opts) {
+        size_t n = opts->struct_size < sizeof o ? opts->struct_size : sizeof o;
+        memcpy(&o, opts, n);
+        o.struct_size = opts->struct_size; /* 0 stays 0: reported below */
+    }
+    if (!fn)
         return NULL;
-    const char *name = o.writer_name ? o.writer_name : "";
-    const char *version = o.writer_version ? o.writer_version : "";
-    if (strlen(name) > MS_WRITER_FIELD_LEN || strlen(version) > MS_WRITER_FIELD_LEN)
-        return NULL;
-    if ((o.machine && (!*o.machine || strlen(o.machine) > MS_MAX_NAME_LEN ||
-                       !msi_text_ok((const uint8_t *)o.machine, strlen(o.machine)))) ||
-        (o.description && (!*o.description || strlen(o.description) > 65535 ||
-                           !msi_text_ok((const uint8_t *)o.description, strlen(o.description)))))
-        return NULL;
-
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_writer *w = msi_calloc(&a, 1, sizeof *w);
@@ -382,15 +402,24 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
     w->fn = fn;
     w->ctx = ctx;
     w->fd = fd;
+    msi_buf_init(&w->out, &w->alloc);
+    msi_buf_init(&w->scratch, &w->alloc);
+    msi_buf_init(&w->zbuf, &w->alloc);
+    const char *why = options_problem(&o);
+    if (why) {
+        /* A handle in the failed state carries the reason (see writer.h). */
+        fail(w, MS_EINVAL, "invalid writer options: %s", why);
+        return w;
+    }
+    const char *name = o.writer_name ? o.writer_name : "";
+    const char *version = o.writer_version ? o.writer_version : "";
     w->level = o.compress_level;
+    w->max_depth = o.max_cbor_depth ? o.max_cbor_depth : MS_DEFAULT_CBOR_DEPTH;
     w->batch_bytes = o.batch_bytes ? o.batch_bytes : DEFAULT_BATCH;
     if (w->batch_bytes > MAX_BATCH)
         w->batch_bytes = MAX_BATCH;
     if (w->batch_bytes < o.page_size)
         w->batch_bytes = o.page_size;
-    msi_buf_init(&w->out, &w->alloc);
-    msi_buf_init(&w->scratch, &w->alloc);
-    msi_buf_init(&w->zbuf, &w->alloc);
     w->ext = msi_calloc(&w->alloc, MAX_EXTENTS, sizeof *w->ext);
     w->hash = msi_hash_state_new();
 
@@ -617,7 +646,7 @@ int ms_writer_device(ms_writer *w, const char *path, uint32_t instance, const ch
     if (sl == 0 || sl > MS_MAX_NAME_LEN || !msi_text_ok((const uint8_t *)schema, sl))
         return fail(w, MS_EINVAL, "device \"%s\": schema name is empty, longer than %u bytes "
                     "or not UTF-8", path, MS_MAX_NAME_LEN);
-    if ((rc = msi_device_state_check(state, state_size, MSI_CBOR_MAX_DEPTH, &e)))
+    if ((rc = msi_device_state_check(state, state_size, w->max_depth, &e)))
         return fail(w, rc, "device \"%s\": state at byte %zu: %s", path, e.at, e.msg);
     if ((rc = emit_pages(w)))
         return rc;

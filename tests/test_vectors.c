@@ -209,7 +209,7 @@ static void test_vectors_match_writer(void **state)
             fwrite(s.data, 1, s.len, f);
             fclose(f);
         }
-        size_t want_len;
+        size_t want_len = 0;
         uint8_t *want = parse_block(doc, vectors[i].name, &want_len);
         if (!want)
             fail_msg("FORMAT.md has no block for vector %s", vectors[i].name);

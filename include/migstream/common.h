@@ -132,6 +132,9 @@ MS_API const char *ms_page_state_name(unsigned state);
 #define MS_MAX_NAME_LEN 255u                      /**< region, schema, writer names */
 #define MS_MAX_PATH_LEN 1023u                     /**< device path bytes */
 #define MS_WRITER_FIELD_LEN 32u                   /**< preamble name/version fields */
+#define MS_RECORD_HEADER_SIZE 16u                 /**< bytes before each payload */
+#define MS_MAX_CBOR_DEPTH 256u                    /**< nesting, any payload */
+#define MS_DEFAULT_CBOR_DEPTH 64u                 /**< library default for device state */
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,7 @@
  *     ms_writer_add_region(w, &ram);
  *     ms_writer_pages(w, 0, 0, ram_size / 4096, guest_ram);
  *     ms_writer_device(w, "cpu/0", 0, "x86-cpu", 1, cbor, cbor_len);
- *     int rc = ms_writer_finish(w);
+ *     int rc = ms_writer_finish(w, NULL);
  *     ms_writer_free(w);
  *
  * Output is strictly sequential (no seeking), so pipes and sockets work. The
@@ -61,6 +61,10 @@ typedef struct ms_writer_options {
     /** zstd level for page data: 0 stores raw (default); 1..19 compress,
      *  and a batch that does not shrink is stored raw. */
     int compress_level;
+    /** Deepest CBOR nesting accepted in device state; default
+     *  MS_DEFAULT_CBOR_DEPTH, the reader's default, so that a default writer
+     *  never writes what a default reader refuses; at most 256. */
+    uint32_t max_cbor_depth;
     ms_allocator allocator;     /**< zeroed: malloc/realloc/free */
 } ms_writer_options;
 
@@ -70,9 +74,13 @@ MS_API void ms_writer_options_init(ms_writer_options *opts);
 /**
  * Creates a writer that emits through @p fn. The preamble (and INFO, when
  * set) is queued at once and written with the first flush.
- * @param opts [borrow] options; NULL for defaults. Strings are copied.
- * @return **new** writer, or NULL if @p fn is NULL, an option is invalid, or
- *         memory ran out.
+ * @param opts [borrow] options filled by ms_writer_options_init(), or NULL
+ *        for defaults. Strings are copied.
+ * @return **new** writer, or NULL if @p fn is NULL or memory ran out. When an
+ *         option is invalid, the writer is returned in the failed state:
+ *         ms_writer_status() is MS_EINVAL, ms_writer_errmsg() names the
+ *         option, and every call fails. Check ms_writer_status() after
+ *         creating one.
  */
 MS_API ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx);
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building and testing libmigstream need,
+# and only those that are missing. Says nothing when nothing is missing.
+# Runs without a terminal (CI sets CI=true and gives no standard input): apt
+# never prompts, and sudo (used when not root) never asks for a password then.
+set -euo pipefail
+
+required=(
+    meson ninja-build pkg-config
+    gcc libc6-dev # gcc only recommends libc6-dev, and recommends are not installed
+    libzstd-dev libcbor-dev libxxhash-dev
+    libcmocka-dev
+    libjansson-dev # migstream-pack reads device state given as JSON
+    python3 # scripts/test-summary.py
+)
+optional=(zstd) # the zstd CLI, handy for poking at compressed payloads
+
+installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    echo "setup.sh: not a Debian system; make sure these (or your system's" \
+        "equivalents) are installed: ${required[*]}" >&2
+    exit 0
+fi
+
+missing=()
+for p in "${required[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+# Installing anyway: take the nice-to-haves along.
+for p in "${optional[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+elif command -v sudo >/dev/null; then
+    # With no terminal there is nobody to type a password: fail instead of hanging.
+    if [ -t 0 ]; then as_root=(sudo); else as_root=(sudo -n); fi
+else
+    echo "setup.sh: missing packages: ${missing[*]}" >&2
+    echo "setup.sh: not root and no sudo; install them as root, then run this again" >&2
+    exit 1
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+apt() {
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 "$@" \
+        </dev/null
+}
+apt update
+apt install -y --no-install-recommends "${missing[@]}"
+
+for p in "${required[@]}"; do
+    if ! installed "$p"; then
+        echo "setup.sh: $p is still not installed" >&2
+        exit 1
+    fi
+done

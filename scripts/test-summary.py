@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Counts the test cases of a meson test run, from its testlog.json.
+
+usage: test-summary.py BUILDDIR/meson-logs/testlog.json
+
+cmocka (1.1.5) ends every group of tests with lines such as
+    [  PASSED  ] 3 test(s).
+    [  FAILED  ] 1 test(s), listed below:
+    [  SKIPPED ] 1 test(s), listed below:
+and writes them to stderr, which meson logs apart from stdout, so both are
+read. A test without such lines counts as one case, by meson's result.
+
+Prints one line per test, then, as the very last line,
+"N passed, N failed, N skipped". Exit status: 0 when some case passed and
+none failed; 1 otherwise (also when the log is missing, damaged or empty).
+"""
+import json
+import re
+import sys
+
+CMOCKA_LINE = re.compile(r"^\[\s*(PASSED|FAILED|SKIPPED)\s*\] (\d+) test\(s\)", re.M)
+PASSING = {"OK", "EXPECTEDFAIL"}
+
+
+def cases(test):
+    """(passed, failed, skipped) for one test's entry in testlog.json."""
+    result = test.get("result")
+    output = (test.get("stdout") or "") + "\n" + (test.get("stderr") or "")
+    found = CMOCKA_LINE.findall(output)
+    if result == "EXPECTEDFAIL" or not found:
+        # should_fail tests and non-cmocka tests: meson's verdict is the case.
+        if result in PASSING:
+            return 1, 0, 0
+        return (0, 0, 1) if result == "SKIP" else (0, 1, 0)
+    n = {"PASSED": 0, "FAILED": 0, "SKIPPED": 0}
+    for kind, count in found:
+        n[kind] += int(count)
+    if result not in PASSING and result != "SKIP" and n["FAILED"] == 0:
+        # A crash, a sanitizer abort, a timeout or a failed group setup: cmocka
+        # printed no failure count for it, but the test failed.
+        n["FAILED"] = 1
+    return n["PASSED"], n["FAILED"], n["SKIPPED"]
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    tests, missing, damaged = [], False, False
+    try:
+        with open(sys.argv[1], encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.strip():
+                    tests.append(json.loads(line))
+    except FileNotFoundError:
+        missing = True
+    except json.JSONDecodeError as e:
+        print(f"test-summary: {sys.argv[1]} is damaged: {e}", file=sys.stderr)
+        damaged = True
+
+    total = [0, 0, 0]
+    for t in tests:
+        c = cases(t)
+        total = [a + b for a, b in zip(total, c)]
+        print(f"  {t.get('result', '?'):<8} {t.get('name', '?')}: "
+              f"{c[0]} passed, {c[1]} failed, {c[2]} skipped")
+    sys.stdout.flush()
+    if not tests:
+        why = "meson wrote no test log" if missing else f"{sys.argv[1]} lists no test"
+        print(f"test-summary: NO TESTS RAN: {why} (does tests/meson.build define any?)",
+              file=sys.stderr)
+    elif total[0] + total[1] == 0:
+        print("test-summary: NO TEST CASE RAN (none passed or failed)", file=sys.stderr)
+    sys.stderr.flush()
+    print(f"{total[0]} passed, {total[1]} failed, {total[2]} skipped", flush=True)
+    return 0 if total[0] > 0 and total[1] == 0 and not damaged else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

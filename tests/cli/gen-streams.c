@@ -1,0 +1,308 @@
+/*
+ * Writes the sample streams the tool tests run on, deterministically (fixed
+ * PRNG seed, fixed inputs), through the public API only:
+ *
+ *   gen-streams DIR           writes every sample below into DIR
+ *   gen-streams --big GIB     writes a GIB GiB guest (mostly zero, one data
+ *                             page per MiB) to standard output, for the
+ *                             bounded-memory tests over a pipe
+ *
+ * Samples (all describe the same small guest unless said otherwise):
+ *   basic.mig             2 regions, DATA/ZERO mix, 2 devices, INFO
+ *   rebatched.mig         same final state: tiny batches, pages in reverse
+ *                         chunks, devices in the other order
+ *   compressed.mig        same final state, zstd level 3
+ *   rewritten.mig         same final state, but some pages sent twice (first
+ *                         with stale contents)
+ *   changed.mig           pages 5 and 6 of pc.ram changed, page 100 now zero,
+ *                         page 900 now data, vCPU rip changed
+ *   unknown-optional.mig  basic plus a private record 0x8001 (no must-understand)
+ *   must-understand.mig   basic plus a private record 0x8002 marked
+ *                         must-understand
+ *   corrupt.mig           basic with one byte of page data flipped
+ *   truncated.mig         basic without its END record
+ *   empty-guest.mig       no regions, no devices
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <migstream/migstream.h>
+
+#define RAM_PAGES 1024u
+#define VRAM_PAGES 64u
+#define PS 4096u
+
+static uint64_t rng_state;
+static uint64_t rng(void)
+{
+    /* splitmix64: tiny, fixed, the same everywhere */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+typedef struct guest {
+    uint8_t ram[RAM_PAGES * PS];
+    uint8_t vram[VRAM_PAGES * PS];
+    uint64_t rip;
+} guest;
+
+static void make_guest(guest *g, int changed)
+{
+    rng_state = 42;
+    memset(g, 0, sizeof *g);
+    for (unsigned p = 0; p < RAM_PAGES; p++) {
+        uint64_t r = rng();
+        uint8_t *pg = g->ram + (size_t)p * PS;
+        if (r % 10 < 7)
+            continue; /* zero */
+        if (r % 10 == 7) {
+            pg[(r >> 8) % PS] = (uint8_t)(r >> 20 | 1); /* one non-zero byte */
+            continue;
+        }
+        for (unsigned k = 0; k < PS; k += 8) {
+            uint64_t v = rng();
+            memcpy(pg + k, &v, 8);
+        }
+    }
+    g->vram[3 * PS + 17] = 0x55;
+    g->rip = 0xfff0;
+    if (changed) {
+        g->ram[5 * PS] ^= 0xff;
+        g->ram[6 * PS + 4095] ^= 0x01;
+        memset(g->ram + 100 * PS, 0, PS);
+        memset(g->ram + 900 * PS, 0xcc, PS);
+        g->rip = 0x7c00;
+    }
+}
+
+/* Minimal CBOR for the two device states (shortest forms). */
+static size_t cbor_head(uint8_t *p, unsigned major, uint64_t v)
+{
+    if (v < 24) {
+        p[0] = (uint8_t)(major << 5 | v);
+        return 1;
+    }
+    int n = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
+    p[0] = (uint8_t)(major << 5 | (n == 1 ? 24 : n == 2 ? 25 : n == 4 ? 26 : 27));
+    for (int i = 0; i < n; i++)
+        p[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    return 1 + (size_t)n;
+}
+
+static size_t cbor_text(uint8_t *p, const char *s)
+{
+    size_t n = cbor_head(p, 3, strlen(s));
+    memcpy(p + n, s, strlen(s));
+    return n + strlen(s);
+}
+
+/* {"rip": rip, "rax": 1, "flags": [true, false]} */
+static size_t cpu_state(uint8_t *p, uint64_t rip)
+{
+    size_t n = cbor_head(p, 5, 3);
+    n += cbor_text(p + n, "rip");
+    n += cbor_head(p + n, 0, rip);
+    n += cbor_text(p + n, "rax");
+    n += cbor_head(p + n, 0, 1);
+    n += cbor_text(p + n, "flags");
+    n += cbor_head(p + n, 4, 2);
+    p[n++] = 0xf5;
+    p[n++] = 0xf4;
+    return n;
+}
+
+/* {"mac": h'525400123456', "queues": 2} */
+static size_t net_state(uint8_t *p)
+{
+    static const uint8_t mac[] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    size_t n = cbor_head(p, 5, 2);
+    n += cbor_text(p + n, "mac");
+    n += cbor_head(p + n, 2, sizeof mac);
+    memcpy(p + n, mac, sizeof mac);
+    n += sizeof mac;
+    n += cbor_text(p + n, "queues");
+    n += cbor_head(p + n, 0, 2);
+    return n;
+}
+
+enum variant { BASIC, REBATCHED, COMPRESSED, REWRITTEN, CHANGED, UNKNOWN_OPT, MUST, EMPTY };
+
+static void die(ms_writer *w, const char *what)
+{
+    fprintf(stderr, "gen-streams: %s: %s\n", what, w ? ms_writer_errmsg(w) : "failed");
+    exit(2);
+}
+
+static void write_stream(const char *path, enum variant v)
+{
+    static guest g;
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    if (fd < 0) {
+        perror(path);
+        exit(2);
+    }
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.writer_name = "gen-streams";
+    o.writer_version = "1";
+    o.machine = "pc-q35-7.2";
+    if (v == REBATCHED)
+        o.batch_bytes = 16384;
+    if (v == COMPRESSED)
+        o.compress_level = 3;
+    ms_writer *w = ms_writer_new_fd(&o, fd);
+    if (!w)
+        die(NULL, "writer");
+    if (v != EMPTY) {
+        make_guest(&g, v == CHANGED);
+        ms_region ram = {.id = 0, .name = "pc.ram", .has_gpa = true, .gpa = 0,
+                         .size = RAM_PAGES * PS, .page_size = PS};
+        ms_region vram = {.id = 1, .name = "vga.vram", .has_gpa = false,
+                          .size = VRAM_PAGES * PS, .page_size = PS};
+        if (ms_writer_add_region(w, &ram) || ms_writer_add_region(w, &vram))
+            die(w, "regions");
+        if (v == UNKNOWN_OPT && ms_writer_record(w, 0x8001, 0, "hello", 5))
+            die(w, "record");
+        if (v == MUST && ms_writer_record(w, 0x8002, MS_RECORD_MUST_UNDERSTAND, "stop", 4))
+            die(w, "record");
+        if (v == REBATCHED) {
+            for (int c = 3; c >= 0; c--)
+                if (ms_writer_pages(w, 0, c * 256u, 256, g.ram + (size_t)c * 256 * PS))
+                    die(w, "pages");
+        } else {
+            if (v == REWRITTEN) {
+                static uint8_t stale[16 * PS];
+                memset(stale, 0x77, sizeof stale);
+                if (ms_writer_pages(w, 0, 200, 16, stale))
+                    die(w, "pages");
+            }
+            if (ms_writer_pages(w, 0, 0, RAM_PAGES, g.ram))
+                die(w, "pages");
+        }
+        if (ms_writer_pages(w, 1, 0, VRAM_PAGES, g.vram))
+            die(w, "pages");
+        uint8_t cpu[64], net[64];
+        size_t nc = cpu_state(cpu, g.rip), nn = net_state(net);
+        if (v == REBATCHED) {
+            if (ms_writer_device(w, "pci0/0000:00:02.0/virtio-net", 0, "virtio-net", 2, net, nn) ||
+                ms_writer_device(w, "cpu", 0, "x86-cpu", 1, cpu, nc))
+                die(w, "device");
+        } else {
+            if (ms_writer_device(w, "cpu", 0, "x86-cpu", 1, cpu, nc) ||
+                ms_writer_device(w, "pci0/0000:00:02.0/virtio-net", 0, "virtio-net", 2, net, nn))
+                die(w, "device");
+        }
+    }
+    if (ms_writer_finish(w, NULL))
+        die(w, "finish");
+    ms_writer_free(w);
+    close(fd);
+}
+
+/* Copies SRC to DST, then applies a damage: flip the byte at FLIP (if >= 0)
+ * and cut the file to CUT bytes (if >= 0). */
+static void damaged_copy(const char *src, const char *dst, long flip, long cut)
+{
+    FILE *f = fopen(src, "rb");
+    if (!f) {
+        perror(src);
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)n);
+    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n)
+        exit(2);
+    fclose(f);
+    if (flip >= 0)
+        b[flip] ^= 0x01;
+    if (cut >= 0)
+        n = cut;
+    f = fopen(dst, "wb");
+    if (!f || fwrite(b, 1, (size_t)n, f) != (size_t)n)
+        exit(2);
+    fclose(f);
+    free(b);
+}
+
+/* Byte offsets of the first DATA page and of END in a stream, found with
+ * the reader. */
+static void locate(const char *path, long *first_data, long *end)
+{
+    int fd = open(path, O_RDONLY);
+    ms_reader *r = ms_reader_new_fd(NULL, fd);
+    const ms_record *rec;
+    *first_data = -1;
+    while (ms_reader_next(r, &rec) > 0) {
+        if (rec->type == MS_REC_PAGES && *first_data < 0 && rec->pages.data_size)
+            *first_data = (long)(rec->offset + 16 + (rec->length - rec->pages.data_size));
+        if (rec->type == MS_REC_END)
+            *end = (long)rec->offset;
+    }
+    ms_reader_free(r);
+    close(fd);
+}
+
+static void big(unsigned gib)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.writer_name = "gen-streams";
+    o.writer_version = "1";
+    ms_writer *w = ms_writer_new_fd(&o, STDOUT_FILENO);
+    uint64_t pages = (uint64_t)gib << 18;
+    ms_region r = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = pages * PS,
+                   .page_size = PS};
+    static uint8_t chunk[256 * PS]; /* 1 MiB: first page data, rest zero */
+    memset(chunk, 0x5a, PS);
+    if (ms_writer_add_region(w, &r))
+        die(w, "region");
+    for (uint64_t p = 0; p < pages; p += 256)
+        if (ms_writer_pages(w, 0, p, 256, chunk))
+            die(w, "pages");
+    if (ms_writer_finish(w, NULL))
+        die(w, "finish");
+    ms_writer_free(w);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--big") == 0) {
+        big((unsigned)atoi(argv[2]));
+        return 0;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen-streams DIR | gen-streams --big GIB\n");
+        return 2;
+    }
+    static const struct {
+        const char *name;
+        enum variant v;
+    } samples[] = {
+        {"basic.mig", BASIC},           {"rebatched.mig", REBATCHED},
+        {"compressed.mig", COMPRESSED}, {"rewritten.mig", REWRITTEN},
+        {"changed.mig", CHANGED},       {"unknown-optional.mig", UNKNOWN_OPT},
+        {"must-understand.mig", MUST},  {"empty-guest.mig", EMPTY},
+    };
+    char path[4096], path2[4096];
+    mkdir(argv[1], 0755);
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", argv[1], samples[i].name);
+        write_stream(path, samples[i].v);
+    }
+    long first_data, end;
+    snprintf(path, sizeof path, "%s/basic.mig", argv[1]);
+    locate(path, &first_data, &end);
+    snprintf(path2, sizeof path2, "%s/corrupt.mig", argv[1]);
+    damaged_copy(path, path2, first_data + 100, -1);
+    snprintf(path2, sizeof path2, "%s/truncated.mig", argv[1]);
+    damaged_copy(path, path2, -1, end);
+    return 0;
+}

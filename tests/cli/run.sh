@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs the command-line cases of one tool: tests/cli/TOOL/*.cmd.
+#
+#   run.sh TOOL TOOLS_DIR GEN_STREAMS
+#
+# Each case NAME.cmd is a bash script run in a fresh temporary directory with
+# these variables set:
+#   TOOLS    directory holding the built tools (call "$TOOLS/migstream-dump")
+#   SAMPLES  directory of sample streams written by gen-streams (read-only
+#            by convention: copy before modifying)
+#   GEN      the gen-streams program (e.g. "$GEN" --big 4 | ...)
+# Expectations beside it, each optional:
+#   NAME.stdout  exact standard output
+#   NAME.stderr  exact standard error
+#   NAME.exit    exit status (default 0)
+# Set UPDATE=1 to rewrite .stdout/.stderr files from the actual output (then
+# review the diff before committing).
+set -u
+tool=$1 tools=$(cd "$2" && pwd) gen=$3
+here=$(cd "$(dirname "$0")" && pwd)
+cases_dir=$here/$tool
+[ -d "$cases_dir" ] || { echo "no cases for $tool in $cases_dir"; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$gen" "$work/samples" || { echo "gen-streams failed"; exit 1; }
+chmod -R a-w "$work/samples"
+
+pass=0 fail=0
+for cmd in "$cases_dir"/*.cmd; do
+  name=$(basename "$cmd" .cmd)
+  dir=$work/case-$name
+  mkdir "$dir"
+  (cd "$dir" && TOOLS=$tools SAMPLES=$work/samples GEN=$gen bash "$cmd" \
+      >"$work/$name.out" 2>"$work/$name.err" </dev/null)
+  status=$?
+  want_status=0
+  [ -f "$cases_dir/$name.exit" ] && want_status=$(cat "$cases_dir/$name.exit")
+  ok=1 why=""
+  if [ "$status" != "$want_status" ]; then ok=0; why="exit $status, expected $want_status"; fi
+  for stream in stdout stderr; do
+    ext=out; [ $stream = stderr ] && ext=err
+    want=$cases_dir/$name.$stream
+    if [ "${UPDATE:-0}" = 1 ] && [ -f "$want" ]; then cp "$work/$name.$ext" "$want"; fi
+    if [ -f "$want" ] && ! cmp -s "$want" "$work/$name.$ext"; then
+      ok=0; why="$why${why:+; }$stream differs"
+      diff -u "$want" "$work/$name.$ext" | head -40 | sed 's/^/    /'
+    fi
+  done
+  if [ $ok = 1 ]; then
+    pass=$((pass + 1)); echo "ok   $tool/$name"
+  else
+    fail=$((fail + 1)); echo "FAIL $tool/$name: $why"
+    echo "    stderr:"; head -20 "$work/$name.err" | sed 's/^/      /'
+  fi
+done
+echo "$pass passed, $fail failed"
+[ $fail = 0 ] && [ $pass -gt 0 ]

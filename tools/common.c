@@ -1,0 +1,677 @@
+/*
+ * Shared tool chores (see common.h).
+ */
+#define _GNU_SOURCE /* mkdtemp, nftw flags */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+const char *mst_prog = "migstream";
+
+void mst_init(const char *argv0)
+{
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+    mst_prog = slash ? slash + 1 : (argv0 ? argv0 : mst_prog);
+}
+
+void mst_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", mst_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int mst_open_input(const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return STDIN_FILENO;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        mst_error("cannot open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+uint64_t mst_input_size(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        return (uint64_t)st.st_size;
+    return 0;
+}
+
+void mst_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+void mst_json_hex(FILE *f, const uint8_t *p, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%02x", p[i]);
+    fputc('"', f);
+}
+
+char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form)
+{
+    ssize_t len = ms_cbor_format(cbor, n, form, 0, NULL, 0);
+    if (len < 0)
+        return NULL;
+    char *s = malloc((size_t)len + 1);
+    if (s)
+        ms_cbor_format(cbor, n, form, 0, s, (size_t)len + 1);
+    return s;
+}
+
+/* ------------------------------------------------------------ atomic files */
+
+int mst_out_open(mst_out *o, const char *path, bool force)
+{
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+    if (strcmp(path, "-") == 0) {
+        o->fd = STDOUT_FILENO;
+        return 0;
+    }
+    struct stat st;
+    if (!force && lstat(path, &st) == 0) {
+        mst_error("%s exists; use --force to replace it", path);
+        return -1;
+    }
+    size_t n = strlen(path);
+    o->final_path = strdup(path);
+    o->tmp_path = malloc(n + 16);
+    if (!o->final_path || !o->tmp_path) {
+        mst_error("out of memory");
+        mst_out_abort(o);
+        return -1;
+    }
+    snprintf(o->tmp_path, n + 16, "%s.tmp-XXXXXX", path);
+    o->fd = mkstemp(o->tmp_path);
+    if (o->fd < 0) {
+        mst_error("cannot create a temporary file beside %s: %s", path, strerror(errno));
+        free(o->tmp_path);
+        o->tmp_path = NULL;
+        mst_out_abort(o);
+        return -1;
+    }
+    fchmod(o->fd, 0644);
+    return 0;
+}
+
+int mst_out_commit(mst_out *o)
+{
+    int rc = 0;
+    if (!o->final_path)
+        return 0; /* standard output */
+    if (fsync(o->fd) != 0 || close(o->fd) != 0) {
+        mst_error("cannot write %s: %s", o->final_path, strerror(errno));
+        rc = -1;
+    }
+    o->fd = -1;
+    if (rc == 0 && rename(o->tmp_path, o->final_path) != 0) {
+        mst_error("cannot rename %s to %s: %s", o->tmp_path, o->final_path, strerror(errno));
+        rc = -1;
+    }
+    if (rc)
+        unlink(o->tmp_path);
+    free(o->tmp_path);
+    free(o->final_path);
+    o->tmp_path = o->final_path = NULL;
+    return rc;
+}
+
+void mst_out_abort(mst_out *o)
+{
+    if (o->final_path && o->fd >= 0)
+        close(o->fd);
+    if (o->tmp_path)
+        unlink(o->tmp_path);
+    free(o->tmp_path);
+    free(o->final_path);
+    o->tmp_path = o->final_path = NULL;
+    o->fd = -1;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int mst_dir_begin(mst_dir *d, const char *path, bool force)
+{
+    struct stat st;
+    memset(d, 0, sizeof *d);
+    d->force = force;
+    if (!force && lstat(path, &st) == 0) {
+        mst_error("%s exists; use --force to replace it", path);
+        return -1;
+    }
+    size_t n = strlen(path);
+    d->final_path = strdup(path);
+    d->tmp_path = malloc(n + 16);
+    if (!d->final_path || !d->tmp_path) {
+        mst_error("out of memory");
+        mst_dir_abort(d);
+        return -1;
+    }
+    /* Trailing slashes would put the temporary directory inside PATH. */
+    while (n > 1 && d->final_path[n - 1] == '/')
+        d->final_path[--n] = 0;
+    snprintf(d->tmp_path, n + 16, "%s.tmp-XXXXXX", d->final_path);
+    if (!mkdtemp(d->tmp_path)) {
+        mst_error("cannot create a temporary directory beside %s: %s", path, strerror(errno));
+        free(d->tmp_path);
+        d->tmp_path = NULL;
+        mst_dir_abort(d);
+        return -1;
+    }
+    chmod(d->tmp_path, 0755);
+    return 0;
+}
+
+int mst_dir_commit(mst_dir *d)
+{
+    struct stat st;
+    char *old = NULL;
+    if (d->force && lstat(d->final_path, &st) == 0) {
+        /* Move the old output aside first, so that a failure leaves either
+         * the old or the new output complete, never neither. */
+        size_t n = strlen(d->final_path) + 16;
+        old = malloc(n);
+        if (!old)
+            return -1;
+        snprintf(old, n, "%s.old-%ld", d->final_path, (long)getpid());
+        if (rename(d->final_path, old) != 0) {
+            mst_error("cannot move %s aside: %s", d->final_path, strerror(errno));
+            free(old);
+            return -1;
+        }
+    }
+    if (rename(d->tmp_path, d->final_path) != 0) {
+        mst_error("cannot rename %s to %s: %s", d->tmp_path, d->final_path, strerror(errno));
+        if (old)
+            rename(old, d->final_path);
+        free(old);
+        return -1;
+    }
+    if (old) {
+        if (S_ISDIR(st.st_mode))
+            rm_tree(old);
+        else
+            unlink(old);
+        free(old);
+    }
+    free(d->tmp_path);
+    free(d->final_path);
+    d->tmp_path = d->final_path = NULL;
+    return 0;
+}
+
+void mst_dir_abort(mst_dir *d)
+{
+    if (d->tmp_path)
+        rm_tree(d->tmp_path);
+    free(d->tmp_path);
+    free(d->final_path);
+    d->tmp_path = d->final_path = NULL;
+}
+
+/* ---------------------------------------------------------------- progress */
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+void mst_progress_init(mst_progress *p, bool quiet, uint64_t total)
+{
+    p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->total = total;
+    p->start = p->last = now();
+}
+
+void mst_progress_update(mst_progress *p, uint64_t bytes, uint64_t pages)
+{
+    if (!p->enabled)
+        return;
+    double t = now();
+    if (t - p->last < 0.1)
+        return;
+    p->last = t;
+    double rate = bytes / (t - p->start > 1e-6 ? t - p->start : 1e-6);
+    if (p->total) {
+        double left = p->total > bytes ? (double)(p->total - bytes) / (rate > 1 ? rate : 1) : 0;
+        fprintf(stderr, "\r%5.1f%%  %llu MiB  %llu pages  %.0f MiB/s  ETA %.0fs   ",
+                100.0 * (double)bytes / (double)p->total, (unsigned long long)(bytes >> 20),
+                (unsigned long long)pages, rate / 1048576, left);
+    } else {
+        fprintf(stderr, "\r%llu MiB  %llu pages  %.0f MiB/s   ",
+                (unsigned long long)(bytes >> 20), (unsigned long long)pages, rate / 1048576);
+    }
+}
+
+void mst_progress_done(mst_progress *p)
+{
+    if (p->enabled)
+        fputs("\r\033[K", stderr);
+}
+
+/* ----------------------------------------------------------- page map */
+
+/* 2 bits per page, 32 pages per word, in chunks of 2^18 pages. A chunk is
+ * either uniform (every page in `uniform`) or holds a bitmap. */
+#define PM_SHIFT 18
+#define PM_CHUNK ((uint64_t)1 << PM_SHIFT)
+#define PM_WORDS (PM_CHUNK / 32)
+#define PM_LO 0x5555555555555555ull
+
+typedef struct pm_chunk {
+    uint64_t *bits;
+    uint8_t uniform;
+} pm_chunk;
+
+typedef struct pm_region {
+    mst_region_stats s;
+    pm_chunk *chunks; /* NULL until the first page arrives */
+    uint64_t nchunks;
+} pm_region;
+
+struct mst_pagemap {
+    pm_region *r;
+    size_t count, cap, last;
+    size_t budget, used;
+};
+
+mst_pagemap *mst_pagemap_new(size_t budget)
+{
+    mst_pagemap *m = calloc(1, sizeof *m);
+    if (m)
+        m->budget = budget;
+    return m;
+}
+
+static void pm_drop(mst_pagemap *m, pm_region *pr)
+{
+    for (uint64_t c = 0; pr->chunks && c < pr->nchunks; c++)
+        if (pr->chunks[c].bits) {
+            free(pr->chunks[c].bits);
+            m->used -= PM_WORDS * 8;
+        }
+    if (pr->chunks)
+        m->used -= (size_t)pr->nchunks * sizeof *pr->chunks;
+    free(pr->chunks);
+    pr->chunks = NULL;
+    pr->s.tracked = false;
+}
+
+void mst_pagemap_free(mst_pagemap *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->count; i++) {
+        pm_drop(m, &m->r[i]);
+        free((char *)m->r[i].s.region.name);
+    }
+    free(m->r);
+    free(m);
+}
+
+int mst_pagemap_sync(mst_pagemap *m, const ms_reader *r)
+{
+    size_t n = ms_reader_region_count(r);
+    for (size_t i = m->count; i < n; i++) {
+        const ms_region *reg = ms_reader_region(r, i);
+        if (m->count == m->cap) {
+            size_t cap = m->cap ? m->cap * 2 : 8;
+            pm_region *p = realloc(m->r, cap * sizeof *p);
+            if (!p)
+                return -1;
+            m->r = p;
+            m->cap = cap;
+        }
+        pm_region *pr = &m->r[m->count];
+        memset(pr, 0, sizeof *pr);
+        pr->s.region = *reg;
+        if (!(pr->s.region.name = strdup(reg->name)))
+            return -1;
+        pr->s.pages = reg->page_size ? reg->size / reg->page_size : 0;
+        pr->s.tracked = true;
+        pr->nchunks = (pr->s.pages + PM_CHUNK - 1) >> PM_SHIFT;
+        m->count++;
+    }
+    return 0;
+}
+
+static pm_region *pm_find(mst_pagemap *m, uint32_t id)
+{
+    if (m->last < m->count && m->r[m->last].s.region.id == id)
+        return &m->r[m->last];
+    for (size_t i = 0; i < m->count; i++)
+        if (m->r[i].s.region.id == id) {
+            m->last = i;
+            return &m->r[i];
+        }
+    return NULL;
+}
+
+/* Sets pages [lo, hi) of a bitmap to STATE. */
+static void pm_set_bits(uint64_t *w, uint64_t lo, uint64_t hi, unsigned state)
+{
+    const uint64_t pattern = PM_LO * state;
+    while (lo < hi) {
+        uint64_t k = lo >> 5, sh = (lo & 31) * 2;
+        uint64_t n = 32 - (lo & 31);
+        if (n > hi - lo)
+            n = hi - lo;
+        uint64_t mask = n == 32 ? ~0ull : (((uint64_t)1 << (2 * n)) - 1) << sh;
+        w[k] = (w[k] & ~mask) | (pattern & mask);
+        lo += n;
+    }
+}
+
+static void pm_set(mst_pagemap *m, pm_region *pr, uint64_t first, uint64_t count, unsigned state)
+{
+    if (!pr->s.tracked || count == 0 || first >= pr->s.pages || count > pr->s.pages - first)
+        return;
+    if (!pr->chunks) {
+        size_t table = (size_t)pr->nchunks * sizeof *pr->chunks;
+        if (pr->nchunks > SIZE_MAX / sizeof *pr->chunks || table > m->budget - m->used ||
+            !(pr->chunks = calloc((size_t)pr->nchunks, sizeof *pr->chunks))) {
+            pr->s.tracked = false;
+            return;
+        }
+        m->used += table;
+    }
+    uint64_t end = first + count;
+    for (uint64_t c = first >> PM_SHIFT; c <= (end - 1) >> PM_SHIFT; c++) {
+        pm_chunk *ch = &pr->chunks[c];
+        uint64_t base = c << PM_SHIFT;
+        uint64_t len = pr->s.pages - base < PM_CHUNK ? pr->s.pages - base : PM_CHUNK;
+        uint64_t lo = first > base ? first - base : 0;
+        uint64_t hi = end - base < len ? end - base : len;
+        if (lo == 0 && hi == len) {
+            if (ch->bits) {
+                free(ch->bits);
+                ch->bits = NULL;
+                m->used -= PM_WORDS * 8;
+            }
+            ch->uniform = (uint8_t)state;
+            continue;
+        }
+        if (!ch->bits) {
+            if (ch->uniform == state)
+                continue;
+            if (PM_WORDS * 8 > m->budget - m->used || !(ch->bits = malloc(PM_WORDS * 8))) {
+                pm_drop(m, pr);
+                return;
+            }
+            m->used += PM_WORDS * 8;
+            for (uint64_t k = 0; k < PM_WORDS; k++)
+                ch->bits[k] = PM_LO * ch->uniform;
+        }
+        pm_set_bits(ch->bits, lo, hi, state);
+    }
+}
+
+void mst_pagemap_apply(mst_pagemap *m, const ms_record *rec)
+{
+    if (rec->type != MS_REC_PAGES || !rec->pages.region)
+        return;
+    pm_region *pr = pm_find(m, rec->pages.region->id);
+    if (!pr)
+        return;
+    pr->s.records++;
+    pr->s.bytes += MS_RECORD_HEADER_SIZE + (uint64_t)rec->length;
+    for (size_t i = 0; i < rec->pages.extent_count; i++) {
+        const ms_extent *e = &rec->pages.extents[i];
+        unsigned st = e->state < MST_STATE_OTHER ? e->state : MST_STATE_OTHER;
+        pr->s.sent[st] += e->count;
+        pm_set(m, pr, e->first, e->count, st);
+    }
+}
+
+size_t mst_pagemap_count(const mst_pagemap *m)
+{
+    return m->count;
+}
+
+const mst_region_stats *mst_pagemap_get(const mst_pagemap *m, size_t i)
+{
+    return i < m->count ? &m->r[i].s : NULL;
+}
+
+bool mst_pagemap_final(const mst_pagemap *m, size_t i, uint64_t counts[MST_STATES],
+                       uint64_t *first_missing, uint64_t *last_missing)
+{
+    const pm_region *pr = &m->r[i];
+    memset(counts, 0, MST_STATES * sizeof *counts);
+    *first_missing = *last_missing = UINT64_MAX;
+    if (!pr->s.tracked)
+        return false;
+    if (!pr->chunks) { /* nothing sent at all */
+        counts[MST_STATE_MISSING] = pr->s.pages;
+        if (pr->s.pages) {
+            *first_missing = 0;
+            *last_missing = pr->s.pages - 1;
+        }
+        return true;
+    }
+    for (uint64_t c = 0; c < pr->nchunks; c++) {
+        uint64_t base = c << PM_SHIFT;
+        uint64_t len = pr->s.pages - base < PM_CHUNK ? pr->s.pages - base : PM_CHUNK;
+        const pm_chunk *ch = &pr->chunks[c];
+        if (!ch->bits) {
+            counts[ch->uniform] += len;
+            if (ch->uniform == MST_STATE_MISSING) {
+                if (*first_missing == UINT64_MAX)
+                    *first_missing = base;
+                *last_missing = base + len - 1;
+            }
+            continue;
+        }
+        for (uint64_t k = 0; k < (len + 31) / 32; k++) {
+            uint64_t w = ch->bits[k], lo = w & PM_LO, hi = (w >> 1) & PM_LO;
+            uint64_t left = len - 32 * k;
+            uint64_t valid = left >= 32 ? PM_LO : PM_LO & ((1ull << (2 * left)) - 1);
+            uint64_t miss = ~lo & ~hi & valid;
+            counts[0] += (uint64_t)__builtin_popcountll(miss);
+            counts[1] += (uint64_t)__builtin_popcountll(lo & ~hi & valid);
+            counts[2] += (uint64_t)__builtin_popcountll(~lo & hi & valid);
+            counts[3] += (uint64_t)__builtin_popcountll(lo & hi & valid);
+            if (miss) {
+                if (*first_missing == UINT64_MAX)
+                    *first_missing = base + 32 * k + (uint64_t)__builtin_ctzll(miss) / 2;
+                *last_missing = base + 32 * k + (uint64_t)(63 - __builtin_clzll(miss)) / 2;
+            }
+        }
+    }
+    return true;
+}
+
+/* --------------------------------------------------------- device set */
+
+struct mst_devset {
+    mst_device_stats *e; /* in order of first appearance */
+    size_t count, cap;
+    size_t *slot;        /* open addressing: index + 1, 0 = empty */
+    size_t nslots;
+    size_t budget, used;
+    bool full;
+};
+
+mst_devset *mst_devset_new(size_t budget)
+{
+    mst_devset *s = calloc(1, sizeof *s);
+    if (s)
+        s->budget = budget;
+    return s;
+}
+
+void mst_devset_free(mst_devset *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->count; i++) {
+        free(s->e[i].path);
+        free(s->e[i].schema);
+    }
+    free(s->e);
+    free(s->slot);
+    free(s);
+}
+
+static size_t dev_hash(const char *path, uint32_t instance)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    h = (h ^ instance) * 0x100000001b3ull;
+    return (size_t)(h ^ (h >> 32));
+}
+
+static bool dev_grow(mst_devset *s)
+{
+    size_t n = s->nslots ? s->nslots * 2 : 64;
+    size_t cap = s->cap ? s->cap * 2 : 32;
+    size_t more = (n - s->nslots) * sizeof *s->slot + (cap - s->cap) * sizeof *s->e;
+    if (more > s->budget - s->used) {
+        s->full = true;
+        return false;
+    }
+    size_t *slot = calloc(n, sizeof *slot);
+    mst_device_stats *e = realloc(s->e, cap * sizeof *e);
+    if (!slot || !e) {
+        free(slot);
+        if (e)
+            s->e = e;
+        return false;
+    }
+    s->e = e;
+    s->cap = cap;
+    for (size_t i = 0; i < s->count; i++) {
+        size_t k = dev_hash(e[i].path, e[i].instance) & (n - 1);
+        while (slot[k])
+            k = (k + 1) & (n - 1);
+        slot[k] = i + 1;
+    }
+    free(s->slot);
+    s->slot = slot;
+    s->used += more;
+    s->nslots = n;
+    return true;
+}
+
+mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
+{
+    const ms_device *d = &rec->device;
+    if (rec->type != MS_REC_DEVICE || !d->path)
+        return NULL;
+    size_t k = 0;
+    if (s->nslots) {
+        k = dev_hash(d->path, d->instance) & (s->nslots - 1);
+        for (; s->slot[k]; k = (k + 1) & (s->nslots - 1)) {
+            mst_device_stats *e = &s->e[s->slot[k] - 1];
+            if (e->instance != d->instance || strcmp(e->path, d->path) != 0)
+                continue;
+            char *schema = strdup(d->schema);
+            if (!schema)
+                return NULL;
+            free(e->schema);
+            e->schema = schema;
+            e->version = d->version;
+            e->records++;
+            e->bytes += MS_RECORD_HEADER_SIZE + (uint64_t)rec->length;
+            e->last_index = rec->index;
+            e->last_offset = rec->offset;
+            return e;
+        }
+    }
+    if (s->full)
+        return NULL;
+    size_t strings = strlen(d->path) + strlen(d->schema) + 2;
+    if (strings > s->budget - s->used) {
+        s->full = true;
+        return NULL;
+    }
+    if ((s->count + 1) * 2 > s->nslots || s->count == s->cap) {
+        if (!dev_grow(s))
+            return NULL;
+        k = dev_hash(d->path, d->instance) & (s->nslots - 1);
+        while (s->slot[k])
+            k = (k + 1) & (s->nslots - 1);
+    }
+    mst_device_stats *e = &s->e[s->count];
+    memset(e, 0, sizeof *e);
+    e->path = strdup(d->path);
+    e->schema = strdup(d->schema);
+    if (!e->path || !e->schema) {
+        free(e->path);
+        free(e->schema);
+        return NULL;
+    }
+    s->used += strings;
+    e->instance = d->instance;
+    e->version = d->version;
+    e->records = 1;
+    e->bytes = MS_RECORD_HEADER_SIZE + (uint64_t)rec->length;
+    e->first_index = e->last_index = rec->index;
+    e->first_offset = e->last_offset = rec->offset;
+    s->slot[k] = ++s->count;
+    return e;
+}
+
+bool mst_devset_full(const mst_devset *s)
+{
+    return s->full;
+}
+
+size_t mst_devset_count(const mst_devset *s)
+{
+    return s->count;
+}
+
+const mst_device_stats *mst_devset_get(const mst_devset *s, size_t i)
+{
+    return i < s->count ? &s->e[i] : NULL;
+}
+
+double mst_percent(uint64_t part, uint64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}

@@ -1,0 +1,144 @@
+/*
+ * Chores shared by the command-line tools: opening inputs ("-" is standard
+ * input), exit codes, JSON string output, atomic output files and
+ * directories, and a progress line. No format logic lives here: the tools
+ * see streams only through the public API.
+ */
+#ifndef MST_COMMON_H
+#define MST_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <migstream/migstream.h>
+
+/* Exit codes shared by every tool (each man page lists its own meaning). */
+enum {
+    MST_EXIT_OK = 0,    /* success: valid, same, done */
+    MST_EXIT_FAIL = 1,  /* the answer is no: invalid, different */
+    MST_EXIT_ERROR = 2, /* usage, I/O or a stream that cannot be read */
+};
+
+/* Program name for messages, set by mst_init(). */
+extern const char *mst_prog;
+void mst_init(const char *argv0);
+
+/* Prints "PROG: message\n" to stderr. */
+void mst_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Opens PATH for reading ("-": standard input). Returns an fd or -1 after
+ * printing why. */
+int mst_open_input(const char *path);
+/* Size of the input if it is a regular file, else 0. */
+uint64_t mst_input_size(int fd);
+
+/* Writes S as a JSON string literal (quotes and escapes included). */
+void mst_json_string(FILE *f, const char *s);
+/* Writes N bytes as a JSON string of lowercase hex digits. */
+void mst_json_hex(FILE *f, const uint8_t *p, size_t n);
+
+/* Formats a CBOR item with ms_cbor_format into a malloc'd string (NULL on
+ * malformed input or no memory). */
+char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);
+
+/* ---- atomic outputs ---- */
+
+/* An output file written under a temporary name beside its final path and
+ * renamed into place by mst_out_commit(). "-" writes to standard output. */
+typedef struct mst_out {
+    char *final_path; /* NULL for standard output */
+    char *tmp_path;
+    int fd;
+} mst_out;
+/* Fails (printing why) if PATH exists and !force. */
+int mst_out_open(mst_out *o, const char *path, bool force);
+int mst_out_commit(mst_out *o);  /* fsync + rename; 0 or -1 */
+void mst_out_abort(mst_out *o);  /* removes the temporary file */
+
+/* Creates DIR.tmp-XXXXXX beside DIR for building an output directory;
+ * mst_dir_commit() renames it to DIR (replacing an old DIR only when force
+ * was given to mst_dir_begin). */
+typedef struct mst_dir {
+    char *final_path;
+    char *tmp_path;
+    bool force;
+} mst_dir;
+int mst_dir_begin(mst_dir *d, const char *path, bool force);
+int mst_dir_commit(mst_dir *d);
+void mst_dir_abort(mst_dir *d); /* removes the temporary tree */
+
+/* ---- progress on standard error (only when it is a terminal) ---- */
+typedef struct mst_progress {
+    bool enabled;
+    uint64_t total;   /* input bytes if known, else 0 */
+    double start, last;
+} mst_progress;
+void mst_progress_init(mst_progress *p, bool quiet, uint64_t total);
+/* Redraws at most 10 times a second. */
+void mst_progress_update(mst_progress *p, uint64_t bytes, uint64_t pages);
+void mst_progress_done(mst_progress *p);
+
+/* ---- final page states and device instances, for dump and validate ---- */
+
+/* Page states as tracked: index 0 is "missing" (never sent), 1.. are the
+ * wire states (MS_PAGE_DATA, MS_PAGE_ZERO); MST_STATE_OTHER lumps together
+ * states a later format may add. */
+enum { MST_STATE_MISSING = 0, MST_STATE_OTHER = 3, MST_STATES = 4 };
+
+/* One region as seen in a stream, with what was sent for it. */
+typedef struct mst_region_stats {
+    ms_region region;          /* copy; name points to a copy owned here */
+    uint64_t pages;            /* size / page_size */
+    uint64_t sent[MST_STATES]; /* pages sent per state, every copy counted */
+    uint64_t records, bytes;   /* PAGES records for the region, headers included */
+    bool tracked;              /* false: final states given up (memory budget) */
+} mst_region_stats;
+
+/* The final state of every page of every region, at 2 bits per page, in
+ * chunks of 2^18 pages allocated only when a chunk holds pages in different
+ * states (a chunk in one state costs nothing). A 64 GiB guest of 4 KiB pages
+ * needs at most 4 MiB. A region whose map would take the total past the
+ * budget is given up (tracked = false) rather than the budget exceeded. */
+typedef struct mst_pagemap mst_pagemap;
+#define MST_PAGEMAP_BUDGET (256u << 20)
+mst_pagemap *mst_pagemap_new(size_t budget);
+void mst_pagemap_free(mst_pagemap *m);
+/* Registers the regions the reader declared since the last call. 0 or -1
+ * (no memory). */
+int mst_pagemap_sync(mst_pagemap *m, const ms_reader *r);
+/* Applies a decoded PAGES record (others are ignored). */
+void mst_pagemap_apply(mst_pagemap *m, const ms_record *rec);
+size_t mst_pagemap_count(const mst_pagemap *m);
+const mst_region_stats *mst_pagemap_get(const mst_pagemap *m, size_t i);
+/* Final page counts per state of region I; FIRST/LAST_MISSING get the first
+ * and last page never sent (UINT64_MAX when none). false if not tracked. */
+bool mst_pagemap_final(const mst_pagemap *m, size_t i, uint64_t counts[MST_STATES],
+                       uint64_t *first_missing, uint64_t *last_missing);
+
+/* Device instances (path, instance) in order of first appearance. */
+typedef struct mst_device_stats {
+    char *path;
+    uint32_t instance;
+    char *schema;            /* from the last record */
+    uint32_t version;        /* from the last record */
+    uint64_t records, bytes; /* DEVICE records for the instance, headers included */
+    uint64_t first_index, first_offset; /* its first record */
+    uint64_t last_index, last_offset;   /* its last record (the one that counts) */
+} mst_device_stats;
+typedef struct mst_devset mst_devset;
+#define MST_DEVSET_BUDGET (64u << 20)
+mst_devset *mst_devset_new(size_t budget);
+void mst_devset_free(mst_devset *s);
+/* Counts a decoded DEVICE record; returns its instance's entry (records == 1
+ * on first sight), or NULL when the budget is spent (mst_devset_full) or
+ * memory ran out. */
+mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec);
+bool mst_devset_full(const mst_devset *s);
+size_t mst_devset_count(const mst_devset *s);
+const mst_device_stats *mst_devset_get(const mst_devset *s, size_t i);
+
+/* Percentage of PART in WHOLE (0 when WHOLE is 0). */
+double mst_percent(uint64_t part, uint64_t whole);
+
+#endif /* MST_COMMON_H */
