@@ -55,7 +55,9 @@ typedef int (*ms_cbor_diff_fn)(void *ctx, const char *path, const uint8_t *a, si
 
 /**
  * Compares two CBOR items field by field: maps key by key (whatever the key
- * order), arrays index by index, anything else by value.
+ * order), arrays index by index, anything else by value. Differences are
+ * reported depth first, map keys in the order of their encoded bytes (length
+ * first, as RFC 8949 section 4.2.1 sorts them), array elements by index.
  * @return the number of differences (0: equal), MS_ECBOR when either input
  *         is not one valid item, or a callback's negative value.
  */
