@@ -1,6 +1,7 @@
 /*
  * Status names, wire enumeration names and the library version (common.h).
  */
+#include "frame.h"
 #include "migstream/common.h"
 
 #define STR_(x) #x
@@ -52,4 +53,12 @@ const char *ms_page_state_name(unsigned state)
     case MS_PAGE_ZERO: return "ZERO";
     default: return NULL;
     }
+}
+
+void ms_known_features(uint64_t *required, uint64_t *optional)
+{
+    if (required)
+        *required = MSI_KNOWN_REQUIRED_FEATURES;
+    if (optional)
+        *optional = MSI_KNOWN_OPTIONAL_FEATURES;
 }

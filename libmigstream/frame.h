@@ -20,6 +20,7 @@ extern const uint8_t msi_magic[MSI_MAGIC_LEN];
 
 /* Feature bits known to this library (FORMAT.md section 3.2): none in 1.0. */
 #define MSI_KNOWN_REQUIRED_FEATURES 0u
+#define MSI_KNOWN_OPTIONAL_FEATURES 0u
 
 /* Encodes the 1.0 preamble into out[MSI_PREAMBLE_SIZE] and sets h->checksum. */
 void msi_preamble_encode(ms_header *h, uint8_t *out);

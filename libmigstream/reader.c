@@ -75,7 +75,8 @@ struct ms_reader {
 
 /* ------------------------------------------------------------------ errors */
 
-static int vfail(ms_reader *r, int code, uint64_t at, int64_t record, const char *fmt,
+__attribute__((format(printf, 5, 0))) static int vfail(ms_reader *r, int code, uint64_t at,
+                                                      int64_t record, const char *fmt,
                  va_list ap)
 {
     if (r->status)
@@ -86,6 +87,9 @@ static int vfail(ms_reader *r, int code, uint64_t at, int64_t record, const char
     if (record < 0)
         snprintf(r->msg, sizeof r->msg, "preamble, byte %llu: %s", (unsigned long long)at,
                  detail);
+    else if (!r->rec.type) /* no record header was read */
+        snprintf(r->msg, sizeof r->msg, "record %lld at byte %llu: %s", (long long)record,
+                 (unsigned long long)at, detail);
     else if (at == r->rec.offset)
         snprintf(r->msg, sizeof r->msg, "record %lld (%s at byte %llu): %s", (long long)record,
                  msi_record_name(r->rec.type, tn), (unsigned long long)at, detail);
@@ -732,6 +736,8 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
     return 1;
 }
 
+static int expect_eof_at(ms_reader *r, uint64_t at, uint8_t *b, size_t *got);
+
 int ms_reader_expect_eof(ms_reader *r)
 {
     if (!r || r->magic != READER_MAGIC)
@@ -743,16 +749,24 @@ int ms_reader_expect_eof(ms_reader *r)
     uint8_t b;
     size_t got;
     uint64_t at = r->pos;
+    r->index--; /* problems here belong to the END record, already counted */
+    int rc = expect_eof_at(r, at, &b, &got);
+    r->index++;
+    return rc;
+}
+
+static int expect_eof_at(ms_reader *r, uint64_t at, uint8_t *b, size_t *got)
+{
     if (r->mem) {
         if (r->pos < r->mem_len)
             return fail_rec(r, MS_ECORRUPT, at, "%zu bytes follow the END record",
                             r->mem_len - (size_t)r->pos);
         return MS_OK;
     }
-    int rc = read_exact(r, &b, 1, &got);
+    int rc = read_exact(r, b, 1, got);
     if (rc)
         return rc;
-    if (got)
+    if (*got)
         return fail_rec(r, MS_ECORRUPT, at, "bytes follow the END record");
     return MS_OK;
 }

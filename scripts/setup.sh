@@ -11,7 +11,8 @@ required=(
     libzstd-dev libcbor-dev libxxhash-dev
     libcmocka-dev
     libjansson-dev # migstream-pack reads device state given as JSON
-    python3 # scripts/test-summary.py
+    python3 # scripts/test-summary.py and the CLI tests' helpers
+    time # GNU time: the CLI tests measure peak memory with /usr/bin/time
 )
 optional=(zstd) # the zstd CLI, handy for poking at compressed payloads
 

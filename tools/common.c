@@ -294,9 +294,9 @@ void mst_progress_done(mst_progress *p)
 
 /* ----------------------------------------------------------- page map */
 
-/* 2 bits per page, 32 pages per word, in chunks of 2^18 pages. A chunk is
+/* 2 bits per page, 32 pages per word, in chunks of 2^20 pages. A chunk is
  * either uniform (every page in `uniform`) or holds a bitmap. */
-#define PM_SHIFT 18
+#define PM_SHIFT 20
 #define PM_CHUNK ((uint64_t)1 << PM_SHIFT)
 #define PM_WORDS (PM_CHUNK / 32)
 #define PM_LO 0x5555555555555555ull
@@ -529,7 +529,7 @@ bool mst_pagemap_final(const mst_pagemap *m, size_t i, uint64_t counts[MST_STATE
 struct mst_devset {
     mst_device_stats *e; /* in order of first appearance */
     size_t count, cap;
-    size_t *slot;        /* open addressing: index + 1, 0 = empty */
+    size_t *slot; /* open addressing: index + 1, 0 = empty */
     size_t nslots;
     size_t budget, used;
     bool full;

@@ -96,7 +96,7 @@ typedef struct mst_region_stats {
 } mst_region_stats;
 
 /* The final state of every page of every region, at 2 bits per page, in
- * chunks of 2^18 pages allocated only when a chunk holds pages in different
+ * chunks of 2^20 pages allocated only when a chunk holds pages in different
  * states (a chunk in one state costs nothing). A 64 GiB guest of 4 KiB pages
  * needs at most 4 MiB. A region whose map would take the total past the
  * budget is given up (tracked = false) rather than the budget exceeded. */
@@ -120,9 +120,9 @@ bool mst_pagemap_final(const mst_pagemap *m, size_t i, uint64_t counts[MST_STATE
 typedef struct mst_device_stats {
     char *path;
     uint32_t instance;
-    char *schema;            /* from the last record */
-    uint32_t version;        /* from the last record */
-    uint64_t records, bytes; /* DEVICE records for the instance, headers included */
+    char *schema;                       /* from the last record */
+    uint32_t version;                   /* from the last record */
+    uint64_t records, bytes;            /* DEVICE records for the instance, headers included */
     uint64_t first_index, first_offset; /* its first record */
     uint64_t last_index, last_offset;   /* its last record (the one that counts) */
 } mst_device_stats;

@@ -113,6 +113,11 @@ typedef enum ms_data_encoding {
     MS_ENCODING_ZSTD = 1,
 } ms_data_encoding;
 
+/** The feature bits (FORMAT.md section 3.2) this library implements: a
+ *  stream with other required bits is refused; other optional bits are
+ *  reported as unknown by tools. Either pointer may be NULL. */
+MS_API void ms_known_features(uint64_t *required, uint64_t *optional);
+
 /** Name of a record type ("PAGES"), or NULL for a type this library does
  *  not know. Static string. */
 MS_API const char *ms_record_type_name(unsigned type);

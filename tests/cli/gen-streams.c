@@ -22,6 +22,11 @@
  *   corrupt.mig           basic with one byte of page data flipped
  *   truncated.mig         basic without its END record
  *   empty-guest.mig       no regions, no devices
+ *   partial.mig           basic without pc.ram pages 1000..1023 (never sent:
+ *                         missing)
+ *   small.mig             a different, tiny guest (fuzzing seed): 16 pages
+ *                         of 4 KiB plus a 2 MiB-page region, zstd level 1,
+ *                         a private optional record, 2 devices
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -131,7 +136,7 @@ static size_t net_state(uint8_t *p)
     return n;
 }
 
-enum variant { BASIC, REBATCHED, COMPRESSED, REWRITTEN, CHANGED, UNKNOWN_OPT, MUST, EMPTY };
+enum variant { BASIC, REBATCHED, COMPRESSED, REWRITTEN, CHANGED, UNKNOWN_OPT, MUST, EMPTY, PARTIAL };
 
 static void die(ms_writer *w, const char *what)
 {
@@ -182,7 +187,7 @@ static void write_stream(const char *path, enum variant v)
                 if (ms_writer_pages(w, 0, 200, 16, stale))
                     die(w, "pages");
             }
-            if (ms_writer_pages(w, 0, 0, RAM_PAGES, g.ram))
+            if (ms_writer_pages(w, 0, 0, v == PARTIAL ? 1000 : RAM_PAGES, g.ram))
                 die(w, "pages");
         }
         if (ms_writer_pages(w, 1, 0, VRAM_PAGES, g.vram))
@@ -250,6 +255,36 @@ static void locate(const char *path, long *first_data, long *end)
     close(fd);
 }
 
+static void small(const char *path)
+{
+    static uint8_t ram[16 * PS], huge[2 << 20];
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.writer_name = "gen-streams";
+    o.writer_version = "1";
+    o.description = "small seed";
+    o.compress_level = 1;
+    ms_writer *w = ms_writer_new_fd(&o, fd);
+    ms_region r0 = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = sizeof ram,
+                    .page_size = PS};
+    ms_region r1 = {.id = 7, .name = "huge", .has_gpa = true, .gpa = 1ull << 32,
+                    .size = 4u << 20, .page_size = 2u << 20};
+    for (unsigned p = 0; p < 16; p += 3)
+        memset(ram + p * PS, 'a' + (int)p, PS);
+    huge[12345] = 1;
+    uint8_t cpu[64];
+    size_t nc = cpu_state(cpu, 0x1000);
+    if (!w || ms_writer_add_region(w, &r0) || ms_writer_add_region(w, &r1) ||
+        ms_writer_record(w, 0x8001, 0, "seed", 4) || ms_writer_pages(w, 0, 0, 16, ram) ||
+        ms_writer_pages(w, 7, 1, 1, huge) || ms_writer_zero_pages(w, 7, 0, 1) ||
+        ms_writer_device(w, "cpu", 0, "x86-cpu", 1, cpu, nc) ||
+        ms_writer_device(w, "cpu", 1, "x86-cpu", 1, cpu, nc) || ms_writer_finish(w, NULL))
+        die(w, "small");
+    ms_writer_free(w);
+    close(fd);
+}
+
 static void big(unsigned gib)
 {
     ms_writer_options o;
@@ -290,6 +325,7 @@ int main(int argc, char **argv)
         {"compressed.mig", COMPRESSED}, {"rewritten.mig", REWRITTEN},
         {"changed.mig", CHANGED},       {"unknown-optional.mig", UNKNOWN_OPT},
         {"must-understand.mig", MUST},  {"empty-guest.mig", EMPTY},
+        {"partial.mig", PARTIAL},
     };
     char path[4096], path2[4096];
     mkdir(argv[1], 0755);
@@ -297,6 +333,8 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s", argv[1], samples[i].name);
         write_stream(path, samples[i].v);
     }
+    snprintf(path, sizeof path, "%s/small.mig", argv[1]);
+    small(path);
     long first_data, end;
     snprintf(path, sizeof path, "%s/basic.mig", argv[1]);
     locate(path, &first_data, &end);

@@ -16,7 +16,7 @@
 # Set UPDATE=1 to rewrite .stdout/.stderr files from the actual output (then
 # review the diff before committing).
 set -u
-tool=$1 tools=$(cd "$2" && pwd) gen=$3
+tool=$1 tools=$(cd "$2" && pwd) gen=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
 here=$(cd "$(dirname "$0")" && pwd)
 cases_dir=$here/$tool
 [ -d "$cases_dir" ] || { echo "no cases for $tool in $cases_dir"; exit 1; }

@@ -1,0 +1,2 @@
+# --version: program, library and format versions.
+"$TOOLS/migstream-diff" --version

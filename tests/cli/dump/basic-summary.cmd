@@ -1,0 +1,2 @@
+# Only the totals block.
+"$TOOLS/migstream-dump" --summary "$SAMPLES/basic.mig"

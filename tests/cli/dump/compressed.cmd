@@ -1,0 +1,2 @@
+# zstd-compressed PAGES: same pages as basic, smaller data sections.
+"$TOOLS/migstream-dump" "$SAMPLES/compressed.mig"

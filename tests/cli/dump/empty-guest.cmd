@@ -1,0 +1,2 @@
+# No regions, no devices: INFO and END only.
+"$TOOLS/migstream-dump" "$SAMPLES/empty-guest.mig"

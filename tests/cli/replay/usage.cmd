@@ -1,0 +1,11 @@
+# Bad usage: exit 2 with a message and a hint on standard error.
+R=$TOOLS/migstream-replay
+$R; echo "no arguments: exit $?"
+$R "$SAMPLES/basic.mig"; echo "no -o: exit $?"
+$R -o out; echo "no STREAM: exit $?"
+$R -o out "$SAMPLES/basic.mig" "$SAMPLES/basic.mig"; echo "two STREAMs: exit $?"
+$R --bogus -o out "$SAMPLES/basic.mig"; echo "unknown long option: exit $?"
+$R -x -o out "$SAMPLES/basic.mig"; echo "unknown short option: exit $?"
+$R "$SAMPLES/basic.mig" -o; rc=$?; echo "-o without a value: exit $rc"
+ls -A
+exit $rc

@@ -1,0 +1,2 @@
+# --version: the tool's, the library's and the format's versions.
+"$TOOLS/migstream-replay" --version

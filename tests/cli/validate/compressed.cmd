@@ -1,0 +1,2 @@
+# zstd-compressed pages validate like raw ones.
+"$TOOLS/migstream-validate" "$SAMPLES/compressed.mig"

@@ -1,0 +1,2 @@
+# No regions, no devices: valid.
+"$TOOLS/migstream-validate" "$SAMPLES/empty-guest.mig"

@@ -1,0 +1,1115 @@
+/*
+ * migstream-dump: shows a stream for people (text) or scripts (JSON Lines):
+ * a header block, one line per record and a totals block; or the totals
+ * alone (--summary); or one page's final contents (--page) or one device's
+ * final state (--device).
+ *
+ * The stream is read once, front to back, through the public reader, so
+ * standard input and pipes work and memory stays bounded by the largest
+ * record, plus the page map of the totals (2 bits per page, see common.h).
+ * Every output line is documented in docs/man/migstream-dump.1: keep them
+ * stable.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <migstream/migstream.h>
+
+#include "common.h"
+
+#define DIAG_MAX 200 /* text mode: device state shown on a record line, bytes */
+#define HEAD_MAX 16  /* unknown records: payload bytes shown */
+
+typedef enum { MODE_FULL, MODE_SUMMARY, MODE_PAGE, MODE_DEVICE } dump_mode;
+
+typedef struct type_stats {
+    uint16_t type;
+    uint64_t records, bytes;
+} type_stats;
+
+/* A record before the first PAGES, DEVICE or END record (INFO, REGIONS or
+ * unknown), kept until the header is printed: the header lists the regions
+ * they declare. At most SAVED_MAX are kept; the header comes out sooner if
+ * there are more. */
+#define SAVED_MAX 1024
+typedef struct saved_record {
+    ms_record rec;
+    ms_region *regions;
+    char *machine, *description;
+    uint8_t head[HEAD_MAX];
+} saved_record;
+
+/* One instance of the --device path: its last record wins. */
+typedef struct device_copy {
+    uint32_t instance;
+    char *schema;
+    uint32_t version;
+    uint8_t *state;
+    size_t state_size;
+    uint64_t records, last_index, last_offset;
+} device_copy;
+
+typedef struct dump {
+    FILE *out;
+    bool json;
+    dump_mode mode;
+    ms_reader *r;
+    const ms_header *hdr;
+    uint64_t preamble; /* header_size: where record 0 starts */
+
+    /* totals */
+    type_stats *types; /* sorted by type */
+    size_t ntypes;
+    uint64_t records;
+    uint64_t end_index, end_offset; /* the END record */
+    uint64_t stream_bytes;          /* up to the end of END */
+    mst_pagemap *pm;
+    mst_devset *ds;
+
+    /* header look-ahead */
+    saved_record *saved;
+    size_t nsaved;
+    bool header_done;
+
+    /* --page */
+    const char *page_region; /* the REGION part of REGION:PFN */
+    bool page_by_id;
+    uint32_t page_id;
+    uint64_t pfn;
+    bool region_found, page_outside;
+    ms_region page_reg;
+    char page_reg_name[MS_MAX_NAME_LEN + 1];
+    uint8_t *page;       /* page_size bytes: the last DATA copy */
+    unsigned page_state; /* MST_STATE_MISSING until a copy arrives */
+    uint64_t page_copies, page_index, page_offset;
+
+    /* --device */
+    const char *device_path;
+    device_copy *devs;
+    size_t ndevs;
+} dump;
+
+/* ------------------------------------------------------------ small output */
+
+static void put_str(dump *d, const char *s)
+{
+    mst_json_string(d->out, s);
+}
+
+static void put_hex64(dump *d, uint64_t v)
+{
+    fprintf(d->out, "\"0x%016" PRIx64 "\"", v);
+}
+
+static const char *type_label(uint16_t type, char tmp[8])
+{
+    const char *name = ms_record_type_name(type);
+    if (name)
+        return name;
+    snprintf(tmp, 8, "0x%04x", type);
+    return tmp;
+}
+
+static const char *state_name(unsigned st)
+{
+    const char *n = ms_page_state_name(st);
+    return n ? n : "OTHER";
+}
+
+/* Text: the page counts per state of a set of extents or totals. */
+static void put_counts_text(dump *d, const uint64_t *c)
+{
+    fprintf(d->out, "DATA %" PRIu64 " ZERO %" PRIu64, c[MS_PAGE_DATA], c[MS_PAGE_ZERO]);
+    if (c[MST_STATE_OTHER])
+        fprintf(d->out, " OTHER %" PRIu64, c[MST_STATE_OTHER]);
+}
+
+static void put_counts_json(dump *d, const uint64_t *c, bool missing)
+{
+    fprintf(d->out, "{\"DATA\":%" PRIu64 ",\"ZERO\":%" PRIu64, c[MS_PAGE_DATA], c[MS_PAGE_ZERO]);
+    if (c[MST_STATE_OTHER])
+        fprintf(d->out, ",\"OTHER\":%" PRIu64, c[MST_STATE_OTHER]);
+    if (missing)
+        fprintf(d->out, ",\"missing\":%" PRIu64, c[MST_STATE_MISSING]);
+    fputc('}', d->out);
+}
+
+static void put_region_text(dump *d, const ms_region *g)
+{
+    fprintf(d->out, "%" PRIu32 " ", g->id);
+    put_str(d, g->name);
+    if (g->has_gpa)
+        fprintf(d->out, " gpa 0x%" PRIx64, g->gpa);
+    else
+        fputs(" gpa none", d->out);
+    fprintf(d->out, " size %" PRIu64 " page-size %" PRIu32 " pages %" PRIu64, g->size, g->page_size,
+            g->size / g->page_size);
+}
+
+static void put_region_json(dump *d, const ms_region *g)
+{
+    fprintf(d->out, "{\"id\":%" PRIu32 ",\"name\":", g->id);
+    put_str(d, g->name);
+    fputs(",\"gpa\":", d->out);
+    if (g->has_gpa)
+        fprintf(d->out, "\"0x%" PRIx64 "\"", g->gpa);
+    else
+        fputs("null", d->out);
+    fprintf(d->out, ",\"size\":%" PRIu64 ",\"page_size\":%" PRIu32 ",\"pages\":%" PRIu64 "}",
+            g->size, g->page_size, g->size / g->page_size);
+}
+
+/* Device state in diagnostic notation, cut at DIAG_MAX bytes (on a UTF-8
+ * character boundary) when LIMIT is set. */
+static void put_diag(dump *d, const uint8_t *cbor, size_t n, bool limit)
+{
+    char small[DIAG_MAX + 1];
+    if (limit) {
+        ssize_t len = ms_cbor_format(cbor, n, MS_CBOR_DIAG, 0, small, sizeof small);
+        if (len < 0) {
+            fputs("<invalid CBOR>", d->out);
+            return;
+        }
+        if ((size_t)len <= DIAG_MAX) {
+            fputs(small, d->out);
+            return;
+        }
+        size_t cut = DIAG_MAX;
+        while (cut > 0 && ((unsigned char)small[cut] & 0xc0) == 0x80)
+            cut--;
+        fprintf(d->out, "%.*s... (%zd bytes in all)", (int)cut, small, len);
+        return;
+    }
+    char *s = mst_cbor_text(cbor, n, MS_CBOR_DIAG);
+    fputs(s ? s : "<invalid CBOR>", d->out);
+    free(s);
+}
+
+static void put_json_state(dump *d, const uint8_t *cbor, size_t n)
+{
+    char *s = mst_cbor_text(cbor, n, MS_CBOR_JSON);
+    fputs(s ? s : "null", d->out);
+    free(s);
+}
+
+/* --------------------------------------------------------------- records */
+
+static void page_span(const ms_pages *pg, uint64_t counts[MST_STATES], uint64_t *first,
+                      uint64_t *last)
+{
+    memset(counts, 0, MST_STATES * sizeof *counts);
+    for (size_t i = 0; i < pg->extent_count; i++) {
+        unsigned st = pg->extents[i].state;
+        counts[st < MST_STATE_OTHER ? st : MST_STATE_OTHER] += pg->extents[i].count;
+    }
+    *first = pg->extent_count ? pg->extents[0].first : 0;
+    *last = pg->extent_count ? pg->extents[pg->extent_count - 1].first +
+                                   pg->extents[pg->extent_count - 1].count - 1
+                             : 0;
+}
+
+static uint64_t pages_wire_data(const ms_record *rec)
+{
+    return rec->length - 16 - 24 * (uint64_t)rec->pages.extent_count;
+}
+
+static void record_text(dump *d, const ms_record *rec)
+{
+    char tmp[8];
+    fprintf(d->out, "%12" PRIu64 " %7" PRIu64 " %-8s %9" PRIu32 "  ", rec->offset, rec->index,
+            type_label(rec->type, tmp), rec->length);
+    if (!rec->known) {
+        fputs("unknown optional record, skipped; payload ", d->out);
+        for (uint32_t i = 0; i < rec->length && i < HEAD_MAX; i++)
+            fprintf(d->out, "%02x", rec->payload[i]);
+        if (rec->length > HEAD_MAX)
+            fputs("...", d->out);
+        if (rec->length == 0)
+            fputs("empty", d->out);
+        fputc('\n', d->out);
+        return;
+    }
+    switch (rec->type) {
+    case MS_REC_INFO:
+        if (rec->info.machine) {
+            fputs("machine ", d->out);
+            put_str(d, rec->info.machine);
+        }
+        if (rec->info.description) {
+            fputs(rec->info.machine ? " description " : "description ", d->out);
+            put_str(d, rec->info.description);
+        }
+        if (!rec->info.machine && !rec->info.description)
+            fputs("empty", d->out);
+        break;
+    case MS_REC_REGIONS:
+        fprintf(d->out, "regions %zu:", rec->region_count);
+        for (size_t i = 0; i < rec->region_count; i++) {
+            fputs(i ? "; " : " ", d->out);
+            put_region_text(d, &rec->regions[i]);
+        }
+        break;
+    case MS_REC_PAGES: {
+        uint64_t c[MST_STATES], first, last;
+        page_span(&rec->pages, c, &first, &last);
+        fprintf(d->out, "region %" PRIu32 " ", rec->pages.region->id);
+        put_str(d, rec->pages.region->name);
+        fprintf(d->out, " pages %" PRIu64 "..%" PRIu64 " extents %zu ", first, last,
+                rec->pages.extent_count);
+        put_counts_text(d, c);
+        if (rec->pages.encoding == MS_ENCODING_ZSTD)
+            fprintf(d->out, " encoding zstd data %" PRIu64 " decoded %zu", pages_wire_data(rec),
+                    rec->pages.data_size);
+        else
+            fprintf(d->out, " encoding raw data %zu", rec->pages.data_size);
+        break;
+    }
+    case MS_REC_DEVICE:
+        fputs("path ", d->out);
+        put_str(d, rec->device.path);
+        fprintf(d->out, " instance %" PRIu32 " schema ", rec->device.instance);
+        put_str(d, rec->device.schema);
+        fprintf(d->out, " version %" PRIu32 " state-size %zu state ", rec->device.version,
+                rec->device.state_size);
+        put_diag(d, rec->device.state, rec->device.state_size, true);
+        break;
+    case MS_REC_END:
+        fprintf(d->out, "records %" PRIu64 " bytes %" PRIu64 " pages ", rec->totals.records,
+                rec->totals.bytes);
+        put_counts_text(d, rec->totals.pages);
+        fprintf(d->out, " devices %" PRIu64 " digest 0x%016" PRIx64, rec->totals.devices,
+                rec->checksum);
+        break;
+    default:
+        break;
+    }
+    fputc('\n', d->out);
+}
+
+static void record_json(dump *d, const ms_record *rec)
+{
+    char tmp[8];
+    FILE *o = d->out;
+    fprintf(o,
+            "{\"kind\":\"record\",\"offset\":%" PRIu64 ",\"index\":%" PRIu64 ",\"type\":\"%s\","
+            "\"type_code\":%u,\"flags\":%u,\"length\":%" PRIu32 ",\"checksum\":",
+            rec->offset, rec->index, type_label(rec->type, tmp), rec->type, rec->flags,
+            rec->length);
+    put_hex64(d, rec->checksum);
+    fprintf(o, ",\"known\":%s", rec->known ? "true" : "false");
+    if (!rec->known) {
+        fputs(",\"payload_head\":", o);
+        mst_json_hex(o, rec->payload, rec->length < HEAD_MAX ? rec->length : HEAD_MAX);
+        fputs("}\n", o);
+        return;
+    }
+    switch (rec->type) {
+    case MS_REC_INFO:
+        fputs(",\"machine\":", o);
+        if (rec->info.machine)
+            put_str(d, rec->info.machine);
+        else
+            fputs("null", o);
+        fputs(",\"description\":", o);
+        if (rec->info.description)
+            put_str(d, rec->info.description);
+        else
+            fputs("null", o);
+        break;
+    case MS_REC_REGIONS:
+        fputs(",\"regions\":[", o);
+        for (size_t i = 0; i < rec->region_count; i++) {
+            if (i)
+                fputc(',', o);
+            put_region_json(d, &rec->regions[i]);
+        }
+        fputc(']', o);
+        break;
+    case MS_REC_PAGES: {
+        uint64_t c[MST_STATES], first, last;
+        page_span(&rec->pages, c, &first, &last);
+        fprintf(o, ",\"region\":%" PRIu32 ",\"region_name\":", rec->pages.region->id);
+        put_str(d, rec->pages.region->name);
+        fprintf(o, ",\"first_page\":%" PRIu64 ",\"last_page\":%" PRIu64 ",\"pages\":", first, last);
+        put_counts_json(d, c, false);
+        fprintf(o, ",\"encoding\":\"%s\",\"data_bytes\":%" PRIu64 ",\"decoded_bytes\":%zu",
+                rec->pages.encoding == MS_ENCODING_ZSTD ? "zstd" : "raw", pages_wire_data(rec),
+                rec->pages.data_size);
+        fputs(",\"extents\":[", o);
+        for (size_t i = 0; i < rec->pages.extent_count; i++) {
+            const ms_extent *e = &rec->pages.extents[i];
+            fprintf(o, "%s{\"first\":%" PRIu64 ",\"count\":%" PRIu32 ",\"state\":\"%s\"}",
+                    i ? "," : "", e->first, e->count, state_name(e->state));
+        }
+        fputc(']', o);
+        break;
+    }
+    case MS_REC_DEVICE:
+        fputs(",\"path\":", o);
+        put_str(d, rec->device.path);
+        fprintf(o, ",\"instance\":%" PRIu32 ",\"schema\":", rec->device.instance);
+        put_str(d, rec->device.schema);
+        fprintf(o, ",\"version\":%" PRIu32 ",\"state_size\":%zu,\"state\":", rec->device.version,
+                rec->device.state_size);
+        put_json_state(d, rec->device.state, rec->device.state_size);
+        break;
+    case MS_REC_END:
+        fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", rec->totals.records,
+                rec->totals.bytes);
+        put_counts_json(d, rec->totals.pages, false);
+        fprintf(o, ",\"devices\":%" PRIu64 ",\"digest\":", rec->totals.devices);
+        put_hex64(d, rec->checksum);
+        break;
+    default:
+        break;
+    }
+    fputs("}\n", o);
+}
+
+static void print_record(dump *d, const ms_record *rec)
+{
+    if (d->json)
+        record_json(d, rec);
+    else
+        record_text(d, rec);
+}
+
+/* ---------------------------------------------------------------- header */
+
+static void print_header(dump *d)
+{
+    const ms_header *h = d->hdr;
+    size_t nreg = ms_reader_region_count(d->r);
+    FILE *o = d->out;
+    if (d->json) {
+        fprintf(o,
+                "{\"kind\":\"header\",\"format\":\"%u.%u\",\"major\":%u,\"minor\":%u,"
+                "\"required_features\":",
+                h->major, h->minor, h->major, h->minor);
+        put_hex64(d, h->required_features);
+        fputs(",\"optional_features\":", o);
+        put_hex64(d, h->optional_features);
+        fputs(",\"writer_name\":", o);
+        put_str(d, h->writer_name);
+        fputs(",\"writer_version\":", o);
+        put_str(d, h->writer_version);
+        fprintf(o,
+                ",\"page_size\":%" PRIu32 ",\"preamble_bytes\":%" PRIu64 ",\"preamble_checksum\":",
+                h->page_size, d->preamble);
+        put_hex64(d, h->checksum);
+        fputs(",\"regions\":[", o);
+        for (size_t i = 0; i < nreg; i++) {
+            if (i)
+                fputc(',', o);
+            put_region_json(d, ms_reader_region(d->r, i));
+        }
+        fputs("]}\n", o);
+    } else {
+        fprintf(o, "header\n  format    %u.%u\n", h->major, h->minor);
+        fprintf(o, "  features  required 0x%016" PRIx64 " optional 0x%016" PRIx64 "\n",
+                h->required_features, h->optional_features);
+        fputs("  writer    ", o);
+        put_str(d, h->writer_name);
+        fputs(" version ", o);
+        put_str(d, h->writer_version);
+        fprintf(o, "\n  page-size %" PRIu32 "\n", h->page_size);
+        fprintf(o, "  preamble  bytes %" PRIu64 " checksum 0x%016" PRIx64 "\n", d->preamble,
+                h->checksum);
+        fprintf(o, "  regions   %zu\n", nreg);
+        for (size_t i = 0; i < nreg; i++) {
+            fputs("  region    ", o);
+            put_region_text(d, ms_reader_region(d->r, i));
+            fputc('\n', o);
+        }
+        fputs("records\n", o);
+    }
+    for (size_t i = 0; i < d->nsaved; i++) {
+        saved_record *s = &d->saved[i];
+        if (!s->rec.known)
+            s->rec.payload = s->head;
+        print_record(d, &s->rec);
+        free(s->regions);
+        free(s->machine);
+        free(s->description);
+    }
+    free(d->saved);
+    d->saved = NULL;
+    d->nsaved = 0;
+    d->header_done = true;
+}
+
+/* Keeps a leading INFO or REGIONS record for after the header. */
+static int save_record(dump *d, const ms_record *rec)
+{
+    saved_record *p = realloc(d->saved, (d->nsaved + 1) * sizeof *p);
+    if (!p)
+        return -1;
+    d->saved = p;
+    saved_record *s = &p[d->nsaved];
+    memset(s, 0, sizeof *s);
+    s->rec = *rec;
+    s->rec.payload = NULL;
+    if (!rec->known) {
+        /* Only the head of an unknown payload is ever shown; rec.payload is
+         * pointed at it when printed (the array moves as it grows). */
+        memcpy(s->head, rec->payload, rec->length < HEAD_MAX ? rec->length : HEAD_MAX);
+    } else if (rec->type == MS_REC_REGIONS) {
+        /* Region names point into the reader's region table, which lives
+         * as long as the reader; the array itself is reused. */
+        s->regions = malloc((rec->region_count ? rec->region_count : 1) * sizeof *s->regions);
+        if (!s->regions)
+            return -1;
+        memcpy(s->regions, rec->regions, rec->region_count * sizeof *s->regions);
+        s->rec.regions = s->regions;
+    } else {
+        if ((rec->info.machine && !(s->machine = strdup(rec->info.machine))) ||
+            (rec->info.description && !(s->description = strdup(rec->info.description)))) {
+            free(s->machine);
+            return -1;
+        }
+        s->rec.info.machine = s->machine;
+        s->rec.info.description = s->description;
+    }
+    d->nsaved++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- totals */
+
+static int count_type(dump *d, const ms_record *rec)
+{
+    size_t i = 0;
+    while (i < d->ntypes && d->types[i].type < rec->type)
+        i++;
+    if (i == d->ntypes || d->types[i].type != rec->type) {
+        type_stats *t = realloc(d->types, (d->ntypes + 1) * sizeof *t);
+        if (!t)
+            return -1;
+        d->types = t;
+        memmove(t + i + 1, t + i, (d->ntypes - i) * sizeof *t);
+        t[i] = (type_stats){.type = rec->type};
+        d->ntypes++;
+    }
+    d->types[i].records++;
+    d->types[i].bytes += MS_RECORD_HEADER_SIZE + (uint64_t)rec->length;
+    d->records++;
+    return 0;
+}
+
+static void print_totals(dump *d, uint64_t digest)
+{
+    FILE *o = d->out;
+    const uint64_t total = d->stream_bytes;
+    char tmp[8];
+    size_t nreg = mst_pagemap_count(d->pm), ndev = mst_devset_count(d->ds);
+    if (d->json) {
+        fprintf(o,
+                "{\"kind\":\"totals\",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
+                ",\"preamble_bytes\":%" PRIu64 ",\"preamble_percent\":%.2f,\"types\":[",
+                total, d->records, d->preamble, mst_percent(d->preamble, total));
+        for (size_t i = 0; i < d->ntypes; i++) {
+            const type_stats *t = &d->types[i];
+            fprintf(o,
+                    "%s{\"type\":\"%s\",\"type_code\":%u,\"known\":%s,\"records\":%" PRIu64
+                    ",\"bytes\":%" PRIu64 ",\"percent\":%.2f}",
+                    i ? "," : "", type_label(t->type, tmp), t->type,
+                    ms_record_type_name(t->type) ? "true" : "false", t->records, t->bytes,
+                    mst_percent(t->bytes, total));
+        }
+        fputs("],\"regions\":[", o);
+    } else {
+        fprintf(o, "totals\n  stream    bytes %" PRIu64 " records %" PRIu64 "\n", total,
+                d->records);
+        fprintf(o, "  preamble  bytes %" PRIu64 " share %.2f%%\n", d->preamble,
+                mst_percent(d->preamble, total));
+        for (size_t i = 0; i < d->ntypes; i++) {
+            const type_stats *t = &d->types[i];
+            fprintf(o, "  type      %s records %" PRIu64 " bytes %" PRIu64 " share %.2f%%%s\n",
+                    type_label(t->type, tmp), t->records, t->bytes, mst_percent(t->bytes, total),
+                    ms_record_type_name(t->type) ? "" : " unknown");
+        }
+    }
+    for (size_t i = 0; i < nreg; i++) {
+        const mst_region_stats *s = mst_pagemap_get(d->pm, i);
+        uint64_t c[MST_STATES], fm, lm;
+        bool tracked = mst_pagemap_final(d->pm, i, c, &fm, &lm);
+        if (d->json) {
+            fprintf(o, "%s{\"id\":%" PRIu32 ",\"name\":", i ? "," : "", s->region.id);
+            put_str(d, s->region.name);
+            fprintf(o, ",\"pages\":%" PRIu64 ",\"final\":", s->pages);
+            if (tracked)
+                put_counts_json(d, c, true);
+            else
+                fputs("null", o);
+            fputs(",\"sent\":", o);
+            put_counts_json(d, s->sent, false);
+            fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"percent\":%.2f}",
+                    s->records, s->bytes, mst_percent(s->bytes, total));
+        } else {
+            fprintf(o, "  region    %" PRIu32 " ", s->region.id);
+            put_str(d, s->region.name);
+            fprintf(o, " pages %" PRIu64 " final ", s->pages);
+            if (tracked) {
+                put_counts_text(d, c);
+                fprintf(o, " missing %" PRIu64, c[MST_STATE_MISSING]);
+            } else {
+                fputs("untracked", o);
+            }
+            fputs(" sent ", o);
+            put_counts_text(d, s->sent);
+            fprintf(o, " records %" PRIu64 " bytes %" PRIu64 " share %.2f%%\n", s->records,
+                    s->bytes, mst_percent(s->bytes, total));
+        }
+    }
+    if (d->json)
+        fputs("],\"devices\":[", o);
+    for (size_t i = 0; i < ndev; i++) {
+        const mst_device_stats *s = mst_devset_get(d->ds, i);
+        if (d->json) {
+            fputs(i ? ",{\"path\":" : "{\"path\":", o);
+            put_str(d, s->path);
+            fprintf(o, ",\"instance\":%" PRIu32 ",\"schema\":", s->instance);
+            put_str(d, s->schema);
+            fprintf(o,
+                    ",\"version\":%" PRIu32 ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
+                    ",\"percent\":%.2f}",
+                    s->version, s->records, s->bytes, mst_percent(s->bytes, total));
+        } else {
+            fputs("  device    ", o);
+            put_str(d, s->path);
+            fprintf(o, " instance %" PRIu32 " schema ", s->instance);
+            put_str(d, s->schema);
+            fprintf(o, " version %" PRIu32 " records %" PRIu64 " bytes %" PRIu64 " share %.2f%%\n",
+                    s->version, s->records, s->bytes, mst_percent(s->bytes, total));
+        }
+    }
+    if (d->json) {
+        fprintf(o,
+                "],\"devices_complete\":%s,\"digest\":", mst_devset_full(d->ds) ? "false" : "true");
+        put_hex64(d, digest);
+        fputs("}\n", o);
+    } else {
+        if (mst_devset_full(d->ds))
+            fputs("  devices   incomplete (memory limit)\n", o);
+        fprintf(o, "  digest    0x%016" PRIx64 "\n", digest);
+    }
+}
+
+/* ---------------------------------------------------------------- --page */
+
+/* Checks each new region against the REGION of --page. */
+static void page_match(dump *d)
+{
+    size_t n = ms_reader_region_count(d->r);
+    for (size_t i = 0; i < n && !d->region_found; i++) {
+        const ms_region *g = ms_reader_region(d->r, i);
+        if (d->page_by_id ? g->id != d->page_id : strcmp(g->name, d->page_region) != 0)
+            continue;
+        d->region_found = true;
+        d->page_reg = *g;
+        snprintf(d->page_reg_name, sizeof d->page_reg_name, "%s", g->name);
+        d->page_reg.name = d->page_reg_name;
+        d->page_outside = d->pfn >= g->size / g->page_size;
+    }
+}
+
+static int page_apply(dump *d, const ms_record *rec)
+{
+    const ms_pages *pg = &rec->pages;
+    if (!d->region_found || d->page_outside || pg->region->id != d->page_reg.id)
+        return 0;
+    size_t data_at = 0; /* DATA pages before the extent, in this record */
+    for (size_t i = 0; i < pg->extent_count; i++) {
+        const ms_extent *e = &pg->extents[i];
+        if (d->pfn >= e->first && d->pfn - e->first < e->count) {
+            d->page_state = e->state < MST_STATE_OTHER ? e->state : MST_STATE_OTHER;
+            d->page_copies++;
+            d->page_index = rec->index;
+            d->page_offset = rec->offset;
+            if (e->state == MS_PAGE_DATA) {
+                size_t ps = pg->region->page_size;
+                if (!d->page && !(d->page = malloc(ps)))
+                    return -1;
+                memcpy(d->page, pg->data + (data_at + (size_t)(d->pfn - e->first)) * ps, ps);
+            }
+            return 0;
+        }
+        if (e->state == MS_PAGE_DATA)
+            data_at += e->count;
+    }
+    return 0;
+}
+
+/* hexdump -C style; a run of lines equal to the one before prints as "*". */
+static void hexdump(FILE *o, const uint8_t *p, size_t n)
+{
+    bool starred = false;
+    for (size_t at = 0; at < n; at += 16) {
+        if (at && memcmp(p + at, p + at - 16, 16) == 0) {
+            if (!starred)
+                fputs("*\n", o);
+            starred = true;
+            continue;
+        }
+        starred = false;
+        fprintf(o, "%08zx ", at);
+        for (size_t k = 0; k < 16; k++)
+            fprintf(o, "%s%02x", k == 8 ? "  " : " ", p[at + k]);
+        fputs("  |", o);
+        for (size_t k = 0; k < 16; k++)
+            fputc(p[at + k] >= 0x20 && p[at + k] < 0x7f ? p[at + k] : '.', o);
+        fputs("|\n", o);
+    }
+    fprintf(o, "%08zx\n", n);
+}
+
+static int print_page(dump *d)
+{
+    FILE *o = d->out;
+    if (!d->region_found) {
+        mst_error("no region %s%s in the stream", d->page_by_id ? "with id " : "named ",
+                  d->page_region);
+        return MST_EXIT_FAIL;
+    }
+    const ms_region *g = &d->page_reg;
+    uint64_t pages = g->size / g->page_size;
+    if (d->page_outside) {
+        mst_error("page %" PRIu64 " is outside region %" PRIu32 " \"%s\" (%" PRIu64 " pages)",
+                  d->pfn, g->id, g->name, pages);
+        return MST_EXIT_FAIL;
+    }
+    const char *state = d->page_state == MST_STATE_MISSING ? "missing" : state_name(d->page_state);
+    size_t ps = g->page_size;
+    uint8_t *zero = NULL;
+    const uint8_t *bytes = d->page_state == MS_PAGE_DATA ? d->page : NULL;
+    if (d->page_state == MS_PAGE_ZERO) {
+        if (!(zero = calloc(1, ps))) {
+            mst_error("out of memory");
+            return MST_EXIT_ERROR;
+        }
+        bytes = zero;
+    }
+    if (d->json) {
+        fprintf(o, "{\"kind\":\"page\",\"region\":%" PRIu32 ",\"region_name\":", g->id);
+        put_str(d, g->name);
+        fprintf(o, ",\"page\":%" PRIu64 ",\"page_size\":%zu,\"gpa\":", d->pfn, ps);
+        if (g->has_gpa)
+            fprintf(o, "\"0x%" PRIx64 "\"", g->gpa + d->pfn * ps);
+        else
+            fputs("null", o);
+        fprintf(o, ",\"state\":\"%s\",\"copies\":%" PRIu64 ",\"record\":", state, d->page_copies);
+        if (d->page_copies)
+            fprintf(o, "%" PRIu64 ",\"record_offset\":%" PRIu64, d->page_index, d->page_offset);
+        else
+            fputs("null,\"record_offset\":null", o);
+        fputs(",\"data\":", o);
+        if (bytes)
+            mst_json_hex(o, bytes, ps);
+        else
+            fputs("null", o);
+        fputs("}\n", o);
+    } else {
+        fprintf(o, "page %" PRIu64 " of region %" PRIu32 " ", d->pfn, g->id);
+        put_str(d, g->name);
+        if (g->has_gpa)
+            fprintf(o, " gpa 0x%" PRIx64, g->gpa + d->pfn * ps);
+        fprintf(o, " page-size %zu: %s", ps, state);
+        if (d->page_copies)
+            fprintf(o, ", last copy in record %" PRIu64 " at byte %" PRIu64 " (%" PRIu64 " %s)",
+                    d->page_index, d->page_offset, d->page_copies,
+                    d->page_copies == 1 ? "copy" : "copies");
+        if (d->page_state == MS_PAGE_ZERO)
+            fputs("; a ZERO page: every byte is zero", o);
+        else if (d->page_state == MST_STATE_MISSING)
+            fputs("; never sent in this stream", o);
+        fputc('\n', o);
+        if (bytes)
+            hexdump(o, bytes, ps);
+    }
+    free(zero);
+    return MST_EXIT_OK;
+}
+
+/* -------------------------------------------------------------- --device */
+
+static int device_apply(dump *d, const ms_record *rec)
+{
+    const ms_device *v = &rec->device;
+    if (strcmp(v->path, d->device_path) != 0)
+        return 0;
+    size_t i = 0;
+    while (i < d->ndevs && d->devs[i].instance < v->instance)
+        i++;
+    if (i == d->ndevs || d->devs[i].instance != v->instance) {
+        device_copy *p = realloc(d->devs, (d->ndevs + 1) * sizeof *p);
+        if (!p)
+            return -1;
+        d->devs = p;
+        memmove(p + i + 1, p + i, (d->ndevs - i) * sizeof *p);
+        memset(&p[i], 0, sizeof p[i]);
+        p[i].instance = v->instance;
+        d->ndevs++;
+    }
+    device_copy *c = &d->devs[i];
+    char *schema = strdup(v->schema);
+    uint8_t *state = malloc(v->state_size ? v->state_size : 1);
+    if (!schema || !state) {
+        free(schema);
+        free(state);
+        return -1;
+    }
+    memcpy(state, v->state, v->state_size);
+    free(c->schema);
+    free(c->state);
+    c->schema = schema;
+    c->state = state;
+    c->state_size = v->state_size;
+    c->version = v->version;
+    c->records++;
+    c->last_index = rec->index;
+    c->last_offset = rec->offset;
+    return 0;
+}
+
+static int print_devices(dump *d)
+{
+    FILE *o = d->out;
+    if (d->ndevs == 0) {
+        mst_error("no device with path \"%s\" in the stream", d->device_path);
+        return MST_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < d->ndevs; i++) {
+        const device_copy *c = &d->devs[i];
+        if (d->json) {
+            fputs("{\"kind\":\"device\",\"path\":", o);
+            put_str(d, d->device_path);
+            fprintf(o, ",\"instance\":%" PRIu32 ",\"schema\":", c->instance);
+            put_str(d, c->schema);
+            fprintf(o,
+                    ",\"version\":%" PRIu32 ",\"records\":%" PRIu64 ",\"record\":%" PRIu64
+                    ",\"record_offset\":%" PRIu64 ",\"state_size\":%zu,\"state\":",
+                    c->version, c->records, c->last_index, c->last_offset, c->state_size);
+            put_json_state(d, c->state, c->state_size);
+            fputs("}\n", o);
+        } else {
+            fputs("device ", o);
+            put_str(d, d->device_path);
+            fprintf(o, " instance %" PRIu32 " schema ", c->instance);
+            put_str(d, c->schema);
+            fprintf(o,
+                    " version %" PRIu32 " state-size %zu, last record %" PRIu64 " at byte %" PRIu64
+                    " (%" PRIu64 " %s)\n",
+                    c->version, c->state_size, c->last_index, c->last_offset, c->records,
+                    c->records == 1 ? "record" : "records");
+            put_diag(d, c->state, c->state_size, false);
+            fputc('\n', o);
+        }
+    }
+    return MST_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s [--json | --summary] STREAM\n"
+            "       %s [--json] --page REGION:PFN STREAM\n"
+            "       %s [--json] --device PATH STREAM\n"
+            "Shows a libmigstream stream: a header block, one line per record and a\n"
+            "totals block. STREAM \"-\" reads standard input.\n"
+            "\n"
+            "  --json            JSON Lines: one object per header, record and totals\n"
+            "  --summary         only the totals block\n"
+            "  --page REGION:PFN one page's final contents as a hexdump; REGION is a\n"
+            "                    region id (decimal) or name, PFN a page index\n"
+            "  --device PATH     the final state of every instance of device PATH\n"
+            "  --help            this text\n"
+            "  --version         version of the tool and the library\n"
+            "\n"
+            "Exit status: 0 success; 1 --page or --device names nothing in the stream;\n"
+            "2 usage or I/O error, or the stream is bad (everything before the bad\n"
+            "point is printed, the error goes to standard error).\n",
+            mst_prog, mst_prog, mst_prog);
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", mst_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", mst_prog);
+    return MST_EXIT_ERROR;
+}
+
+/* Parses decimal, or hexadecimal with 0x; the whole string. */
+static bool parse_u64(const char *s, uint64_t *v)
+{
+    int base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+    }
+    if (!*s || *s == '-' || *s == '+' || *s == ' ')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, base);
+    if (errno || *end)
+        return false;
+    *v = x;
+    return true;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* Reads the stream; returns the exit status. */
+static int run(dump *d, int fd)
+{
+    ms_reader_options opts;
+    ms_reader_options_init(&opts);
+    d->r = ms_reader_new_fd(&opts, fd);
+    if (!d->r) {
+        mst_error("out of memory");
+        return MST_EXIT_ERROR;
+    }
+    const ms_record *rec = NULL;
+    int rc = ms_reader_header(d->r, &d->hdr);
+    bool nomem = false;
+    uint64_t digest = 0;
+    if (rc == 0) {
+        d->preamble = ms_reader_offset(d->r);
+        while ((rc = ms_reader_next(d->r, &rec)) > 0) {
+            if (count_type(d, rec) || mst_pagemap_sync(d->pm, d->r)) {
+                nomem = true;
+                break;
+            }
+            if (rec->type == MS_REC_END) {
+                digest = rec->checksum;
+                d->end_index = rec->index;
+                d->end_offset = rec->offset;
+                d->stream_bytes = rec->offset + MS_RECORD_HEADER_SIZE + rec->length;
+            }
+            switch (d->mode) {
+            case MODE_FULL:
+            case MODE_SUMMARY:
+                mst_pagemap_apply(d->pm, rec);
+                if (rec->type == MS_REC_DEVICE && !mst_devset_add(d->ds, rec) &&
+                    !mst_devset_full(d->ds))
+                    nomem = true;
+                break;
+            case MODE_PAGE:
+                if (rec->type == MS_REC_REGIONS)
+                    page_match(d);
+                if (rec->type == MS_REC_PAGES && page_apply(d, rec))
+                    nomem = true;
+                break;
+            case MODE_DEVICE:
+                if (rec->type == MS_REC_DEVICE && device_apply(d, rec))
+                    nomem = true;
+                break;
+            }
+            if (nomem)
+                break;
+            if (d->mode != MODE_FULL)
+                continue;
+            if (!d->header_done && d->nsaved < SAVED_MAX &&
+                (rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known)) {
+                if (save_record(d, rec)) {
+                    nomem = true;
+                    break;
+                }
+                continue;
+            }
+            if (!d->header_done)
+                print_header(d);
+            print_record(d, rec);
+        }
+        if (d->mode == MODE_FULL && !d->header_done)
+            print_header(d);
+    }
+    if (nomem) {
+        mst_error("out of memory");
+        return MST_EXIT_ERROR;
+    }
+    /* After END, a file must hold nothing more (FORMAT.md section 2). The
+     * stream itself is complete then, so its output comes out before the
+     * error. The reader's message names the record after END: say it here. */
+    char msg[256];
+    const char *why = ms_reader_errmsg(d->r);
+    int64_t where = ms_reader_error_record(d->r);
+    bool trailing = false;
+    if (rc == 0 && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
+        trailing = true;
+        where = (int64_t)d->end_index;
+        snprintf(msg, sizeof msg,
+                 "record %" PRIu64 " (END at byte %" PRIu64 "), byte %" PRIu64
+                 ": bytes follow the END record",
+                 d->end_index, d->end_offset, ms_reader_error_offset(d->r));
+        why = msg;
+    } else if (rc < 0) {
+        why = ms_reader_errmsg(d->r);
+        where = ms_reader_error_record(d->r);
+    }
+    int status = MST_EXIT_OK;
+    if (rc == 0 || trailing) {
+        switch (d->mode) {
+        case MODE_FULL:
+        case MODE_SUMMARY:
+            print_totals(d, digest);
+            break;
+        case MODE_PAGE:
+            status = print_page(d);
+            break;
+        case MODE_DEVICE:
+            status = print_devices(d);
+            break;
+        }
+    }
+    if (rc == 0)
+        return status;
+    if (d->json) {
+        const char *name = ms_strerror(rc), *colon = strchr(name, ':');
+        fprintf(d->out,
+                "{\"kind\":\"error\",\"status\":\"%.*s\",\"offset\":%" PRIu64 ",\"record\":",
+                (int)(colon ? (size_t)(colon - name) : strlen(name)), name,
+                ms_reader_error_offset(d->r));
+        if (where >= 0)
+            fprintf(d->out, "%" PRId64, where);
+        else
+            fputs("null", d->out);
+        fputs(",\"message\":", d->out);
+        put_str(d, why);
+        fputs("}\n", d->out);
+    }
+    fflush(d->out);
+    mst_error("%s", why);
+    return MST_EXIT_ERROR;
+}
+
+int main(int argc, char **argv)
+{
+    dump d = {.out = stdout, .mode = MODE_FULL};
+    const char *path = NULL, *page_arg = NULL;
+    bool summary = false, only_args = false;
+    mst_init(argv[0]);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
+            if (path)
+                return usage_error("unexpected argument '%s': one STREAM only", a);
+            path = a;
+        } else if (strcmp(a, "--") == 0) {
+            only_args = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return MST_EXIT_OK;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("%s (libmigstream %s, format %d.%d)\n", mst_prog, ms_version_string(),
+                   MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+            return MST_EXIT_OK;
+        } else if (strcmp(a, "--json") == 0) {
+            d.json = true;
+        } else if (strcmp(a, "--summary") == 0) {
+            summary = true;
+        } else if (strcmp(a, "--page") == 0 || strncmp(a, "--page=", 7) == 0 ||
+                   strcmp(a, "--device") == 0 || strncmp(a, "--device=", 9) == 0) {
+            bool is_page = a[2] == 'p';
+            const char *eq = strchr(a, '=');
+            const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v)
+                return usage_error("option %s needs an argument", a);
+            if ((is_page ? page_arg : d.device_path) != NULL)
+                return usage_error("option %s given twice", is_page ? "--page" : "--device");
+            if (is_page)
+                page_arg = v;
+            else
+                d.device_path = v;
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!path)
+        return usage_error("%s", "no STREAM given");
+    if (page_arg && d.device_path)
+        return usage_error("%s", "--page and --device exclude each other");
+    if (summary && (page_arg || d.device_path))
+        return usage_error("--summary excludes %s", page_arg ? "--page" : "--device");
+    char *region_part = NULL;
+    if (page_arg) {
+        const char *colon = strrchr(page_arg, ':');
+        if (!colon || colon == page_arg || !parse_u64(colon + 1, &d.pfn))
+            return usage_error("--page wants REGION:PFN (e.g. 0:5 or pc.ram:0x10), not '%s'",
+                               page_arg);
+        region_part = strndup(page_arg, (size_t)(colon - page_arg));
+        if (!region_part) {
+            mst_error("out of memory");
+            return MST_EXIT_ERROR;
+        }
+        d.page_region = region_part;
+        uint64_t id;
+        d.page_by_id = all_digits(region_part) && parse_u64(region_part, &id) && id <= UINT32_MAX;
+        if (d.page_by_id)
+            d.page_id = (uint32_t)id;
+        d.mode = MODE_PAGE;
+    } else if (d.device_path) {
+        d.mode = MODE_DEVICE;
+    } else if (summary) {
+        d.mode = MODE_SUMMARY;
+    }
+
+    int fd = mst_open_input(path);
+    if (fd < 0) {
+        free(region_part);
+        return MST_EXIT_ERROR;
+    }
+    int status = MST_EXIT_ERROR;
+    d.pm = mst_pagemap_new(MST_PAGEMAP_BUDGET);
+    d.ds = mst_devset_new(MST_DEVSET_BUDGET);
+    if (!d.pm || !d.ds)
+        mst_error("out of memory");
+    else
+        status = run(&d, fd);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mst_error("cannot write standard output");
+        status = MST_EXIT_ERROR;
+    }
+    for (size_t i = 0; i < d.nsaved; i++) {
+        free(d.saved[i].regions);
+        free(d.saved[i].machine);
+        free(d.saved[i].description);
+    }
+    free(d.saved);
+    for (size_t i = 0; i < d.ndevs; i++) {
+        free(d.devs[i].schema);
+        free(d.devs[i].state);
+    }
+    free(d.devs);
+    free(d.page);
+    free(d.types);
+    free(region_part);
+    mst_pagemap_free(d.pm);
+    mst_devset_free(d.ds);
+    ms_reader_free(d.r);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    return status;
+}

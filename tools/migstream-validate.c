@@ -1,0 +1,501 @@
+/*
+ * migstream-validate: checks a stream against docs/FORMAT.md and reports
+ * every problem it can find, not just the first.
+ *
+ * Most checks are the reader's, run in its lenient mode
+ * (ms_reader_options.on_problem): it reports each problem it can step over
+ * and reads on, handing out damaged records with ms_record.status set. This
+ * tool adds what spans the stream: devices sent twice, unknown optional
+ * records and feature bits, a newer minor version, bytes after END, and
+ * pages never sent. Reading is single-pass and memory stays bounded (see
+ * MEMORY in docs/man/migstream-validate.1). The report format is documented
+ * there too: keep it stable.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <migstream/migstream.h>
+
+#include "common.h"
+
+#define PENDING_MAX 16 /* reader problems held per record, for context */
+
+typedef enum { SEV_ERROR, SEV_WARNING } severity;
+
+/* What a problem concerns, beyond its record. */
+typedef struct concerns {
+    enum { ABOUT_NONE, ABOUT_PAGES, ABOUT_DEVICE } kind;
+    uint32_t region;
+    const char *region_name;
+    uint64_t first, last, missing; /* pages; missing: only for missing-pages */
+    const char *path;
+    uint32_t instance;
+} concerns;
+
+typedef struct pending {
+    int status;
+    uint64_t offset;
+    int64_t record;
+    char *msg;
+} pending;
+
+typedef struct validator {
+    FILE *out;
+    bool json, strict;
+    ms_reader *r;
+    pending pend[PENDING_MAX];
+    size_t npend;
+    uint64_t errors, warnings;
+    mst_pagemap *pm;
+    mst_devset *ds;
+    bool devset_warned;
+    uint64_t records;
+    bool end_seen;
+    uint64_t digest, end_index, end_offset;
+    uint64_t stream_bytes; /* up to the end of END */
+} validator;
+
+/* ------------------------------------------------------------- reporting */
+
+static const char *check_name(int status)
+{
+    switch (status) {
+    case MS_ECHECKSUM:
+        return "checksum";
+    case MS_ECORRUPT:
+        return "format";
+    case MS_ECBOR:
+        return "cbor";
+    case MS_EUNKNOWN:
+        return "must-understand";
+    case MS_ELIMIT:
+        return "limit";
+    case MS_ECOMPRESS:
+        return "compression";
+    case MS_ETRUNCATED:
+        return "truncated";
+    case MS_EMAGIC:
+        return "magic";
+    case MS_EVERSION:
+        return "version";
+    case MS_EFEATURE:
+        return "required-feature";
+    case MS_EIO:
+        return "io";
+    case MS_ENOMEM:
+        return "memory";
+    default:
+        return "other";
+    }
+}
+
+/* "MS_ECHECKSUM" from "MS_ECHECKSUM: checksum mismatch". */
+static void put_status_name(FILE *o, int status)
+{
+    const char *s = ms_strerror(status), *colon = strchr(s, ':');
+    fprintf(o, "\"%.*s\"", (int)(colon ? (size_t)(colon - s) : strlen(s)), s);
+}
+
+static void report(validator *v, severity sev, const char *check, int status, uint64_t offset,
+                   int64_t record, const concerns *c, bool context_in_text, const char *msg)
+{
+    FILE *o = v->out;
+    if (sev == SEV_ERROR)
+        v->errors++;
+    else
+        v->warnings++;
+    const char *sname = sev == SEV_ERROR ? "error" : "warning";
+    if (!v->json) {
+        fprintf(o, "%s %s: %s", sname, check, msg);
+        if (context_in_text && c && c->kind == ABOUT_PAGES) {
+            fprintf(o, " [region %" PRIu32 " ", c->region);
+            mst_json_string(o, c->region_name);
+            fprintf(o, " pages %" PRIu64 "..%" PRIu64 "]", c->first, c->last);
+        } else if (context_in_text && c && c->kind == ABOUT_DEVICE) {
+            fputs(" [device ", o);
+            mst_json_string(o, c->path);
+            fprintf(o, " instance %" PRIu32 "]", c->instance);
+        }
+        fputc('\n', o);
+        return;
+    }
+    fprintf(o, "{\"kind\":\"problem\",\"severity\":\"%s\",\"check\":\"%s\",\"status\":", sname,
+            check);
+    if (status)
+        put_status_name(o, status);
+    else
+        fputs("null", o);
+    fprintf(o, ",\"offset\":%" PRIu64 ",\"record\":", offset);
+    if (record >= 0)
+        fprintf(o, "%" PRId64, record);
+    else
+        fputs("null", o);
+    fputs(",\"message\":", o);
+    mst_json_string(o, msg);
+    fputs(",\"concerns\":", o);
+    if (c && c->kind == ABOUT_PAGES) {
+        fprintf(o, "{\"region\":%" PRIu32 ",\"region_name\":", c->region);
+        mst_json_string(o, c->region_name);
+        fprintf(o, ",\"first_page\":%" PRIu64 ",\"last_page\":%" PRIu64, c->first, c->last);
+        if (c->missing)
+            fprintf(o, ",\"missing\":%" PRIu64, c->missing);
+        fputc('}', o);
+    } else if (c && c->kind == ABOUT_DEVICE) {
+        fputs("{\"device\":", o);
+        mst_json_string(o, c->path);
+        fprintf(o, ",\"instance\":%" PRIu32 "}", c->instance);
+    } else {
+        fputs("null", o);
+    }
+    fputs("}\n", o);
+}
+
+__attribute__((format(printf, 8, 9))) static void
+reportf(validator *v, severity sev, const char *check, uint64_t offset, int64_t record,
+        const concerns *c, const ms_record *rec, const char *fmt, ...)
+{
+    char msg[1024], detail[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (rec) { /* worded like the reader's own messages */
+        const char *name = ms_record_type_name(rec->type);
+        char tn[16];
+        if (!name)
+            snprintf(tn, sizeof tn, "type 0x%04x", rec->type);
+        snprintf(msg, sizeof msg, "record %" PRIu64 " (%s at byte %" PRIu64 "): %s", rec->index,
+                 name ? name : tn, rec->offset, detail);
+    } else if (record < 0) {
+        snprintf(msg, sizeof msg, "preamble, byte %" PRIu64 ": %s", offset, detail);
+    } else {
+        snprintf(msg, sizeof msg, "%s", detail);
+    }
+    report(v, sev, check, 0, offset, record, c, false, msg);
+}
+
+/* Reader callback: holds the problem until its record is handed out, so
+ * that the report can say which region, pages or device it concerns. */
+static void on_problem(void *ctx, int status, uint64_t offset, int64_t record, const char *message)
+{
+    validator *v = ctx;
+    if (v->npend == PENDING_MAX) {
+        report(v, SEV_ERROR, check_name(status), status, offset, record, NULL, false, message);
+        return;
+    }
+    pending *p = &v->pend[v->npend];
+    p->msg = strdup(message);
+    if (!p->msg) {
+        report(v, SEV_ERROR, check_name(status), status, offset, record, NULL, false, message);
+        return;
+    }
+    p->status = status;
+    p->offset = offset;
+    p->record = record;
+    v->npend++;
+}
+
+/* What a decoded record concerns. */
+static bool record_concerns(const ms_record *rec, concerns *c)
+{
+    memset(c, 0, sizeof *c);
+    if (rec && rec->type == MS_REC_PAGES && rec->pages.region && rec->pages.extent_count) {
+        const ms_pages *pg = &rec->pages;
+        const ms_extent *e = &pg->extents[pg->extent_count - 1];
+        c->kind = ABOUT_PAGES;
+        c->region = pg->region->id;
+        c->region_name = pg->region->name;
+        c->first = pg->extents[0].first;
+        c->last = e->first + e->count - 1;
+        return true;
+    }
+    if (rec && rec->type == MS_REC_DEVICE && rec->device.path) {
+        c->kind = ABOUT_DEVICE;
+        c->path = rec->device.path;
+        c->instance = rec->device.instance;
+        return true;
+    }
+    return false;
+}
+
+static void flush_pending(validator *v, const ms_record *rec)
+{
+    concerns c;
+    bool have = record_concerns(rec, &c);
+    for (size_t i = 0; i < v->npend; i++) {
+        pending *p = &v->pend[i];
+        report(v, SEV_ERROR, check_name(p->status), p->status, p->offset, p->record,
+               have ? &c : NULL, true, p->msg);
+        free(p->msg);
+    }
+    v->npend = 0;
+}
+
+/* ---------------------------------------------------------------- checks */
+
+static void check_header(validator *v, const ms_header *h)
+{
+    if (h->minor > MS_FORMAT_MINOR)
+        reportf(v, SEV_WARNING, "newer-minor", 10, -1, NULL, NULL,
+                "stream format %u.%u is newer than this reader's %d.%d: records, keys and "
+                "optional features it adds are skipped",
+                h->major, h->minor, MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+    /* Optional bits the library does not implement are ignored by the
+     * reader (FORMAT.md section 3.2); say so. */
+    uint64_t known_optional;
+    ms_known_features(NULL, &known_optional);
+    uint64_t unknown = h->optional_features & ~known_optional;
+    if (unknown) {
+        char bits[400];
+        size_t n = 0;
+        bits[0] = 0;
+        for (int b = 0; b < 64 && n < sizeof bits - 8; b++)
+            if (unknown >> b & 1)
+                n += (size_t)snprintf(bits + n, sizeof bits - n, "%s%d", n ? ", " : "", b);
+        reportf(v, SEV_WARNING, "optional-feature", 24, -1, NULL, NULL,
+                "unknown optional feature bits 0x%016" PRIx64 " (bit %s): ignored", unknown,
+                bits);
+    }
+}
+
+static void check_record(validator *v, const ms_record *rec)
+{
+    if (!rec->known && !(rec->flags & MS_RECORD_MUST_UNDERSTAND))
+        reportf(v, SEV_WARNING, "unknown-record", rec->offset, (int64_t)rec->index, NULL, rec,
+                "unknown record type 0x%04x without must-understand, %" PRIu32 " bytes: skipped",
+                rec->type, rec->length);
+    if (rec->type == MS_REC_PAGES)
+        mst_pagemap_apply(v->pm, rec);
+    if (rec->type == MS_REC_DEVICE && rec->device.path) {
+        const mst_device_stats *e = mst_devset_add(v->ds, rec);
+        concerns c;
+        record_concerns(rec, &c);
+        if (e && e->records > 1)
+            reportf(v, SEV_WARNING, "duplicate-device", rec->offset, (int64_t)rec->index, &c, rec,
+                    "device \"%s\" instance %" PRIu32 " was already sent in record %" PRIu64
+                    " at byte %" PRIu64 "; this copy (%" PRIu64 " of the instance) replaces "
+                    "the earlier ones",
+                    e->path, e->instance, e->first_index, e->first_offset, e->records);
+        else if (!e && mst_devset_full(v->ds) && !v->devset_warned) {
+            v->devset_warned = true;
+            reportf(v, SEV_WARNING, "device-limit", rec->offset, (int64_t)rec->index, &c, rec,
+                    "more device instances than the duplicate check can hold (%zu): devices "
+                    "from here on are not checked for duplicates",
+                    mst_devset_count(v->ds));
+        }
+    }
+    if (rec->type == MS_REC_END) {
+        v->end_seen = true;
+        v->digest = rec->checksum;
+        v->end_index = rec->index;
+        v->end_offset = rec->offset;
+        v->stream_bytes = rec->offset + MS_RECORD_HEADER_SIZE + rec->length;
+    }
+}
+
+/* Pages never sent, per region (FORMAT.md section 2: tools report them
+ * apart from ZERO pages). */
+static void check_missing(validator *v)
+{
+    ms_record end = {.type = MS_REC_END, .index = v->end_index, .offset = v->end_offset};
+    for (size_t i = 0; i < mst_pagemap_count(v->pm); i++) {
+        const mst_region_stats *s = mst_pagemap_get(v->pm, i);
+        uint64_t counts[MST_STATES], first, last;
+        concerns c = {.kind = ABOUT_PAGES, .region = s->region.id, .region_name = s->region.name};
+        if (!mst_pagemap_final(v->pm, i, counts, &first, &last)) {
+            c.first = 0;
+            c.last = s->pages - 1;
+            reportf(v, SEV_WARNING, "untracked-pages", v->end_offset, (int64_t)v->end_index, &c,
+                    &end,
+                    "region %" PRIu32 " \"%s\" (%" PRIu64 " pages) is too large for the "
+                    "page map: pages never sent are not checked",
+                    s->region.id, s->region.name, s->pages);
+            continue;
+        }
+        if (!counts[MST_STATE_MISSING])
+            continue;
+        c.first = first;
+        c.last = last;
+        c.missing = counts[MST_STATE_MISSING];
+        reportf(v, SEV_WARNING, "missing-pages", v->end_offset, (int64_t)v->end_index, &c, &end,
+                "%" PRIu64 " of %" PRIu64 " pages of region %" PRIu32 " \"%s\" were never sent "
+                "(first %" PRIu64 ", last %" PRIu64 "); a consumer treats them as zero",
+                counts[MST_STATE_MISSING], s->pages, s->region.id, s->region.name, first, last);
+    }
+}
+
+/* ------------------------------------------------------------------ main */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s [--json] [--strict] STREAM\n"
+            "Checks a libmigstream stream and reports every problem found, each with its\n"
+            "byte offset and record index. STREAM \"-\" reads standard input.\n"
+            "\n"
+            "  --json     JSON Lines: one object per problem, then a result object\n"
+            "  --strict   warnings (e.g. unknown optional records) make the stream invalid\n"
+            "  --help     this text\n"
+            "  --version  version of the tool and the library\n"
+            "\n"
+            "Exit status: 0 valid; 1 invalid (also truncated, or not a libmigstream\n"
+            "stream); 2 usage or I/O error (e.g. STREAM cannot be opened).\n",
+            mst_prog);
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", mst_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", mst_prog);
+    return MST_EXIT_ERROR;
+}
+
+static void print_result(validator *v)
+{
+    FILE *o = v->out;
+    bool valid = v->errors == 0 && !(v->strict && v->warnings);
+    /* Bytes of the stream, END included: not what was read after it. */
+    uint64_t bytes = v->end_seen ? v->stream_bytes : ms_reader_offset(v->r);
+    size_t nreg = mst_pagemap_count(v->pm), ndev = mst_devset_count(v->ds);
+    if (v->json) {
+        fprintf(o,
+                "{\"kind\":\"result\",\"valid\":%s,\"strict\":%s,\"errors\":%" PRIu64
+                ",\"warnings\":%" PRIu64 ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
+                ",\"end\":%s,\"regions\":%zu,\"devices\":%zu,\"digest\":",
+                valid ? "true" : "false", v->strict ? "true" : "false", v->errors, v->warnings,
+                v->records, bytes, v->end_seen ? "true" : "false", nreg, ndev);
+        if (v->end_seen)
+            fprintf(o, "\"0x%016" PRIx64 "\"}\n", v->digest);
+        else
+            fputs("null}\n", o);
+        return;
+    }
+    fprintf(o, "stream: records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, ",
+            v->records, bytes, nreg, ndev);
+    if (v->end_seen)
+        fprintf(o, "digest 0x%016" PRIx64 "\n", v->digest);
+    else
+        fputs("no END record\n", o);
+    fprintf(o, "result: %s, %" PRIu64 " error%s, %" PRIu64 " warning%s%s\n",
+            valid ? "valid" : "invalid", v->errors, v->errors == 1 ? "" : "s", v->warnings,
+            v->warnings == 1 ? "" : "s", !valid && !v->errors ? " (--strict)" : "");
+}
+
+/* Reads and checks the stream; returns the exit status. */
+static int run(validator *v, int fd)
+{
+    ms_reader_options opts;
+    ms_reader_options_init(&opts);
+    opts.on_problem = on_problem;
+    opts.problem_ctx = v;
+    if (!(v->r = ms_reader_new_fd(&opts, fd))) {
+        mst_error("out of memory");
+        return MST_EXIT_ERROR;
+    }
+    const ms_header *h;
+    const ms_record *rec;
+    int rc = ms_reader_header(v->r, &h);
+    if (rc == 0) {
+        check_header(v, h);
+        while ((rc = ms_reader_next(v->r, &rec)) > 0) {
+            v->records++;
+            if (mst_pagemap_sync(v->pm, v->r)) {
+                rc = MS_ENOMEM;
+                break;
+            }
+            flush_pending(v, rec);
+            check_record(v, rec);
+        }
+    }
+    flush_pending(v, NULL);
+    if (rc == 0) {
+        /* FORMAT.md section 2: nothing may follow END in a file. The
+         * reader's message for this names the record after END, so the
+         * message is worded here. */
+        int eof = ms_reader_expect_eof(v->r);
+        if (eof == MS_ECORRUPT)
+            reportf(v, SEV_ERROR, "trailing-bytes", ms_reader_error_offset(v->r),
+                    (int64_t)v->end_index, NULL, NULL,
+                    "record %" PRIu64 " (END at byte %" PRIu64 "), byte %" PRIu64
+                    ": bytes follow the END record",
+                    v->end_index, v->end_offset, ms_reader_error_offset(v->r));
+        else if (eof < 0)
+            rc = eof;
+        if (eof == 0 || eof == MS_ECORRUPT)
+            check_missing(v);
+    }
+    if (rc == MS_EIO || rc == MS_ENOMEM) {
+        fflush(v->out);
+        mst_error("%s", rc == MS_ENOMEM && !ms_reader_status(v->r) ? "out of memory"
+                                                                   : ms_reader_errmsg(v->r));
+        return MST_EXIT_ERROR;
+    }
+    if (rc < 0)
+        report(v, SEV_ERROR, check_name(rc), rc, ms_reader_error_offset(v->r),
+               ms_reader_error_record(v->r), NULL, false, ms_reader_errmsg(v->r));
+    print_result(v);
+    return v->errors == 0 && !(v->strict && v->warnings) ? MST_EXIT_OK : MST_EXIT_FAIL;
+}
+
+int main(int argc, char **argv)
+{
+    validator v = {.out = stdout};
+    const char *path = NULL;
+    bool only_args = false;
+    mst_init(argv[0]);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
+            if (path)
+                return usage_error("unexpected argument '%s': one STREAM only", a);
+            path = a;
+        } else if (strcmp(a, "--") == 0) {
+            only_args = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return MST_EXIT_OK;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("%s (libmigstream %s, format %d.%d)\n", mst_prog, ms_version_string(),
+                   MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+            return MST_EXIT_OK;
+        } else if (strcmp(a, "--json") == 0) {
+            v.json = true;
+        } else if (strcmp(a, "--strict") == 0) {
+            v.strict = true;
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!path)
+        return usage_error("%s", "no STREAM given");
+    int fd = mst_open_input(path);
+    if (fd < 0)
+        return MST_EXIT_ERROR;
+    int status = MST_EXIT_ERROR;
+    v.pm = mst_pagemap_new(MST_PAGEMAP_BUDGET);
+    v.ds = mst_devset_new(MST_DEVSET_BUDGET);
+    if (!v.pm || !v.ds)
+        mst_error("out of memory");
+    else
+        status = run(&v, fd);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mst_error("cannot write standard output");
+        status = MST_EXIT_ERROR;
+    }
+    mst_pagemap_free(v.pm);
+    mst_devset_free(v.ds);
+    ms_reader_free(v.r);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    return status;
+}
