@@ -276,6 +276,11 @@ static int write_guest(ms_writer *w, guest_region *g, const cbuf *state, ms_tota
 
 /* Writes to a temporary file beside @path, renamed into place only once the
  * stream is complete, so that @path never holds half a stream. */
+/* --batch-kib: the writer's batch size. Streams of one guest written with
+ * different batch sizes differ in bytes but not in effect (migstream-diff
+ * compares them equal); demo.sh shows that. */
+static uint32_t batch_bytes;
+
 static int write_file(const char *path, bool force, int level, guest_region *g, const cbuf *state,
                       ms_totals *totals, double *secs)
 {
@@ -296,6 +301,7 @@ static int write_file(const char *path, bool force, int level, guest_region *g, 
     o.machine = "synthetic-pc";
     o.description = "libmigstream demo: synthetic guest from a fixed seed";
     o.compress_level = level;
+    o.batch_bytes = batch_bytes; /* 0: the library's default */
     double t0 = now();
     ms_writer *w = ms_writer_new_fd(&o, fd);
     int rc = w ? write_guest(w, g, state, totals) : MS_EINVAL;
@@ -489,12 +495,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: migstream-demo [-o PATH] [--force] [--size MiB] [--compress LEVEL]\n"
+            "                      [--batch-kib N] [--change N]\n"
             "Writes a synthetic guest as a libmigstream stream, reads it back and checks\n"
             "that the rebuilt memory and device state are identical to the original.\n"
             "  -o PATH           stream file to write (default: demo.mig)\n"
             "  --force           replace PATH if it exists\n"
             "  --size MiB        guest RAM, 1..%u (default: 256)\n"
             "  --compress LEVEL  zstd level for page data, 1..19; 0: off (default)\n"
+            "  --batch-kib N     page data per PAGES record, 4..32768 KiB (default 1024)\n"
+            "  --change N        flip the first byte of N pc.ram pages (default 0)\n"
             "Exit status: 0 identical, 1 verification failed, 2 usage or I/O error.\n",
             MAX_RAM_MIB);
 }
@@ -513,12 +522,14 @@ int main(int argc, char **argv)
         {"force", no_argument, NULL, 'f'},
         {"size", required_argument, NULL, 's'},
         {"compress", required_argument, NULL, 'c'},
+        {"batch-kib", required_argument, NULL, 'b'},
+        {"change", required_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *path = "demo.mig";
     bool force = false;
-    unsigned long size_mib = 256, level = 0;
+    unsigned long size_mib = 256, level = 0, batch_kib = 0, change = 0;
     for (int opt; (opt = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1;) {
         if (opt == 'h')
             return usage(stdout), 0;
@@ -527,8 +538,10 @@ int main(int argc, char **argv)
         else if (opt == 'f')
             force = true;
         else if (!(opt == 's' && parse_uint(optarg, 1, MAX_RAM_MIB, &size_mib)) &&
-                 !(opt == 'c' && parse_uint(optarg, 0, 19, &level))) {
-            if (opt == 's' || opt == 'c')
+                 !(opt == 'c' && parse_uint(optarg, 0, 19, &level)) &&
+                 !(opt == 'b' && parse_uint(optarg, 4, 32768, &batch_kib)) &&
+                 !(opt == 'x' && parse_uint(optarg, 0, 1000, &change))) {
+            if (opt == 's' || opt == 'c' || opt == 'b' || opt == 'x')
                 fprintf(stderr, "migstream-demo: bad value '%s'\n", optarg);
             return usage(stderr), EXIT_USAGE;
         }
@@ -576,6 +589,15 @@ int main(int argc, char **argv)
     if (!rc) {
         fill_ram(g[0].src, g[0].r.size / PAGE, &seed);
         fill_vram_bios(g[1].src, g[2].src, g[2].r.size, &seed);
+        batch_bytes = (uint32_t)(batch_kib * 1024);
+        /* --change N: the same guest with N pc.ram pages changed, spread
+         * evenly, first byte flipped: what migstream-diff should report. */
+        uint64_t npages = g[0].r.size / PAGE;
+        for (unsigned long k = 0; k < change; k++) {
+            uint64_t p = ((k * npages) / change + 7) % npages;
+            g[0].src[p * PAGE] ^= 0xff;
+            printf("changed    pc.ram page %llu\n", (unsigned long long)p);
+        }
         rc = write_file(path, force, (int)level, g, state, &wrote, &wsecs);
     }
     if (!rc) {

@@ -335,7 +335,7 @@ int main(int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s/small.mig", argv[1]);
     small(path);
-    long first_data, end;
+    long first_data = -1, end = -1;
     snprintf(path, sizeof path, "%s/basic.mig", argv[1]);
     locate(path, &first_data, &end);
     snprintf(path2, sizeof path2, "%s/corrupt.mig", argv[1]);
