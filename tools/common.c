@@ -22,6 +22,12 @@ void mst_init(const char *argv0)
     mst_prog = slash ? slash + 1 : (argv0 ? argv0 : mst_prog);
 }
 
+void mst_print_version(void)
+{
+    printf("%s (libmigstream %s, format %d.%d)\n", mst_prog, ms_version_string(),
+           MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+}
+
 void mst_error(const char *fmt, ...)
 {
     va_list ap;

@@ -24,6 +24,9 @@ enum {
 extern const char *mst_prog;
 void mst_init(const char *argv0);
 
+/* Prints the --version line: "PROG (libmigstream X.Y.Z, format M.N)". */
+void mst_print_version(void);
+
 /* Prints "PROG: message\n" to stderr. */
 void mst_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1266,8 +1266,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return MST_EXIT_OK;
         case 'V':
-            printf("%s (libmigstream %s, format %d.%d)\n", mst_prog, ms_version_string(),
-                   MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+            mst_print_version();
             return MST_EXIT_OK;
         default: /* getopt's own message would name the program by its path */
             mst_error("invalid option: %s", argv[optind - 1]);

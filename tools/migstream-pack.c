@@ -804,8 +804,7 @@ static int parse_args(int argc, char **argv, args *a)
             usage(stdout);
             return -1;
         case 'V':
-            printf("%s (libmigstream %s, format %d.%d)\n", mst_prog, ms_version_string(),
-                   MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+            mst_print_version();
             return -1;
         case ':':
             return bad_usage("option %s needs a value", argv[optind - 1]);

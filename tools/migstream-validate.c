@@ -465,8 +465,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return MST_EXIT_OK;
         } else if (strcmp(a, "--version") == 0) {
-            printf("%s (libmigstream %s, format %d.%d)\n", mst_prog, ms_version_string(),
-                   MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+            mst_print_version();
             return MST_EXIT_OK;
         } else if (strcmp(a, "--json") == 0) {
             v.json = true;
