@@ -8,6 +8,7 @@ set -euo pipefail
 required=(
     meson ninja-build pkg-config
     gcc libc6-dev # gcc only recommends libc6-dev, and recommends are not installed
+    clang libclang-rt-14-dev # libFuzzer and the sanitizer runtimes for fuzz/
     libzstd-dev libcbor-dev libxxhash-dev
     libcmocka-dev
     libjansson-dev # migstream-pack reads device state given as JSON

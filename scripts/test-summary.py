@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Counts the test cases of a meson test run, from its testlog.json.
 
-usage: test-summary.py BUILDDIR/meson-logs/testlog.json
+usage: test-summary.py BUILDDIR/meson-logs/testlog.json [FUZZ_SMOKE_RESULTS]
 
 cmocka (1.1.5) ends every group of tests with lines such as
     [  PASSED  ] 3 test(s).
@@ -51,7 +51,7 @@ def cases(test):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     tests, missing, damaged = [], False, False
     try:
@@ -71,6 +71,21 @@ def main():
         total = [a + b for a, b in zip(total, c)]
         print(f"  {t.get('result', '?'):<8} {t.get('name', '?')}: "
               f"{c[0]} passed, {c[1]} failed, {c[2]} skipped")
+    # Optional second file: scripts/fuzz-smoke.sh's "PASS|FAIL target ..." lines,
+    # one case per fuzz target.
+    if len(sys.argv) == 3:
+        try:
+            with open(sys.argv[2], encoding="utf-8") as f:
+                for line in f:
+                    word = line.split()
+                    if len(word) >= 2:
+                        ok = word[0] == "PASS"
+                        total[0 if ok else 1] += 1
+                        print(f"  {'OK' if ok else 'FAIL':<8} fuzz run / {word[1]}: "
+                              f"{' '.join(word[2:])}")
+        except FileNotFoundError:
+            total[1] += 1
+            print("  FAIL     fuzz runs: no results (scripts/fuzz-smoke.sh did not finish)")
     sys.stdout.flush()
     if not tests:
         why = "meson wrote no test log" if missing else f"{sys.argv[1]} lists no test"

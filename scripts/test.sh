@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds libmigstream in build-asan/ with
-# AddressSanitizer and UndefinedBehaviorSanitizer, runs the whole test suite,
+# AddressSanitizer and UndefinedBehaviorSanitizer, runs the whole test suite
+# and then every fuzz target for FUZZ_SECONDS (default 60) each,
 # and ends with one line, "N passed, N failed, N skipped", counting cmocka
 # test cases (a test that is not cmocka counts as one case).
 # Exits non-zero when a test failed, a sanitizer reported, or no test ran.
@@ -45,8 +46,16 @@ rm -f "$testlog" # an earlier run's log must not be counted if this one writes n
 status=0
 meson test -C "$dir" --print-errorlogs --num-processes 2 || status=$?
 
+# Each fuzz target for a bounded time (scripts/fuzz-smoke.sh, FUZZ_SECONDS).
+fuzz=0
+rm -f build-fuzz/fuzz-smoke.txt
+bash scripts/fuzz-smoke.sh || fuzz=$?
+
 summary=0
-python3 scripts/test-summary.py "$testlog" || summary=$?
+python3 scripts/test-summary.py "$testlog" build-fuzz/fuzz-smoke.txt || summary=$?
+if [ "$fuzz" -ne 0 ] && [ "$status" -eq 0 ]; then
+    status=$fuzz
+fi
 if [ "$status" -ne 0 ]; then
     exit "$status"
 fi

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target for a bounded time (FUZZ_SECONDS, default 60)
+# on a scratch copy of its seed corpus, in build-fuzz/ (clang, ASan+UBSan).
+# Writes one line per target to build-fuzz/fuzz-smoke.txt ("PASS name runs"
+# or "FAIL name reason") for the test summary, and exits non-zero if a target
+# crashed, leaked or found undefined behaviour; the crashing input is kept in
+# build-fuzz/ for a regression test. Called by scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+seconds=${FUZZ_SECONDS:-60}
+dir=build-fuzz
+
+if [ ! -f "$dir/meson-private/coredata.dat" ]; then
+    CC=clang meson setup "$dir" -Dfuzz=true -Dtests=false -Dtools=false \
+        -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized >/dev/null
+fi
+meson compile -C "$dir" >/dev/null
+
+export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1
+export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
+out=$dir/fuzz-smoke.txt
+: >"$out"
+status=0
+for t in fuzz_reader fuzz_records fuzz_cbor; do
+    work=$(mktemp -d)
+    cp -r fuzz/corpus/$t/. "$work/"
+    log=$dir/$t-smoke.log
+    if "$dir/fuzz/$t" -max_total_time="$seconds" -dict=fuzz/migstream.dict -max_len=16384 \
+        -artifact_prefix="$dir/$t-crash-" -print_final_stats=1 "$work" >"$log" 2>&1; then
+        runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+        echo "PASS $t $runs" >>"$out"
+        echo "fuzz: $t: $runs runs in ${seconds}s, no failure"
+    else
+        echo "FAIL $t see $log" >>"$out"
+        echo "fuzz: $t FAILED; input kept as $dir/$t-crash-*; log:" >&2
+        grep -E "ERROR|SUMMARY|runtime error" "$log" | head -5 >&2
+        status=1
+    fi
+    rm -rf "$work"
+done
+exit $status
