@@ -937,6 +937,36 @@ static void test_pages_data_size(void **state)
     th_buf_free(&p);
 }
 
+/* A zstd frame that declares a huge content size (2^40 bytes) for one DATA
+ * page: refused from the frame header, before anything is allocated for it. */
+static void test_pages_zstd_huge_frame(void **state)
+{
+    (void)state;
+    th_buf p = {0}, s = {0};
+    th_pages_head(&p, 1, 1, MS_ENCODING_ZSTD);
+    th_pages_extent(&p, 0, 1, MS_PAGE_DATA);
+    /* magic; descriptor: single segment, 8-byte content size; 2^40; then
+     * one empty last raw block */
+    static const uint8_t frame[] = {0x28, 0xb5, 0x2f, 0xfd, 0xe0, 0, 0, 0, 0, 0,
+                                    1,    0,    0,    0x01, 0x00, 0x00};
+    th_buf_append(&p, frame, sizeof frame);
+    expect_pages_fault(&p, MS_ECOMPRESS, EXT(1), EXT(1), "content size");
+
+    uint64_t at;
+    pages_stream(&p, &s, &at);
+    th_alloc a;
+    th_alloc_init(&a, SIZE_MAX);
+    ms_reader_options o;
+    ms_reader_options_init(&o);
+    o.allocator = th_allocator(&a);
+    ms_reader *r = ms_reader_new_memory(&o, s.data, s.len);
+    assert_status(th_read_all(r, NULL), MS_ECOMPRESS);
+    ms_reader_free(r);
+    assert_true(a.peak_block < 64 * 1024);
+    th_buf_free(&p);
+    th_buf_free(&s);
+}
+
 static void test_pages_undeclared_region(void **state)
 {
     (void)state;
@@ -1444,6 +1474,7 @@ int main(void)
         cmocka_unit_test(test_pages_extent_fields),
         cmocka_unit_test(test_pages_header_fields),
         cmocka_unit_test(test_pages_data_size),
+        cmocka_unit_test(test_pages_zstd_huge_frame),
         cmocka_unit_test(test_pages_undeclared_region),
         cmocka_unit_test(test_regions_faults),
         cmocka_unit_test(test_hostile_length),
