@@ -36,6 +36,33 @@ int msi_cbor_put_text(msi_buf *b, const char *s, size_t len)
     return rc ? rc : msi_buf_append(b, s, len);
 }
 
+int msi_cbor_put_int(msi_buf *b, int64_t v)
+{
+    if (v >= 0)
+        return msi_cbor_put_uint(b, (uint64_t)v);
+    int rc = msi_buf_reserve(b, 9);
+    if (rc)
+        return rc;
+    /* -1 - v without overflow at INT64_MIN */
+    b->len += cbor_encode_negint((uint64_t)(-(v + 1)), b->data + b->len, 9);
+    return MS_OK;
+}
+
+int msi_cbor_put_bytes(msi_buf *b, const void *p, size_t len)
+{
+    int rc = put_head(b, cbor_encode_bytestring_start, len);
+    return rc ? rc : msi_buf_append(b, p, len);
+}
+
+int msi_cbor_put_bool(msi_buf *b, bool v)
+{
+    int rc = msi_buf_reserve(b, 1);
+    if (rc)
+        return rc;
+    b->data[b->len++] = v ? 0xF5 : 0xF4;
+    return MS_OK;
+}
+
 int msi_cbor_put_map(msi_buf *b, size_t pairs)
 {
     return put_head(b, cbor_encode_map_start, pairs);
@@ -244,5 +271,50 @@ int msi_cbor_get_text(msi_cbor_in *in, const uint8_t **s, size_t *len)
         return fail(in, at, "expected a text string");
     *s = t.str;
     *len = t.len;
+    return MS_OK;
+}
+
+int msi_cbor_get_int(msi_cbor_in *in, int64_t *v)
+{
+    msi_cbor_tok t;
+    size_t at = in->pos;
+    int rc = msi_cbor_next(in, &t);
+    if (rc)
+        return rc;
+    if (t.kind == MSI_CBOR_UINT && t.u <= (uint64_t)INT64_MAX)
+        *v = (int64_t)t.u;
+    else if (t.kind == MSI_CBOR_NINT && t.u <= (uint64_t)INT64_MAX)
+        *v = -1 - (int64_t)t.u;
+    else if (t.kind == MSI_CBOR_UINT || t.kind == MSI_CBOR_NINT)
+        return fail(in, at, "integer outside the signed 64-bit range");
+    else
+        return fail(in, at, "expected an integer");
+    return MS_OK;
+}
+
+int msi_cbor_get_bytes(msi_cbor_in *in, const uint8_t **s, size_t *len)
+{
+    msi_cbor_tok t;
+    size_t at = in->pos;
+    int rc = msi_cbor_next(in, &t);
+    if (rc)
+        return rc;
+    if (t.kind != MSI_CBOR_BYTES)
+        return fail(in, at, "expected a byte string");
+    *s = t.str;
+    *len = t.len;
+    return MS_OK;
+}
+
+int msi_cbor_get_bool(msi_cbor_in *in, bool *v)
+{
+    msi_cbor_tok t;
+    size_t at = in->pos;
+    int rc = msi_cbor_next(in, &t);
+    if (rc)
+        return rc;
+    if (t.kind != MSI_CBOR_SIMPLE || t.u > 1)
+        return fail(in, at, "expected true or false");
+    *v = t.u == 1;
     return MS_OK;
 }

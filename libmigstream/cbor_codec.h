@@ -18,6 +18,9 @@
 /* ---- encoding ---- */
 int msi_cbor_put_uint(msi_buf *b, uint64_t v);
 int msi_cbor_put_text(msi_buf *b, const char *s, size_t len);
+int msi_cbor_put_int(msi_buf *b, int64_t v);
+int msi_cbor_put_bytes(msi_buf *b, const void *p, size_t len);
+int msi_cbor_put_bool(msi_buf *b, bool v);
 int msi_cbor_put_map(msi_buf *b, size_t pairs);
 int msi_cbor_put_array(msi_buf *b, size_t items);
 
@@ -74,5 +77,10 @@ int msi_cbor_map_key(msi_cbor_in *in, msi_cbor_map *m, uint64_t *key);
 int msi_cbor_get_uint(msi_cbor_in *in, uint64_t *v);
 /* A text string: returns a view (not NUL-terminated). */
 int msi_cbor_get_text(msi_cbor_in *in, const uint8_t **s, size_t *len);
+/* A signed integer within int64_t (major type 0 or 1). */
+int msi_cbor_get_int(msi_cbor_in *in, int64_t *v);
+/* A byte string: returns a view. */
+int msi_cbor_get_bytes(msi_cbor_in *in, const uint8_t **s, size_t *len);
+int msi_cbor_get_bool(msi_cbor_in *in, bool *v);
 
 #endif /* MSI_CBOR_CODEC_H */

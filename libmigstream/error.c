@@ -42,6 +42,8 @@ const char *ms_record_type_name(unsigned type)
     case MS_REC_PAGES: return "PAGES";
     case MS_REC_DEVICE: return "DEVICE";
     case MS_REC_END: return "END";
+    case MS_REC_ROUND: return "ROUND";
+    case MS_REC_OVERLAY: return "OVERLAY";
     default: return NULL;
     }
 }
@@ -51,6 +53,20 @@ const char *ms_page_state_name(unsigned state)
     switch (state) {
     case MS_PAGE_DATA: return "DATA";
     case MS_PAGE_ZERO: return "ZERO";
+    case MS_PAGE_DISCARDED: return "DISCARDED";
+    case MS_PAGE_FILL: return "FILL";
+    case MS_PAGE_IN_PLACE: return "IN_PLACE";
+    default: return NULL;
+    }
+}
+
+const char *ms_feature_name(unsigned bit)
+{
+    switch (bit) {
+    case 0: return "DISCARDED";
+    case 1: return "FILL";
+    case 2: return "IN_PLACE";
+    case 3: return "OVERLAYS";
     default: return NULL;
     }
 }

@@ -18,8 +18,9 @@ extern const uint8_t msi_magic[MSI_MAGIC_LEN];
 #define MSI_PREAMBLE_FIXED 16u     /* magic, major, minor, header_size */
 #define MSI_RECORD_HEADER 16u
 
-/* Feature bits known to this library (FORMAT.md section 3.2): none in 1.0. */
-#define MSI_KNOWN_REQUIRED_FEATURES 0u
+/* Feature bits known to this library (FORMAT.md section 3.2). */
+#define MSI_KNOWN_REQUIRED_FEATURES                                                         \
+    (MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS)
 #define MSI_KNOWN_OPTIONAL_FEATURES 0u
 
 /* Encodes the 1.0 preamble into out[MSI_PREAMBLE_SIZE] and sets h->checksum. */

@@ -8,7 +8,8 @@
 
 enum { INFO_MACHINE = 0, INFO_DESCRIPTION = 1 };
 enum { REG_ID = 0, REG_NAME = 1, REG_GPA = 2, REG_SIZE = 3, REG_PAGE_SIZE = 4 };
-enum { END_RECORDS = 0, END_BYTES = 1, END_PAGES = 2, END_DEVICES = 3 };
+enum { END_RECORDS = 0, END_BYTES = 1, END_PAGES = 2, END_DEVICES = 3, END_ROUNDS = 4,
+       END_OVERLAYS = 5 };
 
 int msi_perr_set(msi_perr *e, int code, size_t at, const char *fmt, ...)
 {
@@ -250,7 +251,9 @@ int msi_end_encode(msi_buf *b, const ms_totals *t)
     size_t states = 0;
     for (unsigned s = 1; s < MS_PAGE_STATE_SLOTS; s++)
         states += t->pages[s] != 0;
-    int rc = msi_cbor_put_map(b, 4);
+    /* rounds and overlays (1.1) are omitted when zero, so a stream that
+     * uses neither has a 1.0 END. */
+    int rc = msi_cbor_put_map(b, 4 + (t->rounds != 0) + (t->overlays != 0));
     rc = rc ? rc : msi_cbor_put_uint(b, END_RECORDS);
     rc = rc ? rc : msi_cbor_put_uint(b, t->records);
     rc = rc ? rc : msi_cbor_put_uint(b, END_BYTES);
@@ -265,6 +268,14 @@ int msi_end_encode(msi_buf *b, const ms_totals *t)
     }
     rc = rc ? rc : msi_cbor_put_uint(b, END_DEVICES);
     rc = rc ? rc : msi_cbor_put_uint(b, t->devices);
+    if (t->rounds) {
+        rc = rc ? rc : msi_cbor_put_uint(b, END_ROUNDS);
+        rc = rc ? rc : msi_cbor_put_uint(b, t->rounds);
+    }
+    if (t->overlays) {
+        rc = rc ? rc : msi_cbor_put_uint(b, END_OVERLAYS);
+        rc = rc ? rc : msi_cbor_put_uint(b, t->overlays);
+    }
     return rc;
 }
 
@@ -286,7 +297,7 @@ int msi_end_decode(const uint8_t *p, size_t n, ms_totals *t, msi_perr *e)
                 size_t at = in.pos;
                 if ((rc = msi_cbor_get_uint(&in, &val)))
                     return msi_perr_cbor(e, rc, &in, "END page count");
-                if (key == 0 || key >= MS_PAGE_STATE_SLOTS)
+                if (key == 0 || key > MSI_LAST_PAGE_STATE)
                     return msi_perr_set(e, MS_ECORRUPT, at,
                                         "END counts pages of unknown state %llu",
                                         (unsigned long long)key);
@@ -296,7 +307,7 @@ int msi_end_decode(const uint8_t *p, size_t n, ms_totals *t, msi_perr *e)
                 return msi_perr_cbor(e, rc, &in, "END page counts");
             continue;
         }
-        if (key > END_DEVICES) {
+        if (key > END_OVERLAYS) {
             if ((rc = skip_value(&in, e, "END unknown key")))
                 return rc;
             continue;
@@ -307,8 +318,12 @@ int msi_end_decode(const uint8_t *p, size_t n, ms_totals *t, msi_perr *e)
             t->records = val;
         else if (key == END_BYTES)
             t->bytes = val;
-        else
+        else if (key == END_DEVICES)
             t->devices = val;
+        else if (key == END_ROUNDS)
+            t->rounds = val;
+        else
+            t->overlays = val;
     }
     if (rc < 0)
         return msi_perr_cbor(e, rc, &in, "END");

@@ -48,8 +48,41 @@ int msi_pages_head(const uint8_t *p, size_t n, uint32_t *region_id, uint32_t *ex
     return MS_OK;
 }
 
-int msi_pages_extents(const uint8_t *p, size_t n, const ms_region *r, uint32_t extents,
-                      ms_extent *out, uint64_t *data_pages, msi_perr *e)
+uint64_t msi_state_feature(uint8_t state)
+{
+    switch (state) {
+    case MS_PAGE_DISCARDED: return MS_FEATURE_DISCARDED;
+    case MS_PAGE_FILL: return MS_FEATURE_FILL;
+    case MS_PAGE_IN_PLACE: return MS_FEATURE_IN_PLACE;
+    default: return 0;
+    }
+}
+
+const char *msi_extent_check(const ms_extent *x, const ms_region *r, uint64_t features)
+{
+    uint64_t last;
+    if (x->state == 0 || x->state > MSI_LAST_PAGE_STATE)
+        return "unknown page state";
+    if ((msi_state_feature(x->state) & ~features) != 0)
+        return "page state needs a required feature bit the preamble does not set";
+    switch (x->state) {
+    case MS_PAGE_FILL:
+        /* One representation per content: an all-zero fill is ZERO. */
+        return x->arg == 0 ? "FILL with word 0 (zero pages are ZERO)" : NULL;
+    case MS_PAGE_IN_PLACE:
+        if (x->arg % r->page_size)
+            return "IN_PLACE reference is not aligned to the region's page size";
+        /* The referenced bytes [arg, arg + count * page_size) must not wrap. */
+        if (msi_add_overflow(x->arg, (uint64_t)x->count * r->page_size - 1, &last))
+            return "IN_PLACE reference range wraps around 2^64";
+        return NULL;
+    default:
+        return x->arg == 0 ? NULL : "argument must be zero for this page state";
+    }
+}
+
+int msi_pages_extents(const uint8_t *p, size_t n, const ms_region *r, uint64_t features,
+                      uint32_t extents, ms_extent *out, uint64_t *data_pages, msi_perr *e)
 {
     (void)n; /* msi_pages_head() has checked that the extents fit */
     const uint64_t region_pages = r->size / r->page_size;
@@ -65,12 +98,15 @@ int msi_pages_extents(const uint8_t *p, size_t n, const ms_region *r, uint32_t e
         if (q[13] | q[14] | q[15])
             return msi_perr_set(e, MS_ECORRUPT, at + 13, "extent %u: reserved bytes are not "
                                 "zero", i);
-        if (x->state != MS_PAGE_DATA && x->state != MS_PAGE_ZERO)
+        if (x->state == 0 || x->state > MSI_LAST_PAGE_STATE)
             return msi_perr_set(e, MS_ECORRUPT, at + 12, "extent %u: unknown page state %u", i,
                                 x->state);
-        if (x->arg != 0)
-            return msi_perr_set(e, MS_ECORRUPT, at + 16, "extent %u: argument must be zero for "
-                                "%s pages", i, x->state == MS_PAGE_DATA ? "DATA" : "ZERO");
+        if ((msi_state_feature(x->state) & ~features) != 0)
+            return msi_perr_set(e, MS_ECORRUPT, at + 12, "extent %u: page state %s needs "
+                                "required feature bit %d (%s), which the preamble does not set",
+                                i, ms_page_state_name(x->state),
+                                __builtin_ctzll(msi_state_feature(x->state)),
+                                ms_page_state_name(x->state));
         if (x->count == 0)
             return msi_perr_set(e, MS_ECORRUPT, at + 8, "extent %u: page count is zero", i);
         if (x->first >= region_pages || x->count > region_pages - x->first)
@@ -79,6 +115,12 @@ int msi_pages_extents(const uint8_t *p, size_t n, const ms_region *r, uint32_t e
                                 (unsigned long long)x->first,
                                 (unsigned long long)x->first + x->count - 1, r->id, r->name,
                                 (unsigned long long)region_pages);
+        const char *why = msi_extent_check(x, r, features);
+        if (why)
+            return msi_perr_set(e, MS_ECORRUPT, at + 16, "extent %u (pages %llu..%llu, %s, "
+                                "argument 0x%llx): %s", i, (unsigned long long)x->first,
+                                (unsigned long long)x->first + x->count - 1,
+                                ms_page_state_name(x->state), (unsigned long long)x->arg, why);
         if (x->first < next_free)
             return msi_perr_set(e, MS_ECORRUPT, at, "extent %u: page %llu overlaps or precedes "
                                 "the previous extent (extents must ascend)", i,

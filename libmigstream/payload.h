@@ -68,7 +68,23 @@ int msi_device_state_check(const uint8_t *state, size_t n, unsigned max_depth, m
 int msi_end_encode(msi_buf *b, const ms_totals *t);
 int msi_end_decode(const uint8_t *p, size_t n, ms_totals *t, msi_perr *e);
 
+/* ---- ROUND (section 6.4) ---- */
+int msi_round_encode(msi_buf *b, const ms_round *r);
+int msi_round_decode(const uint8_t *p, size_t n, ms_round *r, msi_perr *e);
+/* Why @r breaks section 6.4 on its own, or NULL. */
+const char *msi_round_check(const ms_round *r);
+
+/* ---- OVERLAY (section 7.2) ---- */
+int msi_overlays_encode(msi_buf *b, const ms_overlay *o, size_t count);
+/* Decodes at most @max overlays into *@outp, an array of *@cap entries
+ * grown from @a as needed; slot views point into @p. */
+int msi_overlays_decode(const uint8_t *p, size_t n, size_t max, const ms_allocator *a,
+                        ms_overlay **outp, size_t *cap, size_t *count, msi_perr *e);
+
 /* ---- PAGES (section 6) ---- */
+#define MSI_LAST_PAGE_STATE MS_PAGE_IN_PLACE
+/* The feature bit a page state needs in the preamble, or 0 (DATA, ZERO). */
+uint64_t msi_state_feature(uint8_t state);
 #define MSI_PAGES_HEADER 16u
 #define MSI_EXTENT_SIZE 24u
 void msi_pages_header(uint8_t *p, uint32_t region_id, uint32_t extents, uint8_t encoding);
@@ -76,9 +92,13 @@ void msi_extent_encode(uint8_t *p, const ms_extent *x);
 /* Reads the batch header: region id, extent count, encoding. */
 int msi_pages_head(const uint8_t *p, size_t n, uint32_t *region_id, uint32_t *extents,
                    uint8_t *encoding, msi_perr *e);
-/* Decodes and checks the extents against @r; @out holds @extents entries.
- * *data_pages gets the number of DATA pages. */
-int msi_pages_extents(const uint8_t *p, size_t n, const ms_region *r, uint32_t extents,
-                      ms_extent *out, uint64_t *data_pages, msi_perr *e);
+/* Decodes and checks the extents against @r and the stream's required
+ * @features; @out holds @extents entries. *data_pages gets the number of
+ * DATA pages. */
+int msi_pages_extents(const uint8_t *p, size_t n, const ms_region *r, uint64_t features,
+                      uint32_t extents, ms_extent *out, uint64_t *data_pages, msi_perr *e);
+/* Why extent @x breaks the state rules of section 6.2 for region @r with
+ * @features, or NULL. Shared by the writer and the reader. */
+const char *msi_extent_check(const ms_extent *x, const ms_region *r, uint64_t features);
 
 #endif /* MSI_PAYLOAD_H */

@@ -17,11 +17,14 @@
 
 #include "compress.h"
 #include "frame.h"
+#include "migstream/overlay.h"
 #include "migstream/reader.h"
 #include "payload.h"
 
 #define READER_MAGIC 0x4d535244u /* "MSRD" */
 #define DEFAULT_MAX_REGIONS 4096u
+#define DEFAULT_MAX_OVERLAYS 1024u
+#define MAX_OVERLAYS 4096u /* keeps the duplicate check's linear scans cheap */
 #define FIRST_CHUNK (64u * 1024)
 
 typedef struct region_slot {
@@ -41,6 +44,7 @@ struct ms_reader {
     uint32_t max_record;
     uint32_t max_regions;
     uint32_t max_depth;
+    uint32_t max_overlays;
     ms_problem_fn on_problem;
     void *problem_ctx;
 
@@ -60,6 +64,15 @@ struct ms_reader {
     region_slot **regions;
     size_t nregions, regions_cap;
     size_t last_region; /* lookup cache */
+
+    uint64_t pages_records; /* PAGES records so far */
+    bool any_round;
+    uint64_t last_round;
+    /* (frame, kind) of every overlay so far: duplicates are refused */
+    struct overlay_key { uint64_t gfn; uint32_t kind; } *ov_keys;
+    size_t nov, ov_cap;
+    ms_overlay *rec_overlays;
+    size_t rec_overlays_cap;
 
     msi_buf payload;  /* non-memory sources */
     msi_buf strings;  /* NUL-terminated copies for the current record */
@@ -425,7 +438,8 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
         r->ext = x;
         r->ext_cap = next;
     }
-    if ((rc = msi_pages_extents(p, n, reg, next, r->ext, &data_pages, &e)))
+    if ((rc = msi_pages_extents(p, n, reg, r->hdr.required_features, next, r->ext, &data_pages,
+                                &e)))
         return fail_payload(r, rc, &e);
     size_t meta = MSI_PAGES_HEADER + (size_t)next * MSI_EXTENT_SIZE;
     size_t stored = n - meta;
@@ -462,6 +476,85 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
     }
     for (uint32_t i = 0; i < next; i++)
         r->seen.pages[r->ext[i].state] += r->ext[i].count;
+    r->pages_records++;
+    return MS_OK;
+}
+
+static int do_round(ms_reader *r, const uint8_t *p, size_t n)
+{
+    ms_round *rd = &r->rec.round;
+    msi_perr e;
+    int rc = msi_round_decode(p, n, rd, &e);
+    if (rc)
+        return fail_payload(r, rc, &e);
+    const uint64_t at = r->rec.offset + MSI_RECORD_HEADER;
+    if (!r->any_round && r->pages_records)
+        return fail_rec(r, MS_ECORRUPT, at, "ROUND %llu follows %llu PAGES records sent outside "
+                        "any round: in a stream with rounds, pages appear only inside rounds",
+                        (unsigned long long)rd->number, (unsigned long long)r->pages_records);
+    if (r->any_round && rd->number <= r->last_round)
+        return fail_rec(r, MS_ECORRUPT, at, "ROUND %llu follows round %llu: round numbers must "
+                        "increase", (unsigned long long)rd->number,
+                        (unsigned long long)r->last_round);
+    r->any_round = true;
+    r->last_round = rd->number;
+    r->seen.rounds++;
+    return MS_OK;
+}
+
+/* The region holding guest frame @gfn, or NULL. */
+static const ms_region *region_of_frame(const ms_reader *r, uint64_t gfn)
+{
+    uint64_t gpa = gfn * MS_OVERLAY_PAGE_SIZE; /* gfn < 2^52: no overflow */
+    for (size_t i = 0; i < r->nregions; i++) {
+        const ms_region *g = &r->regions[i]->r;
+        if (g->has_gpa && gpa >= g->gpa && gpa - g->gpa < g->size)
+            return g;
+    }
+    return NULL;
+}
+
+static int do_overlay(ms_reader *r, const uint8_t *p, size_t n)
+{
+    const uint64_t at = r->rec.offset + MSI_RECORD_HEADER;
+    size_t count;
+    msi_perr e;
+    int rc;
+    if (!(r->hdr.required_features & MS_FEATURE_OVERLAYS))
+        return fail_rec(r, MS_ECORRUPT, r->rec.offset, "OVERLAY record in a stream whose "
+                        "preamble does not set required feature bit 3 (OVERLAYS)");
+    rc = msi_overlays_decode(p, n, r->max_overlays - r->nov, &r->alloc, &r->rec_overlays,
+                             &r->rec_overlays_cap, &count, &e);
+    if (rc)
+        return fail_payload(r, rc, &e);
+    if (r->nov + count > r->ov_cap) {
+        struct overlay_key *k = msi_realloc(&r->alloc, r->ov_keys, (r->nov + count) * sizeof *k);
+        if (!k)
+            return fail_rec(r, MS_ENOMEM, at, "out of memory");
+        r->ov_keys = k;
+        r->ov_cap = r->nov + count;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const ms_overlay *o = &r->rec_overlays[i];
+        const char *kind = ms_overlay_kind_name(o->kind);
+        if (!region_of_frame(r, o->gfn))
+            return fail_rec(r, MS_ECORRUPT, at, "overlay %zu (%s at frame 0x%llx, address "
+                            "0x%llx) lies outside every region declared with a guest-physical "
+                            "address", i, kind, (unsigned long long)o->gfn,
+                            (unsigned long long)o->gfn * MS_OVERLAY_PAGE_SIZE);
+        /* Linear: the limit keeps this at most a million comparisons. */
+        for (size_t k = 0; k < r->nov; k++)
+            if (r->ov_keys[k].gfn == o->gfn && r->ov_keys[k].kind == o->kind)
+                return fail_rec(r, MS_ECORRUPT, at, "overlay %zu: frame 0x%llx already has a %s "
+                                "overlay (one of each kind per frame)", i,
+                                (unsigned long long)o->gfn, kind);
+        r->ov_keys[r->nov].gfn = o->gfn;
+        r->ov_keys[r->nov].kind = o->kind;
+        r->nov++;
+    }
+    r->rec.overlays = r->rec_overlays;
+    r->rec.overlay_count = count;
+    r->seen.overlays += count;
     return MS_OK;
 }
 
@@ -511,6 +604,12 @@ static int do_end(ms_reader *r, const uint8_t *p, size_t n)
     if (t->devices != r->seen.devices)
         return fail_rec(r, MS_ECORRUPT, at, "END counts %llu devices but the stream holds %llu",
                         (unsigned long long)t->devices, (unsigned long long)r->seen.devices);
+    if (t->rounds != r->seen.rounds)
+        return fail_rec(r, MS_ECORRUPT, at, "END counts %llu rounds but the stream holds %llu",
+                        (unsigned long long)t->rounds, (unsigned long long)r->seen.rounds);
+    if (t->overlays != r->seen.overlays)
+        return fail_rec(r, MS_ECORRUPT, at, "END counts %llu overlays but the stream holds %llu",
+                        (unsigned long long)t->overlays, (unsigned long long)r->seen.overlays);
     return MS_OK;
 }
 
@@ -520,7 +619,8 @@ static const struct {
     int (*decode)(ms_reader *, const uint8_t *, size_t);
 } record_table[] = {
     {MS_REC_INFO, do_info},     {MS_REC_REGIONS, do_regions}, {MS_REC_PAGES, do_pages},
-    {MS_REC_DEVICE, do_device}, {MS_REC_END, do_end},
+    {MS_REC_DEVICE, do_device}, {MS_REC_END, do_end},         {MS_REC_ROUND, do_round},
+    {MS_REC_OVERLAY, do_overlay},
 };
 
 /* -------------------------------------------------------------------- API */
@@ -532,6 +632,7 @@ void ms_reader_options_init(ms_reader_options *o)
     o->max_record_size = MS_MAX_RECORD_PAYLOAD;
     o->max_regions = DEFAULT_MAX_REGIONS;
     o->max_cbor_depth = MS_DEFAULT_CBOR_DEPTH;
+    o->max_overlays = DEFAULT_MAX_OVERLAYS;
 }
 
 static ssize_t mem_read_unused(void *ctx, void *buf, size_t len)
@@ -565,6 +666,9 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
                         : MS_MAX_RECORD_PAYLOAD;
     r->max_regions = o.max_regions ? o.max_regions : DEFAULT_MAX_REGIONS;
     r->max_depth = o.max_cbor_depth ? o.max_cbor_depth : MS_DEFAULT_CBOR_DEPTH;
+    r->max_overlays = o.max_overlays ? o.max_overlays : DEFAULT_MAX_OVERLAYS;
+    if (r->max_overlays > MAX_OVERLAYS)
+        r->max_overlays = MAX_OVERLAYS;
     r->on_problem = o.on_problem;
     r->problem_ctx = o.problem_ctx;
     if (r->max_depth > MSI_CBOR_MAX_DEPTH)
@@ -625,6 +729,8 @@ void ms_reader_free(ms_reader *r)
     msi_free(&r->alloc, r->regions);
     msi_free(&r->alloc, r->rec_regions);
     msi_free(&r->alloc, r->ext);
+    msi_free(&r->alloc, r->ov_keys);
+    msi_free(&r->alloc, r->rec_overlays);
     msi_buf_free(&r->payload);
     msi_buf_free(&r->strings);
     msi_buf_free(&r->dbuf);

@@ -56,6 +56,13 @@ int ms_replay(ms_reader *r, const ms_replay_callbacks *user_cb, void *ctx)
         case MS_REC_DEVICE:
             rc = CALL(&cb, device, ctx, &rec->device);
             break;
+        case MS_REC_ROUND:
+            rc = CALL(&cb, round, ctx, &rec->round);
+            break;
+        case MS_REC_OVERLAY:
+            for (size_t i = 0; i < rec->overlay_count && rc >= 0; i++)
+                rc = CALL(&cb, overlay, ctx, &rec->overlays[i]);
+            break;
         case MS_REC_END:
             rc = CALL(&cb, end, ctx, &rec->totals, rec->checksum);
             break;

@@ -18,6 +18,7 @@
 
 #include "compress.h"
 #include "frame.h"
+#include "migstream/overlay.h"
 #include "migstream/writer.h"
 #include "payload.h"
 #include "zero.h"
@@ -40,6 +41,7 @@ struct ms_writer {
     bool finished;
 
     ms_header hdr;
+    uint64_t features; /* required features the stream may use */
     uint32_t batch_bytes;
     int level;
     uint32_t max_depth;
@@ -52,6 +54,12 @@ struct ms_writer {
 
     ms_region *regions;
     size_t nregions, regions_cap, regions_written;
+
+    uint64_t pages_records;
+    bool any_round;
+    uint64_t last_round;
+    struct { uint64_t gfn; uint32_t kind; } *ov; /* overlays written: no duplicates */
+    size_t nov, ov_cap;
 
     /* pending PAGES batch */
     bool pending;
@@ -209,6 +217,7 @@ static int emit_pages(ms_writer *w)
         msi_free(&w->alloc, iov);
     w->out.len = 0;
     w->totals.records++;
+    w->pages_records++;
     w->pending = false;
     w->next = 0;
     w->nseg = w->first_borrowed = 0;
@@ -246,10 +255,18 @@ static int add_segment(ms_writer *w, const uint8_t *p, size_t len)
     return MS_OK;
 }
 
-/* Adds @n pages in @state starting at page @idx of region @ri; DATA pages'
- * bytes start at @p and are contiguous. */
+/* The argument an extent that continues @x must have: IN_PLACE references
+ * advance with the pages, every other argument repeats. */
+static uint64_t continued_arg(const ms_extent *x, uint32_t ps)
+{
+    return x->state == MS_PAGE_IN_PLACE ? x->arg + (uint64_t)x->count * ps : x->arg;
+}
+
+/* Adds @n pages in @state with argument @arg (of the first page) starting
+ * at page @idx of region @ri; DATA pages' bytes start at @p and are
+ * contiguous. */
 static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t state,
-                   const uint8_t *p)
+                   uint64_t arg, const uint8_t *p)
 {
     const uint32_t ps = w->regions[ri].page_size;
     int rc;
@@ -278,7 +295,7 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
                 take = room;
         }
         bool merge = last && last->state == state && last->first + last->count == idx &&
-                     last->count < UINT32_MAX;
+                     last->count < UINT32_MAX && continued_arg(last, ps) == arg;
         if (!merge && w->next == MAX_EXTENTS) {
             if ((rc = emit_pages(w)))
                 return rc;
@@ -292,13 +309,15 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
             if (take > UINT32_MAX)
                 take = UINT32_MAX;
             w->ext[w->next++] = (ms_extent){.first = idx, .count = (uint32_t)take,
-                                            .state = state, .arg = 0};
+                                            .state = state, .arg = arg};
         }
         if (state == MS_PAGE_DATA) {
             if ((rc = add_segment(w, p, (size_t)take * ps)))
                 return rc;
             p += (size_t)take * ps;
         }
+        if (state == MS_PAGE_IN_PLACE)
+            arg += take * ps;
         idx += take;
         n -= take;
     }
@@ -326,6 +345,45 @@ static int settle(ms_writer *w)
     w->seg[0].iov_base = w->stage;
     w->seg[0].iov_len = staged;
     w->nseg = w->first_borrowed = 1;
+    return MS_OK;
+}
+
+/* The state and argument of one page of @ps bytes: a page of one repeated
+ * word is ZERO or (with the FILL feature) FILL; anything else is DATA. */
+static uint8_t classify(const ms_writer *w, const uint8_t *p, uint32_t ps, uint64_t *arg)
+{
+    uint64_t word;
+    *arg = 0;
+    if (!msi_page_uniform(p, ps, &word))
+        return MS_PAGE_DATA;
+    if (word == 0)
+        return MS_PAGE_ZERO;
+    if (!(w->features & MS_FEATURE_FILL))
+        return MS_PAGE_DATA;
+    *arg = msi_get64(p); /* the wire's little-endian reading of the word */
+    return MS_PAGE_FILL;
+}
+
+/* Adds @n pages of region @ri from @p, page @idx on, each classified once,
+ * one add_run() per run of pages with the same state and argument. */
+static int put_memory(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uint8_t *p)
+{
+    const uint32_t ps = w->regions[ri].page_size;
+    uint64_t arg, next_arg = 0;
+    uint8_t state = n ? classify(w, p, ps, &arg) : 0, next = 0;
+    size_t k = 0;
+    while (k < n) {
+        size_t j = k + 1;
+        while (j < n && (next = classify(w, p + j * ps, ps, &next_arg)) == state &&
+               next_arg == arg)
+            j++;
+        int rc = add_run(w, ri, idx + k, j - k, state, arg, p + k * ps);
+        if (rc)
+            return rc;
+        k = j;
+        state = next;
+        arg = next_arg;
+    }
     return MS_OK;
 }
 
@@ -368,6 +426,8 @@ static const char *options_problem(const ms_writer_options *o)
         return "compress_level must be 0 (off) to 19";
     if (o->max_cbor_depth > MSI_CBOR_MAX_DEPTH)
         return "max_cbor_depth exceeds the format's 256";
+    if (o->features & ~(uint64_t)MSI_KNOWN_REQUIRED_FEATURES)
+        return "features holds bits this library does not define";
     if (o->writer_name && strlen(o->writer_name) > MS_WRITER_FIELD_LEN)
         return "writer_name is longer than 32 bytes";
     if (o->writer_version && strlen(o->writer_version) > MS_WRITER_FIELD_LEN)
@@ -423,8 +483,10 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
     w->ext = msi_calloc(&w->alloc, MAX_EXTENTS, sizeof *w->ext);
     w->hash = msi_hash_state_new();
 
+    w->features = o.features;
     w->hdr.major = MS_FORMAT_MAJOR;
     w->hdr.minor = MS_FORMAT_MINOR;
+    w->hdr.required_features = o.features;
     w->hdr.page_size = o.page_size;
     memcpy(w->hdr.writer_name, name, strlen(name) + 1);
     memcpy(w->hdr.writer_version, version, strlen(version) + 1);
@@ -497,6 +559,7 @@ void ms_writer_free(ms_writer *w)
     for (size_t i = 0; i < w->nregions; i++)
         msi_free(&w->alloc, (void *)w->regions[i].name);
     msi_free(&w->alloc, w->regions);
+    msi_free(&w->alloc, w->ov);
     msi_free(&w->alloc, w->ext);
     msi_free(&w->alloc, w->seg);
     msi_free(&w->alloc, w->stage);
@@ -595,23 +658,9 @@ int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first, const str
 
     uint64_t idx = first;
     for (int i = 0; i < iovcnt; i++) {
-        const uint8_t *p = iov[i].iov_base;
         size_t n = iov[i].iov_len / ps;
-        size_t k = 0;
-        bool zero = n ? msi_is_zero(p, ps) : false;
-        while (k < n) {
-            /* One add_run() per run of pages in the same state; each page is
-             * tested once. */
-            size_t j = k + 1;
-            bool next_zero = zero;
-            while (j < n && (next_zero = msi_is_zero(p + j * ps, ps)) == zero)
-                j++;
-            rc = add_run(w, ri, idx + k, j - k, zero ? MS_PAGE_ZERO : MS_PAGE_DATA, p + k * ps);
-            if (rc)
-                return rc;
-            k = j;
-            zero = next_zero;
-        }
+        if ((rc = put_memory(w, ri, idx, n, iov[i].iov_base)))
+            return rc;
         idx += n;
     }
     return settle(w);
@@ -627,7 +676,185 @@ int ms_writer_zero_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint6
         return rc;
     if (count == 0)
         return MS_OK;
-    return add_run(w, ri, first, count, MS_PAGE_ZERO, NULL);
+    return add_run(w, ri, first, count, MS_PAGE_ZERO, 0, NULL);
+}
+
+/* Checks that the stream may use @state (its feature bit was requested). */
+static int need_feature(ms_writer *w, uint64_t bit, const char *what)
+{
+    if (w->features & bit)
+        return MS_OK;
+    return fail(w, MS_EINVAL, "%s needs required feature bit %d (%s), which "
+                "ms_writer_options.features did not request", what, __builtin_ctzll(bit),
+                ms_feature_name((unsigned)__builtin_ctzll(bit)));
+}
+
+int ms_writer_discard(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count)
+{
+    int rc = check(w);
+    size_t ri;
+    if (rc || (rc = need_feature(w, MS_FEATURE_DISCARDED, "DISCARDED pages")) ||
+        (rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    return count ? add_run(w, ri, first, count, MS_PAGE_DISCARDED, 0, NULL) : MS_OK;
+}
+
+int ms_writer_fill_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
+                         uint64_t word)
+{
+    if (word == 0)
+        return ms_writer_zero_pages(w, region_id, first, count);
+    int rc = check(w);
+    size_t ri;
+    if (rc || (rc = need_feature(w, MS_FEATURE_FILL, "FILL pages")) ||
+        (rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    return count ? add_run(w, ri, first, count, MS_PAGE_FILL, word, NULL) : MS_OK;
+}
+
+int ms_writer_in_place(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
+                       uint64_t ref)
+{
+    int rc = check(w);
+    size_t ri;
+    if (rc || (rc = need_feature(w, MS_FEATURE_IN_PLACE, "IN_PLACE pages")) ||
+        (rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    if (count == 0)
+        return MS_OK;
+    const uint32_t ps = w->regions[ri].page_size;
+    uint64_t last;
+    if (ref % ps)
+        return fail(w, MS_EINVAL, "in-place reference 0x%llx is not aligned to region %u's page "
+                    "size %u", (unsigned long long)ref, region_id, ps);
+    if (msi_mul_overflow(count, ps, &last) || msi_add_overflow(ref, last - 1, &last))
+        return fail(w, MS_EINVAL, "in-place reference 0x%llx plus %llu pages wraps around 2^64",
+                    (unsigned long long)ref, (unsigned long long)count);
+    return add_run(w, ri, first, count, MS_PAGE_IN_PLACE, ref, NULL);
+}
+
+int ms_writer_dirty(ms_writer *w, uint32_t region_id, const uint64_t *bitmap,
+                    uint32_t granularity, const void *mem)
+{
+    int rc = check(w);
+    size_t ri;
+    if (rc || (rc = find_region(w, region_id, 0, 0, &ri)))
+        return rc;
+    const ms_region *g = &w->regions[ri];
+    if (!bitmap || !mem)
+        return fail(w, MS_EINVAL, "dirty bitmap or memory pointer is NULL");
+    if (!msi_is_pow2(granularity) || granularity < 4096 || granularity > (1u << 30))
+        return fail(w, MS_EINVAL, "dirty granularity %u is not a power of two from 4096 to "
+                    "2^30", granularity);
+    const uint32_t ps = g->page_size;
+    const uint64_t units = (g->size + granularity - 1) / granularity;
+    const uint64_t words = (units + 63) / 64;
+    const uint8_t *base = mem;
+    uint64_t run_a = 0, run_b = 0; /* pages [run_a, run_b) are dirty, not yet added */
+    for (uint64_t i = 0; i < words; i++) {
+        uint64_t bits = bitmap[i];
+        if (!bits)
+            continue; /* 64 clean units at a time: the common case */
+        if (i == words - 1 && units % 64 && (bits >> (units % 64)))
+            return fail(w, MS_EINVAL, "dirty bitmap of region %u has bits set past its %llu "
+                        "units of %u bytes", region_id, (unsigned long long)units, granularity);
+        while (bits) {
+            uint64_t u = i * 64 + (uint64_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            /* The unit's bytes, clipped to the region, in whole pages. */
+            uint64_t lo = u * granularity, hi = lo + granularity;
+            if (hi > g->size)
+                hi = g->size;
+            uint64_t pa = lo / ps, pb = (hi + ps - 1) / ps;
+            if (pa <= run_b && run_b > run_a) {
+                if (pb > run_b)
+                    run_b = pb;
+                continue;
+            }
+            if (run_b > run_a &&
+                (rc = put_memory(w, ri, run_a, (size_t)(run_b - run_a), base + run_a * ps)))
+                return rc;
+            run_a = pa;
+            run_b = pb;
+        }
+    }
+    if (run_b > run_a &&
+        (rc = put_memory(w, ri, run_a, (size_t)(run_b - run_a), base + run_a * ps)))
+        return rc;
+    return settle(w);
+}
+
+int ms_writer_round(ms_writer *w, const ms_round *round)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if (!round)
+        return fail(w, MS_EINVAL, "round is NULL");
+    const char *why = msi_round_check(round);
+    if (why)
+        return fail(w, MS_EINVAL, "round %llu: %s", (unsigned long long)round->number, why);
+    if (w->any_round && round->number <= w->last_round)
+        return fail(w, MS_EINVAL, "round %llu follows round %llu: round numbers must increase",
+                    (unsigned long long)round->number, (unsigned long long)w->last_round);
+    if (!w->any_round && (w->pending || w->pages_records))
+        return fail(w, MS_EINVAL, "pages were sent before the first round: in a stream with "
+                    "rounds, every page belongs to one (start round 0 first)");
+    /* The batch so far belongs to the previous round. */
+    if ((rc = emit_pages(w)))
+        return rc;
+    w->scratch.len = 0;
+    if (msi_round_encode(&w->scratch, round))
+        return fail(w, MS_ENOMEM, "out of memory encoding ROUND");
+    w->any_round = true;
+    w->last_round = round->number;
+    w->totals.rounds++;
+    /* Not must-understand: a reader that skips rounds still gets the final
+     * state right, since a later copy of a page wins anyway. */
+    return put_record(w, MS_REC_ROUND, 0);
+}
+
+int ms_writer_overlay(ms_writer *w, const ms_overlay *o)
+{
+    int rc = check(w);
+    char why[200];
+    if (rc || (rc = need_feature(w, MS_FEATURE_OVERLAYS, "an overlay")))
+        return rc;
+    if (ms_overlay_check(o, why, sizeof why))
+        return fail(w, MS_EINVAL, "%s", why);
+    const char *kind = ms_overlay_kind_name(o->kind);
+    uint64_t gpa = o->gfn * MS_OVERLAY_PAGE_SIZE;
+    bool inside = false;
+    for (size_t i = 0; i < w->nregions && !inside; i++) {
+        const ms_region *g = &w->regions[i];
+        inside = g->has_gpa && gpa >= g->gpa && gpa - g->gpa < g->size;
+    }
+    if (!inside)
+        return fail(w, MS_EINVAL, "%s overlay at frame 0x%llx lies outside every region with a "
+                    "guest-physical address", kind, (unsigned long long)o->gfn);
+    for (size_t i = 0; i < w->nov; i++)
+        if (w->ov[i].gfn == o->gfn && w->ov[i].kind == o->kind)
+            return fail(w, MS_EINVAL, "frame 0x%llx already has a %s overlay",
+                        (unsigned long long)o->gfn, kind);
+    if (w->nov == w->ov_cap) {
+        size_t cap = w->ov_cap ? w->ov_cap * 2 : 8;
+        void *grown = msi_realloc(&w->alloc, w->ov, cap * sizeof *w->ov);
+        if (!grown)
+            return fail(w, MS_ENOMEM, "out of memory");
+        w->ov = grown;
+        w->ov_cap = cap;
+    }
+    /* The region must be declared before the overlay refers to it. */
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+        return rc;
+    w->scratch.len = 0;
+    if (msi_overlays_encode(&w->scratch, o, 1))
+        return fail(w, MS_ENOMEM, "out of memory encoding OVERLAY");
+    w->ov[w->nov].gfn = o->gfn;
+    w->ov[w->nov].kind = o->kind;
+    w->nov++;
+    w->totals.overlays++;
+    return put_record(w, MS_REC_OVERLAY, MS_RECORD_MUST_UNDERSTAND);
 }
 
 int ms_writer_device(ms_writer *w, const char *path, uint32_t instance, const char *schema,

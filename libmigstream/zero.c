@@ -1,34 +1,37 @@
 /*
- * Zero-page detection (see zero.h).
+ * Uniform-page detection (see zero.h).
  *
- * Data pages usually differ from zero in their first bytes, so the test
- * exits at the first 256-byte block that holds a non-zero word; zero pages
+ * Data pages usually differ from a repeated word in their first bytes, so
+ * the test exits at the first 256-byte block that differs; uniform pages
  * are read once at memory bandwidth. The fixed 32-word inner loop is written
- * so that the compiler vectorizes the OR reduction; memcpy keeps unaligned
+ * so that the compiler vectorizes the reduction; memcpy keeps unaligned
  * guest buffers free of undefined behaviour and compiles to plain loads.
  */
-#include <stdint.h>
 #include <string.h>
 
 #include "zero.h"
 
 #define BLOCK_WORDS 32
 
-bool msi_is_zero(const void *p, size_t len)
+bool msi_page_uniform(const void *p, size_t len, uint64_t *word)
 {
     const unsigned char *b = p;
-    /* A cheap first look: most data pages fail here. */
-    uint64_t head;
-    memcpy(&head, b, sizeof head);
-    if (head)
-        return false;
+    uint64_t w;
+    memcpy(&w, b, sizeof w);
+    *word = w;
     for (size_t off = 0; off < len; off += BLOCK_WORDS * 8) {
-        uint64_t w[BLOCK_WORDS], acc = 0;
-        memcpy(w, b + off, sizeof w);
+        uint64_t v[BLOCK_WORDS], acc = 0;
+        memcpy(v, b + off, sizeof v);
         for (int i = 0; i < BLOCK_WORDS; i++)
-            acc |= w[i];
+            acc |= v[i] ^ w;
         if (acc)
             return false;
     }
     return true;
+}
+
+bool msi_is_zero(const void *p, size_t len)
+{
+    uint64_t w;
+    return msi_page_uniform(p, len, &w) && w == 0;
 }

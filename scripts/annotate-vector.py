@@ -11,13 +11,16 @@ serves as a second, independent reading of the layout.
 import struct
 import sys
 
-STATES = {1: "DATA", 2: "ZERO"}
-TYPES = {1: "INFO", 2: "REGIONS", 3: "PAGES", 4: "DEVICE", 5: "END"}
+STATES = {1: "DATA", 2: "ZERO", 3: "DISCARDED", 4: "FILL", 5: "IN_PLACE"}
+TYPES = {1: "INFO", 2: "REGIONS", 3: "PAGES", 4: "DEVICE", 5: "END", 6: "ROUND",
+         7: "OVERLAY"}
 KEYS = {
     1: {0: "machine", 1: "description"},
     2: {0: "id", 1: "name", 2: "gpa", 3: "size", 4: "page_size"},
     4: {0: "path", 1: "instance", 2: "schema", 3: "version", 4: "state"},
-    5: {0: "records", 1: "bytes", 2: "pages", 3: "devices"},
+    5: {0: "records", 1: "bytes", 2: "pages", 3: "devices", 4: "rounds", 5: "overlays"},
+    6: {0: "number", 1: "tracker", 2: "granularity", 3: "dirty", 4: "final"},
+    7: {0: "gfn", 1: "kind", 2: "params"},
 }
 
 
@@ -40,7 +43,7 @@ class Out:
         self.lines = []
 
     def emit(self, off, b, note, width=16):
-        if len(b) <= width or len(set(b)) == 1:
+        if len(b) <= width or len(set(b)) == 1 or len(hexs(b)) <= 48:
             self.lines.append("%04x: %-48s # %s" % (off, hexs(b), note))
             return
         for k in range(0, len(b), width):
@@ -146,8 +149,11 @@ def main():
             for k in range(n):
                 q = 16 + 24 * k
                 first, cnt, st = struct.unpack_from("<QIB", pl, q)
-                o.emit(p + q, pl[q:q + 24], "extent: pages %d..%d %s" %
-                       (first, first + cnt - 1, STATES.get(st, st)))
+                arg = struct.unpack_from("<Q", pl, q + 16)[0]
+                note = "extent: pages %d..%d %s" % (first, first + cnt - 1, STATES.get(st, st))
+                if arg:
+                    note += ", argument 0x%x" % arg
+                o.emit(p + q, pl[q:q + 24], note)
             q = 16 + 24 * n
             if q < ln:
                 o.emit(p + q, pl[q:], "page data")

@@ -206,16 +206,16 @@ static void test_newer_major(void **state)
     th_buf b = {0};
     uint64_t major2[] = {8, 2};
     patched_preamble(set16, major2, true, &b);
-    expect_fail(&b, MS_EVERSION, -1, 8, 8, "2.0");
+    expect_fail(&b, MS_EVERSION, -1, 8, 8, "format 2.1");
     /* a major version is checked before anything after the first 16 bytes:
      * a 2.x preamble may have another size and no valid 1.x checksum */
     th_put32(b.data + 12, 40);
-    expect_fail(&b, MS_EVERSION, -1, 8, 8, "2.0");
+    expect_fail(&b, MS_EVERSION, -1, 8, 8, "format 2.1");
     th_buf_free(&b);
 
     uint64_t major0[] = {8, 0};
     patched_preamble(set16, major0, true, &b);
-    expect_fail(&b, MS_EVERSION, -1, 8, 8, "0.0");
+    expect_fail(&b, MS_EVERSION, -1, 8, 8, "format 0.1");
     th_buf_free(&b);
 }
 
@@ -435,7 +435,7 @@ static void test_record_header_fields(void **state)
 static void test_unknown_must_understand(void **state)
 {
     (void)state;
-    static const uint16_t types[] = {0x0006, 0x0100, 0x8000, 0xffff};
+    static const uint16_t types[] = {0x0008, 0x0100, 0x8000, 0xffff};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         th_stream ts;
         th_buf b = {0};

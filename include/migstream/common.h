@@ -34,7 +34,7 @@ extern "C" {
 
 /** Stream format version this library writes (FORMAT.md section 2). */
 #define MS_FORMAT_MAJOR 1
-#define MS_FORMAT_MINOR 0
+#define MS_FORMAT_MINOR 1
 
 /** Returns the library version as "MAJOR.MINOR.PATCH". Static string. */
 MS_API const char *ms_version_string(void);
@@ -89,13 +89,15 @@ typedef struct ms_allocator {
 /* Wire-level enumerations (FORMAT.md sections 4 and 6)                     */
 /* ------------------------------------------------------------------------ */
 
-/** Record types of format 1.0. 0 is never valid. */
+/** Record types (FORMAT.md section 4.3). 0 is never valid. */
 typedef enum ms_record_type {
     MS_REC_INFO = 1,    /**< stream metadata (CBOR) */
     MS_REC_REGIONS = 2, /**< memory region declarations (CBOR) */
     MS_REC_PAGES = 3,   /**< a batch of page extents in one region */
     MS_REC_DEVICE = 4,  /**< one device's state (CBOR) */
     MS_REC_END = 5,     /**< totals; the last record of every stream */
+    MS_REC_ROUND = 6,   /**< start of a pre-copy round (1.1, CBOR) */
+    MS_REC_OVERLAY = 7, /**< hypervisor overlay pages (1.1, CBOR) */
 } ms_record_type;
 
 /** Record flag: a reader that does not know the type must refuse the stream. */
@@ -103,9 +105,47 @@ typedef enum ms_record_type {
 
 /** State of a run of pages (FORMAT.md section 6.2). 0 is never valid. */
 typedef enum ms_page_state {
-    MS_PAGE_DATA = 1, /**< contents follow in the record */
-    MS_PAGE_ZERO = 2, /**< every byte is zero; no contents on the wire */
+    MS_PAGE_DATA = 1,      /**< contents follow in the record */
+    MS_PAGE_ZERO = 2,      /**< every byte is zero; no contents on the wire */
+    /** The guest hinted the page free: its contents do not matter (1.1,
+     *  needs MS_FEATURE_DISCARDED). Not the same as ZERO. */
+    MS_PAGE_DISCARDED = 3,
+    /** Every 8-byte word of the page is the extent's argument, stored
+     *  little-endian (1.1, needs MS_FEATURE_FILL). */
+    MS_PAGE_FILL = 4,
+    /** The page is not in the stream: it stays where it is, and the
+     *  extent's argument is its byte address in the in-place space (1.1,
+     *  needs MS_FEATURE_IN_PLACE). */
+    MS_PAGE_IN_PLACE = 5,
 } ms_page_state;
+
+/**
+ * Required feature bits (FORMAT.md section 3.2). A stream that uses one of
+ * these sets its bit in the preamble, so that a reader without it refuses
+ * the stream before reading any record.
+ */
+#define MS_FEATURE_DISCARDED (1u << 0) /**< page state DISCARDED */
+#define MS_FEATURE_FILL (1u << 1)      /**< page state FILL */
+#define MS_FEATURE_IN_PLACE (1u << 2)  /**< page state IN_PLACE */
+#define MS_FEATURE_OVERLAYS (1u << 3)  /**< OVERLAY records */
+
+/** Dirty-page trackers a ROUND record names (FORMAT.md section 6.4).
+ *  Readers pass values they do not know through. */
+typedef enum ms_tracker {
+    MS_TRACKER_NONE = 0,   /**< no tracking: a full pass over memory */
+    MS_TRACKER_BITMAP = 1, /**< a dirty bitmap (KVM_GET_DIRTY_LOG) */
+    MS_TRACKER_RING = 2,   /**< a dirty ring (KVM_CAP_DIRTY_LOG_RING) */
+    MS_TRACKER_PML = 3,    /**< Intel page-modification logging */
+} ms_tracker;
+
+/** Hypervisor overlay kinds (FORMAT.md section 7.2). Each kind has a fixed
+ *  priority (ms_overlay_priority()) that never changes. */
+typedef enum ms_overlay_kind {
+    MS_OVERLAY_HYPERCALL = 1,         /**< Hyper-V hypercall page */
+    MS_OVERLAY_REFERENCE_TSC = 2,     /**< Hyper-V reference TSC page */
+    MS_OVERLAY_SYNIC_MESSAGE = 3,     /**< SynIC message page (SIMP) */
+    MS_OVERLAY_SYNIC_EVENT_FLAGS = 4, /**< SynIC event flags page (SIEFP) */
+} ms_overlay_kind;
 
 /** Encoding of a PAGES record's data section. */
 typedef enum ms_data_encoding {
@@ -125,6 +165,13 @@ MS_API const char *ms_record_type_name(unsigned type);
 /** Name of a page state ("DATA", "ZERO"), or NULL if unknown. Static. */
 MS_API const char *ms_page_state_name(unsigned state);
 
+/** Name of a required feature bit number ("FILL" for bit 1), or NULL if
+ *  unknown. Static. */
+MS_API const char *ms_feature_name(unsigned bit);
+
+/** Name of a dirty tracker ("bitmap"), or NULL if unknown. Static. */
+MS_API const char *ms_tracker_name(unsigned tracker);
+
 /* ------------------------------------------------------------------------ */
 /* Spec limits (FORMAT.md section 9). A reader enforces these whatever its    */
 /* options say; options can only lower them.                                */
@@ -140,6 +187,8 @@ MS_API const char *ms_page_state_name(unsigned state);
 #define MS_RECORD_HEADER_SIZE 16u                 /**< bytes before each payload */
 #define MS_MAX_CBOR_DEPTH 256u                    /**< nesting, any payload */
 #define MS_DEFAULT_CBOR_DEPTH 64u                 /**< library default for device state */
+#define MS_OVERLAY_PAGE_SIZE 4096u                /**< every overlay covers 4 KiB */
+#define MS_MAX_GFN ((UINT64_C(1) << 52) - 1)      /**< largest overlay frame number */
 
 #ifdef __cplusplus
 }

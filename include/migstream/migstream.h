@@ -20,6 +20,7 @@
 #include "writer.h"
 #include "reader.h"
 #include "replay.h"
+#include "overlay.h"
 #include "cbor.h"
 
 #endif /* MIGSTREAM_H */

@@ -78,6 +78,7 @@ typedef struct ms_reader_options {
      */
     ms_problem_fn on_problem;
     void *problem_ctx;
+    uint32_t max_overlays;     /**< overlays per stream; default 1024, at most 4096 */
 } ms_reader_options;
 
 /** Fills @p opts with defaults. */
@@ -106,6 +107,9 @@ typedef struct ms_record {
     ms_pages pages;             /**< MS_REC_PAGES */
     ms_device device;           /**< MS_REC_DEVICE */
     ms_totals totals;           /**< MS_REC_END */
+    ms_round round;             /**< MS_REC_ROUND */
+    const ms_overlay *overlays; /**< MS_REC_OVERLAY: the overlays it adds */
+    size_t overlay_count;
 } ms_record;
 
 /** Creates a reader pulling bytes through @p fn.

@@ -36,8 +36,11 @@ typedef struct ms_replay_callbacks {
     /**
      * A run of pages in one state. For MS_PAGE_DATA, @p data holds
      * extent->count * region->page_size bytes (a view valid during the call);
-     * for other states it is NULL. A later call for the same page replaces
-     * what an earlier one said.
+     * for other states it is NULL: ZERO and FILL pages follow from the state
+     * and argument, DISCARDED pages are "don't care" (leave them as they
+     * are), and IN_PLACE pages are already in place at the argument's
+     * address. A later call for the same page replaces what an earlier one
+     * said.
      */
     int (*extent)(void *ctx, const ms_region *region, const ms_extent *extent,
                   const uint8_t *data);
@@ -49,6 +52,13 @@ typedef struct ms_replay_callbacks {
     int (*unknown)(void *ctx, const ms_record *record);
     /** The END record's totals, after all else, once the stream checked out. */
     int (*end)(void *ctx, const ms_totals *totals, uint64_t stream_digest);
+    /** The start of a pre-copy round; extents until the next round or END
+     *  belong to it (format 1.1). */
+    int (*round)(void *ctx, const ms_round *round);
+    /** One overlay (format 1.1). Overlays only add up: none replaces
+     *  another, and the active one at a frame is the highest-priority kind
+     *  (ms_overlay_active()). */
+    int (*overlay)(void *ctx, const ms_overlay *overlay);
 } ms_replay_callbacks;
 
 /**

@@ -79,6 +79,54 @@ typedef struct ms_device {
     size_t state_size;
 } ms_device;
 
+/**
+ * The start of a pre-copy round (ROUND record, FORMAT.md section 6.4).
+ * Pages of a later round supersede earlier copies.
+ */
+typedef struct ms_round {
+    uint64_t number;      /**< strictly ascending in a stream; usually 0, 1, ... */
+    uint32_t tracker;     /**< ms_tracker that produced the round's page set */
+    uint32_t granularity; /**< bytes per tracked unit (4096 for KVM and PML);
+                               0 with MS_TRACKER_NONE */
+    bool has_dirty;       /**< false: the dirty count is not known */
+    uint64_t dirty;       /**< units the tracker reported dirty */
+    bool final;           /**< the guest was stopped: the stop-and-copy round */
+} ms_round;
+
+/** One SynIC slot per synthetic interrupt source. */
+#define MS_SYNIC_SLOTS 16u
+#define MS_SYNIC_SLOT_SIZE 256u
+
+/**
+ * A hypervisor overlay page (OVERLAY record, FORMAT.md section 7.2): a
+ * 4 KiB guest frame whose guest-visible contents the destination rebuilds
+ * from the kind and its parameters, over the RAM page underneath. Only the
+ * member for @p kind is meaningful.
+ */
+typedef struct ms_overlay {
+    uint64_t gfn;  /**< guest frame number: guest-physical address / 4096 */
+    uint32_t kind; /**< ms_overlay_kind */
+    struct {
+        /** 0: a stub that fails every hypercall ("mov rax, 2; ret");
+         *  1: Intel (VMCALL); 2: AMD (VMMCALL). */
+        uint32_t vendor;
+    } hypercall;
+    struct {
+        /** true: sequence 1 and the scale follow from the guest's TSC
+         *  frequency (Hz, above 10 MHz); false: sequence and scale as given. */
+        bool has_frequency;
+        uint64_t frequency;
+        uint32_t sequence;
+        uint64_t scale;  /**< 0.64 fixed point, 100 ns units per TSC tick */
+        int64_t offset;  /**< 100 ns units added to the scaled TSC */
+    } tsc;
+    struct {
+        uint32_t vp;                          /**< virtual processor index */
+        uint16_t slot_mask;                   /**< bit s: slot[s] is set */
+        const uint8_t *slot[MS_SYNIC_SLOTS];  /**< MS_SYNIC_SLOT_SIZE bytes each */
+    } synic; /**< SYNIC_MESSAGE and SYNIC_EVENT_FLAGS */
+} ms_overlay;
+
 /** Page counts per state, indexed by ms_page_state (index 0 unused). */
 #define MS_PAGE_STATE_SLOTS 8
 
@@ -88,6 +136,8 @@ typedef struct ms_totals {
     uint64_t bytes;    /**< stream bytes before END: END's byte offset */
     uint64_t pages[MS_PAGE_STATE_SLOTS]; /**< pages by state, every copy */
     uint64_t devices;  /**< DEVICE records */
+    uint64_t rounds;   /**< ROUND records */
+    uint64_t overlays; /**< overlays in OVERLAY records */
 } ms_totals;
 
 #ifdef __cplusplus

@@ -66,6 +66,16 @@ typedef struct ms_writer_options {
      *  never writes what a default reader refuses; at most 256. */
     uint32_t max_cbor_depth;
     ms_allocator allocator;     /**< zeroed: malloc/realloc/free */
+    /**
+     * Required features the stream may use (MS_FEATURE_...), written in the
+     * preamble before any page, so that a reader lacking one refuses the
+     * stream up front. Default 0: a stream every format 1.x reader loads.
+     * MS_FEATURE_FILL makes the writer detect pages of one repeated
+     * non-zero word and send them as FILL, at no extra cost (the same pass
+     * finds zero pages); MS_FEATURE_DISCARDED, MS_FEATURE_IN_PLACE and
+     * MS_FEATURE_OVERLAYS enable the calls that write those.
+     */
+    uint64_t features;
 } ms_writer_options;
 
 /** Fills @p opts with defaults. */
@@ -103,7 +113,8 @@ MS_API int ms_writer_add_region(ms_writer *w, const ms_region *region);
 /**
  * Writes @p count pages of region @p region_id starting at page @p first,
  * read from @p mem (count * page_size bytes). Zero pages are detected and
- * sent as ZERO runs; the rest as DATA. Pages may be written in any order and
+ * sent as ZERO runs, pages of one repeated 8-byte word as FILL runs (with
+ * MS_FEATURE_FILL); the rest as DATA. Pages may be written in any order and
  * more than once: a later copy of a page supersedes an earlier one.
  *
  * @p mem is only read during the call: when the call returns, the bytes are
@@ -125,6 +136,83 @@ MS_API int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first,
  *  knows, e.g. pages never touched). */
 MS_API int ms_writer_zero_pages(ms_writer *w, uint32_t region_id, uint64_t first,
                                 uint64_t count);
+
+/**
+ * Starts a pre-copy round (FORMAT.md section 6.4). Pages written after it
+ * belong to it, until the next round or the end. In a stream with rounds
+ * every page belongs to one, so start round 0 before the first pages.
+ *
+ *     ms_writer_round(w, &(ms_round){.number = 0});          // full pass
+ *     ms_writer_pages(w, 0, 0, npages, ram);
+ *     for (n = 1; dirty pages remain; n++) {
+ *         ioctl(vm, KVM_GET_DIRTY_LOG, &log);                // log.dirty_bitmap = bm
+ *         ms_writer_round(w, &(ms_round){.number = n, .tracker = MS_TRACKER_BITMAP,
+ *                                        .granularity = 4096});
+ *         ms_writer_dirty(w, 0, bm, 4096, ram);
+ *     }
+ *
+ * @return 0, MS_EINVAL (number not above the previous round's, pages sent
+ *         before the first round, tracker granularity out of range), MS_EIO,
+ *         MS_ENOMEM.
+ */
+MS_API int ms_writer_round(ms_writer *w, const ms_round *round);
+
+/**
+ * Writes the pages of region @p region_id that @p bitmap marks dirty, read
+ * from @p mem, the whole region's memory (region size bytes). The bitmap is
+ * KVM's layout: bit i of word i / 64 (least significant bit first) covers
+ * bytes [i * granularity, (i + 1) * granularity) of the region; words cover
+ * the region rounded up to 64 units. A region page partly covered by a
+ * dirty unit is sent whole. Each dirty page is classified like
+ * ms_writer_pages() does (ZERO, FILL or DATA).
+ * @param granularity bytes per bit: a power of two from 4096 to 2^30
+ * @return 0, MS_EINVAL (NULL pointers, bad granularity, bits set past the
+ *         region's end), MS_EIO, MS_ENOMEM.
+ */
+MS_API int ms_writer_dirty(ms_writer *w, uint32_t region_id, const uint64_t *bitmap,
+                           uint32_t granularity, const void *mem);
+
+/**
+ * Marks @p count pages as DISCARDED: the guest hinted them free (virtio-
+ * balloon free page hints, free page reporting), so their contents do not
+ * matter and are not sent. A later copy of a page (the guest reused it)
+ * replaces this. Needs MS_FEATURE_DISCARDED.
+ * @return 0, MS_EINVAL (feature not requested, pages outside the region).
+ */
+MS_API int ms_writer_discard(ms_writer *w, uint32_t region_id, uint64_t first,
+                             uint64_t count);
+
+/**
+ * Marks @p count pages as filled with the 8-byte @p word, repeated (stored
+ * little-endian: a byte pattern 0xcc is 0xcccccccccccccccc). Word 0 writes
+ * ZERO pages. Needs MS_FEATURE_FILL for a non-zero word.
+ */
+MS_API int ms_writer_fill_pages(ms_writer *w, uint32_t region_id, uint64_t first,
+                                uint64_t count, uint64_t word);
+
+/**
+ * Marks @p count pages as IN_PLACE: their contents are not sent because the
+ * destination finds them where they are (a live update that keeps guest
+ * memory). Page first + i is at byte address @p ref + i * page_size of the
+ * in-place space both sides share (host physical memory, or the offset in a
+ * memory file handed over). Needs MS_FEATURE_IN_PLACE.
+ * @return 0, MS_EINVAL (feature not requested, @p ref not aligned to the
+ *         region's page size, the referenced range wraps 2^64).
+ */
+MS_API int ms_writer_in_place(ms_writer *w, uint32_t region_id, uint64_t first,
+                              uint64_t count, uint64_t ref);
+
+/**
+ * Writes one hypervisor overlay (FORMAT.md section 7.2) as an OVERLAY
+ * record. The guest page underneath travels as ordinary RAM. Needs
+ * MS_FEATURE_OVERLAYS.
+ * @param o [borrow] checked with ms_overlay_check(); its frame must lie in a
+ *        declared region with a guest-physical address, and no earlier
+ *        overlay may have the same frame and kind
+ * @return 0, MS_EINVAL (with a message naming the problem), MS_EIO,
+ *         MS_ENOMEM.
+ */
+MS_API int ms_writer_overlay(ms_writer *w, const ms_overlay *o);
 
 /**
  * Writes one device's state.
