@@ -8,6 +8,12 @@ is turned into that target's input format (FORMAT.md framing without the
 preamble and checksums: type, flags, u16 length, payload per record, records
 over 64 KiB cut). For fuzz_cbor the device state items found in the streams
 are seeds, paired with themselves and with each other.
+
+fuzz_replay takes each stream as it is and in fuzz_records' format with an
+empty END payload, which the harness fills with the right totals
+(fuzz/fuzz_frame.h). fuzz_diff takes every ordered pair of streams as
+"u32 LE length of A, A, B", text and (top bit set) JSON, and each stream in
+the framed form paired with itself.
 """
 import os
 import struct
@@ -54,22 +60,41 @@ def device_state(payload):
     return None
 
 
+def framed(b, end_totals=False):
+    """fuzz_records' input format; with end_totals, END payloads left empty
+    for the harness to fill in (fuzz_replay, fuzz_diff)."""
+    chunks = b""
+    for t, fl, pl in records(b):
+        pl = b"" if end_totals and t == 5 else pl[:65535]
+        chunks += struct.pack("<BBH", t & 0xff, fl & 0xff, len(pl)) + pl
+    return chunks
+
+
 def main():
     out = sys.argv[1]
     states = []
-    for d in ("fuzz_reader", "fuzz_records", "fuzz_cbor"):
+    streams = []
+    for d in ("fuzz_reader", "fuzz_records", "fuzz_cbor", "fuzz_replay", "fuzz_diff"):
         os.makedirs(os.path.join(out, d), exist_ok=True)
     for path in sys.argv[2:]:
         b = open(path, "rb").read()
         name = os.path.splitext(os.path.basename(path))[0]
+        streams.append((name, b))
         open(os.path.join(out, "fuzz_reader", name), "wb").write(b)
-        chunks = b""
         for t, fl, pl in records(b):
-            pl = pl[:65535]
-            chunks += struct.pack("<BBH", t & 0xff, fl & 0xff, len(pl)) + pl
             if t == 4:
-                states.append(device_state(pl))
-        open(os.path.join(out, "fuzz_records", name), "wb").write(chunks)
+                states.append(device_state(pl[:65535]))
+        open(os.path.join(out, "fuzz_records", name), "wb").write(framed(b))
+        open(os.path.join(out, "fuzz_replay", name), "wb").write(b)
+        open(os.path.join(out, "fuzz_replay", name + "-framed"), "wb").write(framed(b, True))
+    for na, a in streams:
+        for nb, b in streams:
+            for json, suffix in ((0, ""), (1 << 31, "-json")):
+                seed = struct.pack("<I", len(a) | json) + a + b
+                open(os.path.join(out, "fuzz_diff", na + "-" + nb + suffix), "wb").write(seed)
+        f = framed(a, True)
+        seed = struct.pack("<I", len(f)) + f + f
+        open(os.path.join(out, "fuzz_diff", na + "-framed"), "wb").write(seed)
     for i, a in enumerate(states):
         for j, b in enumerate(states):
             seed = bytes([min(255, 256 * (len(a) + 1) // (len(a) + len(b) + 1))]) + a + b

@@ -104,6 +104,9 @@ int msi_round_decode(const uint8_t *p, size_t n, ms_round *r, msi_perr *e)
     if (r->tracker != MS_TRACKER_NONE && !(m.seen & 4))
         return msi_perr_set(e, MS_ECORRUPT, 0, "ROUND with tracker %u lacks its granularity "
                             "(key 2)", r->tracker);
+    if (r->tracker == MS_TRACKER_NONE && (m.seen & 4))
+        return msi_perr_set(e, MS_ECORRUPT, 0, "ROUND without a tracker has a granularity "
+                            "(key 2), which only a tracker has");
     const char *why = msi_round_check(r);
     if (why)
         return msi_perr_set(e, MS_ECORRUPT, 0, "ROUND %llu: %s", (unsigned long long)r->number,

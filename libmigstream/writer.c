@@ -800,8 +800,9 @@ int ms_writer_round(ms_writer *w, const ms_round *round)
     if (!w->any_round && (w->pending || w->pages_records))
         return fail(w, MS_EINVAL, "pages were sent before the first round: in a stream with "
                     "rounds, every page belongs to one (start round 0 first)");
-    /* The batch so far belongs to the previous round. */
-    if ((rc = emit_pages(w)))
+    /* The batch so far belongs to the previous round; regions declared so
+     * far go out first, so that readers see them before any round. */
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
         return rc;
     w->scratch.len = 0;
     if (msi_round_encode(&w->scratch, round))

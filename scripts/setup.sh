@@ -11,7 +11,9 @@ required=(
     clang libclang-rt-14-dev # libFuzzer and the sanitizer runtimes for fuzz/
     libzstd-dev libcbor-dev libxxhash-dev
     libcmocka-dev
-    libjansson-dev # migstream-pack reads device state given as JSON
+    libjansson-dev # migstream-pack reads device state given as JSON; the QEMU importer its trailer
+    zlib1g-dev # the QEMU importer inflates QEMU 7.x's compressed pages
+    zstd # the CLI tests of migstream-import decompress the QEMU captures
     python3 # scripts/test-summary.py and the CLI tests' helpers
     time # GNU time: the CLI tests measure peak memory with /usr/bin/time
 )

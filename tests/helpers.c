@@ -1,6 +1,6 @@
 /*
  * Shared test helpers (see helpers.h). The framing code here is written from
- * docs/FORMAT.md sections 3, 4, 6 and 8 so that tests check the library
+ * docs/FORMAT.md sections 3, 4, 6, 7.2 and 8 so that tests check the library
  * against the spec rather than against itself.
  */
 #include <stdlib.h>
@@ -333,12 +333,132 @@ void th_cbor_text(th_buf *b, const char *s)
     th_buf_append(b, s, strlen(s));
 }
 
+void th_cbor_int(th_buf *b, int64_t v)
+{
+    /* major 1 encodes -1 - n (RFC 8949 section 3.1) */
+    if (v >= 0)
+        th_cbor_head(b, 0, (uint64_t)v);
+    else
+        th_cbor_head(b, 1, (uint64_t)(-(v + 1)));
+}
+
+void th_cbor_bool(th_buf *b, bool v)
+{
+    th_buf_u8(b, v ? 0xf5 : 0xf4);
+}
+
+void th_cbor_bytes(th_buf *b, const void *p, size_t n)
+{
+    th_cbor_head(b, 2, n);
+    th_buf_append(b, p, n);
+}
+
+bool th_cbor_array_count(const uint8_t *p, size_t n, uint64_t *count)
+{
+    if (n == 0 || p[0] >> 5 != 4)
+        return false;
+    unsigned ai = p[0] & 31u;
+    if (ai < 24) {
+        *count = ai;
+        return true;
+    }
+    if (ai > 27)
+        return false; /* indefinite lengths are outside the profile */
+    size_t len = (size_t)1 << (ai - 24);
+    if (n < 1 + len)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++)
+        v = v << 8 | p[1 + i];
+    *count = v;
+    return true;
+}
+
+void th_cbor_round(th_buf *b, const ms_round *r)
+{
+    /* FORMAT.md section 6.4: granularity only with a tracker, dirty only
+     * when known, final only when true */
+    bool gran = r->tracker != 0;
+    th_cbor_head(b, 5, 2 + gran + r->has_dirty + r->final);
+    th_cbor_uint(b, 0);
+    th_cbor_uint(b, r->number);
+    th_cbor_uint(b, 1);
+    th_cbor_uint(b, r->tracker);
+    if (gran) {
+        th_cbor_uint(b, 2);
+        th_cbor_uint(b, r->granularity);
+    }
+    if (r->has_dirty) {
+        th_cbor_uint(b, 3);
+        th_cbor_uint(b, r->dirty);
+    }
+    if (r->final) {
+        th_cbor_uint(b, 4);
+        th_cbor_bool(b, true);
+    }
+}
+
+void th_cbor_overlay(th_buf *b, const ms_overlay *o)
+{
+    th_cbor_head(b, 5, 3);
+    th_cbor_uint(b, 0);
+    th_cbor_uint(b, o->gfn);
+    th_cbor_uint(b, 1);
+    th_cbor_uint(b, o->kind);
+    th_cbor_uint(b, 2);
+    switch (o->kind) {
+    case MS_OVERLAY_HYPERCALL:
+        th_cbor_head(b, 5, 1);
+        th_cbor_uint(b, 0);
+        th_cbor_uint(b, o->hypercall.vendor);
+        break;
+    case MS_OVERLAY_REFERENCE_TSC: {
+        bool off = o->tsc.offset != 0;
+        th_cbor_head(b, 5, (o->tsc.has_frequency ? 1 : 2) + off);
+        if (!o->tsc.has_frequency) {
+            th_cbor_uint(b, 0);
+            th_cbor_uint(b, o->tsc.sequence);
+            th_cbor_uint(b, 1);
+            th_cbor_uint(b, o->tsc.scale);
+        }
+        if (off) {
+            th_cbor_uint(b, 2);
+            th_cbor_int(b, o->tsc.offset);
+        }
+        if (o->tsc.has_frequency) {
+            th_cbor_uint(b, 3);
+            th_cbor_uint(b, o->tsc.frequency);
+        }
+        break;
+    }
+    default: { /* SynIC kinds, and unknown kinds for hostile streams */
+        unsigned slots = 0;
+        for (unsigned s = 0; s < MS_SYNIC_SLOTS; s++)
+            slots += (o->synic.slot_mask >> s) & 1u;
+        th_cbor_head(b, 5, 1 + (slots != 0));
+        th_cbor_uint(b, 0);
+        th_cbor_uint(b, o->synic.vp);
+        if (slots) {
+            th_cbor_uint(b, 1);
+            th_cbor_head(b, 5, slots);
+            for (unsigned s = 0; s < MS_SYNIC_SLOTS; s++) {
+                if (!((o->synic.slot_mask >> s) & 1u))
+                    continue;
+                th_cbor_uint(b, s);
+                th_cbor_bytes(b, o->synic.slot[s], MS_SYNIC_SLOT_SIZE);
+            }
+        }
+    }
+    }
+}
+
 void th_cbor_end(th_buf *b, const ms_totals *t)
 {
     unsigned states = 0;
     for (unsigned s = 1; s < MS_PAGE_STATE_SLOTS; s++)
         states += t->pages[s] != 0;
-    th_cbor_head(b, 5, 4);
+    /* keys 4 (rounds) and 5 (overlays) are optional: writers omit zeros */
+    th_cbor_head(b, 5, 4 + (t->rounds != 0) + (t->overlays != 0));
     th_cbor_uint(b, 0);
     th_cbor_uint(b, t->records);
     th_cbor_uint(b, 1);
@@ -353,6 +473,14 @@ void th_cbor_end(th_buf *b, const ms_totals *t)
     }
     th_cbor_uint(b, 3);
     th_cbor_uint(b, t->devices);
+    if (t->rounds) {
+        th_cbor_uint(b, 4);
+        th_cbor_uint(b, t->rounds);
+    }
+    if (t->overlays) {
+        th_cbor_uint(b, 5);
+        th_cbor_uint(b, t->overlays);
+    }
 }
 
 void th_cbor_region(th_buf *b, uint32_t id, const char *name, bool has_gpa, uint64_t gpa,
@@ -386,10 +514,16 @@ void th_pages_head(th_buf *b, uint32_t region_id, uint32_t extents, uint8_t enco
 
 void th_pages_extent(th_buf *b, uint64_t first, uint32_t count, uint8_t state)
 {
+    th_pages_extent_arg(b, first, count, state, 0);
+}
+
+void th_pages_extent_arg(th_buf *b, uint64_t first, uint32_t count, uint8_t state, uint64_t arg)
+{
     uint8_t x[24] = {0};
     th_put64(x, first);
     th_put32(x + 8, count);
     x[12] = state;
+    th_put64(x + 16, arg);
     th_buf_append(b, x, sizeof x);
 }
 
@@ -497,8 +631,15 @@ void th_stream_totals(const th_stream *ts, size_t upto, ms_totals *t)
     t->bytes = th_stream_offset(ts, upto);
     for (size_t i = 0; i < upto; i++) {
         const th_rec *r = &ts->rec[i];
+        uint64_t overlays;
         if (r->type == MS_REC_DEVICE)
             t->devices++;
+        if (r->type == MS_REC_ROUND)
+            t->rounds++;
+        /* each element of an OVERLAY record's array is one overlay */
+        if (r->type == MS_REC_OVERLAY &&
+            th_cbor_array_count(r->payload.data, r->payload.len, &overlays))
+            t->overlays += overlays;
         if (r->type != MS_REC_PAGES || r->payload.len < 16)
             continue;
         uint32_t next = th_get32(r->payload.data + 4);

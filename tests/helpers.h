@@ -121,8 +121,21 @@ ms_allocator th_allocator(th_alloc *a);
 void th_cbor_head(th_buf *b, unsigned major, uint64_t v);
 void th_cbor_uint(th_buf *b, uint64_t v);
 void th_cbor_text(th_buf *b, const char *s);
-/* An END payload (FORMAT.md section 8) for @t, writer's canonical form. */
+/* Any integer: major type 0 for v >= 0, major type 1 below. */
+void th_cbor_int(th_buf *b, int64_t v);
+void th_cbor_bool(th_buf *b, bool v);
+void th_cbor_bytes(th_buf *b, const void *p, size_t n);
+/* The element count of the array that starts @p (n bytes); false when @p
+ * does not start with a definite-length array head. */
+bool th_cbor_array_count(const uint8_t *p, size_t n, uint64_t *count);
+/* An END payload (FORMAT.md section 8) for @t, writer's canonical form:
+ * keys 4 (rounds) and 5 (overlays) only when non-zero. */
 void th_cbor_end(th_buf *b, const ms_totals *t);
+/* A ROUND payload (FORMAT.md section 6.4), writer's canonical form. */
+void th_cbor_round(th_buf *b, const ms_round *r);
+/* One overlay map (FORMAT.md section 7.2), writer's canonical form; an
+ * OVERLAY payload is th_cbor_head(b, 4, n) followed by n of these. */
+void th_cbor_overlay(th_buf *b, const ms_overlay *o);
 /* One region map (FORMAT.md section 5.2). */
 void th_cbor_region(th_buf *b, uint32_t id, const char *name, bool has_gpa, uint64_t gpa,
                     uint64_t size, uint32_t page_size);
@@ -130,6 +143,8 @@ void th_cbor_region(th_buf *b, uint32_t id, const char *name, bool has_gpa, uint
 /* ---- PAGES payloads (FORMAT.md section 6) ---- */
 void th_pages_head(th_buf *b, uint32_t region_id, uint32_t extents, uint8_t encoding);
 void th_pages_extent(th_buf *b, uint64_t first, uint32_t count, uint8_t state);
+/* An extent with a state-specific argument (FILL word, IN_PLACE address). */
+void th_pages_extent_arg(th_buf *b, uint64_t first, uint32_t count, uint8_t state, uint64_t arg);
 
 /* ---- an editable stream ---- */
 typedef struct th_rec {
@@ -161,7 +176,9 @@ void th_stream_fix_preamble(th_stream *ts);
 /* Rewrites the last record (which must be END) with the totals the records
  * before it imply, from FORMAT.md section 8 alone. */
 void th_stream_fix_end(th_stream *ts);
-/* Totals implied by the records before record @upto (section 8 rules). */
+/* Totals implied by the records before record @upto (section 8 rules):
+ * records, bytes, pages per state, DEVICE records, ROUND records and the
+ * overlays of OVERLAY records. */
 void th_stream_totals(const th_stream *ts, size_t upto, ms_totals *t);
 /* Serializes with a freshly computed checksum chain (section 4.2). */
 void th_stream_build(const th_stream *ts, th_buf *out);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "pagemap.h"
 
 const char *mst_prog = "migstream";
 
@@ -300,49 +301,30 @@ void mst_progress_done(mst_progress *p)
 
 /* ----------------------------------------------------------- page map */
 
-/* 2 bits per page, 32 pages per word, in chunks of 2^20 pages. A chunk is
- * either uniform (every page in `uniform`) or holds a bitmap. */
-#define PM_SHIFT 20
-#define PM_CHUNK ((uint64_t)1 << PM_SHIFT)
-#define PM_WORDS (PM_CHUNK / 32)
-#define PM_LO 0x5555555555555555ull
-
-typedef struct pm_chunk {
-    uint64_t *bits;
-    uint8_t uniform;
-} pm_chunk;
-
+/* One mst_pm (pagemap.h) per region, all charged to one budget. */
 typedef struct pm_region {
     mst_region_stats s;
-    pm_chunk *chunks; /* NULL until the first page arrives */
-    uint64_t nchunks;
+    mst_pm *pm; /* NULL until the first page arrives */
 } pm_region;
 
 struct mst_pagemap {
     pm_region *r;
     size_t count, cap, last;
-    size_t budget, used;
+    mst_pm_budget budget;
 };
 
 mst_pagemap *mst_pagemap_new(size_t budget)
 {
     mst_pagemap *m = calloc(1, sizeof *m);
     if (m)
-        m->budget = budget;
+        m->budget.limit = budget;
     return m;
 }
 
-static void pm_drop(mst_pagemap *m, pm_region *pr)
+static void pm_drop(pm_region *pr)
 {
-    for (uint64_t c = 0; pr->chunks && c < pr->nchunks; c++)
-        if (pr->chunks[c].bits) {
-            free(pr->chunks[c].bits);
-            m->used -= PM_WORDS * 8;
-        }
-    if (pr->chunks)
-        m->used -= (size_t)pr->nchunks * sizeof *pr->chunks;
-    free(pr->chunks);
-    pr->chunks = NULL;
+    mst_pm_free(pr->pm);
+    pr->pm = NULL;
     pr->s.tracked = false;
 }
 
@@ -351,7 +333,7 @@ void mst_pagemap_free(mst_pagemap *m)
     if (!m)
         return;
     for (size_t i = 0; i < m->count; i++) {
-        pm_drop(m, &m->r[i]);
+        mst_pm_free(m->r[i].pm);
         free((char *)m->r[i].s.region.name);
     }
     free(m->r);
@@ -378,7 +360,6 @@ int mst_pagemap_sync(mst_pagemap *m, const ms_reader *r)
             return -1;
         pr->s.pages = reg->page_size ? reg->size / reg->page_size : 0;
         pr->s.tracked = true;
-        pr->nchunks = (pr->s.pages + PM_CHUNK - 1) >> PM_SHIFT;
         m->count++;
     }
     return 0;
@@ -396,63 +377,10 @@ static pm_region *pm_find(mst_pagemap *m, uint32_t id)
     return NULL;
 }
 
-/* Sets pages [lo, hi) of a bitmap to STATE. */
-static void pm_set_bits(uint64_t *w, uint64_t lo, uint64_t hi, unsigned state)
+/* The state a tool tracks for a wire state: unknown ones as OTHER. */
+static unsigned tracked_state(unsigned st)
 {
-    const uint64_t pattern = PM_LO * state;
-    while (lo < hi) {
-        uint64_t k = lo >> 5, sh = (lo & 31) * 2;
-        uint64_t n = 32 - (lo & 31);
-        if (n > hi - lo)
-            n = hi - lo;
-        uint64_t mask = n == 32 ? ~0ull : (((uint64_t)1 << (2 * n)) - 1) << sh;
-        w[k] = (w[k] & ~mask) | (pattern & mask);
-        lo += n;
-    }
-}
-
-static void pm_set(mst_pagemap *m, pm_region *pr, uint64_t first, uint64_t count, unsigned state)
-{
-    if (!pr->s.tracked || count == 0 || first >= pr->s.pages || count > pr->s.pages - first)
-        return;
-    if (!pr->chunks) {
-        size_t table = (size_t)pr->nchunks * sizeof *pr->chunks;
-        if (pr->nchunks > SIZE_MAX / sizeof *pr->chunks || table > m->budget - m->used ||
-            !(pr->chunks = calloc((size_t)pr->nchunks, sizeof *pr->chunks))) {
-            pr->s.tracked = false;
-            return;
-        }
-        m->used += table;
-    }
-    uint64_t end = first + count;
-    for (uint64_t c = first >> PM_SHIFT; c <= (end - 1) >> PM_SHIFT; c++) {
-        pm_chunk *ch = &pr->chunks[c];
-        uint64_t base = c << PM_SHIFT;
-        uint64_t len = pr->s.pages - base < PM_CHUNK ? pr->s.pages - base : PM_CHUNK;
-        uint64_t lo = first > base ? first - base : 0;
-        uint64_t hi = end - base < len ? end - base : len;
-        if (lo == 0 && hi == len) {
-            if (ch->bits) {
-                free(ch->bits);
-                ch->bits = NULL;
-                m->used -= PM_WORDS * 8;
-            }
-            ch->uniform = (uint8_t)state;
-            continue;
-        }
-        if (!ch->bits) {
-            if (ch->uniform == state)
-                continue;
-            if (PM_WORDS * 8 > m->budget - m->used || !(ch->bits = malloc(PM_WORDS * 8))) {
-                pm_drop(m, pr);
-                return;
-            }
-            m->used += PM_WORDS * 8;
-            for (uint64_t k = 0; k < PM_WORDS; k++)
-                ch->bits[k] = PM_LO * ch->uniform;
-        }
-        pm_set_bits(ch->bits, lo, hi, state);
-    }
+    return st > 0 && st < MST_STATE_OTHER ? st : MST_STATE_OTHER;
 }
 
 void mst_pagemap_apply(mst_pagemap *m, const ms_record *rec)
@@ -466,9 +394,16 @@ void mst_pagemap_apply(mst_pagemap *m, const ms_record *rec)
     pr->s.bytes += MS_RECORD_HEADER_SIZE + (uint64_t)rec->length;
     for (size_t i = 0; i < rec->pages.extent_count; i++) {
         const ms_extent *e = &rec->pages.extents[i];
-        unsigned st = e->state < MST_STATE_OTHER ? e->state : MST_STATE_OTHER;
+        unsigned st = tracked_state(e->state);
         pr->s.sent[st] += e->count;
-        pm_set(m, pr, e->first, e->count, st);
+        if (!pr->s.tracked)
+            continue;
+        if (!pr->pm && !(pr->pm = mst_pm_new(pr->s.pages, &m->budget))) {
+            pm_drop(pr); /* out of memory or budget: give the region up */
+            continue;
+        }
+        if (mst_pm_set(pr->pm, e->first, e->count, st, NULL))
+            pm_drop(pr);
     }
 }
 
@@ -482,15 +417,15 @@ const mst_region_stats *mst_pagemap_get(const mst_pagemap *m, size_t i)
     return i < m->count ? &m->r[i].s : NULL;
 }
 
-bool mst_pagemap_final(const mst_pagemap *m, size_t i, uint64_t counts[MST_STATES],
+bool mst_pagemap_final(mst_pagemap *m, size_t i, uint64_t counts[MST_STATES],
                        uint64_t *first_missing, uint64_t *last_missing)
 {
-    const pm_region *pr = &m->r[i];
+    pm_region *pr = &m->r[i];
     memset(counts, 0, MST_STATES * sizeof *counts);
     *first_missing = *last_missing = UINT64_MAX;
     if (!pr->s.tracked)
         return false;
-    if (!pr->chunks) { /* nothing sent at all */
+    if (!pr->pm) { /* nothing sent at all */
         counts[MST_STATE_MISSING] = pr->s.pages;
         if (pr->s.pages) {
             *first_missing = 0;
@@ -498,32 +433,19 @@ bool mst_pagemap_final(const mst_pagemap *m, size_t i, uint64_t counts[MST_STATE
         }
         return true;
     }
-    for (uint64_t c = 0; c < pr->nchunks; c++) {
-        uint64_t base = c << PM_SHIFT;
-        uint64_t len = pr->s.pages - base < PM_CHUNK ? pr->s.pages - base : PM_CHUNK;
-        const pm_chunk *ch = &pr->chunks[c];
-        if (!ch->bits) {
-            counts[ch->uniform] += len;
-            if (ch->uniform == MST_STATE_MISSING) {
+    uint64_t all[MST_PM_STATES];
+    mst_pm_counts(pr->pm, all);
+    for (unsigned s = 0; s < MST_PM_STATES; s++)
+        counts[s < MST_STATES ? s : MST_STATE_OTHER] += all[s];
+    if (all[MST_STATE_MISSING] && mst_pm_freeze(pr->pm) == 0) {
+        mst_pm_walk w;
+        mst_pm_walk_init(&w, pr->pm);
+        for (uint64_t p = 0, end; p < pr->s.pages; p = end) {
+            int64_t slot;
+            if (mst_pm_run(&w, p, &end, &slot) == MST_STATE_MISSING) {
                 if (*first_missing == UINT64_MAX)
-                    *first_missing = base;
-                *last_missing = base + len - 1;
-            }
-            continue;
-        }
-        for (uint64_t k = 0; k < (len + 31) / 32; k++) {
-            uint64_t w = ch->bits[k], lo = w & PM_LO, hi = (w >> 1) & PM_LO;
-            uint64_t left = len - 32 * k;
-            uint64_t valid = left >= 32 ? PM_LO : PM_LO & ((1ull << (2 * left)) - 1);
-            uint64_t miss = ~lo & ~hi & valid;
-            counts[0] += (uint64_t)__builtin_popcountll(miss);
-            counts[1] += (uint64_t)__builtin_popcountll(lo & ~hi & valid);
-            counts[2] += (uint64_t)__builtin_popcountll(~lo & hi & valid);
-            counts[3] += (uint64_t)__builtin_popcountll(lo & hi & valid);
-            if (miss) {
-                if (*first_missing == UINT64_MAX)
-                    *first_missing = base + 32 * k + (uint64_t)__builtin_ctzll(miss) / 2;
-                *last_missing = base + 32 * k + (uint64_t)(63 - __builtin_clzll(miss)) / 2;
+                    *first_missing = p;
+                *last_missing = (end < pr->s.pages ? end : pr->s.pages) - 1;
             }
         }
     }

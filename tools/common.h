@@ -85,9 +85,9 @@ void mst_progress_done(mst_progress *p);
 /* ---- final page states and device instances, for dump and validate ---- */
 
 /* Page states as tracked: index 0 is "missing" (never sent), 1.. are the
- * wire states (MS_PAGE_DATA, MS_PAGE_ZERO); MST_STATE_OTHER lumps together
- * states a later format may add. */
-enum { MST_STATE_MISSING = 0, MST_STATE_OTHER = 3, MST_STATES = 4 };
+ * wire states (ms_page_state, DATA to IN_PLACE); MST_STATE_OTHER lumps
+ * together states a later format may add. */
+enum { MST_STATE_MISSING = 0, MST_STATE_OTHER = MS_PAGE_IN_PLACE + 1, MST_STATES };
 
 /* One region as seen in a stream, with what was sent for it. */
 typedef struct mst_region_stats {
@@ -98,11 +98,10 @@ typedef struct mst_region_stats {
     bool tracked;              /* false: final states given up (memory budget) */
 } mst_region_stats;
 
-/* The final state of every page of every region, at 2 bits per page, in
- * chunks of 2^20 pages allocated only when a chunk holds pages in different
- * states (a chunk in one state costs nothing). A 64 GiB guest of 4 KiB pages
- * needs at most 4 MiB. A region whose map would take the total past the
- * budget is given up (tracked = false) rather than the budget exceeded. */
+/* The final state of every page of every region (tools/pagemap.h: memory
+ * follows what was sent, within a budget). A region whose map would take
+ * the total past the budget is given up (tracked = false) rather than the
+ * budget exceeded. */
 typedef struct mst_pagemap mst_pagemap;
 #define MST_PAGEMAP_BUDGET (256u << 20)
 mst_pagemap *mst_pagemap_new(size_t budget);
@@ -116,7 +115,7 @@ size_t mst_pagemap_count(const mst_pagemap *m);
 const mst_region_stats *mst_pagemap_get(const mst_pagemap *m, size_t i);
 /* Final page counts per state of region I; FIRST/LAST_MISSING get the first
  * and last page never sent (UINT64_MAX when none). false if not tracked. */
-bool mst_pagemap_final(const mst_pagemap *m, size_t i, uint64_t counts[MST_STATES],
+bool mst_pagemap_final(mst_pagemap *m, size_t i, uint64_t counts[MST_STATES],
                        uint64_t *first_missing, uint64_t *last_missing);
 
 /* Device instances (path, instance) in order of first appearance. */

@@ -57,6 +57,15 @@ typedef struct device_copy {
     uint64_t records, last_index, last_offset;
 } device_copy;
 
+/* One pre-copy round: its ROUND record and what was sent until the next. */
+typedef struct round_stats {
+    ms_round round;
+    uint64_t index, offset;      /* the ROUND record */
+    uint64_t sent[MST_STATES];   /* pages per state */
+    uint64_t records, bytes;     /* PAGES records, headers included */
+} round_stats;
+#define MAX_ROUNDS 65536u /* rounds listed by --summary; later ones are counted only */
+
 typedef struct dump {
     FILE *out;
     bool json;
@@ -73,6 +82,9 @@ typedef struct dump {
     uint64_t stream_bytes;          /* up to the end of END */
     mst_pagemap *pm;
     mst_devset *ds;
+    round_stats *rounds;
+    size_t nrounds;
+    uint64_t rounds_seen;
 
     /* header look-ahead */
     saved_record *saved;
@@ -89,6 +101,7 @@ typedef struct dump {
     char page_reg_name[MS_MAX_NAME_LEN + 1];
     uint8_t *page;       /* page_size bytes: the last DATA copy */
     unsigned page_state; /* MST_STATE_MISSING until a copy arrives */
+    uint64_t page_arg;   /* FILL word or IN_PLACE address of the last copy */
     uint64_t page_copies, page_index, page_offset;
 
     /* --device */
@@ -124,19 +137,22 @@ static const char *state_name(unsigned st)
     return n ? n : "OTHER";
 }
 
-/* Text: the page counts per state of a set of extents or totals. */
+/* Text: the page counts per state of a set of extents or totals. DATA and
+ * ZERO always; the states of format 1.1 and OTHER when there are any. */
 static void put_counts_text(dump *d, const uint64_t *c)
 {
     fprintf(d->out, "DATA %" PRIu64 " ZERO %" PRIu64, c[MS_PAGE_DATA], c[MS_PAGE_ZERO]);
-    if (c[MST_STATE_OTHER])
-        fprintf(d->out, " OTHER %" PRIu64, c[MST_STATE_OTHER]);
+    for (unsigned st = MS_PAGE_ZERO + 1; st <= MST_STATE_OTHER; st++)
+        if (c[st])
+            fprintf(d->out, " %s %" PRIu64, state_name(st), c[st]);
 }
 
 static void put_counts_json(dump *d, const uint64_t *c, bool missing)
 {
     fprintf(d->out, "{\"DATA\":%" PRIu64 ",\"ZERO\":%" PRIu64, c[MS_PAGE_DATA], c[MS_PAGE_ZERO]);
-    if (c[MST_STATE_OTHER])
-        fprintf(d->out, ",\"OTHER\":%" PRIu64, c[MST_STATE_OTHER]);
+    for (unsigned st = MS_PAGE_ZERO + 1; st <= MST_STATE_OTHER; st++)
+        if (c[st])
+            fprintf(d->out, ",\"%s\":%" PRIu64, state_name(st), c[st]);
     if (missing)
         fprintf(d->out, ",\"missing\":%" PRIu64, c[MST_STATE_MISSING]);
     fputc('}', d->out);
@@ -200,6 +216,107 @@ static void put_json_state(dump *d, const uint8_t *cbor, size_t n)
     free(s);
 }
 
+/* ------------------------------------------------------ rounds, overlays */
+
+static void put_tracker(dump *d, uint32_t tracker)
+{
+    const char *n = ms_tracker_name(tracker);
+    if (n)
+        fputs(n, d->out);
+    else
+        fprintf(d->out, "%" PRIu32, tracker);
+}
+
+/* A round after its number: " tracker bitmap granularity 4096 ...". */
+static void put_round_rest(dump *d, const ms_round *r)
+{
+    fputs(" tracker ", d->out);
+    put_tracker(d, r->tracker);
+    if (r->tracker != MS_TRACKER_NONE)
+        fprintf(d->out, " granularity %" PRIu32, r->granularity);
+    if (r->has_dirty)
+        fprintf(d->out, " dirty %" PRIu64, r->dirty);
+    if (r->final)
+        fputs(" final", d->out);
+}
+
+static void put_round_text(dump *d, const ms_round *r)
+{
+    fprintf(d->out, "round %" PRIu64, r->number);
+    put_round_rest(d, r);
+}
+
+static void put_round_json(dump *d, const ms_round *r)
+{
+    FILE *o = d->out;
+    fprintf(o, "\"round\":%" PRIu64 ",\"tracker\":", r->number);
+    if (ms_tracker_name(r->tracker))
+        fprintf(o, "\"%s\"", ms_tracker_name(r->tracker));
+    else
+        fprintf(o, "%" PRIu32, r->tracker);
+    fprintf(o, ",\"granularity\":%" PRIu32 ",\"dirty\":", r->granularity);
+    if (r->has_dirty)
+        fprintf(o, "%" PRIu64, r->dirty);
+    else
+        fputs("null", o);
+    fprintf(o, ",\"final\":%s", r->final ? "true" : "false");
+}
+
+/* One overlay parameter: " name value" (text) or ',"name":value' (JSON);
+ * @hex writes the value as a quoted hex string in JSON and 0x... in text. */
+static void put_param(dump *d, bool json, const char *name, uint64_t v, bool hex)
+{
+    if (json && hex)
+        fprintf(d->out, ",\"%s\":\"0x%" PRIx64 "\"", name, v);
+    else if (json)
+        fprintf(d->out, ",\"%s\":%" PRIu64, name, v);
+    else if (hex)
+        fprintf(d->out, " %s 0x%" PRIx64, name, v);
+    else
+        fprintf(d->out, " %s %" PRIu64, name, v);
+}
+
+static void put_overlay_params(dump *d, const ms_overlay *v, bool json)
+{
+    switch (v->kind) {
+    case MS_OVERLAY_HYPERCALL:
+        put_param(d, json, "vendor", v->hypercall.vendor, false);
+        break;
+    case MS_OVERLAY_REFERENCE_TSC:
+        if (v->tsc.has_frequency) {
+            put_param(d, json, "frequency", v->tsc.frequency, false);
+        } else {
+            put_param(d, json, "sequence", v->tsc.sequence, false);
+            put_param(d, json, "scale", v->tsc.scale, true);
+        }
+        if (json)
+            fprintf(d->out, ",\"offset\":%" PRId64, v->tsc.offset);
+        else
+            fprintf(d->out, " offset %" PRId64, v->tsc.offset);
+        break;
+    default:
+        put_param(d, json, "vp", v->synic.vp, false);
+        put_param(d, json, "slots", v->synic.slot_mask, true);
+    }
+}
+
+static void put_overlay_text(dump *d, const ms_overlay *v)
+{
+    const char *kind = ms_overlay_kind_name(v->kind);
+    fprintf(d->out, "%s frame 0x%" PRIx64 " priority %u", kind ? kind : "?", v->gfn,
+            ms_overlay_priority(v->kind));
+    put_overlay_params(d, v, false);
+}
+
+static void put_overlay_json(dump *d, const ms_overlay *v)
+{
+    const char *kind = ms_overlay_kind_name(v->kind);
+    fprintf(d->out, "{\"gfn\":\"0x%" PRIx64 "\",\"kind\":\"%s\",\"kind_code\":%" PRIu32
+            ",\"priority\":%u", v->gfn, kind ? kind : "?", v->kind, ms_overlay_priority(v->kind));
+    put_overlay_params(d, v, true);
+    fputc('}', d->out);
+}
+
 /* --------------------------------------------------------------- records */
 
 static void page_span(const ms_pages *pg, uint64_t counts[MST_STATES], uint64_t *first,
@@ -208,7 +325,7 @@ static void page_span(const ms_pages *pg, uint64_t counts[MST_STATES], uint64_t 
     memset(counts, 0, MST_STATES * sizeof *counts);
     for (size_t i = 0; i < pg->extent_count; i++) {
         unsigned st = pg->extents[i].state;
-        counts[st < MST_STATE_OTHER ? st : MST_STATE_OTHER] += pg->extents[i].count;
+        counts[st && st < MST_STATE_OTHER ? st : MST_STATE_OTHER] += pg->extents[i].count;
     }
     *first = pg->extent_count ? pg->extents[0].first : 0;
     *last = pg->extent_count ? pg->extents[pg->extent_count - 1].first +
@@ -281,12 +398,26 @@ static void record_text(dump *d, const ms_record *rec)
                 rec->device.state_size);
         put_diag(d, rec->device.state, rec->device.state_size, true);
         break;
+    case MS_REC_ROUND:
+        put_round_text(d, &rec->round);
+        break;
+    case MS_REC_OVERLAY:
+        fprintf(d->out, "overlays %zu:", rec->overlay_count);
+        for (size_t i = 0; i < rec->overlay_count; i++) {
+            fputs(i ? "; " : " ", d->out);
+            put_overlay_text(d, &rec->overlays[i]);
+        }
+        break;
     case MS_REC_END:
         fprintf(d->out, "records %" PRIu64 " bytes %" PRIu64 " pages ", rec->totals.records,
                 rec->totals.bytes);
         put_counts_text(d, rec->totals.pages);
-        fprintf(d->out, " devices %" PRIu64 " digest 0x%016" PRIx64, rec->totals.devices,
-                rec->checksum);
+        fprintf(d->out, " devices %" PRIu64, rec->totals.devices);
+        if (rec->totals.rounds)
+            fprintf(d->out, " rounds %" PRIu64, rec->totals.rounds);
+        if (rec->totals.overlays)
+            fprintf(d->out, " overlays %" PRIu64, rec->totals.overlays);
+        fprintf(d->out, " digest 0x%016" PRIx64, rec->checksum);
         break;
     default:
         break;
@@ -346,8 +477,11 @@ static void record_json(dump *d, const ms_record *rec)
         fputs(",\"extents\":[", o);
         for (size_t i = 0; i < rec->pages.extent_count; i++) {
             const ms_extent *e = &rec->pages.extents[i];
-            fprintf(o, "%s{\"first\":%" PRIu64 ",\"count\":%" PRIu32 ",\"state\":\"%s\"}",
+            fprintf(o, "%s{\"first\":%" PRIu64 ",\"count\":%" PRIu32 ",\"state\":\"%s\"",
                     i ? "," : "", e->first, e->count, state_name(e->state));
+            if (e->state == MS_PAGE_FILL || e->state == MS_PAGE_IN_PLACE)
+                fprintf(o, ",\"arg\":\"0x%" PRIx64 "\"", e->arg);
+            fputc('}', o);
         }
         fputc(']', o);
         break;
@@ -365,8 +499,26 @@ static void record_json(dump *d, const ms_record *rec)
         fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", rec->totals.records,
                 rec->totals.bytes);
         put_counts_json(d, rec->totals.pages, false);
-        fprintf(o, ",\"devices\":%" PRIu64 ",\"digest\":", rec->totals.devices);
+        fprintf(o, ",\"devices\":%" PRIu64, rec->totals.devices);
+        if (rec->totals.rounds)
+            fprintf(o, ",\"rounds\":%" PRIu64, rec->totals.rounds);
+        if (rec->totals.overlays)
+            fprintf(o, ",\"overlays\":%" PRIu64, rec->totals.overlays);
+        fputs(",\"digest\":", o);
         put_hex64(d, rec->checksum);
+        break;
+    case MS_REC_ROUND:
+        fputc(',', o);
+        put_round_json(d, &rec->round);
+        break;
+    case MS_REC_OVERLAY:
+        fputs(",\"overlays\":[", o);
+        for (size_t i = 0; i < rec->overlay_count; i++) {
+            if (i)
+                fputc(',', o);
+            put_overlay_json(d, &rec->overlays[i]);
+        }
+        fputc(']', o);
         break;
     default:
         break;
@@ -504,6 +656,60 @@ static int count_type(dump *d, const ms_record *rec)
     return 0;
 }
 
+/* Per-round statistics: a ROUND opens a round, PAGES add to the last one. */
+static int count_round(dump *d, const ms_record *rec)
+{
+    if (rec->type == MS_REC_ROUND) {
+        d->rounds_seen++;
+        if (d->nrounds == MAX_ROUNDS)
+            return 0;
+        round_stats *r = realloc(d->rounds, (d->nrounds + 1) * sizeof *r);
+        if (!r)
+            return -1;
+        d->rounds = r;
+        r[d->nrounds++] = (round_stats){.round = rec->round, .index = rec->index,
+                                        .offset = rec->offset};
+        return 0;
+    }
+    if (rec->type != MS_REC_PAGES || !d->nrounds || d->rounds_seen > d->nrounds)
+        return 0;
+    round_stats *r = &d->rounds[d->nrounds - 1];
+    uint64_t c[MST_STATES], first, last;
+    page_span(&rec->pages, c, &first, &last);
+    for (unsigned st = 0; st < MST_STATES; st++)
+        r->sent[st] += c[st];
+    r->records++;
+    r->bytes += MS_RECORD_HEADER_SIZE + (uint64_t)rec->length;
+    return 0;
+}
+
+static void print_rounds(dump *d, uint64_t total)
+{
+    FILE *o = d->out;
+    for (size_t i = 0; i < d->nrounds; i++) {
+        const round_stats *r = &d->rounds[i];
+        if (d->json) {
+            fprintf(o, "%s{", i ? "," : "");
+            put_round_json(d, &r->round);
+            fprintf(o, ",\"index\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"sent\":", r->index,
+                    r->offset);
+            put_counts_json(d, r->sent, false);
+            fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"percent\":%.2f}",
+                    r->records, r->bytes, mst_percent(r->bytes, total));
+        } else {
+            fprintf(o, "  round     %" PRIu64, r->round.number);
+            put_round_rest(d, &r->round);
+            fputs(" sent ", o);
+            put_counts_text(d, r->sent);
+            fprintf(o, " records %" PRIu64 " bytes %" PRIu64 " share %.2f%%\n", r->records,
+                    r->bytes, mst_percent(r->bytes, total));
+        }
+    }
+    if (!d->json && d->rounds_seen > d->nrounds)
+        fprintf(o, "  rounds    %" PRIu64 " more not listed (memory limit)\n",
+                d->rounds_seen - d->nrounds);
+}
+
 static void print_totals(dump *d, uint64_t digest)
 {
     FILE *o = d->out;
@@ -570,6 +776,9 @@ static void print_totals(dump *d, uint64_t digest)
         }
     }
     if (d->json)
+        fputs("],\"rounds\":[", o);
+    print_rounds(d, total);
+    if (d->json)
         fputs("],\"devices\":[", o);
     for (size_t i = 0; i < ndev; i++) {
         const mst_device_stats *s = mst_devset_get(d->ds, i);
@@ -631,6 +840,9 @@ static int page_apply(dump *d, const ms_record *rec)
         const ms_extent *e = &pg->extents[i];
         if (d->pfn >= e->first && d->pfn - e->first < e->count) {
             d->page_state = e->state < MST_STATE_OTHER ? e->state : MST_STATE_OTHER;
+            d->page_arg = e->state == MS_PAGE_IN_PLACE
+                              ? e->arg + (d->pfn - e->first) * pg->region->page_size
+                              : e->arg;
             d->page_copies++;
             d->page_index = rec->index;
             d->page_offset = rec->offset;
@@ -690,11 +902,13 @@ static int print_page(dump *d)
     size_t ps = g->page_size;
     uint8_t *zero = NULL;
     const uint8_t *bytes = d->page_state == MS_PAGE_DATA ? d->page : NULL;
-    if (d->page_state == MS_PAGE_ZERO) {
+    if (d->page_state == MS_PAGE_ZERO || d->page_state == MS_PAGE_FILL) {
         if (!(zero = calloc(1, ps))) {
             mst_error("out of memory");
             return MST_EXIT_ERROR;
         }
+        for (size_t k = 0; d->page_state == MS_PAGE_FILL && k < ps; k++)
+            zero[k] = (uint8_t)(d->page_arg >> (8 * (k % 8))); /* arg is little-endian */
         bytes = zero;
     }
     if (d->json) {
@@ -710,6 +924,9 @@ static int print_page(dump *d)
             fprintf(o, "%" PRIu64 ",\"record_offset\":%" PRIu64, d->page_index, d->page_offset);
         else
             fputs("null,\"record_offset\":null", o);
+        if (d->page_state == MS_PAGE_FILL || d->page_state == MS_PAGE_IN_PLACE)
+            fprintf(o, ",\"%s\":\"0x%" PRIx64 "\"",
+                    d->page_state == MS_PAGE_FILL ? "fill" : "address", d->page_arg);
         fputs(",\"data\":", o);
         if (bytes)
             mst_json_hex(o, bytes, ps);
@@ -728,6 +945,14 @@ static int print_page(dump *d)
                     d->page_copies == 1 ? "copy" : "copies");
         if (d->page_state == MS_PAGE_ZERO)
             fputs("; a ZERO page: every byte is zero", o);
+        else if (d->page_state == MS_PAGE_FILL)
+            fprintf(o, "; a FILL page: every 8-byte word is 0x%016" PRIx64 " (little-endian)",
+                    d->page_arg);
+        else if (d->page_state == MS_PAGE_DISCARDED)
+            fputs("; a DISCARDED page: the guest hinted it free, its contents do not matter", o);
+        else if (d->page_state == MS_PAGE_IN_PLACE)
+            fprintf(o, "; an IN_PLACE page: not in the stream, kept in place at address 0x%" PRIx64,
+                    d->page_arg);
         else if (d->page_state == MST_STATE_MISSING)
             fputs("; never sent in this stream", o);
         fputc('\n', o);
@@ -912,6 +1137,8 @@ static int run(dump *d, int fd)
             case MODE_FULL:
             case MODE_SUMMARY:
                 mst_pagemap_apply(d->pm, rec);
+                if (count_round(d, rec))
+                    nomem = true;
                 if (rec->type == MS_REC_DEVICE && !mst_devset_add(d->ds, rec) &&
                     !mst_devset_full(d->ds))
                     nomem = true;
@@ -1104,6 +1331,7 @@ int main(int argc, char **argv)
     free(d.devs);
     free(d.page);
     free(d.types);
+    free(d.rounds);
     free(region_part);
     mst_pagemap_free(d.pm);
     mst_devset_free(d.ds);

@@ -45,6 +45,16 @@ typedef struct pending {
     char *msg;
 } pending;
 
+/* One IN_PLACE extent: the bytes [start, end] of the in-place space it
+ * references (FORMAT.md section 6.2), kept to check that none overlap. */
+typedef struct in_place {
+    uint64_t start, end; /* inclusive: end may be 2^64 - 1 */
+    uint64_t base;       /* start - first * page_size: the page-to-address map */
+    uint32_t region;
+    uint64_t first, count, index, offset;
+} in_place;
+#define MAX_IN_PLACE (1u << 20) /* extents checked for overlap: 48 MiB at most */
+
 typedef struct validator {
     FILE *out;
     bool json, strict;
@@ -59,6 +69,9 @@ typedef struct validator {
     bool end_seen;
     uint64_t digest, end_index, end_offset;
     uint64_t stream_bytes; /* up to the end of END */
+    in_place *inp;
+    size_t ninp, inp_cap;
+    bool inp_full;
 } validator;
 
 /* ------------------------------------------------------------- reporting */
@@ -264,14 +277,95 @@ static void check_header(validator *v, const ms_header *h)
     }
 }
 
+static void keep_in_place(validator *v, const ms_record *rec)
+{
+    const ms_pages *pg = &rec->pages;
+    for (size_t i = 0; pg->region && i < pg->extent_count; i++) {
+        const ms_extent *e = &pg->extents[i];
+        if (e->state != MS_PAGE_IN_PLACE)
+            continue;
+        if (v->ninp == MAX_IN_PLACE) {
+            if (!v->inp_full) {
+                concerns c;
+                record_concerns(rec, &c);
+                reportf(v, SEV_WARNING, "in-place-limit", rec->offset, (int64_t)rec->index, &c,
+                        rec, "more IN_PLACE extents than the overlap check holds (%u): later "
+                        "ones are not checked", MAX_IN_PLACE);
+            }
+            v->inp_full = true;
+            return;
+        }
+        if (v->ninp == v->inp_cap) {
+            size_t cap = v->inp_cap ? v->inp_cap * 2 : 64;
+            in_place *p = realloc(v->inp, cap * sizeof *p);
+            if (!p) {
+                v->inp_full = true; /* reported as the limit would be */
+                return;
+            }
+            v->inp = p;
+            v->inp_cap = cap;
+        }
+        const uint64_t ps = pg->region->page_size;
+        /* The reader has checked that the range does not wrap. */
+        v->inp[v->ninp++] = (in_place){.start = e->arg, .end = e->arg + e->count * ps - 1,
+                                       .base = e->arg - e->first * ps,
+                                       .region = pg->region->id, .first = e->first,
+                                       .count = e->count, .index = rec->index,
+                                       .offset = rec->offset};
+    }
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const in_place *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* FORMAT.md section 6.2: IN_PLACE extents may share referenced bytes only
+ * when they map the same region pages to the same addresses. Sorted by
+ * start, each extent is compared with the one reaching furthest so far:
+ * sharing the same map is transitive, so that one comparison suffices. */
+static void check_in_place(validator *v)
+{
+    if (v->ninp < 2)
+        return;
+    qsort(v->inp, v->ninp, sizeof *v->inp, by_start);
+    const in_place *far = &v->inp[0];
+    for (size_t i = 1; i < v->ninp; i++) {
+        const in_place *x = &v->inp[i];
+        if (x->start <= far->end &&
+            (x->region != far->region || x->base != far->base)) {
+            ms_record rec = {.type = MS_REC_PAGES, .index = x->index, .offset = x->offset};
+            const ms_region *g = ms_reader_find_region(v->r, x->region);
+            concerns c = {.kind = ABOUT_PAGES, .region = x->region,
+                          .region_name = g ? g->name : "", .first = x->first,
+                          .last = x->first + x->count - 1};
+            reportf(v, SEV_ERROR, "in-place-overlap", x->offset, (int64_t)x->index, &c, &rec,
+                    "IN_PLACE pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32
+                    " reference 0x%" PRIx64 "..0x%" PRIx64 ", which overlaps the bytes that "
+                    "pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32 " (record %" PRIu64
+                    ") reference at 0x%" PRIx64 "..0x%" PRIx64,
+                    x->first, x->first + x->count - 1, x->region, x->start, x->end, far->first,
+                    far->first + far->count - 1, far->region, far->index, far->start,
+                    far->end);
+        }
+        if (x->end > far->end)
+            far = x;
+    }
+}
+
 static void check_record(validator *v, const ms_record *rec)
 {
     if (!rec->known && !(rec->flags & MS_RECORD_MUST_UNDERSTAND))
         reportf(v, SEV_WARNING, "unknown-record", rec->offset, (int64_t)rec->index, NULL, rec,
                 "unknown record type 0x%04x without must-understand, %" PRIu32 " bytes: skipped",
                 rec->type, rec->length);
-    if (rec->type == MS_REC_PAGES)
+    if (rec->type == MS_REC_PAGES) {
         mst_pagemap_apply(v->pm, rec);
+        keep_in_place(v, rec);
+    }
     if (rec->type == MS_REC_DEVICE && rec->device.path) {
         const mst_device_stats *e = mst_devset_add(v->ds, rec);
         concerns c;
@@ -431,8 +525,10 @@ static int run(validator *v, int fd)
                     v->end_index, v->end_offset, ms_reader_error_offset(v->r));
         else if (eof < 0)
             rc = eof;
-        if (eof == 0 || eof == MS_ECORRUPT)
+        if (eof == 0 || eof == MS_ECORRUPT) {
             check_missing(v);
+            check_in_place(v);
+        }
     }
     if (rc == MS_EIO || rc == MS_ENOMEM) {
         fflush(v->out);
@@ -492,6 +588,7 @@ int main(int argc, char **argv)
         status = MST_EXIT_ERROR;
     }
     mst_pagemap_free(v.pm);
+    free(v.inp);
     mst_devset_free(v.ds);
     ms_reader_free(v.r);
     if (fd != STDIN_FILENO)

@@ -9,6 +9,7 @@
  *   reader.h  ms_reader: consuming a stream
  *   replay.h  ms_replay: applying a stream through callbacks
  *   cbor.h    formatting and comparing CBOR items (device state)
+ *   qemu.h    ms_qemu_import: reading a QEMU migration stream
  *
  * The format itself is specified in docs/FORMAT.md.
  */
@@ -22,5 +23,6 @@
 #include "replay.h"
 #include "overlay.h"
 #include "cbor.h"
+#include "qemu.h"
 
 #endif /* MIGSTREAM_H */

@@ -285,6 +285,117 @@ static void small(const char *path)
     close(fd);
 }
 
+/* Format 1.1 samples: a live migration in rounds (live.mig), the same
+ * final guest sent in one pass without rounds (live-flat.mig), the guest
+ * with a few differences (live-changed.mig), and a stream whose IN_PLACE
+ * references overlap (in-place-overlap.mig). */
+enum live_variant { LIVE, LIVE_FLAT, LIVE_CHANGED, IN_PLACE_OVERLAP };
+
+static void fill_page(uint8_t *p, uint64_t word)
+{
+    for (unsigned k = 0; k < PS; k += 8)
+        for (unsigned b = 0; b < 8; b++)
+            p[k + b] = (uint8_t)(word >> (8 * b));
+}
+
+static void live(const char *path, enum live_variant v)
+{
+    enum { PAGES = 64 };
+    static uint8_t ram[PAGES * PS];
+    static uint8_t slot[256];
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.writer_name = "gen-streams";
+    o.writer_version = "1";
+    o.machine = "pc-q35-7.2";
+    o.features = MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE |
+                 MS_FEATURE_OVERLAYS;
+    ms_writer *w = ms_writer_new_fd(&o, fd);
+    ms_region r0 = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = sizeof ram,
+                    .page_size = PS};
+    ms_region r1 = {.id = 1, .name = "vram", .size = 4 * PS, .page_size = PS};
+    if (!w || ms_writer_add_region(w, &r0) || ms_writer_add_region(w, &r1))
+        die(w, "live regions");
+    /* Round 0's guest: text in pages 0..15 (every third one), 0xcc fill in
+     * 16..19 (freed init memory), zero elsewhere. */
+    memset(ram, 0, sizeof ram);
+    for (unsigned p = 0; p < 16; p += 3)
+        for (unsigned k = 0; k < PS; k++)
+            ram[p * PS + k] = (uint8_t)("guest memory "[k % 13] + p);
+    for (unsigned p = 16; p < 20; p++)
+        fill_page(ram + p * PS, 0xccccccccccccccccull);
+    uint64_t ref = 1ull << 32;
+    if (v == IN_PLACE_OVERLAP) {
+        /* Two regions point at overlapping bytes of the in-place space. */
+        if (ms_writer_in_place(w, 0, 0, 8, ref) || ms_writer_in_place(w, 1, 0, 4, ref + 4 * PS) ||
+            ms_writer_finish(w, NULL))
+            die(w, "in-place-overlap");
+        ms_writer_free(w);
+        close(fd);
+        return;
+    }
+    uint8_t cpu[64];
+    size_t nc = cpu_state(cpu, 0x2000);
+    bool rounds = v != LIVE_FLAT;
+    if (rounds && ms_writer_round(w, &(ms_round){.number = 0}))
+        die(w, "round 0");
+    /* Round 0 sends everything but the hinted-free pages 40..47 and the
+     * pages 56..59 that stay in place. */
+    if (ms_writer_pages(w, 0, 0, 40, ram) || ms_writer_discard(w, 0, 40, 8) ||
+        ms_writer_pages(w, 0, 48, 8, ram + 48 * PS) || ms_writer_in_place(w, 0, 56, 4, ref) ||
+        ms_writer_pages(w, 0, 60, 4, ram + 60 * PS) || ms_writer_zero_pages(w, 1, 0, 4))
+        die(w, "round 0 pages");
+    /* Between rounds the guest writes pages 1 and 2, reuses hinted page 41,
+     * zeroes page 6 and fills page 3 with a 64-bit pattern. */
+    memset(ram + 1 * PS, 0x11, 100);
+    memset(ram + 2 * PS + 7, 0x22, 50);
+    if (v != LIVE_CHANGED)
+        memset(ram + 41 * PS, 0x41, PS / 2);
+    memset(ram + 6 * PS, 0, PS);
+    fill_page(ram + 3 * PS, v == LIVE_CHANGED ? 0xfeedfacecafef00dull : 0xdeadbeefull);
+    uint64_t dirty = (1ull << 1) | (1ull << 2) | (1ull << 3) | (1ull << 6) |
+                     (v != LIVE_CHANGED ? 1ull << 41 : 0);
+    ms_round round1 = {.number = 1, .tracker = MS_TRACKER_BITMAP, .granularity = PS,
+                       .has_dirty = true, .dirty = (uint64_t)__builtin_popcountll(dirty)};
+    if (rounds) {
+        if (ms_writer_round(w, &round1) || ms_writer_dirty(w, 0, &dirty, PS, ram))
+            die(w, "round 1");
+    } else {
+        /* One pass over the final guest: the same final state. */
+        for (unsigned p = 0; p < 64; p++)
+            if (dirty >> p & 1 && ms_writer_pages(w, 0, p, 1, ram + p * PS))
+                die(w, "flat pages");
+    }
+    /* The last round, guest stopped: page 9 written, page 50 hinted free. */
+    memset(ram + 9 * PS + 4000, 0x99, 96);
+    ms_round round2 = {.number = 2, .tracker = MS_TRACKER_BITMAP, .granularity = PS,
+                       .has_dirty = true, .dirty = 1, .final = true};
+    uint64_t last = 1ull << 9;
+    if (rounds ? ms_writer_round(w, &round2) || ms_writer_dirty(w, 0, &last, PS, ram)
+               : ms_writer_pages(w, 0, 9, 1, ram + 9 * PS))
+        die(w, "round 2");
+    if (ms_writer_discard(w, 0, 50, 1))
+        die(w, "discard");
+    ms_overlay tsc = {.gfn = 10, .kind = MS_OVERLAY_REFERENCE_TSC};
+    tsc.tsc.has_frequency = true;
+    tsc.tsc.frequency = v == LIVE_CHANGED ? 3000000000u : 2500000000u;
+    ms_overlay hc = {.gfn = 10, .kind = MS_OVERLAY_HYPERCALL};
+    hc.hypercall.vendor = 1;
+    ms_overlay msg = {.gfn = 20, .kind = MS_OVERLAY_SYNIC_MESSAGE};
+    slot[0] = 1;  /* message type */
+    slot[4] = 16; /* payload size */
+    memset(slot + 16, 0x5a, 16);
+    msg.synic.vp = 0;
+    msg.synic.slot_mask = 1u << 2;
+    msg.synic.slot[2] = slot;
+    if (ms_writer_overlay(w, &tsc) || ms_writer_overlay(w, &hc) || ms_writer_overlay(w, &msg) ||
+        ms_writer_device(w, "cpu", 0, "x86-cpu", 1, cpu, nc) || ms_writer_finish(w, NULL))
+        die(w, "live end");
+    ms_writer_free(w);
+    close(fd);
+}
+
 static void big(unsigned gib)
 {
     ms_writer_options o;
@@ -335,6 +446,19 @@ int main(int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s/small.mig", argv[1]);
     small(path);
+    static const struct {
+        const char *name;
+        enum live_variant v;
+    } lives[] = {
+        {"live.mig", LIVE},
+        {"live-flat.mig", LIVE_FLAT},
+        {"live-changed.mig", LIVE_CHANGED},
+        {"in-place-overlap.mig", IN_PLACE_OVERLAP},
+    };
+    for (size_t i = 0; i < sizeof lives / sizeof lives[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", argv[1], lives[i].name);
+        live(path, lives[i].v);
+    }
     long first_data = -1, end = -1;
     snprintf(path, sizeof path, "%s/basic.mig", argv[1]);
     locate(path, &first_data, &end);

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Re-captures the QEMU migration streams in tests/data/qemu/ with Debian's
+# qemu-system-x86 (installed when missing). No guest OS is needed:
+#
+#   scripts/capture-qemu.sh [OUTDIR]        (default: tests/data/qemu)
+#
+# Each capture NAME gives OUTDIR/NAME.qemu.zst (the stream, zstd -19) and
+# OUTDIR/NAME.query-migrate.json (QEMU's own "query-migrate" answer once the
+# migration completed: tests compare its page counts with the importer's).
+#
+# The paused captures load a known 8 KiB pattern at guest-physical 0x100000
+# with -device loader: byte i of the pattern is (7 * i + 3) mod 256, which
+# tests/test_import_qemu.c computes the same way. Two captures of the same
+# paused guest differ only in the RTC's bytes (its clock runs on the host).
+#
+# The live capture boots a 512-byte boot sector (assembled below) that keeps
+# writing two words into each of 64 pages, so that XBZRLE has small deltas
+# to send; a low bandwidth and a 1 ms downtime limit make QEMU go over RAM
+# several times (the limit is raised later, should it not converge).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/../tests/data/qemu}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    as_root=()
+    [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        qemu-system-x86 </dev/null
+fi
+command -v zstd >/dev/null || { echo "capture-qemu.sh: needs the zstd program" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+python3 -c '
+import sys
+sys.stdout.buffer.write(bytes((7 * i + 3) & 0xff for i in range(8192)))' >"$work/pattern.bin"
+
+# The boot sector: 16-bit real mode, loaded at 0x7c00.
+#   cli; xor ax,ax; mov ds,ax
+# l: mov eax,cr0; xor eax,0x10000; mov cr0,eax
+#    inc bx; mov dx,0x1000
+# n: mov es,dx; mov [es:0],bx; mov [es:0x800],bx
+#    add dx,0x100; cmp dx,0x5000; jb n; jmp l
+# Toggling CR0.WP flushes TCG's TLB: without KVM, a page whose TLB entry
+# was filled while it was dirty is written without being marked dirty
+# again, and the migration would converge after one pass.
+python3 -c '
+import sys
+code = bytes.fromhex("fa31c08ed8" "0f20c0" "663500000100" "0f22c0" "43ba0010" "8ec2"
+                     "26891e0000" "26891e0008" "81c20001" "81fa0050" "72ea" "ebd8")
+sys.stdout.buffer.write(code + bytes(510 - len(code)) + b"\x55\xaa")' >"$work/boot.bin"
+
+# A small QMP client: connects, runs the steps given as arguments, writes the
+# final query-migrate answer, quits QEMU.
+#   qmp:JSON   send a command, fail on an error answer
+#   sleep:S    wait S seconds
+#   wait       poll query-migrate until the migration completed (120 s at most)
+cat >"$work/qmp.py" <<'EOF'
+import json, socket, sys, time
+
+sock_path, info_path, steps = sys.argv[1], sys.argv[2], sys.argv[3:]
+deadline = time.time() + 30
+while True:
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sock_path)
+        break
+    except OSError:
+        if time.time() > deadline:
+            sys.exit("qmp: cannot connect to " + sock_path)
+        time.sleep(0.1)
+f = s.makefile("rw")
+
+def reply():
+    while True:
+        msg = json.loads(f.readline())
+        if "return" in msg or "error" in msg:
+            return msg
+
+def cmd(obj):
+    f.write(json.dumps(obj) + "\n")
+    f.flush()
+    msg = reply()
+    if "error" in msg:
+        sys.exit("qmp: %s: %s" % (obj["execute"], msg["error"]))
+    return msg["return"]
+
+json.loads(f.readline())  # greeting
+cmd({"execute": "qmp_capabilities"})
+for step in steps:
+    kind, _, arg = step.partition(":")
+    if kind == "qmp":
+        cmd(json.loads(arg))
+    elif kind == "sleep":
+        time.sleep(float(arg))
+    elif kind == "wait":
+        end = time.time() + 120
+        while True:
+            info = cmd({"execute": "query-migrate"})
+            if info.get("status") == "completed":
+                break
+            if info.get("status") in ("failed", "cancelled") or time.time() > end:
+                sys.exit("qmp: migration %s" % info.get("status", "timed out"))
+            time.sleep(0.2)
+        with open(info_path, "w") as o:
+            json.dump(info, o, indent=1, sort_keys=True)
+            o.write("\n")
+    else:
+        sys.exit("qmp: unknown step " + step)
+cmd({"execute": "quit"})
+EOF
+
+# capture NAME STEPS... -- QEMU-ARGS...
+capture() {
+    local name=$1 steps=() sock="$work/qmp.sock" mig="$work/$1.qemu"
+    shift
+    while [ "$1" != -- ]; do steps+=("$1"); shift; done
+    shift
+    rm -f "$sock" "$mig"
+    qemu-system-x86_64 -display none -serial none -parallel none -monitor none \
+        -qmp "unix:$sock,server=on,wait=off" "$@" &
+    local pid=$!
+    if ! python3 "$work/qmp.py" "$sock" "$work/$name.json" "${steps[@]}"; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" || true
+        echo "capture-qemu.sh: $name failed" >&2
+        return 1
+    fi
+    wait "$pid" || true
+    zstd -q -19 -f "$mig" -o "$out/$name.qemu.zst"
+    cp "$work/$name.json" "$out/$name.query-migrate.json"
+    echo "$name: $(stat -c %s "$mig") bytes, $(stat -c %s "$out/$name.qemu.zst") compressed"
+}
+
+migrate() { echo "qmp:{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > $work/$1.qemu\"}}"; }
+caps() { # caps NAME... : enables migration capabilities
+    local list="" c
+    for c in "$@"; do list="$list${list:+,}{\"capability\":\"$c\",\"state\":true}"; done
+    echo "qmp:{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[$list]}}"
+}
+params() { echo "qmp:{\"execute\":\"migrate-set-parameters\",\"arguments\":$1}"; }
+
+loader=(-device "loader,file=$work/pattern.bin,addr=0x100000")
+# No NIC and no VGA unless wanted: their option ROMs are most of the data.
+small=(-m 32 -nic none -vga none)
+
+# Paused q35 with the pattern, twice (the two differ only in the RTC).
+capture q35-paused "$(migrate q35-paused)" wait -- -M q35 "${small[@]}" -S "${loader[@]}"
+capture q35-paused-again "$(migrate q35-paused-again)" wait -- -M q35 "${small[@]}" -S "${loader[@]}"
+# Paused pc (i440fx) with the pattern.
+capture pc-paused "$(migrate pc-paused)" wait -- -M pc "${small[@]}" -S "${loader[@]}"
+# No JSON trailer.
+capture q35-no-vmdesc "$(migrate q35-no-vmdesc)" wait -- \
+    -M q35,suppress-vmdesc=on "${small[@]}" -S "${loader[@]}"
+# Extra devices: virtio-net and e1000 on user networking (no option ROMs).
+capture q35-devices "$(migrate q35-devices)" wait -- -M q35 "${small[@]}" -S "${loader[@]}" \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
+    -netdev user,id=n1 -device e1000,netdev=n1,romfile=
+# Compressed pages (zlib; QEMU 7.x, removed in 9.1).
+capture q35-compress "$(caps compress)" "$(migrate q35-compress)" wait -- \
+    -M q35 "${small[@]}" -S "${loader[@]}"
+# A live guest over several passes, with XBZRLE.
+capture pc-xbzrle-live "$(caps xbzrle)" \
+    "$(params '{"max-bandwidth":2097152,"downtime-limit":1}')" sleep:2 \
+    "$(migrate pc-xbzrle-live)" sleep:4 "$(params '{"downtime-limit":2000}')" wait -- \
+    -M pc "${small[@]}" -drive "file=$work/boot.bin,format=raw,if=ide,snapshot=on"

@@ -1,0 +1,320 @@
+/*
+ * migstream-import: turns another VMM's migration stream into a stream.
+ *
+ *     migstream-import qemu [options] -o OUT MAIN [CHANNEL...]
+ *
+ * MAIN is QEMU's main migration stream (a file, or - for standard input:
+ * QEMU's "exec:" and "fd:" migration write a pipe). The library does the
+ * reading (include/migstream/qemu.h); this file handles the command line,
+ * the atomic output file and the summary.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+typedef struct input {
+    int fd;
+    uint64_t bytes;
+    mst_progress *progress;
+} input;
+
+/* Reads the QEMU stream, drawing progress; an interrupt stops the import. */
+static ssize_t read_input(void *ctx, void *buf, size_t len)
+{
+    input *in = ctx;
+    for (;;) {
+        if (got_signal)
+            return -1;
+        ssize_t k = read(in->fd, buf, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k > 0) {
+            in->bytes += (uint64_t)k;
+            mst_progress_update(in->progress, in->bytes, 0);
+        }
+        return k;
+    }
+}
+
+typedef struct out_ctx {
+    int fd;
+} out_ctx;
+
+static int write_output(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    int fd = ((out_ctx *)ctx)->fd;
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        while (left > 0) {
+            ssize_t k = write(fd, p, left);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return -1;
+            p += k;
+            left -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s qemu [options] -o OUT MAIN [CHANNEL...]\n"
+            "Imports a QEMU migration stream (QEVM version 3, QEMU 7.2 to 10.x) into a\n"
+            "stream. MAIN is the main migration stream, - for standard input; OUT - writes\n"
+            "to standard output.\n"
+            "\n"
+            "  -o, --output OUT      stream to create (required)\n"
+            "      --force           replace OUT if it exists\n"
+            "      --raw-only        keep device state as raw bytes only, without the\n"
+            "                        field map the JSON trailer allows\n"
+            "      --compress LEVEL  zstd level for page data, 0 (off) to 19\n"
+            "      --tmpdir DIR      directory of the temporary page file that XBZRLE pages\n"
+            "                        are decoded against (default: $TMPDIR, else /tmp)\n"
+            "      --stats           print what was imported (on standard error when OUT\n"
+            "                        is -)\n"
+            "  -q, --quiet           no progress line\n"
+            "  -h, --help            show this help and exit\n"
+            "  -V, --version         show the version and exit\n"
+            "\n"
+            "Exit status: 0 imported; 1 the QEMU stream is malformed or uses a feature\n"
+            "that is not supported; 2 usage or I/O error.\n",
+            mst_prog);
+}
+
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_usage(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    mst_error("%s", msg);
+    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
+    return MST_EXIT_ERROR;
+}
+
+typedef struct args {
+    const char *out, *main_path, *tmpdir;
+    bool force, quiet, raw_only, stats;
+    int level;
+    int nchannels;
+} args;
+
+static int parse_args(int argc, char **argv, args *a)
+{
+    enum { O_FORCE = 256, O_RAW_ONLY, O_COMPRESS, O_TMPDIR, O_STATS };
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, O_FORCE},
+        {"raw-only", no_argument, NULL, O_RAW_ONLY},
+        {"compress", required_argument, NULL, O_COMPRESS},
+        {"tmpdir", required_argument, NULL, O_TMPDIR},
+        {"stats", no_argument, NULL, O_STATS},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    for (int opt; (opt = getopt_long(argc, argv, ":o:qhV", longopts, NULL)) != -1;) {
+        char *end;
+        long v;
+        switch (opt) {
+        case 'o':
+            a->out = optarg;
+            break;
+        case O_FORCE:
+            a->force = true;
+            break;
+        case O_RAW_ONLY:
+            a->raw_only = true;
+            break;
+        case O_COMPRESS:
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 0 || v > 19)
+                return bad_usage("--compress %s: must be 0 (off) to 19", optarg);
+            a->level = (int)v;
+            break;
+        case O_TMPDIR:
+            a->tmpdir = optarg;
+            break;
+        case O_STATS:
+            a->stats = true;
+            break;
+        case 'q':
+            a->quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        case 'V':
+            mst_print_version();
+            return -1;
+        case ':':
+            return bad_usage("option %s needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                return bad_usage("unknown option -%c", optopt);
+            return bad_usage("unknown option %s", argv[optind - 1]);
+        }
+    }
+    int npos = argc - optind;
+    if (npos < 1)
+        return bad_usage("expected a format (qemu), then MAIN");
+    if (strcmp(argv[optind], "qemu") != 0)
+        return bad_usage("unknown format '%s' (only qemu is supported)", argv[optind]);
+    if (npos < 2)
+        return bad_usage("expected MAIN, QEMU's main migration stream");
+    if (!a->out || !*a->out)
+        return bad_usage("-o OUT is required");
+    a->main_path = argv[optind + 1];
+    a->nchannels = npos - 2;
+    return 0;
+}
+
+static void print_stats(FILE *f, const ms_qemu_import_stats *s)
+{
+    fprintf(f, "machine: %s\n", s->machine[0] ? s->machine : "-");
+    fprintf(f, "ram blocks: %" PRIu32 " (%" PRIu64 " bytes)\n", s->ram_blocks, s->ram_bytes);
+    fprintf(f, "zero pages: %" PRIu64 "\n", s->zero_pages);
+    fprintf(f, "normal pages: %" PRIu64 "\n", s->normal_pages);
+    fprintf(f, "xbzrle pages: %" PRIu64 "\n", s->xbzrle_pages);
+    fprintf(f, "compressed pages: %" PRIu64 "\n", s->compressed_pages);
+    fprintf(f, "ram passes: %" PRIu64 "\n", s->ram_rounds);
+    fprintf(f, "devices: %" PRIu64 " (%" PRIu64 " with fields)\n", s->devices, s->devices_decoded);
+    fprintf(f, "json trailer: %s\n", s->has_vmdesc ? "yes" : "no");
+    fprintf(f, "bytes read: %" PRIu64 "\n", s->bytes_read);
+}
+
+/* Library statuses that mean "this input is refused" rather than "the
+ * import could not be carried out". */
+static int exit_for(int status)
+{
+    switch (status) {
+    case MS_EIO:
+    case MS_ENOMEM:
+    case MS_ESTATE:
+        return MST_EXIT_ERROR;
+    default:
+        return MST_EXIT_FAIL;
+    }
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+}
+
+static int import(const args *a)
+{
+    if (a->nchannels > 0) {
+        mst_error("multifd channels are not supported yet (%d given)", a->nchannels);
+        return MST_EXIT_ERROR;
+    }
+    bool to_stdout = strcmp(a->out, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        mst_error("refusing to write a stream to a terminal");
+        return MST_EXIT_ERROR;
+    }
+    int in_fd = mst_open_input(a->main_path);
+    if (in_fd < 0)
+        return MST_EXIT_ERROR;
+    mst_out o;
+    if (mst_out_open(&o, a->out, a->force)) {
+        if (in_fd != STDIN_FILENO)
+            close(in_fd);
+        return MST_EXIT_ERROR;
+    }
+    if (!to_stdout)
+        catch_signals();
+
+    ms_writer_options wo;
+    ms_writer_options_init(&wo);
+    wo.compress_level = a->level;
+    wo.description = "imported from a QEMU migration stream by migstream-import";
+    ms_qemu_import_options io;
+    ms_qemu_import_options_init(&io);
+    io.writer = &wo;
+    io.tmpdir = a->tmpdir;
+    io.raw_only = a->raw_only;
+    ms_qemu_import *imp = ms_qemu_import_new(&io);
+    mst_progress pg;
+    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
+    input in = {.fd = in_fd, .bytes = 0, .progress = &pg};
+    out_ctx oc = {.fd = o.fd};
+    int rc = MST_EXIT_OK;
+    if (!imp) {
+        mst_error("out of memory");
+        rc = MST_EXIT_ERROR;
+    } else if (ms_qemu_import_run(imp, read_input, &in, write_output, &oc)) {
+        mst_progress_done(&pg);
+        if (!got_signal) {
+            const char *name = strcmp(a->main_path, "-") == 0 ? "standard input" : a->main_path;
+            mst_error("%s: %s", name, ms_qemu_import_errmsg(imp));
+        }
+        rc = exit_for(ms_qemu_import_status(imp));
+    }
+    mst_progress_done(&pg);
+    if (!rc && !got_signal && mst_out_commit(&o))
+        rc = MST_EXIT_ERROR;
+    if (rc || got_signal)
+        mst_out_abort(&o);
+    if (!rc && !got_signal) {
+        const ms_qemu_import_stats *s = ms_qemu_import_get_stats(imp);
+        if (a->stats)
+            print_stats(to_stdout ? stderr : stdout, s);
+        /* In a multifd migration the pages travel in the channels: a main
+         * stream with RAM blocks and no page at all is most likely one. */
+        if (s->ram_blocks && !s->zero_pages && !s->normal_pages && !s->xbzrle_pages &&
+            !s->compressed_pages)
+            mst_error("warning: the stream declares %" PRIu32 " RAM blocks but holds no page: "
+                      "with multifd the pages are in the channel streams, which are not read",
+                      s->ram_blocks);
+    }
+    ms_qemu_import_free(imp);
+    if (in_fd != STDIN_FILENO)
+        close(in_fd);
+    return got_signal ? MST_EXIT_ERROR : rc;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    memset(&a, 0, sizeof a);
+    mst_init(argv[0]);
+    int rc = parse_args(argc, argv, &a);
+    if (rc == 0)
+        rc = import(&a);
+    if (got_signal) {
+        signal(got_signal, SIG_DFL);
+        raise(got_signal);
+    }
+    return rc < 0 ? MST_EXIT_OK : rc;
+}

@@ -1,0 +1,1056 @@
+/*
+ * Replaying a stream into a directory (replay_dir.h). The stream is read
+ * with ms_replay(), the same engine a VMM uses to receive a migration; this
+ * file only turns its callbacks into files.
+ *
+ * Memory: the reader's largest record, a page-state map per region
+ * (tools/pagemap.h: what was sent, not what was declared, within a budget)
+ * and a small entry per device; never a whole region.
+ */
+#define _GNU_SOURCE /* fallocate, FALLOC_FL_*, nftw flags */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "inplace.h"
+#include "pagemap.h"
+#include "replay_dir.h"
+
+/* ms_replay() hands back a callback's own negative value: these cannot be
+ * mistaken for an MS_E... status. */
+enum { CB_FAIL = -1000, CB_STOP = -1001, CB_REFUSE = -1002 };
+
+#define MAX_OPEN_IMAGES 256 /* image descriptors kept open at once */
+
+typedef struct image {
+    ms_region r; /* name points at our own copy */
+    uint64_t pages;
+    mst_pm *map; /* final state of each page: MISSING, DATA or FILL (the
+                    file holds its bytes), ZERO, DISCARDED or IN_PLACE (a
+                    hole) */
+    int fd;        /* -1 while closed (see image_fd) */
+    char file[32]; /* "region-<id>.img" */
+} image;
+
+typedef struct device {
+    char *path, *schema;
+    uint32_t instance, version;
+    size_t state_size;
+    size_t stage; /* index of its staged files, in order of first appearance */
+} device;
+
+/* An overlay (FORMAT.md section 7.2) and the 4 KiB it shows the guest. */
+typedef struct overlay {
+    ms_overlay o; /* slot pointers cleared: the contents are in page */
+    uint8_t page[MS_OVERLAY_PAGE_SIZE];
+} overlay;
+
+typedef struct replay {
+    const mst_replay_options *o;
+    const char *label;
+    char *err;
+    size_t err_size;
+
+    /* The output: built in tmp (open as dirfd), renamed to final. */
+    char *final, *tmp;
+    int dirfd;
+
+    ms_reader *reader;
+    uint64_t pages_applied;
+    mst_pm_budget budget;
+
+    ms_header header;
+    char *machine, *description;
+
+    image *images;
+    size_t nimages, images_cap;
+    size_t *by_id; /* indexes into images, sorted by region id */
+    size_t open_images, next_victim;
+
+    device *devices;
+    size_t ndevices, devices_cap;
+    size_t *dev_index; /* open-addressing table of device indexes + 1 */
+    size_t dev_index_cap;
+
+    mst_inplace inplace; /* IN_PLACE extents, for the manifest's references */
+    overlay *overlays;
+    size_t noverlays;
+    uint64_t rounds;
+
+    uint64_t skipped;
+    bool ended;
+    ms_totals totals;
+    uint64_t digest;
+    bool punch_unsupported;
+} replay;
+
+/* Keeps the first message: later failures are consequences. */
+__attribute__((format(printf, 2, 3))) static int fail(replay *rp, const char *fmt, ...)
+{
+    if (!rp->err[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(rp->err, rp->err_size, fmt, ap);
+        va_end(ap);
+    }
+    return CB_FAIL;
+}
+
+static bool stopped(const replay *rp)
+{
+    return rp->o->stop && *rp->o->stop;
+}
+
+/* ------------------------------------------------------------ directory */
+
+/* Creates FINAL.tmp-XXXXXX beside the output and opens it. */
+static int dir_begin(replay *rp, const char *path)
+{
+    struct stat st;
+    if (!rp->o->force && lstat(path, &st) == 0)
+        return fail(rp, "%s exists; use --force to replace it", path);
+    size_t n = strlen(path);
+    rp->final = strdup(path);
+    rp->tmp = malloc(n + 16);
+    if (!rp->final || !rp->tmp)
+        return fail(rp, "out of memory");
+    /* Trailing slashes would put the temporary directory inside PATH. */
+    while (n > 1 && rp->final[n - 1] == '/')
+        rp->final[--n] = 0;
+    snprintf(rp->tmp, n + 16, "%s.tmp-XXXXXX", rp->final);
+    if (!mkdtemp(rp->tmp)) {
+        free(rp->tmp);
+        rp->tmp = NULL;
+        return fail(rp, "cannot create a temporary directory beside %s: %s", path,
+                    strerror(errno));
+    }
+    rp->dirfd = open(rp->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rp->dirfd < 0)
+        return fail(rp, "cannot open %s: %s", rp->tmp, strerror(errno));
+    fchmod(rp->dirfd, 0755);
+    return 0;
+}
+
+/* Removes the temporary directory and what it holds: only files this code
+ * made, by name relative to its descriptor, so nothing outside it. */
+static void dir_abort(replay *rp)
+{
+    if (rp->dirfd >= 0) {
+        int fd = dup(rp->dirfd);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *e;
+        if (!d && fd >= 0)
+            close(fd);
+        while (d && (e = readdir(d))) {
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+                unlinkat(rp->dirfd, e->d_name, 0);
+        }
+        if (d)
+            closedir(d);
+        close(rp->dirfd);
+        rp->dirfd = -1;
+    }
+    if (rp->tmp)
+        rmdir(rp->tmp);
+    free(rp->tmp);
+    rp->tmp = NULL;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Renames the finished directory into place. */
+static int dir_commit(replay *rp)
+{
+    struct stat st;
+    char *old = NULL;
+    if (!rp->o->no_sync && fsync(rp->dirfd) != 0)
+        return fail(rp, "cannot write %s: %s", rp->tmp, strerror(errno));
+    if (rp->o->force && lstat(rp->final, &st) == 0) {
+        /* Move the old output aside first, so that a failure leaves either
+         * the old or the new output complete, never neither. */
+        size_t n = strlen(rp->final) + 32;
+        old = malloc(n);
+        if (!old)
+            return fail(rp, "out of memory");
+        snprintf(old, n, "%s.old-%ld", rp->final, (long)getpid());
+        if (rename(rp->final, old) != 0) {
+            free(old);
+            return fail(rp, "cannot move %s aside: %s", rp->final, strerror(errno));
+        }
+    }
+    if (rename(rp->tmp, rp->final) != 0) {
+        int e = errno;
+        if (old)
+            rename(old, rp->final);
+        free(old);
+        return fail(rp, "cannot rename %s to %s: %s", rp->tmp, rp->final, strerror(e));
+    }
+    if (old) {
+        /* FTW_PHYS: a symbolic link in the old output is removed, never
+         * followed; an old output that is a link is only unlinked. */
+        if (S_ISDIR(st.st_mode))
+            nftw(old, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        else
+            unlink(old);
+        free(old);
+    }
+    close(rp->dirfd);
+    rp->dirfd = -1;
+    free(rp->tmp);
+    rp->tmp = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------- files */
+
+static int write_all(replay *rp, int fd, const void *p, size_t n, uint64_t off, const char *what)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t k = pwrite(fd, b, n, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return fail(rp, "cannot write %s: %s", what, k < 0 ? strerror(errno) : "no space");
+        b += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+static void image_close(replay *rp, image *im)
+{
+    if (im->fd >= 0) {
+        close(im->fd);
+        im->fd = -1;
+        rp->open_images--;
+    }
+}
+
+/* Closes one open image other than @keep (round robin). */
+static void evict_image(replay *rp, const image *keep)
+{
+    for (size_t tries = 0; tries < 2 * rp->nimages; tries++) {
+        image *v = &rp->images[rp->next_victim++ % rp->nimages];
+        if (v != keep && v->fd >= 0) {
+            image_close(rp, v);
+            return;
+        }
+    }
+}
+
+/* A file in the output directory, never through a symbolic link; closes
+ * images to make room when the process is out of descriptors (a low
+ * ulimit -n). */
+static int open_file(replay *rp, const char *name, int flags)
+{
+    for (;;) {
+        int fd = openat(rp->dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0 || errno != EMFILE || rp->open_images == 0)
+            return fd;
+        evict_image(rp, NULL);
+    }
+}
+
+/* Writes a small file in the output directory (replacing it). */
+static int write_file(replay *rp, const char *name, const void *p, size_t n)
+{
+    int fd = open_file(rp, name, O_WRONLY | O_CREAT | O_TRUNC);
+    if (fd < 0)
+        return fail(rp, "cannot create %s/%s: %s", rp->tmp, name, strerror(errno));
+    int rc = write_all(rp, fd, p, n, 0, name);
+    if (close(fd) != 0 && rc == 0)
+        rc = fail(rp, "cannot write %s/%s: %s", rp->tmp, name, strerror(errno));
+    return rc;
+}
+
+/* The image's descriptor, reopening it when it was closed to stay under
+ * MAX_OPEN_IMAGES (a stream may declare thousands of regions). */
+static int image_fd(replay *rp, image *im)
+{
+    if (im->fd >= 0)
+        return im->fd;
+    if (rp->open_images >= MAX_OPEN_IMAGES)
+        evict_image(rp, im);
+    im->fd = open_file(rp, im->file, O_RDWR);
+    if (im->fd < 0) {
+        fail(rp, "cannot open %s/%s: %s", rp->tmp, im->file, strerror(errno));
+        return -1;
+    }
+    rp->open_images++;
+    return im->fd;
+}
+
+/* Makes [off, off + len) of the image read as zeros: a hole where the file
+ * system can punch one, else written zeros. */
+static int zero_range(replay *rp, image *im, uint64_t off, uint64_t len)
+{
+    int fd = image_fd(rp, im);
+    if (fd < 0)
+        return CB_FAIL;
+    if (!rp->punch_unsupported) {
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+            return 0;
+        if (errno != EOPNOTSUPP && errno != ENOSYS)
+            return fail(rp, "cannot punch a hole in %s/%s: %s", rp->tmp, im->file,
+                        strerror(errno));
+        rp->punch_unsupported = true;
+    }
+    static const uint8_t zeros[65536];
+    while (len > 0) {
+        size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
+        if (write_all(rp, fd, zeros, n, off, im->file))
+            return CB_FAIL;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- regions */
+
+static image *find_image(replay *rp, uint32_t id)
+{
+    size_t lo = 0, hi = rp->nimages;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t m = rp->images[rp->by_id[mid]].r.id;
+        if (m == id)
+            return &rp->images[rp->by_id[mid]];
+        if (m < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int on_header(void *c, const ms_header *h)
+{
+    ((replay *)c)->header = *h;
+    return 0;
+}
+
+static int on_info(void *c, const ms_info *info)
+{
+    replay *rp = c;
+    if ((info->machine && !(rp->machine = strdup(info->machine))) ||
+        (info->description && !(rp->description = strdup(info->description))))
+        return fail(rp, "out of memory");
+    return 0;
+}
+
+static int on_region(void *c, const ms_region *reg)
+{
+    replay *rp = c;
+    if (stopped(rp))
+        return CB_STOP;
+    if (find_image(rp, reg->id)) /* the reader refuses this; be safe anyway */
+        return fail(rp, "region %" PRIu32 " is declared twice", reg->id);
+    if (rp->nimages == rp->images_cap) {
+        size_t cap = rp->images_cap ? rp->images_cap * 2 : 8;
+        image *im = realloc(rp->images, cap * sizeof *im);
+        size_t *ix = im ? realloc(rp->by_id, cap * sizeof *ix) : NULL;
+        if (im)
+            rp->images = im;
+        if (!ix)
+            return fail(rp, "out of memory");
+        rp->by_id = ix;
+        rp->images_cap = cap;
+    }
+    image *im = &rp->images[rp->nimages];
+    memset(im, 0, sizeof *im);
+    im->fd = -1;
+    im->r = *reg;
+    im->pages = reg->size / reg->page_size;
+    snprintf(im->file, sizeof im->file, "region-%" PRIu32 ".img", reg->id);
+    im->r.name = strdup(reg->name);
+    im->map = mst_pm_new(im->pages, &rp->budget);
+    if (!im->r.name || !im->map) {
+        free((char *)im->r.name);
+        mst_pm_free(im->map);
+        return fail(rp, "out of memory tracking region %" PRIu32 " \"%s\" (%" PRIu64 " pages)",
+                    reg->id, reg->name, im->pages);
+    }
+    rp->nimages++;
+    /* Keep by_id sorted: insert this image's index in place. */
+    size_t at = rp->nimages - 1;
+    while (at > 0 && rp->images[rp->by_id[at - 1]].r.id > reg->id) {
+        rp->by_id[at] = rp->by_id[at - 1];
+        at--;
+    }
+    rp->by_id[at] = rp->nimages - 1;
+
+    int fd = open_file(rp, im->file, O_RDWR | O_CREAT | O_EXCL);
+    if (fd < 0)
+        return fail(rp, "cannot create %s/%s: %s", rp->tmp, im->file, strerror(errno));
+    /* The image has the region's size from the start: pages never sent are
+     * holes and read as zeros. */
+    if (reg->size > (uint64_t)INT64_MAX || ftruncate(fd, (off_t)reg->size) != 0) {
+        int e = reg->size > (uint64_t)INT64_MAX ? EFBIG : errno;
+        close(fd);
+        return fail(rp, "cannot size %s/%s to %" PRIu64 " bytes: %s", rp->tmp, im->file,
+                    reg->size, strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+/* ------------------------------------------------------------------- pages */
+
+static bool page_is_zero(const uint8_t *p, size_t n)
+{
+    return p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
+}
+
+/* Records pages [first, first + count) of @im in state @st; @had gets what
+ * they were before. */
+static int set_pages(replay *rp, image *im, uint64_t first, uint64_t count, unsigned st,
+                     uint64_t *had)
+{
+    int rc = mst_pm_set(im->map, first, count, st, had);
+    if (rc == MST_PM_EBUDGET)
+        return fail(rp,
+                    "region %" PRIu32 " \"%s\": the page-state maps would exceed %zu MiB; "
+                    "the stream scatters page states too finely",
+                    im->r.id, im->r.name, rp->budget.limit >> 20);
+    if (rc == MST_PM_ENOMEM)
+        return fail(rp, "out of memory tracking region %" PRIu32 " \"%s\"", im->r.id, im->r.name);
+    if (rc) /* the reader checked the range (FORMAT.md section 6.2) */
+        return fail(rp, "region %" PRIu32 ": pages %" PRIu64 "+%" PRIu64 " outside the region",
+                    im->r.id, first, count);
+    return 0;
+}
+
+/* Pages [first, first + count) now hold no bytes in the image: ZERO, or
+ * (@st) DISCARDED or IN_PLACE, which replay leaves as holes too. */
+static int apply_hole(replay *rp, image *im, uint64_t first, uint64_t count, unsigned st)
+{
+    uint64_t had[MST_PM_STATES] = {0};
+    int rc = set_pages(rp, im, first, count, st, had);
+    if (rc || had[MST_PM_DATA] + had[MS_PAGE_FILL] == 0)
+        return rc; /* already holes: nothing to do */
+    const uint64_t ps = im->r.page_size;
+    return zero_range(rp, im, first * ps, count * ps);
+}
+
+/* Pages [first, first + count) hold the little-endian word @word repeated. */
+static int apply_fill(replay *rp, image *im, uint64_t first, uint64_t count, uint64_t word)
+{
+    static uint8_t pattern[65536]; /* each write starts at a page, so on the pattern */
+    for (size_t k = 0; k < sizeof pattern; k++)
+        pattern[k] = (uint8_t)(word >> (8 * (k % 8)));
+    const uint64_t ps = im->r.page_size;
+    int fd = image_fd(rp, im);
+    if (fd < 0)
+        return CB_FAIL;
+    uint64_t off = first * ps, left = count * ps;
+    while (left) {
+        size_t n = left < sizeof pattern ? (size_t)left : sizeof pattern;
+        int rc = write_all(rp, fd, pattern, n, off, im->file);
+        if (rc)
+            return rc;
+        off += n;
+        left -= n;
+    }
+    return set_pages(rp, im, first, count, MS_PAGE_FILL, NULL);
+}
+
+static int on_round(void *c, const ms_round *round)
+{
+    (void)round; /* a later copy wins whatever the round: nothing to apply */
+    ((replay *)c)->rounds++;
+    return 0;
+}
+
+static int on_overlay(void *c, const ms_overlay *o)
+{
+    replay *rp = c;
+    /* The reader bounds the number of overlays (ms_reader_options). */
+    overlay *grown = realloc(rp->overlays, (rp->noverlays + 1) * sizeof *grown);
+    if (!grown)
+        return fail(rp, "out of memory");
+    rp->overlays = grown;
+    overlay *v = &rp->overlays[rp->noverlays];
+    if (ms_overlay_render(o, v->page)) /* the reader checked it */
+        return fail(rp, "overlay at frame 0x%" PRIx64 " cannot be rendered", o->gfn);
+    v->o = *o;
+    memset(v->o.synic.slot, 0, sizeof v->o.synic.slot);
+    char name[32];
+    snprintf(name, sizeof name, "overlay-%zu.bin", rp->noverlays);
+    rp->noverlays++;
+    return write_file(rp, name, v->page, sizeof v->page);
+}
+
+static int on_extent(void *c, const ms_region *reg, const ms_extent *x, const uint8_t *bytes)
+{
+    replay *rp = c;
+    int rc = 0;
+    if (stopped(rp))
+        return CB_STOP;
+    image *im = find_image(rp, reg->id);
+    if (!im)
+        return fail(rp, "pages for region %" PRIu32 ", which was never declared", reg->id);
+    const size_t ps = im->r.page_size;
+    if (x->state == MS_PAGE_ZERO || x->state == MS_PAGE_DISCARDED) {
+        rc = apply_hole(rp, im, x->first, x->count, x->state);
+    } else if (x->state == MS_PAGE_IN_PLACE) {
+        /* Not in the stream: the manifest says where each page is. */
+        if (mst_inplace_add(&rp->inplace, reg, x))
+            return fail(rp, "region %" PRIu32 " \"%s\": %s", reg->id, reg->name,
+                        errno == E2BIG ? "more IN_PLACE extents than the manifest lists "
+                                         "(4096)"
+                                       : "out of memory");
+        rc = apply_hole(rp, im, x->first, x->count, MS_PAGE_IN_PLACE);
+    } else if (x->state == MS_PAGE_FILL) {
+        rc = apply_fill(rp, im, x->first, x->count, x->arg);
+    } else if (x->state == MS_PAGE_DATA && bytes) {
+        /* Runs of non-zero pages are written; zero pages stay (or become)
+         * holes, so the image is sparse whatever the writer sent as DATA. */
+        for (uint32_t i = 0; i < x->count && rc == 0;) {
+            bool zero = page_is_zero(bytes + (size_t)i * ps, ps);
+            uint32_t j = i + 1;
+            while (j < x->count && page_is_zero(bytes + (size_t)j * ps, ps) == zero)
+                j++;
+            if (zero) {
+                rc = apply_hole(rp, im, x->first + i, j - i, MST_PM_ZERO);
+            } else {
+                int fd = image_fd(rp, im);
+                rc = fd < 0 ? CB_FAIL
+                            : write_all(rp, fd, bytes + (size_t)i * ps, (size_t)(j - i) * ps,
+                                        (x->first + i) * ps, im->file);
+                if (!rc)
+                    rc = set_pages(rp, im, x->first + i, j - i, MST_PM_DATA, NULL);
+            }
+            i = j;
+        }
+    } else {
+        const char *name = ms_page_state_name(x->state);
+        fail(rp, "region %" PRIu32 " \"%s\": page state %u%s%s%s is not supported by this tool",
+             reg->id, reg->name, x->state, name ? " (" : "", name ? name : "", name ? ")" : "");
+        return CB_REFUSE;
+    }
+    if (rc)
+        return rc;
+    rp->pages_applied += x->count;
+    if (rp->o->progress)
+        rp->o->progress(rp->o->progress_ctx, ms_reader_offset(rp->reader), rp->pages_applied);
+    return 0;
+}
+
+/* ----------------------------------------------------------------- devices */
+
+static uint64_t device_hash(const char *path, uint32_t instance)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return (h ^ instance) * 0x100000001b3ull;
+}
+
+/* Slot of (path, instance) in dev_index: its entry, or the empty slot where
+ * it belongs. */
+static size_t *device_slot(replay *rp, const char *path, uint32_t instance)
+{
+    size_t mask = rp->dev_index_cap - 1;
+    for (size_t i = (size_t)device_hash(path, instance) & mask;; i = (i + 1) & mask) {
+        size_t *s = &rp->dev_index[i];
+        if (*s == 0)
+            return s;
+        const device *d = &rp->devices[*s - 1];
+        if (d->instance == instance && strcmp(d->path, path) == 0)
+            return s;
+    }
+}
+
+static int grow_devices(replay *rp)
+{
+    if (rp->ndevices == rp->devices_cap) {
+        size_t cap = rp->devices_cap ? rp->devices_cap * 2 : 8;
+        device *d = realloc(rp->devices, cap * sizeof *d);
+        if (!d)
+            return -1;
+        rp->devices = d;
+        rp->devices_cap = cap;
+    }
+    if (2 * (rp->ndevices + 1) > rp->dev_index_cap) { /* keep the table half empty */
+        size_t cap = rp->dev_index_cap ? rp->dev_index_cap * 2 : 16;
+        size_t *t = calloc(cap, sizeof *t);
+        if (!t)
+            return -1;
+        free(rp->dev_index);
+        rp->dev_index = t;
+        rp->dev_index_cap = cap;
+        for (size_t i = 0; i < rp->ndevices; i++)
+            *device_slot(rp, rp->devices[i].path, rp->devices[i].instance) = i + 1;
+    }
+    return 0;
+}
+
+/* Each device's state is staged in stage-<k>.cbor/.json as it arrives (a
+ * later record overwrites it: the last one wins) and renamed to its final
+ * name at the end, once the order of the manifest is known. */
+static int on_device(void *c, const ms_device *dv)
+{
+    replay *rp = c;
+    if (stopped(rp))
+        return CB_STOP;
+    if (grow_devices(rp))
+        return fail(rp, "out of memory");
+    size_t *slot = device_slot(rp, dv->path, dv->instance);
+    device *d;
+    if (*slot) {
+        d = &rp->devices[*slot - 1];
+        free(d->schema);
+        d->schema = NULL;
+    } else {
+        d = &rp->devices[rp->ndevices];
+        memset(d, 0, sizeof *d);
+        d->instance = dv->instance;
+        d->stage = rp->ndevices;
+        if (!(d->path = strdup(dv->path)))
+            return fail(rp, "out of memory");
+        *slot = ++rp->ndevices;
+    }
+    d->version = dv->version;
+    d->state_size = dv->state_size;
+    char *json = mst_cbor_text(dv->state, dv->state_size, MS_CBOR_JSON);
+    if (!(d->schema = strdup(dv->schema)) || !json) {
+        /* The reader checked the state, so only memory can be short here. */
+        free(json);
+        return fail(rp, "out of memory formatting the state of device \"%s\"", dv->path);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "stage-%zu.cbor", d->stage);
+    int rc = write_file(rp, name, dv->state, dv->state_size);
+    if (rc == 0) {
+        size_t n = strlen(json);
+        json[n] = '\n'; /* replaces the NUL: the file ends with a newline */
+        snprintf(name, sizeof name, "stage-%zu.json", d->stage);
+        rc = write_file(rp, name, json, n + 1);
+    }
+    free(json);
+    return rc;
+}
+
+static int on_unknown(void *c, const ms_record *rec)
+{
+    (void)rec;
+    ((replay *)c)->skipped++;
+    return 0;
+}
+
+static int on_end(void *c, const ms_totals *t, uint64_t digest)
+{
+    replay *rp = c;
+    rp->totals = *t;
+    rp->digest = digest;
+    rp->ended = true;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- manifest */
+
+static int device_order(const void *a, const void *b)
+{
+    const device *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    if (c)
+        return c;
+    return x->instance < y->instance ? -1 : x->instance > y->instance;
+}
+
+static void json_opt_string(FILE *f, const char *s)
+{
+    if (s)
+        mst_json_string(f, s);
+    else
+        fputs("null", f);
+}
+
+/* "in_place_refs": the final IN_PLACE pages of @im with their addresses,
+ * as runs of consecutive pages at consecutive addresses. */
+static void write_in_place_refs(const replay *rp, const image *im, FILE *f)
+{
+    mst_pm_walk w;
+    const char *sep = "";
+    const uint64_t ps = im->r.page_size;
+    fputs(",\n      \"in_place_refs\": [", f);
+    if (mst_pm_freeze(im->map) == 0) {
+        mst_pm_walk_init(&w, im->map);
+        uint64_t open_first = 0, open_count = 0, open_addr = 0;
+        for (uint64_t p = 0, end; p < im->pages; p = end) {
+            int64_t slot;
+            unsigned st = mst_pm_run(&w, p, &end, &slot);
+            if (end > im->pages)
+                end = im->pages;
+            for (uint64_t q = p; st == MS_PAGE_IN_PLACE && q < end;) {
+                uint64_t stop, addr = mst_inplace_addr(&rp->inplace, im->r.id, q, &stop);
+                if (stop > end)
+                    stop = end;
+                if (open_count && open_first + open_count == q &&
+                    open_addr + open_count * ps == addr) {
+                    open_count += stop - q;
+                } else {
+                    if (open_count)
+                        fprintf(f, "%s{\"first\": %" PRIu64 ", \"count\": %" PRIu64
+                                   ", \"address\": \"0x%" PRIx64 "\"}", sep, open_first,
+                                open_count, open_addr);
+                    if (open_count)
+                        sep = ", ";
+                    open_first = q;
+                    open_count = stop - q;
+                    open_addr = addr;
+                }
+                q = stop;
+            }
+        }
+        if (open_count)
+            fprintf(f, "%s{\"first\": %" PRIu64 ", \"count\": %" PRIu64 ", \"address\": "
+                       "\"0x%" PRIx64 "\"}", sep, open_first, open_count, open_addr);
+    }
+    fputc(']', f);
+}
+
+/* "overlays": each overlay, whether the guest sees it (the highest priority
+ * at its frame, FORMAT.md section 7.2) and the file holding its 4 KiB. */
+static void write_overlays(const replay *rp, FILE *f)
+{
+    fputs("  \"overlays\": [", f);
+    for (size_t i = 0; i < rp->noverlays; i++) {
+        const ms_overlay *o = &rp->overlays[i].o;
+        bool active = true;
+        for (size_t k = 0; k < rp->noverlays; k++)
+            if (rp->overlays[k].o.gfn == o->gfn &&
+                ms_overlay_priority(rp->overlays[k].o.kind) > ms_overlay_priority(o->kind))
+                active = false;
+        fprintf(f, "%s\n    {\"gfn\": \"0x%" PRIx64 "\", \"kind\": \"%s\", \"priority\": %u"
+                   ", \"active\": %s, \"file\": \"overlay-%zu.bin\"}",
+                i ? "," : "", o->gfn, ms_overlay_kind_name(o->kind), ms_overlay_priority(o->kind),
+                active ? "true" : "false", i);
+    }
+    fputs("\n  ],\n", f);
+}
+
+static void write_manifest_to(const replay *rp, FILE *f)
+{
+    const ms_header *h = &rp->header;
+    fprintf(f, "{\n  \"manifest_version\": 1,\n");
+    fprintf(f, "  \"format\": \"%u.%u\",\n", h->major, h->minor);
+    fprintf(f, "  \"page_size\": %" PRIu32 ",\n", h->page_size);
+    fputs("  \"writer_name\": ", f);
+    mst_json_string(f, h->writer_name);
+    fputs(",\n  \"writer_version\": ", f);
+    mst_json_string(f, h->writer_version);
+    fputs(",\n  \"machine\": ", f);
+    json_opt_string(f, rp->machine);
+    fputs(",\n  \"description\": ", f);
+    json_opt_string(f, rp->description);
+    fprintf(f, ",\n  \"digest\": \"0x%016" PRIx64 "\",\n", rp->digest);
+    fprintf(f,
+            "  \"totals\": {\n    \"records\": %" PRIu64 ",\n    \"bytes\": %" PRIu64
+            ",\n    \"pages\": {",
+            rp->totals.records, rp->totals.bytes);
+    const char *sep = "";
+    for (unsigned s = 1; s < MS_PAGE_STATE_SLOTS; s++) {
+        const char *name = ms_page_state_name(s);
+        if (!name)
+            continue;
+        fprintf(f, "%s\"", sep);
+        for (; *name; name++)
+            fputc(*name >= 'A' && *name <= 'Z' ? *name - 'A' + 'a' : *name, f);
+        fprintf(f, "\": %" PRIu64, rp->totals.pages[s]);
+        sep = ", ";
+    }
+    fprintf(f, "},\n    \"devices\": %" PRIu64 "\n  },\n", rp->totals.devices);
+    fprintf(f, "  \"skipped_records\": %" PRIu64 ",\n", rp->skipped);
+    if (rp->rounds)
+        fprintf(f, "  \"rounds\": %" PRIu64 ",\n", rp->rounds);
+    if (rp->noverlays)
+        write_overlays(rp, f);
+
+    fputs("  \"regions\": [", f);
+    for (size_t i = 0; i < rp->nimages; i++) {
+        const image *im = &rp->images[i];
+        uint64_t n[MST_PM_STATES];
+        mst_pm_counts(im->map, n);
+        uint64_t data = n[MST_PM_DATA], missing = n[MST_PM_MISSING];
+        fprintf(f, "%s\n    {\n      \"id\": %" PRIu32 ",\n      \"name\": ", i ? "," : "",
+                im->r.id);
+        mst_json_string(f, im->r.name);
+        if (im->r.has_gpa)
+            fprintf(f, ",\n      \"gpa\": \"0x%" PRIx64 "\"", im->r.gpa);
+        else
+            fputs(",\n      \"gpa\": null", f);
+        /* "zero": every page sent that reads as zero (FORMAT.md section 2). */
+        fprintf(f,
+                ",\n      \"size\": %" PRIu64 ",\n      \"page_size\": %" PRIu32
+                ",\n      \"pages\": %" PRIu64 ",\n      \"data\": %" PRIu64
+                ",\n      \"zero\": %" PRIu64 ",\n      \"missing\": %" PRIu64,
+                im->r.size, im->r.page_size, im->pages, data, n[MST_PM_ZERO], missing);
+        /* The states of format 1.1, when the region has any: FILL pages are
+         * in the image; DISCARDED and IN_PLACE pages are holes. */
+        static const struct { unsigned st; const char *key; } more[] = {
+            {MS_PAGE_FILL, "fill"}, {MS_PAGE_DISCARDED, "discarded"},
+            {MS_PAGE_IN_PLACE, "in_place"}};
+        for (size_t k = 0; k < sizeof more / sizeof more[0]; k++)
+            if (n[more[k].st])
+                fprintf(f, ",\n      \"%s\": %" PRIu64, more[k].key, n[more[k].st]);
+        if (n[MS_PAGE_IN_PLACE])
+            write_in_place_refs(rp, im, f);
+        fprintf(f, ",\n      \"file\": \"%s\"\n    }", im->file);
+    }
+    fputs(rp->nimages ? "\n  ],\n" : "],\n", f);
+
+    fputs("  \"devices\": [", f);
+    for (size_t i = 0; i < rp->ndevices; i++) {
+        const device *d = &rp->devices[i];
+        fprintf(f, "%s\n    {\n      \"path\": ", i ? "," : "");
+        mst_json_string(f, d->path);
+        fprintf(f, ",\n      \"instance\": %" PRIu32 ",\n      \"schema\": ", d->instance);
+        mst_json_string(f, d->schema);
+        fprintf(f,
+                ",\n      \"version\": %" PRIu32 ",\n      \"size\": %zu"
+                ",\n      \"cbor\": \"device-%zu.cbor\",\n      \"json\": \"device-%zu.json\"\n"
+                "    }",
+                d->version, d->state_size, i, i);
+    }
+    fputs(rp->ndevices ? "\n  ]\n}\n" : "]\n}\n", f);
+}
+
+/* The guest-visible view of @im (mst_replay_options.view): a copy of the
+ * image, holes kept, with each active overlay's 4 KiB written over the RAM
+ * at its frame. Written only for regions that hold an active overlay. */
+static int write_view(replay *rp, image *im)
+{
+    bool any = false;
+    for (size_t i = 0; i < rp->noverlays && !any; i++) {
+        uint64_t gpa = rp->overlays[i].o.gfn * MS_OVERLAY_PAGE_SIZE;
+        any = im->r.has_gpa && gpa >= im->r.gpa && gpa - im->r.gpa < im->r.size;
+    }
+    if (!any)
+        return 0;
+    char name[48];
+    snprintf(name, sizeof name, "region-%" PRIu32 ".view.img", im->r.id);
+    int src = image_fd(rp, im);
+    int dst = src < 0 ? -1 : open_file(rp, name, O_RDWR | O_CREAT | O_EXCL);
+    if (src < 0)
+        return CB_FAIL;
+    if (dst < 0)
+        return fail(rp, "cannot create %s/%s: %s", rp->tmp, name, strerror(errno));
+    int rc = ftruncate(dst, (off_t)im->r.size) ? fail(rp, "cannot write %s/%s: %s", rp->tmp,
+                                                      name, strerror(errno))
+                                               : 0;
+    /* Copy the data extents only, so the view is as sparse as the image. */
+    static uint8_t buf[1 << 16];
+    off_t at = 0, size = (off_t)im->r.size;
+    while (rc == 0 && at < size) {
+        off_t data = lseek(src, at, SEEK_DATA);
+        if (data < 0)
+            break; /* ENXIO: only a hole is left */
+        off_t hole = lseek(src, data, SEEK_HOLE);
+        if (hole < 0)
+            hole = size;
+        for (off_t p = data; rc == 0 && p < hole;) {
+            size_t n = hole - p < (off_t)sizeof buf ? (size_t)(hole - p) : sizeof buf;
+            ssize_t got = pread(src, buf, n, p);
+            if (got <= 0)
+                rc = fail(rp, "cannot read %s/%s: %s", rp->tmp, im->file,
+                          got < 0 ? strerror(errno) : "unexpected end");
+            else
+                rc = write_all(rp, dst, buf, (size_t)got, (uint64_t)p, name);
+            p += got > 0 ? got : 0;
+        }
+        at = hole;
+    }
+    for (size_t i = 0; rc == 0 && i < rp->noverlays; i++) {
+        const overlay *v = &rp->overlays[i];
+        uint64_t gpa = v->o.gfn * MS_OVERLAY_PAGE_SIZE;
+        if (gpa < im->r.gpa || gpa - im->r.gpa >= im->r.size ||
+            ms_overlay_active(&v->o, 1) != 0)
+            continue;
+        bool active = true; /* the highest priority at its frame */
+        for (size_t k = 0; k < rp->noverlays; k++)
+            if (rp->overlays[k].o.gfn == v->o.gfn &&
+                ms_overlay_priority(rp->overlays[k].o.kind) > ms_overlay_priority(v->o.kind))
+                active = false;
+        if (active)
+            rc = write_all(rp, dst, v->page, sizeof v->page, gpa - im->r.gpa, name);
+    }
+    if (rc == 0 && !rp->o->no_sync && fsync(dst) != 0)
+        rc = fail(rp, "cannot write %s/%s: %s", rp->tmp, name, strerror(errno));
+    close(dst);
+    return rc;
+}
+
+/* Renames the staged device files, writes the manifest and makes every file
+ * durable, so that the rename of the directory publishes a complete one. */
+static int finish_output(replay *rp)
+{
+    char a[64], b[64];
+    if (rp->ndevices) /* devices is NULL when there are none */
+        qsort(rp->devices, rp->ndevices, sizeof *rp->devices, device_order);
+    for (size_t i = 0; i < rp->ndevices; i++) {
+        for (int k = 0; k < 2; k++) {
+            const char *ext = k ? "json" : "cbor";
+            snprintf(a, sizeof a, "stage-%zu.%s", rp->devices[i].stage, ext);
+            snprintf(b, sizeof b, "device-%zu.%s", i, ext);
+            if (renameat(rp->dirfd, a, rp->dirfd, b) != 0)
+                return fail(rp, "cannot rename %s/%s to %s: %s", rp->tmp, a, b, strerror(errno));
+        }
+    }
+    /* Staged names never collide with final ones, so the renames above never
+     * replace a file still to be renamed. */
+    for (size_t i = 0; rp->o->view && i < rp->nimages; i++)
+        if (write_view(rp, &rp->images[i]))
+            return CB_FAIL;
+    for (size_t i = 0; i < rp->nimages; i++) {
+        image *im = &rp->images[i];
+        if (!rp->o->no_sync) {
+            int fd = image_fd(rp, im);
+            if (fd < 0)
+                return CB_FAIL;
+            if (fsync(fd) != 0)
+                return fail(rp, "cannot write %s/%s: %s", rp->tmp, im->file, strerror(errno));
+        }
+        image_close(rp, im);
+    }
+    int fd = open_file(rp, "manifest.json", O_WRONLY | O_CREAT | O_EXCL);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(rp, "cannot create %s/manifest.json: %s", rp->tmp, strerror(e));
+    }
+    write_manifest_to(rp, f);
+    if (fflush(f) != 0 || (!rp->o->no_sync && fsync(fileno(f)) != 0) || ferror(f)) {
+        int e = errno;
+        fclose(f);
+        return fail(rp, "cannot write %s/manifest.json: %s", rp->tmp, strerror(e));
+    }
+    if (fclose(f) != 0)
+        return fail(rp, "cannot write %s/manifest.json: %s", rp->tmp, strerror(errno));
+    return 0;
+}
+
+static void replay_free(replay *rp)
+{
+    for (size_t i = 0; i < rp->nimages; i++) {
+        image_close(rp, &rp->images[i]);
+        free((char *)rp->images[i].r.name);
+        mst_pm_free(rp->images[i].map);
+    }
+    for (size_t i = 0; i < rp->ndevices; i++) {
+        free(rp->devices[i].path);
+        free(rp->devices[i].schema);
+    }
+    free(rp->images);
+    free(rp->overlays);
+    mst_inplace_free(&rp->inplace);
+    free(rp->by_id);
+    free(rp->devices);
+    free(rp->dev_index);
+    free(rp->machine);
+    free(rp->description);
+}
+
+/* ------------------------------------------------------------------- entry */
+
+mst_replay_status mst_replay_dir(ms_read_fn read, void *read_ctx, const char *out,
+                                 const mst_replay_options *opts, mst_replay_result *result,
+                                 char *err, size_t err_size)
+{
+    static const mst_replay_options defaults;
+    static char scratch[2];
+    replay rp;
+    memset(&rp, 0, sizeof rp);
+    rp.o = opts ? opts : &defaults;
+    rp.label = rp.o->label ? rp.o->label : "stream";
+    rp.err = err && err_size ? err : scratch;
+    rp.err_size = err && err_size ? err_size : sizeof scratch;
+    rp.err[0] = 0;
+    rp.dirfd = -1;
+    rp.budget.limit = rp.o->map_budget ? rp.o->map_budget : MST_PM_BUDGET_DEFAULT;
+    if (result)
+        memset(result, 0, sizeof *result);
+    if (!read || !out || !*out) {
+        fail(&rp, "no input or no output directory");
+        return MST_REPLAY_ERROR;
+    }
+
+    mst_replay_status status = MST_REPLAY_OK;
+    if (dir_begin(&rp, out)) {
+        status = MST_REPLAY_ERROR;
+    } else if (!(rp.reader = ms_reader_new(rp.o->reader, read, read_ctx))) {
+        fail(&rp, "out of memory");
+        status = MST_REPLAY_ERROR;
+    } else {
+        ms_replay_callbacks cb = {
+            .struct_size = sizeof cb,
+            .header = on_header,
+            .info = on_info,
+            .region = on_region,
+            .extent = on_extent,
+            .device = on_device,
+            .unknown = on_unknown,
+            .end = on_end,
+            .round = on_round,
+            .overlay = on_overlay,
+        };
+        int rc = ms_replay(rp.reader, &cb, &rp);
+        if (rc == 0 && !stopped(&rp))
+            rc = ms_reader_expect_eof(rp.reader);
+        if (stopped(&rp)) {
+            status = MST_REPLAY_STOPPED;
+            snprintf(rp.err, rp.err_size, "%s: interrupted", rp.label);
+        } else if (rc == CB_FAIL) {
+            status = MST_REPLAY_ERROR;
+        } else if (rc == CB_REFUSE) {
+            status = MST_REPLAY_REFUSED;
+        } else if (rc < 0) {
+            if (result)
+                result->reader_status = rc;
+            fail(&rp, "%s: %s", rp.label, ms_reader_errmsg(rp.reader));
+            status = rc == MS_EIO || rc == MS_ENOMEM || rc == MS_EINVAL ? MST_REPLAY_ERROR
+                                                                        : MST_REPLAY_REFUSED;
+        } else if (!rp.ended) { /* cannot happen: ms_replay returns 0 only after END */
+            fail(&rp, "%s: the stream ended without END", rp.label);
+            status = MST_REPLAY_REFUSED;
+        } else if (finish_output(&rp) != 0) {
+            status = MST_REPLAY_ERROR;
+        }
+    }
+    if (result) {
+        result->regions = rp.nimages;
+        result->devices = rp.ndevices;
+        result->skipped_records = rp.skipped;
+        result->digest = rp.digest;
+    }
+    replay_free(&rp);
+    ms_reader_free(rp.reader);
+    if (status == MST_REPLAY_OK && stopped(&rp)) {
+        status = MST_REPLAY_STOPPED;
+        snprintf(rp.err, rp.err_size, "%s: interrupted", rp.label);
+    }
+    if (status == MST_REPLAY_OK && dir_commit(&rp) != 0)
+        status = MST_REPLAY_ERROR;
+    if (status != MST_REPLAY_OK)
+        dir_abort(&rp);
+    free(rp.final);
+    return status;
+}
