@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "compress.h"
+#include "compress_pool.h"
 #include "frame.h"
 #include "migstream/overlay.h"
 #include "migstream/writer.h"
@@ -28,6 +29,7 @@
 #define OUT_FLUSH (256u * 1024)
 #define DEFAULT_BATCH (1u << 20)
 #define MAX_BATCH (32u << 20)
+#define MAX_THREADS 64u
 
 struct ms_writer {
     uint32_t magic;
@@ -76,6 +78,7 @@ struct ms_writer {
     msi_buf zbuf;
     void *cctx;
     void *hash;
+    msi_pool *pool; /* compression workers (options.threads > 1), or NULL */
 };
 
 static int fail(ms_writer *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -127,9 +130,14 @@ static int flush_out(ms_writer *w)
     return rc;
 }
 
+static int drain(ms_writer *w);
+
 /* Queues a record whose payload is w->scratch. */
 static int put_record(ms_writer *w, uint16_t type, uint16_t flags)
 {
+    int rc = drain(w); /* batches still compressing come first */
+    if (rc)
+        return rc;
     if (w->scratch.len > MS_MAX_RECORD_PAYLOAD)
         return fail(w, MS_ELIMIT, "record of type %u with %zu bytes exceeds the format's "
                     "%u-byte limit", type, w->scratch.len, MS_MAX_RECORD_PAYLOAD);
@@ -158,46 +166,34 @@ static int emit_regions(ms_writer *w)
     return put_record(w, MS_REC_REGIONS, MS_RECORD_MUST_UNDERSTAND);
 }
 
-/* Writes the pending batch as one PAGES record (FORMAT.md section 6). */
-static int emit_pages(ms_writer *w)
+/* Writes one PAGES record (FORMAT.md section 6) for region @ri: @next
+ * extents, then the DATA pages' bytes @data (@bytes in all), or the zstd
+ * frame @z instead when it is smaller. Queued small records go out first. */
+static int write_pages(ms_writer *w, size_t ri, const ms_extent *ext, uint32_t next,
+                       const struct iovec *data, size_t ndata, size_t bytes, const msi_buf *z)
 {
     int rc;
-    if (!w->pending)
-        return MS_OK;
-    if ((rc = emit_regions(w)))
-        return rc;
-    const ms_region *r = &w->regions[w->p_region];
-
-    const struct iovec *data = w->seg;
-    size_t ndata = w->nseg, stored = w->data_bytes;
+    const ms_region *r = &w->regions[ri];
+    size_t stored = bytes;
     uint8_t encoding = MS_ENCODING_RAW;
     struct iovec zio;
-    if (w->level > 0 && w->data_bytes > 0) {
-        rc = msi_zstd_compress(&w->cctx, w->level, w->seg, (int)w->nseg, w->data_bytes,
-                               &w->zbuf);
-        if (rc)
-            return fail(w, rc, "zstd compression of %zu bytes failed", w->data_bytes);
-        if (w->zbuf.len < w->data_bytes) { /* else incompressible: store raw */
-            encoding = MS_ENCODING_ZSTD;
-            zio.iov_base = w->zbuf.data;
-            zio.iov_len = w->zbuf.len;
-            data = &zio;
-            ndata = 1;
-            stored = w->zbuf.len;
-        }
+    if (z && z->len < bytes) { /* else incompressible: store raw */
+        encoding = MS_ENCODING_ZSTD;
+        zio.iov_base = z->data;
+        zio.iov_len = z->len;
+        data = &zio;
+        ndata = 1;
+        stored = z->len;
     }
 
-    size_t meta = MSI_PAGES_HEADER + (size_t)w->next * MSI_EXTENT_SIZE;
+    size_t meta = MSI_PAGES_HEADER + (size_t)next * MSI_EXTENT_SIZE;
     uint8_t *p = msi_buf_grow(&w->out, MSI_RECORD_HEADER + meta);
     if (!p)
         return fail(w, MS_ENOMEM, "out of memory queuing PAGES");
     msi_record_header(p, MS_REC_PAGES, MS_RECORD_MUST_UNDERSTAND, (uint32_t)(meta + stored));
-    msi_pages_header(p + MSI_RECORD_HEADER, r->id, w->next, encoding);
-    for (uint32_t i = 0; i < w->next; i++) {
-        msi_extent_encode(p + MSI_RECORD_HEADER + MSI_PAGES_HEADER + i * MSI_EXTENT_SIZE,
-                          &w->ext[i]);
-        w->totals.pages[w->ext[i].state] += w->ext[i].count;
-    }
+    msi_pages_header(p + MSI_RECORD_HEADER, r->id, next, encoding);
+    for (uint32_t i = 0; i < next; i++)
+        msi_extent_encode(p + MSI_RECORD_HEADER + MSI_PAGES_HEADER + i * MSI_EXTENT_SIZE, &ext[i]);
 
     /* One iovec array: everything queued in `out` (ending with this record's
      * header and extents), then the page data. */
@@ -218,6 +214,81 @@ static int emit_pages(ms_writer *w)
     w->out.len = 0;
     w->totals.records++;
     w->pages_records++;
+    return rc;
+}
+
+/* Writes the oldest batch the workers have compressed. */
+static int write_job(ms_writer *w, msi_job *j)
+{
+    int rc = j->rc;
+    if (rc)
+        rc = fail(w, rc, "zstd compression of %zu bytes failed", j->data.len);
+    struct iovec raw = {j->data.data, j->data.len};
+    if (!rc)
+        rc = write_pages(w, j->region, j->ext, j->next, &raw, 1, j->data.len, &j->zbuf);
+    msi_pool_retire(w->pool, j);
+    return rc;
+}
+
+/* Writes every batch still with the workers, in order. */
+static int drain(ms_writer *w)
+{
+    msi_job *j;
+    int rc = MS_OK;
+    while (w->pool && (j = msi_pool_oldest(w->pool)))
+        if ((rc = write_job(w, j)))
+            break;
+    return rc;
+}
+
+/* Hands the pending batch to the workers, copying what it points at. */
+static int submit_pages(ms_writer *w)
+{
+    msi_job *j;
+    int rc;
+    while (!(j = msi_pool_slot(w->pool))) /* all busy: write the oldest */
+        if ((rc = write_job(w, msi_pool_oldest(w->pool))))
+            return rc;
+    j->region = (uint32_t)w->p_region;
+    j->next = w->next;
+    memcpy(j->ext, w->ext, (size_t)w->next * sizeof *w->ext);
+    j->data.len = 0;
+    if (msi_buf_reserve(&j->data, w->data_bytes))
+        return fail(w, MS_ENOMEM, "out of memory handing pages to a compression thread");
+    for (size_t i = 0; i < w->nseg; i++)
+        msi_buf_append(&j->data, w->seg[i].iov_base, w->seg[i].iov_len); /* reserved */
+    msi_pool_submit(w->pool, j);
+    return MS_OK;
+}
+
+/* Writes the pending batch as one PAGES record, compressed on this thread
+ * or handed to the workers. */
+static int emit_pages(ms_writer *w)
+{
+    int rc;
+    if (!w->pending)
+        return MS_OK;
+    if ((rc = emit_regions(w)))
+        return rc;
+    for (uint32_t i = 0; i < w->next; i++)
+        w->totals.pages[w->ext[i].state] += w->ext[i].count;
+    if (w->pool && w->data_bytes > 0) {
+        rc = submit_pages(w);
+    } else {
+        const msi_buf *z = NULL;
+        if (w->level > 0 && w->data_bytes > 0) {
+            rc = msi_zstd_compress(&w->cctx, w->level, w->seg, (int)w->nseg, w->data_bytes,
+                                   &w->zbuf);
+            if (rc)
+                return fail(w, rc, "zstd compression of %zu bytes failed", w->data_bytes);
+            z = &w->zbuf;
+        }
+        /* Batches with the workers precede this one. */
+        rc = drain(w);
+        if (!rc)
+            rc = write_pages(w, w->p_region, w->ext, w->next, w->seg, w->nseg, w->data_bytes,
+                             z);
+    }
     w->pending = false;
     w->next = 0;
     w->nseg = w->first_borrowed = 0;
@@ -424,6 +495,8 @@ static const char *options_problem(const ms_writer_options *o)
         return "page_size must be a power of two from 4096 to 65536";
     if (o->compress_level < 0 || o->compress_level > 19)
         return "compress_level must be 0 (off) to 19";
+    if (o->threads > MAX_THREADS)
+        return "threads must be at most 64";
     if (o->max_cbor_depth > MSI_CBOR_MAX_DEPTH)
         return "max_cbor_depth exceeds the format's 256";
     if (o->features & ~(uint64_t)MSI_KNOWN_REQUIRED_FEATURES)
@@ -482,6 +555,12 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
         w->batch_bytes = o.page_size;
     w->ext = msi_calloc(&w->alloc, MAX_EXTENTS, sizeof *w->ext);
     w->hash = msi_hash_state_new();
+    /* Workers only help when there is compression to do. */
+    if (o.threads > 1 && w->level > 0 &&
+        !(w->pool = msi_pool_new(&w->alloc, o.threads, w->level, MAX_EXTENTS))) {
+        ms_writer_free(w);
+        return NULL;
+    }
 
     w->features = o.features;
     w->hdr.major = MS_FORMAT_MAJOR;
@@ -566,6 +645,7 @@ void ms_writer_free(ms_writer *w)
     msi_buf_free(&w->out);
     msi_buf_free(&w->scratch);
     msi_buf_free(&w->zbuf);
+    msi_pool_free(w->pool);
     msi_zstd_free(w->cctx, NULL);
     msi_hash_state_free(w->hash);
     w->magic = 0;
@@ -914,7 +994,7 @@ int ms_writer_flush(ms_writer *w)
     int rc = check(w);
     if (rc)
         return rc;
-    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = drain(w)))
         return rc;
     return flush_out(w);
 }
@@ -924,7 +1004,7 @@ int ms_writer_finish(ms_writer *w, ms_totals *totals)
     int rc = check(w);
     if (rc)
         return rc;
-    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = drain(w)))
         return rc;
     w->totals.bytes = w->written + w->out.len;
     w->scratch.len = 0;

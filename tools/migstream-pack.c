@@ -713,7 +713,7 @@ static void usage(FILE *f)
             "                                a device's state, FILE in CBOR or, when named\n"
             "                                *.json, JSON; repeatable\n"
             "      --compress LEVEL          zstd level for page data, 0 (off) to 19\n"
-            "      --threads N               worker threads; only 1 for now\n"
+            "      --threads N               compress on N threads (1 to 64; same stream)\n"
             "  -q, --quiet                   no progress bar\n"
             "  -h, --help                    show this help and exit\n"
             "  -V, --version                 show the version and exit\n"
@@ -739,7 +739,7 @@ static int bad_usage(const char *fmt, ...)
 typedef struct args {
     const char *out, *input; /* input: IMAGE or DIR, NULL with --region */
     bool force, quiet, have_ps, dir_mode;
-    uint64_t page_size, level;
+    uint64_t page_size, level, threads;
     char **regions, **devices; /* the --region and --device values */
     size_t nregions, ndevices;
 } args;
@@ -760,8 +760,8 @@ static int parse_args(int argc, char **argv, args *a)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    uint64_t threads;
     a->page_size = 4096;
+    a->threads = 1;
     a->regions = calloc((size_t)argc, sizeof *a->regions);
     a->devices = calloc((size_t)argc, sizeof *a->devices);
     if (!a->regions || !a->devices) {
@@ -797,8 +797,8 @@ static int parse_args(int argc, char **argv, args *a)
                 return bad_usage("--compress %s: must be 0 (off) to 19", optarg);
             break;
         case O_THREADS:
-            if (!parse_u64(optarg, &threads) || threads != 1)
-                return bad_usage("--threads %s: only 1 is supported for now", optarg);
+            if (!parse_u64(optarg, &a->threads) || a->threads < 1 || a->threads > 64)
+                return bad_usage("--threads %s: must be 1 to 64", optarg);
             break;
         case 'h':
             usage(stdout);
@@ -1034,6 +1034,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = a.dir_mode ? load_dir(&pk, a.input) : load_args(&pk, &a);
     pk.opts.compress_level = (int)a.level;
+    pk.opts.threads = (uint32_t)a.threads;
     if (rc == 0)
         rc = check_inputs(&pk, &a);
     if (rc == 0)

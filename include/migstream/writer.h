@@ -76,6 +76,14 @@ typedef struct ms_writer_options {
      * MS_FEATURE_OVERLAYS enable the calls that write those.
      */
     uint64_t features;
+    /**
+     * Threads that compress page batches (with compress_level > 0): 0 or 1
+     * compresses on the calling thread; N > 1 starts N workers, which
+     * compress batches in parallel while the calling thread goes on, at
+     * the cost of one copy of each batch. The stream is byte for byte the
+     * one a single thread writes. At most 64.
+     */
+    uint32_t threads;
 } ms_writer_options;
 
 /** Fills @p opts with defaults. */

@@ -16,7 +16,7 @@ $P -o o.mig --page-size 64K dir; echo "--page-size with DIR: exit $?"
 $P -o o.mig --page-size 3000 img; echo "--page-size 3000: exit $?"
 $P -o o.mig --page-size 32M img; echo "--page-size 32M: exit $?"
 $P -o o.mig --compress 20 img; echo "--compress 20: exit $?"
-$P -o o.mig --threads 2 img; echo "--threads 2: exit $?"
+$P -o o.mig --threads 65 img; echo "--threads 65: exit $?"
 $P -o o.mig --bogus img; echo "unknown option: exit $?"
 $P -o o.mig img --compress; rc=$?; echo "--compress without a value: exit $rc"
 ls -A

@@ -1,0 +1,204 @@
+/*
+ * Compression on worker threads (ms_writer_options.threads): the stream
+ * must be byte for byte the one the single-threaded writer makes, whatever
+ * the batching, the calls in between (rounds, devices, regions) and the
+ * number of threads; a failing output must stop it cleanly, and a writer
+ * freed with batches in flight must not hang or leak.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+
+#define PS 4096u
+#define PAGES 1536u /* 6 MiB: several batches at every batch size below */
+
+static uint8_t *guest(uint64_t seed)
+{
+    uint8_t *m = malloc((size_t)PAGES * PS);
+    assert_non_null(m);
+    uint64_t rng = seed;
+    for (unsigned p = 0; p < PAGES; p++) {
+        /* Compressible text, random data and zero pages in runs. */
+        th_page_kind k = (p / 7) % 3 == 0 ? TH_PAGE_TEXT
+                         : (p / 5) % 4 == 0 ? TH_PAGE_RANDOM
+                                            : TH_PAGE_ZERO;
+        th_make_page(m + (size_t)p * PS, PS, k, &rng);
+    }
+    return m;
+}
+
+/* One scripted migration: the calls a VMM makes, with a few of every kind
+ * between batches. Returns the stream. */
+static void migrate(th_buf *out, unsigned threads, int level, uint32_t batch, uint8_t *mem)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.writer_name = "test";
+    o.compress_level = level;
+    o.batch_bytes = batch;
+    o.threads = threads;
+    o.features = MS_FEATURE_FILL | MS_FEATURE_DISCARDED;
+    ms_writer *w = ms_writer_new(&o, th_sink_write, out);
+    assert_non_null(w);
+    assert_int_equal(ms_writer_status(w), 0);
+    ms_region r = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0,
+                   .size = (uint64_t)PAGES * PS, .page_size = PS};
+    assert_int_equal(ms_writer_add_region(w, &r), 0);
+    assert_int_equal(ms_writer_round(w, &(ms_round){.number = 0}), 0);
+    assert_int_equal(ms_writer_pages(w, 0, 0, PAGES / 2, mem), 0);
+    /* One page at a time: batches staged, not handed over, until full. */
+    for (unsigned p = PAGES / 2; p < PAGES; p++)
+        assert_int_equal(ms_writer_pages(w, 0, p, 1, mem + (size_t)p * PS), 0);
+    static const uint8_t state[] = {0xa1, 0x01, 0x02};
+    assert_int_equal(ms_writer_device(w, "dev", 0, "s", 1, state, sizeof state), 0);
+    /* The guest changes; the caller reuses its memory at once. */
+    uint64_t bits[PAGES / 64] = {0};
+    for (unsigned p = 3; p < PAGES; p += 5) {
+        mem[(size_t)p * PS + 17] ^= 0x5a;
+        bits[p / 64] |= 1ull << (p % 64);
+    }
+    ms_round r1 = {.number = 1, .tracker = MS_TRACKER_BITMAP, .granularity = PS};
+    assert_int_equal(ms_writer_round(w, &r1), 0);
+    assert_int_equal(ms_writer_dirty(w, 0, bits, PS, mem), 0);
+    memset(mem, 0xee, PS); /* changed after the call: must not reach the stream */
+    assert_int_equal(ms_writer_discard(w, 0, PAGES - 8, 8), 0);
+    ms_region r2 = {.id = 1, .name = "late", .size = 64 * PS, .page_size = PS};
+    assert_int_equal(ms_writer_add_region(w, &r2), 0);
+    assert_int_equal(ms_writer_pages(w, 1, 0, 64, mem + PS), 0);
+    assert_int_equal(ms_writer_flush(w), 0);
+    assert_int_equal(ms_writer_finish(w, NULL), 0);
+    ms_writer_free(w);
+}
+
+static void test_threads_identical(void **state)
+{
+    (void)state;
+    static const uint32_t batches[] = {64 * 1024, 256 * 1024, 1u << 20};
+    static const int levels[] = {1, 3};
+    static const unsigned threads[] = {2, 3, 8};
+    for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+        for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+            uint8_t *mem = guest(b * 10 + l + 1);
+            uint8_t *copy = malloc((size_t)PAGES * PS);
+            assert_non_null(copy);
+            memcpy(copy, mem, (size_t)PAGES * PS);
+            th_buf one = {0};
+            migrate(&one, 1, levels[l], batches[b], mem);
+            for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+                memcpy(mem, copy, (size_t)PAGES * PS);
+                th_buf many = {0};
+                migrate(&many, threads[t], levels[l], batches[b], mem);
+                if (many.len != one.len || memcmp(many.data, one.data, one.len) != 0)
+                    fail_msg("%u threads, level %d, batch %u: %zu bytes, single thread %zu, "
+                             "streams differ", threads[t], levels[l], batches[b], many.len,
+                             one.len);
+                th_buf_free(&many);
+            }
+            /* The stream is valid and compressed some batches. */
+            ms_reader *r = ms_reader_new_memory(NULL, one.data, one.len);
+            const ms_record *rec;
+            int rc, zstd = 0;
+            while ((rc = ms_reader_next(r, &rec)) > 0)
+                zstd += rec->type == MS_REC_PAGES && rec->pages.encoding == MS_ENCODING_ZSTD;
+            assert_int_equal(rc, 0);
+            assert_true(zstd > 0);
+            ms_reader_free(r);
+            th_buf_free(&one);
+            free(mem);
+            free(copy);
+        }
+    }
+}
+
+/* Fails the @n-th output call. */
+typedef struct failing {
+    th_buf b;
+    int calls, fail_at;
+} failing;
+
+static int failing_write(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    failing *f = ctx;
+    if (f->calls++ == f->fail_at)
+        return -5;
+    return th_sink_write(&f->b, iov, iovcnt);
+}
+
+static void test_threads_output_failure(void **state)
+{
+    (void)state;
+    uint8_t *mem = guest(99);
+    for (int at = 0; at < 6; at++) {
+        failing f = {.fail_at = at};
+        ms_writer_options o;
+        ms_writer_options_init(&o);
+        o.compress_level = 1;
+        o.batch_bytes = 64 * 1024;
+        o.threads = 4;
+        ms_writer *w = ms_writer_new(&o, failing_write, &f);
+        assert_non_null(w);
+        ms_region r = {.id = 0, .name = "ram", .size = (uint64_t)PAGES * PS, .page_size = PS};
+        assert_int_equal(ms_writer_add_region(w, &r), 0);
+        int rc = ms_writer_pages(w, 0, 0, PAGES, mem);
+        if (rc == 0)
+            rc = ms_writer_finish(w, NULL);
+        assert_int_equal(rc, MS_EIO);
+        assert_int_equal(ms_writer_status(w), MS_EIO);
+        ms_writer_free(w); /* with batches in flight: joins, frees */
+        th_buf_free(&f.b);
+    }
+    free(mem);
+}
+
+/* Freed before finishing, batches still with the workers. */
+static void test_threads_free_in_flight(void **state)
+{
+    (void)state;
+    uint8_t *mem = guest(7);
+    th_buf out = {0};
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.compress_level = 3;
+    o.batch_bytes = 64 * 1024;
+    o.threads = 2;
+    ms_writer *w = ms_writer_new(&o, th_sink_write, &out);
+    ms_region r = {.id = 0, .name = "ram", .size = (uint64_t)PAGES * PS, .page_size = PS};
+    assert_int_equal(ms_writer_add_region(w, &r), 0);
+    assert_int_equal(ms_writer_pages(w, 0, 0, PAGES, mem), 0);
+    ms_writer_free(w);
+    th_buf_free(&out);
+    free(mem);
+}
+
+static void test_threads_option_checked(void **state)
+{
+    (void)state;
+    th_buf out = {0};
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.threads = 65;
+    ms_writer *w = ms_writer_new(&o, th_sink_write, &out);
+    assert_non_null(w);
+    assert_int_equal(ms_writer_status(w), MS_EINVAL);
+    assert_non_null(strstr(ms_writer_errmsg(w), "threads"));
+    ms_writer_free(w);
+    th_buf_free(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_threads_output_failure),
+        cmocka_unit_test(test_threads_free_in_flight),
+        cmocka_unit_test(test_threads_option_checked),
+    };
+    return th_run_tests(tests);
+}
