@@ -52,19 +52,6 @@ static int get_text(msi_cbor_in *in, msi_text *t, size_t max, const char *what, 
     return MS_OK;
 }
 
-static int get_u32(msi_cbor_in *in, uint32_t *v, const char *what, msi_perr *e)
-{
-    uint64_t u;
-    size_t at = in->pos;
-    int rc = msi_cbor_get_uint(in, &u);
-    if (rc)
-        return msi_perr_cbor(e, rc, in, what);
-    if (u > UINT32_MAX)
-        return msi_perr_set(e, MS_ECORRUPT, at, "%s: %llu exceeds 32 bits", what,
-                            (unsigned long long)u);
-    *v = (uint32_t)u;
-    return MS_OK;
-}
 
 int msi_device_decode(const uint8_t *p, size_t n, unsigned max_depth, msi_device_view *d,
                       msi_perr *e)
@@ -84,13 +71,13 @@ int msi_device_decode(const uint8_t *p, size_t n, unsigned max_depth, msi_device
             rc = get_text(&in, &d->path, MS_MAX_PATH_LEN, "device path (key 0)", e);
             break;
         case DEV_INSTANCE:
-            rc = get_u32(&in, &d->instance, "device instance (key 1)", e);
+            rc = msi_get_u32(&in, &d->instance, "device instance (key 1)", e);
             break;
         case DEV_SCHEMA:
             rc = get_text(&in, &d->schema, MS_MAX_NAME_LEN, "device schema (key 2)", e);
             break;
         case DEV_VERSION:
-            rc = get_u32(&in, &d->version, "device schema version (key 3)", e);
+            rc = msi_get_u32(&in, &d->version, "device schema version (key 3)", e);
             break;
         case DEV_STATE:
             rc = msi_cbor_skip(&in, max_depth, true);

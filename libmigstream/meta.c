@@ -29,6 +29,20 @@ int msi_perr_cbor(msi_perr *e, int code, const msi_cbor_in *in, const char *what
     return msi_perr_set(e, code, in->pos, "%s: %s", what, ms_strerror(code));
 }
 
+int msi_get_u32(msi_cbor_in *in, uint32_t *v, const char *what, msi_perr *e)
+{
+    uint64_t u;
+    size_t at = in->pos;
+    int rc = msi_cbor_get_uint(in, &u);
+    if (rc)
+        return msi_perr_cbor(e, rc, in, what);
+    if (u > UINT32_MAX)
+        return msi_perr_set(e, MS_ECORRUPT, at, "%s: %llu exceeds 32 bits", what,
+                            (unsigned long long)u);
+    *v = (uint32_t)u;
+    return MS_OK;
+}
+
 bool msi_text_ok(const uint8_t *s, size_t len)
 {
     return msi_utf8_ok(s, len, false);

@@ -227,20 +227,6 @@ int msi_overlays_encode(msi_buf *b, const ms_overlay *o, size_t count)
     return rc;
 }
 
-/* Reads a uint into a 32-bit field. */
-static int get_u32(msi_cbor_in *in, uint32_t *v, const char *what, msi_perr *e)
-{
-    uint64_t u;
-    size_t at = in->pos;
-    int rc = msi_cbor_get_uint(in, &u);
-    if (rc)
-        return msi_perr_cbor(e, rc, in, what);
-    if (u > UINT32_MAX)
-        return msi_perr_set(e, MS_ECORRUPT, at, "%s %llu does not fit 32 bits", what,
-                            (unsigned long long)u);
-    *v = (uint32_t)u;
-    return MS_OK;
-}
 
 static int unknown_param(msi_cbor_in *in, const char *kind, uint64_t key, msi_perr *e)
 {
@@ -262,12 +248,12 @@ static int decode_params(msi_cbor_in *in, ms_overlay *o, msi_perr *e)
     while ((rc = msi_cbor_map_key(in, &m, &key)) == 1) {
         switch (o->kind) {
         case MS_OVERLAY_HYPERCALL:
-            rc = key == HC_VENDOR ? get_u32(in, &o->hypercall.vendor, "hypercall vendor", e)
+            rc = key == HC_VENDOR ? msi_get_u32(in, &o->hypercall.vendor, "hypercall vendor", e)
                                   : unknown_param(in, kind, key, e);
             break;
         case MS_OVERLAY_REFERENCE_TSC:
             if (key == TSC_SEQUENCE)
-                rc = get_u32(in, &o->tsc.sequence, "TSC sequence", e);
+                rc = msi_get_u32(in, &o->tsc.sequence, "TSC sequence", e);
             else if (key == TSC_SCALE || key == TSC_FREQUENCY) {
                 uint64_t *dst = key == TSC_SCALE ? &o->tsc.scale : &o->tsc.frequency;
                 if ((rc = msi_cbor_get_uint(in, dst)))
@@ -282,7 +268,7 @@ static int decode_params(msi_cbor_in *in, ms_overlay *o, msi_perr *e)
             break;
         default: /* SynIC */
             if (key == SYNIC_VP) {
-                rc = get_u32(in, &o->synic.vp, "SynIC vp", e);
+                rc = msi_get_u32(in, &o->synic.vp, "SynIC vp", e);
             } else if (key == SYNIC_SLOTS) {
                 msi_cbor_map sm;
                 uint64_t s;

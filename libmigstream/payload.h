@@ -27,6 +27,9 @@ typedef struct msi_text {
     size_t len;
 } msi_text;
 
+/* Reads an unsigned integer that must fit 32 bits, naming @what on error. */
+int msi_get_u32(msi_cbor_in *in, uint32_t *v, const char *what, msi_perr *e);
+
 /* True when s[0..len) is valid UTF-8 without NUL bytes. */
 bool msi_text_ok(const uint8_t *s, size_t len);
 

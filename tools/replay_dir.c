@@ -726,6 +726,18 @@ static void write_in_place_refs(const replay *rp, const image *im, FILE *f)
     fputc(']', f);
 }
 
+/* Whether overlay @i is the one the guest sees at its frame: the highest
+ * priority kind there (FORMAT.md section 7.2; one of each kind per frame). */
+static bool overlay_active(const replay *rp, size_t i)
+{
+    const ms_overlay *o = &rp->overlays[i].o;
+    for (size_t k = 0; k < rp->noverlays; k++)
+        if (rp->overlays[k].o.gfn == o->gfn &&
+            ms_overlay_priority(rp->overlays[k].o.kind) > ms_overlay_priority(o->kind))
+            return false;
+    return true;
+}
+
 /* "overlays": each overlay, whether the guest sees it (the highest priority
  * at its frame, FORMAT.md section 7.2) and the file holding its 4 KiB. */
 static void write_overlays(const replay *rp, FILE *f)
@@ -733,15 +745,10 @@ static void write_overlays(const replay *rp, FILE *f)
     fputs("  \"overlays\": [", f);
     for (size_t i = 0; i < rp->noverlays; i++) {
         const ms_overlay *o = &rp->overlays[i].o;
-        bool active = true;
-        for (size_t k = 0; k < rp->noverlays; k++)
-            if (rp->overlays[k].o.gfn == o->gfn &&
-                ms_overlay_priority(rp->overlays[k].o.kind) > ms_overlay_priority(o->kind))
-                active = false;
         fprintf(f, "%s\n    {\"gfn\": \"0x%" PRIx64 "\", \"kind\": \"%s\", \"priority\": %u"
                    ", \"active\": %s, \"file\": \"overlay-%zu.bin\"}",
                 i ? "," : "", o->gfn, ms_overlay_kind_name(o->kind), ms_overlay_priority(o->kind),
-                active ? "true" : "false", i);
+                overlay_active(rp, i) ? "true" : "false", i);
     }
     fputs("\n  ],\n", f);
 }
@@ -880,15 +887,9 @@ static int write_view(replay *rp, image *im)
     for (size_t i = 0; rc == 0 && i < rp->noverlays; i++) {
         const overlay *v = &rp->overlays[i];
         uint64_t gpa = v->o.gfn * MS_OVERLAY_PAGE_SIZE;
-        if (gpa < im->r.gpa || gpa - im->r.gpa >= im->r.size ||
-            ms_overlay_active(&v->o, 1) != 0)
+        if (!im->r.has_gpa || gpa < im->r.gpa || gpa - im->r.gpa >= im->r.size)
             continue;
-        bool active = true; /* the highest priority at its frame */
-        for (size_t k = 0; k < rp->noverlays; k++)
-            if (rp->overlays[k].o.gfn == v->o.gfn &&
-                ms_overlay_priority(rp->overlays[k].o.kind) > ms_overlay_priority(v->o.kind))
-                active = false;
-        if (active)
+        if (overlay_active(rp, i))
             rc = write_all(rp, dst, v->page, sizeof v->page, gpa - im->r.gpa, name);
     }
     if (rc == 0 && !rp->o->no_sync && fsync(dst) != 0)
