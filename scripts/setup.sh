@@ -16,6 +16,7 @@ required=(
     zstd # the CLI tests of migstream-import decompress the QEMU captures
     python3 # scripts/test-summary.py and the CLI tests' helpers
     time # GNU time: the CLI tests measure peak memory with /usr/bin/time
+    valgrind # scripts/valgrind.sh: memcheck on a plain build, where ASan cannot look
 )
 optional=(zstd) # the zstd CLI, handy for poking at compressed payloads
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Counts the test cases of a meson test run, from its testlog.json.
 
-usage: test-summary.py BUILDDIR/meson-logs/testlog.json [FUZZ_SMOKE_RESULTS]
+usage: test-summary.py BUILDDIR/meson-logs/testlog.json [FUZZ_SMOKE_RESULTS
+                       [VALGRIND_RESULTS]]
 
 cmocka (1.1.5) ends every group of tests with lines such as
     [  PASSED  ] 3 test(s).
@@ -9,6 +10,11 @@ cmocka (1.1.5) ends every group of tests with lines such as
     [  SKIPPED ] 1 test(s), listed below:
 and writes them to stderr, which meson logs apart from stdout, so both are
 read. A test without such lines counts as one case, by meson's result.
+
+FUZZ_SMOKE_RESULTS (scripts/fuzz-smoke.sh) adds one case per fuzz target.
+VALGRIND_RESULTS (scripts/valgrind.sh) adds its programs, counted from its
+closing "N passed, N failed" line as tests/cli/run.sh's are; without that
+line (the script died) it counts as one failure.
 
 Prints one line per test, then, as the very last line,
 "N passed, N failed, N skipped". Exit status: 0 when some case passed and
@@ -51,7 +57,7 @@ def cases(test):
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    if len(sys.argv) not in (2, 3, 4):
         sys.exit(__doc__)
     tests, missing, damaged = [], False, False
     try:
@@ -86,6 +92,27 @@ def main():
         except FileNotFoundError:
             total[1] += 1
             print("  FAIL     fuzz runs: no results (scripts/fuzz-smoke.sh did not finish)")
+    # Optional third file: scripts/valgrind.sh's "PASS|FAIL name ..." lines and
+    # its closing "N passed, N failed" line, which gives the counts.
+    if len(sys.argv) == 4:
+        try:
+            with open(sys.argv[3], encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = ""
+        for line in text.splitlines():
+            word = line.split()
+            if len(word) >= 2 and word[0] in ("PASS", "FAIL"):
+                print(f"  {'OK' if word[0] == 'PASS' else 'FAIL':<8} valgrind / "
+                      f"{word[1].rstrip(':')}: {' '.join(word[2:])}")
+        plain = PLAIN_LINE.findall(text)
+        if plain:
+            passed, failed = (int(x) for x in plain[-1])
+            total[0] += passed
+            total[1] += failed
+        else:
+            total[1] += 1
+            print("  FAIL     valgrind runs: no results (scripts/valgrind.sh did not finish)")
     sys.stdout.flush()
     if not tests:
         why = "meson wrote no test log" if missing else f"{sys.argv[1]} lists no test"

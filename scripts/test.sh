@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds libmigstream in build-asan/ with
 # AddressSanitizer and UndefinedBehaviorSanitizer, runs the whole test suite
-# and then every fuzz target for FUZZ_SECONDS (default 60) each,
-# and ends with one line, "N passed, N failed, N skipped", counting cmocka
-# test cases (a test that is not cmocka counts as one case).
+# then every fuzz target for FUZZ_SECONDS (default 60) each and a subset under
+# valgrind (scripts/valgrind.sh), and ends with one line, "N passed, N failed,
+# N skipped", counting cmocka test cases (a test that is not cmocka counts as
+# one case; each fuzz target and each valgrind program as one).
 # Exits non-zero when a test failed, a sanitizer reported, or no test ran.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,10 +52,20 @@ fuzz=0
 rm -f build-fuzz/fuzz-smoke.txt
 bash scripts/fuzz-smoke.sh || fuzz=$?
 
+# A subset of the tests and the tools under valgrind's memcheck, in a plain
+# build (scripts/valgrind.sh): what AddressSanitizer cannot see.
+valgrind=0
+rm -f build-valgrind/valgrind.txt
+bash scripts/valgrind.sh || valgrind=$?
+
 summary=0
-python3 scripts/test-summary.py "$testlog" build-fuzz/fuzz-smoke.txt || summary=$?
+python3 scripts/test-summary.py "$testlog" build-fuzz/fuzz-smoke.txt \
+    build-valgrind/valgrind.txt || summary=$?
 if [ "$fuzz" -ne 0 ] && [ "$status" -eq 0 ]; then
     status=$fuzz
+fi
+if [ "$valgrind" -ne 0 ] && [ "$status" -eq 0 ]; then
+    status=$valgrind
 fi
 if [ "$status" -ne 0 ]; then
     exit "$status"

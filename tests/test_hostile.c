@@ -8,7 +8,9 @@
  *     paths, a NUL inside a CBOR text, region names with '/') and whatever
  *     symbolic links the output path or the output directory hold, replay
  *     never writes outside its output directory, and files that links point
- *     at keep their contents and modification times.
+ *     at keep their contents and modification times;
+ *   - page states scattered to make replay's page maps large stop at the
+ *     maps' budget.
  * Each test works in its own fresh directory under $TMPDIR (or /tmp).
  */
 #define _GNU_SOURCE /* mkdtemp, utimensat */
@@ -562,6 +564,41 @@ static void test_replay_links_planted_in_output(void **state)
     th_buf_free(&s);
 }
 
+/* Page states scattered one page per map chunk: each chunk needs its own
+ * map (tools/pagemap.h), so a stream of small extents could make replay
+ * allocate far more than it sent. The maps' budget stops it with a message
+ * instead, and nothing is written. */
+static void test_replay_map_budget(void **state)
+{
+    (void)state;
+    th_buf s = {0};
+    ms_writer *w = ms_writer_new(NULL, th_sink_write, &s);
+    assert_non_null(w);
+    const ms_region r = {0, "ram", true, 0, (uint64_t)64 * 4096 * PS, PS};
+    assert_status(ms_writer_add_region(w, &r), 0);
+    for (uint64_t k = 0; k < 64; k++)
+        assert_status(ms_writer_zero_pages(w, 0, k * 4096 + 7, 1), 0);
+    assert_status(ms_writer_finish(w, NULL), 0);
+    ms_writer_free(w);
+
+    char *dir = scratch(), *out = path_in(dir, "out"), err[600], list[256];
+    mem_in in = {s.data, s.len, 0, NULL, 0};
+    mst_replay_options o = {.no_sync = true, .label = "test", .map_budget = 64 << 10};
+    assert_int_equal(mst_replay_dir(mem_read, &in, out, &o, NULL, err, sizeof err),
+                     MST_REPLAY_ERROR);
+    assert_contains(err, "region 0 \"ram\"");
+    assert_contains(err, "exceed");
+    listing(dir, list, sizeof list);
+    assert_string_equal(list, "");
+    /* With the default budget the same stream is replayed. */
+    if (replay(&s, out, false, err, sizeof err) != MST_REPLAY_OK)
+        fail_msg("%s", err);
+    check_output_names(out);
+    free(out);
+    scratch_free(dir);
+    th_buf_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_replay_output_is_symlink),
         cmocka_unit_test(test_replay_old_output_holds_symlinks),
         cmocka_unit_test(test_replay_links_planted_in_output),
+        cmocka_unit_test(test_replay_map_budget),
     };
     return th_run_tests(tests);
 }
