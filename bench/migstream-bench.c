@@ -384,6 +384,11 @@ static int cmd_encode(int argc, char **argv)
     if (feat)
         o.features = strtoull(feat, NULL, 0);
 #endif
+    /* MIGSTREAM_BENCH_BATCH: batch_bytes, for experiments on how much page
+     * data one compressed record should hold. */
+    const char *batch = getenv("MIGSTREAM_BENCH_BATCH");
+    if (batch)
+        o.batch_bytes = (uint32_t)strtoul(batch, NULL, 0);
 #ifdef BENCH_HAVE_THREADS
     o.threads = threads;
 #else
@@ -1037,7 +1042,8 @@ static void usage(FILE *f)
             "  zero-speed [MIB]   uniform-page detection alone, portable and AVX2\n"
             "Environment, for experiments by hand (the table uses neither):\n"
             "  MIGSTREAM_BENCH_FEATURES=BITS     writer features for encode (2: FILL)\n"
-            "  MIGSTREAM_BENCH_WRITE_CHUNK=BYTES largest pwrite in replay (0: whole runs)\n",
+            "  MIGSTREAM_BENCH_WRITE_CHUNK=BYTES largest pwrite in replay (0: whole runs)\n"
+            "  MIGSTREAM_BENCH_BATCH=BYTES       writer batch_bytes for encode\n",
             prog, MAXRUNS);
 }
 
