@@ -504,7 +504,10 @@ static int on_region(void *c, const ms_region *reg)
     return 0;
 }
 
-static size_t write_chunk; /* MIGSTREAM_BENCH_WRITE_CHUNK: bytes per pwrite, 0 = whole runs */
+/* Bytes per pwrite in replay: 256 KiB, as migstream-replay writes
+ * (tools/replay_dir.c); MIGSTREAM_BENCH_WRITE_CHUNK overrides, 0 = whole
+ * runs. */
+static size_t write_chunk = 256u << 10;
 
 static void pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
@@ -521,7 +524,7 @@ static void pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 }
 
 /* The file starts as one hole and every page is sent once, so ZERO pages
- * need nothing; DATA runs are one pwrite each. */
+ * need nothing; DATA runs are written in write_chunk pieces. */
 static int on_extent(void *c, const ms_region *reg, const ms_extent *e, const uint8_t *data)
 {
     replay_ctx *x = c;
@@ -552,7 +555,8 @@ static int cmd_replay(int argc, char **argv)
     unlink(argv[2]);
     replay_ctx x = {.path = argv[2], .fd = -1};
     const char *chunk = getenv("MIGSTREAM_BENCH_WRITE_CHUNK");
-    write_chunk = chunk ? (size_t)strtoull(chunk, NULL, 0) : 0;
+    if (chunk)
+        write_chunk = (size_t)strtoull(chunk, NULL, 0);
     double t0 = now();
     int in = open(argv[1], O_RDONLY);
     if (in < 0)
@@ -1040,9 +1044,9 @@ static void usage(FILE *f)
             "  encode IMAGE PAGE_SIZE LEVEL THREADS CALL_BYTES [OUT]\n"
             "  memcpy IMAGE | decode STREAM | replay STREAM OUT\n"
             "  zero-speed [MIB]   uniform-page detection alone, portable and AVX2\n"
-            "Environment, for experiments by hand (the table uses neither):\n"
+            "Environment, for experiments by hand (the table uses none):\n"
             "  MIGSTREAM_BENCH_FEATURES=BITS     writer features for encode (2: FILL)\n"
-            "  MIGSTREAM_BENCH_WRITE_CHUNK=BYTES largest pwrite in replay (0: whole runs)\n"
+            "  MIGSTREAM_BENCH_WRITE_CHUNK=BYTES largest pwrite in replay (default 262144; 0: whole runs)\n"
             "  MIGSTREAM_BENCH_BATCH=BYTES       writer batch_bytes for encode\n",
             prog, MAXRUNS);
 }

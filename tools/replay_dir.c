@@ -216,11 +216,18 @@ static int dir_commit(replay *rp)
 
 /* ------------------------------------------------------------------- files */
 
+/* Largest single pwrite. A run of data pages can be megabytes (a 2 MiB page
+ * is one); written whole, the kernel copies it into the page cache in one
+ * go, which measured 2 to 3x slower than the same bytes in 256 KiB writes
+ * (docs/PERFORMANCE.md, replay of the huge-2m image), and no faster on the
+ * others. */
+#define WRITE_CHUNK (256u << 10)
+
 static int write_all(replay *rp, int fd, const void *p, size_t n, uint64_t off, const char *what)
 {
     const uint8_t *b = p;
     while (n > 0) {
-        ssize_t k = pwrite(fd, b, n, (off_t)off);
+        ssize_t k = pwrite(fd, b, n < WRITE_CHUNK ? n : WRITE_CHUNK, (off_t)off);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
