@@ -389,6 +389,12 @@ static int cmd_encode(int argc, char **argv)
     const char *batch = getenv("MIGSTREAM_BENCH_BATCH");
     if (batch)
         o.batch_bytes = (uint32_t)strtoul(batch, NULL, 0);
+#ifdef BENCH_HAVE_STABLE
+    /* MIGSTREAM_BENCH_STABLE=1: the image holds still, so DATA pages may go
+     * out without the writer's copy (the "zero-copy" row). */
+    const char *stable = getenv("MIGSTREAM_BENCH_STABLE");
+    o.stable_memory = stable && strcmp(stable, "1") == 0;
+#endif
 #ifdef BENCH_HAVE_THREADS
     o.threads = threads;
 #else
@@ -736,7 +742,7 @@ static double median(double *v, int n)
  * second (for decode and replay too), ratios are per run, then medians. */
 enum meas {
     M_MEMCPY, M_ZSTD1, M_ZSTD3, M_CP, M_ENC0, M_ENC1, M_ENC3, M_ENC0_SMALL, M_ENC0_T2,
-    M_ENC1_T2, M_ENC3_T2, M_DEC0, M_DEC1, M_REPLAY0, M_REPLAY1, M_COUNT
+    M_ENC1_T2, M_ENC3_T2, M_DEC0, M_DEC1, M_REPLAY0, M_REPLAY1, M_ENC0_STABLE, M_COUNT
 };
 
 typedef struct image_run {
@@ -777,6 +783,7 @@ static void measure(const config *cf, image_run *im, int run)
         {M_ENC0, {self, "encode", img, ps, "0", "1", call, NULL}, true, false},
         {M_ENC1, {self, "encode", img, ps, "1", "1", call, NULL}, true, false},
         {M_ENC3, {self, "encode", img, ps, "3", "1", call, NULL}, true, false},
+        {M_ENC0_STABLE, {self, "encode", img, ps, "0", "1", call, NULL}, true, false},
         {M_ENC0_SMALL, {self, "encode", img, ps, "0", "1", smallcall, NULL}, true, false},
         {M_ENC0_T2, {self, "encode", img, ps, "0", "2", call, NULL}, true, false},
         {M_ENC1_T2, {self, "encode", img, ps, "1", "2", call, NULL}, true, false},
@@ -796,11 +803,18 @@ static void measure(const config *cf, image_run *im, int run)
             continue;
         if (m == M_ENC0_SMALL && im->page_size > cf->small_call)
             continue;
+#ifndef BENCH_HAVE_STABLE
+        if (m == M_ENC0_STABLE)
+            continue;
+#endif
         if (plan[i].disk) {
             unlink(out);
             settle_disk(cf->dir);
         }
+        if (m == M_ENC0_STABLE)
+            setenv("MIGSTREAM_BENCH_STABLE", "1", 1);
         result r = spawn(plan[i].argv, NULL, plan[i].reports);
+        unsetenv("MIGSTREAM_BENCH_STABLE");
         im->secs[m][run] = r.secs;
         im->rss[m][run] = r.rss_mib;
         im->done[m] = true;
@@ -919,6 +933,8 @@ static void print_table(const config *cf, image_run *ims, size_t nim)
         {"image MiB", R_ABS_SIZE, 0, 0, 0, "", 0, 0, NULL},
         {"encode raw, 1 thr / memcpy", R_SPEED, M_ENC0, M_MEMCPY, 0, ">= 0.80x (idle-linux)", 0.8,
          true, "idle-linux"},
+        {"encode raw, zero-copy / memcpy", R_SPEED, M_ENC0_STABLE, M_MEMCPY, 0, "(info)", 0, true,
+         NULL},
         {"encode raw, 2 thr / memcpy", R_SPEED, M_ENC0_T2, M_MEMCPY, 0, "", 0, true, NULL},
         {"encode raw, 4K calls / memcpy", R_SPEED, M_ENC0_SMALL, M_MEMCPY, 0, "(info)", 0, true,
          NULL},
@@ -1044,10 +1060,11 @@ static void usage(FILE *f)
             "  encode IMAGE PAGE_SIZE LEVEL THREADS CALL_BYTES [OUT]\n"
             "  memcpy IMAGE | decode STREAM | replay STREAM OUT\n"
             "  zero-speed [MIB]   uniform-page detection alone, portable and AVX2\n"
-            "Environment, for experiments by hand (the table uses none):\n"
+            "Environment, for experiments by hand (the table sets only MIGSTREAM_BENCH_STABLE):\n"
             "  MIGSTREAM_BENCH_FEATURES=BITS     writer features for encode (2: FILL)\n"
             "  MIGSTREAM_BENCH_WRITE_CHUNK=BYTES largest pwrite in replay (default 262144; 0: whole runs)\n"
-            "  MIGSTREAM_BENCH_BATCH=BYTES       writer batch_bytes for encode\n",
+            "  MIGSTREAM_BENCH_BATCH=BYTES       writer batch_bytes for encode\n"
+            "  MIGSTREAM_BENCH_STABLE=1          encode with stable_memory (zero-copy)\n",
             prog, MAXRUNS);
 }
 

@@ -4,11 +4,14 @@
  * Small records (INFO, REGIONS, DEVICE, END) are serialized into `out`,
  * which is pushed to the output whenever a PAGES record goes out, when it
  * grows past OUT_FLUSH, and at flush/finish. PAGES records are batched: the
- * pending batch holds extents and, for DATA pages, iovecs that point straight
- * at the caller's memory, so uncompressed page data is never copied. Before a
- * call returns, a pending batch that still points at caller memory is either
- * written out (when large) or copied into `stage` (when small), so callers
- * that hand in one page at a time still get full batches.
+ * pending batch holds extents and DATA pages' bytes. By default those bytes
+ * are copied into `stage` as pages are added: guest memory may change while
+ * the writer reads it, and the record's checksum must cover the bytes that
+ * go out. With stable_memory, the iovecs point straight at the caller's
+ * memory, so uncompressed page data is never copied; before a call returns,
+ * a pending batch that still points at caller memory is either written out
+ * (when large) or copied into `stage` (when small), so callers that hand in
+ * one page at a time still get full batches.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -74,6 +77,8 @@ struct ms_writer {
     size_t data_bytes;
     uint8_t *stage;
     size_t stage_cap;
+    bool stable; /* stable_memory: DATA pages are not copied (see the top) */
+    bool copied_in_call; /* !stable: this call copied page data (settle()) */
 
     msi_buf zbuf;
     void *cctx;
@@ -298,8 +303,39 @@ static int emit_pages(ms_writer *w)
 
 /* ------------------------------------------------------------- page batches */
 
+/* Copies @p len bytes of page data into the stage, the batch's only
+ * segment: the checksum and the output then see one and the same copy,
+ * whatever the guest writes meanwhile. */
+static int copy_segment(ms_writer *w, const uint8_t *p, size_t len)
+{
+    size_t staged = w->nseg ? w->seg[0].iov_len : 0;
+    if (staged + len > w->stage_cap) {
+        /* batch_bytes, or one page of a region whose pages are larger */
+        size_t cap = staged + len > w->batch_bytes ? staged + len : w->batch_bytes;
+        uint8_t *st = msi_realloc(&w->alloc, w->stage, cap);
+        if (!st)
+            return fail(w, MS_ENOMEM, "out of memory staging pages");
+        w->stage = st;
+        w->stage_cap = cap;
+    }
+    if (w->seg_cap == 0) {
+        if (!(w->seg = msi_alloc(&w->alloc, 64 * sizeof *w->seg)))
+            return fail(w, MS_ENOMEM, "out of memory batching pages");
+        w->seg_cap = 64;
+    }
+    memcpy(w->stage + staged, p, len);
+    w->seg[0].iov_base = w->stage;
+    w->seg[0].iov_len = staged + len;
+    w->nseg = w->first_borrowed = 1;
+    w->data_bytes += len;
+    w->copied_in_call = true;
+    return MS_OK;
+}
+
 static int add_segment(ms_writer *w, const uint8_t *p, size_t len)
 {
+    if (!w->stable)
+        return copy_segment(w, p, len);
     /* Contiguous caller memory extends the last segment; the staged copy is
      * never extended, since caller memory that happens to follow it is not
      * part of it. */
@@ -399,6 +435,15 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
  * memory: write a large batch out, copy a small one aside. */
 static int settle(ms_writer *w)
 {
+    if (!w->stable) {
+        /* Everything is copied already; end records where stable_memory
+         * would, so that both write the same stream. */
+        bool fresh = w->copied_in_call;
+        w->copied_in_call = false;
+        if (w->pending && fresh && w->data_bytes >= w->batch_bytes / 2)
+            return emit_pages(w);
+        return MS_OK;
+    }
     if (!w->pending || w->nseg == w->first_borrowed)
         return MS_OK;
     if (w->data_bytes >= w->batch_bytes / 2)
@@ -563,6 +608,7 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
     }
 
     w->features = o.features;
+    w->stable = o.stable_memory;
     w->hdr.major = MS_FORMAT_MAJOR;
     w->hdr.minor = MS_FORMAT_MINOR;
     w->hdr.required_features = o.features;
@@ -697,7 +743,7 @@ int ms_writer_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t c
 {
     struct iovec iov;
     int rc = check(w);
-    size_t ri;
+    size_t ri = 0;
     if (rc)
         return rc;
     if ((rc = find_region(w, region_id, first, count, &ri)))
@@ -716,7 +762,7 @@ int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first, const str
                      int iovcnt)
 {
     int rc = check(w);
-    size_t ri;
+    size_t ri = 0;
     if (rc)
         return rc;
     if (iovcnt < 0 || (iovcnt > 0 && !iov))
@@ -749,7 +795,7 @@ int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first, const str
 int ms_writer_zero_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count)
 {
     int rc = check(w);
-    size_t ri;
+    size_t ri = 0;
     if (rc)
         return rc;
     if ((rc = find_region(w, region_id, first, count, &ri)))
@@ -772,7 +818,7 @@ static int need_feature(ms_writer *w, uint64_t bit, const char *what)
 int ms_writer_discard(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count)
 {
     int rc = check(w);
-    size_t ri;
+    size_t ri = 0;
     if (rc || (rc = need_feature(w, MS_FEATURE_DISCARDED, "DISCARDED pages")) ||
         (rc = find_region(w, region_id, first, count, &ri)))
         return rc;
@@ -785,7 +831,7 @@ int ms_writer_fill_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint6
     if (word == 0)
         return ms_writer_zero_pages(w, region_id, first, count);
     int rc = check(w);
-    size_t ri;
+    size_t ri = 0;
     if (rc || (rc = need_feature(w, MS_FEATURE_FILL, "FILL pages")) ||
         (rc = find_region(w, region_id, first, count, &ri)))
         return rc;
@@ -796,7 +842,7 @@ int ms_writer_in_place(ms_writer *w, uint32_t region_id, uint64_t first, uint64_
                        uint64_t ref)
 {
     int rc = check(w);
-    size_t ri;
+    size_t ri = 0;
     if (rc || (rc = need_feature(w, MS_FEATURE_IN_PLACE, "IN_PLACE pages")) ||
         (rc = find_region(w, region_id, first, count, &ri)))
         return rc;
@@ -817,7 +863,7 @@ int ms_writer_dirty(ms_writer *w, uint32_t region_id, const uint64_t *bitmap,
                     uint32_t granularity, const void *mem)
 {
     int rc = check(w);
-    size_t ri;
+    size_t ri = 0;
     if (rc || (rc = find_region(w, region_id, 0, 0, &ri)))
         return rc;
     const ms_region *g = &w->regions[ri];

@@ -26,6 +26,7 @@
 #ifndef MIGSTREAM_WRITER_H
 #define MIGSTREAM_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -84,6 +85,21 @@ typedef struct ms_writer_options {
      * one a single thread writes. At most 64.
      */
     uint32_t threads;
+    /**
+     * false (default): the memory handed to ms_writer_pages(),
+     * ms_writer_pagesv() and ms_writer_dirty() may change while the call
+     * reads it, as a running guest's does during a pre-copy round. Each
+     * DATA page is then copied once into the writer's buffer before it is
+     * checksummed and sent, so the record is consistent whatever the guest
+     * writes meanwhile (a page torn by such a write is a page the dirty log
+     * marks again, and a later round sends it anew).
+     * true: the caller guarantees the memory holds still until the call
+     * returns (a paused guest, a snapshot, a file): uncompressed DATA pages
+     * go to the output without being copied (zero-copy). With true and
+     * memory that does change, a record's checksum may not match its
+     * bytes, and readers refuse the stream.
+     */
+    bool stable_memory;
 } ms_writer_options;
 
 /** Fills @p opts with defaults. */
