@@ -4,7 +4,13 @@
  * them; no page file is kept (an XBZRLE page is then refused), so a run
  * touches no file system. The output goes through the strict reader, which
  * checks that whatever the importer accepted is a valid stream.
+ *
+ * An input holding the marker "MSFZCHAN" is split there: the bytes before
+ * it are the main stream, each part after a marker one multifd channel. An
+ * odd-sized input's main stream is read by offset (as a file is, which
+ * mapped-ram needs), an even-sized one through the sequential callback.
  */
+#define _GNU_SOURCE /* memmem */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,7 +25,24 @@ typedef struct src {
     size_t len, pos;
 } src;
 
+#define MARKER "MSFZCHAN"
+#define MAX_CHANNELS 4
+
 /* Odd-sized reads, so that items straddle the importer's refills. */
+static ssize_t pread_src(void *ctx, void *buf, size_t len, uint64_t offset)
+{
+    src *s = ctx;
+    if (offset >= s->len)
+        return 0;
+    size_t n = s->len - (size_t)offset;
+    if (n > len)
+        n = len;
+    if (n > 4093)
+        n = 4093;
+    memcpy(buf, s->p + offset, n);
+    return (ssize_t)n;
+}
+
 static ssize_t read_src(void *ctx, void *buf, size_t len)
 {
     src *s = ctx;
@@ -73,9 +96,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ms_qemu_import *imp = ms_qemu_import_new(&o);
     if (!imp)
         return 0;
-    src in = {data, size, 0};
+    src parts[1 + MAX_CHANNELS];
+    size_t nparts = 0;
+    const uint8_t *p = data, *end = data + size;
+    while (nparts < MAX_CHANNELS) {
+        const uint8_t *m = memmem(p, (size_t)(end - p), MARKER, sizeof MARKER - 1);
+        if (!m)
+            break;
+        parts[nparts++] = (src){p, (size_t)(m - p), 0};
+        p = m + sizeof MARKER - 1;
+    }
+    parts[nparts++] = (src){p, (size_t)(end - p), 0};
+    for (size_t i = 1; i < nparts; i++)
+        if (ms_qemu_import_add_channel(imp, read_src, &parts[i], NULL))
+            abort(); /* within MS_QEMU_MAX_CHANNELS, before the run */
+    if ((size & 1) && ms_qemu_import_set_pread(imp, pread_src, &parts[0]))
+        abort();
     sink out = {NULL, 0, 0, 0};
-    int rc = ms_qemu_import_run(imp, read_src, &in, write_sink, &out);
+    int rc = ms_qemu_import_run(imp, read_src, &parts[0], write_sink, &out);
     const char *msg = ms_qemu_import_errmsg(imp);
     if ((rc != 0) != (msg[0] != 0))
         abort(); /* a failure always says why, a success never complains */

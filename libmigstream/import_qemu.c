@@ -2,13 +2,16 @@
  * The QEMU importer (docs/QEMU.md): the public API, buffered input, QEMU's
  * file header, CONFIGURATION, COMMAND and section framing, non-RAM sections
  * held until the JSON trailer, and the trailer itself. The "ram" section's
- * items are read by qemu_ram.c; device state is encoded by qemu_vmsd.c.
+ * items are read by qemu_ram.c, multifd channels by qemu_multifd.c,
+ * mapped-ram pages by qemu_mapped_ram.c; device state is encoded by
+ * qemu_vmsd.c.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -90,10 +93,8 @@ uint64_t qi_offset(const qi *q)
     return q->in.base + q->in.pos;
 }
 
-/* Reads until @n bytes are buffered or the input ends. 0 or MS_EIO. */
-static int fill(qi *q, size_t n)
+int qi_in_fill(qi_in *in, size_t n)
 {
-    qi_in *in = &q->in;
     if (in->end - in->pos >= n || in->eof)
         return 0;
     if (in->pos > 0) {
@@ -103,7 +104,9 @@ static int fill(qi *q, size_t n)
         in->pos = 0;
     }
     while (in->end < n && !in->eof) {
-        ssize_t k = in->fn(in->ctx, in->buf + in->end, in->cap - in->end);
+        ssize_t k = in->pread ? in->pread(in->pread_ctx, in->buf + in->end, in->cap - in->end,
+                                          in->base + in->end)
+                              : in->fn(in->ctx, in->buf + in->end, in->cap - in->end);
         if (k < 0)
             return MS_EIO;
         if (k == 0)
@@ -113,6 +116,32 @@ static int fill(qi *q, size_t n)
         else
             in->end += (size_t)k;
     }
+    return 0;
+}
+
+/* Reads until @n bytes are buffered or the input ends. 0 or MS_EIO. */
+static int fill(qi *q, size_t n)
+{
+    return qi_in_fill(&q->in, n);
+}
+
+int qi_seek(qi *q, uint64_t to, uint64_t off, const char *what)
+{
+    qi_in *in = &q->in;
+    if (!in->pread)
+        return qi_fail(q, MS_EFEATURE, off, what,
+                       "mapped-ram streams need positional reads of the main stream (a "
+                       "file, not a pipe)");
+    if (to < qi_offset(q))
+        return qi_fail(q, MS_ECORRUPT, off, what, "offset 0x%llx lies behind the stream's 0x%llx",
+                       (unsigned long long)to, (unsigned long long)qi_offset(q));
+    if (to - in->base <= in->end) {
+        in->pos = (size_t)(to - in->base);
+        return 0;
+    }
+    in->base = to;
+    in->pos = in->end = 0;
+    in->eof = false;
     return 0;
 }
 
@@ -495,13 +524,13 @@ static int read_configuration(qi *q, uint64_t off)
                 if (strcmp(cap, "x-ignore-shared") == 0)
                     q->ignore_shared = true;
                 else if (strcmp(cap, "mapped-ram") == 0)
-                    return qi_fail(q, MS_EFEATURE, soff, "CONFIGURATION capability",
-                                   "mapped-ram streams are not supported yet");
+                    q->mapped_ram = true;
             }
         } else if (strcmp(name, "configuration/uuid") == 0) {
-            uint8_t uuid[16];
-            if ((rc = qi_bytes(q, uuid, sizeof uuid, soff, "CONFIGURATION subsection")))
+            /* multifd channels carry it too: they must match. */
+            if ((rc = qi_bytes(q, q->uuid, sizeof q->uuid, soff, "CONFIGURATION subsection")))
                 return rc;
+            q->have_uuid = true;
         } else {
             return qi_fail(q, MS_EFEATURE, soff, "CONFIGURATION subsection",
                            "unknown subsection '%s' version %u: its length is not known", name,
@@ -694,7 +723,15 @@ static int run(qi *q, ms_write_fn out, void *out_ctx, int out_fd)
         if ((rc = read_configuration(q, 8)))
             return rc;
     }
-    if ((rc = qr_new(q)) || (rc = create_writer(q, out, out_ctx, out_fd)))
+    if (q->mapped_ram && q->ignore_shared)
+        return qi_fail(q, MS_EFEATURE, 8, "CONFIGURATION capability",
+                       "mapped-ram with x-ignore-shared is not supported");
+    if (q->mfd && q->mapped_ram)
+        return qi_fail(q, MS_EINVAL, 8, "CONFIGURATION capability",
+                       "a mapped-ram stream has no multifd channel streams (its channels "
+                       "write into the file), but channels were given");
+    if ((rc = qr_new(q)) || (q->mfd && (rc = qm_open(q))) ||
+        (rc = create_writer(q, out, out_ctx, out_fd)))
         return rc;
     for (;;) {
         uint64_t off = qi_offset(q);
@@ -731,7 +768,7 @@ static int run(qi *q, ms_write_fn out, void *out_ctx, int out_fd)
             break;
     }
     qv_desc *desc = NULL;
-    if ((rc = qr_finish(q)) || (rc = read_trailer(q, &desc))) {
+    if ((q->mfd && (rc = qm_finish(q))) || (rc = qr_finish(q)) || (rc = read_trailer(q, &desc))) {
         qv_free(q, desc);
         return rc;
     }
@@ -819,6 +856,8 @@ void ms_qemu_import_free(ms_qemu_import *imp)
     if (!q)
         return;
     qr_free(q);
+    qm_free(q);
+    qmr_free(q);
     ms_writer_free(q->w);
     for (size_t i = 0; i < q->nheld; i++)
         msi_buf_free(&q->held[i].data);
@@ -836,7 +875,7 @@ static int run_common(qi *q, ms_read_fn in, void *in_ctx, ms_write_fn out, void 
     if (q->ran)
         return q->status ? q->status : MS_ESTATE;
     q->ran = true;
-    if (!in)
+    if (!in && !q->in.pread)
         return qi_fail(q, MS_EINVAL, 0, "input", "no read callback");
     q->in.fn = in;
     q->in.ctx = in_ctx;
@@ -868,6 +907,18 @@ static ssize_t fd_read(void *ctx, void *buf, size_t len)
     }
 }
 
+static ssize_t fd_pread(void *ctx, void *buf, size_t len, uint64_t offset)
+{
+    int fd = *(int *)ctx;
+    if (offset > (uint64_t)INT64_MAX)
+        return 0;
+    for (;;) {
+        ssize_t k = pread(fd, buf, len, (off_t)offset);
+        if (k >= 0 || errno != EINTR)
+            return k;
+    }
+}
+
 int ms_qemu_import_run_fd(ms_qemu_import *imp, int in_fd, int out_fd)
 {
     if (!imp)
@@ -875,7 +926,48 @@ int ms_qemu_import_run_fd(ms_qemu_import *imp, int in_fd, int out_fd)
     if (in_fd < 0 || out_fd < 0)
         return qi_fail(imp, MS_EINVAL, 0, "input", "bad file descriptor");
     int fd = in_fd;
-    return run_common(imp, fd_read, &fd, NULL, NULL, out_fd);
+    struct stat st;
+    /* A regular file is read at its current position onwards, by offset. */
+    off_t start = lseek(fd, 0, SEEK_CUR);
+    if (!imp->in.pread && !imp->ran && start == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        imp->in.pread = fd_pread;
+        imp->in.pread_ctx = &fd;
+    }
+    int rc = run_common(imp, fd_read, &fd, NULL, NULL, out_fd);
+    if (imp->in.pread == fd_pread)
+        imp->in.pread = NULL; /* its context was on this stack */
+    return rc;
+}
+
+int ms_qemu_import_set_pread(ms_qemu_import *imp, ms_qemu_pread_fn fn, void *ctx)
+{
+    if (!imp || !fn)
+        return MS_EINVAL;
+    if (imp->ran)
+        return MS_ESTATE;
+    imp->in.pread = fn;
+    imp->in.pread_ctx = ctx;
+    return 0;
+}
+
+int ms_qemu_import_add_channel(ms_qemu_import *imp, ms_read_fn in, void *in_ctx,
+                               const char *name)
+{
+    if (!imp || !in)
+        return MS_EINVAL;
+    if (imp->ran)
+        return MS_ESTATE;
+    return qm_add(imp, in, in_ctx, name);
+}
+
+int ms_qemu_import_add_channel_fd(ms_qemu_import *imp, int fd, const char *name)
+{
+    if (!imp || fd < 0)
+        return MS_EINVAL;
+    if (imp->ran)
+        return MS_ESTATE;
+    /* The descriptor's number is the context: it outlives this call. */
+    return qm_add(imp, NULL, (void *)(intptr_t)fd, name);
 }
 
 const ms_qemu_import_stats *ms_qemu_import_get_stats(const ms_qemu_import *imp)

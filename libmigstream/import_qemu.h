@@ -1,7 +1,8 @@
 /*
  * Internal interface of the QEMU importer, shared by import_qemu.c (input,
- * sections, errors, the public API), qemu_ram.c (the "ram" section) and
- * qemu_vmsd.c (the JSON trailer and device state). docs/QEMU.md describes
+ * sections, errors, the public API), qemu_ram.c (the "ram" section),
+ * qemu_multifd.c (multifd channels), qemu_mapped_ram.c (mapped-ram pages)
+ * and qemu_vmsd.c (the JSON trailer and device state). docs/QEMU.md describes
  * the mapping; QEMU's byte order is big-endian throughout.
  */
 #ifndef MSI_IMPORT_QEMU_H
@@ -28,10 +29,13 @@ enum {
     QV_FOOTER = 0x7e,
 };
 
-/* Buffered input over the caller's read callback, with look-ahead. */
+/* Buffered input over the caller's read callback (or positional reads,
+ * when pread is set), with look-ahead. */
 typedef struct qi_in {
     ms_read_fn fn;
     void *ctx;
+    ms_qemu_pread_fn pread;
+    void *pread_ctx;
     uint8_t *buf;
     size_t cap;
     size_t pos, end; /* unread bytes are buf[pos, end) */
@@ -60,6 +64,7 @@ typedef struct qi_held {
 } qi_held;
 
 typedef struct qr_state qr_state; /* qemu_ram.c */
+typedef struct qm_state qm_state; /* qemu_multifd.c */
 
 /* The importer (ms_qemu_import in the public API). */
 typedef struct ms_qemu_import qi;
@@ -80,6 +85,9 @@ struct ms_qemu_import {
     ms_writer_options wopts; /* what the writer was created with */
     uint32_t page_size;      /* QEMU's target page size */
     bool ignore_shared;      /* x-ignore-shared: MEM_SIZE carries an address */
+    bool mapped_ram;         /* capability mapped-ram: pages at file offsets */
+    bool have_uuid;          /* configuration/uuid was sent */
+    uint8_t uuid[16];
     size_t cur;              /* section being read (index), or SIZE_MAX */
 
     qi_section *sections;
@@ -89,6 +97,8 @@ struct ms_qemu_import {
     uint64_t held_bytes;
 
     qr_state *ram;
+    qm_state *mfd;             /* channels added, or NULL */
+    struct qmr_state *mram;    /* mapped-ram block headers, or NULL */
 };
 
 /* ---- import_qemu.c ---- */
@@ -110,6 +120,11 @@ int qi_bytes(qi *q, void *dst, size_t n, uint64_t off, const char *what);
 /* Reads a u8 length and that many bytes as a NUL-terminated string; a
  * length of 0 is refused. */
 int qi_name(qi *q, char out[256], uint64_t off, const char *what);
+/* Reads into @in until @n bytes are buffered or the input ends: 0, or -1
+ * when the callback failed. Shared by the main stream and the channels. */
+int qi_in_fill(qi_in *in, size_t n);
+/* Moves the main stream forward to offset @to (positional input only). */
+int qi_seek(qi *q, uint64_t to, uint64_t off, const char *what);
 
 static inline uint16_t qi_be16(const uint8_t *p)
 {
@@ -132,6 +147,37 @@ void qr_free(qi *q);
 int qr_load(qi *q);
 /* Writes what is still batched. */
 int qr_finish(qi *q);
+/* A page that arrived outside the "ram" section's items (multifd channel,
+ * mapped-ram file): @data NULL for a zero page. Errors name @what at @off. */
+int qr_put_page(qi *q, uint32_t bi, uint64_t addr, const uint8_t *data, uint64_t off,
+                const char *what);
+/* The block named @name, or UINT32_MAX. */
+uint32_t qr_block_find(const qi *q, const char *name);
+const char *qr_block_name(const qi *q, uint32_t bi);
+uint64_t qr_block_length(const qi *q, uint32_t bi);
+uint32_t qr_block_count(const qi *q);
+
+/* ---- qemu_multifd.c ---- */
+
+int qm_add(qi *q, ms_read_fn fn, void *ctx, const char *name);
+void qm_free(qi *q);
+/* Reads every channel's init record (after the CONFIGURATION section). */
+int qm_open(qi *q);
+/* A sync point of the main stream at @off: reads each channel, in id order,
+ * up to and including its next SYNC packet, writing its pages. */
+int qm_sync(qi *q, uint64_t off);
+/* After QEMU's EOF: every channel must end with nothing left to write, and
+ * the channels must account for every packet QEMU numbered. */
+int qm_finish(qi *q);
+
+/* ---- qemu_mapped_ram.c ---- */
+
+/* Reads block @bi's MappedRamHeader from the main stream (right after its
+ * MEM_SIZE entry) and moves the main stream past the block's pages. */
+int qmr_block_header(qi *q, uint32_t bi, uint64_t off);
+/* After the MEM_SIZE table: writes every block's pages, as the bitmaps say. */
+int qmr_load(qi *q, uint64_t off);
+void qmr_free(qi *q);
 
 /* ---- qemu_vmsd.c ---- */
 

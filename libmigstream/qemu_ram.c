@@ -6,6 +6,9 @@
  *
  * An item starts with a big-endian u64: the page offset within its block,
  * with flags in the bits below the page size (QEMU's migration/ram.c).
+ * Pages also arrive from multifd channels (qemu_multifd.c, at the sync
+ * points found here) and from mapped-ram files (qemu_mapped_ram.c): all go
+ * through qr_put_page(), so that pass detection sees every page.
  */
 #define _GNU_SOURCE /* fallocate, FALLOC_FL_PUNCH_HOLE */
 #include <errno.h>
@@ -66,6 +69,9 @@ struct qr_state {
     size_t sent_bytes;
     uint32_t pos_block;
     uint64_t pos_addr;
+    /* Where multifd channels sync: unknown until the first EOS or
+     * MULTIFD_FLUSH item of the section (see qr_load). */
+    enum { SYNC_UNKNOWN, SYNC_AT_EOS, SYNC_AT_FLUSH } sync_mode;
 };
 
 /* A pass's page bitmap: chunks of 2^15 pages (4 KiB), allocated when a page
@@ -286,7 +292,7 @@ static void sent_clear(qr_state *r)
  * pages within a pass, so the position alone cannot tell; it is the
  * fallback when the bitmap outgrows its budget: within a pass QEMU walks
  * the blocks in table order and each block upwards.) */
-static int note_page(qi *q, uint32_t bi, uint64_t addr, uint64_t off)
+static int note_page(qi *q, uint32_t bi, uint64_t addr, uint64_t off, const char *what)
 {
     qr_state *r = q->ram;
     bool new_pass = false;
@@ -296,7 +302,7 @@ static int note_page(qi *q, uint32_t bi, uint64_t addr, uint64_t off)
         r->any_page = true;
         q->stats.ram_rounds = 1;
         if (ms_writer_round(q->w, &(ms_round){.number = 0}))
-            return qi_fail(q, ms_writer_status(q->w), off, "RAM item", "writing the output: %s",
+            return qi_fail(q, ms_writer_status(q->w), off, what, "writing the output: %s",
                            ms_writer_errmsg(q->w));
     } else if (r->sent_overflow) {
         new_pass = bi < r->pos_block || (bi == r->pos_block && addr <= r->pos_addr);
@@ -319,7 +325,7 @@ static int note_page(qi *q, uint32_t bi, uint64_t addr, uint64_t off)
                           .granularity = r->ps};
         q->stats.ram_rounds++;
         if (ms_writer_round(q->w, &round))
-            return qi_fail(q, ms_writer_status(q->w), off, "RAM item", "writing the output: %s",
+            return qi_fail(q, ms_writer_status(q->w), off, what, "writing the output: %s",
                            ms_writer_errmsg(q->w));
     }
     r->pos_block = bi;
@@ -327,17 +333,47 @@ static int note_page(qi *q, uint32_t bi, uint64_t addr, uint64_t off)
     return 0;
 }
 
-static int put_page(qi *q, uint32_t bi, uint64_t addr, const uint8_t *data, uint64_t off)
+int qr_put_page(qi *q, uint32_t bi, uint64_t addr, const uint8_t *data, uint64_t off,
+                const char *what)
 {
     qr_state *r = q->ram;
-    if (note_page(q, bi, addr, off))
+    if (note_page(q, bi, addr, off, what))
         return q->status;
     uint64_t idx = addr / r->ps;
     int rc =
         data ? ms_writer_pages(q->w, bi, idx, 1, data) : ms_writer_zero_pages(q->w, bi, idx, 1);
     if (rc)
-        return qi_fail(q, rc, off, "RAM item", "writing the output: %s", ms_writer_errmsg(q->w));
+        return qi_fail(q, rc, off, what, "writing the output: %s", ms_writer_errmsg(q->w));
     return data ? cache_store(q, bi, addr, data, off) : cache_zero(q, bi, addr, off);
+}
+
+static int put_page(qi *q, uint32_t bi, uint64_t addr, const uint8_t *data, uint64_t off)
+{
+    return qr_put_page(q, bi, addr, data, off, "RAM item");
+}
+
+uint32_t qr_block_find(const qi *q, const char *name)
+{
+    const qr_state *r = q->ram;
+    for (uint32_t i = 0; r && i < r->nblocks; i++)
+        if (strcmp(r->blocks[i].name, name) == 0)
+            return i;
+    return UINT32_MAX;
+}
+
+const char *qr_block_name(const qi *q, uint32_t bi)
+{
+    return q->ram->blocks[bi].name;
+}
+
+uint64_t qr_block_length(const qi *q, uint32_t bi)
+{
+    return q->ram->blocks[bi].length;
+}
+
+uint32_t qr_block_count(const qi *q)
+{
+    return q->ram && q->ram->have_table ? q->ram->nblocks : 0;
 }
 
 /* ------------------------------------------------------------- decoding */
@@ -452,8 +488,13 @@ static int read_block_table(qi *q, uint64_t total, uint64_t off)
         left -= length;
         q->stats.ram_blocks++;
         q->stats.ram_bytes += length;
+        /* mapped-ram: the block's header follows its entry; the next entry
+         * comes after the space of its pages. */
+        if (q->mapped_ram && (rc = qmr_block_header(q, r->nblocks - 1, boff)))
+            return rc;
     }
-    return 0;
+    /* mapped-ram pages are complete in the file once the table is read. */
+    return q->mapped_ram ? qmr_load(q, off) : 0;
 }
 
 static int read_compressed(qi *q, uint32_t bi, uint64_t addr, uint64_t off)
@@ -544,12 +585,30 @@ int qr_load(qi *q)
             if (flags & F_CONTINUE)
                 return qi_fail(q, MS_ECORRUPT, off, "RAM item",
                                "flags 0x%x: CONTINUE only goes with a page", flags);
+            if (kind == F_MEM_SIZE) {
+                if ((rc = read_block_table(q, addr, off)))
+                    return rc;
+                continue;
+            }
+            /* multifd channels sync with the main stream at EOS (QEMU 7.2,
+             * and later versions for machine types up to 7.2:
+             * multifd-flush-after-each-section) or at MULTIFD_FLUSH (8.0 and
+             * later), which QEMU 8.0+ writes before the EOS of its setup
+             * part: the first of the two in the stream tells. A destination
+             * that syncs at EOS syncs at MULTIFD_FLUSH too. mapped-ram
+             * channels write into the file and never sync here. */
+            if (r->sync_mode == SYNC_UNKNOWN)
+                r->sync_mode = kind == F_EOS ? SYNC_AT_EOS : SYNC_AT_FLUSH;
+            if (!q->mapped_ram && (kind == F_MULTIFD_FLUSH || r->sync_mode == SYNC_AT_EOS)) {
+                if (kind == F_MULTIFD_FLUSH && !q->mfd)
+                    return qi_fail(q, MS_EFEATURE, off, "RAM item",
+                                   "MULTIFD_FLUSH: this is a multifd migration, whose pages "
+                                   "travel in its channel streams, and none was given");
+                if (q->mfd && (rc = qm_sync(q, off)))
+                    return rc;
+            }
             if (kind == F_EOS)
                 return 0;
-            if (kind == F_MEM_SIZE && (rc = read_block_table(q, addr, off)))
-                return rc;
-            /* MULTIFD_FLUSH: the multifd channels sync here; the main stream
-             * carries nothing more. */
             continue;
         case F_ZERO:
         case F_PAGE:
@@ -565,6 +624,11 @@ int qr_load(qi *q)
         }
         /* A page item: the block by name, or the last one named (CONTINUE). */
         uint32_t bi;
+        if (q->mapped_ram)
+            return qi_fail(q, MS_ECORRUPT, off, "RAM item",
+                           "a page item (flags 0x%x) in a mapped-ram stream, whose pages are "
+                           "in the file's page areas",
+                           flags);
         if (!r->have_table)
             return qi_fail(q, MS_ECORRUPT, off, "RAM item",
                            "a page (flags 0x%x) before the MEM_SIZE block table", flags);

@@ -3,10 +3,15 @@
 # qemu-system-x86 (installed when missing). No guest OS is needed:
 #
 #   scripts/capture-qemu.sh [OUTDIR]        (default: tests/data/qemu)
+#   ONLY="NAME..." scripts/capture-qemu.sh   (only these captures)
 #
 # Each capture NAME gives OUTDIR/NAME.qemu.zst (the stream, zstd -19) and
 # OUTDIR/NAME.query-migrate.json (QEMU's own "query-migrate" answer once the
 # migration completed: tests compare its page counts with the importer's).
+# A multifd capture also gives OUTDIR/NAME.chanN.qemu.zst, one per extra
+# channel connection, N being the channel id of its init record: QEMU only
+# uses multifd over sockets, so these migrate to a small TCP receiver that
+# saves each connection it accepts to its own file.
 #
 # The paused captures load a known 8 KiB pattern at guest-physical 0x100000
 # with -device loader: byte i of the pattern is (7 * i + 3) mod 256, which
@@ -114,12 +119,68 @@ for step in steps:
 cmd({"execute": "quit"})
 EOF
 
+# A TCP receiver for multifd: accepts COUNT connections on 127.0.0.1 (the
+# port it got goes to PORTFILE) and saves each one, read to its end, to
+# OUTDIR/PREFIX.qemu (the main channel: it starts with "QEVM") or
+# OUTDIR/PREFIX.chanN.qemu (a multifd channel: it starts with the init
+# record, magic 0x11223344, whose byte 24 is the channel id).
+#   receiver.py PORTFILE OUTDIR PREFIX COUNT
+cat >"$work/receiver.py" <<'EOF'
+import os, socket, sys, threading
+
+port_file, outdir, prefix, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0))
+srv.listen(count)
+srv.settimeout(120)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(srv.getsockname()[1]))
+os.rename(port_file + ".tmp", port_file)
+saved = []
+
+def save(conn, index):
+    conn.settimeout(300)
+    data = bytearray()
+    while True:
+        chunk = conn.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    conn.close()
+    if data[:4] == b"QEVM":
+        name = prefix + ".qemu"
+    elif data[:4] == bytes.fromhex("11223344") and len(data) >= 64:
+        name = "%s.chan%d.qemu" % (prefix, data[24])
+    else:
+        name = "%s.unknown%d.qemu" % (prefix, index)
+    with open(os.path.join(outdir, name), "wb") as f:
+        f.write(data)
+    saved.append(name)
+
+threads = []
+for i in range(count):
+    conn, _ = srv.accept()
+    t = threading.Thread(target=save, args=(conn, i))
+    t.start()
+    threads.append(t)
+for t in threads:
+    t.join()
+if len(set(saved)) != count or any(".unknown" in n for n in saved):
+    sys.exit("receiver: unexpected connections: %s" % saved)
+EOF
+
+only=${ONLY:-}
+wanted() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]]; }
+receiver_pid=
+
 # capture NAME STEPS... -- QEMU-ARGS...
 capture() {
     local name=$1 steps=() sock="$work/qmp.sock" mig="$work/$1.qemu"
     shift
     while [ "$1" != -- ]; do steps+=("$1"); shift; done
     shift
+    wanted "$name" || return 0
     rm -f "$sock" "$mig"
     qemu-system-x86_64 -display none -serial none -parallel none -monitor none \
         -qmp "unix:$sock,server=on,wait=off" "$@" &
@@ -131,6 +192,9 @@ capture() {
         return 1
     fi
     wait "$pid" || true
+    if [ -n "$receiver_pid" ]; then
+        wait "$receiver_pid" || { echo "capture-qemu.sh: $name: receiver failed" >&2; return 1; }
+    fi
     zstd -q -19 -f "$mig" -o "$out/$name.qemu.zst"
     cp "$work/$name.json" "$out/$name.query-migrate.json"
     echo "$name: $(stat -c %s "$mig") bytes, $(stat -c %s "$out/$name.qemu.zst") compressed"
@@ -167,4 +231,49 @@ capture q35-compress "$(caps compress)" "$(migrate q35-compress)" wait -- \
 capture pc-xbzrle-live "$(caps xbzrle)" \
     "$(params '{"max-bandwidth":2097152,"downtime-limit":1}')" sleep:2 \
     "$(migrate pc-xbzrle-live)" sleep:4 "$(params '{"downtime-limit":2000}')" wait -- \
+    -M pc "${small[@]}" -drive "file=$work/boot.bin,format=raw,if=ide,snapshot=on"
+
+# capture_multifd NAME CHANNELS STEPS... -- QEMU-ARGS...: the same over TCP,
+# with the multifd capability and CHANNELS channels; the step MIGRATE starts
+# the migration to the receiver.
+capture_multifd() {
+    local name=$1 nchan=$2 portfile="$work/$1.port" steps=() i
+    shift 2
+    wanted "$name" || return 0
+    rm -f "$portfile"
+    python3 "$work/receiver.py" "$portfile" "$work" "$name" $((nchan + 1)) &
+    local rpid=$!
+    for i in $(seq 50); do [ -f "$portfile" ] && break; sleep 0.1; done
+    [ -f "$portfile" ] || { echo "capture-qemu.sh: $name: receiver did not start" >&2; return 1; }
+    local port
+    port=$(cat "$portfile")
+    steps+=("$(caps multifd)" "$(params "{\"multifd-channels\":$nchan}")")
+    while [ "$1" != -- ]; do
+        if [ "$1" = MIGRATE ]; then
+            steps+=("qmp:{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$port\"}}")
+        else
+            steps+=("$1")
+        fi
+        shift
+    done
+    receiver_pid=$rpid
+    if ! capture "$name" "${steps[@]}" "$@"; then
+        kill "$rpid" 2>/dev/null || true
+        receiver_pid=
+        return 1
+    fi
+    receiver_pid=
+    for i in $(seq 0 $((nchan - 1))); do
+        zstd -q -19 -f "$work/$name.chan$i.qemu" -o "$out/$name.chan$i.qemu.zst"
+        echo "$name.chan$i: $(stat -c %s "$work/$name.chan$i.qemu") bytes," \
+            "$(stat -c %s "$out/$name.chan$i.qemu.zst") compressed"
+    done
+}
+
+# multifd over 2 channels: the paused q35 guest with the pattern.
+capture_multifd q35-multifd 2 MIGRATE wait -- -M q35 "${small[@]}" -S "${loader[@]}"
+# multifd over 3 channels with the running boot sector: several passes (low
+# bandwidth and downtime limit as for pc-xbzrle-live).
+capture_multifd pc-multifd-live 3 "$(params '{"max-bandwidth":2097152,"downtime-limit":1}')" \
+    sleep:2 MIGRATE sleep:4 "$(params '{"downtime-limit":2000}')" wait -- \
     -M pc "${small[@]}" -drive "file=$work/boot.bin,format=raw,if=ide,snapshot=on"

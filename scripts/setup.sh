@@ -14,6 +14,7 @@ required=(
     libjansson-dev # migstream-pack reads device state given as JSON; the QEMU importer its trailer
     zlib1g-dev # the QEMU importer inflates QEMU 7.x's compressed pages
     zstd # the CLI tests of migstream-import decompress the QEMU captures
+    qemu-system-x86 # tests/qemu-loop.sh loads exported streams into a real QEMU (skipped without)
     python3 # scripts/test-summary.py and the CLI tests' helpers
     time # GNU time: the CLI tests measure peak memory with /usr/bin/time
     valgrind # scripts/valgrind.sh: memcheck on a plain build, where ASan cannot look

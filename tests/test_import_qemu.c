@@ -572,13 +572,11 @@ static void test_compress_same_memory(void **state)
  * copies: each page must hold exactly those two words, and the pages'
  * counters must read as one pass of the loop (a value X up to some page,
  * X - 1 after it). */
+static void check_live_memory(guest *g);
+
 static void test_xbzrle_live(void **state)
 {
     (void)state;
-    static const uint8_t boot[] = {
-        0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0x0f, 0x20, 0xc0, 0x66, 0x35, 0x00, 0x00, 0x01, 0x00, 0x0f,
-        0x22, 0xc0, 0x43, 0xba, 0x00, 0x10, 0x8e, 0xc2, 0x26, 0x89, 0x1e, 0x00, 0x00, 0x26, 0x89,
-        0x1e, 0x00, 0x08, 0x81, 0xc2, 0x00, 0x01, 0x81, 0xfa, 0x00, 0x50, 0x72, 0xea, 0xeb, 0xd8};
     size_t n;
     uint8_t *p = load_fixture("pc-xbzrle-live", &n);
     result res;
@@ -589,7 +587,20 @@ static void test_xbzrle_live(void **state)
     guest g;
     rebuild(&res.out, &g);
     assert_true(total_pages(&g.totals) > g.regions[0].r.size / PS);
-    region_img *ram = find_region(&g, "pc.ram");
+    check_live_memory(&g);
+    guest_free(&g);
+    th_buf_free(&res.out);
+    free(p);
+}
+
+/* What the running boot sector leaves in memory (see above). */
+static void check_live_memory(guest *g)
+{
+    static const uint8_t boot[] = {
+        0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0x0f, 0x20, 0xc0, 0x66, 0x35, 0x00, 0x00, 0x01, 0x00, 0x0f,
+        0x22, 0xc0, 0x43, 0xba, 0x00, 0x10, 0x8e, 0xc2, 0x26, 0x89, 0x1e, 0x00, 0x00, 0x26, 0x89,
+        0x1e, 0x00, 0x08, 0x81, 0xc2, 0x00, 0x01, 0x81, 0xfa, 0x00, 0x50, 0x72, 0xea, 0xeb, 0xd8};
+    region_img *ram = find_region(g, "pc.ram");
     assert_memory_equal(ram->mem + 0x7c00, boot, sizeof boot);
     uint16_t w0[64], w1[64];
     for (unsigned pg = 0; pg < 64; pg++) {
@@ -609,9 +620,6 @@ static void test_xbzrle_live(void **state)
         assert_true(w1[pg] == w0[pg] || w1[pg] == (uint16_t)(w0[pg] - 1));
     }
     assert_true(w0[0] != 0);
-    guest_free(&g);
-    th_buf_free(&res.out);
-    free(p);
 }
 
 /* Reading in 1-byte and odd-sized pieces gives the same output. */
@@ -813,7 +821,6 @@ static void test_built_good(void **state)
     name8(&b, "rom");
     be32(&b, (uint32_t)zl);
     th_buf_append(&b, z, zl);
-    be64(&b, 0x200); /* MULTIFD_FLUSH */
     q_eos(&b);
     /* a device whose bytes hold its own footer pattern, not followed by a
      * section header: it is data */
@@ -1054,6 +1061,497 @@ static void test_limits(void **state)
     th_buf_free(&b);
 }
 
+/* ------------------------------------------------------------- multifd */
+
+/* A capture NAME of a multifd migration: NAME.qemu.zst and its channels
+ * NAME.chanN.qemu.zst (scripts/capture-qemu.sh). */
+typedef struct capture {
+    uint8_t *main;
+    size_t main_len;
+    uint8_t *ch[4];
+    size_t ch_len[4];
+    size_t nch;
+} capture;
+
+static void load_multifd(const char *name, size_t nch, capture *c)
+{
+    memset(c, 0, sizeof *c);
+    c->main = load_fixture(name, &c->main_len);
+    for (size_t i = 0; i < nch; i++) {
+        char chan[128];
+        snprintf(chan, sizeof chan, "%s.chan%zu", name, i);
+        c->ch[i] = load_fixture(chan, &c->ch_len[i]);
+    }
+    c->nch = nch;
+}
+
+static void capture_free(capture *c)
+{
+    free(c->main);
+    for (size_t i = 0; i < c->nch; i++)
+        free(c->ch[i]);
+}
+
+/* pread over a memory buffer (a memin), in pieces of at most `chunk`. */
+static ssize_t mem_pread(void *ctx, void *buf, size_t len, uint64_t offset)
+{
+    memin *m = ctx;
+    if (offset >= m->len)
+        return 0;
+    size_t n = m->len - (size_t)offset;
+    if (n > len)
+        n = len;
+    if (m->chunk && n > m->chunk)
+        n = m->chunk;
+    memcpy(buf, m->p + offset, n);
+    return (ssize_t)n;
+}
+
+/* Imports @main with the channels @ch (in that order), reading the main
+ * stream by offset when @pread is set. */
+static void import_channels(const uint8_t *main, size_t n, const uint8_t *const *ch,
+                            const size_t *ch_len, size_t nch, bool pread, size_t chunk,
+                            result *res)
+{
+    memset(res, 0, sizeof *res);
+    ms_qemu_import *imp = ms_qemu_import_new(NULL);
+    assert_non_null(imp);
+    memin m = {main, n, 0, chunk}, cm[8];
+    assert_true(nch <= 8);
+    for (size_t i = 0; i < nch; i++) {
+        cm[i] = (memin){ch[i], ch_len[i], 0, chunk};
+        char name[32];
+        snprintf(name, sizeof name, "c%zu", i);
+        assert_status(ms_qemu_import_add_channel(imp, mem_read, &cm[i], name), 0);
+    }
+    if (pread)
+        assert_status(ms_qemu_import_set_pread(imp, mem_pread, &m), 0);
+    res->rc = ms_qemu_import_run(imp, pread ? NULL : mem_read, &m, th_sink_write, &res->out);
+    assert_int_equal(res->rc, ms_qemu_import_status(imp));
+    snprintf(res->msg, sizeof res->msg, "%s", ms_qemu_import_errmsg(imp));
+    res->err_offset = ms_qemu_import_error_offset(imp);
+    res->stats = *ms_qemu_import_get_stats(imp);
+    /* Channels cannot be added once the importer ran. */
+    assert_status(ms_qemu_import_add_channel(imp, mem_read, &m, NULL), MS_ESTATE);
+    ms_qemu_import_free(imp);
+}
+
+static void import_capture(const capture *c, result *res)
+{
+    import_channels(c->main, c->main_len, (const uint8_t *const *)c->ch, c->ch_len, c->nch,
+                    false, 0, res);
+}
+
+/* Counts equal QEMU's (normal pages all come from the channels), and every
+ * channel's share adds up. */
+static void check_multifd_counts(const char *name, size_t nch)
+{
+    capture c;
+    load_multifd(name, nch, &c);
+    result res;
+    import_capture(&c, &res);
+    assert_status(res.rc, 0);
+    const ms_qemu_import_stats *s = &res.stats;
+    json_t *qm = load_query_migrate(name);
+    assert_int_equal(s->zero_pages, qm_get(qm, "ram", "duplicate"));
+    assert_int_equal(s->normal_pages, qm_get(qm, "ram", "normal"));
+    assert_int_equal(s->ram_bytes, qm_get(qm, "ram", "total"));
+    assert_true(s->ram_rounds >= 1 && s->ram_rounds <= qm_get(qm, "ram", "dirty-sync-count"));
+    /* QEMU counts each packet's header (and its pages) in multifd-bytes. */
+    uint64_t hdr = 320 + 8 * (512 * 1024 / PS);
+    assert_int_equal(s->multifd_packets * hdr + s->normal_pages * PS,
+                     qm_get(qm, "ram", "multifd-bytes"));
+    json_decref(qm);
+    assert_int_equal(s->channels, nch);
+    uint64_t packets = 0, normal = 0;
+    for (size_t i = 0; i < nch; i++) {
+        assert_int_equal(s->channel[i].id, i);
+        assert_int_equal(s->channel[i].bytes_read, c.ch_len[i]);
+        assert_true(s->channel[i].packets >= s->multifd_syncs);
+        packets += s->channel[i].packets;
+        normal += s->channel[i].normal_pages;
+        assert_int_equal(s->channel[i].zero_pages, 0); /* 7.2 keeps them in the main stream */
+    }
+    assert_int_equal(packets, s->multifd_packets);
+    assert_int_equal(normal, s->normal_pages);
+    guest g;
+    rebuild(&res.out, &g);
+    assert_int_equal(total_pages(&g.totals), s->zero_pages + s->normal_pages);
+    guest_free(&g);
+    th_buf_free(&res.out);
+    capture_free(&c);
+}
+
+static void test_multifd_counts(void **state)
+{
+    (void)state;
+    check_multifd_counts("q35-multifd", 2);
+    check_multifd_counts("pc-multifd-live", 3);
+}
+
+/* The paused guest over multifd rebuilds the same memory as without. */
+static void test_multifd_same_memory(void **state)
+{
+    (void)state;
+    capture c;
+    load_multifd("q35-multifd", 2, &c);
+    size_t n;
+    uint8_t *plain = load_fixture("q35-paused", &n);
+    result a, b;
+    import_capture(&c, &a);
+    import(plain, n, &b);
+    assert_status(a.rc, 0);
+    assert_status(b.rc, 0);
+    guest ga, gb;
+    rebuild(&a.out, &ga);
+    rebuild(&b.out, &gb);
+    assert_int_equal(ga.nregions, gb.nregions);
+    for (size_t i = 0; i < ga.nregions; i++) {
+        assert_string_equal(ga.regions[i].name, gb.regions[i].name);
+        assert_int_equal(ga.regions[i].r.size, gb.regions[i].r.size);
+        assert_memory_equal(ga.regions[i].mem, gb.regions[i].mem, (size_t)ga.regions[i].r.size);
+    }
+    uint8_t want[8192];
+    make_pattern(want, sizeof want);
+    assert_memory_equal(find_region(&ga, "pc.ram")->mem + 0x100000, want, sizeof want);
+    assert_int_equal(a.stats.zero_pages, b.stats.zero_pages);
+    assert_int_equal(a.stats.normal_pages, b.stats.normal_pages);
+    guest_free(&ga);
+    guest_free(&gb);
+    th_buf_free(&a.out);
+    th_buf_free(&b.out);
+    free(plain);
+    capture_free(&c);
+}
+
+/* Channels in any order, and read in small pieces: the same output. */
+static void test_multifd_order(void **state)
+{
+    (void)state;
+    capture c;
+    load_multifd("pc-multifd-live", 3, &c);
+    const uint8_t *rev[3] = {c.ch[2], c.ch[0], c.ch[1]};
+    size_t rev_len[3] = {c.ch_len[2], c.ch_len[0], c.ch_len[1]};
+    result a, b;
+    import_capture(&c, &a);
+    import_channels(c.main, c.main_len, rev, rev_len, 3, true, 1000, &b);
+    assert_status(a.rc, 0);
+    assert_status(b.rc, 0);
+    assert_int_equal(a.out.len, b.out.len);
+    assert_memory_equal(a.out.data, b.out.data, a.out.len);
+    assert_int_equal(b.stats.channel[0].id, 2);
+    assert_int_equal(b.stats.channel[1].id, 0);
+    assert_int_equal(b.stats.channel[0].packets, a.stats.channel[2].packets);
+    th_buf_free(&a.out);
+    th_buf_free(&b.out);
+    capture_free(&c);
+}
+
+/* The running guest over multifd: several passes, pages of later passes
+ * win (the boot sector's counters read as one pass of its loop). */
+static void test_multifd_live(void **state)
+{
+    (void)state;
+    capture c;
+    load_multifd("pc-multifd-live", 3, &c);
+    result res;
+    import_capture(&c, &res);
+    assert_status(res.rc, 0);
+    assert_true(res.stats.ram_rounds >= 3);
+    assert_true(res.stats.multifd_syncs >= 3);
+    guest g;
+    rebuild(&res.out, &g);
+    check_live_memory(&g);
+    guest_free(&g);
+    th_buf_free(&res.out);
+    capture_free(&c);
+}
+
+/* Offset of the first packet of a channel capture that carries pages. */
+static size_t first_page_packet(const uint8_t *ch, size_t len)
+{
+    size_t at = 64;
+    while (at + 320 <= len) {
+        uint32_t normal = (uint32_t)ch[at + 16] << 24 | (uint32_t)ch[at + 17] << 16 |
+                          (uint32_t)ch[at + 18] << 8 | ch[at + 19];
+        if (normal)
+            return at;
+        at += 320 + 8 * (512 * 1024 / PS);
+    }
+    fail_msg("no packet with pages");
+    return 0;
+}
+
+static void expect_channels_fail(const capture *c, uint8_t **ch, size_t *ch_len, size_t nch,
+                                 int status, const char *text)
+{
+    result res;
+    import_channels(c->main, c->main_len, (const uint8_t *const *)ch, ch_len, nch, false, 0,
+                    &res);
+    if (res.rc != status || !strstr(res.msg, text))
+        fail_msg("got %d \"%s\"; expected %d with \"%s\"", res.rc, res.msg, status, text);
+    th_buf_free(&res.out);
+}
+
+static void test_multifd_errors(void **state)
+{
+    (void)state;
+    capture c;
+    load_multifd("q35-multifd", 2, &c);
+    uint8_t *ch[3] = {c.ch[0], c.ch[1], c.ch[0]};
+    size_t len[3] = {c.ch_len[0], c.ch_len[1], c.ch_len[0]};
+    /* A missing channel: by its id, or by the packets QEMU numbered. */
+    expect_channels_fail(&c, ch + 1, len + 1, 1, MS_ECORRUPT, "channel id 1, but 1 channels");
+    expect_channels_fail(&c, ch, len, 1, MS_ECORRUPT, "a channel is missing");
+    /* The same channel twice. */
+    uint8_t *dup[2] = {c.ch[0], c.ch[0]};
+    expect_channels_fail(&c, dup, len, 2, MS_ECORRUPT, "is also the id of c0");
+    /* Too many channels for the ids. */
+    expect_channels_fail(&c, ch, len, 3, MS_ECORRUPT, "also the id of");
+    /* The main stream given as a channel. */
+    uint8_t *mainc[2] = {c.ch[0], c.main};
+    size_t mainl[2] = {c.ch_len[0], c.main_len};
+    expect_channels_fail(&c, mainc, mainl, 2, MS_ECORRUPT, "not a multifd channel");
+
+    /* Damaged copies of channel 0. */
+    uint8_t *bad = malloc(c.ch_len[0]);
+    assert_non_null(bad);
+    uint8_t *pair[2] = {bad, c.ch[1]};
+    size_t pkt = first_page_packet(c.ch[0], c.ch_len[0]);
+    struct {
+        size_t at, len;
+        uint64_t v;
+        int status;
+        const char *text;
+    } cases[] = {
+        {0, 4, 0x11223345, MS_ECORRUPT, "init record magic 0x11223345"},
+        {4, 4, 2, MS_EVERSION, "init record version 2"},
+        {pkt, 4, 0xdeadbeef, MS_ECORRUPT, "packet magic 0xdeadbeef"},
+        {pkt + 8, 4, 0x02, MS_EFEATURE, "compressed with zlib"},
+        {pkt + 8, 4, 0x04, MS_EFEATURE, "compressed with zstd"},
+        {pkt + 8, 4, 0x100, MS_ECORRUPT, "flags 0x100 unknown"},
+        {pkt + 8, 4, 0x40, MS_EFEATURE, "device state packet"},
+        {pkt + 12, 4, 129, MS_ECORRUPT, "pages_alloc 129 exceeds the 128"},
+        {pkt + 16, 4, 129, MS_ECORRUPT, "normal and 0 zero pages exceed pages_alloc 128"},
+        {pkt + 20, 4, 4096, MS_ECORRUPT, "next_packet_size 4096"},
+        {pkt + 32, 4, 128, MS_ECORRUPT, "zero pages exceed pages_alloc"},
+        {pkt + 64, 1, 'X', MS_ECORRUPT, "unknown RAM block"},
+        {pkt + 320, 8, 0x2000000, MS_ECORRUPT, "lies outside block 'pc.ram'"},
+        {pkt + 320, 8, 0x1001, MS_ECORRUPT, "is not page-aligned"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(bad, c.ch[0], c.ch_len[0]);
+        for (size_t k = 0; k < cases[i].len; k++)
+            bad[cases[i].at + k] = (uint8_t)(cases[i].v >> (8 * (cases[i].len - 1 - k)));
+        result res;
+        import_channels(c.main, c.main_len, (const uint8_t *const *)pair, len, 2, false, 0,
+                        &res);
+        if (res.rc != cases[i].status || !strstr(res.msg, cases[i].text))
+            fail_msg("case %zu: got %d \"%s\"; expected %d with \"%s\"", i, res.rc, res.msg,
+                     cases[i].status, cases[i].text);
+        /* The message names the channel and, past the init record, the
+         * packet and its offset in the channel. */
+        assert_contains(res.msg, "multifd channel");
+        if (cases[i].at >= 64) {
+            assert_contains(res.msg, "packet");
+            assert_int_equal(res.err_offset, pkt);
+        }
+        th_buf_free(&res.out);
+    }
+    /* A truncated channel: in a packet, or before a SYNC packet. */
+    memcpy(bad, c.ch[0], c.ch_len[0]);
+    size_t cuts[] = {pkt + 100, pkt + 1344 + 10, 64};
+    for (size_t i = 0; i < 3; i++) {
+        size_t l2[2] = {cuts[i], c.ch_len[1]};
+        expect_channels_fail(&c, pair, l2, 2, MS_ETRUNCATED, "multifd channel");
+    }
+    size_t l3[2] = {64, c.ch_len[1]};
+    expect_channels_fail(&c, pair, l3, 2, MS_ETRUNCATED, "before its SYNC packet for sync point 1");
+    free(bad);
+    capture_free(&c);
+
+    /* A MULTIFD_FLUSH item and no channel: the pages are elsewhere. */
+    th_buf b;
+    q_begin(&b);
+    size_t at = b.len + 5;
+    q_part(&b);
+    be64(&b, 0x200);
+    q_eos(&b);
+    th_buf_u8(&b, 0x00);
+    expect_fail(&b, MS_EFEATURE, at, "MULTIFD_FLUSH");
+}
+
+/* ------------------------------------------------------------ mapped-ram */
+
+/* A mapped-ram stream built from QEMU's layout (docs/devel/migration/
+ * mapped-ram.rst, migration/ram.c): "pc.ram" (8 pages) and "rom" (1 page),
+ * each entry followed by its MappedRamHeader, the bitmap right after it,
+ * the pages at the next 1 MiB boundary; the stream goes on after the page
+ * area. pc.ram holds pages 1, 2 and 6 (filled with 0x10 + index), rom none.
+ * @hdr_at receives the offset of pc.ram's header. */
+#define MR_ALIGN 0x100000u
+static void mr_build(th_buf *b, size_t *hdr_at)
+{
+    memset(b, 0, sizeof *b);
+    be32(b, 0x5145564d);
+    be32(b, 3);
+    th_buf_u8(b, 0x07);
+    be32(b, 6);
+    th_buf_append(b, "pc-9.0", 6);
+    th_buf_u8(b, 0x05);
+    name8(b, "configuration/capabilities");
+    be32(b, 1);
+    be32(b, 2);
+    name8(b, "multifd");
+    name8(b, "mapped-ram");
+    th_buf_u8(b, 0x01);
+    be32(b, 2);
+    name8(b, "ram");
+    be32(b, 0);
+    be32(b, 4);
+    be64(b, 9 * PS | 0x04);
+    static const struct {
+        const char *name;
+        uint32_t pages;
+        uint8_t bits;
+    } blocks[] = {{"pc.ram", 8, 0x46}, {"rom", 1, 0x00}};
+    for (size_t i = 0; i < 2; i++) {
+        name8(b, blocks[i].name);
+        be64(b, (uint64_t)blocks[i].pages * PS);
+        if (i == 0)
+            *hdr_at = b->len;
+        uint64_t bm = b->len + 28, pages = (bm + 8 + MR_ALIGN - 1) / MR_ALIGN * MR_ALIGN;
+        be32(b, 1);
+        be64(b, PS);
+        be64(b, bm);
+        be64(b, pages);
+        uint8_t bitmap[8] = {blocks[i].bits}; /* one little-endian long */
+        th_buf_append(b, bitmap, 8);
+        uint8_t page[PS];
+        memset(page, 0, PS);
+        while (b->len < pages)
+            th_buf_append(b, page, b->len + PS <= pages ? PS : pages - b->len);
+        for (uint32_t pg = 0; pg < blocks[i].pages; pg++) {
+            /* unwritten pages are holes in QEMU's file: zero here */
+            memset(page, blocks[i].bits >> pg & 1 ? 0x10 + pg : 0, PS);
+            th_buf_append(b, page, PS);
+        }
+    }
+    q_eos(b);
+    th_buf_u8(b, 0x00);
+}
+
+static void mr_import(const th_buf *b, bool pread, result *res)
+{
+    import_channels(b->data, b->len, NULL, NULL, 0, pread, 4093, res);
+}
+
+static void test_mapped_ram(void **state)
+{
+    (void)state;
+    th_buf b;
+    size_t hdr;
+    mr_build(&b, &hdr);
+    result res;
+    mr_import(&b, true, &res);
+    assert_status(res.rc, 0);
+    assert_true(res.stats.mapped_ram);
+    assert_int_equal(res.stats.normal_pages, 3);
+    assert_int_equal(res.stats.zero_pages, 6);
+    assert_int_equal(res.stats.ram_rounds, 1);
+    guest g;
+    rebuild(&res.out, &g);
+    region_img *ram = find_region(&g, "pc.ram");
+    for (unsigned pg = 0; pg < 8; pg++) {
+        uint8_t want[PS];
+        memset(want, 0x46 >> pg & 1 ? 0x10 + pg : 0, PS);
+        assert_memory_equal(ram->mem + pg * PS, want, PS);
+    }
+    assert_int_equal(total_pages(&g.totals), 9);
+    guest_free(&g);
+    th_buf_free(&res.out);
+
+    /* Without positional reads it cannot be read. */
+    mr_import(&b, false, &res);
+    assert_status(res.rc, MS_EFEATURE);
+    assert_contains(res.msg, "positional reads");
+    th_buf_free(&res.out);
+
+    /* Hostile headers: each a clear error at the header's offset. */
+    struct {
+        size_t at, len;
+        uint64_t v;
+        int status;
+        const char *text;
+    } cases[] = {
+        {0, 4, 2, MS_EVERSION, "MappedRamHeader version 2"},
+        {0, 4, 0, MS_ECORRUPT, "MappedRamHeader version 0"},
+        {4, 8, 8192, MS_ECORRUPT, "page size 8192, but the stream's target page size is 4096"},
+        {20, 8, MR_ALIGN + 1, MS_ECORRUPT, "is not aligned to the page size"},
+        {12, 8, 0, MS_ECORRUPT, "does not lie between the header's end"},
+        {12, 8, MR_ALIGN - 4, MS_ECORRUPT, "does not lie between"},
+        {20, 8, 0xfffffffffffff000ull, MS_ECORRUPT, "would end past any file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        th_buf c;
+        mr_build(&c, &hdr);
+        for (size_t k = 0; k < cases[i].len; k++)
+            c.data[hdr + cases[i].at + k] = (uint8_t)(cases[i].v >> (8 * (cases[i].len - 1 - k)));
+        mr_import(&c, true, &res);
+        if (res.rc != cases[i].status || !strstr(res.msg, cases[i].text) ||
+            res.err_offset != hdr || !strstr(res.msg, "mapped-ram block 'pc.ram'"))
+            fail_msg("case %zu: got %d at %llu \"%s\"; expected %d at %zu with \"%s\"", i, res.rc,
+                     (unsigned long long)res.err_offset, res.msg, cases[i].status, hdr,
+                     cases[i].text);
+        th_buf_free(&res.out);
+        th_buf_free(&c);
+    }
+    /* A bit past the block's pages. */
+    th_buf c;
+    mr_build(&c, &hdr);
+    c.data[hdr + 28 + 1] = 0x01; /* page 8 of 8 */
+    mr_import(&c, true, &res);
+    assert_status(res.rc, MS_ECORRUPT);
+    assert_contains(res.msg, "marks page 8, past the block's 8 pages");
+    th_buf_free(&res.out);
+    th_buf_free(&c);
+    /* The file ends in the bitmap, or in a page area: the bitmap and the
+     * pages lie before the rest of the stream, so the stream's next item is
+     * missing too, and is found missing first. */
+    size_t cut[] = {hdr + 30, MR_ALIGN + 2 * PS + 100};
+    for (size_t i = 0; i < 2; i++) {
+        mr_build(&c, &hdr);
+        c.len = cut[i];
+        mr_import(&c, true, &res);
+        assert_status(res.rc, MS_ETRUNCATED);
+        assert_contains(res.msg, "the stream ends after");
+        th_buf_free(&res.out);
+        th_buf_free(&c);
+    }
+    /* A page item in the main stream of a mapped-ram migration. */
+    mr_build(&c, &hdr);
+    c.len -= 1; /* drop EOF */
+    size_t at = c.len + 5;
+    q_part(&c);
+    q_page(&c, 0, "pc.ram", 1);
+    q_eos(&c);
+    th_buf_u8(&c, 0x00);
+    mr_import(&c, true, &res);
+    assert_status(res.rc, MS_ECORRUPT);
+    assert_int_equal(res.err_offset, at);
+    assert_contains(res.msg, "a page item (flags 0x8) in a mapped-ram stream");
+    th_buf_free(&res.out);
+    th_buf_free(&c);
+    /* Channels are not mapped-ram's. */
+    const uint8_t *one[1] = {b.data};
+    size_t one_len[1] = {b.len};
+    import_channels(b.data, b.len, one, one_len, 1, true, 0, &res);
+    assert_status(res.rc, MS_EINVAL);
+    assert_contains(res.msg, "no multifd channel streams");
+    th_buf_free(&res.out);
+    th_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1076,6 +1574,12 @@ int main(void)
         cmocka_unit_test(test_built_errors),
         cmocka_unit_test(test_built_mismatch),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_multifd_counts),
+        cmocka_unit_test(test_multifd_same_memory),
+        cmocka_unit_test(test_multifd_order),
+        cmocka_unit_test(test_multifd_live),
+        cmocka_unit_test(test_multifd_errors),
+        cmocka_unit_test(test_mapped_ram),
     };
     return th_run_tests(tests);
 }

@@ -4,9 +4,10 @@
  *     migstream-import qemu [options] -o OUT MAIN [CHANNEL...]
  *
  * MAIN is QEMU's main migration stream (a file, or - for standard input:
- * QEMU's "exec:" and "fd:" migration write a pipe). The library does the
- * reading (include/migstream/qemu.h); this file handles the command line,
- * the atomic output file and the summary.
+ * QEMU's "exec:" and "fd:" migration write a pipe); each CHANNEL is the
+ * capture of one multifd channel connection. The library does the reading
+ * (include/migstream/qemu.h); this file handles the command line, the
+ * atomic output file and the summary.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,13 +27,18 @@ static void on_signal(int sig)
     got_signal = sig;
 }
 
+/* Bytes read from all inputs together, for the progress line. */
+typedef struct progress {
+    uint64_t bytes;
+    mst_progress *line;
+} progress;
+
 typedef struct input {
     int fd;
-    uint64_t bytes;
-    mst_progress *progress;
+    progress *pg;
 } input;
 
-/* Reads the QEMU stream, drawing progress; an interrupt stops the import. */
+/* Reads a QEMU stream, drawing progress; an interrupt stops the import. */
 static ssize_t read_input(void *ctx, void *buf, size_t len)
 {
     input *in = ctx;
@@ -43,8 +49,27 @@ static ssize_t read_input(void *ctx, void *buf, size_t len)
         if (k < 0 && errno == EINTR)
             continue;
         if (k > 0) {
-            in->bytes += (uint64_t)k;
-            mst_progress_update(in->progress, in->bytes, 0);
+            in->pg->bytes += (uint64_t)k;
+            mst_progress_update(in->pg->line, in->pg->bytes, 0);
+        }
+        return k;
+    }
+}
+
+/* The main stream of a regular file, read by offset (mapped-ram streams
+ * need it). Progress counts the bytes read. */
+static ssize_t pread_input(void *ctx, void *buf, size_t len, uint64_t offset)
+{
+    input *in = ctx;
+    for (;;) {
+        if (got_signal)
+            return -1;
+        ssize_t k = pread(in->fd, buf, len, (off_t)offset);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k > 0) {
+            in->pg->bytes += (uint64_t)k;
+            mst_progress_update(in->pg->line, in->pg->bytes, 0);
         }
         return k;
     }
@@ -78,7 +103,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: %s qemu [options] -o OUT MAIN [CHANNEL...]\n"
             "Imports a QEMU migration stream (QEVM version 3, QEMU 7.2 to 10.x) into a\n"
-            "stream. MAIN is the main migration stream, - for standard input; OUT - writes\n"
+            "stream. MAIN is the main migration stream, - for standard input; each CHANNEL\n"
+            "is the capture of one multifd channel connection, in any order; OUT - writes\n"
             "to standard output.\n"
             "\n"
             "  -o, --output OUT      stream to create (required)\n"
@@ -114,6 +140,7 @@ static int bad_usage(const char *fmt, ...)
 
 typedef struct args {
     const char *out, *main_path, *tmpdir;
+    char **channels;
     bool force, quiet, raw_only, stats;
     int level;
     int nchannels;
@@ -188,11 +215,18 @@ static int parse_args(int argc, char **argv, args *a)
     if (!a->out || !*a->out)
         return bad_usage("-o OUT is required");
     a->main_path = argv[optind + 1];
+    a->channels = argv + optind + 2;
     a->nchannels = npos - 2;
+    if (a->nchannels > (int)MS_QEMU_MAX_CHANNELS)
+        return bad_usage("%d channels given (QEMU uses at most %u)", a->nchannels,
+                         MS_QEMU_MAX_CHANNELS);
+    for (int i = 0; i < a->nchannels; i++)
+        if (strcmp(a->channels[i], "-") == 0)
+            return bad_usage("a CHANNEL cannot be standard input");
     return 0;
 }
 
-static void print_stats(FILE *f, const ms_qemu_import_stats *s)
+static void print_stats(FILE *f, const ms_qemu_import_stats *s, char *const *names)
 {
     fprintf(f, "machine: %s\n", s->machine[0] ? s->machine : "-");
     fprintf(f, "ram blocks: %" PRIu32 " (%" PRIu64 " bytes)\n", s->ram_blocks, s->ram_bytes);
@@ -204,6 +238,19 @@ static void print_stats(FILE *f, const ms_qemu_import_stats *s)
     fprintf(f, "devices: %" PRIu64 " (%" PRIu64 " with fields)\n", s->devices, s->devices_decoded);
     fprintf(f, "json trailer: %s\n", s->has_vmdesc ? "yes" : "no");
     fprintf(f, "bytes read: %" PRIu64 "\n", s->bytes_read);
+    if (s->mapped_ram)
+        fprintf(f, "mapped-ram: yes\n");
+    if (s->channels) {
+        fprintf(f, "multifd channels: %" PRIu32 " (%" PRIu64 " packets, %" PRIu64 " sync points)\n",
+                s->channels, s->multifd_packets, s->multifd_syncs);
+        for (uint32_t i = 0; i < s->channels; i++) {
+            const struct ms_qemu_channel_stats *c = &s->channel[i];
+            fprintf(f,
+                    "channel %" PRIu32 " (%s): %" PRIu64 " packets, %" PRIu64
+                    " normal pages, %" PRIu64 " zero pages, %" PRIu64 " bytes\n",
+                    c->id, names[i], c->packets, c->normal_pages, c->zero_pages, c->bytes_read);
+        }
+    }
 }
 
 /* Library statuses that mean "this input is refused" rather than "the
@@ -232,24 +279,40 @@ static void catch_signals(void)
             sigaction(sigs[i], &sa, NULL);
 }
 
+static void close_channels(input *ch, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ch[i].fd >= 0)
+            close(ch[i].fd);
+}
+
 static int import(const args *a)
 {
-    if (a->nchannels > 0) {
-        mst_error("multifd channels are not supported yet (%d given)", a->nchannels);
-        return MST_EXIT_ERROR;
-    }
     bool to_stdout = strcmp(a->out, "-") == 0;
     if (to_stdout && isatty(STDOUT_FILENO)) {
         mst_error("refusing to write a stream to a terminal");
         return MST_EXIT_ERROR;
     }
+    input ch[MS_QEMU_MAX_CHANNELS];
+    uint64_t total = 0;
+    for (int i = 0; i < a->nchannels; i++) {
+        ch[i].fd = mst_open_input(a->channels[i]);
+        if (ch[i].fd < 0) {
+            close_channels(ch, i);
+            return MST_EXIT_ERROR;
+        }
+        total += mst_input_size(ch[i].fd);
+    }
     int in_fd = mst_open_input(a->main_path);
-    if (in_fd < 0)
+    if (in_fd < 0) {
+        close_channels(ch, a->nchannels);
         return MST_EXIT_ERROR;
+    }
     mst_out o;
     if (mst_out_open(&o, a->out, a->force)) {
         if (in_fd != STDIN_FILENO)
             close(in_fd);
+        close_channels(ch, a->nchannels);
         return MST_EXIT_ERROR;
     }
     if (!to_stdout)
@@ -265,19 +328,38 @@ static int import(const args *a)
     io.tmpdir = a->tmpdir;
     io.raw_only = a->raw_only;
     ms_qemu_import *imp = ms_qemu_import_new(&io);
+    uint64_t main_size = mst_input_size(in_fd);
     mst_progress pg;
-    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
-    input in = {.fd = in_fd, .bytes = 0, .progress = &pg};
+    mst_progress_init(&pg, a->quiet, main_size ? main_size + total : 0);
+    progress shared = {.bytes = 0, .line = &pg};
+    input in = {.fd = in_fd, .pg = &shared};
     out_ctx oc = {.fd = o.fd};
     int rc = MST_EXIT_OK;
+    for (int i = 0; imp && i < a->nchannels; i++) {
+        ch[i].pg = &shared;
+        if (ms_qemu_import_add_channel(imp, read_input, &ch[i], a->channels[i])) {
+            ms_qemu_import_free(imp);
+            imp = NULL;
+        }
+    }
+    /* A regular file is read by offset: mapped-ram streams need it. */
+    if (imp && main_size && ms_qemu_import_set_pread(imp, pread_input, &in)) {
+        ms_qemu_import_free(imp);
+        imp = NULL;
+    }
     if (!imp) {
         mst_error("out of memory");
         rc = MST_EXIT_ERROR;
     } else if (ms_qemu_import_run(imp, read_input, &in, write_output, &oc)) {
         mst_progress_done(&pg);
         if (!got_signal) {
+            /* A channel's failure names the channel's file itself. */
+            const char *msg = ms_qemu_import_errmsg(imp);
             const char *name = strcmp(a->main_path, "-") == 0 ? "standard input" : a->main_path;
-            mst_error("%s: %s", name, ms_qemu_import_errmsg(imp));
+            if (strncmp(msg, "multifd", 7) == 0)
+                mst_error("%s", msg);
+            else
+                mst_error("%s: %s", name, msg);
         }
         rc = exit_for(ms_qemu_import_status(imp));
     }
@@ -289,18 +371,22 @@ static int import(const args *a)
     if (!rc && !got_signal) {
         const ms_qemu_import_stats *s = ms_qemu_import_get_stats(imp);
         if (a->stats)
-            print_stats(to_stdout ? stderr : stdout, s);
-        /* In a multifd migration the pages travel in the channels: a main
-         * stream with RAM blocks and no page at all is most likely one. */
-        if (s->ram_blocks && !s->zero_pages && !s->normal_pages && !s->xbzrle_pages &&
+            print_stats(to_stdout ? stderr : stdout, s, a->channels);
+        /* In a multifd migration the data pages travel in the channels
+         * (QEMU 7.2 keeps zero pages in the main stream, and its main
+         * stream does not say it is multifd): without channels, a main
+         * stream with RAM blocks and no data page is most likely one. */
+        if (!s->channels && s->ram_blocks && !s->normal_pages && !s->xbzrle_pages &&
             !s->compressed_pages)
-            mst_error("warning: the stream declares %" PRIu32 " RAM blocks but holds no page: "
-                      "with multifd the pages are in the channel streams, which are not read",
+            mst_error("warning: the stream declares %" PRIu32 " RAM blocks but holds no data "
+                      "page: with multifd the pages are in the channel streams, give them as "
+                      "CHANNEL arguments",
                       s->ram_blocks);
     }
     ms_qemu_import_free(imp);
     if (in_fd != STDIN_FILENO)
         close(in_fd);
+    close_channels(ch, a->nchannels);
     return got_signal ? MST_EXIT_ERROR : rc;
 }
 

@@ -27,6 +27,14 @@
  *     CBOR state holding the raw section bytes and, when QEMU's JSON trailer
  *     describes the section, a map of field names to values.
  *
+ * A multifd migration (capability "multifd") sends most pages over extra
+ * connections, the channels: capture each one and add it with
+ * ms_qemu_import_add_channel() before the run; the channels are read along
+ * with the main stream and merged at its sync points. A mapped-ram stream
+ * (QEMU 9.0+, "file:" migration, capability "mapped-ram") keeps pages at
+ * fixed file offsets: it needs positional reads of the main stream
+ * (ms_qemu_import_set_pread(), or ms_qemu_import_run_fd() on a regular file).
+ *
  * The import is streaming: the input is read once, in order, and never held
  * whole. Memory is bounded by the limits in the options: device sections
  * are held until the end (their field layout is only known from the JSON
@@ -58,6 +66,8 @@ typedef struct ms_qemu_import ms_qemu_import;
 #define MS_QEMU_MAGIC 0x5145564Du
 /** The only QEMU stream version read (QEMU_VM_FILE_VERSION). */
 #define MS_QEMU_VERSION 3u
+/** Most multifd channels (QEMU's multifd-channels parameter is a u8). */
+#define MS_QEMU_MAX_CHANNELS 255u
 
 /** Importer options and limits. Fill with ms_qemu_import_options_init()
  *  first; a limit of 0 means its default. */
@@ -119,6 +129,21 @@ typedef struct ms_qemu_import_stats {
     uint64_t commands;        /**< COMMAND items */
     bool has_vmdesc;          /**< a JSON trailer was present */
     char machine[256];        /**< CONFIGURATION machine type, or "" */
+    /* Since multifd and mapped-ram reading. zero_pages and normal_pages above
+     * include the channels' pages; for mapped-ram, normal_pages are the pages
+     * the file holds and zero_pages the pages its bitmaps leave out. */
+    uint32_t channels;        /**< multifd channels read */
+    uint64_t multifd_packets; /**< their packets (init records not counted) */
+    uint64_t multifd_syncs;   /**< sync points of the main stream met */
+    bool mapped_ram;          /**< the stream was a mapped-ram one */
+    /** Per channel, in the order they were added (the first `channels`). */
+    struct ms_qemu_channel_stats {
+        uint32_t id;           /**< channel id of its init record */
+        uint64_t bytes_read;   /**< its bytes consumed, init record included */
+        uint64_t packets;      /**< packets, SYNC packets included */
+        uint64_t normal_pages; /**< pages with data */
+        uint64_t zero_pages;   /**< zero pages (QEMU 9.0+ sends them here) */
+    } channel[MS_QEMU_MAX_CHANNELS];
 } ms_qemu_import_stats;
 
 /**
@@ -147,15 +172,21 @@ MS_API void ms_qemu_import_free(ms_qemu_import *imp);
  *         - MS_EMAGIC: the input is not a QEMU stream ("QEVM");
  *         - MS_EVERSION: a QEVM version other than 3;
  *         - MS_ETRUNCATED: the input ended before QEMU's EOF section, or in
- *           the middle of an item or of the JSON trailer;
+ *           the middle of an item or of the JSON trailer; a multifd channel
+ *           ended before its SYNC packet; a mapped-ram page or bitmap lies
+ *           past the end of the file;
  *         - MS_ECORRUPT: a malformed item: unknown section type, unknown RAM
  *           flags, a page outside its block, an unknown block name, a
  *           missing footer, bytes after the trailer, invalid JSON ...;
+ *           a multifd channel that is not one (magic), has a duplicate id,
+ *           a malformed packet, or is missing; a bad mapped-ram header;
  *         - MS_ECOMPRESS: a compressed or XBZRLE page that does not decode
  *           to exactly one page;
  *         - MS_EFEATURE: a QEMU feature this importer does not read
- *           (postcopy, RDMA, mapped-ram, multifd page data, no section
- *           footers, XBZRLE with no_page_cache);
+ *           (postcopy, RDMA, compressed multifd channels, multifd device
+ *           state, mapped-ram without positional reads or with
+ *           x-ignore-shared, no section footers, XBZRLE with
+ *           no_page_cache);
  *         - MS_ELIMIT: a size beyond a limit of the options;
  *         - MS_EIO: @p in failed, or the page file could not be written;
  *         - MS_ESTATE: the importer already ran;
@@ -166,8 +197,45 @@ MS_API int ms_qemu_import_run(ms_qemu_import *imp, ms_read_fn in, void *in_ctx, 
                               void *out_ctx);
 
 /** Same, reading @p in_fd and writing @p out_fd (retrying EINTR and short
- *  writes; neither descriptor is closed). */
+ *  writes; neither descriptor is closed). When @p in_fd is a regular file
+ *  and no positional reader was set, the main stream is read with pread(),
+ *  so that a mapped-ram stream can be read. */
 MS_API int ms_qemu_import_run_fd(ms_qemu_import *imp, int in_fd, int out_fd);
+
+/**
+ * Adds one multifd channel: the bytes QEMU sent over one extra connection of
+ * a multifd migration, from its init record (magic 0x11223344) to its end.
+ * Call once per channel before the run, in any order: each channel names
+ * its id in its init record. All the migration's channels are needed. A
+ * channel is read as the main stream reaches each sync point, never held
+ * whole.
+ * @param in   [borrow] read callback (ms_read_fn), valid until the run ends
+ * @param name [borrow] what error messages call the channel (a file name),
+ *             or NULL for "channel N" (N counting from 1 in the order
+ *             added); copied
+ * @return 0; MS_EINVAL (NULL @p in or @p imp); MS_ESTATE (the importer ran
+ *         already); MS_ELIMIT (more than MS_QEMU_MAX_CHANNELS); MS_ENOMEM.
+ */
+MS_API int ms_qemu_import_add_channel(ms_qemu_import *imp, ms_read_fn in, void *in_ctx,
+                                      const char *name);
+
+/** Same, reading @p fd (not closed; EINTR retried). */
+MS_API int ms_qemu_import_add_channel_fd(ms_qemu_import *imp, int fd, const char *name);
+
+/** Positional read: up to @p len bytes at byte @p offset of the main stream
+ *  into @p buf. Returns the count, 0 at the end of the input, -1 on error. */
+typedef ssize_t (*ms_qemu_pread_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
+
+/**
+ * Reads the main stream through @p fn instead of a sequential callback:
+ * needed for mapped-ram streams, whose pages and bitmaps lie at file offsets
+ * the stream names (QEMU reads them with pread() too). Once set, the run
+ * reads the main stream only through @p fn, and ms_qemu_import_run() may be
+ * given a NULL read callback.
+ * @return 0; MS_EINVAL (NULL @p fn or @p imp); MS_ESTATE (the importer ran
+ *         already).
+ */
+MS_API int ms_qemu_import_set_pread(ms_qemu_import *imp, ms_qemu_pread_fn fn, void *ctx);
 
 /** Counts of the last run (complete after success, partial after failure).
  *  Valid until the importer is freed. */
@@ -180,8 +248,166 @@ MS_API int ms_qemu_import_status(const ms_qemu_import *imp);
  *  until the importer is freed. */
 MS_API const char *ms_qemu_import_errmsg(const ms_qemu_import *imp);
 
-/** Byte offset in the QEMU stream of the item that failed. */
+/** Byte offset in the QEMU stream of the item that failed (in the
+ *  channel's own bytes when the message names a multifd channel). */
 MS_API uint64_t ms_qemu_import_error_offset(const ms_qemu_import *imp);
+
+/* ------------------------------------------------------------------------ */
+/* Exporting back to QEMU                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An exporter reads a libmigstream stream that came from QEMU (through an
+ * importer) and writes it back as a QEMU migration stream, QEVM version 3,
+ * that `qemu-system-* -incoming` loads (docs/QEMU.md section 7):
+ *
+ *     ms_qemu_export_options o;
+ *     ms_qemu_export_options_init(&o);
+ *     ms_qemu_export *exp = ms_qemu_export_new(&o);
+ *     int rc = ms_qemu_export_run_fd(exp, stream_fd, qemu_fd);
+ *     if (rc < 0)
+ *         fprintf(stderr, "%s\n", ms_qemu_export_errmsg(exp));
+ *     ms_qemu_export_free(exp);
+ *
+ * What is written:
+ *   - the INFO machine becomes the CONFIGURATION section (QEMU's destination
+ *     refuses any other machine type than its own);
+ *   - the regions become the RAM block table of the "ram" section (START,
+ *     version 4): block name = region name, used length = region size;
+ *   - the pages follow in stream order in PART sections of "ram", a new PART
+ *     at each ROUND, so that a later copy of a page replaces an earlier one
+ *     on the destination as it does in the stream: ZERO as ZERO items, DATA
+ *     and FILL as PAGE items; DISCARDED pages are not sent (what QEMU does
+ *     for pages the guest hinted free); then an END section of "ram";
+ *   - each device instance becomes a FULL section with the "raw" bytes of
+ *     its state, in the order of first appearance, the last record of an
+ *     instance giving the bytes; then EOF and a JSON trailer.
+ *
+ * Refused: IN_PLACE pages (their contents are not in the stream), OVERLAY
+ * records (QEMU rebuilds Hyper-V pages from the CPU state), device state
+ * without "raw" (a stream not imported from QEMU), regions declared after
+ * the first page, two regions with one name.
+ *
+ * The export is streaming: pages go out as their records arrive, so memory
+ * does not grow with the guest. Device state is held until END (QEMU's
+ * devices load after RAM: virtio checks its rings in guest memory), within
+ * max_device_bytes. The input is read once through an ms_reader, which
+ * checks every checksum; the QEMU stream's EOF is only written after the
+ * input's END record was read and checked, so a failed export never ends in
+ * a stream QEMU would load.
+ */
+
+typedef struct ms_qemu_export ms_qemu_export;
+
+/** Exporter options and limits. Fill with ms_qemu_export_options_init()
+ *  first; a limit of 0 means its default. */
+typedef struct ms_qemu_export_options {
+    size_t struct_size; /**< set by init; lets the struct grow */
+    /** [borrow] options of the reader of the input, or NULL for the
+     *  defaults. Copied by ms_qemu_export_new(). */
+    const ms_reader_options *reader;
+    /** [borrow] machine type for the CONFIGURATION section, overriding the
+     *  stream's INFO machine; copied by ms_qemu_export_new(). With neither,
+     *  no CONFIGURATION section is written (as QEMU does for old machine
+     *  types, whose send-configuration is off), which a destination of a
+     *  newer machine type refuses. */
+    const char *machine;
+    /** QEMU's target page size, bytes: a power of two from 4096 to 65536;
+     *  default 4096 (x86). A region page larger than this is sent as several
+     *  QEMU pages; a smaller one is refused. */
+    uint32_t page_size;
+    /** Device state held until END (raw bytes, paths), bytes; default
+     *  64 MiB. */
+    uint64_t max_device_bytes;
+    /** true: write no JSON trailer (VMDESCRIPTION). By default a trailer
+     *  with no device description is written, since a destination whose
+     *  machine does not set suppress-vmdesc expects one; the stream does not
+     *  keep QEMU's own description. */
+    bool no_vmdesc;
+    ms_allocator allocator; /**< zeroed: malloc/realloc/free */
+} ms_qemu_export_options;
+
+/** Fills @p opts with defaults. */
+MS_API void ms_qemu_export_options_init(ms_qemu_export_options *opts);
+
+/** What a run wrote; counts refer to QEMU's items. */
+typedef struct ms_qemu_export_stats {
+    uint64_t records;         /**< input records read, END included */
+    uint64_t bytes_read;      /**< input bytes consumed */
+    uint64_t bytes_written;   /**< QEMU stream bytes written */
+    uint32_t ram_blocks;      /**< RAM blocks in the MEM_SIZE table */
+    uint64_t ram_bytes;       /**< sum of their used lengths */
+    uint64_t zero_pages;      /**< ZERO items */
+    uint64_t normal_pages;    /**< PAGE items (DATA and FILL pages) */
+    uint64_t fill_pages;      /**< of them, from FILL pages */
+    uint64_t discarded_pages; /**< DISCARDED pages, not sent (QEMU pages) */
+    uint64_t ram_parts;       /**< PART sections of "ram" */
+    uint64_t devices;         /**< FULL sections (device instances) */
+    uint64_t device_records;  /**< DEVICE records read (a later one replaces) */
+    char machine[256];        /**< CONFIGURATION machine type, or "" */
+} ms_qemu_export_stats;
+
+/**
+ * Creates an exporter.
+ * @param opts [borrow] options filled by ms_qemu_export_options_init(), or
+ *        NULL for defaults. Strings are copied.
+ * @return **new** exporter, or NULL when memory ran out, @p opts has a
+ *         struct_size this library does not know or a page_size out of range.
+ */
+MS_API ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts);
+
+/** Frees the exporter (NULL is fine). */
+MS_API void ms_qemu_export_free(ms_qemu_export *exp);
+
+/**
+ * Reads a whole libmigstream stream through @p in and writes a QEMU stream
+ * through @p out. Runs once per exporter.
+ *
+ * When it fails, the output written so far ends before QEMU's EOF section:
+ * QEMU refuses it, and a caller writing a file should discard it.
+ *
+ * @param in  [borrow] input callback (ms_read_fn)
+ * @param out [borrow] output callback (ms_write_fn)
+ * @return 0 when the stream was read to its END record and written whole;
+ *         or, with ms_qemu_export_errmsg() naming the record (index and byte
+ *         offset), region, page or device:
+ *         - any status of the reader (MS_EMAGIC, MS_ECHECKSUM,
+ *           MS_ETRUNCATED, MS_ECORRUPT, MS_ELIMIT ...), the input being
+ *           malformed;
+ *         - MS_ECORRUPT: bytes follow the END record;
+ *         - MS_EFEATURE: something a QEMU stream cannot carry: IN_PLACE
+ *           pages, OVERLAY records, a region declared after the first page,
+ *           two regions with one name, a region page smaller than QEMU's, a
+ *           device state without "raw", a device path longer than 255 bytes
+ *           or named "ram";
+ *         - MS_ELIMIT: device state beyond max_device_bytes;
+ *         - MS_EIO: @p in or @p out failed;
+ *         - MS_ENOMEM; MS_ESTATE: the exporter already ran.
+ */
+MS_API int ms_qemu_export_run(ms_qemu_export *exp, ms_read_fn in, void *in_ctx, ms_write_fn out,
+                              void *out_ctx);
+
+/** Same, reading @p in_fd and writing @p out_fd (retrying EINTR and short
+ *  writes; neither descriptor is closed). */
+MS_API int ms_qemu_export_run_fd(ms_qemu_export *exp, int in_fd, int out_fd);
+
+/** Counts of the last run (complete after success, partial after failure).
+ *  Valid until the exporter is freed. */
+MS_API const ms_qemu_export_stats *ms_qemu_export_get_stats(const ms_qemu_export *exp);
+
+/** The sticky status: 0, or the failure that stopped the run. */
+MS_API int ms_qemu_export_status(const ms_qemu_export *exp);
+
+/** Message naming what failed and where, or "" if nothing failed. Valid
+ *  until the exporter is freed. */
+MS_API const char *ms_qemu_export_errmsg(const ms_qemu_export *exp);
+
+/** Byte offset in the input stream of the record that failed. */
+MS_API uint64_t ms_qemu_export_error_offset(const ms_qemu_export *exp);
+
+/** Index of the input record that failed, or -1 (the preamble, or no
+ *  record). */
+MS_API int64_t ms_qemu_export_error_record(const ms_qemu_export *exp);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,766 @@
+/*
+ * The QEMU exporter (docs/QEMU.md section 7): reads a libmigstream stream
+ * through the public reader and writes QEMU's stream, QEVM version 3, as
+ * QEMU 7.2's loader reads it (migration/savevm.c qemu_loadvm_state,
+ * migration/ram.c ram_load_precopy): file header, CONFIGURATION, the "ram"
+ * section as START (block table), PARTs (pages) and END, one FULL section
+ * per device, EOF, the JSON trailer. Pages stream through; device state is
+ * held until END, since QEMU's devices must load after RAM.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cbor_codec.h"
+#include "migstream/qemu.h"
+#include "migstream/reader.h"
+#include "util.h"
+
+#define DEF_DEVICES (64ull << 20)
+#define OUT_CAP (256u << 10)
+
+/* QEMU's section types (migration/savevm.h) and RAM flags (migration/ram.c). */
+enum {
+    QE_EOF = 0x00,
+    QE_START = 0x01,
+    QE_PART = 0x02,
+    QE_END = 0x03,
+    QE_FULL = 0x04,
+    QE_VMDESCRIPTION = 0x06,
+    QE_CONFIGURATION = 0x07,
+    QE_FOOTER = 0x7e,
+};
+enum {
+    RAM_ZERO = 0x002,
+    RAM_MEM_SIZE = 0x004,
+    RAM_PAGE = 0x008,
+    RAM_EOS = 0x010,
+    RAM_CONTINUE = 0x020,
+};
+#define RAM_VERSION 4u
+/* Not 0: QEMU's loader finds the handler of a PART or END by the section id
+ * its START gave it, and every handler not yet loaded holds 0, so a PART of
+ * section 0 goes to the first handler registered ("timer"). Devices follow
+ * from RAM_SECTION_ID + 1. */
+#define RAM_SECTION_ID 1u
+
+/* A device instance held until END: the last record's bytes, at the place
+ * of the instance's first record. */
+typedef struct qe_device {
+    char *path;
+    uint32_t instance;
+    uint32_t version;
+    uint8_t *raw;
+    size_t raw_len;
+} qe_device;
+
+struct ms_qemu_export {
+    ms_qemu_export_options opts;
+    ms_reader_options ropts; /* the caller's, copied; or the defaults */
+    ms_allocator alloc;
+    char *machine_opt;
+    int status;
+    char msg[512];
+    uint64_t err_offset;
+    int64_t err_record;
+    bool ran;
+    ms_qemu_export_stats stats;
+
+    ms_reader *r;
+    ms_write_fn out;
+    void *out_ctx;
+    uint8_t *obuf;
+    size_t olen;
+
+    bool ram_started;  /* header, CONFIGURATION and the ram START are out */
+    bool part_open;    /* a PART of "ram" is open */
+    size_t last_block; /* region index of the last page item in the part */
+    uint8_t *fill;     /* one QEMU page, for FILL pages */
+
+    qe_device *dev;
+    size_t ndev, dev_cap;
+    uint64_t dev_bytes;
+};
+
+static int qe_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int qe_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt, ...)
+{
+    if (x->status)
+        return x->status;
+    x->status = status;
+    x->err_offset = off;
+    x->err_record = rec;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->msg, sizeof x->msg, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* "record 12 (PAGES) at offset 4567: " names the input record. */
+static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const char *fmt, ...)
+{
+    if (x->status)
+        return x->status;
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    const char *name = ms_record_type_name(rec->type);
+    return qe_fail(x, status, rec->offset, (int64_t)rec->index,
+                   "record %llu (%s) at offset %llu: %s", (unsigned long long)rec->index,
+                   name ? name : "unknown type", (unsigned long long)rec->offset, what);
+}
+
+/* ------------------------------------------------------------------ output */
+
+static int flush_out(ms_qemu_export *x)
+{
+    if (!x->olen)
+        return 0;
+    struct iovec iov = {.iov_base = x->obuf, .iov_len = x->olen};
+    if (x->out(x->out_ctx, &iov, 1) < 0)
+        return qe_fail(x, MS_EIO, ms_reader_offset(x->r), -1,
+                       "writing the QEMU stream failed after %llu bytes",
+                       (unsigned long long)x->stats.bytes_written);
+    x->stats.bytes_written += x->olen;
+    x->olen = 0;
+    return 0;
+}
+
+/* QEMU's stream is big-endian throughout (qemu_put_be32 ...). */
+static int put(ms_qemu_export *x, const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    while (n) {
+        if (x->olen == OUT_CAP && flush_out(x))
+            return x->status;
+        size_t k = OUT_CAP - x->olen < n ? OUT_CAP - x->olen : n;
+        memcpy(x->obuf + x->olen, s, k);
+        x->olen += k;
+        s += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int put_u8(ms_qemu_export *x, uint8_t v)
+{
+    return put(x, &v, 1);
+}
+
+static int put_be32(ms_qemu_export *x, uint32_t v)
+{
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (24 - 8 * i));
+    return put(x, b, 4);
+}
+
+static int put_be64(ms_qemu_export *x, uint64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (56 - 8 * i));
+    return put(x, b, 8);
+}
+
+/* u8 length, then the bytes (block names, id strings); len <= 255. */
+static int put_name(ms_qemu_export *x, const char *s)
+{
+    size_t n = strlen(s);
+    int rc = put_u8(x, (uint8_t)n);
+    return rc ? rc : put(x, s, n);
+}
+
+/* START or FULL header: type, section id, id string, instance, version. */
+static int section_full_header(ms_qemu_export *x, uint8_t type, uint32_t id, const char *idstr,
+                               uint32_t instance, uint32_t version)
+{
+    int rc;
+    if ((rc = put_u8(x, type)) || (rc = put_be32(x, id)) || (rc = put_name(x, idstr)) ||
+        (rc = put_be32(x, instance)) || (rc = put_be32(x, version)))
+        return rc;
+    return 0;
+}
+
+static int section_footer(ms_qemu_export *x, uint32_t id)
+{
+    int rc = put_u8(x, QE_FOOTER);
+    return rc ? rc : put_be32(x, id);
+}
+
+/* ------------------------------------------------------------------- RAM */
+
+/* The file header, CONFIGURATION and the ram START: QEVM, version 3, the
+ * machine type (vmstate_configuration: u32 length, name; no subsection:
+ * target-page-bits is only sent where the page is larger than the target's
+ * smallest, capabilities only with x-ignore-shared, uuid only with
+ * validate-uuid), then the block table and EOS (ram_save_setup). */
+static int start_ram(ms_qemu_export *x, const ms_record *rec)
+{
+    size_t n = ms_reader_region_count(x->r);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ms_region *g = ms_reader_region(x->r, i);
+        if (msi_add_overflow(total, g->size, &total))
+            return qe_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
+                           rec ? (int64_t)rec->index : -1,
+                           "the regions add up to more than 2^64 bytes");
+    }
+    int rc;
+    if ((rc = put_be32(x, MS_QEMU_MAGIC)) || (rc = put_be32(x, MS_QEMU_VERSION)))
+        return rc;
+    if (x->stats.machine[0]) {
+        uint32_t len = (uint32_t)strlen(x->stats.machine);
+        if ((rc = put_u8(x, QE_CONFIGURATION)) || (rc = put_be32(x, len)) ||
+            (rc = put(x, x->stats.machine, len)))
+            return rc;
+    }
+    if ((rc = section_full_header(x, QE_START, RAM_SECTION_ID, "ram", 0, RAM_VERSION)) ||
+        (rc = put_be64(x, total | RAM_MEM_SIZE)))
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const ms_region *g = ms_reader_region(x->r, i);
+        if ((rc = put_name(x, g->name)) || (rc = put_be64(x, g->size)))
+            return rc;
+    }
+    if ((rc = put_be64(x, RAM_EOS)) || (rc = section_footer(x, RAM_SECTION_ID)))
+        return rc;
+    x->stats.ram_blocks = (uint32_t)n;
+    x->stats.ram_bytes = total;
+    x->ram_started = true;
+    return 0;
+}
+
+/* Ends the open PART: EOS, footer. */
+static int close_part(ms_qemu_export *x)
+{
+    if (!x->part_open)
+        return 0;
+    x->part_open = false;
+    int rc = put_be64(x, RAM_EOS);
+    return rc ? rc : section_footer(x, RAM_SECTION_ID);
+}
+
+/* Checks the regions a REGIONS record declared against what QEMU's block
+ * table can hold. */
+static int check_regions(ms_qemu_export *x, const ms_record *rec)
+{
+    if (x->ram_started)
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "region %u '%s' is declared after the first page: QEMU's RAM block "
+                        "table (MEM_SIZE) comes before every page",
+                        rec->regions[0].id, rec->regions[0].name);
+    size_t n = ms_reader_region_count(x->r);
+    for (size_t k = 0; k < rec->region_count; k++) {
+        const ms_region *g = &rec->regions[k];
+        if (g->page_size < x->opts.page_size)
+            return rec_fail(x, MS_EFEATURE, rec,
+                            "region %u '%s' has %u-byte pages, smaller than QEMU's %u-byte "
+                            "target page",
+                            g->id, g->name, g->page_size, x->opts.page_size);
+        for (size_t i = 0; i < n; i++) {
+            const ms_region *o = ms_reader_region(x->r, i);
+            if (o->id != g->id && strcmp(o->name, g->name) == 0)
+                return rec_fail(x, MS_EFEATURE, rec,
+                                "regions %u and %u are both named '%s': QEMU finds RAM blocks "
+                                "by name",
+                                o->id < g->id ? o->id : g->id, o->id < g->id ? g->id : o->id,
+                                g->name);
+        }
+    }
+    return 0;
+}
+
+static size_t region_index(const ms_qemu_export *x, const ms_region *g)
+{
+    size_t n = ms_reader_region_count(x->r);
+    for (size_t i = 0; i < n; i++)
+        if (ms_reader_region(x->r, i)->id == g->id)
+            return i;
+    return SIZE_MAX; /* not reached: the reader declared the region */
+}
+
+/* One page item: offset and flags, the block name unless CONTINUE. */
+static int page_item(ms_qemu_export *x, size_t block, const ms_region *g, uint64_t offset,
+                     uint64_t flags)
+{
+    int rc;
+    if (!x->part_open) {
+        if ((rc = put_u8(x, QE_PART)) || (rc = put_be32(x, RAM_SECTION_ID)))
+            return rc;
+        x->part_open = true;
+        x->last_block = SIZE_MAX;
+        x->stats.ram_parts++;
+    }
+    /* Every part names its first block: QEMU's loader keeps the last block
+     * across parts, but nothing promises that. */
+    bool cont = block == x->last_block;
+    if ((rc = put_be64(x, offset | flags | (cont ? RAM_CONTINUE : 0))))
+        return rc;
+    if (!cont && (rc = put_name(x, g->name)))
+        return rc;
+    x->last_block = block;
+    return 0;
+}
+
+static int write_pages(ms_qemu_export *x, const ms_record *rec)
+{
+    const ms_pages *pg = &rec->pages;
+    const ms_region *g = pg->region;
+    size_t block = region_index(x, g);
+    uint32_t ps = x->opts.page_size;
+    uint64_t sub = g->page_size / ps; /* QEMU pages per region page */
+    const uint8_t *data = pg->data;
+    int rc;
+    for (size_t e = 0; e < pg->extent_count; e++) {
+        const ms_extent *ex = &pg->extents[e];
+        uint64_t qpages = (uint64_t)ex->count * sub;
+        switch (ex->state) {
+        case MS_PAGE_IN_PLACE:
+            return rec_fail(x, MS_EFEATURE, rec,
+                            "region %u '%s' pages %llu..%llu are IN_PLACE: their contents are "
+                            "not in the stream, and a QEMU stream must carry every page it sends",
+                            g->id, g->name, (unsigned long long)ex->first,
+                            (unsigned long long)(ex->first + ex->count - 1));
+        case MS_PAGE_DISCARDED:
+            x->stats.discarded_pages += qpages;
+            continue;
+        case MS_PAGE_FILL:
+            if (ex->arg) {
+                for (uint32_t i = 0; i < ps; i += 8)
+                    msi_put64(x->fill + i, ex->arg);
+            }
+            break;
+        case MS_PAGE_DATA:
+        case MS_PAGE_ZERO:
+            break;
+        default:
+            return rec_fail(x, MS_EFEATURE, rec, "region %u '%s' page %llu: page state %u unknown",
+                            g->id, g->name, (unsigned long long)ex->first, ex->state);
+        }
+        for (uint64_t i = 0; i < ex->count; i++) {
+            uint64_t base = (ex->first + i) * g->page_size;
+            for (uint64_t j = 0; j < sub; j++) {
+                uint64_t off = base + j * ps;
+                if (ex->state == MS_PAGE_ZERO || (ex->state == MS_PAGE_FILL && !ex->arg)) {
+                    /* ZERO: fill byte 0 (ram_handle_zero / save_zero_page). */
+                    if ((rc = page_item(x, block, g, off, RAM_ZERO)) || (rc = put_u8(x, 0)))
+                        return rc;
+                    x->stats.zero_pages++;
+                } else {
+                    const uint8_t *src = ex->state == MS_PAGE_FILL ? x->fill : data;
+                    if ((rc = page_item(x, block, g, off, RAM_PAGE)) || (rc = put(x, src, ps)))
+                        return rc;
+                    if (ex->state == MS_PAGE_DATA)
+                        data += ps;
+                    else
+                        x->stats.fill_pages++;
+                    x->stats.normal_pages++;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------- devices */
+
+/* The "raw" byte string of a state map, as the importer writes it
+ * (docs/QEMU.md section 3.1). 1 with a view, 0 when the map has no "raw",
+ * negative when the state is not a map or "raw" is not a byte string. */
+static int find_raw(const ms_device *d, const uint8_t **raw, size_t *len, const char **why)
+{
+    msi_cbor_in in;
+    msi_cbor_tok t;
+    msi_cbor_in_init(&in, d->state, d->state_size);
+    if (msi_cbor_next(&in, &t) || t.kind != MSI_CBOR_MAP) {
+        *why = "the state is not a CBOR map";
+        return -1;
+    }
+    int found = 0;
+    for (uint64_t i = 0; i < t.u; i++) {
+        size_t at = in.pos;
+        msi_cbor_tok k;
+        if (msi_cbor_next(&in, &k)) {
+            *why = in.err;
+            return -1;
+        }
+        if (k.kind == MSI_CBOR_TEXT && k.len == 3 && memcmp(k.str, "raw", 3) == 0) {
+            msi_cbor_tok v;
+            if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_BYTES) {
+                *why = "its \"raw\" is not a byte string";
+                return -1;
+            }
+            if (found) {
+                *why = "its state map has \"raw\" twice";
+                return -1;
+            }
+            *raw = v.str;
+            *len = v.len;
+            found = 1;
+            continue;
+        }
+        in.pos = at;
+        if (msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true) ||
+            msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true)) {
+            *why = in.err;
+            return -1;
+        }
+    }
+    return found;
+}
+
+static int hold_device(ms_qemu_export *x, const ms_record *rec)
+{
+    const ms_device *d = &rec->device;
+    x->stats.device_records++;
+    size_t plen = strlen(d->path);
+    if (plen > 255)
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "device '%.60s...' instance %u: a path of %zu bytes does not fit QEMU's "
+                        "section id string (255 bytes at most)",
+                        d->path, d->instance, plen);
+    if (strcmp(d->path, "ram") == 0)
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "device 'ram' instance %u: QEMU's RAM section has that name", d->instance);
+    const uint8_t *raw = NULL;
+    size_t len = 0;
+    const char *why = NULL;
+    int found = find_raw(d, &raw, &len, &why);
+    if (found < 0)
+        return rec_fail(x, MS_EFEATURE, rec, "device '%s' instance %u (schema '%s'): %s", d->path,
+                        d->instance, d->schema, why);
+    if (!found)
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "device '%s' instance %u (schema '%s'): the state has no \"raw\" bytes "
+                        "(only streams imported from QEMU carry the section bytes QEMU loads)",
+                        d->path, d->instance, d->schema);
+    qe_device *h = NULL;
+    for (size_t i = 0; i < x->ndev; i++)
+        if (x->dev[i].instance == d->instance && strcmp(x->dev[i].path, d->path) == 0)
+            h = &x->dev[i];
+    uint64_t cost = len + (h ? 0 : plen + 1 + sizeof *h);
+    uint64_t after = x->dev_bytes - (h ? h->raw_len : 0) + cost;
+    if (after > x->opts.max_device_bytes)
+        return rec_fail(x, MS_ELIMIT, rec,
+                        "device '%s' instance %u: device state held until END would take "
+                        "%llu bytes, beyond max_device_bytes (%llu)",
+                        d->path, d->instance, (unsigned long long)after,
+                        (unsigned long long)x->opts.max_device_bytes);
+    uint8_t *copy = msi_alloc(&x->alloc, len ? len : 1);
+    if (!copy)
+        return rec_fail(x, MS_ENOMEM, rec, "out of memory holding device '%s'", d->path);
+    if (len)
+        memcpy(copy, raw, len);
+    if (!h) {
+        if (x->ndev == x->dev_cap) {
+            size_t cap = x->dev_cap ? x->dev_cap * 2 : 64;
+            qe_device *n = msi_realloc(&x->alloc, x->dev, cap * sizeof *n);
+            if (!n) {
+                msi_free(&x->alloc, copy);
+                return rec_fail(x, MS_ENOMEM, rec, "out of memory holding device '%s'", d->path);
+            }
+            x->dev = n;
+            x->dev_cap = cap;
+        }
+        h = &x->dev[x->ndev];
+        memset(h, 0, sizeof *h);
+        if (!(h->path = msi_strdup(&x->alloc, d->path))) {
+            msi_free(&x->alloc, copy);
+            return rec_fail(x, MS_ENOMEM, rec, "out of memory holding device '%s'", d->path);
+        }
+        h->instance = d->instance;
+        x->ndev++;
+    }
+    msi_free(&x->alloc, h->raw);
+    h->raw = copy;
+    h->raw_len = len;
+    h->version = d->version;
+    x->dev_bytes = after;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ driver */
+
+/* After END: the ram END section (EOS only), the devices as FULL sections
+ * in order of first appearance, EOF, then the trailer. */
+static int finish(ms_qemu_export *x)
+{
+    int rc;
+    if ((rc = close_part(x)) || (rc = put_u8(x, QE_END)) || (rc = put_be32(x, RAM_SECTION_ID)) ||
+        (rc = put_be64(x, RAM_EOS)) || (rc = section_footer(x, RAM_SECTION_ID)))
+        return rc;
+    for (size_t i = 0; i < x->ndev; i++) {
+        const qe_device *h = &x->dev[i];
+        uint32_t id = RAM_SECTION_ID + 1 + (uint32_t)i;
+        if ((rc = section_full_header(x, QE_FULL, id, h->path, h->instance, h->version)) ||
+            (rc = put(x, h->raw, h->raw_len)) || (rc = section_footer(x, id)))
+            return rc;
+        x->stats.devices++;
+    }
+    if ((rc = put_u8(x, QE_EOF)))
+        return rc;
+    if (!x->opts.no_vmdesc) {
+        /* QEMU's loader reads the trailer and discards it; the stream keeps
+         * no field descriptions to rebuild QEMU's, so none is claimed. */
+        char js[64];
+        int n = snprintf(js, sizeof js, "{\"page_size\":%u,\"devices\":[]}", x->opts.page_size);
+        if ((rc = put_u8(x, QE_VMDESCRIPTION)) || (rc = put_be32(x, (uint32_t)n)) ||
+            (rc = put(x, js, (size_t)n)))
+            return rc;
+    }
+    return flush_out(x);
+}
+
+/* The reader's failure, in the reader's words (it names the record and
+ * offset); @p rc when the reader keeps no status. */
+static int reader_fail(ms_qemu_export *x, int rc)
+{
+    int st = ms_reader_status(x->r);
+    const char *msg = ms_reader_errmsg(x->r);
+    if (!st)
+        st = rc;
+    return qe_fail(x, st, ms_reader_error_offset(x->r), ms_reader_error_record(x->r), "%s",
+                   msg && *msg ? msg : ms_strerror(st));
+}
+
+static int run(ms_qemu_export *x)
+{
+    const ms_header *hdr;
+    int rc = ms_reader_header(x->r, &hdr);
+    if (rc)
+        return reader_fail(x, rc);
+    if (x->machine_opt)
+        snprintf(x->stats.machine, sizeof x->stats.machine, "%s", x->machine_opt);
+    const ms_record *rec;
+    int more;
+    while ((more = ms_reader_next(x->r, &rec)) > 0) {
+        rc = 0;
+        x->stats.records++;
+        if (rec->type == MS_REC_INFO) {
+            if (!x->machine_opt && rec->info.machine)
+                snprintf(x->stats.machine, sizeof x->stats.machine, "%s", rec->info.machine);
+            continue;
+        }
+        if (rec->type == MS_REC_REGIONS) {
+            if ((rc = check_regions(x, rec)))
+                return rc;
+            continue;
+        }
+        /* The block table goes out before the first page (or round): device
+         * state is held until END anyway, so regions may follow it. */
+        if (!x->ram_started && (rec->type == MS_REC_PAGES || rec->type == MS_REC_ROUND) &&
+            (rc = start_ram(x, rec)))
+            return rc;
+        switch (rec->type) {
+        case MS_REC_ROUND:
+            /* A round's pages supersede the previous round's: a new PART
+             * keeps them apart, as QEMU's iterations are. */
+            rc = close_part(x);
+            break;
+        case MS_REC_PAGES:
+            rc = write_pages(x, rec);
+            break;
+        case MS_REC_DEVICE:
+            rc = hold_device(x, rec);
+            break;
+        case MS_REC_OVERLAY:
+            rc = rec_fail(x, MS_EFEATURE, rec,
+                          "overlay pages (first at gfn 0x%llx) have no QEMU counterpart: QEMU "
+                          "rebuilds Hyper-V pages from the vCPUs' MSRs",
+                          rec->overlay_count ? (unsigned long long)rec->overlays[0].gfn : 0ull);
+            break;
+        default:
+            /* END is handled after the loop; other records do not change
+             * the guest (unknown optional types). */
+            break;
+        }
+        if (rc)
+            return rc;
+    }
+    if (more < 0)
+        return reader_fail(x, more);
+    x->stats.bytes_read = ms_reader_offset(x->r);
+    if ((rc = ms_reader_expect_eof(x->r)))
+        return reader_fail(x, rc);
+    if (!x->ram_started && (rc = start_ram(x, NULL)))
+        return rc;
+    return finish(x);
+}
+
+void ms_qemu_export_options_init(ms_qemu_export_options *opts)
+{
+    if (!opts)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
+    opts->page_size = 4096;
+    opts->max_device_bytes = DEF_DEVICES;
+}
+
+ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts)
+{
+    ms_qemu_export_options o;
+    ms_qemu_export_options_init(&o);
+    if (opts) {
+        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
+            return NULL;
+        memcpy(&o, opts, opts->struct_size);
+        o.struct_size = sizeof o;
+    }
+    if (!o.page_size)
+        o.page_size = 4096;
+    if (!msi_is_pow2(o.page_size) || o.page_size < 4096 || o.page_size > 65536)
+        return NULL;
+    if (!o.max_device_bytes)
+        o.max_device_bytes = DEF_DEVICES;
+    if (o.machine && (!*o.machine || strlen(o.machine) > 255))
+        return NULL;
+    ms_allocator a;
+    msi_allocator_set(&a, &o.allocator);
+    ms_qemu_export *x = msi_calloc(&a, 1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->alloc = a;
+    x->err_record = -1;
+    if (o.machine && !(x->machine_opt = msi_strdup(&a, o.machine))) {
+        msi_free(&a, x);
+        return NULL;
+    }
+    o.machine = x->machine_opt;
+    ms_reader_options_init(&x->ropts);
+    if (o.reader) {
+        size_t n =
+            o.reader->struct_size < sizeof x->ropts ? o.reader->struct_size : sizeof x->ropts;
+        memcpy(&x->ropts, o.reader, n);
+        x->ropts.struct_size = sizeof x->ropts;
+        /* One failure stops the export: a damaged stream is not exported. */
+        x->ropts.on_problem = NULL;
+    }
+    o.reader = NULL;
+    x->opts = o;
+    return x;
+}
+
+void ms_qemu_export_free(ms_qemu_export *x)
+{
+    if (!x)
+        return;
+    ms_reader_free(x->r);
+    for (size_t i = 0; i < x->ndev; i++) {
+        msi_free(&x->alloc, x->dev[i].path);
+        msi_free(&x->alloc, x->dev[i].raw);
+    }
+    msi_free(&x->alloc, x->dev);
+    msi_free(&x->alloc, x->obuf);
+    msi_free(&x->alloc, x->fill);
+    msi_free(&x->alloc, x->machine_opt);
+    ms_allocator a = x->alloc;
+    msi_free(&a, x);
+}
+
+static int run_common(ms_qemu_export *x, ms_read_fn in, void *in_ctx, ms_write_fn out,
+                      void *out_ctx)
+{
+    if (x->ran)
+        return x->status ? x->status : MS_ESTATE;
+    x->ran = true;
+    if (!in)
+        return qe_fail(x, MS_EINVAL, 0, -1, "input: no read callback");
+    if (!out)
+        return qe_fail(x, MS_EINVAL, 0, -1, "output: no write callback");
+    x->out = out;
+    x->out_ctx = out_ctx;
+    if (!(x->obuf = msi_alloc(&x->alloc, OUT_CAP)) ||
+        !(x->fill = msi_calloc(&x->alloc, 1, x->opts.page_size)) ||
+        !(x->r = ms_reader_new(&x->ropts, in, in_ctx)))
+        return qe_fail(x, MS_ENOMEM, 0, -1, "out of memory");
+    int rc = run(x);
+    if (!x->stats.bytes_read)
+        x->stats.bytes_read = ms_reader_offset(x->r);
+    return rc ? x->status ? x->status : rc : 0;
+}
+
+int ms_qemu_export_run(ms_qemu_export *exp, ms_read_fn in, void *in_ctx, ms_write_fn out,
+                       void *out_ctx)
+{
+    if (!exp)
+        return MS_EINVAL;
+    return run_common(exp, in, in_ctx, out, out_ctx);
+}
+
+static ssize_t fd_read(void *ctx, void *buf, size_t len)
+{
+    int fd = *(int *)ctx;
+    for (;;) {
+        ssize_t k = read(fd, buf, len);
+        if (k >= 0 || errno != EINTR)
+            return k;
+    }
+}
+
+static int fd_write(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    int fd = *(int *)ctx;
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        while (left) {
+            ssize_t k = write(fd, p, left);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return -1;
+            p += k;
+            left -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+int ms_qemu_export_run_fd(ms_qemu_export *exp, int in_fd, int out_fd)
+{
+    if (!exp)
+        return MS_EINVAL;
+    if (in_fd < 0 || out_fd < 0) {
+        exp->ran = true;
+        return qe_fail(exp, MS_EINVAL, 0, -1, "bad file descriptor");
+    }
+    int fds[2] = {in_fd, out_fd};
+    return run_common(exp, fd_read, &fds[0], fd_write, &fds[1]);
+}
+
+const ms_qemu_export_stats *ms_qemu_export_get_stats(const ms_qemu_export *exp)
+{
+    return exp ? &exp->stats : NULL;
+}
+
+int ms_qemu_export_status(const ms_qemu_export *exp)
+{
+    return exp ? exp->status : MS_EINVAL;
+}
+
+const char *ms_qemu_export_errmsg(const ms_qemu_export *exp)
+{
+    return exp ? exp->msg : "";
+}
+
+uint64_t ms_qemu_export_error_offset(const ms_qemu_export *exp)
+{
+    return exp ? exp->err_offset : 0;
+}
+
+int64_t ms_qemu_export_error_record(const ms_qemu_export *exp)
+{
+    return exp ? exp->err_record : -1;
+}

@@ -1,0 +1,2 @@
+# --help: usage on standard output, exit 0.
+"$TOOLS/migstream-export" --help

@@ -1,0 +1,2 @@
+# --version: one line on standard output.
+"$TOOLS/migstream-export" --version

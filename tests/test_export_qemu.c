@@ -1,0 +1,784 @@
+/*
+ * The QEMU exporter (include/migstream/qemu.h, docs/QEMU.md section 7): the
+ * single-stream captures in tests/data/qemu are imported, exported back to
+ * QEMU's format and imported again, and both imports must describe the same
+ * guest (every region's final bytes, every device's section bytes); small
+ * streams built here check page states, rounds, large region pages and
+ * every refusal.
+ * tests/qemu-loop.sh closes the loop through a real QEMU.
+ */
+#include <stdlib.h>
+
+#include <zstd.h>
+
+#include "helpers.h"
+
+#ifndef MS_QEMU_DATA
+#error "MS_QEMU_DATA must name tests/data/qemu"
+#endif
+
+#define PS 4096u
+
+/* ------------------------------------------------------------- fixtures */
+
+static uint8_t *load_fixture(const char *name, size_t *size)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.qemu.zst", MS_QEMU_DATA, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        print_error("cannot open %s\n", path);
+        fail();
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *z = malloc((size_t)n);
+    assert_non_null(z);
+    assert_int_equal(fread(z, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    unsigned long long want = ZSTD_getFrameContentSize(z, (size_t)n);
+    assert_true(want != ZSTD_CONTENTSIZE_ERROR && want != ZSTD_CONTENTSIZE_UNKNOWN);
+    assert_true(want < (64u << 20));
+    uint8_t *out = malloc((size_t)want);
+    assert_non_null(out);
+    size_t got = ZSTD_decompress(out, (size_t)want, z, (size_t)n);
+    assert_false(ZSTD_isError(got));
+    assert_int_equal(got, want);
+    free(z);
+    *size = got;
+    return out;
+}
+
+/* -------------------------------------------------------------- running */
+
+typedef struct memin {
+    const uint8_t *p;
+    size_t len, pos, chunk;
+} memin;
+
+/* Hands out at most `chunk` bytes per call, so that records straddle reads. */
+static ssize_t mem_read(void *ctx, void *buf, size_t len)
+{
+    memin *m = ctx;
+    size_t n = m->len - m->pos;
+    if (n > len)
+        n = len;
+    if (m->chunk && n > m->chunk)
+        n = m->chunk;
+    if (!n)
+        return 0;
+    memcpy(buf, m->p + m->pos, n);
+    m->pos += n;
+    return (ssize_t)n;
+}
+
+static void import(const uint8_t *p, size_t n, th_buf *out)
+{
+    memset(out, 0, sizeof *out);
+    ms_qemu_import *imp = ms_qemu_import_new(NULL);
+    assert_non_null(imp);
+    memin m = {p, n, 0, 0};
+    int rc = ms_qemu_import_run(imp, mem_read, &m, th_sink_write, out);
+    if (rc)
+        print_error("import: %s\n", ms_qemu_import_errmsg(imp));
+    assert_status(rc, 0);
+    ms_qemu_import_free(imp);
+}
+
+typedef struct result {
+    int rc;
+    char msg[512];
+    uint64_t err_offset;
+    int64_t err_record;
+    ms_qemu_export_stats stats;
+    th_buf out;
+} result;
+
+static void export_opts(const uint8_t *p, size_t n, const ms_qemu_export_options *o, size_t chunk,
+                        result *res)
+{
+    memset(res, 0, sizeof *res);
+    ms_qemu_export *x = ms_qemu_export_new(o);
+    assert_non_null(x);
+    memin m = {p, n, 0, chunk};
+    res->rc = ms_qemu_export_run(x, mem_read, &m, th_sink_write, &res->out);
+    assert_int_equal(res->rc, ms_qemu_export_status(x));
+    snprintf(res->msg, sizeof res->msg, "%s", ms_qemu_export_errmsg(x));
+    res->err_offset = ms_qemu_export_error_offset(x);
+    res->err_record = ms_qemu_export_error_record(x);
+    res->stats = *ms_qemu_export_get_stats(x);
+    /* A second run is refused. */
+    memin again = {p, n, 0, 0};
+    int rc2 = ms_qemu_export_run(x, mem_read, &again, th_sink_write, &res->out);
+    assert_int_equal(rc2, res->rc ? res->rc : MS_ESTATE);
+    ms_qemu_export_free(x);
+}
+
+static void export(const uint8_t *p, size_t n, result *res)
+{
+    export_opts(p, n, NULL, 0, res);
+}
+
+/* ------------------------------------------------------- a guest's state */
+
+/* What a stream says of the guest: every region's final bytes (pages never
+ * sent, DISCARDED ones too, read as zero), by region name; every device
+ * instance's last state, in order of first appearance. */
+typedef struct guest_region {
+    char name[256];
+    uint64_t size;
+    uint8_t *mem;
+    uint8_t *sent; /* per stream page: 0 never sent or DISCARDED, 1 sent */
+    uint32_t page_size;
+} guest_region;
+
+typedef struct guest_device {
+    char path[1024];
+    uint32_t instance, version;
+    uint8_t *state;
+    size_t state_size;
+} guest_device;
+
+typedef struct guest {
+    char machine[256];
+    guest_region reg[16];
+    size_t nreg;
+    guest_device dev[128];
+    size_t ndev;
+} guest;
+
+static guest_region *guest_find(guest *g, const char *name)
+{
+    for (size_t i = 0; i < g->nreg; i++)
+        if (strcmp(g->reg[i].name, name) == 0)
+            return &g->reg[i];
+    return NULL;
+}
+
+static void guest_load(guest *g, const uint8_t *s, size_t n)
+{
+    memset(g, 0, sizeof *g);
+    ms_reader *r = ms_reader_new_memory(NULL, s, n);
+    assert_non_null(r);
+    const ms_record *rec;
+    int rc;
+    while ((rc = ms_reader_next(r, &rec)) > 0) {
+        if (rec->type == MS_REC_INFO && rec->info.machine) {
+            snprintf(g->machine, sizeof g->machine, "%s", rec->info.machine);
+        } else if (rec->type == MS_REC_REGIONS) {
+            for (size_t i = 0; i < rec->region_count; i++) {
+                assert_true(g->nreg < 16);
+                guest_region *gr = &g->reg[g->nreg++];
+                snprintf(gr->name, sizeof gr->name, "%s", rec->regions[i].name);
+                gr->size = rec->regions[i].size;
+                gr->page_size = rec->regions[i].page_size;
+                gr->mem = calloc(1, gr->size);
+                gr->sent = calloc(1, gr->size / gr->page_size);
+                assert_non_null(gr->mem);
+                assert_non_null(gr->sent);
+            }
+        } else if (rec->type == MS_REC_PAGES) {
+            guest_region *gr = guest_find(g, rec->pages.region->name);
+            assert_non_null(gr);
+            const uint8_t *data = rec->pages.data;
+            uint32_t ps = gr->page_size;
+            for (size_t e = 0; e < rec->pages.extent_count; e++) {
+                const ms_extent *x = &rec->pages.extents[e];
+                for (uint64_t k = 0; k < x->count; k++) {
+                    uint8_t *dst = gr->mem + (x->first + k) * ps;
+                    gr->sent[x->first + k] = x->state != MS_PAGE_DISCARDED;
+                    if (x->state == MS_PAGE_DATA) {
+                        memcpy(dst, data, ps);
+                        data += ps;
+                    } else if (x->state == MS_PAGE_FILL) {
+                        for (uint32_t b = 0; b < ps; b += 8)
+                            th_put64(dst + b, x->arg);
+                    } else {
+                        memset(dst, 0, ps);
+                    }
+                }
+            }
+        } else if (rec->type == MS_REC_DEVICE) {
+            guest_device *d = NULL;
+            for (size_t i = 0; i < g->ndev; i++)
+                if (g->dev[i].instance == rec->device.instance &&
+                    strcmp(g->dev[i].path, rec->device.path) == 0)
+                    d = &g->dev[i];
+            if (!d) {
+                assert_true(g->ndev < 128);
+                d = &g->dev[g->ndev++];
+                snprintf(d->path, sizeof d->path, "%s", rec->device.path);
+                d->instance = rec->device.instance;
+            }
+            free(d->state);
+            d->version = rec->device.version;
+            d->state_size = rec->device.state_size;
+            d->state = malloc(d->state_size);
+            assert_non_null(d->state);
+            memcpy(d->state, rec->device.state, d->state_size);
+        }
+    }
+    assert_status(rc, 0);
+    ms_reader_free(r);
+}
+
+static void guest_free(guest *g)
+{
+    for (size_t i = 0; i < g->nreg; i++) {
+        free(g->reg[i].mem);
+        free(g->reg[i].sent);
+    }
+    for (size_t i = 0; i < g->ndev; i++)
+        free(g->dev[i].state);
+}
+
+/* The "raw" byte string of an imported device state: the CBOR map holds it
+ * under the text key "raw" (docs/QEMU.md section 3.1). Written here from
+ * RFC 8949 rather than with the library's codec. */
+static const uint8_t *raw_of(const guest_device *d, size_t *len)
+{
+    const uint8_t *p = d->state, *end = d->state + d->state_size;
+    static const uint8_t key[] = {0x63, 'r', 'a', 'w'};
+    for (; p + sizeof key < end; p++) {
+        if (memcmp(p, key, sizeof key))
+            continue;
+        const uint8_t *v = p + sizeof key;
+        unsigned ai = v[0] & 31;
+        assert_int_equal(v[0] >> 5, 2); /* a byte string */
+        uint64_t n = ai;
+        size_t h = 1;
+        if (ai >= 24) {
+            size_t w = (size_t)1 << (ai - 24);
+            n = 0;
+            for (size_t i = 0; i < w; i++)
+                n = n << 8 | v[1 + i];
+            h += w;
+        }
+        *len = (size_t)n;
+        return v + h;
+    }
+    fail_msg("device %s has no raw bytes", d->path);
+    return NULL;
+}
+
+/* Two guests are the same: same machine, regions (name, size) with the same
+ * bytes, devices with the same path, instance, version and raw bytes, in
+ * the same order. */
+static void assert_same_guest(const guest *a, const guest *b)
+{
+    assert_string_equal(a->machine, b->machine);
+    assert_int_equal(a->nreg, b->nreg);
+    for (size_t i = 0; i < a->nreg; i++) {
+        assert_string_equal(a->reg[i].name, b->reg[i].name);
+        assert_int_equal(a->reg[i].size, b->reg[i].size);
+        if (memcmp(a->reg[i].mem, b->reg[i].mem, a->reg[i].size) != 0)
+            fail_msg("region %s: bytes differ", a->reg[i].name);
+    }
+    assert_int_equal(a->ndev, b->ndev);
+    for (size_t i = 0; i < a->ndev; i++) {
+        assert_string_equal(a->dev[i].path, b->dev[i].path);
+        assert_int_equal(a->dev[i].instance, b->dev[i].instance);
+        assert_int_equal(a->dev[i].version, b->dev[i].version);
+        size_t la, lb;
+        const uint8_t *ra = raw_of(&a->dev[i], &la), *rb = raw_of(&b->dev[i], &lb);
+        assert_int_equal(la, lb);
+        if (memcmp(ra, rb, la) != 0)
+            fail_msg("device %s: raw bytes differ", a->dev[i].path);
+    }
+}
+
+/* ------------------------------------------------- round trips of captures */
+
+static void round_trip(const char *name)
+{
+    size_t n;
+    uint8_t *q = load_fixture(name, &n);
+    th_buf s1, s2;
+    import(q, n, &s1);
+    result res;
+    /* Small reads: records straddle them. */
+    export_opts(s1.data, s1.len, NULL, 777, &res);
+    if (res.rc)
+        print_error("%s: %s\n", name, res.msg);
+    assert_status(res.rc, 0);
+    assert_int_equal(res.stats.bytes_written, res.out.len);
+    assert_int_equal(res.stats.bytes_read, s1.len);
+    /* QEVM, version 3, CONFIGURATION with the machine, ram START id 1. */
+    const uint8_t *o = res.out.data;
+    assert_memory_equal(o, "QEVM\0\0\0\3\7", 9);
+    size_t ml = (size_t)o[9] << 24 | (size_t)o[10] << 16 | (size_t)o[11] << 8 | o[12];
+    assert_memory_equal(o + 13 + ml, "\1\0\0\0\1\3ram\0\0\0\0\0\0\0\4", 17);
+    import(res.out.data, res.out.len, &s2);
+
+    guest a, b;
+    guest_load(&a, s1.data, s1.len);
+    guest_load(&b, s2.data, s2.len);
+    assert_string_equal(res.stats.machine, a.machine);
+    assert_int_equal(res.stats.ram_blocks, a.nreg);
+    assert_int_equal(res.stats.devices, a.ndev);
+    assert_true(a.ndev > 10);
+    assert_same_guest(&a, &b);
+    /* Every page QEMU sent is sent back: a page is sent in the re-import
+     * exactly where it was in the import. */
+    for (size_t i = 0; i < a.nreg; i++)
+        assert_memory_equal(a.reg[i].sent, b.reg[i].sent, a.reg[i].size / a.reg[i].page_size);
+    guest_free(&a);
+    guest_free(&b);
+    th_buf_free(&s1);
+    th_buf_free(&s2);
+    th_buf_free(&res.out);
+    free(q);
+}
+
+static void test_q35_paused(void **state)
+{
+    (void)state;
+    round_trip("q35-paused");
+}
+
+static void test_pc_paused(void **state)
+{
+    (void)state;
+    round_trip("pc-paused");
+}
+
+static void test_q35_paused_again(void **state)
+{
+    (void)state;
+    round_trip("q35-paused-again");
+}
+
+static void test_q35_no_vmdesc(void **state)
+{
+    (void)state;
+    round_trip("q35-no-vmdesc");
+}
+
+static void test_q35_devices(void **state)
+{
+    (void)state;
+    round_trip("q35-devices");
+}
+
+static void test_q35_compress(void **state)
+{
+    (void)state;
+    round_trip("q35-compress");
+}
+
+/* Several passes, XBZRLE pages: exported as PAGE items in stream order, one
+ * PART per round, so the last copy of each page wins on the way back too. */
+static void test_pc_xbzrle_live(void **state)
+{
+    (void)state;
+    round_trip("pc-xbzrle-live");
+    size_t n;
+    uint8_t *q = load_fixture("pc-xbzrle-live", &n);
+    th_buf s1;
+    import(q, n, &s1);
+    result res;
+    export(s1.data, s1.len, &res);
+    assert_status(res.rc, 0);
+    assert_true(res.stats.ram_parts > 1);
+    th_buf_free(&s1);
+    th_buf_free(&res.out);
+    free(q);
+}
+
+/* The paused captures differ from their export only in section ids: the
+ * same items, byte for byte, up to QEMU's EOF. */
+static void test_same_items_as_qemu(void **state)
+{
+    (void)state;
+    size_t n;
+    uint8_t *q = load_fixture("q35-no-vmdesc", &n);
+    th_buf s1;
+    import(q, n, &s1);
+    ms_qemu_export_options o;
+    ms_qemu_export_options_init(&o);
+    o.no_vmdesc = true;
+    result res;
+    export_opts(s1.data, s1.len, &o, 0, &res);
+    assert_status(res.rc, 0);
+    assert_int_equal(res.out.len, n);
+    size_t diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff += q[i] != res.out.data[i];
+    /* Each differing byte is in a section id (big-endian u32 < 256 here:
+     * the low byte), two per section (header, footer) and one per PART. */
+    assert_true(diff > 0);
+    assert_true(diff <= 2 * (res.stats.devices + 2 + res.stats.ram_parts));
+    th_buf_free(&s1);
+    th_buf_free(&res.out);
+    free(q);
+}
+
+/* ----------------------------------------------- streams built by hand */
+
+static const uint8_t RAW_STATE[] = {0xa1, 0x63, 'r', 'a', 'w', 0x43, 1, 2, 3};
+
+static ms_writer *new_writer(th_buf *out, uint64_t features, const char *machine)
+{
+    ms_writer_options wo;
+    ms_writer_options_init(&wo);
+    wo.features = features;
+    wo.machine = machine;
+    memset(out, 0, sizeof *out);
+    ms_writer *w = ms_writer_new(&wo, th_sink_write, out);
+    assert_non_null(w);
+    return w;
+}
+
+static void add_region(ms_writer *w, uint32_t id, const char *name, uint64_t pages, uint32_t ps)
+{
+    ms_region g = {.id = id, .name = name, .size = pages * ps, .page_size = ps};
+    assert_status(ms_writer_add_region(w, &g), 0);
+}
+
+static void finish(ms_writer *w)
+{
+    assert_status(ms_writer_finish(w, NULL), 0);
+    ms_writer_free(w);
+}
+
+/* FILL becomes PAGE items with the pattern; DISCARDED pages are not sent;
+ * rounds are applied in order (the later copy wins); an 8 KiB region page
+ * becomes two QEMU pages. */
+static void test_page_states(void **state)
+{
+    (void)state;
+    th_buf s;
+    ms_writer *w = new_writer(&s, MS_FEATURE_FILL | MS_FEATURE_DISCARDED, "pc-i440fx-7.2");
+    add_region(w, 0, "pc.ram", 8, PS);
+    add_region(w, 1, "big", 2, 2 * PS);
+    uint8_t page[2 * PS];
+    uint64_t rng = 7;
+    assert_status(ms_writer_round(w, &(ms_round){.number = 0}), 0);
+    th_rand_fill(&rng, page, PS);
+    assert_status(ms_writer_pages(w, 0, 0, 1, page), 0);
+    assert_status(ms_writer_fill_pages(w, 0, 1, 2, 0x0123456789abcdefull), 0);
+    assert_status(ms_writer_discard(w, 0, 3, 2), 0);
+    assert_status(ms_writer_zero_pages(w, 0, 5, 3), 0);
+    th_rand_fill(&rng, page, 2 * PS);
+    assert_status(ms_writer_pages(w, 1, 1, 1, page), 0);
+    assert_status(ms_writer_round(
+                      w, &(ms_round){.number = 1, .tracker = MS_TRACKER_BITMAP, .granularity = PS}),
+                  0);
+    uint8_t later[PS];
+    th_rand_fill(&rng, later, PS);
+    assert_status(ms_writer_pages(w, 0, 0, 1, later), 0); /* replaces page 0 */
+    assert_status(ms_writer_device(w, "timer", 0, "timer", 2, RAW_STATE, sizeof RAW_STATE), 0);
+    finish(w);
+
+    result res;
+    export(s.data, s.len, &res);
+    if (res.rc)
+        print_error("%s\n", res.msg);
+    assert_status(res.rc, 0);
+    assert_int_equal(res.stats.fill_pages, 2);
+    assert_int_equal(res.stats.discarded_pages, 2);
+    assert_int_equal(res.stats.normal_pages, 2 + 1 + 2 + 1); /* 2 DATA copies, FILL, big */
+    assert_int_equal(res.stats.zero_pages, 3);
+    assert_int_equal(res.stats.ram_parts, 2);
+    assert_int_equal(res.stats.devices, 1);
+
+    th_buf back;
+    import(res.out.data, res.out.len, &back);
+    guest a, b;
+    guest_load(&a, s.data, s.len);
+    guest_load(&b, back.data, back.len);
+    assert_same_guest(&a, &b);
+    guest_region *r = guest_find(&b, "pc.ram");
+    assert_memory_equal(r->mem, later, PS);
+    assert_int_equal(r->mem[PS], 0xef);
+    assert_int_equal(r->mem[PS + 7], 0x01);
+    assert_false(r->sent[3] || r->sent[4]); /* DISCARDED: not sent */
+    assert_true(r->sent[5] && r->sent[6] && r->sent[7]);
+    guest_region *big = guest_find(&b, "big");
+    assert_int_equal(big->page_size, PS); /* QEMU's page */
+    assert_memory_equal(big->mem + 2 * PS, page, 2 * PS);
+    guest_free(&a);
+    guest_free(&b);
+    th_buf_free(&back);
+    th_buf_free(&res.out);
+    th_buf_free(&s);
+}
+
+/* A device sent twice keeps the place of its first record and the bytes of
+ * its last; without a machine, no CONFIGURATION section. */
+static void test_device_order(void **state)
+{
+    (void)state;
+    th_buf s;
+    ms_writer *w = new_writer(&s, 0, NULL);
+    add_region(w, 0, "pc.ram", 1, PS);
+    assert_status(ms_writer_zero_pages(w, 0, 0, 1), 0);
+    static const uint8_t second[] = {0xa1, 0x63, 'r', 'a', 'w', 0x41, 9};
+    assert_status(ms_writer_device(w, "a", 0, "a", 1, RAW_STATE, sizeof RAW_STATE), 0);
+    assert_status(ms_writer_device(w, "b", 0, "b", 1, RAW_STATE, sizeof RAW_STATE), 0);
+    assert_status(ms_writer_device(w, "a", 0, "a", 3, second, sizeof second), 0);
+    finish(w);
+    result res;
+    export(s.data, s.len, &res);
+    assert_status(res.rc, 0);
+    assert_int_equal(res.stats.devices, 2);
+    assert_int_equal(res.stats.device_records, 3);
+    assert_int_equal(res.out.data[8], 0x01); /* START right after the header */
+    th_buf back;
+    import(res.out.data, res.out.len, &back);
+    guest b;
+    guest_load(&b, back.data, back.len);
+    assert_int_equal(b.ndev, 2);
+    assert_string_equal(b.dev[0].path, "a");
+    assert_int_equal(b.dev[0].version, 3);
+    size_t len;
+    const uint8_t *raw = raw_of(&b.dev[0], &len);
+    assert_int_equal(len, 1);
+    assert_int_equal(raw[0], 9);
+    assert_string_equal(b.dev[1].path, "b");
+    guest_free(&b);
+    th_buf_free(&back);
+    th_buf_free(&res.out);
+    th_buf_free(&s);
+}
+
+/* Refusals: the status, the record named, and what is wrong. */
+static void expect_refusal(th_buf *s, int status, const char *needle)
+{
+    result res;
+    export(s->data, s->len, &res);
+    assert_status(res.rc, status);
+    assert_contains(res.msg, needle);
+    /* What was written before the refusal ends before QEMU's EOF: QEMU's
+     * format, read by the importer, refuses it. */
+    ms_qemu_import *imp = ms_qemu_import_new(NULL);
+    assert_non_null(imp);
+    memin m = {res.out.data, res.out.len, 0, 0};
+    th_buf back = {0};
+    assert_true(ms_qemu_import_run(imp, mem_read, &m, th_sink_write, &back) < 0);
+    ms_qemu_import_free(imp);
+    th_buf_free(&back);
+    th_buf_free(&res.out);
+    th_buf_free(s);
+}
+
+static void test_refuse_in_place(void **state)
+{
+    (void)state;
+    th_buf s;
+    ms_writer *w = new_writer(&s, MS_FEATURE_IN_PLACE, "pc");
+    add_region(w, 4, "pc.ram", 16, PS);
+    assert_status(ms_writer_zero_pages(w, 4, 0, 2), 0);
+    assert_status(ms_writer_in_place(w, 4, 2, 3, 0x100000), 0);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE, "region 4 'pc.ram' pages 2..4 are IN_PLACE");
+}
+
+static void test_refuse_no_raw(void **state)
+{
+    (void)state;
+    th_buf s;
+    ms_writer *w = new_writer(&s, 0, "pc");
+    add_region(w, 0, "pc.ram", 1, PS);
+    static const uint8_t fields_only[] = {0xa1, 0x66, 'f', 'i', 'e', 'l', 'd', 's', 0xa0};
+    assert_status(ms_writer_device(w, "cpu", 1, "x86-cpu", 12, fields_only, sizeof fields_only), 0);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE,
+                   "device 'cpu' instance 1 (schema 'x86-cpu'): the state has no "
+                   "\"raw\" bytes");
+    w = new_writer(&s, 0, "pc");
+    static const uint8_t not_map[] = {0x01};
+    assert_status(ms_writer_device(w, "cpu", 0, "x86-cpu", 12, not_map, sizeof not_map), 0);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE, "the state is not a CBOR map");
+    w = new_writer(&s, 0, "pc");
+    static const uint8_t raw_text[] = {0xa1, 0x63, 'r', 'a', 'w', 0x61, 'x'};
+    assert_status(ms_writer_device(w, "cpu", 0, "x86-cpu", 12, raw_text, sizeof raw_text), 0);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE, "\"raw\" is not a byte string");
+    w = new_writer(&s, 0, "pc");
+    assert_status(ms_writer_device(w, "ram", 0, "ram", 4, RAW_STATE, sizeof RAW_STATE), 0);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE, "QEMU's RAM section has that name");
+    w = new_writer(&s, 0, "pc");
+    char path[300];
+    memset(path, 'p', sizeof path - 1);
+    path[sizeof path - 1] = 0;
+    assert_status(ms_writer_device(w, path, 0, "x", 1, RAW_STATE, sizeof RAW_STATE), 0);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE, "a path of 299 bytes");
+}
+
+static void test_refuse_overlay(void **state)
+{
+    (void)state;
+    th_buf s;
+    ms_writer *w = new_writer(&s, MS_FEATURE_OVERLAYS, "pc");
+    ms_region g = {
+        .id = 0, .name = "pc.ram", .has_gpa = true, .gpa = 0, .size = 16 * PS, .page_size = PS};
+    assert_status(ms_writer_add_region(w, &g), 0);
+    ms_overlay o;
+    memset(&o, 0, sizeof o);
+    o.gfn = 3;
+    o.kind = MS_OVERLAY_HYPERCALL;
+    o.hypercall.vendor = 1;
+    assert_status(ms_writer_overlay(w, &o), 0);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE, "(OVERLAY) at offset");
+}
+
+static void test_refuse_regions(void **state)
+{
+    (void)state;
+    th_buf s;
+    ms_writer *w = new_writer(&s, 0, "pc");
+    add_region(w, 0, "pc.ram", 1, PS);
+    assert_status(ms_writer_zero_pages(w, 0, 0, 1), 0);
+    assert_status(ms_writer_flush(w), 0);
+    add_region(w, 1, "late", 1, PS);
+    assert_status(ms_writer_zero_pages(w, 1, 0, 1), 0);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE, "region 1 'late' is declared after the first page");
+
+    w = new_writer(&s, 0, "pc");
+    add_region(w, 0, "pc.ram", 1, PS);
+    add_region(w, 1, "pc.ram", 1, PS);
+    finish(w);
+    expect_refusal(&s, MS_EFEATURE, "regions 0 and 1 are both named 'pc.ram'");
+
+    /* A QEMU page larger than the region's. */
+    w = new_writer(&s, 0, "pc");
+    add_region(w, 0, "pc.ram", 4, PS);
+    finish(w);
+    ms_qemu_export_options o;
+    ms_qemu_export_options_init(&o);
+    o.page_size = 2 * PS;
+    result res;
+    export_opts(s.data, s.len, &o, 0, &res);
+    assert_status(res.rc, MS_EFEATURE);
+    assert_contains(res.msg, "region 0 'pc.ram' has 4096-byte pages, smaller than QEMU's 8192");
+    assert_int_equal(res.err_record, 1);
+    th_buf_free(&res.out);
+    th_buf_free(&s);
+}
+
+static void test_refuse_limits_and_damage(void **state)
+{
+    (void)state;
+    th_buf s;
+    ms_writer *w = new_writer(&s, 0, "pc");
+    add_region(w, 0, "pc.ram", 1, PS);
+    uint8_t big[1100];
+    big[0] = 0xa1;
+    big[1] = 0x63;
+    memcpy(big + 2, "raw", 3);
+    big[5] = 0x59; /* bytes, u16 length */
+    big[6] = 0x04;
+    big[7] = 0x00;
+    memset(big + 8, 0x5a, 1024);
+    assert_status(ms_writer_device(w, "dev", 0, "dev", 1, big, 8 + 1024), 0);
+    finish(w);
+    ms_qemu_export_options o;
+    ms_qemu_export_options_init(&o);
+    o.max_device_bytes = 1000;
+    result res;
+    export_opts(s.data, s.len, &o, 0, &res);
+    assert_status(res.rc, MS_ELIMIT);
+    assert_contains(res.msg, "beyond max_device_bytes (1000)");
+    th_buf_free(&res.out);
+
+    /* Truncated input: the reader's status and words; no EOF written. */
+    export(s.data, s.len - 3, &res);
+    if (res.rc != MS_ETRUNCATED)
+        print_error("%s\n", res.msg);
+    assert_status(res.rc, MS_ETRUNCATED);
+    assert_true(res.msg[0] != 0);
+    th_buf_free(&res.out);
+    /* One flipped byte: a checksum failure names the record. */
+    s.data[s.len - 30] ^= 1;
+    export(s.data, s.len, &res);
+    assert_true(res.rc == MS_ECHECKSUM || res.rc == MS_ECORRUPT || res.rc == MS_ECBOR);
+    assert_contains(res.msg, "record");
+    th_buf_free(&res.out);
+    s.data[s.len - 30] ^= 1;
+    /* Bytes after END. */
+    th_buf_u8(&s, 0);
+    export(s.data, s.len, &res);
+    assert_status(res.rc, MS_ECORRUPT);
+    th_buf_free(&res.out);
+    /* Not a stream at all. */
+    uint8_t qevm[64] = {'Q', 'E', 'V', 'M', 0, 0, 0, 3};
+    export(qevm, sizeof qevm, &res);
+    assert_status(res.rc, MS_EMAGIC);
+    th_buf_free(&res.out);
+    th_buf_free(&s);
+}
+
+static int failing_write(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    (void)ctx;
+    (void)iov;
+    (void)iovcnt;
+    return -1;
+}
+
+static void test_api(void **state)
+{
+    (void)state;
+    ms_qemu_export_options o;
+    ms_qemu_export_options_init(&o);
+    o.page_size = 3000;
+    assert_null(ms_qemu_export_new(&o));
+    o.page_size = 4096;
+    o.struct_size = sizeof o + 8;
+    assert_null(ms_qemu_export_new(&o));
+    ms_qemu_export_free(NULL);
+    assert_int_equal(ms_qemu_export_status(NULL), MS_EINVAL);
+    assert_int_equal(ms_qemu_export_run_fd(NULL, 0, 1), MS_EINVAL);
+
+    /* The output callback fails: MS_EIO. */
+    th_buf s;
+    ms_writer *w = new_writer(&s, 0, "pc");
+    add_region(w, 0, "pc.ram", 1, PS);
+    finish(w);
+    ms_qemu_export *x = ms_qemu_export_new(NULL);
+    memin m = {s.data, s.len, 0, 0};
+    assert_status(ms_qemu_export_run(x, mem_read, &m, failing_write, NULL), MS_EIO);
+    assert_contains(ms_qemu_export_errmsg(x), "writing the QEMU stream failed");
+    ms_qemu_export_free(x);
+
+    /* --machine overrides INFO. */
+    ms_qemu_export_options_init(&o);
+    o.machine = "pc-q35-7.2";
+    result res;
+    export_opts(s.data, s.len, &o, 0, &res);
+    assert_status(res.rc, 0);
+    assert_memory_equal(res.out.data + 8, "\7\0\0\0\12pc-q35-7.2", 15);
+    assert_string_equal(res.stats.machine, "pc-q35-7.2");
+    th_buf_free(&res.out);
+    th_buf_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_q35_paused),
+        cmocka_unit_test(test_pc_paused),
+        cmocka_unit_test(test_q35_paused_again),
+        cmocka_unit_test(test_q35_no_vmdesc),
+        cmocka_unit_test(test_q35_devices),
+        cmocka_unit_test(test_q35_compress),
+        cmocka_unit_test(test_pc_xbzrle_live),
+        cmocka_unit_test(test_same_items_as_qemu),
+        cmocka_unit_test(test_page_states),
+        cmocka_unit_test(test_device_order),
+        cmocka_unit_test(test_refuse_in_place),
+        cmocka_unit_test(test_refuse_no_raw),
+        cmocka_unit_test(test_refuse_overlay),
+        cmocka_unit_test(test_refuse_regions),
+        cmocka_unit_test(test_refuse_limits_and_damage),
+        cmocka_unit_test(test_api),
+    };
+    return th_run_tests(tests);
+}

@@ -1,0 +1,289 @@
+/*
+ * migstream-export: writes a stream back in another VMM's migration format.
+ *
+ *     migstream-export qemu [options] -o OUT STREAM
+ *
+ * STREAM is a stream imported from QEMU (a file, or - for standard input);
+ * OUT is the QEMU migration stream that `qemu-system-* -incoming` loads
+ * ("exec:cat OUT"), - for standard output. The library does the writing
+ * (include/migstream/qemu.h); this file handles the command line, the
+ * atomic output file and the summary.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+typedef struct input {
+    int fd;
+    uint64_t bytes;
+    mst_progress *progress;
+} input;
+
+/* Reads the stream, drawing progress; an interrupt stops the export. */
+static ssize_t read_input(void *ctx, void *buf, size_t len)
+{
+    input *in = ctx;
+    for (;;) {
+        if (got_signal)
+            return -1;
+        ssize_t k = read(in->fd, buf, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k > 0) {
+            in->bytes += (uint64_t)k;
+            mst_progress_update(in->progress, in->bytes, 0);
+        }
+        return k;
+    }
+}
+
+static int write_output(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    int fd = *(int *)ctx;
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        while (left > 0) {
+            if (got_signal)
+                return -1;
+            ssize_t k = write(fd, p, left);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return -1;
+            p += k;
+            left -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s qemu [options] -o OUT STREAM\n"
+            "Exports a stream imported from QEMU back as a QEMU migration stream (QEVM\n"
+            "version 3) that qemu-system-* -incoming loads. STREAM - reads standard input;\n"
+            "OUT - writes to standard output.\n"
+            "\n"
+            "  -o, --output OUT      QEMU stream to create (required)\n"
+            "      --force           replace OUT if it exists\n"
+            "      --machine TYPE    machine type for QEMU's CONFIGURATION section, instead\n"
+            "                        of the stream's (the destination's must be the same)\n"
+            "      --no-vmdesc       write no JSON trailer after QEMU's EOF\n"
+            "      --stats           print what was exported (on standard error when OUT\n"
+            "                        is -)\n"
+            "  -q, --quiet           no progress line\n"
+            "  -h, --help            show this help and exit\n"
+            "  -V, --version         show the version and exit\n"
+            "\n"
+            "Exit status: 0 exported; 1 the stream is damaged or holds what a QEMU stream\n"
+            "cannot carry (IN_PLACE pages, overlays, device state without raw bytes);\n"
+            "2 usage or I/O error.\n",
+            mst_prog);
+}
+
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_usage(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    mst_error("%s", msg);
+    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
+    return MST_EXIT_ERROR;
+}
+
+typedef struct args {
+    const char *out, *in_path, *machine;
+    bool force, quiet, no_vmdesc, stats;
+} args;
+
+static int parse_args(int argc, char **argv, args *a)
+{
+    enum { O_FORCE = 256, O_MACHINE, O_NO_VMDESC, O_STATS };
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, O_FORCE},
+        {"machine", required_argument, NULL, O_MACHINE},
+        {"no-vmdesc", no_argument, NULL, O_NO_VMDESC},
+        {"stats", no_argument, NULL, O_STATS},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    for (int opt; (opt = getopt_long(argc, argv, ":o:qhV", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'o':
+            a->out = optarg;
+            break;
+        case O_FORCE:
+            a->force = true;
+            break;
+        case O_MACHINE:
+            if (!*optarg || strlen(optarg) > 255)
+                return bad_usage("--machine: 1 to 255 bytes expected");
+            a->machine = optarg;
+            break;
+        case O_NO_VMDESC:
+            a->no_vmdesc = true;
+            break;
+        case O_STATS:
+            a->stats = true;
+            break;
+        case 'q':
+            a->quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        case 'V':
+            mst_print_version();
+            return -1;
+        case ':':
+            return bad_usage("option %s needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                return bad_usage("unknown option -%c", optopt);
+            return bad_usage("unknown option %s", argv[optind - 1]);
+        }
+    }
+    int npos = argc - optind;
+    if (npos < 1)
+        return bad_usage("expected a format (qemu), then STREAM");
+    if (strcmp(argv[optind], "qemu") != 0)
+        return bad_usage("unknown format '%s' (only qemu is supported)", argv[optind]);
+    if (npos < 2)
+        return bad_usage("expected STREAM, the stream to export");
+    if (npos > 2)
+        return bad_usage("unexpected argument '%s'", argv[optind + 2]);
+    if (!a->out || !*a->out)
+        return bad_usage("-o OUT is required");
+    a->in_path = argv[optind + 1];
+    return 0;
+}
+
+static void print_stats(FILE *f, const ms_qemu_export_stats *s)
+{
+    fprintf(f, "machine: %s\n", s->machine[0] ? s->machine : "-");
+    fprintf(f, "ram blocks: %" PRIu32 " (%" PRIu64 " bytes)\n", s->ram_blocks, s->ram_bytes);
+    fprintf(f, "zero pages: %" PRIu64 "\n", s->zero_pages);
+    fprintf(f, "normal pages: %" PRIu64 " (%" PRIu64 " from FILL)\n", s->normal_pages,
+            s->fill_pages);
+    fprintf(f, "discarded pages, not sent: %" PRIu64 "\n", s->discarded_pages);
+    fprintf(f, "ram parts: %" PRIu64 "\n", s->ram_parts);
+    fprintf(f, "devices: %" PRIu64 " (%" PRIu64 " records)\n", s->devices, s->device_records);
+    fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
+}
+
+/* Library statuses that mean "this input is refused" rather than "the
+ * export could not be carried out". */
+static int exit_for(int status)
+{
+    switch (status) {
+    case MS_EIO:
+    case MS_ENOMEM:
+    case MS_ESTATE:
+    case MS_EINVAL:
+        return MST_EXIT_ERROR;
+    default:
+        return MST_EXIT_FAIL;
+    }
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+}
+
+static int export(const args *a)
+{
+    bool to_stdout = strcmp(a->out, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        mst_error("refusing to write a QEMU stream to a terminal");
+        return MST_EXIT_ERROR;
+    }
+    int in_fd = mst_open_input(a->in_path);
+    if (in_fd < 0)
+        return MST_EXIT_ERROR;
+    mst_out o;
+    if (mst_out_open(&o, a->out, a->force)) {
+        if (in_fd != STDIN_FILENO)
+            close(in_fd);
+        return MST_EXIT_ERROR;
+    }
+    if (!to_stdout)
+        catch_signals();
+
+    ms_qemu_export_options eo;
+    ms_qemu_export_options_init(&eo);
+    eo.machine = a->machine;
+    eo.no_vmdesc = a->no_vmdesc;
+    ms_qemu_export *exp = ms_qemu_export_new(&eo);
+    mst_progress pg;
+    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
+    input in = {.fd = in_fd, .bytes = 0, .progress = &pg};
+    int rc = MST_EXIT_OK;
+    if (!exp) {
+        mst_error("out of memory");
+        rc = MST_EXIT_ERROR;
+    } else if (ms_qemu_export_run(exp, read_input, &in, write_output, &o.fd)) {
+        mst_progress_done(&pg);
+        if (!got_signal) {
+            const char *name = strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path;
+            mst_error("%s: %s", name, ms_qemu_export_errmsg(exp));
+        }
+        rc = exit_for(ms_qemu_export_status(exp));
+    }
+    mst_progress_done(&pg);
+    if (!rc && !got_signal && mst_out_commit(&o))
+        rc = MST_EXIT_ERROR;
+    if (rc || got_signal)
+        mst_out_abort(&o);
+    if (!rc && !got_signal && a->stats)
+        print_stats(to_stdout ? stderr : stdout, ms_qemu_export_get_stats(exp));
+    ms_qemu_export_free(exp);
+    if (in_fd != STDIN_FILENO)
+        close(in_fd);
+    return got_signal ? MST_EXIT_ERROR : rc;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    memset(&a, 0, sizeof a);
+    mst_init(argv[0]);
+    int rc = parse_args(argc, argv, &a);
+    if (rc == 0)
+        rc = export(&a);
+    if (got_signal) {
+        signal(got_signal, SIG_DFL);
+        raise(got_signal);
+    }
+    return rc < 0 ? MST_EXIT_OK : rc;
+}
