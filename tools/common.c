@@ -603,3 +603,68 @@ double mst_percent(uint64_t part, uint64_t whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
+
+/* ------------------------------------------------------- unknown map keys */
+
+/* The highest key this reader knows in the maps of each record type
+ * (FORMAT.md sections 5 to 8; for OVERLAY the overlay map's own keys, not
+ * its params, which admit no unknown key); -1: the payload holds no such
+ * map. */
+static int last_known_key(uint16_t type)
+{
+    switch (type) {
+    case MS_REC_INFO:
+        return 1;
+    case MS_REC_OVERLAY:
+        return 2;
+    case MS_REC_REGIONS:
+    case MS_REC_DEVICE:
+    case MS_REC_ROUND:
+        return 4;
+    case MS_REC_END:
+        return 5;
+    default:
+        return -1;
+    }
+}
+
+typedef struct key_walk {
+    int last_known;
+    void (*fn)(void *ctx, const char *path);
+    void *ctx;
+} key_walk;
+
+static int on_key(void *ctx, const char *path, const uint8_t *a, size_t a_size, const uint8_t *b,
+                  size_t b_size)
+{
+    (void)a, (void)a_size, (void)b, (void)b_size;
+    key_walk *k = ctx;
+    /* The reader has checked that the format's maps have unsigned keys. */
+    const char *seg = strrchr(path, '/');
+    if (seg && strtoull(seg + 1, NULL, 10) > (unsigned long long)k->last_known)
+        k->fn(k->ctx, path);
+    return 0;
+}
+
+int mst_unknown_keys(const ms_record *rec, void (*fn)(void *ctx, const char *path), void *ctx)
+{
+    key_walk k = {last_known_key(rec->type), fn, ctx};
+    if (!rec->known || rec->status || k.last_known < 0)
+        return 0;
+    /* With the public CBOR API: diffed against the same shape with empty
+     * maps, every key of the payload's maps comes out once, with its path.
+     * An array keeps its head as on the wire (1 to 9 bytes, RFC 8949
+     * section 3) followed by n empty maps (A0). */
+    bool array = rec->type == MS_REC_REGIONS || rec->type == MS_REC_OVERLAY;
+    size_t n = !array ? 1 : rec->type == MS_REC_REGIONS ? rec->region_count : rec->overlay_count;
+    unsigned ai = rec->payload[0] & 0x1f;
+    size_t head = !array ? 0 : ai < 24 ? 1 : 1 + ((size_t)1 << (ai - 24));
+    uint8_t *shape = malloc(head + n);
+    if (!shape)
+        return -1;
+    memcpy(shape, rec->payload, head);
+    memset(shape + head, 0xa0, n);
+    int rc = ms_cbor_diff(rec->payload, rec->length, shape, head + n, on_key, &k);
+    free(shape);
+    return rc == MS_ENOMEM ? -1 : 0;
+}

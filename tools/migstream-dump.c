@@ -27,6 +27,7 @@
 
 #define DIAG_MAX 200 /* text mode: device state shown on a record line, bytes */
 #define HEAD_MAX 16  /* unknown records: payload bytes shown */
+#define KEYS_SHOWN 16 /* unknown map keys listed per record */
 
 typedef enum { MODE_FULL, MODE_SUMMARY, MODE_PAGE, MODE_DEVICE } dump_mode;
 
@@ -34,6 +35,13 @@ typedef struct type_stats {
     uint16_t type;
     uint64_t records, bytes;
 } type_stats;
+
+/* Unknown map keys of one record (see unknown_keys()), as payload paths:
+ * "/9" (key 9 of the map), "/1/7" (key 7 of the array's map 1). */
+typedef struct key_list {
+    size_t n;                  /* unknown keys found */
+    char path[KEYS_SHOWN][40]; /* the first KEYS_SHOWN of them */
+} key_list;
 
 /* A record before the first PAGES, DEVICE or END record (INFO, REGIONS or
  * unknown), kept until the header is printed: the header lists the regions
@@ -45,6 +53,7 @@ typedef struct saved_record {
     ms_region *regions;
     char *machine, *description;
     uint8_t head[HEAD_MAX];
+    key_list keys;
 } saved_record;
 
 /* One instance of the --device path: its last record wins. */
@@ -317,6 +326,47 @@ static void put_overlay_json(dump *d, const ms_overlay *v)
     fputc('}', d->out);
 }
 
+/* ------------------------------------------------------- unknown map keys */
+
+static void add_key(void *ctx, const char *path)
+{
+    key_list *k = ctx;
+    if (k->n < KEYS_SHOWN)
+        snprintf(k->path[k->n], sizeof k->path[k->n], "%s", path);
+    k->n++;
+}
+
+/* The keys of @rec's maps that this reader does not know (a later minor's);
+ * -1 when out of memory. */
+static int unknown_keys(const ms_record *rec, key_list *k)
+{
+    memset(k, 0, sizeof *k);
+    return mst_unknown_keys(rec, add_key, k);
+}
+
+static void put_keys_text(dump *d, const key_list *k)
+{
+    if (!k || !k->n)
+        return;
+    fputs(" unknown-keys", d->out);
+    for (size_t i = 0; i < k->n && i < KEYS_SHOWN; i++)
+        fprintf(d->out, " %s", k->path[i]);
+    if (k->n > KEYS_SHOWN)
+        fprintf(d->out, " ... (%zu in all)", k->n);
+}
+
+static void put_keys_json(dump *d, const key_list *k)
+{
+    if (!k || !k->n)
+        return;
+    fputs(",\"unknown_keys\":[", d->out);
+    for (size_t i = 0; i < k->n && i < KEYS_SHOWN; i++)
+        fprintf(d->out, "%s\"%s\"", i ? "," : "", k->path[i]);
+    fputc(']', d->out);
+    if (k->n > KEYS_SHOWN)
+        fprintf(d->out, ",\"unknown_keys_more\":%zu", k->n - KEYS_SHOWN);
+}
+
 /* --------------------------------------------------------------- records */
 
 static void page_span(const ms_pages *pg, uint64_t counts[MST_STATES], uint64_t *first,
@@ -338,7 +388,7 @@ static uint64_t pages_wire_data(const ms_record *rec)
     return rec->length - 16 - 24 * (uint64_t)rec->pages.extent_count;
 }
 
-static void record_text(dump *d, const ms_record *rec)
+static void record_text(dump *d, const ms_record *rec, const key_list *keys)
 {
     char tmp[8];
     fprintf(d->out, "%12" PRIu64 " %7" PRIu64 " %-8s %9" PRIu32 "  ", rec->offset, rec->index,
@@ -422,10 +472,11 @@ static void record_text(dump *d, const ms_record *rec)
     default:
         break;
     }
+    put_keys_text(d, keys);
     fputc('\n', d->out);
 }
 
-static void record_json(dump *d, const ms_record *rec)
+static void record_json(dump *d, const ms_record *rec, const key_list *keys)
 {
     char tmp[8];
     FILE *o = d->out;
@@ -523,15 +574,16 @@ static void record_json(dump *d, const ms_record *rec)
     default:
         break;
     }
+    put_keys_json(d, keys);
     fputs("}\n", o);
 }
 
-static void print_record(dump *d, const ms_record *rec)
+static void print_record(dump *d, const ms_record *rec, const key_list *keys)
 {
     if (d->json)
-        record_json(d, rec);
+        record_json(d, rec, keys);
     else
-        record_text(d, rec);
+        record_text(d, rec, keys);
 }
 
 /* ---------------------------------------------------------------- header */
@@ -541,6 +593,12 @@ static void print_header(dump *d)
     const ms_header *h = d->hdr;
     size_t nreg = ms_reader_region_count(d->r);
     FILE *o = d->out;
+    /* What a later minor may add and this reader skips (FORMAT.md sections
+     * 3.2 and 11): said in the header, the records follow. */
+    uint64_t known_optional;
+    ms_known_features(NULL, &known_optional);
+    const uint64_t unknown_optional = h->optional_features & ~known_optional;
+    const bool newer = h->minor > MS_FORMAT_MINOR;
     if (d->json) {
         fprintf(o,
                 "{\"kind\":\"header\",\"format\":\"%u.%u\",\"major\":%u,\"minor\":%u,"
@@ -549,6 +607,13 @@ static void print_header(dump *d)
         put_hex64(d, h->required_features);
         fputs(",\"optional_features\":", o);
         put_hex64(d, h->optional_features);
+        if (unknown_optional) {
+            fputs(",\"unknown_optional_features\":", o);
+            put_hex64(d, unknown_optional);
+        }
+        if (newer)
+            fprintf(o, ",\"newer_minor\":true,\"reader_format\":\"%d.%d\"", MS_FORMAT_MAJOR,
+                    MS_FORMAT_MINOR);
         fputs(",\"writer_name\":", o);
         put_str(d, h->writer_name);
         fputs(",\"writer_version\":", o);
@@ -565,9 +630,14 @@ static void print_header(dump *d)
         }
         fputs("]}\n", o);
     } else {
-        fprintf(o, "header\n  format    %u.%u\n", h->major, h->minor);
-        fprintf(o, "  features  required 0x%016" PRIx64 " optional 0x%016" PRIx64 "\n",
+        fprintf(o, "header\n  format    %u.%u", h->major, h->minor);
+        if (newer)
+            fprintf(o, " (newer than this reader's %d.%d)", MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
+        fprintf(o, "\n  features  required 0x%016" PRIx64 " optional 0x%016" PRIx64,
                 h->required_features, h->optional_features);
+        if (unknown_optional)
+            fprintf(o, " unknown-optional 0x%016" PRIx64, unknown_optional);
+        fputc('\n', o);
         fputs("  writer    ", o);
         put_str(d, h->writer_name);
         fputs(" version ", o);
@@ -587,7 +657,7 @@ static void print_header(dump *d)
         saved_record *s = &d->saved[i];
         if (!s->rec.known)
             s->rec.payload = s->head;
-        print_record(d, &s->rec);
+        print_record(d, &s->rec, &s->keys);
         free(s->regions);
         free(s->machine);
         free(s->description);
@@ -599,7 +669,7 @@ static void print_header(dump *d)
 }
 
 /* Keeps a leading INFO or REGIONS record for after the header. */
-static int save_record(dump *d, const ms_record *rec)
+static int save_record(dump *d, const ms_record *rec, const key_list *keys)
 {
     saved_record *p = realloc(d->saved, (d->nsaved + 1) * sizeof *p);
     if (!p)
@@ -609,6 +679,7 @@ static int save_record(dump *d, const ms_record *rec)
     memset(s, 0, sizeof *s);
     s->rec = *rec;
     s->rec.payload = NULL;
+    s->keys = *keys;
     if (!rec->known) {
         /* Only the head of an unknown payload is ever shown; rec.payload is
          * pointed at it when printed (the array moves as it grows). */
@@ -1120,6 +1191,7 @@ static int run(dump *d, int fd)
     int rc = ms_reader_header(d->r, &d->hdr);
     bool nomem = false;
     uint64_t digest = 0;
+    key_list keys;
     if (rc == 0) {
         d->preamble = ms_reader_offset(d->r);
         while ((rc = ms_reader_next(d->r, &rec)) > 0) {
@@ -1158,9 +1230,13 @@ static int run(dump *d, int fd)
                 break;
             if (d->mode != MODE_FULL)
                 continue;
+            if (unknown_keys(rec, &keys)) {
+                nomem = true;
+                break;
+            }
             if (!d->header_done && d->nsaved < SAVED_MAX &&
                 (rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known)) {
-                if (save_record(d, rec)) {
+                if (save_record(d, rec, &keys)) {
                     nomem = true;
                     break;
                 }
@@ -1168,7 +1244,7 @@ static int run(dump *d, int fd)
             }
             if (!d->header_done)
                 print_header(d);
-            print_record(d, rec);
+            print_record(d, rec, &keys);
         }
         if (d->mode == MODE_FULL && !d->header_done)
             print_header(d);

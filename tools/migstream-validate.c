@@ -72,6 +72,7 @@ typedef struct validator {
     in_place *inp;
     size_t ninp, inp_cap;
     bool inp_full;
+    ms_schema_set *schema; /* --schema: device states are checked against it */
 } validator;
 
 /* ------------------------------------------------------------- reporting */
@@ -356,12 +357,77 @@ static void check_in_place(validator *v)
     }
 }
 
+/* Unknown map keys of one record: their payload paths ("/9": key 9 of the
+ * map; "/1/7": key 7 of the array's map 1), space-separated. */
+typedef struct key_text {
+    size_t n, len;
+    bool cut;
+    char text[256];
+} key_text;
+
+static void add_key(void *ctx, const char *path)
+{
+    key_text *k = ctx;
+    k->n++;
+    if (k->cut)
+        return;
+    /* Room for this path and a final " ..." */
+    if (k->len + 1 + strlen(path) + 4 >= sizeof k->text) {
+        memcpy(k->text + k->len, " ...", 5);
+        k->cut = true;
+        return;
+    }
+    k->len += (size_t)sprintf(k->text + k->len, "%s%s", k->len ? " " : "", path);
+}
+
+/* Keys of the record's maps that this reader does not know: a later
+ * minor's (FORMAT.md section 11.2), which the reader skips. Out of memory,
+ * the check is skipped, as other checks are at their limits. */
+static void unknown_keys(const ms_record *rec, key_text *k)
+{
+    memset(k, 0, sizeof *k);
+    if (mst_unknown_keys(rec, add_key, k) < 0)
+        memset(k, 0, sizeof *k);
+}
+
+/* --schema: each problem ms_schema_set_validate() finds in a device state.
+ * A device without a schema in the set is a warning (--strict: invalid). */
+typedef struct schema_ctx {
+    validator *v;
+    const ms_record *rec;
+} schema_ctx;
+
+static int on_schema_problem(void *ctx, const ms_schema_problem *p)
+{
+    schema_ctx *sc = ctx;
+    concerns c;
+    record_concerns(sc->rec, &c);
+    bool unknown = p->check == MS_SCHEMA_UNKNOWN;
+    reportf(sc->v, unknown ? SEV_WARNING : SEV_ERROR, unknown ? "unknown-schema" : "schema",
+            sc->rec->offset, (int64_t)sc->rec->index, &c, sc->rec, "%s", p->message);
+    return 0;
+}
+
+static void check_schema(validator *v, const ms_record *rec)
+{
+    schema_ctx sc = {v, rec};
+    if (ms_schema_set_validate(v->schema, &rec->device, on_schema_problem, &sc) == MS_ENOMEM)
+        reportf(v, SEV_WARNING, "schema", rec->offset, (int64_t)rec->index, NULL, rec,
+                "out of memory: the device state was not checked against the schema");
+}
+
 static void check_record(validator *v, const ms_record *rec)
 {
     if (!rec->known && !(rec->flags & MS_RECORD_MUST_UNDERSTAND))
         reportf(v, SEV_WARNING, "unknown-record", rec->offset, (int64_t)rec->index, NULL, rec,
                 "unknown record type 0x%04x without must-understand, %" PRIu32 " bytes: skipped",
                 rec->type, rec->length);
+    key_text keys;
+    unknown_keys(rec, &keys);
+    if (keys.n)
+        reportf(v, SEV_WARNING, "unknown-key", rec->offset, (int64_t)rec->index, NULL, rec,
+                "%zu unknown map key%s (payload path%s %s): ignored", keys.n,
+                keys.n == 1 ? "" : "s", keys.n == 1 ? "" : "s", keys.text);
     if (rec->type == MS_REC_PAGES) {
         mst_pagemap_apply(v->pm, rec);
         keep_in_place(v, rec);
@@ -384,6 +450,8 @@ static void check_record(validator *v, const ms_record *rec)
                     mst_devset_count(v->ds));
         }
     }
+    if (rec->type == MS_REC_DEVICE && rec->device.path && !rec->status && v->schema)
+        check_schema(v, rec);
     if (rec->type == MS_REC_END) {
         v->end_seen = true;
         v->digest = rec->checksum;
@@ -429,12 +497,14 @@ static void check_missing(validator *v)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json] [--strict] STREAM\n"
+            "usage: %s [--json] [--strict] [--schema FILE|DIR] STREAM\n"
             "Checks a libmigstream stream and reports every problem found, each with its\n"
             "byte offset and record index. STREAM \"-\" reads standard input.\n"
             "\n"
             "  --json     JSON Lines: one object per problem, then a result object\n"
             "  --strict   warnings (e.g. unknown optional records) make the stream invalid\n"
+            "  --schema FILE|DIR\n"
+            "             check device states against a schema file or directory\n"
             "  --help     this text\n"
             "  --version  version of the tool and the library\n"
             "\n"
@@ -546,7 +616,7 @@ static int run(validator *v, int fd)
 int main(int argc, char **argv)
 {
     validator v = {.out = stdout};
-    const char *path = NULL;
+    const char *path = NULL, *schema_path = NULL;
     bool only_args = false;
     mst_init(argv[0]);
     for (int i = 1; i < argc; i++) {
@@ -567,15 +637,35 @@ int main(int argc, char **argv)
             v.json = true;
         } else if (strcmp(a, "--strict") == 0) {
             v.strict = true;
+        } else if (strcmp(a, "--schema") == 0 || strncmp(a, "--schema=", 9) == 0) {
+            if (a[8] == '=')
+                schema_path = a + 9;
+            else if (i + 1 < argc)
+                schema_path = argv[++i];
+            else
+                return usage_error("%s", "--schema needs a FILE or DIR");
         } else {
             return usage_error("unknown option '%s'", a);
         }
     }
     if (!path)
         return usage_error("%s", "no STREAM given");
+    if (schema_path) {
+        if (!(v.schema = ms_schema_set_new(NULL))) {
+            mst_error("out of memory");
+            return MST_EXIT_ERROR;
+        }
+        if (ms_schema_set_load_path(v.schema, schema_path) < 0) {
+            mst_error("%s", ms_schema_set_errmsg(v.schema));
+            ms_schema_set_free(v.schema);
+            return MST_EXIT_ERROR;
+        }
+    }
     int fd = mst_open_input(path);
-    if (fd < 0)
+    if (fd < 0) {
+        ms_schema_set_free(v.schema);
         return MST_EXIT_ERROR;
+    }
     int status = MST_EXIT_ERROR;
     v.pm = mst_pagemap_new(MST_PAGEMAP_BUDGET);
     v.ds = mst_devset_new(MST_DEVSET_BUDGET);
@@ -590,6 +680,7 @@ int main(int argc, char **argv)
     mst_pagemap_free(v.pm);
     free(v.inp);
     mst_devset_free(v.ds);
+    ms_schema_set_free(v.schema);
     ms_reader_free(v.r);
     if (fd != STDIN_FILENO)
         close(fd);

@@ -10,6 +10,7 @@
  *   replay.h  ms_replay: applying a stream through callbacks
  *   cbor.h    formatting and comparing CBOR items (device state)
  *   qemu.h    ms_qemu_import: reading a QEMU migration stream
+ *   schema.h  ms_schema_set: device-state schemas, validation, compatibility
  *
  * The format itself is specified in docs/FORMAT.md.
  */
@@ -24,5 +25,6 @@
 #include "overlay.h"
 #include "cbor.h"
 #include "qemu.h"
+#include "schema.h"
 
 #endif /* MIGSTREAM_H */

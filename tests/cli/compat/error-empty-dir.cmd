@@ -1,0 +1,2 @@
+mkdir d
+"$TOOLS/migstream-compat" d d

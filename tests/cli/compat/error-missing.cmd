@@ -1,0 +1,1 @@
+"$TOOLS/migstream-compat" nonexistent.mig "$SAMPLES/basic.mig"

@@ -1,0 +1,1 @@
+"$TOOLS/migstream-compat" --bogus a b

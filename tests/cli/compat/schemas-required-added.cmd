@@ -1,0 +1,17 @@
+# NEW requires mtu at version 2 (no bump), and queues becomes required.
+cat >old.json <<'END'
+{"migstream_schema": 1,
+ "format": {"minor": 1},
+ "devices": [
+  {"schema": "x86-cpu", "version": 1,
+   "fields": [{"name": "rip", "type": "uint"},
+              {"name": "rax", "type": "uint"},
+              {"name": "flags", "type": "array", "items": {"type": "bool"}},
+              {"name": "regs", "type": "map",
+               "fields": [{"name": "cr0", "type": "uint"}, {"name": "efer", "type": "uint"}]}]},
+  {"schema": "virtio-net", "version": 2, "min_version": 1,
+   "fields": [{"name": "mac", "type": "bytes"},
+              {"name": "queues", "type": "uint", "required": false, "since": 2}]}]}
+END
+sed -e 's|"required": false, "since": 2}|"since": 2}, {"name": "mtu", "type": "uint"}|' old.json >new.json
+"$TOOLS/migstream-compat" old.json new.json

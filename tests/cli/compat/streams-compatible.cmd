@@ -1,0 +1,5 @@
+# An optional field added with a version bump (2 -> 3): compatible.
+. "$(dirname "$0")/lib.sh"
+stream old.mig cpu:x86-cpu:1:cpu pci0/net:virtio-net:2:net2
+stream new.mig cpu:x86-cpu:1:cpu pci0/net:virtio-net:3:net3
+"$TOOLS/migstream-compat" old.mig new.mig

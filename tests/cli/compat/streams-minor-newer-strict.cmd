@@ -1,0 +1,5 @@
+# The same with --strict: incompatible.
+. "$(dirname "$0")/lib.sh"
+stream old.mig cpu:x86-cpu:1:cpu pci0/net:virtio-net:2:net2
+restamp old.mig old10.mig --minor 0
+"$TOOLS/migstream-compat" --strict old10.mig old.mig
