@@ -3,6 +3,7 @@
 # and only those that are missing. Says nothing when nothing is missing.
 # Runs without a terminal (CI sets CI=true and gives no standard input): apt
 # never prompts, and sudo (used when not root) never asks for a password then.
+#   scripts/setup.sh [--tests]   (--tests: what the test suite needs besides)
 set -euo pipefail
 
 required=(
@@ -14,12 +15,24 @@ required=(
     libjansson-dev # migstream-pack reads device state given as JSON; the QEMU importer its trailer
     zlib1g-dev # the QEMU importer inflates QEMU 7.x's compressed pages
     zstd # the CLI tests of migstream-import decompress the QEMU captures
-    qemu-system-x86 # tests/qemu-loop.sh loads exported streams into a real QEMU (skipped without)
     python3 # scripts/test-summary.py and the CLI tests' helpers
     time # GNU time: the CLI tests measure peak memory with /usr/bin/time
     valgrind # scripts/valgrind.sh: memcheck on a plain build, where ASan cannot look
 )
 optional=(zstd) # the zstd CLI, handy for poking at compressed payloads
+
+# "setup.sh --tests" (scripts/test.sh) also installs what the tests that
+# drive real virtual machines need; each of them skips (77) without it.
+if [ "${1:-}" = "--tests" ]; then
+    # tests/qemu-loop.sh loads exported streams into a real QEMU;
+    # tests/kvm-migrate.sh boots a TCG guest with it where /dev/kvm is not
+    # usable here (examples/kvm-migrate/nested.sh), from Debian's kernel
+    # and a static busybox.
+    required+=(qemu-system-x86)
+    if ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
+        required+=(linux-image-amd64 busybox-static cpio)
+    fi
+fi
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]

@@ -1,0 +1,871 @@
+/*
+ * kvm-migrate: live pre-copy migration of a KVM guest through libmigstream.
+ *
+ *   kvm-migrate migrate [options]        source and destination, two processes
+ *   kvm-migrate send [options] TARGET    the source: TARGET is a file, "-"
+ *                                        (standard output) or unix:PATH
+ *   kvm-migrate receive [options] SOURCE the destination: a file, "-" or
+ *                                        unix:PATH (listens there)
+ *
+ * The source runs guest.h's program, which keeps writing memory at a chosen
+ * rate, with KVM's dirty log on. Round 0 sends all memory (the writer elides
+ * zero pages); each later round reads the dirty bitmap and sends exactly
+ * those pages (ms_writer_dirty); once a round's dirty set is small enough,
+ * or after --max-rounds, the vCPU is paused and the last dirty pages, the
+ * vCPU state and the rate go out as the final round and device records.
+ * The destination replays the stream into its own VM (ms_replay), restores
+ * the vCPU and resumes the guest, which goes on counting.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cbor.h>
+#include <xxhash.h>
+
+#include <migstream/migstream.h>
+
+#include "guest.h"
+#include "vcpu_state.h"
+#include "vm.h"
+
+#define PAGE 4096u
+#define PACER_PATH "pacer"
+#define PACER_SCHEMA "kvm-migrate-pacer"
+
+typedef struct options {
+    uint64_t mem_mib;      /* guest memory */
+    uint32_t rate;         /* pages the guest may write per second */
+    uint32_t working_set;  /* pages the guest writes into */
+    uint32_t max_rounds;   /* rounds before stop-and-copy, round 0 included */
+    uint32_t threshold;    /* stop once a round finds at most this many dirty pages */
+    uint32_t warmup_ms;    /* guest runs this long before round 0 */
+    uint32_t run_ms;       /* destination: runs the guest this long after resume */
+    uint64_t max_mem_mib;  /* destination: largest guest accepted */
+    int compress;          /* zstd level of the stream, 0: none */
+    const char *out;       /* a copy of the stream goes there */
+    bool force;
+} options;
+
+/* What the destination reports; in "migrate" mode it goes back to the
+ * source process over a pipe, so that one process can judge the result. */
+typedef struct report {
+    uint64_t mem_digest, vcpu_digest;
+    uint64_t ready_ns;  /* memory and vCPU state in place: the guest could run */
+    uint64_t resume_ns; /* it runs, after the checks below */
+    uint32_t counter_resume, counter_after;
+    uint64_t rounds;
+    int ok;
+} report;
+
+static const char *prog = "kvm-migrate";
+/* Where progress goes: standard output, or standard error when the
+ * stream itself takes standard output (send -). */
+static FILE *msg;
+
+static _Noreturn void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double ms_since(uint64_t t0)
+{
+    return (double)(now_ns() - t0) / 1e6;
+}
+
+static void sleep_ms(uint32_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static uint32_t load32(const uint8_t *mem, uint32_t addr)
+{
+    return atomic_load((_Atomic uint32_t *)(void *)(mem + addr));
+}
+
+static void store32(uint8_t *mem, uint32_t addr, uint32_t v)
+{
+    atomic_store((_Atomic uint32_t *)(void *)(mem + addr), v);
+}
+
+/* XXH3-64 of every page, in order, hashed again: equal digests mean equal
+ * memory page for page. */
+static uint64_t memory_digest(const uint8_t *mem, uint64_t size)
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        die("out of memory");
+    XXH3_64bits_reset(st);
+    for (uint64_t off = 0; off < size; off += PAGE) {
+        XXH64_hash_t h = XXH3_64bits(mem + off, PAGE);
+        XXH3_64bits_update(st, &h, sizeof h);
+    }
+    uint64_t d = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return d;
+}
+
+/* Digest of the vCPU state as encoded for the stream. */
+static uint64_t vcpu_digest(const vcpu_state *s)
+{
+    uint64_t d = 0;
+    for (int p = 0; p < VCPU_PARTS; p++) {
+        uint8_t *buf;
+        size_t len;
+        if (vcpu_encode(s, p, &buf, &len))
+            die("out of memory");
+        d = XXH3_64bits_withSeed(buf, len, d);
+        free(buf);
+    }
+    return d;
+}
+
+/* ---------------------------------------------------------------- pacer */
+
+/* Hands the guest write tokens at the chosen rate: the guest spins while
+ * its counter equals "allowed". The pacer writes the control page from
+ * the host, which KVM's dirty log does not see, so the source sends that
+ * page in every round itself. */
+typedef struct pacer {
+    uint8_t *mem;
+    uint32_t rate;
+    atomic_bool stop;
+    pthread_t thread;
+    bool running;
+} pacer;
+
+static void *pacer_thread(void *arg)
+{
+    pacer *p = arg;
+    uint64_t t0 = now_ns();
+    uint32_t base = load32(p->mem, GUEST_COUNTER);
+    while (!atomic_load(&p->stop)) {
+        uint64_t tokens = (now_ns() - t0) / 1000 * p->rate / 1000000;
+        store32(p->mem, GUEST_ALLOWED, base + (uint32_t)tokens);
+        sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void pacer_start(pacer *p, uint8_t *mem, uint32_t rate)
+{
+    p->mem = mem;
+    p->rate = rate;
+    atomic_store(&p->stop, false);
+    /* No token is left over from before: the guest waits for the first. */
+    store32(mem, GUEST_ALLOWED, load32(mem, GUEST_COUNTER));
+    if (pthread_create(&p->thread, NULL, pacer_thread, p))
+        die("cannot start the pacer thread");
+    p->running = true;
+}
+
+static void pacer_stop(pacer *p)
+{
+    if (!p->running)
+        return;
+    atomic_store(&p->stop, true);
+    pthread_join(p->thread, NULL);
+    p->running = false;
+}
+
+/* ------------------------------------------------------------ transport */
+
+/* Output: the stream's destination plus an optional copy (--out), written
+ * to a temporary file renamed into place at the end. */
+typedef struct sink {
+    int fd;
+    int copy_fd;
+    char *copy_tmp;
+    const char *copy_path;
+} sink;
+
+static int write_fd(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct iovec v[64];
+    while (iovcnt > 0) {
+        int n = iovcnt < 64 ? iovcnt : 64;
+        memcpy(v, iov, (size_t)n * sizeof *v);
+        struct iovec *p = v;
+        int left = n;
+        while (left > 0) {
+            ssize_t k = writev(fd, p, left);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                return -1;
+            while (left > 0 && (size_t)k >= p->iov_len) {
+                k -= (ssize_t)p->iov_len;
+                p++;
+                left--;
+            }
+            if (left > 0) {
+                p->iov_base = (uint8_t *)p->iov_base + k;
+                p->iov_len -= (size_t)k;
+            }
+        }
+        iov += n;
+        iovcnt -= n;
+    }
+    return 0;
+}
+
+static int sink_write(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    sink *s = ctx;
+    if (write_fd(s->fd, iov, iovcnt))
+        return MS_EIO;
+    if (s->copy_fd >= 0 && write_fd(s->copy_fd, iov, iovcnt))
+        return MS_EIO;
+    return 0;
+}
+
+/* Creates the temporary file beside @p path that becomes @p path on
+ * success; refuses an existing @p path unless @p force. */
+static int create_beside(const char *path, bool force, char **tmp_out)
+{
+    struct stat st;
+    if (!force && lstat(path, &st) == 0)
+        die("%s exists (use --force to replace it)", path);
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        die("out of memory");
+    snprintf(tmp, n, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        die("cannot create a file beside %s: %s", path, strerror(errno));
+    *tmp_out = tmp;
+    return fd;
+}
+
+static void commit_beside(int fd, char *tmp, const char *path)
+{
+    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        unlink(tmp);
+        die("cannot write %s: %s", path, strerror(errno));
+    }
+    free(tmp);
+}
+
+static int unix_socket(const char *path, struct sockaddr_un *sa)
+{
+    if (strlen(path) >= sizeof sa->sun_path)
+        die("socket path too long: %s", path);
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    strcpy(sa->sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket: %s", strerror(errno));
+    return fd;
+}
+
+/* The destination listens; the source connects, retrying for a while so
+ * that the two can be started in either order. */
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sa;
+    for (int i = 0; i < 100; i++) {
+        int fd = unix_socket(path, &sa);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+            return fd;
+        close(fd);
+        if (errno != ENOENT && errno != ECONNREFUSED)
+            break;
+        sleep_ms(100);
+    }
+    die("cannot connect to unix:%s: %s", path, strerror(errno));
+}
+
+static int accept_unix(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd = unix_socket(path, &sa);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1) < 0)
+        die("cannot listen on unix:%s: %s", path, strerror(errno));
+    fprintf(stderr, "destination: waiting on unix:%s\n", path);
+    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+        die("accept on unix:%s: %s", path, strerror(errno));
+    close(fd);
+    unlink(path);
+    return c;
+}
+
+/* --------------------------------------------------------------- source */
+
+static uint64_t popcount_bitmap(const uint64_t *bm, size_t words)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < words; i++)
+        n += (uint64_t)__builtin_popcountll(bm[i]);
+    return n;
+}
+
+static void check(ms_writer *w, int rc, const char *what)
+{
+    if (rc)
+        die("%s: %s", what, ms_writer_errmsg(w));
+}
+
+/* Runs the source side into @p fd; returns the time the vCPU was paused
+ * (CLOCK_MONOTONIC ns) and its digests through the pointers. */
+static uint64_t run_source(const options *o, int fd, uint64_t *mem_digest, uint64_t *cpu_digest,
+                           uint64_t *rounds_out)
+{
+    char err[256];
+    uint64_t size = o->mem_mib << 20;
+    vm *v = vm_create(size, true, err, sizeof err);
+    if (!v)
+        die("%s", err);
+    uint8_t *mem = vm_mem(v);
+    memcpy(mem + GUEST_ENTRY, guest_code, sizeof guest_code);
+    store32(mem, GUEST_NPAGES, o->working_set);
+    store32(mem, GUEST_SEED, 0x2545f491u);
+    if (vm_reset_vcpu(v, GUEST_ENTRY))
+        die("%s", vm_error(v));
+
+    pacer pc = {0};
+    pacer_start(&pc, mem, o->rate);
+    if (vm_run(v))
+        die("%s", vm_error(v));
+    fprintf(msg, "source: guest of %" PRIu64 " MiB, working set %u pages, %u pages/s; running %u ms\n",
+           o->mem_mib, o->working_set, o->rate, o->warmup_ms);
+    sleep_ms(o->warmup_ms);
+
+    sink s = {.fd = fd, .copy_fd = -1};
+    if (o->out) {
+        s.copy_path = o->out;
+        s.copy_fd = create_beside(o->out, o->force, &s.copy_tmp);
+    }
+    ms_writer_options wo;
+    ms_writer_options_init(&wo);
+    wo.writer_name = "kvm-migrate";
+    wo.writer_version = "0.1";
+    wo.machine = "kvm-migrate x86 32-bit, 1 vCPU";
+    wo.compress_level = o->compress;
+    ms_writer *w = ms_writer_new(&wo, sink_write, &s);
+    if (!w)
+        die("out of memory");
+    ms_region ram = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = size,
+                     .page_size = PAGE};
+    check(w, ms_writer_add_region(w, &ram), "region");
+
+    size_t words = (size_t)((size / PAGE + 63) / 64);
+    uint64_t *bm = calloc(words, sizeof *bm);
+    if (!bm)
+        die("out of memory");
+
+    /* Round 0: everything. The log is read (and so cleared) first: pages
+     * the guest writes from here on are in round 1's bitmap. */
+    if (vm_dirty_log(v, bm))
+        die("%s", vm_error(v));
+    uint64_t t = now_ns(), b = ms_writer_bytes_written(w);
+    check(w, ms_writer_round(w, &(ms_round){.number = 0}), "round 0");
+    check(w, ms_writer_pages(w, 0, 0, size / PAGE, mem), "round 0");
+    check(w, ms_writer_flush(w), "round 0");
+    fprintf(msg, "round 0: all %" PRIu64 " pages, %.1f KiB, %.1f ms\n", size / PAGE,
+           (double)(ms_writer_bytes_written(w) - b) / 1024, ms_since(t));
+
+    uint64_t n = 1;
+    uint64_t paused_at = 0;
+    uint64_t last = o->max_rounds - 1; /* the stop-and-copy round */
+    for (;; n++) {
+        bool final = n >= last;
+        if (final) {
+            pacer_stop(&pc);
+            paused_at = now_ns();
+            if (vm_pause(v))
+                die("%s", vm_error(v));
+        }
+        if (vm_dirty_log(v, bm))
+            die("%s", vm_error(v));
+        uint64_t dirty = popcount_bitmap(bm, words);
+        /* The pacer's writes to the control page are the VMM's, unseen by
+         * the log; the page goes in every round. */
+        bm[GUEST_CTL / PAGE / 64] |= 1ull << (GUEST_CTL / PAGE % 64);
+        t = now_ns();
+        b = ms_writer_bytes_written(w);
+        ms_round r = {.number = n, .tracker = MS_TRACKER_BITMAP, .granularity = PAGE,
+                      .has_dirty = true, .dirty = dirty, .final = final};
+        check(w, ms_writer_round(w, &r), "round");
+        check(w, ms_writer_dirty(w, 0, bm, PAGE, mem), "dirty pages");
+        check(w, ms_writer_flush(w), "round");
+        fprintf(msg, "round %" PRIu64 "%s: %" PRIu64 " dirty pages, %.1f KiB, %.1f ms\n", n,
+               final ? " (final, vCPU paused)" : "", dirty,
+               (double)(ms_writer_bytes_written(w) - b) / 1024, ms_since(t));
+        if (final)
+            break;
+        if (dirty <= o->threshold)
+            last = n + 1; /* small enough: pause and send the rest */
+    }
+
+    vcpu_state cs;
+    if (vm_get_state(v, &cs))
+        die("%s", vm_error(v));
+    for (int p = 0; p < VCPU_PARTS; p++) {
+        uint8_t *buf;
+        size_t len;
+        if (vcpu_encode(&cs, p, &buf, &len))
+            die("out of memory");
+        check(w, ms_writer_device(w, vcpu_part_path(p), 0, vcpu_part_schema(p),
+                                  vcpu_part_version(p), buf, len),
+              "vCPU state");
+        free(buf);
+    }
+    /* The rate travels too, so that the destination paces the guest alike. */
+    uint8_t rate_cbor[32];
+    cbor_item_t *m = cbor_new_definite_map(1);
+    cbor_map_add(m, (struct cbor_pair){.key = cbor_move(cbor_build_string("rate")),
+                                       .value = cbor_move(cbor_build_uint32(pc.rate))});
+    size_t rate_len = cbor_serialize(m, rate_cbor, sizeof rate_cbor);
+    cbor_decref(&m);
+    check(w, ms_writer_device(w, PACER_PATH, 0, PACER_SCHEMA, 1, rate_cbor, rate_len), "pacer");
+    check(w, ms_writer_finish(w, NULL), "end");
+    double stop_copy = ms_since(paused_at);
+
+    *mem_digest = memory_digest(mem, size);
+    *cpu_digest = vcpu_digest(&cs);
+    *rounds_out = n + 1;
+    fprintf(msg, "source: paused at counter %u; memory digest %016" PRIx64 ", vCPU digest %016" PRIx64
+           "\n",
+           load32(mem, GUEST_COUNTER), *mem_digest, *cpu_digest);
+    fprintf(msg, "source: %" PRIu64 " rounds, stream %.1f KiB, stop-and-copy %.1f ms\n", n + 1,
+           (double)ms_writer_bytes_written(w) / 1024, stop_copy);
+    ms_writer_free(w);
+    if (s.copy_fd >= 0) {
+        commit_beside(s.copy_fd, s.copy_tmp, s.copy_path);
+        fprintf(msg, "source: stream written to %s\n", s.copy_path);
+    }
+    free(bm);
+    vm_free(v);
+    return paused_at;
+}
+
+/* ---------------------------------------------------------- destination */
+
+typedef struct dest {
+    const options *o;
+    vm *v;
+    vcpu_state cs;
+    bool have[VCPU_PARTS];
+    uint32_t rate;
+    bool have_rate;
+    uint64_t rounds;
+    char err[300];
+} dest;
+
+static int dest_fail(dest *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err, sizeof d->err, fmt, ap);
+    va_end(ap);
+    return MS_EINVAL;
+}
+
+static int on_region(void *ctx, const ms_region *r)
+{
+    dest *d = ctx;
+    if (d->v)
+        return dest_fail(d, "region %u '%s': a second region (kvm-migrate guests have one)",
+                         r->id, r->name);
+    if (strcmp(r->name, "ram") != 0 || !r->has_gpa || r->gpa != 0 || r->page_size != PAGE)
+        return dest_fail(d, "region %u '%s': expected 'ram' at guest-physical 0 with 4 KiB pages",
+                         r->id, r->name);
+    if (r->size > d->o->max_mem_mib << 20 || r->size <= GUEST_WORK)
+        return dest_fail(d, "region %u '%s': %" PRIu64 " bytes is outside 1 MiB..%" PRIu64
+                            " MiB (--max-mem)",
+                         r->id, r->name, r->size, d->o->max_mem_mib);
+    char err[256];
+    d->v = vm_create(r->size, false, err, sizeof err);
+    if (!d->v)
+        return dest_fail(d, "%s", err);
+    return 0;
+}
+
+static int on_extent(void *ctx, const ms_region *r, const ms_extent *e, const uint8_t *data)
+{
+    dest *d = ctx;
+    uint8_t *p = vm_mem(d->v) + e->first * PAGE;
+    size_t len = (size_t)e->count * PAGE;
+    switch (e->state) {
+    case MS_PAGE_DATA:
+        memcpy(p, data, len);
+        return 0;
+    case MS_PAGE_ZERO:
+    case MS_PAGE_DISCARDED:
+        /* Private anonymous memory reads as zero after this, and a run of
+         * zero pages costs no memory. */
+        if (madvise(p, len, MADV_DONTNEED) < 0)
+            return dest_fail(d, "madvise: %s", strerror(errno));
+        return 0;
+    case MS_PAGE_FILL:
+        for (size_t i = 0; i < len; i += 8)
+            memcpy(p + i, &e->arg, 8);
+        return 0;
+    default:
+        return dest_fail(d, "region '%s' pages %" PRIu64 "..%" PRIu64
+                            ": state %u (in place) cannot be restored by this VMM",
+                         r->name, e->first, e->first + e->count - 1, e->state);
+    }
+}
+
+static int on_device(void *ctx, const ms_device *dev)
+{
+    dest *d = ctx;
+    if (strcmp(dev->path, PACER_PATH) == 0) {
+        struct cbor_load_result res;
+        cbor_item_t *m = cbor_load(dev->state, dev->state_size, &res);
+        bool ok = m && cbor_isa_map(m) && cbor_map_size(m) == 1;
+        if (ok) {
+            struct cbor_pair *pr = cbor_map_handle(m);
+            ok = cbor_isa_string(pr[0].key) && cbor_string_length(pr[0].key) == 4 &&
+                 memcmp(cbor_string_handle(pr[0].key), "rate", 4) == 0 &&
+                 cbor_isa_uint(pr[0].value) && cbor_get_int(pr[0].value) > 0 &&
+                 cbor_get_int(pr[0].value) <= UINT32_MAX;
+            if (ok)
+                d->rate = (uint32_t)cbor_get_int(pr[0].value);
+        }
+        if (m)
+            cbor_decref(&m);
+        if (!ok)
+            return dest_fail(d, "device '%s': expected {\"rate\": 1..2^32-1}", dev->path);
+        d->have_rate = true;
+        return 0;
+    }
+    int p = vcpu_part_find(dev->path);
+    if (p < 0)
+        return dest_fail(d, "device '%s' instance %u: unknown to this VMM", dev->path,
+                         dev->instance);
+    if (dev->instance != 0 || strcmp(dev->schema, vcpu_part_schema(p)) != 0 ||
+        dev->version != vcpu_part_version(p))
+        return dest_fail(d, "device '%s' instance %u: schema '%s' version %u, expected '%s' "
+                            "version %u instance 0",
+                         dev->path, dev->instance, dev->schema, dev->version,
+                         vcpu_part_schema(p), vcpu_part_version(p));
+    char err[200];
+    if (vcpu_decode(&d->cs, p, dev->state, dev->state_size, err, sizeof err))
+        return dest_fail(d, "device '%s': %s", dev->path, err);
+    d->have[p] = true;
+    return 0;
+}
+
+static int on_round(void *ctx, const ms_round *r)
+{
+    dest *d = ctx;
+    d->rounds++;
+    return 0;
+}
+
+static report run_dest(const options *o, int fd)
+{
+    report rep = {0};
+    dest d = {.o = o};
+    ms_reader *r = ms_reader_new_fd(NULL, fd);
+    if (!r)
+        die("out of memory");
+    ms_replay_callbacks cb = {.struct_size = sizeof cb, .region = on_region,
+                              .extent = on_extent, .device = on_device, .round = on_round};
+    int rc = ms_replay(r, &cb, &d);
+    if (rc) {
+        if (d.err[0])
+            die("destination: %s (stream offset %" PRIu64 ")", d.err, ms_reader_offset(r));
+        die("destination: %s", ms_reader_errmsg(r));
+    }
+    ms_reader_free(r);
+    if (!d.v)
+        die("destination: the stream holds no guest memory");
+    for (int p = 0; p < VCPU_PARTS; p++)
+        if (!d.have[p])
+            die("destination: the stream holds no '%s' device state", vcpu_part_path(p));
+    if (!d.have_rate)
+        die("destination: the stream holds no '%s' device state", PACER_PATH);
+
+    if (vm_set_state(d.v, &d.cs))
+        die("destination: %s", vm_error(d.v));
+    rep.ready_ns = now_ns();
+    /* What KVM now holds, read back, not what the stream said. */
+    vcpu_state back;
+    if (vm_get_state(d.v, &back))
+        die("destination: %s", vm_error(d.v));
+    uint8_t *mem = vm_mem(d.v);
+    rep.mem_digest = memory_digest(mem, vm_mem_size(d.v));
+    rep.vcpu_digest = vcpu_digest(&back);
+    rep.rounds = d.rounds;
+    rep.counter_resume = load32(mem, GUEST_COUNTER);
+
+    pacer pc = {0};
+    pacer_start(&pc, mem, d.rate);
+    rep.resume_ns = now_ns();
+    if (vm_run(d.v))
+        die("destination: %s", vm_error(d.v));
+    fprintf(msg, "destination: resumed at counter %u; memory digest %016" PRIx64
+           ", vCPU digest %016" PRIx64 "\n",
+           rep.counter_resume, rep.mem_digest, rep.vcpu_digest);
+    fflush(msg);
+    sleep_ms(o->run_ms);
+    pacer_stop(&pc);
+    if (vm_pause(d.v))
+        die("destination: %s", vm_error(d.v));
+    rep.counter_after = load32(mem, GUEST_COUNTER);
+    fprintf(msg, "destination: after %u ms the counter is %u (%+" PRId64 ")\n", o->run_ms,
+           rep.counter_after, (int64_t)rep.counter_after - rep.counter_resume);
+    rep.ok = rep.counter_after != rep.counter_resume;
+    vm_free(d.v);
+    return rep;
+}
+
+/* ---------------------------------------------------------------- modes */
+
+static int mode_migrate(const options *o)
+{
+    int data[2], back[2];
+    if (pipe2(data, O_CLOEXEC) < 0 || pipe2(back, O_CLOEXEC) < 0)
+        die("pipe: %s", strerror(errno));
+    fflush(msg);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        prog = "kvm-migrate (destination)";
+        close(data[1]);
+        close(back[0]);
+        report rep = run_dest(o, data[0]);
+        if (write(back[1], &rep, sizeof rep) != (ssize_t)sizeof rep)
+            die("cannot report to the source process");
+        fflush(msg);
+        _exit(0);
+    }
+    close(data[0]);
+    close(back[1]);
+    uint64_t md, cd, rounds;
+    uint64_t paused_at = run_source(o, data[1], &md, &cd, &rounds);
+    close(data[1]);
+    fflush(msg);
+
+    report rep;
+    ssize_t k = read(back[0], &rep, sizeof rep);
+    int status;
+    waitpid(pid, &status, 0);
+    if (k != (ssize_t)sizeof rep || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("the destination process failed");
+    /* Downtime is pause to "could run"; the digests taken before resuming
+     * are this program's checks, not part of a migration. */
+    fprintf(msg, "migration: downtime %.1f ms (vCPU paused on the source until its state was "
+            "in place on the destination; checks took %.1f ms more before it resumed)\n",
+            (double)(rep.ready_ns - paused_at) / 1e6,
+            (double)(rep.resume_ns - rep.ready_ns) / 1e6);
+    int bad = 0;
+    if (rep.mem_digest != md) {
+        fprintf(msg, "MISMATCH: guest memory at resume differs from the source's at pause\n");
+        bad = 1;
+    }
+    if (rep.vcpu_digest != cd) {
+        fprintf(msg, "MISMATCH: vCPU state at resume differs from the source's at pause\n");
+        bad = 1;
+    }
+    if (!rep.ok) {
+        fprintf(msg, "FAILED: the guest did not run on the destination (counter stayed at %u)\n",
+               rep.counter_resume);
+        bad = 1;
+    }
+    if (!bad)
+        fprintf(msg, "migration: OK: memory and vCPU state equal, the guest runs on "
+               "(%u -> %u)\n",
+               rep.counter_resume, rep.counter_after);
+    return bad;
+}
+
+static int mode_send(const options *o, const char *target)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int fd;
+    char *tmp = NULL;
+    if (strcmp(target, "-") == 0)
+        fd = STDOUT_FILENO;
+    else if (strncmp(target, "unix:", 5) == 0)
+        fd = connect_unix(target + 5);
+    else
+        fd = create_beside(target, o->force, &tmp);
+    if (fd == STDOUT_FILENO)
+        msg = stderr;
+    uint64_t md, cd, rounds;
+    run_source(o, fd, &md, &cd, &rounds);
+    if (tmp)
+        commit_beside(fd, tmp, target);
+    else
+        close(fd);
+    return 0;
+}
+
+static int mode_receive(const options *o, const char *source)
+{
+    int fd;
+    if (strcmp(source, "-") == 0)
+        fd = STDIN_FILENO;
+    else if (strncmp(source, "unix:", 5) == 0)
+        fd = accept_unix(source + 5);
+    else if ((fd = open(source, O_RDONLY | O_CLOEXEC)) < 0)
+        die("cannot open %s: %s", source, strerror(errno));
+    report rep = run_dest(o, fd);
+    return rep.ok ? 0 : 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kvm-migrate migrate [options]\n"
+            "       kvm-migrate send [options] TARGET     (a file, - or unix:PATH)\n"
+            "       kvm-migrate receive [options] SOURCE  (a file, - or unix:PATH)\n"
+            "Live pre-copy migration of a small KVM guest through libmigstream. \"migrate\"\n"
+            "runs the source and the destination as two processes joined by a pipe and\n"
+            "checks that memory and vCPU state at resume equal the source's at pause.\n"
+            "\n"
+            "Source options (migrate, send):\n"
+            "  --mem MIB          guest memory (default 256)\n"
+            "  --rate PAGES       pages the guest writes per second (default 4000)\n"
+            "  --working-set N    pages it writes into, from 1 MiB up (default 2048)\n"
+            "  --max-rounds N     rounds before stop-and-copy, round 0 included (default 16)\n"
+            "  --threshold N      stop and copy once a round found at most N dirty pages\n"
+            "                     (default 64)\n"
+            "  --warmup MS        run the guest this long before round 0 (default 200)\n"
+            "  --compress LEVEL   zstd level of page data (default 0: none)\n"
+            "  --out FILE         also write the stream to FILE (migrate)\n"
+            "  --force            replace FILE or TARGET if it exists\n"
+            "Destination options (migrate, receive):\n"
+            "  --run MS           run the resumed guest this long (default 300)\n"
+            "  --max-mem MIB      largest guest memory accepted (default 4096)\n"
+            "\n"
+            "Exit status: 0 success; 1 failure (also: KVM unusable, exit 1 with the reason;\n"
+            "2 for usage errors).\n");
+}
+
+static uint64_t num(const char *opt, const char *s, uint64_t lo, uint64_t hi)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s wants a number from %" PRIu64 " to %" PRIu64 ", not '%s'\n",
+                prog, opt, lo, hi, s);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *mode = argv[1];
+    options o = {.mem_mib = 256, .rate = 4000, .working_set = 2048, .max_rounds = 16,
+                 .threshold = 64, .warmup_ms = 200, .run_ms = 300, .max_mem_mib = 4096};
+    const char *arg = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes = true;
+        if (strcmp(a, "--force") == 0) {
+            o.force = true;
+            takes = false;
+        } else if (a[0] == '-' && a[1] == '-' && !val) {
+            fprintf(stderr, "%s: %s wants a value\n", prog, a);
+            return 2;
+        } else if (strcmp(a, "--mem") == 0) {
+            o.mem_mib = num(a, val, 2, 1u << 20);
+        } else if (strcmp(a, "--rate") == 0) {
+            o.rate = (uint32_t)num(a, val, 1, 1u << 30);
+        } else if (strcmp(a, "--working-set") == 0) {
+            o.working_set = (uint32_t)num(a, val, 1, UINT32_MAX);
+        } else if (strcmp(a, "--max-rounds") == 0) {
+            o.max_rounds = (uint32_t)num(a, val, 2, 1000000);
+        } else if (strcmp(a, "--threshold") == 0) {
+            o.threshold = (uint32_t)num(a, val, 0, UINT32_MAX);
+        } else if (strcmp(a, "--warmup") == 0) {
+            o.warmup_ms = (uint32_t)num(a, val, 0, 3600000);
+        } else if (strcmp(a, "--run") == 0) {
+            o.run_ms = (uint32_t)num(a, val, 1, 3600000);
+        } else if (strcmp(a, "--max-mem") == 0) {
+            o.max_mem_mib = num(a, val, 2, 1u << 20);
+        } else if (strcmp(a, "--compress") == 0) {
+            o.compress = (int)num(a, val, 0, 19);
+        } else if (strcmp(a, "--out") == 0) {
+            o.out = val;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "%s: unknown option %s (see --help)\n", prog, a);
+            return 2;
+        } else if (!arg) {
+            arg = a;
+            takes = false;
+        } else {
+            fprintf(stderr, "%s: unexpected argument %s\n", prog, a);
+            return 2;
+        }
+        if (takes)
+            i++;
+    }
+    /* The working set starts at 1 MiB and must fit in guest memory. */
+    if ((uint64_t)GUEST_WORK + (uint64_t)o.working_set * PAGE > o.mem_mib << 20) {
+        fprintf(stderr, "%s: a working set of %u pages does not fit in %" PRIu64 " MiB\n", prog,
+                o.working_set, o.mem_mib);
+        return 2;
+    }
+    bool is_migrate = strcmp(mode, "migrate") == 0;
+    if (!is_migrate && strcmp(mode, "send") != 0 && strcmp(mode, "receive") != 0) {
+        fprintf(stderr, "%s: unknown mode '%s' (migrate, send or receive)\n", prog, mode);
+        return 2;
+    }
+    if (is_migrate == (arg != NULL)) {
+        fprintf(stderr, "%s: %s\n", prog,
+                is_migrate ? "migrate takes no TARGET or SOURCE" : "TARGET or SOURCE missing");
+        return 2;
+    }
+    char why[200];
+    if (!vm_kvm_usable(why, sizeof why)) {
+        fprintf(stderr, "%s: KVM is not usable here: %s\n", prog, why);
+        return 1;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    msg = stdout;
+    if (is_migrate)
+        return mode_migrate(&o);
+    if (strcmp(mode, "send") == 0)
+        return mode_send(&o, arg);
+    return mode_receive(&o, arg);
+}
