@@ -40,24 +40,9 @@ command -v zstd >/dev/null || { echo "capture-qemu.sh: needs the zstd program" >
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-python3 -c '
-import sys
-sys.stdout.buffer.write(bytes((7 * i + 3) & 0xff for i in range(8192)))' >"$work/pattern.bin"
-
-# The boot sector: 16-bit real mode, loaded at 0x7c00.
-#   cli; xor ax,ax; mov ds,ax
-# l: mov eax,cr0; xor eax,0x10000; mov cr0,eax
-#    inc bx; mov dx,0x1000
-# n: mov es,dx; mov [es:0],bx; mov [es:0x800],bx
-#    add dx,0x100; cmp dx,0x5000; jb n; jmp l
-# Toggling CR0.WP flushes TCG's TLB: without KVM, a page whose TLB entry
-# was filled while it was dirty is written without being marked dirty
-# again, and the migration would converge after one pass.
-python3 -c '
-import sys
-code = bytes.fromhex("fa31c08ed8" "0f20c0" "663500000100" "0f22c0" "43ba0010" "8ec2"
-                     "26891e0000" "26891e0008" "81c20001" "81fa0050" "72ea" "ebd8")
-sys.stdout.buffer.write(code + bytes(510 - len(code)) + b"\x55\xaa")' >"$work/boot.bin"
+# The loader pattern and the boot sector (scripts/guest-files.py says what
+# each holds).
+python3 "$here/guest-files.py" "$work"
 
 # A small QMP client: connects, runs the steps given as arguments, writes the
 # final query-migrate answer, quits QEMU.

@@ -43,17 +43,9 @@ trap cleanup EXIT
 
 ram=$((32 << 20))
 
-python3 -c '
-import sys
-sys.stdout.buffer.write(bytes((7 * i + 3) & 0xff for i in range(8192)))' >"$work/pattern.bin"
-# The boot sector of scripts/capture-qemu.sh: keeps writing a counter into
-# two words of each of 64 pages from 0x10000, toggling CR0.WP so that TCG
-# marks the pages dirty again.
-python3 -c '
-import sys
-code = bytes.fromhex("fa31c08ed8" "0f20c0" "663500000100" "0f22c0" "43ba0010" "8ec2"
-                     "26891e0000" "26891e0008" "81c20001" "81fa0050" "72ea" "ebd8")
-sys.stdout.buffer.write(code + bytes(510 - len(code)) + b"\x55\xaa")' >"$work/boot.bin"
+# The loader pattern and the boot sector of the captures (their comments
+# say what the boot sector does).
+python3 "$(dirname "$0")/../scripts/guest-files.py" "$work"
 
 # A QMP client with bounded waits; runs its steps in order, then quits QEMU.
 #   qmp:JSON        send a command, fail on an error answer

@@ -9,46 +9,13 @@
  */
 #include <stdlib.h>
 
-#include <zstd.h>
-
 #include "helpers.h"
-
-#ifndef MS_QEMU_DATA
-#error "MS_QEMU_DATA must name tests/data/qemu"
-#endif
+#include "qemu_fixture.h"
 
 #define PS 4096u
 
 /* ------------------------------------------------------------- fixtures */
 
-static uint8_t *load_fixture(const char *name, size_t *size)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.qemu.zst", MS_QEMU_DATA, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        print_error("cannot open %s\n", path);
-        fail();
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *z = malloc((size_t)n);
-    assert_non_null(z);
-    assert_int_equal(fread(z, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    unsigned long long want = ZSTD_getFrameContentSize(z, (size_t)n);
-    assert_true(want != ZSTD_CONTENTSIZE_ERROR && want != ZSTD_CONTENTSIZE_UNKNOWN);
-    assert_true(want < (64u << 20));
-    uint8_t *out = malloc((size_t)want);
-    assert_non_null(out);
-    size_t got = ZSTD_decompress(out, (size_t)want, z, (size_t)n);
-    assert_false(ZSTD_isError(got));
-    assert_int_equal(got, want);
-    free(z);
-    *size = got;
-    return out;
-}
 
 /* -------------------------------------------------------------- running */
 
@@ -293,7 +260,7 @@ static void assert_same_guest(const guest *a, const guest *b)
 static void round_trip(const char *name)
 {
     size_t n;
-    uint8_t *q = load_fixture(name, &n);
+    uint8_t *q = th_qemu_fixture(name, &n);
     th_buf s1, s2;
     import(q, n, &s1);
     result res;
@@ -374,7 +341,7 @@ static void test_pc_xbzrle_live(void **state)
     (void)state;
     round_trip("pc-xbzrle-live");
     size_t n;
-    uint8_t *q = load_fixture("pc-xbzrle-live", &n);
+    uint8_t *q = th_qemu_fixture("pc-xbzrle-live", &n);
     th_buf s1;
     import(q, n, &s1);
     result res;
@@ -392,7 +359,7 @@ static void test_same_items_as_qemu(void **state)
 {
     (void)state;
     size_t n;
-    uint8_t *q = load_fixture("q35-no-vmdesc", &n);
+    uint8_t *q = th_qemu_fixture("q35-no-vmdesc", &n);
     th_buf s1;
     import(q, n, &s1);
     ms_qemu_export_options o;

@@ -9,9 +9,9 @@
 
 #include <jansson.h>
 #include <zlib.h>
-#include <zstd.h>
 
 #include "helpers.h"
+#include "qemu_fixture.h"
 
 #ifndef MS_QEMU_DATA
 #error "MS_QEMU_DATA must name tests/data/qemu"
@@ -21,34 +21,6 @@
 
 /* ------------------------------------------------------------- fixtures */
 
-static uint8_t *load_fixture(const char *name, size_t *size)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.qemu.zst", MS_QEMU_DATA, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        print_error("cannot open %s\n", path);
-        fail();
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *z = malloc((size_t)n);
-    assert_non_null(z);
-    assert_int_equal(fread(z, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    unsigned long long want = ZSTD_getFrameContentSize(z, (size_t)n);
-    assert_true(want != ZSTD_CONTENTSIZE_ERROR && want != ZSTD_CONTENTSIZE_UNKNOWN);
-    assert_true(want < (64u << 20));
-    uint8_t *out = malloc((size_t)want);
-    assert_non_null(out);
-    size_t got = ZSTD_decompress(out, (size_t)want, z, (size_t)n);
-    assert_false(ZSTD_isError(got));
-    assert_int_equal(got, want);
-    free(z);
-    *size = got;
-    return out;
-}
 
 static json_t *load_query_migrate(const char *name)
 {
@@ -272,7 +244,7 @@ static uint64_t total_pages(const ms_totals *t)
 static void check_counts(const char *name, bool compare_qemu)
 {
     size_t n;
-    uint8_t *p = load_fixture(name, &n);
+    uint8_t *p = th_qemu_fixture(name, &n);
     result res;
     import(p, n, &res);
     assert_status(res.rc, 0);
@@ -350,7 +322,7 @@ static void test_counts_compress(void **state)
 static void check_pattern(const char *name)
 {
     size_t n;
-    uint8_t *p = load_fixture(name, &n), want[8192];
+    uint8_t *p = th_qemu_fixture(name, &n), want[8192];
     make_pattern(want, sizeof want);
     result res;
     import(p, n, &res);
@@ -387,7 +359,7 @@ static void test_devices(void **state)
     static const char *const names[] = {"q35-paused", "pc-paused", "q35-devices", "pc-xbzrle-live"};
     for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
         size_t n;
-        uint8_t *p = load_fixture(names[f], &n);
+        uint8_t *p = th_qemu_fixture(names[f], &n);
         result res;
         import(p, n, &res);
         assert_status(res.rc, 0);
@@ -465,7 +437,7 @@ static void test_no_vmdesc(void **state)
 {
     (void)state;
     size_t n1, n2;
-    uint8_t *p1 = load_fixture("q35-no-vmdesc", &n1), *p2 = load_fixture("q35-paused", &n2);
+    uint8_t *p1 = th_qemu_fixture("q35-no-vmdesc", &n1), *p2 = th_qemu_fixture("q35-paused", &n2);
     result r1, r2;
     import(p1, n1, &r1);
     import(p2, n2, &r2);
@@ -509,7 +481,7 @@ static void test_recapture(void **state)
 {
     (void)state;
     size_t n1, n2;
-    uint8_t *p1 = load_fixture("q35-paused", &n1), *p2 = load_fixture("q35-paused-again", &n2);
+    uint8_t *p1 = th_qemu_fixture("q35-paused", &n1), *p2 = th_qemu_fixture("q35-paused-again", &n2);
     result r1, r2;
     import(p1, n1, &r1);
     import(p2, n2, &r2);
@@ -542,7 +514,7 @@ static void test_compress_same_memory(void **state)
 {
     (void)state;
     size_t n1, n2;
-    uint8_t *p1 = load_fixture("q35-compress", &n1), *p2 = load_fixture("q35-paused", &n2);
+    uint8_t *p1 = th_qemu_fixture("q35-compress", &n1), *p2 = th_qemu_fixture("q35-paused", &n2);
     result r1, r2;
     import(p1, n1, &r1);
     import(p2, n2, &r2);
@@ -578,7 +550,7 @@ static void test_xbzrle_live(void **state)
 {
     (void)state;
     size_t n;
-    uint8_t *p = load_fixture("pc-xbzrle-live", &n);
+    uint8_t *p = th_qemu_fixture("pc-xbzrle-live", &n);
     result res;
     import(p, n, &res);
     assert_status(res.rc, 0);
@@ -627,7 +599,7 @@ static void test_small_reads(void **state)
 {
     (void)state;
     size_t n;
-    uint8_t *p = load_fixture("q35-devices", &n);
+    uint8_t *p = th_qemu_fixture("q35-devices", &n);
     result a, b;
     import(p, n, &a);
     import_opts(p, n, NULL, 7, &b);
@@ -645,7 +617,7 @@ static void test_truncations(void **state)
 {
     (void)state;
     size_t n;
-    uint8_t *p = load_fixture("q35-paused", &n);
+    uint8_t *p = th_qemu_fixture("q35-paused", &n);
     const uint8_t *js = memmem(p, n, "{\"page_size\"", 12);
     assert_non_null(js);
     size_t eof_end = (size_t)(js - p) - 5; /* before 0x06 and the length */
@@ -681,7 +653,7 @@ static void test_flips(void **state)
 {
     (void)state;
     size_t n;
-    uint8_t *p = load_fixture("q35-paused", &n);
+    uint8_t *p = th_qemu_fixture("q35-paused", &n);
     uint64_t rng = 7;
     for (int i = 0; i < 300; i++) {
         size_t at = i < 100 ? (size_t)th_rand_below(&rng, 600) : (size_t)th_rand_below(&rng, n);
@@ -1076,11 +1048,11 @@ typedef struct capture {
 static void load_multifd(const char *name, size_t nch, capture *c)
 {
     memset(c, 0, sizeof *c);
-    c->main = load_fixture(name, &c->main_len);
+    c->main = th_qemu_fixture(name, &c->main_len);
     for (size_t i = 0; i < nch; i++) {
         char chan[128];
         snprintf(chan, sizeof chan, "%s.chan%zu", name, i);
-        c->ch[i] = load_fixture(chan, &c->ch_len[i]);
+        c->ch[i] = th_qemu_fixture(chan, &c->ch_len[i]);
     }
     c->nch = nch;
 }
@@ -1196,7 +1168,7 @@ static void test_multifd_same_memory(void **state)
     capture c;
     load_multifd("q35-multifd", 2, &c);
     size_t n;
-    uint8_t *plain = load_fixture("q35-paused", &n);
+    uint8_t *plain = th_qemu_fixture("q35-paused", &n);
     result a, b;
     import_capture(&c, &a);
     import(plain, n, &b);
