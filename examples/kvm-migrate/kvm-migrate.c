@@ -81,8 +81,15 @@ static const char *prog = "kvm-migrate";
  * stream itself takes standard output (send -). */
 static FILE *msg;
 
+/* Temporary files that become outputs on success; die() removes them, so
+ * that a failed run leaves nothing behind. */
+static char *pending_tmp[2];
+
 static _Noreturn void die(const char *fmt, ...)
 {
+    for (size_t i = 0; i < sizeof pending_tmp / sizeof *pending_tmp; i++)
+        if (pending_tmp[i])
+            unlink(pending_tmp[i]);
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "%s: ", prog);
@@ -267,16 +274,22 @@ static int create_beside(const char *path, bool force, char **tmp_out)
     int fd = mkstemp(tmp);
     if (fd < 0)
         die("cannot create a file beside %s: %s", path, strerror(errno));
+    for (size_t i = 0; i < sizeof pending_tmp / sizeof *pending_tmp; i++)
+        if (!pending_tmp[i]) {
+            pending_tmp[i] = tmp;
+            break;
+        }
     *tmp_out = tmp;
     return fd;
 }
 
 static void commit_beside(int fd, char *tmp, const char *path)
 {
-    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-        unlink(tmp);
+    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
         die("cannot write %s: %s", path, strerror(errno));
-    }
+    for (size_t i = 0; i < sizeof pending_tmp / sizeof *pending_tmp; i++)
+        if (pending_tmp[i] == tmp)
+            pending_tmp[i] = NULL;
     free(tmp);
 }
 
