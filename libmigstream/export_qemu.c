@@ -2,10 +2,12 @@
  * The QEMU exporter (docs/QEMU.md section 7): reads a libmigstream stream
  * through the public reader and writes QEMU's stream, QEVM version 3, as
  * QEMU 7.2's loader reads it (migration/savevm.c qemu_loadvm_state,
- * migration/ram.c ram_load_precopy): file header, CONFIGURATION, the "ram"
- * section as START (block table), PARTs (pages) and END, one FULL section
- * per device, EOF, the JSON trailer. Pages stream through; device state is
- * held until END, since QEMU's devices must load after RAM.
+ * migration/ram.c ram_load_precopy): file header, CONFIGURATION (with the
+ * subsections the import kept), the "ram" section as START (block table),
+ * PARTs (pages) and END, the other iterable sections as START, PARTs and
+ * END, one FULL section per other device, EOF, the JSON trailer. Pages
+ * stream through; device state is held until END, since QEMU's devices must
+ * load after RAM.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -22,6 +24,10 @@
 
 #define DEF_DEVICES (64ull << 20)
 #define OUT_CAP (256u << 10)
+/* The DEVICE that carries CONFIGURATION's subsections (docs/QEMU.md
+ * section 3.3). */
+#define CONFIG_PATH "configuration"
+#define CONFIG_MAX 4096u /* three subsections: 256 capability names fit */
 
 /* QEMU's section types (migration/savevm.h) and RAM flags (migration/ram.c). */
 enum {
@@ -30,6 +36,7 @@ enum {
     QE_PART = 0x02,
     QE_END = 0x03,
     QE_FULL = 0x04,
+    QE_SUBSECTION = 0x05,
     QE_VMDESCRIPTION = 0x06,
     QE_CONFIGURATION = 0x07,
     QE_FOOTER = 0x7e,
@@ -49,13 +56,16 @@ enum {
 #define RAM_SECTION_ID 1u
 
 /* A device instance held until END: the last record's bytes, at the place
- * of the instance's first record. */
+ * of the instance's first record. An iterable section (the state has
+ * "parts") keeps the length of each part: START, PARTs, END. */
 typedef struct qe_device {
     char *path;
     uint32_t instance;
     uint32_t version;
     uint8_t *raw;
     size_t raw_len;
+    uint64_t *parts;
+    size_t nparts;
 } qe_device;
 
 struct ms_qemu_export {
@@ -80,6 +90,9 @@ struct ms_qemu_export {
     bool part_open;    /* a PART of "ram" is open */
     size_t last_block; /* region index of the last page item in the part */
     uint8_t *fill;     /* one QEMU page, for FILL pages */
+    uint8_t *config;   /* CONFIGURATION's subsections, as written */
+    size_t config_len;
+    bool ignore_shared; /* x-ignore-shared: MEM_SIZE carries an address */
 
     qe_device *dev;
     size_t ndev, dev_cap;
@@ -173,6 +186,11 @@ static int put_be64(ms_qemu_export *x, uint64_t v)
     return put(x, b, 8);
 }
 
+static uint32_t get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
 /* u8 length, then the bytes (block names, id strings); len <= 255. */
 static int put_name(ms_qemu_export *x, const char *s)
 {
@@ -201,10 +219,11 @@ static int section_footer(ms_qemu_export *x, uint32_t id)
 /* ------------------------------------------------------------------- RAM */
 
 /* The file header, CONFIGURATION and the ram START: QEVM, version 3, the
- * machine type (vmstate_configuration: u32 length, name; no subsection:
- * target-page-bits is only sent where the page is larger than the target's
- * smallest, capabilities only with x-ignore-shared, uuid only with
- * validate-uuid), then the block table and EOS (ram_save_setup). */
+ * machine type (vmstate_configuration: u32 length, name) and the
+ * subsections the import kept (QEMU sends target-page-bits only where the
+ * page is larger than the target's smallest, capabilities only with
+ * x-ignore-shared, uuid only with validate-uuid), then the block table and
+ * EOS (ram_save_setup). */
 static int start_ram(ms_qemu_export *x, const ms_record *rec)
 {
     size_t n = ms_reader_region_count(x->r);
@@ -222,8 +241,13 @@ static int start_ram(ms_qemu_export *x, const ms_record *rec)
     if (x->stats.machine[0]) {
         uint32_t len = (uint32_t)strlen(x->stats.machine);
         if ((rc = put_u8(x, QE_CONFIGURATION)) || (rc = put_be32(x, len)) ||
-            (rc = put(x, x->stats.machine, len)))
+            (rc = put(x, x->stats.machine, len)) || (rc = put(x, x->config, x->config_len)))
             return rc;
+    } else if (x->config_len) {
+        return qe_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
+                       rec ? (int64_t)rec->index : -1,
+                       "the stream has CONFIGURATION subsections but no machine type (INFO "
+                       "machine or --machine): QEMU's CONFIGURATION starts with it");
     }
     if ((rc = section_full_header(x, QE_START, RAM_SECTION_ID, "ram", 0, RAM_VERSION)) ||
         (rc = put_be64(x, total | RAM_MEM_SIZE)))
@@ -231,6 +255,12 @@ static int start_ram(ms_qemu_export *x, const ms_record *rec)
     for (size_t i = 0; i < n; i++) {
         const ms_region *g = ms_reader_region(x->r, i);
         if ((rc = put_name(x, g->name)) || (rc = put_be64(x, g->size)))
+            return rc;
+        /* x-ignore-shared: the block's address in its memory region, which
+         * QEMU's loader compares only for blocks it ignores (shared memory,
+         * whose pages are not in the stream); the stream keeps none, and
+         * main RAM backends sit at 0 (ROMs do not, but are not shared). */
+        if (x->ignore_shared && (rc = put_be64(x, 0)))
             return rc;
     }
     if ((rc = put_be64(x, RAM_EOS)) || (rc = section_footer(x, RAM_SECTION_ID)))
@@ -375,11 +405,15 @@ static int write_pages(ms_qemu_export *x, const ms_record *rec)
 
 /* ----------------------------------------------------------------- devices */
 
-/* The "raw" byte string of a state map, as the importer writes it
- * (docs/QEMU.md section 3.1). 1 with a view, 0 when the map has no "raw",
- * negative when the state is not a map or "raw" is not a byte string. */
-static int find_raw(const ms_device *d, const uint8_t **raw, size_t *len, const char **why)
+/* The "raw" byte string of a state map and its "parts" array, as the
+ * importer writes them (docs/QEMU.md section 3.1). 1 with a view of raw (and
+ * *parts_at the offset of the parts array in the state, or 0 without one),
+ * 0 when the map has no "raw", negative when the state is not a map, "raw"
+ * is not a byte string or "parts" not an array. */
+static int find_raw(const ms_device *d, const uint8_t **raw, size_t *len, size_t *parts_at,
+                    const char **why)
 {
+    *parts_at = 0;
     msi_cbor_in in;
     msi_cbor_tok t;
     msi_cbor_in_init(&in, d->state, d->state_size);
@@ -410,6 +444,25 @@ static int find_raw(const ms_device *d, const uint8_t **raw, size_t *len, const 
             found = 1;
             continue;
         }
+        if (k.kind == MSI_CBOR_TEXT && k.len == 5 && memcmp(k.str, "parts", 5) == 0) {
+            size_t vat = in.pos;
+            msi_cbor_tok v;
+            if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_ARRAY) {
+                *why = "its \"parts\" is not an array";
+                return -1;
+            }
+            if (*parts_at) {
+                *why = "its state map has \"parts\" twice";
+                return -1;
+            }
+            *parts_at = vat;
+            in.pos = vat;
+            if (msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true)) {
+                *why = in.err;
+                return -1;
+            }
+            continue;
+        }
         in.pos = at;
         if (msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true) ||
             msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true)) {
@@ -418,6 +471,166 @@ static int find_raw(const ms_device *d, const uint8_t **raw, size_t *len, const 
         }
     }
     return found;
+}
+
+/* Reads the "parts" array at @at into a new array: at least two lengths
+ * (START's and END's), each an unsigned integer, adding up to @raw_len. */
+static int read_parts(ms_qemu_export *x, const ms_record *rec, size_t at, size_t raw_len,
+                      uint64_t **out, size_t *count)
+{
+    const ms_device *d = &rec->device;
+    msi_cbor_in in;
+    msi_cbor_tok t;
+    msi_cbor_in_init(&in, d->state, d->state_size);
+    in.pos = at;
+    if (msi_cbor_next(&in, &t) || t.kind != MSI_CBOR_ARRAY)
+        return rec_fail(x, MS_EFEATURE, rec, "device '%s' instance %u: \"parts\" is unreadable",
+                        d->path, d->instance);
+    /* Every element takes a byte: the count is bounded by the state. */
+    if (t.u < 2 || t.u > d->state_size - in.pos)
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "device '%s' instance %u: \"parts\" lists %llu parts; an iterable "
+                        "section has at least START and END",
+                        d->path, d->instance, (unsigned long long)t.u);
+    /* Held until END: within max_device_bytes before it is allocated. */
+    if (t.u > x->opts.max_device_bytes / sizeof(uint64_t))
+        return rec_fail(x, MS_ELIMIT, rec,
+                        "device '%s' instance %u: %llu parts would take more than "
+                        "max_device_bytes (%llu)",
+                        d->path, d->instance, (unsigned long long)t.u,
+                        (unsigned long long)x->opts.max_device_bytes);
+    uint64_t *p = msi_alloc(&x->alloc, (size_t)t.u * sizeof *p);
+    if (!p)
+        return rec_fail(x, MS_ENOMEM, rec, "out of memory holding device '%s'", d->path);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < t.u; i++) {
+        msi_cbor_tok v;
+        if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_UINT || v.u > raw_len - sum) {
+            msi_free(&x->alloc, p);
+            return rec_fail(x, MS_EFEATURE, rec,
+                            "device '%s' instance %u: part %zu of \"parts\" is not a length "
+                            "within the %zu \"raw\" bytes",
+                            d->path, d->instance, i, raw_len);
+        }
+        p[i] = v.u;
+        sum += v.u;
+    }
+    if (sum != raw_len) {
+        msi_free(&x->alloc, p);
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "device '%s' instance %u: \"parts\" add up to %llu bytes, \"raw\" "
+                        "holds %zu",
+                        d->path, d->instance, (unsigned long long)sum, raw_len);
+    }
+    *out = p;
+    *count = (size_t)t.u;
+    return 0;
+}
+
+/*
+ * The DEVICE "configuration": CONFIGURATION's subsections as QEMU sent them
+ * (docs/QEMU.md section 3.3). They go out after the machine type, so they
+ * must come before the first page. Each is checked against what the export
+ * writes: target-page-bits must match the page size; mapped-ram is left out
+ * of the capabilities (the export writes no mapped-ram layout, so the
+ * destination runs without it); x-ignore-shared makes MEM_SIZE carry
+ * addresses.
+ */
+static int hold_config(ms_qemu_export *x, const ms_record *rec, const uint8_t *raw, size_t len)
+{
+    if (x->ram_started)
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "device '" CONFIG_PATH "' (QEMU's CONFIGURATION subsections) comes after "
+                        "the first page, but QEMU's CONFIGURATION precedes the RAM section");
+    if (len > CONFIG_MAX)
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "device '" CONFIG_PATH "': %zu bytes of subsections, more than the %u "
+                        "QEMU's three can take",
+                        len, CONFIG_MAX);
+    uint8_t *out = msi_alloc(&x->alloc, len ? len : 1);
+    if (!out)
+        return rec_fail(x, MS_ENOMEM, rec, "out of memory holding device '" CONFIG_PATH "'");
+    size_t pos = 0, n = 0;
+    bool ignore_shared = false;
+    const char *bad = NULL;
+#define NEED(k)                                                                                    \
+    if ((k) > len - pos) {                                                                         \
+        bad = "ends inside a subsection";                                                          \
+        break;                                                                                     \
+    }
+    while (pos < len) {
+        size_t start = pos;
+        NEED(2)
+        if (raw[pos] != QE_SUBSECTION) {
+            bad = "holds something other than a subsection (0x05)";
+            break;
+        }
+        size_t nl = raw[pos + 1];
+        NEED(2 + nl + 4)
+        const char *name = (const char *)raw + pos + 2;
+        pos += 2 + nl + 4;
+        if (nl == 30 && memcmp(name, "configuration/target-page-bits", nl) == 0) {
+            NEED(4)
+            uint32_t bits = get_be32(raw + pos);
+            pos += 4;
+            if (bits > 16 || (1u << bits) != x->opts.page_size) {
+                bad = "has target-page-bits other than the export's page size";
+                break;
+            }
+        } else if (nl == 18 && memcmp(name, "configuration/uuid", nl) == 0) {
+            NEED(16)
+            pos += 16;
+        } else if (nl == 26 && memcmp(name, "configuration/capabilities", nl) == 0) {
+            /* Rewritten without mapped-ram; left out when nothing remains. */
+            NEED(4)
+            uint32_t count = get_be32(raw + pos), kept = 0;
+            size_t head = n;
+            memcpy(out + n, raw + start, pos - start + 4);
+            n += pos - start + 4;
+            pos += 4;
+            for (uint32_t i = 0; i < count && !bad; i++) {
+                NEED(1)
+                size_t cl = raw[pos];
+                NEED(1 + cl)
+                if (!(cl == 10 && memcmp(raw + pos + 1, "mapped-ram", 10) == 0)) {
+                    if (cl == 15 && memcmp(raw + pos + 1, "x-ignore-shared", 15) == 0)
+                        ignore_shared = true;
+                    memcpy(out + n, raw + pos, 1 + cl);
+                    n += 1 + cl;
+                    kept++;
+                }
+                pos += 1 + cl;
+            }
+            if (bad)
+                break;
+            if (!kept) {
+                n = head;
+            } else {
+                size_t c = head + 2 + nl + 4;
+                out[c] = (uint8_t)(kept >> 24);
+                out[c + 1] = (uint8_t)(kept >> 16);
+                out[c + 2] = (uint8_t)(kept >> 8);
+                out[c + 3] = (uint8_t)kept;
+            }
+            continue;
+        } else {
+            bad = "holds a subsection QEMU does not define for CONFIGURATION";
+            break;
+        }
+        memcpy(out + n, raw + start, pos - start);
+        n += pos - start;
+    }
+#undef NEED
+    if (bad) {
+        msi_free(&x->alloc, out);
+        return rec_fail(x, MS_EFEATURE, rec, "device '" CONFIG_PATH "' at byte %zu of \"raw\": %s",
+                        pos, bad);
+    }
+    msi_free(&x->alloc, x->config);
+    x->config = out;
+    x->config_len = n;
+    x->ignore_shared = ignore_shared;
+    return 0;
 }
 
 static int hold_device(ms_qemu_export *x, const ms_record *rec)
@@ -434,9 +647,9 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
         return rec_fail(x, MS_EFEATURE, rec,
                         "device 'ram' instance %u: QEMU's RAM section has that name", d->instance);
     const uint8_t *raw = NULL;
-    size_t len = 0;
+    size_t len = 0, parts_at = 0;
     const char *why = NULL;
-    int found = find_raw(d, &raw, &len, &why);
+    int found = find_raw(d, &raw, &len, &parts_at, &why);
     if (found < 0)
         return rec_fail(x, MS_EFEATURE, rec, "device '%s' instance %u (schema '%s'): %s", d->path,
                         d->instance, d->schema, why);
@@ -445,21 +658,32 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
                         "device '%s' instance %u (schema '%s'): the state has no \"raw\" bytes "
                         "(only streams imported from QEMU carry the section bytes QEMU loads)",
                         d->path, d->instance, d->schema);
+    if (strcmp(d->path, CONFIG_PATH) == 0 && d->instance == 0 && !parts_at)
+        return hold_config(x, rec, raw, len);
+    uint64_t *parts = NULL;
+    size_t nparts = 0;
+    int rc;
+    if (parts_at && (rc = read_parts(x, rec, parts_at, len, &parts, &nparts)))
+        return rc;
     qe_device *h = NULL;
     for (size_t i = 0; i < x->ndev; i++)
         if (x->dev[i].instance == d->instance && strcmp(x->dev[i].path, d->path) == 0)
             h = &x->dev[i];
-    uint64_t cost = len + (h ? 0 : plen + 1 + sizeof *h);
-    uint64_t after = x->dev_bytes - (h ? h->raw_len : 0) + cost;
-    if (after > x->opts.max_device_bytes)
+    uint64_t cost = len + nparts * sizeof *parts + (h ? 0 : plen + 1 + sizeof *h);
+    uint64_t after = x->dev_bytes - (h ? h->raw_len + h->nparts * sizeof *h->parts : 0) + cost;
+    if (after > x->opts.max_device_bytes) {
+        msi_free(&x->alloc, parts);
         return rec_fail(x, MS_ELIMIT, rec,
                         "device '%s' instance %u: device state held until END would take "
                         "%llu bytes, beyond max_device_bytes (%llu)",
                         d->path, d->instance, (unsigned long long)after,
                         (unsigned long long)x->opts.max_device_bytes);
+    }
     uint8_t *copy = msi_alloc(&x->alloc, len ? len : 1);
-    if (!copy)
+    if (!copy) {
+        msi_free(&x->alloc, parts);
         return rec_fail(x, MS_ENOMEM, rec, "out of memory holding device '%s'", d->path);
+    }
     if (len)
         memcpy(copy, raw, len);
     if (!h) {
@@ -468,6 +692,7 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
             qe_device *n = msi_realloc(&x->alloc, x->dev, cap * sizeof *n);
             if (!n) {
                 msi_free(&x->alloc, copy);
+                msi_free(&x->alloc, parts);
                 return rec_fail(x, MS_ENOMEM, rec, "out of memory holding device '%s'", d->path);
             }
             x->dev = n;
@@ -477,14 +702,18 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
         memset(h, 0, sizeof *h);
         if (!(h->path = msi_strdup(&x->alloc, d->path))) {
             msi_free(&x->alloc, copy);
+            msi_free(&x->alloc, parts);
             return rec_fail(x, MS_ENOMEM, rec, "out of memory holding device '%s'", d->path);
         }
         h->instance = d->instance;
         x->ndev++;
     }
     msi_free(&x->alloc, h->raw);
+    msi_free(&x->alloc, h->parts);
     h->raw = copy;
     h->raw_len = len;
+    h->parts = parts;
+    h->nparts = nparts;
     h->version = d->version;
     x->dev_bytes = after;
     return 0;
@@ -492,21 +721,54 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
 
 /* ------------------------------------------------------------------ driver */
 
-/* After END: the ram END section (EOS only), the devices as FULL sections
- * in order of first appearance, EOF, then the trailer. */
+static int put_full(ms_qemu_export *x, const qe_device *h, uint32_t id)
+{
+    int rc;
+    if ((rc = section_full_header(x, QE_FULL, id, h->path, h->instance, h->version)) ||
+        (rc = put(x, h->raw, h->raw_len)))
+        return rc;
+    return section_footer(x, id);
+}
+
+/* An iterable section: its first part as START, the middle ones as PART,
+ * the last as END, each with its footer. */
+static int put_iterable(ms_qemu_export *x, const qe_device *h, uint32_t id)
+{
+    const uint8_t *p = h->raw;
+    int rc;
+    for (size_t k = 0; k < h->nparts; k++) {
+        if (k == 0)
+            rc = section_full_header(x, QE_START, id, h->path, h->instance, h->version);
+        else if ((rc = put_u8(x, k + 1 == h->nparts ? QE_END : QE_PART)) == 0)
+            rc = put_be32(x, id);
+        if (rc || (rc = put(x, p, (size_t)h->parts[k])) || (rc = section_footer(x, id)))
+            return rc;
+        p += h->parts[k];
+    }
+    return 0;
+}
+
+/* After END: the ram END section (EOS only); the iterable sections, each as
+ * START, PARTs and END in a row (QEMU's loader hands each part to its
+ * section's handler whatever came between, and neither dirty-bitmap nor
+ * block reads guest RAM: docs/QEMU.md section 7.1); the other devices as
+ * FULL sections, in order of first appearance; EOF, then the trailer. */
 static int finish(ms_qemu_export *x)
 {
     int rc;
     if ((rc = close_part(x)) || (rc = put_u8(x, QE_END)) || (rc = put_be32(x, RAM_SECTION_ID)) ||
         (rc = put_be64(x, RAM_EOS)) || (rc = section_footer(x, RAM_SECTION_ID)))
         return rc;
-    for (size_t i = 0; i < x->ndev; i++) {
-        const qe_device *h = &x->dev[i];
-        uint32_t id = RAM_SECTION_ID + 1 + (uint32_t)i;
-        if ((rc = section_full_header(x, QE_FULL, id, h->path, h->instance, h->version)) ||
-            (rc = put(x, h->raw, h->raw_len)) || (rc = section_footer(x, id)))
-            return rc;
-        x->stats.devices++;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < x->ndev; i++) {
+            const qe_device *h = &x->dev[i];
+            uint32_t id = RAM_SECTION_ID + 1 + (uint32_t)i;
+            if ((pass == 0) != (h->nparts > 0))
+                continue;
+            if ((rc = h->nparts ? put_iterable(x, h, id) : put_full(x, h, id)))
+                return rc;
+            x->stats.devices++;
+        }
     }
     if ((rc = put_u8(x, QE_EOF)))
         return rc;
@@ -660,7 +922,9 @@ void ms_qemu_export_free(ms_qemu_export *x)
     for (size_t i = 0; i < x->ndev; i++) {
         msi_free(&x->alloc, x->dev[i].path);
         msi_free(&x->alloc, x->dev[i].raw);
+        msi_free(&x->alloc, x->dev[i].parts);
     }
+    msi_free(&x->alloc, x->config);
     msi_free(&x->alloc, x->dev);
     msi_free(&x->alloc, x->obuf);
     msi_free(&x->alloc, x->fill);

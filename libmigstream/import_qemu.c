@@ -270,8 +270,10 @@ static bool next_item_ok(qi *q, const uint8_t *p, size_t n, bool input_ends)
     case QV_END: {
         if (n < 5)
             return false;
+        /* An ended one too: the PART or END is then refused by name rather
+         * than taken as the device's bytes. */
         const qi_section *s = find_section(q, qi_be32(p + 1));
-        return s && s->iterable && !s->ended;
+        return s && s->iterable;
     }
     case QV_COMMAND: {
         if (n < 5)
@@ -309,12 +311,40 @@ static int hold_append(qi *q, qi_held *h, const uint8_t *p, size_t n, uint64_t s
     return 0;
 }
 
-/* Reads a non-RAM section's bytes up to and including its footer. */
-static int read_held(qi *q, qi_section *s)
+/* Opens the next part (START, PART or END) of an iterable non-RAM section.
+ * Each part is charged QI_PART_COST against max_device_bytes, so empty
+ * parts cannot grow the list without bound. */
+static int new_part(qi *q, qi_held *h, uint64_t off)
+{
+    if (QI_PART_COST > q->opts.max_device_bytes - q->held_bytes)
+        return qi_fail(q, MS_ELIMIT, off, "section header",
+                       "device sections exceed %llu bytes in all (max_device_bytes), "
+                       "counting %u bytes for each part of an iterable section",
+                       (unsigned long long)q->opts.max_device_bytes, QI_PART_COST);
+    if (h->nparts == h->parts_cap) {
+        size_t cap = h->parts_cap ? h->parts_cap * 2 : 8;
+        uint64_t *n = msi_realloc(&q->alloc, h->parts, cap * sizeof *n);
+        if (!n)
+            return qi_fail(q, MS_ENOMEM, off, "section header", "out of memory");
+        h->parts = n;
+        h->parts_cap = cap;
+    }
+    h->parts[h->nparts++] = 0;
+    q->held_bytes += QI_PART_COST;
+    return 0;
+}
+
+/* Reads a non-RAM section's bytes up to and including its footer; for an
+ * iterable section, as its newest part. */
+static int read_held(qi *q, qi_section *s, uint64_t off)
 {
     qi_held *h = &q->held[s->held];
     qi_in *in = &q->in;
     const uint64_t start = qi_offset(q);
+    const size_t before = h->data.len;
+    int rc;
+    if (s->iterable && (rc = new_part(q, h, off)))
+        return rc;
     for (;;) {
         if (fill(q, 1))
             return qi_fail(q, MS_EIO, qi_offset(q), "section data", "reading the input failed");
@@ -326,7 +356,7 @@ static int read_held(qi *q, qi_section *s)
         const uint8_t *p = in->buf + in->pos;
         const uint8_t *m = memchr(p, QV_FOOTER, in->end - in->pos);
         size_t plain = m ? (size_t)(m - p) : in->end - in->pos;
-        int rc = hold_append(q, h, p, plain, start);
+        rc = hold_append(q, h, p, plain, start);
         if (rc)
             return rc;
         in->pos += plain;
@@ -340,6 +370,8 @@ static int read_held(qi *q, qi_section *s)
         if (avail >= 5 && qi_be32(p + 1) == s->id &&
             next_item_ok(q, p + 5, avail - 5, in->eof && avail < 5 + NEXT_HEADER_MAX)) {
             in->pos += 5;
+            if (s->iterable)
+                h->parts[h->nparts - 1] = h->data.len - before;
             return 0;
         }
         if ((rc = hold_append(q, h, p, 1, start)))
@@ -380,6 +412,7 @@ static int new_section(qi *q, uint8_t type, uint32_t id, const char *idstr, uint
             q->held_cap = cap;
         }
         s->held = q->nheld;
+        memset(&q->held[q->nheld], 0, sizeof q->held[q->nheld]);
         q->held[q->nheld].section = q->nsections;
         msi_buf_init(&q->held[q->nheld].data, &q->alloc);
         q->nheld++;
@@ -427,6 +460,13 @@ static int read_section_start(qi *q, uint8_t type, uint64_t off)
         return qi_fail(q, MS_ECORRUPT, off, "section header",
                        "section id %u is opened a second time (as '%s' instance %u)", id, idstr,
                        instance);
+    /* The exporter takes a DEVICE of that path for CONFIGURATION's
+     * subsections (docs/QEMU.md section 3.3); QEMU registers no such section. */
+    if (strcmp(idstr, QI_CONFIG_PATH) == 0)
+        return qi_fail(q, MS_EFEATURE, off, "section header",
+                       "section %u is named '%s', which QEMU never sends and the import keeps "
+                       "for CONFIGURATION's subsections",
+                       id, idstr);
     if ((rc = new_section(q, type, id, idstr, instance, version, off, &s)))
         return rc;
     q->cur = (size_t)(s - q->sections);
@@ -439,7 +479,7 @@ static int read_section_start(qi *q, uint8_t type, uint64_t off)
                            "'ram' section version %u (only version 4 is read)", version);
         if ((rc = qr_load(q)) || (rc = expect_footer(q, s)))
             return rc;
-    } else if ((rc = read_held(q, s))) {
+    } else if ((rc = read_held(q, s, off))) {
         return rc;
     }
     q->cur = SIZE_MAX;
@@ -466,14 +506,39 @@ static int read_section_part(qi *q, uint8_t type, uint64_t off)
     if (s->is_ram) {
         if ((rc = qr_load(q)) || (rc = expect_footer(q, s)))
             return rc;
-    } else if ((rc = read_held(q, s))) {
+    } else if ((rc = read_held(q, s, off))) {
         return rc;
     }
     q->cur = SIZE_MAX;
     return 0;
 }
 
-/* CONFIGURATION: u32 length, machine type, then optional subsections. */
+/* Appends to q->config the bytes of a subsection item as read. */
+static int config_keep(qi *q, uint64_t off, const void *p, size_t n)
+{
+    if (msi_buf_append(&q->config, p, n))
+        return qi_fail(q, MS_ENOMEM, off, "CONFIGURATION subsection", "out of memory");
+    return 0;
+}
+
+static int config_keep_u32(qi *q, uint64_t off, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    return config_keep(q, off, b, 4);
+}
+
+/* u8 length and name, as QEMU writes names. */
+static int config_keep_name(qi *q, uint64_t off, const char *name)
+{
+    uint8_t len = (uint8_t)strlen(name);
+    int rc = config_keep(q, off, &len, 1);
+    return rc ? rc : config_keep(q, off, name, len);
+}
+
+/* CONFIGURATION: u32 length, machine type, then optional subsections. The
+ * subsections are kept as sent (q->config): their layout is fixed, so the
+ * items read are appended as they are read, and a destination that checks
+ * them (capabilities, uuid) gets them back from the export. */
 static int read_configuration(qi *q, uint64_t off)
 {
     uint32_t len;
@@ -489,6 +554,7 @@ static int read_configuration(qi *q, uint64_t off)
     if (!printable((const uint8_t *)q->stats.machine, len))
         return qi_fail(q, MS_ECORRUPT, off, "CONFIGURATION",
                        "machine type holds bytes that are not printable ASCII");
+    unsigned seen = 0;
     for (;;) {
         if (fill(q, 1))
             return qi_fail(q, MS_EIO, qi_offset(q), "CONFIGURATION", "reading the input failed");
@@ -498,12 +564,28 @@ static int read_configuration(qi *q, uint64_t off)
         char name[256];
         uint32_t version;
         q->in.pos++;
+        const uint8_t marker = QV_SUBSECTION;
         if ((rc = qi_name(q, name, soff, "CONFIGURATION subsection")) ||
-            (rc = qi_u32(q, &version, soff, "CONFIGURATION subsection")))
+            (rc = qi_u32(q, &version, soff, "CONFIGURATION subsection")) ||
+            (rc = config_keep(q, soff, &marker, 1)) || (rc = config_keep_name(q, soff, name)) ||
+            (rc = config_keep_u32(q, soff, version)))
             return rc;
+        /* Each at most once (QEMU sends each once): what is kept stays
+         * small. */
+        static const char *const known[] = {"configuration/target-page-bits",
+                                            "configuration/capabilities", "configuration/uuid"};
+        for (unsigned k = 0; k < 3; k++) {
+            if (strcmp(name, known[k]) != 0)
+                continue;
+            if (seen & (1u << k))
+                return qi_fail(q, MS_ECORRUPT, soff, "CONFIGURATION subsection",
+                               "'%s' is sent a second time", name);
+            seen |= 1u << k;
+        }
         if (strcmp(name, "configuration/target-page-bits") == 0) {
             uint32_t bits;
-            if ((rc = qi_u32(q, &bits, soff, "CONFIGURATION subsection")))
+            if ((rc = qi_u32(q, &bits, soff, "CONFIGURATION subsection")) ||
+                (rc = config_keep_u32(q, soff, bits)))
                 return rc;
             if (bits < 12 || bits > 16)
                 return qi_fail(q, MS_EFEATURE, soff, "CONFIGURATION subsection",
@@ -512,14 +594,16 @@ static int read_configuration(qi *q, uint64_t off)
         } else if (strcmp(name, "configuration/capabilities") == 0) {
             /* u32 count, then each capability's name (u8 length, bytes). */
             uint32_t count;
-            if ((rc = qi_u32(q, &count, soff, "CONFIGURATION subsection")))
+            if ((rc = qi_u32(q, &count, soff, "CONFIGURATION subsection")) ||
+                (rc = config_keep_u32(q, soff, count)))
                 return rc;
             if (count > 256)
                 return qi_fail(q, MS_ECORRUPT, soff, "CONFIGURATION subsection", "%u capabilities",
                                count);
             for (uint32_t i = 0; i < count; i++) {
                 char cap[256];
-                if ((rc = qi_name(q, cap, soff, "CONFIGURATION capability")))
+                if ((rc = qi_name(q, cap, soff, "CONFIGURATION capability")) ||
+                    (rc = config_keep_name(q, soff, cap)))
                     return rc;
                 if (strcmp(cap, "x-ignore-shared") == 0)
                     q->ignore_shared = true;
@@ -528,7 +612,8 @@ static int read_configuration(qi *q, uint64_t off)
             }
         } else if (strcmp(name, "configuration/uuid") == 0) {
             /* multifd channels carry it too: they must match. */
-            if ((rc = qi_bytes(q, q->uuid, sizeof q->uuid, soff, "CONFIGURATION subsection")))
+            if ((rc = qi_bytes(q, q->uuid, sizeof q->uuid, soff, "CONFIGURATION subsection")) ||
+                (rc = config_keep(q, soff, q->uuid, sizeof q->uuid)))
                 return rc;
             q->have_uuid = true;
         } else {
@@ -639,6 +724,31 @@ static int read_trailer(qi *q, qv_desc **desc)
     return 0;
 }
 
+/* CONFIGURATION's subsections as the DEVICE "configuration" (docs/QEMU.md
+ * section 3.3), before any page: the exporter writes them in QEMU's
+ * CONFIGURATION, ahead of the RAM section. */
+static int write_config(qi *q)
+{
+    if (!q->config.len)
+        return 0;
+    msi_buf cb;
+    msi_buf_init(&cb, &q->alloc);
+    const qi_section none = {.held = SIZE_MAX};
+    bool decoded;
+    const char *schema;
+    int rc = 0;
+    if (qv_encode(q, NULL, &none, q->config.data, q->config.len, NULL, 0, &cb, &decoded, &schema))
+        rc = qi_fail(q, MS_ENOMEM, 8, "CONFIGURATION", "out of memory");
+    else if (ms_writer_device(q->w, QI_CONFIG_PATH, 0, QI_CONFIG_PATH, QI_CONFIG_VERSION, cb.data,
+                              cb.len))
+        rc = qi_fail(q, ms_writer_status(q->w), 8, "CONFIGURATION", "writing the output: %s",
+                     ms_writer_errmsg(q->w));
+    else
+        q->stats.devices++;
+    msi_buf_free(&cb);
+    return rc;
+}
+
 /* The held sections become DEVICE records, in stream order. */
 static int write_devices(qi *q, const qv_desc *desc)
 {
@@ -650,8 +760,8 @@ static int write_devices(qi *q, const qv_desc *desc)
         const char *schema = NULL;
         bool decoded = false;
         cb.len = 0;
-        if (qv_encode(q, desc, s, q->held[i].data.data, q->held[i].data.len, &cb, &decoded,
-                      &schema)) {
+        if (qv_encode(q, desc, s, q->held[i].data.data, q->held[i].data.len, q->held[i].parts,
+                      q->held[i].nparts, &cb, &decoded, &schema)) {
             rc = qi_fail(q, MS_ENOMEM, qi_offset(q), "device state",
                          "out of memory encoding "
                          "section %u '%s'",
@@ -676,6 +786,24 @@ static int write_devices(qi *q, const qv_desc *desc)
     }
     msi_buf_free(&cb);
     return rc;
+}
+
+/* At EOF: QEMU ends every iterable section before EOF
+ * (qemu_savevm_state_complete_precopy); a non-RAM one left open would lose
+ * its END on export. */
+static int check_ended(qi *q, uint64_t eof_off)
+{
+    for (size_t i = 0; i < q->nsections; i++) {
+        const qi_section *s = &q->sections[i];
+        if (s->iterable && !s->ended && !s->is_ram) {
+            q->cur = i;
+            int rc = qi_fail(q, MS_ECORRUPT, eof_off, "EOF",
+                             "the section was opened by START but not ended (END, 0x03)");
+            q->cur = SIZE_MAX;
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static int create_writer(qi *q, ms_write_fn out, void *out_ctx, int out_fd)
@@ -731,7 +859,7 @@ static int run(qi *q, ms_write_fn out, void *out_ctx, int out_fd)
                        "a mapped-ram stream has no multifd channel streams (its channels "
                        "write into the file), but channels were given");
     if ((rc = qr_new(q)) || (q->mfd && (rc = qm_open(q))) ||
-        (rc = create_writer(q, out, out_ctx, out_fd)))
+        (rc = create_writer(q, out, out_ctx, out_fd)) || (rc = write_config(q)))
         return rc;
     for (;;) {
         uint64_t off = qi_offset(q);
@@ -767,6 +895,9 @@ static int run(qi *q, ms_write_fn out, void *out_ctx, int out_fd)
         if (t == QV_EOF)
             break;
     }
+    /* EOF is one byte, just read. */
+    if ((rc = check_ended(q, qi_offset(q) - 1)))
+        return rc;
     qv_desc *desc = NULL;
     if ((q->mfd && (rc = qm_finish(q))) || (rc = qr_finish(q)) || (rc = read_trailer(q, &desc))) {
         qv_free(q, desc);
@@ -833,6 +964,7 @@ ms_qemu_import *ms_qemu_import_new(const ms_qemu_import_options *opts)
     q->opts.writer = NULL;
     q->cur = SIZE_MAX;
     q->page_size = 4096;
+    msi_buf_init(&q->config, &q->alloc);
     if (o.tmpdir && !(q->tmpdir = msi_strdup(&a, o.tmpdir))) {
         msi_free(&a, q);
         return NULL;
@@ -859,8 +991,11 @@ void ms_qemu_import_free(ms_qemu_import *imp)
     qm_free(q);
     qmr_free(q);
     ms_writer_free(q->w);
-    for (size_t i = 0; i < q->nheld; i++)
+    for (size_t i = 0; i < q->nheld; i++) {
         msi_buf_free(&q->held[i].data);
+        msi_free(&q->alloc, q->held[i].parts);
+    }
+    msi_buf_free(&q->config);
     msi_free(&q->alloc, q->held);
     msi_free(&q->alloc, q->sections);
     msi_free(&q->alloc, q->in.buf);

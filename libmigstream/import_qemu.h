@@ -57,11 +57,26 @@ typedef struct qi_section {
     size_t held; /* index in qi.held, or SIZE_MAX for RAM */
 } qi_section;
 
-/* Raw bytes of a non-RAM section, held until the end of the stream. */
+/* Raw bytes of a non-RAM section, held until the end of the stream. A
+ * section opened by START also keeps the length of each part (START, PARTs,
+ * END) in stream order: QEMU's loader reads each part up to its own end
+ * marker, so the export must cut the bytes where QEMU did. */
 typedef struct qi_held {
     size_t section; /* index in qi.sections */
     msi_buf data;
+    uint64_t *parts;
+    size_t nparts, parts_cap;
 } qi_held;
+
+/* What one part of an iterable section costs against max_device_bytes
+ * besides its bytes: its length here and in the DEVICE record. Empty parts
+ * would otherwise cost nothing. */
+#define QI_PART_COST 16u
+
+/* The DEVICE path, schema and version that carry CONFIGURATION's subsections
+ * (docs/QEMU.md section 3.3): QEMU's vmstate_configuration, version 1. */
+#define QI_CONFIG_PATH "configuration"
+#define QI_CONFIG_VERSION 1u
 
 typedef struct qr_state qr_state; /* qemu_ram.c */
 typedef struct qm_state qm_state; /* qemu_multifd.c */
@@ -88,6 +103,7 @@ struct ms_qemu_import {
     bool mapped_ram;         /* capability mapped-ram: pages at file offsets */
     bool have_uuid;          /* configuration/uuid was sent */
     uint8_t uuid[16];
+    msi_buf config;          /* CONFIGURATION's subsections, as sent */
     size_t cur;              /* section being read (index), or SIZE_MAX */
 
     qi_section *sections;
@@ -189,10 +205,12 @@ void qv_free(qi *q, qv_desc *d);
 /* QEMU's page size as the trailer gives it, or 0. */
 uint64_t qv_page_size(const qv_desc *d);
 /* Encodes the device state of a held section as CBOR into @out (see
- * docs/QEMU.md): {"raw": bytes[, "fields": {...}]}. @desc may be NULL.
- * *decoded tells whether the field map is present; *schema points to the
- * vmsd name from the trailer, or NULL. MS_ENOMEM only. */
+ * docs/QEMU.md section 3.1): {"raw": bytes[, "parts": [lengths]][, "fields":
+ * {...}]}; "parts" when @nparts > 0 (a section opened by START). @desc may
+ * be NULL. *decoded tells whether the field map is present; *schema points
+ * to the vmsd name from the trailer, or NULL. MS_ENOMEM only. */
 int qv_encode(qi *q, const qv_desc *desc, const qi_section *s, const uint8_t *raw, size_t n,
-              msi_buf *out, bool *decoded, const char **schema);
+              const uint64_t *parts, size_t nparts, msi_buf *out, bool *decoded,
+              const char **schema);
 
 #endif /* MSI_IMPORT_QEMU_H */

@@ -18,7 +18,10 @@
  *                28 unused bytes, 256-byte block name, then page_count u64
  *                offsets (normal pages first, then zero pages), page_count
  *                being MULTIFD_PACKET_SIZE (512 KiB) / target page size;
- *                then next_packet_size bytes: the normal pages.
+ *                then next_packet_size bytes: the normal pages, or with
+ *                multifd-compression zlib or zstd (flag 0x02 or 0x04) the
+ *                continuation of the channel's compressed stream that
+ *                decodes to them (qemu_multifd_zip.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "import_qemu.h"
+#include "qemu_multifd_zip.h"
 
 #define MF_MAGIC 0x11223344u
 #define MF_VERSION 1u
@@ -39,6 +43,10 @@
 #define MF_COMPRESSION 0x3eu /* MULTIFD_FLAG_COMPRESSION_MASK (0x1f << 1) */
 #define MF_DEVICE_STATE 0x40u
 
+/* QEMU's sender compresses a packet into a buffer of twice the packet size
+ * and fails beyond it; its receiver reads into one of that size. */
+#define MF_ZIP_MAX (2u * MF_PACKET_SIZE)
+
 /* Channel buffer: a packet header with its offsets (1344 bytes with 4 KiB
  * pages) and a page of up to 64 KiB at a time. */
 #define MF_IN_CAP (96u * 1024)
@@ -50,6 +58,7 @@ typedef struct qm_chan {
     size_t index; /* order added: stats.channel[index] */
     uint32_t id;
     uint64_t packets;
+    qmz *zip; /* decompression stream, from the first compressed packet */
 } qm_chan;
 
 struct qm_state {
@@ -62,6 +71,12 @@ struct qm_state {
     uint64_t syncs;
     uint64_t max_num; /* highest packet_num seen */
     bool any_num;
+    bool any_method;
+    /* Compression of the first packet with normal pages (0: none), and
+     * where it was met: QEMU uses one method for every channel. */
+    uint32_t method;
+    uint32_t method_chan;
+    uint64_t method_packet;
     char what[320]; /* "multifd channel ID (NAME) packet K" for messages */
 };
 
@@ -112,6 +127,7 @@ void qm_free(qi *q)
     for (size_t i = 0; i < m->n; i++) {
         msi_free(&q->alloc, m->ch[i].name);
         msi_free(&q->alloc, m->ch[i].in.buf);
+        qmz_free(m->ch[i].zip);
     }
     msi_free(&q->alloc, m->ch);
     msi_free(&q->alloc, m->by_id);
@@ -253,6 +269,85 @@ static const char *compression_name(uint32_t flags)
 }
 
 /*
+ * Decodes the @normal pages of a compressed packet (method m->method) from
+ * the channel's next @len bytes, one page at a time, and writes them. The
+ * bytes must decode to exactly the pages: after the last one, the rest of
+ * the packet (QEMU's flush marker) must decode to nothing. The output never
+ * exceeds one page at a time, whatever the data claims.
+ */
+static int read_compressed(qi *q, qm_chan *c, uint32_t bi, uint32_t normal, uint32_t len,
+                           const char *what)
+{
+    qm_state *m = q->mfd;
+    const uint32_t ps = q->page_size;
+    const uint64_t start = chan_offset(c);
+    const char *name = compression_name(m->method);
+    if (!c->zip && !(c->zip = qmz_new(&q->alloc, m->method)))
+        return qi_fail(q, MS_ENOMEM, start, what, "out of memory for %s", name);
+    uint32_t left = len; /* compressed bytes of the packet not consumed yet */
+    uint64_t made_all = 0;
+    for (uint32_t i = 0; i <= normal; i++) {
+        /* i == normal: one byte of room, to see whether anything follows. */
+        uint8_t extra;
+        uint8_t *out = i < normal ? m->page : &extra;
+        const size_t room = i < normal ? ps : 1;
+        size_t have = 0;
+        while (have < room) {
+            size_t avail = c->in.end - c->in.pos;
+            if (avail > left)
+                avail = left;
+            int rc;
+            if (!avail && left) {
+                if ((rc = chan_need(q, c, 1, start, what)))
+                    return rc;
+                avail = c->in.end - c->in.pos;
+                if (avail > left)
+                    avail = left;
+            }
+            size_t used, made;
+            const char *why = "";
+            uint64_t at = chan_offset(c);
+            rc = qmz_step(c->zip, c->in.buf + c->in.pos, avail, &used, out + have, room - have,
+                          &made, &why);
+            if (rc)
+                return qi_fail(q, rc, at, what, "%s data at byte %u of the packet's %u: %s",
+                               name, len - left, len, why);
+            c->in.pos += used;
+            left -= (uint32_t)used;
+            have += made;
+            made_all += made;
+            if (used || made)
+                continue;
+            if (left)
+                return qi_fail(q, MS_ECOMPRESS, at, what,
+                               "%s data at byte %u of the packet's %u does not decode", name,
+                               len - left, len);
+            if (i < normal)
+                return qi_fail(q, MS_ECOMPRESS, start, what,
+                               "%u bytes of %s data decode to %llu bytes, but the packet has "
+                               "%u normal pages (%llu bytes)",
+                               len, name, (unsigned long long)made_all, normal,
+                               (unsigned long long)normal * ps);
+            break;
+        }
+        if (i == normal) {
+            if (have)
+                return qi_fail(q, MS_ECOMPRESS, start, what,
+                               "%u bytes of %s data decode to more than the packet's %u normal "
+                               "pages (%llu bytes)",
+                               len, name, normal, (unsigned long long)normal * ps);
+            break;
+        }
+        q->stats.normal_pages++;
+        q->stats.channel[c->index].normal_pages++;
+        int rc = qr_put_page(q, bi, m->offsets[i], m->page, start, what);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/*
  * Reads one packet of @c and writes its pages. *sync tells whether it was a
  * SYNC packet; with @after_last (after QEMU's EOF) a packet must carry
  * nothing.
@@ -282,11 +377,16 @@ static int read_packet(qi *q, qm_chan *c, bool after_last, bool *sync)
         return qi_fail(q, MS_EFEATURE, off, what,
                        "a device state packet (flags 0x%x, QEMU 10.0+ VFIO): not supported",
                        flags);
-    if (flags & MF_COMPRESSION)
+    const uint32_t zip = flags & MF_COMPRESSION;
+    if (zip && zip != QMZ_ZLIB && zip != QMZ_ZSTD) {
+        if (zip & (zip - 1))
+            return qi_fail(q, MS_ECORRUPT, off, what,
+                           "flags 0x%x name several compression methods", flags);
         return qi_fail(q, MS_EFEATURE, off, what,
-                       "compressed with %s (flags 0x%x, multifd-compression): compressed "
-                       "multifd channels are not supported",
+                       "compressed with %s (flags 0x%x, multifd-compression): only zlib and "
+                       "zstd are read",
                        compression_name(flags), flags);
+    }
     const size_t len = MF_HEADER_SIZE + (size_t)m->page_count * 8;
     if ((rc = chan_need(q, c, len, off, what)))
         return rc;
@@ -301,12 +401,36 @@ static int read_packet(qi *q, qm_chan *c, bool after_last, bool *sync)
     if (normal > alloc || zero > alloc - normal)
         return qi_fail(q, MS_ECORRUPT, off, what,
                        "%u normal and %u zero pages exceed pages_alloc %u", normal, zero, alloc);
+    /* QEMU's destination decompresses every channel with its own
+     * multifd-compression: the first packet with pages or a compression flag
+     * (9.0+ flags packets of zero pages too) decides for all. 7.2 flags only
+     * packets with normal pages, so a packet without either says nothing. */
+    if (normal || zip) {
+        if (!m->any_method) {
+            m->any_method = true;
+            m->method = zip;
+            m->method_chan = c->id;
+            m->method_packet = c->packets;
+        } else if (zip != m->method) {
+            return qi_fail(q, MS_ECORRUPT, off, what,
+                           "%s%s (flags 0x%x), but channel %u packet %llu was %s: QEMU "
+                           "compresses every channel with one method",
+                           zip ? "compressed with " : "",
+                           zip ? compression_name(zip) : "uncompressed", flags, m->method_chan,
+                           (unsigned long long)m->method_packet,
+                           m->method ? compression_name(m->method) : "uncompressed");
+        }
+    }
     /* Without pages, next_packet_size is whatever the previous packet left
      * (QEMU 7.2 does not reset it). */
-    if (normal && next != (uint64_t)normal * ps)
+    if (normal && !zip && next != (uint64_t)normal * ps)
         return qi_fail(q, MS_ECORRUPT, off, what,
                        "next_packet_size %u for %u uncompressed pages of %u bytes", next, normal,
                        ps);
+    if (normal && zip && (next == 0 || next > MF_ZIP_MAX))
+        return qi_fail(q, MS_ECORRUPT, off, what,
+                       "next_packet_size %u for %u pages compressed with %s (1 to %u expected)",
+                       next, normal, compression_name(zip), MF_ZIP_MAX);
     if (after_last && (normal || zero || (flags & MF_SYNC)))
         return qi_fail(q, MS_ECORRUPT, off, what,
                        "%s after the main stream's last sync point",
@@ -342,7 +466,9 @@ static int read_packet(qi *q, qm_chan *c, bool after_last, bool *sync)
         }
     }
     c->in.pos += len;
-    for (uint32_t i = 0; i < normal; i++) {
+    if (zip && normal && (rc = read_compressed(q, c, bi, normal, next, what)))
+        return rc;
+    for (uint32_t i = 0; i < (zip ? 0 : normal); i++) {
         uint64_t poff = chan_offset(c);
         if ((rc = chan_need(q, c, ps, poff, what)))
             return rc;

@@ -322,7 +322,8 @@ static json_t *find_device(const qv_desc *desc, const qi_section *s)
 }
 
 int qv_encode(qi *q, const qv_desc *desc, const qi_section *s, const uint8_t *raw, size_t n,
-              msi_buf *out, bool *decoded, const char **schema)
+              const uint64_t *parts, size_t nparts, msi_buf *out, bool *decoded,
+              const char **schema)
 {
     json_t *dev = desc && !s->iterable ? find_device(desc, s) : NULL;
     msi_buf fields;
@@ -345,12 +346,15 @@ int qv_encode(qi *q, const qv_desc *desc, const qi_section *s, const uint8_t *ra
             *decoded = rc == OK && d.pos == n;
         }
     }
-    /* {"raw": bytes[, "fields": map]} */
-    int rc = cb_head(out, 5, *decoded ? 2 : 1);
+    /* {"raw": bytes[, "parts": [uint...]][, "fields": map]} */
+    int rc = cb_head(out, 5, 1 + (nparts > 0) + *decoded);
     if (!rc)
         rc = cb_text(out, "raw");
     if (!rc)
         rc = cb_str(out, 2, raw, n);
+    if (!rc && nparts > 0 && !(rc = cb_text(out, "parts")) && !(rc = cb_head(out, 4, nparts)))
+        for (size_t i = 0; i < nparts && !rc; i++)
+            rc = cb_head(out, 0, parts[i]);
     if (!rc && *decoded && !(rc = cb_text(out, "fields")))
         rc = msi_buf_append(out, fields.data, fields.len);
     msi_buf_free(&fields);

@@ -217,6 +217,20 @@ capture pc-xbzrle-live "$(caps xbzrle)" \
     "$(params '{"max-bandwidth":2097152,"downtime-limit":1}')" sleep:2 \
     "$(migrate pc-xbzrle-live)" sleep:4 "$(params '{"downtime-limit":2000}')" wait -- \
     -M pc "${small[@]}" -drive "file=$work/boot.bin,format=raw,if=ide,snapshot=on"
+# A dirty bitmap on a null-co node (1 MiB), with 64 KiB at 0 and 4 KiB at
+# 512 KiB marked dirty by qemu-io writes: the dirty-bitmaps capability sends
+# it as the iterable section "dirty-bitmap" (START, PARTs, END).
+capture q35-dirty-bitmap "$(caps dirty-bitmaps)" \
+    'qmp:{"execute":"block-dirty-bitmap-add","arguments":{"node":"disk0","name":"bm0","granularity":65536,"persistent":false}}' \
+    'qmp:{"execute":"human-monitor-command","arguments":{"command-line":"qemu-io disk0 \"write 0 64k\""}}' \
+    'qmp:{"execute":"human-monitor-command","arguments":{"command-line":"qemu-io disk0 \"write 512k 4k\""}}' \
+    "$(migrate q35-dirty-bitmap)" wait -- -M q35 "${small[@]}" -S "${loader[@]}" \
+    -blockdev null-co,node-name=disk0,size=1048576
+# Capabilities the destination checks (x-ignore-shared, validate-uuid with
+# -uuid): CONFIGURATION carries the configuration/capabilities and
+# configuration/uuid subsections, and MEM_SIZE each block's address.
+capture q35-config "$(caps x-ignore-shared validate-uuid)" "$(migrate q35-config)" wait -- \
+    -M q35 "${small[@]}" -S "${loader[@]}" -uuid 5a1e0c4d-2b7f-4f6e-9c3a-0d1e2f3a4b5c
 
 # capture_multifd NAME CHANNELS STEPS... -- QEMU-ARGS...: the same over TCP,
 # with the multifd capability and CHANNELS channels; the step MIGRATE starts
@@ -257,6 +271,12 @@ capture_multifd() {
 
 # multifd over 2 channels: the paused q35 guest with the pattern.
 capture_multifd q35-multifd 2 MIGRATE wait -- -M q35 "${small[@]}" -S "${loader[@]}"
+# The same with the channels' pages compressed (multifd-compression): zlib,
+# then zstd.
+capture_multifd q35-multifd-zlib 2 "$(params '{"multifd-compression":"zlib"}')" MIGRATE wait \
+    -- -M q35 "${small[@]}" -S "${loader[@]}"
+capture_multifd q35-multifd-zstd 2 "$(params '{"multifd-compression":"zstd"}')" MIGRATE wait \
+    -- -M q35 "${small[@]}" -S "${loader[@]}"
 # multifd over 3 channels with the running boot sector: several passes (low
 # bandwidth and downtime limit as for pc-xbzrle-live).
 capture_multifd pc-multifd-live 3 "$(params '{"max-bandwidth":2097152,"downtime-limit":1}')" \

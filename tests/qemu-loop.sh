@@ -15,7 +15,15 @@
 # Guests: q35 and pc paused at reset with a known 8 KiB pattern at 0x100000
 # (-device loader); pc running a boot sector that keeps writing memory,
 # stopped once it has, then migrated; the same boot sector migrated while it
-# runs, with XBZRLE and a low bandwidth, so the stream holds several passes.
+# runs, with XBZRLE and a low bandwidth, so the stream holds several passes;
+# the paused q35 guest with a dirty bitmap on a null-co node and the
+# dirty-bitmaps capability (an iterable "dirty-bitmap" section: the bitmap
+# must arrive with its dirty count); the paused q35 guest with the
+# capabilities x-ignore-shared and validate-uuid (CONFIGURATION
+# subsections, which the destination, started with the same capabilities,
+# checks).
+#
+#   ONLY="NAME..." tests/qemu-loop.sh TOOLS_DIR   runs only these guests
 #
 # Exits 77 (skipped, for meson) when qemu-system-x86_64 is not installed;
 # scripts/setup.sh installs it.
@@ -53,6 +61,8 @@ python3 "$(dirname "$0")/../scripts/guest-files.py" "$work"
 #   wait-passes:N   poll query-migrate until N dirty syncs happened (60 s)
 #   wait            poll query-migrate until "completed" (120 s); works on
 #                   the destination too, where it reports the incoming side
+#   bitmap:NODE/NAME/COUNT  the node NODE has the dirty bitmap NAME with
+#                   COUNT dirty bytes (query-named-block-nodes)
 cat >"$work/qmp.py" <<'EOF'
 import json, socket, sys, time
 
@@ -113,6 +123,13 @@ for step in steps:
              or migrate_state().get("ram", {}).get("dirty-sync-count", 0) >= int(arg))
     elif kind == "wait":
         poll("the migration", 120, lambda: migrate_state().get("status") == "completed")
+    elif kind == "bitmap":
+        node, name, count = arg.split("/")
+        found = [b for n in cmd({"execute": "query-named-block-nodes"})
+                 if n.get("node-name") == node for b in n.get("dirty-bitmaps", [])
+                 if b.get("name") == name]
+        if not found or found[0].get("count") != int(count):
+            sys.exit("qmp: bitmap %s on %s: expected count %s, found %s" % (name, node, count, found))
     else:
         sys.exit("qmp: unknown step " + step)
 cmd({"execute": "quit"})
@@ -168,12 +185,17 @@ failed=0
 mig() { echo "qmp:{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > $work/$1/src.qemu\"}}"; }
 
 # loop NAME SOURCE-STEPS... -- QEMU-ARGS...: the steps up to the migrate
-# command; waiting for it and saving the RAM follow.
+# command; waiting for it and saving the RAM follow. The destination runs
+# the steps in dst_before (before migrate-incoming) and dst_after (once the
+# load completed), empty unless a guest sets them.
+dst_before=()
+dst_after=()
 loop() {
     local name=$1 steps=() d="$work/$1"
     shift
     while [ "$1" != -- ]; do steps+=("$1"); shift; done
     shift
+    [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || return 0
     mkdir "$d"
     local ok=1
     qemu_run "$d/src.sock" "${steps[@]}" wait "$(pmemsave "$d/src.mem")" -- "$@" || ok=0
@@ -183,9 +205,9 @@ loop() {
     [ $ok = 1 ] && "$tools/migstream-replay" -q -o "$d/replay" "$d/src.ms" || ok=0
     [ $ok = 1 ] && "$tools/migstream-export" qemu -q --stats -o "$d/out.qemu" "$d/src.ms" \
         >"$d/export.txt" || ok=0
-    [ $ok = 1 ] && qemu_run "$d/dst.sock" \
+    [ $ok = 1 ] && qemu_run "$d/dst.sock" "${dst_before[@]}" \
         "qmp:{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"exec:cat $d/out.qemu\"}}" \
-        wait "$(pmemsave "$d/dst.mem")" -- "$@" -S -incoming defer || ok=0
+        wait "${dst_after[@]}" "$(pmemsave "$d/dst.mem")" -- "$@" -S -incoming defer || ok=0
     if [ $ok = 1 ] && ! cmp "$d/src.mem" "$d/dst.mem"; then
         echo "qemu-loop: $name: the destination's RAM differs from the source's"
         ok=0
@@ -222,8 +244,31 @@ loop pc-live-xbzrle "wait-mem:0x10000" \
     wait-passes:4 "$(params '{"downtime-limit":2000,"max-bandwidth":1073741824}')" \
     -- -M pc "${small[@]}" "${boot[@]}"
 
+caps() { # caps NAME... : enables migration capabilities
+    local list="" c
+    for c in "$@"; do list="$list${list:+,}{\"capability\":\"$c\",\"state\":true}"; done
+    echo "qmp:{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[$list]}}"
+}
+hmp() { echo "qmp:{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$1\"}}"; }
+# A 64 KiB-granular bitmap with two clusters dirty (128 KiB), as in
+# scripts/capture-qemu.sh; the destination has the node, not the bitmap.
+dst_before=("$(caps dirty-bitmaps)")
+dst_after=("bitmap:disk0/bm0/131072")
+loop q35-dirty-bitmap "$(caps dirty-bitmaps)" \
+    'qmp:{"execute":"block-dirty-bitmap-add","arguments":{"node":"disk0","name":"bm0","granularity":65536,"persistent":false}}' \
+    "$(hmp 'qemu-io disk0 \"write 0 64k\"')" "$(hmp 'qemu-io disk0 \"write 512k 4k\"')" \
+    "$(mig q35-dirty-bitmap)" -- -M q35 "${small[@]}" -S "${loader[@]}" \
+    -blockdev null-co,node-name=disk0,size=1048576
+# The destination refuses a stream whose capabilities differ from its own
+# ("Capability x-ignore-shared is on, but received capability is off").
+dst_before=("$(caps x-ignore-shared validate-uuid)")
+dst_after=()
+loop q35-config "$(caps x-ignore-shared validate-uuid)" "$(mig q35-config)" -- \
+    -M q35 "${small[@]}" -S "${loader[@]}" -uuid 5a1e0c4d-2b7f-4f6e-9c3a-0d1e2f3a4b5c
+dst_before=()
+
 # The paused pattern must have travelled: 8 KiB at 0x100000 of the loaded RAM.
-for g in q35-paused pc-paused; do
+for g in q35-paused pc-paused q35-dirty-bitmap q35-config; do
     if [ -f "$work/$g/dst.mem" ] &&
         ! cmp -s <(tail -c +$((0x100000 + 1)) "$work/$g/dst.mem" | head -c 8192) "$work/pattern.bin"; then
         echo "FAIL $g: the loader pattern is not at 0x100000 of the destination"

@@ -87,6 +87,16 @@ static void export(const uint8_t *p, size_t n, result *res)
     export_opts(p, n, NULL, 0, res);
 }
 
+/* Where @k bytes @what first occur in @p, or NULL (memmem is not C11). */
+static const uint8_t *find_mem(const void *p, size_t n, const void *what, size_t k)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(b + i, what, k) == 0)
+            return b + i;
+    return NULL;
+}
+
 /* ------------------------------------------------------- a guest's state */
 
 /* What a stream says of the guest: every region's final bytes (pages never
@@ -252,6 +262,11 @@ static void assert_same_guest(const guest *a, const guest *b)
         assert_int_equal(la, lb);
         if (memcmp(ra, rb, la) != 0)
             fail_msg("device %s: raw bytes differ", a->dev[i].path);
+        /* An iterable section's parts, too: the whole state, then. */
+        if (find_mem(a->dev[i].state, a->dev[i].state_size, "\x65parts", 6)) {
+            assert_int_equal(a->dev[i].state_size, b->dev[i].state_size);
+            assert_memory_equal(a->dev[i].state, b->dev[i].state, a->dev[i].state_size);
+        }
     }
 }
 
@@ -271,19 +286,25 @@ static void round_trip(const char *name)
     assert_status(res.rc, 0);
     assert_int_equal(res.stats.bytes_written, res.out.len);
     assert_int_equal(res.stats.bytes_read, s1.len);
-    /* QEVM, version 3, CONFIGURATION with the machine, ram START id 1. */
-    const uint8_t *o = res.out.data;
-    assert_memory_equal(o, "QEVM\0\0\0\3\7", 9);
-    size_t ml = (size_t)o[9] << 24 | (size_t)o[10] << 16 | (size_t)o[11] << 8 | o[12];
-    assert_memory_equal(o + 13 + ml, "\1\0\0\0\1\3ram\0\0\0\0\0\0\0\4", 17);
     import(res.out.data, res.out.len, &s2);
 
     guest a, b;
     guest_load(&a, s1.data, s1.len);
     guest_load(&b, s2.data, s2.len);
+    /* QEVM, version 3, CONFIGURATION with the machine and the subsections
+     * the import kept (the device "configuration"), ram START id 1. */
+    const uint8_t *o = res.out.data;
+    assert_memory_equal(o, "QEVM\0\0\0\3\7", 9);
+    size_t ml = (size_t)o[9] << 24 | (size_t)o[10] << 16 | (size_t)o[11] << 8 | o[12];
+    size_t cl = 0;
+    if (strcmp(a.dev[0].path, "configuration") == 0) {
+        const uint8_t *craw = raw_of(&a.dev[0], &cl);
+        assert_memory_equal(o + 13 + ml, craw, cl);
+    }
+    assert_memory_equal(o + 13 + ml + cl, "\1\0\0\0\1\3ram\0\0\0\0\0\0\0\4", 17);
     assert_string_equal(res.stats.machine, a.machine);
     assert_int_equal(res.stats.ram_blocks, a.nreg);
-    assert_int_equal(res.stats.devices, a.ndev);
+    assert_int_equal(res.stats.devices, a.ndev - (cl > 0));
     assert_true(a.ndev > 10);
     assert_same_guest(&a, &b);
     /* Every page QEMU sent is sent back: a page is sent in the re-import
@@ -332,6 +353,120 @@ static void test_q35_compress(void **state)
 {
     (void)state;
     round_trip("q35-compress");
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The unsigned integers of the "parts" array of an imported state (CBOR
+ * read here from RFC 8949). */
+static size_t parts_of(const guest_device *d, uint64_t *out, size_t max)
+{
+    const uint8_t *p = find_mem(d->state, d->state_size, "\x65parts", 6);
+    assert_non_null(p);
+    p += 6;
+    assert_int_equal(p[0] >> 5, 4);
+    size_t n = p[0] & 31; /* fewer than 24 here */
+    assert_true(n <= max);
+    p++;
+    for (size_t i = 0; i < n; i++) {
+        unsigned ai = p[0] & 31;
+        assert_int_equal(p[0] >> 5, 0);
+        uint64_t v = ai;
+        size_t w = ai < 24 ? 0 : (size_t)1 << (ai - 24);
+        if (w) {
+            v = 0;
+            for (size_t k = 0; k < w; k++)
+                v = v << 8 | p[1 + k];
+        }
+        out[i] = v;
+        p += 1 + w;
+    }
+    return n;
+}
+
+/* The iterable "dirty-bitmap" goes back as START, PART and END with the
+ * parts QEMU sent, right after the ram END and before the devices sent
+ * whole. */
+static void test_q35_dirty_bitmap(void **state)
+{
+    (void)state;
+    round_trip("q35-dirty-bitmap");
+    size_t n;
+    uint8_t *q = th_qemu_fixture("q35-dirty-bitmap", &n);
+    th_buf s1;
+    import(q, n, &s1);
+    result res;
+    export(s1.data, s1.len, &res);
+    assert_status(res.rc, 0);
+    guest a;
+    guest_load(&a, s1.data, s1.len);
+    const guest_device *d = NULL;
+    for (size_t i = 0; i < a.ndev; i++)
+        if (strcmp(a.dev[i].path, "dirty-bitmap") == 0)
+            d = &a.dev[i];
+    assert_non_null(d);
+    uint64_t parts[16];
+    size_t np = parts_of(d, parts, 16), rl;
+    assert_true(np >= 3);
+    const uint8_t *raw = raw_of(d, &rl);
+    const uint8_t *o = res.out.data;
+    const uint8_t *at = find_mem(o, res.out.len, "\014dirty-bitmap", 13);
+    assert_non_null(at);
+    at -= 5;
+    assert_int_equal(at[0], 0x01);
+    uint32_t id = rd32(at + 1);
+    /* ram END (EOS only) just before */
+    assert_memory_equal(at - 18, "\x03\0\0\0\x01\0\0\0\0\0\0\0\x10\x7e\0\0\0\x01", 18);
+    const uint8_t *p = at + 5 + 13 + 8;
+    for (size_t k = 0; k < np; k++) {
+        if (k > 0) {
+            assert_int_equal(p[0], k + 1 == np ? 0x03 : 0x02);
+            assert_int_equal(rd32(p + 1), id);
+            p += 5;
+        }
+        assert_memory_equal(p, raw, parts[k]);
+        raw += parts[k];
+        p += parts[k];
+        assert_int_equal(p[0], 0x7e);
+        assert_int_equal(rd32(p + 1), id);
+        p += 5;
+    }
+    assert_int_equal(p[0], 0x04); /* then the devices sent whole */
+    guest_free(&a);
+    th_buf_free(&s1);
+    th_buf_free(&res.out);
+    free(q);
+}
+
+/* CONFIGURATION goes back byte for byte with its subsections, and MEM_SIZE
+ * carries an address per block (x-ignore-shared). */
+static void test_q35_config(void **state)
+{
+    (void)state;
+    round_trip("q35-config");
+    size_t n;
+    uint8_t *q = th_qemu_fixture("q35-config", &n);
+    th_buf s1;
+    import(q, n, &s1);
+    result res;
+    export(s1.data, s1.len, &res);
+    assert_status(res.rc, 0);
+    const uint8_t *ram = find_mem(q, n, "\x03ram\0\0\0\0\0\0\0\x04", 12);
+    assert_non_null(ram);
+    size_t upto = (size_t)(ram - q) - 5;
+    assert_memory_equal(res.out.data, q, upto);
+    /* START ram header, MEM_SIZE: first entry name, length, address. */
+    const uint8_t *e = res.out.data + upto + 17 + 8;
+    size_t nl = e[0];
+    assert_memory_equal(e + 1, "pc.ram", nl);
+    assert_int_equal(rd32(e + 1 + nl + 4), 32u << 20);
+    assert_memory_equal(e + 1 + nl + 8, "\0\0\0\0\0\0\0\0", 8);
+    th_buf_free(&s1);
+    th_buf_free(&res.out);
+    free(q);
 }
 
 /* Several passes, XBZRLE pages: exported as PAGE items in stream order, one
@@ -682,6 +817,268 @@ static void test_refuse_limits_and_damage(void **state)
     th_buf_free(&s);
 }
 
+/* CBOR heads for states built here (RFC 8949: major type, then the value). */
+static void cb_head(th_buf *b, uint8_t major, uint64_t v)
+{
+    if (v < 24) {
+        th_buf_u8(b, (uint8_t)(major << 5 | v));
+    } else if (v <= 0xff) {
+        th_buf_u8(b, (uint8_t)(major << 5 | 24));
+        th_buf_u8(b, (uint8_t)v);
+    } else {
+        th_buf_u8(b, (uint8_t)(major << 5 | 25));
+        th_buf_u8(b, (uint8_t)(v >> 8));
+        th_buf_u8(b, (uint8_t)v);
+    }
+}
+
+/* {"raw": @raw[, "parts": [@parts...]]}; nparts SIZE_MAX: "parts" is the
+ * text "x" instead of an array. */
+static void state_with_parts(th_buf *b, const void *raw, size_t n, const uint64_t *parts,
+                             size_t nparts)
+{
+    memset(b, 0, sizeof *b);
+    cb_head(b, 5, nparts ? 2 : 1);
+    cb_head(b, 3, 3);
+    th_buf_append(b, "raw", 3);
+    cb_head(b, 2, n);
+    th_buf_append(b, raw, n);
+    if (!nparts)
+        return;
+    cb_head(b, 3, 5);
+    th_buf_append(b, "parts", 5);
+    if (nparts == SIZE_MAX) {
+        cb_head(b, 3, 1);
+        th_buf_u8(b, 'x');
+        return;
+    }
+    cb_head(b, 4, nparts);
+    for (size_t i = 0; i < nparts; i++)
+        cb_head(b, 0, parts[i]);
+}
+
+/* A device with "parts" goes out as START, PARTs (an empty one too) and
+ * END, before the devices sent whole, whatever the record order; the
+ * re-import gives the same state. */
+static void test_iterable_built(void **state)
+{
+    (void)state;
+    th_buf s, st;
+    ms_writer *w = new_writer(&s, 0, "pc-i440fx-7.2");
+    add_region(w, 0, "pc.ram", 1, PS);
+    assert_status(ms_writer_zero_pages(w, 0, 0, 1), 0);
+    assert_status(ms_writer_device(w, "timer", 0, "timer", 2, RAW_STATE, sizeof RAW_STATE), 0);
+    static const uint64_t parts[] = {2, 0, 3, 1};
+    state_with_parts(&st, "abcdef", 6, parts, 4);
+    assert_status(ms_writer_device(w, "bm", 0, "bm", 1, st.data, st.len), 0);
+    finish(w);
+    result res;
+    export(s.data, s.len, &res);
+    if (res.rc)
+        print_error("%s\n", res.msg);
+    assert_status(res.rc, 0);
+    assert_int_equal(res.stats.devices, 2);
+    /* "timer" is device 0 (id 2), "bm" device 1 (id 3). */
+    /* clang-format off */
+    static const uint8_t want[] = {
+        0x01, 0, 0, 0, 3, 2, 'b', 'm', 0, 0, 0, 0, 0, 0, 0, 1, 'a', 'b', 0x7e, 0, 0, 0, 3,
+        0x02, 0, 0, 0, 3, 0x7e, 0, 0, 0, 3,
+        0x02, 0, 0, 0, 3, 'c', 'd', 'e', 0x7e, 0, 0, 0, 3,
+        0x03, 0, 0, 0, 3, 'f', 0x7e, 0, 0, 0, 3,
+        0x04, 0, 0, 0, 2, 5, 't', 'i', 'm', 'e', 'r'};
+    /* clang-format on */
+    const uint8_t *at = find_mem(res.out.data, res.out.len, want, sizeof want);
+    assert_non_null(at);
+    th_buf back;
+    import(res.out.data, res.out.len, &back);
+    guest b;
+    guest_load(&b, back.data, back.len);
+    assert_int_equal(b.ndev, 2);
+    assert_string_equal(b.dev[0].path, "bm");
+    assert_int_equal(b.dev[0].state_size, st.len);
+    assert_memory_equal(b.dev[0].state, st.data, st.len);
+    guest_free(&b);
+    th_buf_free(&back);
+    th_buf_free(&res.out);
+    th_buf_free(&st);
+    th_buf_free(&s);
+
+    /* Parts that do not describe "raw". */
+    static const struct {
+        uint64_t parts[3];
+        size_t n;
+        const char *why;
+    } bad[] = {
+        {{6}, 1, "lists 1 parts"},
+        {{2, 3}, 2, "add up to 5 bytes, \"raw\" holds 6"},
+        {{2, 5, 0}, 3, "part 1 of \"parts\" is not a length within the 6"},
+        {{0}, SIZE_MAX, "\"parts\" is not an array"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        w = new_writer(&s, 0, "pc");
+        state_with_parts(&st, "abcdef", 6, bad[i].parts, bad[i].n);
+        assert_status(ms_writer_device(w, "bm", 0, "bm", 1, st.data, st.len), 0);
+        finish(w);
+        th_buf_free(&st);
+        expect_refusal(&s, MS_EFEATURE, bad[i].why);
+    }
+    /* Many parts: within max_device_bytes before they are held. */
+    static const uint64_t zeros[200];
+    w = new_writer(&s, 0, "pc");
+    state_with_parts(&st, "", 0, zeros, 200);
+    assert_status(ms_writer_device(w, "bm", 0, "bm", 1, st.data, st.len), 0);
+    finish(w);
+    th_buf_free(&st);
+    ms_qemu_export_options o;
+    ms_qemu_export_options_init(&o);
+    o.max_device_bytes = 1000;
+    export_opts(s.data, s.len, &o, 0, &res);
+    assert_status(res.rc, MS_ELIMIT);
+    assert_contains(res.msg, "200 parts would take more than max_device_bytes (1000)");
+    th_buf_free(&res.out);
+    o.max_device_bytes = 0; /* the default */
+    export_opts(s.data, s.len, &o, 0, &res);
+    assert_status(res.rc, 0);
+    th_buf_free(&res.out);
+    th_buf_free(&s);
+}
+
+static void subsection(th_buf *b, const char *name)
+{
+    th_buf_u8(b, 0x05);
+    th_buf_u8(b, (uint8_t)strlen(name));
+    th_buf_append(b, name, strlen(name));
+    th_buf_append(b, "\0\0\0\1", 4);
+}
+
+static void be32_to(th_buf *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    th_buf_append(b, x, 4);
+}
+
+static void cap_names(th_buf *b, const char *const *caps, uint32_t n)
+{
+    subsection(b, "configuration/capabilities");
+    be32_to(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        th_buf_u8(b, (uint8_t)strlen(caps[i]));
+        th_buf_append(b, caps[i], strlen(caps[i]));
+    }
+}
+
+/* Exports a stream whose device "configuration" holds @cfg, then one zero
+ * page. */
+static void config_stream(th_buf *s, const th_buf *cfg, const char *machine, bool after_page)
+{
+    th_buf st;
+    state_with_parts(&st, cfg->data, cfg->len, NULL, 0);
+    ms_writer *w = new_writer(s, 0, machine);
+    add_region(w, 0, "pc.ram", 1, PS);
+    if (after_page) {
+        assert_status(ms_writer_zero_pages(w, 0, 0, 1), 0);
+        assert_status(ms_writer_flush(w), 0);
+    }
+    assert_status(ms_writer_device(w, "configuration", 0, "configuration", 1, st.data, st.len), 0);
+    if (!after_page)
+        assert_status(ms_writer_zero_pages(w, 0, 0, 1), 0);
+    finish(w);
+    th_buf_free(&st);
+}
+
+/* CONFIGURATION's subsections from the device "configuration": written
+ * after the machine type; mapped-ram is left out of the capabilities (and
+ * the subsection with it when nothing remains); x-ignore-shared adds an
+ * address to each MEM_SIZE entry. Then every refusal. */
+static void test_config_built(void **state)
+{
+    (void)state;
+    static const char *const caps[] = {"mapped-ram", "x-ignore-shared"};
+    th_buf cfg = {0}, want = {0}, s;
+    subsection(&cfg, "configuration/target-page-bits");
+    be32_to(&cfg, 12);
+    cap_names(&cfg, caps, 2);
+    subsection(&cfg, "configuration/uuid");
+    th_buf_append(&cfg, "0123456789abcdef", 16);
+    subsection(&want, "configuration/target-page-bits");
+    be32_to(&want, 12);
+    cap_names(&want, caps + 1, 1);
+    subsection(&want, "configuration/uuid");
+    th_buf_append(&want, "0123456789abcdef", 16);
+    config_stream(&s, &cfg, "pc", false);
+    result res;
+    export(s.data, s.len, &res);
+    if (res.rc)
+        print_error("%s\n", res.msg);
+    assert_status(res.rc, 0);
+    assert_int_equal(res.stats.devices, 0);
+    const uint8_t *o = res.out.data;
+    assert_memory_equal(o + 15, want.data, want.len);
+    const uint8_t *mem = o + 15 + want.len + 17;
+    /* MEM_SIZE: total, name, length, address 0 */
+    assert_memory_equal(mem + 8, "\x06pc.ram\0\0\0\0\0\0\x10\0\0\0\0\0\0\0\0\0", 23);
+    th_buf back;
+    import(res.out.data, res.out.len, &back);
+    guest b;
+    guest_load(&b, back.data, back.len);
+    assert_string_equal(b.dev[0].path, "configuration");
+    size_t rl;
+    const uint8_t *raw = raw_of(&b.dev[0], &rl);
+    assert_int_equal(rl, want.len);
+    assert_memory_equal(raw, want.data, rl);
+    guest_free(&b);
+    th_buf_free(&back);
+    th_buf_free(&res.out);
+    th_buf_free(&s);
+    th_buf_free(&want);
+
+    /* mapped-ram alone: no capabilities subsection, no address. */
+    th_buf_free(&cfg);
+    memset(&cfg, 0, sizeof cfg);
+    cap_names(&cfg, caps, 1);
+    config_stream(&s, &cfg, "pc", false);
+    export(s.data, s.len, &res);
+    assert_status(res.rc, 0);
+    assert_memory_equal(res.out.data + 15, "\x01\0\0\0\x01\x03ram", 9);
+    th_buf_free(&res.out);
+    th_buf_free(&s);
+
+    /* Refusals. */
+    th_buf_free(&cfg);
+    memset(&cfg, 0, sizeof cfg);
+    subsection(&cfg, "configuration/uuid");
+    th_buf_append(&cfg, "0123456789abcdef", 16);
+    config_stream(&s, &cfg, "pc", true);
+    expect_refusal(&s, MS_EFEATURE, "comes after the first page");
+    config_stream(&s, &cfg, NULL, false);
+    expect_refusal(&s, MS_EFEATURE, "CONFIGURATION subsections but no machine type");
+    th_buf_free(&cfg);
+    memset(&cfg, 0, sizeof cfg);
+    subsection(&cfg, "configuration/target-page-bits");
+    be32_to(&cfg, 13);
+    config_stream(&s, &cfg, "pc", false);
+    expect_refusal(&s, MS_EFEATURE, "target-page-bits other than the export's page size");
+    th_buf_free(&cfg);
+    memset(&cfg, 0, sizeof cfg);
+    subsection(&cfg, "configuration/other");
+    config_stream(&s, &cfg, "pc", false);
+    expect_refusal(&s, MS_EFEATURE, "a subsection QEMU does not define");
+    th_buf_free(&cfg);
+    memset(&cfg, 0, sizeof cfg);
+    subsection(&cfg, "configuration/uuid");
+    th_buf_append(&cfg, "0123", 4);
+    config_stream(&s, &cfg, "pc", false);
+    expect_refusal(&s, MS_EFEATURE, "at byte 24 of \"raw\": ends inside a subsection");
+    th_buf_free(&cfg);
+    memset(&cfg, 0, sizeof cfg);
+    subsection(&cfg, "configuration/capabilities");
+    be32_to(&cfg, 3); /* a count beyond the names */
+    th_buf_append(&cfg, "\x0fx-ignore-shared", 16);
+    config_stream(&s, &cfg, "pc", false);
+    expect_refusal(&s, MS_EFEATURE, "ends inside a subsection");
+    th_buf_free(&cfg);
+}
+
 static int failing_write(void *ctx, const struct iovec *iov, int iovcnt)
 {
     (void)ctx;
@@ -737,6 +1134,8 @@ int main(void)
         cmocka_unit_test(test_q35_devices),
         cmocka_unit_test(test_q35_compress),
         cmocka_unit_test(test_pc_xbzrle_live),
+        cmocka_unit_test(test_q35_dirty_bitmap),
+        cmocka_unit_test(test_q35_config),
         cmocka_unit_test(test_same_items_as_qemu),
         cmocka_unit_test(test_page_states),
         cmocka_unit_test(test_device_order),
@@ -745,6 +1144,8 @@ int main(void)
         cmocka_unit_test(test_refuse_overlay),
         cmocka_unit_test(test_refuse_regions),
         cmocka_unit_test(test_refuse_limits_and_damage),
+        cmocka_unit_test(test_iterable_built),
+        cmocka_unit_test(test_config_built),
         cmocka_unit_test(test_api),
     };
     return th_run_tests(tests);

@@ -1033,6 +1033,287 @@ static void test_limits(void **state)
     th_buf_free(&b);
 }
 
+/* --------------------------------------- iterable sections, configuration */
+
+static size_t find_bytes(const uint8_t *p, size_t n, size_t from, const void *what, size_t k)
+{
+    for (size_t i = from; i + k <= n; i++)
+        if (memcmp(p + i, what, k) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* The hex of @n bytes, as ms_cbor_format writes a byte string in JSON. */
+static char *hex_of(const uint8_t *p, size_t n)
+{
+    char *s = malloc(2 * n + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++)
+        snprintf(s + 2 * i, 3, "%02x", p[i]);
+    s[2 * n] = 0;
+    return s;
+}
+
+/* q35-dirty-bitmap: the "dirty-bitmap" section QEMU sent as START, PART and
+ * END becomes one device whose "raw" joins the parts and whose "parts" gives
+ * their lengths. The parts are found in the capture here from QEMU's layout:
+ * START after the id string, instance and version; each PART or END right
+ * after another section's footer (0x7e, u32 id); each up to its footer. */
+static void test_iterable_capture(void **state)
+{
+    (void)state;
+    check_counts("q35-dirty-bitmap", true);
+    size_t n;
+    uint8_t *q = th_qemu_fixture("q35-dirty-bitmap", &n);
+    size_t at = find_bytes(q, n, 0, "\014dirty-bitmap", 13);
+    assert_true(at != SIZE_MAX && at >= 5);
+    assert_int_equal(q[at - 5], 0x01); /* START */
+    uint8_t footer[5] = {0x7e};
+    memcpy(footer + 1, q + at - 4, 4);
+    size_t starts[8], lens[8], nparts = 0, pos = at + 13 + 8;
+    for (;;) {
+        size_t end = find_bytes(q, n, pos, footer, 5);
+        assert_true(end != SIZE_MAX && nparts < 8);
+        starts[nparts] = pos;
+        lens[nparts++] = end - pos;
+        /* the next PART or END of this section */
+        size_t next = SIZE_MAX;
+        for (size_t i = end + 5; i + 5 <= n; i++)
+            if ((q[i] == 0x02 || q[i] == 0x03) && memcmp(q + i + 1, footer + 1, 4) == 0 &&
+                q[i - 5] == 0x7e) {
+                next = i;
+                break;
+            }
+        if (next == SIZE_MAX)
+            break;
+        pos = next + 5;
+        if (q[next] == 0x03) {
+            end = find_bytes(q, n, pos, footer, 5);
+            assert_true(end != SIZE_MAX && nparts < 8);
+            starts[nparts] = pos;
+            lens[nparts++] = end - pos;
+            break;
+        }
+    }
+    assert_true(nparts >= 3); /* START, at least one PART, END */
+    result res;
+    import(q, n, &res);
+    assert_status(res.rc, 0);
+    guest g;
+    rebuild(&res.out, &g);
+    device_rec *d = find_device(&g, "dirty-bitmap", 0);
+    assert_non_null(d);
+    json_t *st = state_json(d);
+    json_t *parts = json_object_get(st, "parts");
+    assert_int_equal(json_array_size(parts), nparts);
+    th_buf joined = {0};
+    for (size_t i = 0; i < nparts; i++) {
+        assert_true(json_number_value(json_array_get(parts, i)) == (double)lens[i]);
+        th_buf_append(&joined, q + starts[i], lens[i]);
+    }
+    char *hex = hex_of(joined.data, joined.len);
+    assert_string_equal(json_string_value(json_object_get(st, "raw")), hex);
+    free(hex);
+    /* Sections sent whole have no "parts". */
+    json_t *t = state_json(find_device(&g, "timer", 0));
+    assert_null(json_object_get(t, "parts"));
+    json_decref(t);
+    json_decref(st);
+    th_buf_free(&joined);
+    guest_free(&g);
+    th_buf_free(&res.out);
+    free(q);
+}
+
+/* q35-config: CONFIGURATION's subsections (capabilities x-ignore-shared,
+ * uuid) become the first device, "configuration", with the bytes between
+ * the machine type and the ram START as sent; MEM_SIZE carries addresses. */
+static void test_config_capture(void **state)
+{
+    (void)state;
+    check_counts("q35-config", true);
+    size_t n;
+    uint8_t *q = th_qemu_fixture("q35-config", &n);
+    assert_int_equal(q[8], 0x07);
+    size_t ml = (size_t)q[9] << 24 | (size_t)q[10] << 16 | (size_t)q[11] << 8 | q[12];
+    size_t from = 13 + ml;
+    size_t ram = find_bytes(q, n, from, "\003ram\0\0\0\0\0\0\0\4", 12);
+    assert_true(ram != SIZE_MAX && ram >= from + 5);
+    ram -= 5; /* START, section id */
+    assert_int_equal(q[ram], 0x01);
+    assert_int_equal(q[from], 0x05);
+    result res;
+    import(q, n, &res);
+    assert_status(res.rc, 0);
+    guest g;
+    rebuild(&res.out, &g);
+    assert_string_equal(g.devices[0].path, "configuration");
+    assert_string_equal(g.devices[0].schema, "configuration");
+    assert_int_equal(g.devices[0].version, 1);
+    json_t *st = state_json(&g.devices[0]);
+    char *hex = hex_of(q + from, ram - from);
+    assert_string_equal(json_string_value(json_object_get(st, "raw")), hex);
+    assert_true(strstr(hex, "782d69676e6f72652d736861726564") != NULL); /* x-ignore-shared */
+    assert_int_equal(json_object_size(st), 1);
+    free(hex);
+    json_decref(st);
+    guest_free(&g);
+    th_buf_free(&res.out);
+    free(q);
+}
+
+/* An iterable device section "bm" (id 3) part: type, id, @data, footer. */
+static void q_iter(th_buf *b, uint8_t type, const void *data, size_t n)
+{
+    th_buf_u8(b, type);
+    be32(b, 3);
+    if (type == 0x01) {
+        name8(b, "bm");
+        be32(b, 0);
+        be32(b, 1);
+    }
+    th_buf_append(b, data, n);
+    th_buf_u8(b, 0x7e);
+    be32(b, 3);
+}
+
+/* Parts interleaved with ram's keep their order and lengths (an empty one
+ * too); hostile part sequences are refused. */
+static void test_built_parts(void **state)
+{
+    (void)state;
+    th_buf b;
+    q_begin(&b);
+    q_iter(&b, 0x01, "ab", 2);
+    q_part(&b);
+    q_page(&b, 0, "pc.ram", 1);
+    q_eos(&b);
+    q_iter(&b, 0x02, "", 0);
+    q_iter(&b, 0x02, "cde", 3);
+    q_iter(&b, 0x03, "f", 1);
+    th_buf_u8(&b, 0x00);
+    result res;
+    import(b.data, b.len, &res);
+    if (res.rc)
+        fail_msg("%s", res.msg);
+    guest g;
+    rebuild(&res.out, &g);
+    assert_int_equal(g.ndevices, 1);
+    json_t *st = state_json(&g.devices[0]);
+    assert_string_equal(json_string_value(json_object_get(st, "raw")), "616263646566");
+    json_t *parts = json_object_get(st, "parts");
+    assert_int_equal(json_array_size(parts), 4);
+    static const double want[] = {2, 0, 3, 1};
+    for (size_t i = 0; i < 4; i++)
+        assert_true(json_number_value(json_array_get(parts, i)) == want[i]);
+    json_decref(st);
+    guest_free(&g);
+    th_buf_free(&res.out);
+    th_buf_free(&b);
+
+    /* a PART after END */
+    q_begin(&b);
+    q_iter(&b, 0x01, "ab", 2);
+    q_iter(&b, 0x03, "c", 1);
+    size_t at = b.len;
+    q_iter(&b, 0x02, "d", 1);
+    expect_fail(&b, MS_ECORRUPT, at, "PART for section id 3, which has ended");
+    /* a PART of a section never opened */
+    q_begin(&b);
+    at = b.len;
+    q_iter(&b, 0x02, "d", 1);
+    expect_fail(&b, MS_ECORRUPT, at, "PART for section id 3, which no START opened");
+    /* EOF with the section still open */
+    q_begin(&b);
+    q_iter(&b, 0x01, "ab", 2);
+    at = b.len;
+    th_buf_u8(&b, 0x00);
+    expect_fail(&b, MS_ECORRUPT, at, "section 3 'bm' instance 0: EOF at offset");
+    /* QEMU has no section named "configuration" */
+    q_begin(&b);
+    at = b.len;
+    th_buf_u8(&b, 0x04);
+    be32(&b, 3);
+    name8(&b, "configuration");
+    be32(&b, 0);
+    be32(&b, 1);
+    expect_fail(&b, MS_EFEATURE, at, "named 'configuration'");
+
+    /* Empty parts are not free: each counts against max_device_bytes. */
+    q_begin(&b);
+    q_iter(&b, 0x01, "", 0);
+    for (int i = 0; i < 100; i++)
+        q_iter(&b, 0x02, "", 0);
+    q_iter(&b, 0x03, "", 0);
+    th_buf_u8(&b, 0x00);
+    ms_qemu_import_options o;
+    ms_qemu_import_options_init(&o);
+    o.max_device_bytes = 1000;
+    import_opts(b.data, b.len, &o, 0, &res);
+    assert_status(res.rc, MS_ELIMIT);
+    assert_contains(res.msg, "for each part of an iterable section");
+    th_buf_free(&res.out);
+    o.max_device_bytes = 102 * 16;
+    import_opts(b.data, b.len, &o, 0, &res);
+    assert_status(res.rc, 0);
+    th_buf_free(&res.out);
+    th_buf_free(&b);
+}
+
+/* CONFIGURATION's subsections: kept byte for byte; each at most once. */
+static void test_built_config(void **state)
+{
+    (void)state;
+    th_buf b = {0};
+    be32(&b, 0x5145564d);
+    be32(&b, 3);
+    th_buf_u8(&b, 0x07);
+    be32(&b, 6);
+    th_buf_append(&b, "pc-7.2", 6);
+    size_t from = b.len;
+    th_buf_u8(&b, 0x05);
+    name8(&b, "configuration/target-page-bits");
+    be32(&b, 1);
+    be32(&b, 12);
+    th_buf_u8(&b, 0x05);
+    name8(&b, "configuration/capabilities");
+    be32(&b, 1);
+    be32(&b, 2);
+    name8(&b, "validate-uuid");
+    name8(&b, "zzz");
+    th_buf_u8(&b, 0x05);
+    name8(&b, "configuration/uuid");
+    be32(&b, 1);
+    th_buf_append(&b, "0123456789abcdef", 16);
+    size_t to = b.len;
+    th_buf_u8(&b, 0x00);
+    result res;
+    import(b.data, b.len, &res);
+    if (res.rc)
+        fail_msg("%s", res.msg);
+    guest g;
+    rebuild(&res.out, &g);
+    assert_int_equal(g.ndevices, 1);
+    assert_string_equal(g.devices[0].path, "configuration");
+    json_t *st = state_json(&g.devices[0]);
+    char *hex = hex_of(b.data + from, to - from);
+    assert_string_equal(json_string_value(json_object_get(st, "raw")), hex);
+    free(hex);
+    json_decref(st);
+    guest_free(&g);
+    th_buf_free(&res.out);
+
+    /* The uuid twice. */
+    b.len = to;
+    size_t at = b.len;
+    th_buf_u8(&b, 0x05);
+    name8(&b, "configuration/uuid");
+    be32(&b, 1);
+    th_buf_append(&b, "0123456789abcdef", 16);
+    th_buf_u8(&b, 0x00);
+    expect_fail(&b, MS_ECORRUPT, at, "'configuration/uuid' is sent a second time");
+}
+
 /* ------------------------------------------------------------- multifd */
 
 /* A capture NAME of a multifd migration: NAME.qemu.zst and its channels
@@ -1159,14 +1440,18 @@ static void test_multifd_counts(void **state)
     (void)state;
     check_multifd_counts("q35-multifd", 2);
     check_multifd_counts("pc-multifd-live", 3);
+    /* With multifd-compression, QEMU 7.2 still counts the pages' plain
+     * size in multifd-bytes. */
+    check_multifd_counts("q35-multifd-zlib", 2);
+    check_multifd_counts("q35-multifd-zstd", 2);
 }
 
-/* The paused guest over multifd rebuilds the same memory as without. */
-static void test_multifd_same_memory(void **state)
+/* The paused guest over multifd (@name) rebuilds the same memory as
+ * without. */
+static void check_multifd_same_memory(const char *name)
 {
-    (void)state;
     capture c;
-    load_multifd("q35-multifd", 2, &c);
+    load_multifd(name, 2, &c);
     size_t n;
     uint8_t *plain = th_qemu_fixture("q35-paused", &n);
     result a, b;
@@ -1194,6 +1479,15 @@ static void test_multifd_same_memory(void **state)
     th_buf_free(&b.out);
     free(plain);
     capture_free(&c);
+}
+
+static void test_multifd_same_memory(void **state)
+{
+    (void)state;
+    check_multifd_same_memory("q35-multifd");
+    /* multifd-compression zlib and zstd. */
+    check_multifd_same_memory("q35-multifd-zlib");
+    check_multifd_same_memory("q35-multifd-zstd");
 }
 
 /* Channels in any order, and read in small pieces: the same output. */
@@ -1299,8 +1593,8 @@ static void test_multifd_errors(void **state)
         {0, 4, 0x11223345, MS_ECORRUPT, "init record magic 0x11223345"},
         {4, 4, 2, MS_EVERSION, "init record version 2"},
         {pkt, 4, 0xdeadbeef, MS_ECORRUPT, "packet magic 0xdeadbeef"},
-        {pkt + 8, 4, 0x02, MS_EFEATURE, "compressed with zlib"},
-        {pkt + 8, 4, 0x04, MS_EFEATURE, "compressed with zstd"},
+        {pkt + 8, 4, 0x08, MS_EFEATURE, "compressed with qpl"},
+        {pkt + 8, 4, 0x06, MS_ECORRUPT, "several compression methods"},
         {pkt + 8, 4, 0x100, MS_ECORRUPT, "flags 0x100 unknown"},
         {pkt + 8, 4, 0x40, MS_EFEATURE, "device state packet"},
         {pkt + 12, 4, 129, MS_ECORRUPT, "pages_alloc 129 exceeds the 128"},
@@ -1351,6 +1645,124 @@ static void test_multifd_errors(void **state)
     q_eos(&b);
     th_buf_u8(&b, 0x00);
     expect_fail(&b, MS_EFEATURE, at, "MULTIFD_FLUSH");
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The packet with pages after the one at @at in a compressed channel. */
+static size_t next_page_packet(const uint8_t *ch, size_t len, size_t at)
+{
+    for (;;) {
+        assert_true(at + 1344 <= len);
+        uint32_t normal = rd32(ch + at + 16);
+        at += 1344 + (normal ? rd32(ch + at + 20) : 0);
+        if (at + 1344 <= len && rd32(ch + at + 16))
+            return at;
+    }
+}
+
+/* Damaged copies of the compressed captures: each error names the channel,
+ * the packet and the offset of what failed, and nothing decodes beyond the
+ * packet's pages. */
+static void test_multifd_compressed_errors(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"q35-multifd-zlib", "q35-multifd-zstd"};
+    for (size_t n = 0; n < 2; n++) {
+        const char *zname = n ? "zstd" : "zlib";
+        const uint32_t zflag = n ? 0x04 : 0x02;
+        capture c;
+        load_multifd(names[n], 2, &c);
+        size_t big = c.ch_len[0] > c.ch_len[1] ? c.ch_len[0] : c.ch_len[1];
+        uint8_t *bad = malloc(big);
+        assert_non_null(bad);
+        size_t p0 = first_page_packet(c.ch[0], c.ch_len[0]);
+        size_t p0b = next_page_packet(c.ch[0], c.ch_len[0], p0);
+        size_t p1 = first_page_packet(c.ch[1], c.ch_len[1]);
+        uint32_t normal = rd32(c.ch[0] + p0 + 16), next = rd32(c.ch[0] + p0 + 20);
+        assert_int_equal(rd32(c.ch[0] + p0 + 8) & 0x3e, zflag);
+        char t_bytes[96], t_more[128], t_less[128], t_zero[128], t_other[96];
+        snprintf(t_bytes, sizeof t_bytes, "%s data at byte 0 of the packet's %u:", zname, next);
+        snprintf(t_more, sizeof t_more,
+                 "%u bytes of %s data decode to more than the packet's %u normal pages", next,
+                 zname, normal - 1);
+        snprintf(t_less, sizeof t_less,
+                 "%u bytes of %s data decode to %u bytes, but the packet has %u normal pages",
+                 next, zname, normal * PS, normal + 1);
+        snprintf(t_zero, sizeof t_zero,
+                 "next_packet_size 0 for %u pages compressed with %s (1 to 1048576 expected)",
+                 normal, zname);
+        snprintf(t_other, sizeof t_other, "compressed with %s (flags 0x%x), but channel 0 packet",
+                 n ? "zlib" : "zstd", n ? 0x02 : 0x04);
+        struct {
+            size_t chan, at, len;
+            uint32_t v;
+            int status;
+            size_t err_at;
+            const char *text;
+        } cases[] = {
+            /* Corrupt data: the first bytes (zlib header, zstd frame
+             * header), and the start of a later packet's continuation. */
+            {0, p0 + 1344, 4, 0xffffffff, MS_ECOMPRESS, p0 + 1344, t_bytes},
+            {0, p0b + 1344, 4, 0xffffffff, MS_ECOMPRESS, p0b + 1344, "data at byte 0"},
+            /* The data decodes to more or fewer pages than the header says. */
+            {0, p0 + 16, 4, normal - 1, MS_ECOMPRESS, p0 + 1344, t_more},
+            {0, p0 + 16, 4, normal + 1, MS_ECOMPRESS, p0 + 1344, t_less},
+            /* next_packet_size out of bounds, or short of the data. */
+            {0, p0 + 20, 4, 0, MS_ECORRUPT, p0, t_zero},
+            {0, p0 + 20, 4, 0x100001, MS_ECORRUPT, p0, "next_packet_size 1048577"},
+            {0, p0 + 20, 4, next / 2, MS_ECOMPRESS, p0 + 1344, "decode to"},
+            /* A method other than the first packet's, or none. */
+            {1, p1 + 8, 4, zflag ^ 0x06, MS_ECORRUPT, p1, t_other},
+            {1, p1 + 8, 4, 0, MS_ECORRUPT, p1, "uncompressed (flags 0x0), but channel 0"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            size_t k = cases[i].chan;
+            uint8_t *ch[2] = {c.ch[0], c.ch[1]};
+            ch[k] = bad;
+            memcpy(bad, c.ch[k], c.ch_len[k]);
+            for (size_t j = 0; j < cases[i].len; j++)
+                bad[cases[i].at + j] = (uint8_t)(cases[i].v >> (8 * (cases[i].len - 1 - j)));
+            result res;
+            import_channels(c.main, c.main_len, (const uint8_t *const *)ch, c.ch_len, 2, false,
+                            0, &res);
+            if (res.rc != cases[i].status || !strstr(res.msg, cases[i].text) ||
+                res.err_offset != cases[i].err_at)
+                fail_msg("%s case %zu: got %d at %llu \"%s\"; expected %d at %zu with \"%s\"",
+                         zname, i, res.rc, (unsigned long long)res.err_offset, res.msg,
+                         cases[i].status, cases[i].err_at, cases[i].text);
+            char chan[64];
+            snprintf(chan, sizeof chan, "multifd channel %zu (c%zu) packet ", k, k);
+            assert_contains(res.msg, chan);
+            th_buf_free(&res.out);
+        }
+        free(bad);
+        capture_free(&c);
+    }
+    /* An uncompressed channel that claims zlib or zstd decodes as such, and
+     * fails there. */
+    capture c;
+    load_multifd("q35-multifd", 2, &c);
+    size_t pkt = first_page_packet(c.ch[0], c.ch_len[0]);
+    uint8_t *bad = malloc(c.ch_len[0]);
+    assert_non_null(bad);
+    uint8_t *pair[2] = {bad, c.ch[1]};
+    for (uint32_t flag = 0x02; flag <= 0x04; flag += 0x02) {
+        memcpy(bad, c.ch[0], c.ch_len[0]);
+        bad[pkt + 11] = (uint8_t)flag;
+        result res;
+        import_channels(c.main, c.main_len, (const uint8_t *const *)pair, c.ch_len, 2, false, 0,
+                        &res);
+        assert_status(res.rc, MS_ECOMPRESS);
+        assert_contains(res.msg, flag == 0x02 ? "zlib data at byte 0" : "zstd data at byte 0");
+        assert_int_equal(res.err_offset, pkt + 1344);
+        th_buf_free(&res.out);
+    }
+    free(bad);
+    capture_free(&c);
 }
 
 /* ------------------------------------------------------------ mapped-ram */
@@ -1546,11 +1958,16 @@ int main(void)
         cmocka_unit_test(test_built_errors),
         cmocka_unit_test(test_built_mismatch),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_iterable_capture),
+        cmocka_unit_test(test_config_capture),
+        cmocka_unit_test(test_built_parts),
+        cmocka_unit_test(test_built_config),
         cmocka_unit_test(test_multifd_counts),
         cmocka_unit_test(test_multifd_same_memory),
         cmocka_unit_test(test_multifd_order),
         cmocka_unit_test(test_multifd_live),
         cmocka_unit_test(test_multifd_errors),
+        cmocka_unit_test(test_multifd_compressed_errors),
         cmocka_unit_test(test_mapped_ram),
     };
     return th_run_tests(tests);

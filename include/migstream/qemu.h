@@ -25,7 +25,11 @@
  *   - every other section becomes a DEVICE record: path = the section's id
  *     string, instance = its instance id, version = its version id, and a
  *     CBOR state holding the raw section bytes and, when QEMU's JSON trailer
- *     describes the section, a map of field names to values.
+ *     describes the section, a map of field names to values; a section sent
+ *     as START, PARTs and END also keeps each part's length ("parts");
+ *   - the CONFIGURATION section's subsections (capabilities, uuid,
+ *     target-page-bits) become the first DEVICE record, "configuration",
+ *     with their bytes as sent (docs/QEMU.md section 3.3).
  *
  * A multifd migration (capability "multifd") sends most pages over extra
  * connections, the channels: capture each one and add it with
@@ -181,9 +185,11 @@ MS_API void ms_qemu_import_free(ms_qemu_import *imp);
  *           a multifd channel that is not one (magic), has a duplicate id,
  *           a malformed packet, or is missing; a bad mapped-ram header;
  *         - MS_ECOMPRESS: a compressed or XBZRLE page that does not decode
- *           to exactly one page;
+ *           to exactly one page; a compressed multifd packet (zlib, zstd)
+ *           whose data does not decode to exactly its normal pages;
  *         - MS_EFEATURE: a QEMU feature this importer does not read
- *           (postcopy, RDMA, compressed multifd channels, multifd device
+ *           (postcopy, RDMA, multifd channels compressed with qpl, uadk or
+ *           qatzip, multifd device
  *           state, mapped-ram without positional reads or with
  *           x-ignore-shared, no section footers, XBZRLE with
  *           no_page_cache);
@@ -271,7 +277,8 @@ MS_API uint64_t ms_qemu_import_error_offset(const ms_qemu_import *imp);
  *
  * What is written:
  *   - the INFO machine becomes the CONFIGURATION section (QEMU's destination
- *     refuses any other machine type than its own);
+ *     refuses any other machine type than its own), with the subsections of
+ *     the DEVICE "configuration" when it comes before the first page;
  *   - the regions become the RAM block table of the "ram" section (START,
  *     version 4): block name = region name, used length = region size;
  *   - the pages follow in stream order in PART sections of "ram", a new PART
@@ -279,8 +286,10 @@ MS_API uint64_t ms_qemu_import_error_offset(const ms_qemu_import *imp);
  *     on the destination as it does in the stream: ZERO as ZERO items, DATA
  *     and FILL as PAGE items; DISCARDED pages are not sent (what QEMU does
  *     for pages the guest hinted free); then an END section of "ram";
- *   - each device instance becomes a FULL section with the "raw" bytes of
- *     its state, in the order of first appearance, the last record of an
+ *   - each device instance whose state has "parts" becomes START, PARTs and
+ *     END sections cutting its "raw" bytes as the parts say, after the END
+ *     of "ram"; every other one a FULL section with the "raw" bytes of its
+ *     state, in the order of first appearance, the last record of an
  *     instance giving the bytes; then EOF and a JSON trailer.
  *
  * Refused: IN_PLACE pages (their contents are not in the stream), OVERLAY
@@ -342,7 +351,9 @@ typedef struct ms_qemu_export_stats {
     uint64_t fill_pages;      /**< of them, from FILL pages */
     uint64_t discarded_pages; /**< DISCARDED pages, not sent (QEMU pages) */
     uint64_t ram_parts;       /**< PART sections of "ram" */
-    uint64_t devices;         /**< FULL sections (device instances) */
+    uint64_t devices;         /**< device instances: FULL sections, or START/PART/END for a
+                                   state with "parts"; the record "configuration" goes
+                                   into CONFIGURATION and is not counted */
     uint64_t device_records;  /**< DEVICE records read (a later one replaces) */
     char machine[256];        /**< CONFIGURATION machine type, or "" */
 } ms_qemu_export_stats;
