@@ -377,30 +377,21 @@ static int cmd_encode(int argc, char **argv)
     ms_writer_options_init(&o);
     o.writer_name = "migstream-bench";
     o.compress_level = level;
-#ifdef BENCH_HAVE_FEATURES
     /* MIGSTREAM_BENCH_FEATURES: MS_FEATURE_... bits for the writer (e.g. 2,
      * FILL), for experiments; the table uses the default, format 1.0. */
     const char *feat = getenv("MIGSTREAM_BENCH_FEATURES");
     if (feat)
         o.features = strtoull(feat, NULL, 0);
-#endif
     /* MIGSTREAM_BENCH_BATCH: batch_bytes, for experiments on how much page
      * data one compressed record should hold. */
     const char *batch = getenv("MIGSTREAM_BENCH_BATCH");
     if (batch)
         o.batch_bytes = (uint32_t)strtoul(batch, NULL, 0);
-#ifdef BENCH_HAVE_STABLE
     /* MIGSTREAM_BENCH_STABLE=1: the image holds still, so DATA pages may go
      * out without the writer's copy (the "zero-copy" row). */
     const char *stable = getenv("MIGSTREAM_BENCH_STABLE");
     o.stable_memory = stable && strcmp(stable, "1") == 0;
-#endif
-#ifdef BENCH_HAVE_THREADS
     o.threads = threads;
-#else
-    if (threads > 1)
-        die("this libmigstream has no writer threads option");
-#endif
     uint64_t counted = 0;
     int fd = -1;
     if (out && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
@@ -760,7 +751,6 @@ typedef struct config {
     const char *self;
     const char *dir;
     int runs;
-    unsigned threads_ok; /* the writer has a threads option */
     size_t small_call;   /* bytes per ms_writer_pages() call in the "small calls" row */
 } config;
 
@@ -798,15 +788,8 @@ static void measure(const config *cf, image_run *im, int run)
     };
     for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) {
         enum meas m = plan[i].m;
-        bool two = m == M_ENC0_T2 || m == M_ENC1_T2 || m == M_ENC3_T2;
-        if (two && !cf->threads_ok)
-            continue;
         if (m == M_ENC0_SMALL && im->page_size > cf->small_call)
             continue;
-#ifndef BENCH_HAVE_STABLE
-        if (m == M_ENC0_STABLE)
-            continue;
-#endif
         if (plan[i].disk) {
             unlink(out);
             settle_disk(cf->dir);
@@ -842,7 +825,6 @@ static void prepare(const config *cf, image_run *im)
         uint64_t n = file_size(s);
         *(i == 0 ? &im->size_raw : i == 1 ? &im->size_z1 : &im->size_z3) = n;
     }
-#ifdef BENCH_HAVE_FEATURES
     {
         /* The same raw stream with FILL pages (format 1.1). */
         char feat[32];
@@ -855,7 +837,6 @@ static void prepare(const config *cf, image_run *im)
         im->size_fill = file_size(s);
         unlink(s);
     }
-#endif
     for (int i = 0; i < 2; i++) {
         snprintf(cli, sizeof cli, "%s.zst%d", im->path, i ? 3 : 1);
         char *argv[] = {"zstd", i ? "-3" : "-1", "-T1", "-q", "-c", im->path, NULL};
@@ -990,7 +971,7 @@ static void print_table(const config *cf, image_run *ims, size_t nim)
             case R_SPEED:
                 if (!im->done[w->m] || !im->done[w->base]) {
                     bool two = w->m == M_ENC0_T2 || w->m == M_ENC1_T2 || w->m == M_ENC3_T2;
-                    snprintf(c, sizeof c, two ? "n/a (not yet)" : "-");
+                    snprintf(c, sizeof c, two ? "n/a" : "-");
                     break;
                 }
                 x = ratio_median(im, w->m, w->base, R, true);
@@ -1073,9 +1054,6 @@ static int cmd_run(int argc, char **argv)
     config cf = {.dir = "build-bench/data", .runs = 5, .small_call = 4096};
     uint64_t mib = 1024;
     const char *list = "zero,idle-linux,busy-db,huge-2m", *real = NULL, *qemu = NULL;
-#ifdef BENCH_HAVE_THREADS
-    cf.threads_ok = 1;
-#endif
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
