@@ -39,7 +39,13 @@ for t in "${targets[@]}"; do
         cp -r fuzz/corpus/$t/. "$work/"
     fi
     log=$dir/$t-smoke.log
-    if "$dir/fuzz/$t" -max_total_time="$seconds" -dict=fuzz/migstream.dict -max_len=16384 \
+    # The QEMU importer reads QEMU's format: its own dictionary, and inputs
+    # long enough to hold a block table, pages and device sections.
+    dict=fuzz/migstream.dict max_len=16384
+    if [ "$t" = fuzz_import_qemu ]; then
+        dict=fuzz/qemu.dict max_len=65536
+    fi
+    if "$dir/fuzz/$t" -max_total_time="$seconds" -dict="$dict" -max_len="$max_len" \
         -artifact_prefix="$dir/$t-crash-" -print_final_stats=1 "$work" >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
         echo "PASS $t $runs" >>"$out"
