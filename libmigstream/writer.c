@@ -246,7 +246,7 @@ static int drain(ms_writer *w)
     return rc;
 }
 
-/* Hands the pending batch to the workers, copying what it points at. */
+/* Hands the pending batch to the workers. */
 static int submit_pages(ms_writer *w)
 {
     msi_job *j;
@@ -257,6 +257,20 @@ static int submit_pages(ms_writer *w)
     j->region = (uint32_t)w->p_region;
     j->next = w->next;
     memcpy(j->ext, w->ext, (size_t)w->next * sizeof *w->ext);
+    if (!w->stable) {
+        /* The batch is the writer's own copy already (copy_segment): the
+         * job takes the buffer and leaves its previous one to the writer,
+         * which is one pass over the data fewer on the calling thread. */
+        uint8_t *spare = j->data.data;
+        size_t spare_cap = j->data.cap;
+        j->data.data = w->stage;
+        j->data.cap = w->stage_cap;
+        j->data.len = w->data_bytes;
+        w->stage = spare;
+        w->stage_cap = spare_cap;
+        msi_pool_submit(w->pool, j);
+        return MS_OK;
+    }
     j->data.len = 0;
     if (msi_buf_reserve(&j->data, w->data_bytes))
         return fail(w, MS_ENOMEM, "out of memory handing pages to a compression thread");
