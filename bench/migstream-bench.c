@@ -35,7 +35,7 @@
 
 #include <migstream/migstream.h>
 
-#include "zero.h" /* internal: zero-speed times both routines directly */
+#include "format/zero.h" /* internal: zero-speed times both routines directly */
 
 extern char **environ;
 

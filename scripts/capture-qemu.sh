@@ -15,7 +15,7 @@
 #
 # The paused captures load a known 8 KiB pattern at guest-physical 0x100000
 # with -device loader: byte i of the pattern is (7 * i + 3) mod 256, which
-# tests/test_import_qemu.c computes the same way. Two captures of the same
+# tests/qemu/test_import_qemu.c computes the same way. Two captures of the same
 # paused guest differ only in the RTC's bytes (its clock runs on the host).
 #
 # The live capture boots a 512-byte boot sector (assembled below) that keeps

@@ -4,7 +4,7 @@
     scripts/guest-files.py DIR
 
 DIR/pattern.bin: 8 KiB, byte i is (7 * i + 3) mod 256; loaded with
--device loader at guest-physical 0x100000 (tests/test_import_qemu.c
+-device loader at guest-physical 0x100000 (tests/qemu/test_import_qemu.c
 computes the same bytes).
 
 DIR/boot.bin: a 512-byte boot sector (16-bit real mode, loaded at 0x7c00)

@@ -2,7 +2,7 @@
  * migstream-compat: reports every change between an older and a newer
  * release that breaks migration between them, from their streams or their
  * device-state schemas. The rules live in the library (ms_schema_compare,
- * libmigstream/schema_compat.c); this file reads the inputs and prints. The
+ * libmigstream/schema/schema_compat.c); this file reads the inputs and prints. The
  * output formats are documented in docs/man/migstream-compat.1: keep them
  * stable.
  */

@@ -72,7 +72,9 @@ typedef struct validator {
     in_place *inp;
     size_t ninp, inp_cap;
     bool inp_full;
+#if MS_HAVE_SCHEMA
     ms_schema_set *schema; /* --schema: device states are checked against it */
+#endif
 } validator;
 
 /* ------------------------------------------------------------- reporting */
@@ -390,6 +392,7 @@ static void unknown_keys(const ms_record *rec, key_text *k)
         memset(k, 0, sizeof *k);
 }
 
+#if MS_HAVE_SCHEMA
 /* --schema: each problem ms_schema_set_validate() finds in a device state.
  * A device without a schema in the set is a warning (--strict: invalid). */
 typedef struct schema_ctx {
@@ -415,6 +418,7 @@ static void check_schema(validator *v, const ms_record *rec)
         reportf(v, SEV_WARNING, "schema", rec->offset, (int64_t)rec->index, NULL, rec,
                 "out of memory: the device state was not checked against the schema");
 }
+#endif
 
 static void check_record(validator *v, const ms_record *rec)
 {
@@ -450,8 +454,10 @@ static void check_record(validator *v, const ms_record *rec)
                     mst_devset_count(v->ds));
         }
     }
+#if MS_HAVE_SCHEMA
     if (rec->type == MS_REC_DEVICE && rec->device.path && !rec->status && v->schema)
         check_schema(v, rec);
+#endif
     if (rec->type == MS_REC_END) {
         v->end_seen = true;
         v->digest = rec->checksum;
@@ -650,6 +656,7 @@ int main(int argc, char **argv)
     }
     if (!path)
         return usage_error("%s", "no STREAM given");
+#if MS_HAVE_SCHEMA
     if (schema_path) {
         if (!(v.schema = ms_schema_set_new(NULL))) {
             mst_error("out of memory");
@@ -661,9 +668,16 @@ int main(int argc, char **argv)
             return MST_EXIT_ERROR;
         }
     }
+#else
+    if (schema_path)
+        return usage_error("%s", "--schema: this build of libmigstream has no schema module "
+                                 "(built with -Dschema=false)");
+#endif
     int fd = mst_open_input(path);
     if (fd < 0) {
+#if MS_HAVE_SCHEMA
         ms_schema_set_free(v.schema);
+#endif
         return MST_EXIT_ERROR;
     }
     int status = MST_EXIT_ERROR;
@@ -680,7 +694,9 @@ int main(int argc, char **argv)
     mst_pagemap_free(v.pm);
     free(v.inp);
     mst_devset_free(v.ds);
+#if MS_HAVE_SCHEMA
     ms_schema_set_free(v.schema);
+#endif
     ms_reader_free(v.r);
     if (fd != STDIN_FILENO)
         close(fd);

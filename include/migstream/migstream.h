@@ -8,9 +8,13 @@
  *   writer.h  ms_writer: producing a stream
  *   reader.h  ms_reader: consuming a stream
  *   replay.h  ms_replay: applying a stream through callbacks
+ *   overlay.h hypervisor overlay pages: rendering, priorities
  *   cbor.h    formatting and comparing CBOR items (device state)
- *   qemu.h    ms_qemu_import: reading a QEMU migration stream
+ *   modules.h which optional modules this build holds; their headers:
  *   schema.h  ms_schema_set: device-state schemas, validation, compatibility
+ *             (when MS_HAVE_SCHEMA)
+ *   qemu.h    ms_qemu_import, ms_qemu_export: QEMU migration streams
+ *             (when MS_HAVE_QEMU)
  *
  * The format itself is specified in docs/FORMAT.md.
  */
@@ -24,7 +28,13 @@
 #include "replay.h"
 #include "overlay.h"
 #include "cbor.h"
-#include "qemu.h"
+
+#include <migstream/modules.h>
+#if MS_HAVE_SCHEMA
 #include "schema.h"
+#endif
+#if MS_HAVE_QEMU
+#include "qemu.h"
+#endif
 
 #endif /* MIGSTREAM_H */

@@ -1,0 +1,35 @@
+/*
+ * Status names and the library version (common.h): the error model every
+ * layer shares.
+ */
+#include "migstream/common.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+const char *ms_version_string(void)
+{
+    return STR(MS_VERSION_MAJOR) "." STR(MS_VERSION_MINOR) "." STR(MS_VERSION_PATCH);
+}
+
+const char *ms_strerror(int status)
+{
+    switch (status) {
+    case MS_OK: return "MS_OK: success";
+    case MS_ENOMEM: return "MS_ENOMEM: out of memory";
+    case MS_EINVAL: return "MS_EINVAL: invalid argument";
+    case MS_EIO: return "MS_EIO: input/output error";
+    case MS_ETRUNCATED: return "MS_ETRUNCATED: stream truncated";
+    case MS_EMAGIC: return "MS_EMAGIC: not a libmigstream stream";
+    case MS_EVERSION: return "MS_EVERSION: unsupported format version";
+    case MS_EFEATURE: return "MS_EFEATURE: unsupported required feature";
+    case MS_ECHECKSUM: return "MS_ECHECKSUM: checksum mismatch";
+    case MS_ECORRUPT: return "MS_ECORRUPT: malformed stream";
+    case MS_EUNKNOWN: return "MS_EUNKNOWN: unknown must-understand record";
+    case MS_ELIMIT: return "MS_ELIMIT: size or count beyond a limit";
+    case MS_ESTATE: return "MS_ESTATE: call not valid in this state";
+    case MS_ECBOR: return "MS_ECBOR: malformed CBOR";
+    case MS_ECOMPRESS: return "MS_ECOMPRESS: compressed data could not be decoded";
+    default: return "unknown status";
+    }
+}

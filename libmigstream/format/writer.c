@@ -1,0 +1,1067 @@
+/*
+ * The writer (include/migstream/writer.h): turns calls into records.
+ *
+ * Small records (INFO, REGIONS, DEVICE, END) are serialized into `out`,
+ * which is pushed to the output whenever a PAGES record goes out, when it
+ * grows past OUT_FLUSH, and at flush/finish. PAGES records are batched: the
+ * pending batch holds extents and DATA pages' bytes. By default those bytes
+ * are copied into `stage` as pages are added: guest memory may change while
+ * the writer reads it, and the record's checksum must cover the bytes that
+ * go out. With stable_memory, the iovecs point straight at the caller's
+ * memory, so uncompressed page data is never copied; before a call returns,
+ * a pending batch that still points at caller memory is either written out
+ * (when large) or copied into `stage` (when small), so callers that hand in
+ * one page at a time still get full batches.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fdio.h"
+#include "format/compress.h"
+#include "format/compress_pool.h"
+#include "format/frame.h"
+#include "migstream/overlay.h"
+#include "migstream/writer.h"
+#include "format/payload.h"
+#include "format/zero.h"
+
+#define WRITER_MAGIC 0x4d535754u /* "MSWT": catches use of a freed/foreign handle */
+#define MAX_EXTENTS 8192u        /* per PAGES record: 192 KiB of extents */
+#define OUT_FLUSH (256u * 1024)
+#define DEFAULT_BATCH (1u << 20)
+#define MAX_BATCH (32u << 20)
+#define MAX_THREADS 64u
+
+struct ms_writer {
+    uint32_t magic;
+    ms_allocator alloc;
+    ms_write_fn fn;
+    void *ctx;
+    int fd; /* >= 0 for the fd writer: lets messages carry errno */
+
+    int status;
+    char msg[320];
+    bool finished;
+
+    ms_header hdr;
+    uint64_t features; /* required features the stream may use */
+    uint32_t batch_bytes;
+    int level;
+    uint32_t max_depth;
+
+    uint64_t chain;   /* checksum of the last record (the chain's seed) */
+    uint64_t written; /* bytes handed to the output */
+    ms_totals totals; /* running counts for END */
+    msi_buf out;      /* serialized bytes not yet handed out */
+    msi_buf scratch;  /* CBOR payload under construction */
+
+    ms_region *regions;
+    size_t nregions, regions_cap, regions_written;
+
+    uint64_t pages_records;
+    bool any_round;
+    uint64_t last_round;
+    struct { uint64_t gfn; uint32_t kind; } *ov; /* overlays written: no duplicates */
+    size_t nov, ov_cap;
+
+    /* pending PAGES batch */
+    bool pending;
+    size_t p_region; /* index into regions */
+    ms_extent *ext;
+    uint32_t next;
+    struct iovec *seg;
+    size_t nseg, seg_cap;
+    size_t first_borrowed; /* segments from here on point at caller memory */
+    size_t data_bytes;
+    uint8_t *stage;
+    size_t stage_cap;
+    bool stable; /* stable_memory: DATA pages are not copied (see the top) */
+    bool copied_in_call; /* !stable: this call copied page data (settle()) */
+
+    msi_buf zbuf;
+    void *cctx;
+    void *hash;
+    msi_pool *pool; /* compression workers (options.threads > 1), or NULL */
+};
+
+static int fail(ms_writer *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(ms_writer *w, int code, const char *fmt, ...)
+{
+    if (w->status)
+        return w->status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+    va_end(ap);
+    w->status = code;
+    return code;
+}
+
+static int check(const ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return MS_EINVAL;
+    if (w->status)
+        return w->status;
+    return w->finished ? MS_ESTATE : MS_OK;
+}
+
+/* ------------------------------------------------------------------ output */
+
+static int emit(ms_writer *w, const struct iovec *iov, int iovcnt)
+{
+    int rc = w->fn(w->ctx, iov, iovcnt);
+    if (rc < 0) {
+        if (w->fd >= 0)
+            return fail(w, MS_EIO, "write to fd %d failed at byte %llu: %s", w->fd,
+                        (unsigned long long)w->written, strerror(-rc));
+        return fail(w, MS_EIO, "output callback failed (returned %d) at byte %llu", rc,
+                    (unsigned long long)w->written);
+    }
+    for (int i = 0; i < iovcnt; i++)
+        w->written += iov[i].iov_len;
+    return MS_OK;
+}
+
+static int flush_out(ms_writer *w)
+{
+    if (w->out.len == 0)
+        return MS_OK;
+    struct iovec iov = {w->out.data, w->out.len};
+    int rc = emit(w, &iov, 1);
+    w->out.len = 0;
+    return rc;
+}
+
+static int drain(ms_writer *w);
+
+/* Queues a record whose payload is w->scratch. */
+static int put_record(ms_writer *w, uint16_t type, uint16_t flags)
+{
+    int rc = drain(w); /* batches still compressing come first */
+    if (rc)
+        return rc;
+    if (w->scratch.len > MS_MAX_RECORD_PAYLOAD)
+        return fail(w, MS_ELIMIT, "record of type %u with %zu bytes exceeds the format's "
+                    "%u-byte limit", type, w->scratch.len, MS_MAX_RECORD_PAYLOAD);
+    uint8_t *h = msi_buf_grow(&w->out, MSI_RECORD_HEADER);
+    if (!h || msi_buf_append(&w->out, w->scratch.data, w->scratch.len))
+        return fail(w, MS_ENOMEM, "out of memory queuing a record");
+    h = w->out.data + w->out.len - w->scratch.len - MSI_RECORD_HEADER;
+    msi_record_header(h, type, flags, (uint32_t)w->scratch.len);
+    struct iovec pl = {h + MSI_RECORD_HEADER, w->scratch.len};
+    w->chain = msi_record_checksum(w->hash, w->chain, h, &pl, 1);
+    msi_put64(h + 8, w->chain);
+    w->totals.records++;
+    w->scratch.len = 0;
+    return w->out.len >= OUT_FLUSH ? flush_out(w) : MS_OK;
+}
+
+static int emit_regions(ms_writer *w)
+{
+    if (w->regions_written == w->nregions)
+        return MS_OK;
+    w->scratch.len = 0;
+    if (msi_regions_encode(&w->scratch, w->regions + w->regions_written,
+                           w->nregions - w->regions_written))
+        return fail(w, MS_ENOMEM, "out of memory encoding REGIONS");
+    w->regions_written = w->nregions;
+    return put_record(w, MS_REC_REGIONS, MS_RECORD_MUST_UNDERSTAND);
+}
+
+/* Writes one PAGES record (FORMAT.md section 6) for region @ri: @next
+ * extents, then the DATA pages' bytes @data (@bytes in all), or the zstd
+ * frame @z instead when it is smaller. Queued small records go out first. */
+static int write_pages(ms_writer *w, size_t ri, const ms_extent *ext, uint32_t next,
+                       const struct iovec *data, size_t ndata, size_t bytes, const msi_buf *z)
+{
+    int rc;
+    const ms_region *r = &w->regions[ri];
+    size_t stored = bytes;
+    uint8_t encoding = MS_ENCODING_RAW;
+    struct iovec zio;
+    if (z && z->len < bytes) { /* else incompressible: store raw */
+        encoding = MS_ENCODING_ZSTD;
+        zio.iov_base = z->data;
+        zio.iov_len = z->len;
+        data = &zio;
+        ndata = 1;
+        stored = z->len;
+    }
+
+    size_t meta = MSI_PAGES_HEADER + (size_t)next * MSI_EXTENT_SIZE;
+    uint8_t *p = msi_buf_grow(&w->out, MSI_RECORD_HEADER + meta);
+    if (!p)
+        return fail(w, MS_ENOMEM, "out of memory queuing PAGES");
+    msi_record_header(p, MS_REC_PAGES, MS_RECORD_MUST_UNDERSTAND, (uint32_t)(meta + stored));
+    msi_pages_header(p + MSI_RECORD_HEADER, r->id, next, encoding);
+    for (uint32_t i = 0; i < next; i++)
+        msi_extent_encode(p + MSI_RECORD_HEADER + MSI_PAGES_HEADER + i * MSI_EXTENT_SIZE, &ext[i]);
+
+    /* One iovec array: everything queued in `out` (ending with this record's
+     * header and extents), then the page data. */
+    struct iovec stackv[64], *iov = stackv;
+    if (ndata + 1 > 64 && !(iov = msi_calloc(&w->alloc, ndata + 1, sizeof *iov)))
+        return fail(w, MS_ENOMEM, "out of memory");
+    iov[0].iov_base = p + MSI_RECORD_HEADER;
+    iov[0].iov_len = meta;
+    if (ndata) /* a batch of only ZERO extents has no data at all */
+        memcpy(iov + 1, data, ndata * sizeof *iov);
+    w->chain = msi_record_checksum(w->hash, w->chain, p, iov, (int)ndata + 1);
+    msi_put64(p + 8, w->chain);
+    iov[0].iov_base = w->out.data;
+    iov[0].iov_len = w->out.len;
+    rc = emit(w, iov, (int)ndata + 1);
+    if (iov != stackv)
+        msi_free(&w->alloc, iov);
+    w->out.len = 0;
+    w->totals.records++;
+    w->pages_records++;
+    return rc;
+}
+
+/* Writes the oldest batch the workers have compressed. */
+static int write_job(ms_writer *w, msi_job *j)
+{
+    int rc = j->rc;
+    if (rc)
+        rc = fail(w, rc, "zstd compression of %zu bytes failed", j->data.len);
+    struct iovec raw = {j->data.data, j->data.len};
+    if (!rc)
+        rc = write_pages(w, j->region, j->ext, j->next, &raw, 1, j->data.len, &j->zbuf);
+    msi_pool_retire(w->pool, j);
+    return rc;
+}
+
+/* Writes every batch still with the workers, in order. */
+static int drain(ms_writer *w)
+{
+    msi_job *j;
+    int rc = MS_OK;
+    while (w->pool && (j = msi_pool_oldest(w->pool)))
+        if ((rc = write_job(w, j)))
+            break;
+    return rc;
+}
+
+/* Hands the pending batch to the workers. */
+static int submit_pages(ms_writer *w)
+{
+    msi_job *j;
+    int rc;
+    while (!(j = msi_pool_slot(w->pool))) /* all busy: write the oldest */
+        if ((rc = write_job(w, msi_pool_oldest(w->pool))))
+            return rc;
+    j->region = (uint32_t)w->p_region;
+    j->next = w->next;
+    memcpy(j->ext, w->ext, (size_t)w->next * sizeof *w->ext);
+    if (!w->stable) {
+        /* The batch is the writer's own copy already (copy_segment): the
+         * job takes the buffer and leaves its previous one to the writer,
+         * which is one pass over the data fewer on the calling thread. */
+        uint8_t *spare = j->data.data;
+        size_t spare_cap = j->data.cap;
+        j->data.data = w->stage;
+        j->data.cap = w->stage_cap;
+        j->data.len = w->data_bytes;
+        w->stage = spare;
+        w->stage_cap = spare_cap;
+        msi_pool_submit(w->pool, j);
+        return MS_OK;
+    }
+    j->data.len = 0;
+    if (msi_buf_reserve(&j->data, w->data_bytes))
+        return fail(w, MS_ENOMEM, "out of memory handing pages to a compression thread");
+    for (size_t i = 0; i < w->nseg; i++)
+        msi_buf_append(&j->data, w->seg[i].iov_base, w->seg[i].iov_len); /* reserved */
+    msi_pool_submit(w->pool, j);
+    return MS_OK;
+}
+
+/* Writes the pending batch as one PAGES record, compressed on this thread
+ * or handed to the workers. */
+static int emit_pages(ms_writer *w)
+{
+    int rc;
+    if (!w->pending)
+        return MS_OK;
+    if ((rc = emit_regions(w)))
+        return rc;
+    for (uint32_t i = 0; i < w->next; i++)
+        w->totals.pages[w->ext[i].state] += w->ext[i].count;
+    if (w->pool && w->data_bytes > 0) {
+        rc = submit_pages(w);
+    } else {
+        const msi_buf *z = NULL;
+        if (w->level > 0 && w->data_bytes > 0) {
+            rc = msi_zstd_compress(&w->cctx, w->level, w->seg, (int)w->nseg, w->data_bytes,
+                                   &w->zbuf);
+            if (rc)
+                return fail(w, rc, "zstd compression of %zu bytes failed", w->data_bytes);
+            z = &w->zbuf;
+        }
+        /* Batches with the workers precede this one. */
+        rc = drain(w);
+        if (!rc)
+            rc = write_pages(w, w->p_region, w->ext, w->next, w->seg, w->nseg, w->data_bytes,
+                             z);
+    }
+    w->pending = false;
+    w->next = 0;
+    w->nseg = w->first_borrowed = 0;
+    w->data_bytes = 0;
+    return rc;
+}
+
+/* ------------------------------------------------------------- page batches */
+
+/* Copies @p len bytes of page data into the stage, the batch's only
+ * segment: the checksum and the output then see one and the same copy,
+ * whatever the guest writes meanwhile. */
+static int copy_segment(ms_writer *w, const uint8_t *p, size_t len)
+{
+    size_t staged = w->nseg ? w->seg[0].iov_len : 0;
+    if (staged + len > w->stage_cap) {
+        /* batch_bytes, or one page of a region whose pages are larger */
+        size_t cap = staged + len > w->batch_bytes ? staged + len : w->batch_bytes;
+        uint8_t *st = msi_realloc(&w->alloc, w->stage, cap);
+        if (!st)
+            return fail(w, MS_ENOMEM, "out of memory staging pages");
+        w->stage = st;
+        w->stage_cap = cap;
+    }
+    if (w->seg_cap == 0) {
+        if (!(w->seg = msi_alloc(&w->alloc, 64 * sizeof *w->seg)))
+            return fail(w, MS_ENOMEM, "out of memory batching pages");
+        w->seg_cap = 64;
+    }
+    memcpy(w->stage + staged, p, len);
+    w->seg[0].iov_base = w->stage;
+    w->seg[0].iov_len = staged + len;
+    w->nseg = w->first_borrowed = 1;
+    w->data_bytes += len;
+    w->copied_in_call = true;
+    return MS_OK;
+}
+
+static int add_segment(ms_writer *w, const uint8_t *p, size_t len)
+{
+    if (!w->stable)
+        return copy_segment(w, p, len);
+    /* Contiguous caller memory extends the last segment; the staged copy is
+     * never extended, since caller memory that happens to follow it is not
+     * part of it. */
+    if (w->nseg > w->first_borrowed) {
+        struct iovec *last = &w->seg[w->nseg - 1];
+        if ((const uint8_t *)last->iov_base + last->iov_len == p) {
+            last->iov_len += len;
+            w->data_bytes += len;
+            return MS_OK;
+        }
+    }
+    if (w->nseg == w->seg_cap) {
+        size_t cap = w->seg_cap ? w->seg_cap * 2 : 64;
+        struct iovec *s = msi_realloc(&w->alloc, w->seg, cap * sizeof *s);
+        if (!s)
+            return fail(w, MS_ENOMEM, "out of memory batching pages");
+        w->seg = s;
+        w->seg_cap = cap;
+    }
+    w->seg[w->nseg].iov_base = (void *)(uintptr_t)p;
+    w->seg[w->nseg].iov_len = len;
+    w->nseg++;
+    w->data_bytes += len;
+    return MS_OK;
+}
+
+/* The argument an extent that continues @x must have: IN_PLACE references
+ * advance with the pages, every other argument repeats. */
+static uint64_t continued_arg(const ms_extent *x, uint32_t ps)
+{
+    return x->state == MS_PAGE_IN_PLACE ? x->arg + (uint64_t)x->count * ps : x->arg;
+}
+
+/* Adds @n pages in @state with argument @arg (of the first page) starting
+ * at page @idx of region @ri; DATA pages' bytes start at @p and are
+ * contiguous. */
+static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t state,
+                   uint64_t arg, const uint8_t *p)
+{
+    const uint32_t ps = w->regions[ri].page_size;
+    int rc;
+    while (n > 0) {
+        ms_extent *last = w->next ? &w->ext[w->next - 1] : NULL;
+        if (w->pending && (w->p_region != ri || (last && idx < last->first + last->count)))
+            if ((rc = emit_pages(w)))
+                return rc;
+        if (!w->pending) {
+            w->pending = true;
+            w->p_region = ri;
+            last = NULL;
+        }
+        uint64_t take = n;
+        if (state == MS_PAGE_DATA) {
+            size_t room = w->data_bytes < w->batch_bytes ? (w->batch_bytes - w->data_bytes) / ps
+                                                         : 0;
+            if (room == 0 && w->data_bytes == 0)
+                room = 1; /* a record always holds at least one page */
+            if (room == 0) {
+                if ((rc = emit_pages(w)))
+                    return rc;
+                continue;
+            }
+            if (take > room)
+                take = room;
+        }
+        bool merge = last && last->state == state && last->first + last->count == idx &&
+                     last->count < UINT32_MAX && continued_arg(last, ps) == arg;
+        if (!merge && w->next == MAX_EXTENTS) {
+            if ((rc = emit_pages(w)))
+                return rc;
+            continue;
+        }
+        if (merge) {
+            if (take > UINT32_MAX - last->count)
+                take = UINT32_MAX - last->count;
+            last->count += (uint32_t)take;
+        } else {
+            if (take > UINT32_MAX)
+                take = UINT32_MAX;
+            w->ext[w->next++] = (ms_extent){.first = idx, .count = (uint32_t)take,
+                                            .state = state, .arg = arg};
+        }
+        if (state == MS_PAGE_DATA) {
+            if ((rc = add_segment(w, p, (size_t)take * ps)))
+                return rc;
+            p += (size_t)take * ps;
+        }
+        if (state == MS_PAGE_IN_PLACE)
+            arg += take * ps;
+        idx += take;
+        n -= take;
+    }
+    return MS_OK;
+}
+
+/* Before returning to the caller, no pending segment may point at its
+ * memory: write a large batch out, copy a small one aside. */
+static int settle(ms_writer *w)
+{
+    if (!w->stable) {
+        /* Everything is copied already; end records where stable_memory
+         * would, so that both write the same stream. */
+        bool fresh = w->copied_in_call;
+        w->copied_in_call = false;
+        if (w->pending && fresh && w->data_bytes >= w->batch_bytes / 2)
+            return emit_pages(w);
+        return MS_OK;
+    }
+    if (!w->pending || w->nseg == w->first_borrowed)
+        return MS_OK;
+    if (w->data_bytes >= w->batch_bytes / 2)
+        return emit_pages(w);
+    size_t staged = w->first_borrowed ? w->seg[0].iov_len : 0;
+    if (!w->stage) {
+        w->stage_cap = w->batch_bytes;
+        if (!(w->stage = msi_alloc(&w->alloc, w->stage_cap)))
+            return fail(w, MS_ENOMEM, "out of memory staging pages");
+    }
+    for (size_t i = w->first_borrowed; i < w->nseg; i++) {
+        memcpy(w->stage + staged, w->seg[i].iov_base, w->seg[i].iov_len);
+        staged += w->seg[i].iov_len;
+    }
+    w->seg[0].iov_base = w->stage;
+    w->seg[0].iov_len = staged;
+    w->nseg = w->first_borrowed = 1;
+    return MS_OK;
+}
+
+/* The state and argument of one page of @ps bytes: a page of one repeated
+ * word is ZERO or (with the FILL feature) FILL; anything else is DATA. */
+static uint8_t classify(const ms_writer *w, const uint8_t *p, uint32_t ps, uint64_t *arg)
+{
+    uint64_t word;
+    *arg = 0;
+    if (!msi_page_uniform(p, ps, &word))
+        return MS_PAGE_DATA;
+    if (word == 0)
+        return MS_PAGE_ZERO;
+    if (!(w->features & MS_FEATURE_FILL))
+        return MS_PAGE_DATA;
+    *arg = msi_get64(p); /* the wire's little-endian reading of the word */
+    return MS_PAGE_FILL;
+}
+
+/* Adds @n pages of region @ri from @p, page @idx on, each classified once,
+ * one add_run() per run of pages with the same state and argument. */
+static int put_memory(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uint8_t *p)
+{
+    const uint32_t ps = w->regions[ri].page_size;
+    uint64_t arg, next_arg = 0;
+    uint8_t state = n ? classify(w, p, ps, &arg) : 0, next = 0;
+    size_t k = 0;
+    while (k < n) {
+        size_t j = k + 1;
+        while (j < n && (next = classify(w, p + j * ps, ps, &next_arg)) == state &&
+               next_arg == arg)
+            j++;
+        int rc = add_run(w, ri, idx + k, j - k, state, arg, p + k * ps);
+        if (rc)
+            return rc;
+        k = j;
+        state = next;
+        arg = next_arg;
+    }
+    return MS_OK;
+}
+
+static int find_region(ms_writer *w, uint32_t id, uint64_t first, uint64_t count, size_t *ri)
+{
+    for (size_t i = 0; i < w->nregions; i++) {
+        if (w->regions[i].id != id)
+            continue;
+        uint64_t pages = w->regions[i].size / w->regions[i].page_size;
+        if (first > pages || count > pages - first)
+            return fail(w, MS_EINVAL, "pages %llu..+%llu lie outside region %u \"%s\" (%llu "
+                        "pages)", (unsigned long long)first, (unsigned long long)count, id,
+                        w->regions[i].name, (unsigned long long)pages);
+        *ri = i;
+        return MS_OK;
+    }
+    return fail(w, MS_EINVAL, "region %u was not declared with ms_writer_add_region", id);
+}
+
+/* ---------------------------------------------------------------- the API */
+
+void ms_writer_options_init(ms_writer_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->page_size = 4096;
+    o->batch_bytes = DEFAULT_BATCH;
+    o->max_cbor_depth = MS_DEFAULT_CBOR_DEPTH;
+}
+
+/* Why @o cannot be used, or NULL. */
+static const char *options_problem(const ms_writer_options *o)
+{
+    if (o->struct_size == 0)
+        return "options were not initialised with ms_writer_options_init()";
+    if (!msi_is_pow2(o->page_size) || o->page_size < MS_MIN_PAGE_SIZE ||
+        o->page_size > MS_MAX_BASE_PAGE_SIZE)
+        return "page_size must be a power of two from 4096 to 65536";
+    if (o->compress_level < 0 || o->compress_level > 19)
+        return "compress_level must be 0 (off) to 19";
+    if (o->threads > MAX_THREADS)
+        return "threads must be at most 64";
+    if (o->max_cbor_depth > MSI_CBOR_MAX_DEPTH)
+        return "max_cbor_depth exceeds the format's 256";
+    if (o->features & ~(uint64_t)MSI_KNOWN_REQUIRED_FEATURES)
+        return "features holds bits this library does not define";
+    if (o->writer_name && strlen(o->writer_name) > MS_WRITER_FIELD_LEN)
+        return "writer_name is longer than 32 bytes";
+    if (o->writer_version && strlen(o->writer_version) > MS_WRITER_FIELD_LEN)
+        return "writer_version is longer than 32 bytes";
+    if (o->machine && (!*o->machine || strlen(o->machine) > MS_MAX_NAME_LEN ||
+                       !msi_text_ok((const uint8_t *)o->machine, strlen(o->machine))))
+        return "machine must be 1 to 255 bytes of UTF-8";
+    if (o->description && (!*o->description || strlen(o->description) > 65535 ||
+                           !msi_text_ok((const uint8_t *)o->description, strlen(o->description))))
+        return "description must be 1 to 65535 bytes of UTF-8";
+    return NULL;
+}
+
+static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx, int fd)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    if (opts) {
+        size_t n = opts->struct_size < sizeof o ? opts->struct_size : sizeof o;
+        memcpy(&o, opts, n);
+        o.struct_size = opts->struct_size; /* 0 stays 0: reported below */
+    }
+    if (!fn)
+        return NULL;
+    ms_allocator a;
+    msi_allocator_set(&a, &o.allocator);
+    ms_writer *w = msi_calloc(&a, 1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->magic = WRITER_MAGIC;
+    w->alloc = a;
+    w->fn = fn;
+    w->ctx = ctx;
+    w->fd = fd;
+    msi_buf_init(&w->out, &w->alloc);
+    msi_buf_init(&w->scratch, &w->alloc);
+    msi_buf_init(&w->zbuf, &w->alloc);
+    const char *why = options_problem(&o);
+    if (why) {
+        /* A handle in the failed state carries the reason (see writer.h). */
+        fail(w, MS_EINVAL, "invalid writer options: %s", why);
+        return w;
+    }
+    const char *name = o.writer_name ? o.writer_name : "";
+    const char *version = o.writer_version ? o.writer_version : "";
+    w->level = o.compress_level;
+    w->max_depth = o.max_cbor_depth ? o.max_cbor_depth : MS_DEFAULT_CBOR_DEPTH;
+    w->batch_bytes = o.batch_bytes ? o.batch_bytes : DEFAULT_BATCH;
+    if (w->batch_bytes > MAX_BATCH)
+        w->batch_bytes = MAX_BATCH;
+    if (w->batch_bytes < o.page_size)
+        w->batch_bytes = o.page_size;
+    w->ext = msi_calloc(&w->alloc, MAX_EXTENTS, sizeof *w->ext);
+    w->hash = msi_hash_state_new();
+    /* Workers only help when there is compression to do. */
+    if (o.threads > 1 && w->level > 0 &&
+        !(w->pool = msi_pool_new(&w->alloc, o.threads, w->level, MAX_EXTENTS))) {
+        ms_writer_free(w);
+        return NULL;
+    }
+
+    w->features = o.features;
+    w->stable = o.stable_memory;
+    w->hdr.major = MS_FORMAT_MAJOR;
+    w->hdr.minor = MS_FORMAT_MINOR;
+    w->hdr.required_features = o.features;
+    w->hdr.page_size = o.page_size;
+    memcpy(w->hdr.writer_name, name, strlen(name) + 1);
+    memcpy(w->hdr.writer_version, version, strlen(version) + 1);
+    uint8_t *pre = msi_buf_grow(&w->out, MSI_PREAMBLE_SIZE);
+    if (!w->ext || !w->hash || !pre) {
+        ms_writer_free(w);
+        return NULL;
+    }
+    msi_preamble_encode(&w->hdr, pre);
+    w->chain = w->hdr.checksum;
+    if (o.machine || o.description) {
+        if (msi_info_encode(&w->scratch, o.machine, o.description) ||
+            put_record(w, MS_REC_INFO, 0)) {
+            ms_writer_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx)
+{
+    return writer_new(opts, fn, ctx, -1);
+}
+
+ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    return writer_new(opts, msi_fd_writev, msi_fd_ctx(fd), fd);
+}
+
+void ms_writer_free(ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return;
+    for (size_t i = 0; i < w->nregions; i++)
+        msi_free(&w->alloc, (void *)w->regions[i].name);
+    msi_free(&w->alloc, w->regions);
+    msi_free(&w->alloc, w->ov);
+    msi_free(&w->alloc, w->ext);
+    msi_free(&w->alloc, w->seg);
+    msi_free(&w->alloc, w->stage);
+    msi_buf_free(&w->out);
+    msi_buf_free(&w->scratch);
+    msi_buf_free(&w->zbuf);
+    msi_pool_free(w->pool);
+    msi_zstd_free(w->cctx, NULL);
+    msi_hash_state_free(w->hash);
+    w->magic = 0;
+    ms_allocator a = w->alloc;
+    msi_free(&a, w);
+}
+
+int ms_writer_add_region(ms_writer *w, const ms_region *region)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if (!region || !region->name)
+        return fail(w, MS_EINVAL, "region or its name is NULL");
+    size_t nl = strlen(region->name);
+    const char *why = msi_region_check(region, nl, w->hdr.page_size);
+    if (!why && !msi_text_ok((const uint8_t *)region->name, nl))
+        why = "name is not valid UTF-8";
+    if (why)
+        return fail(w, MS_EINVAL, "region %u \"%s\": %s", region->id, region->name, why);
+    for (size_t i = 0; i < w->nregions; i++) {
+        const ms_region *o = &w->regions[i];
+        if (o->id == region->id)
+            return fail(w, MS_EINVAL, "region id %u is declared twice", region->id);
+        if (o->has_gpa && region->has_gpa && region->gpa <= o->gpa + (o->size - 1) &&
+            o->gpa <= region->gpa + (region->size - 1))
+            return fail(w, MS_EINVAL, "region %u \"%s\" overlaps region %u \"%s\" in "
+                        "guest-physical memory", region->id, region->name, o->id, o->name);
+    }
+    if (w->nregions == w->regions_cap) {
+        size_t cap = w->regions_cap ? w->regions_cap * 2 : 8;
+        ms_region *r = msi_realloc(&w->alloc, w->regions, cap * sizeof *r);
+        if (!r)
+            return fail(w, MS_ENOMEM, "out of memory adding a region");
+        w->regions = r;
+        w->regions_cap = cap;
+    }
+    char *name = msi_strdup(&w->alloc, region->name);
+    if (!name)
+        return fail(w, MS_ENOMEM, "out of memory adding a region");
+    w->regions[w->nregions] = *region;
+    w->regions[w->nregions].name = name;
+    w->nregions++;
+    return MS_OK;
+}
+
+int ms_writer_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
+                    const void *mem)
+{
+    struct iovec iov;
+    int rc = check(w);
+    size_t ri = 0;
+    if (rc)
+        return rc;
+    if ((rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    if (count && !mem)
+        return fail(w, MS_EINVAL, "memory pointer is NULL");
+    uint64_t bytes;
+    if (msi_mul_overflow(count, w->regions[ri].page_size, &bytes) || bytes > SIZE_MAX)
+        return fail(w, MS_EINVAL, "page count %llu is too large", (unsigned long long)count);
+    iov.iov_base = (void *)(uintptr_t)mem;
+    iov.iov_len = (size_t)bytes;
+    return ms_writer_pagesv(w, region_id, first, &iov, 1);
+}
+
+int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first, const struct iovec *iov,
+                     int iovcnt)
+{
+    int rc = check(w);
+    size_t ri = 0;
+    if (rc)
+        return rc;
+    if (iovcnt < 0 || (iovcnt > 0 && !iov))
+        return fail(w, MS_EINVAL, "invalid iovec array");
+    uint64_t count = 0;
+    if ((rc = find_region(w, region_id, first, 0, &ri)))
+        return rc;
+    const uint32_t ps = w->regions[ri].page_size;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len % ps)
+            return fail(w, MS_EINVAL, "iovec %d holds %zu bytes, not a multiple of the page "
+                        "size %u", i, iov[i].iov_len, ps);
+        if (iov[i].iov_len && !iov[i].iov_base)
+            return fail(w, MS_EINVAL, "iovec %d has a NULL base", i);
+        count += iov[i].iov_len / ps;
+    }
+    if ((rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+
+    uint64_t idx = first;
+    for (int i = 0; i < iovcnt; i++) {
+        size_t n = iov[i].iov_len / ps;
+        if ((rc = put_memory(w, ri, idx, n, iov[i].iov_base)))
+            return rc;
+        idx += n;
+    }
+    return settle(w);
+}
+
+int ms_writer_zero_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count)
+{
+    int rc = check(w);
+    size_t ri = 0;
+    if (rc)
+        return rc;
+    if ((rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    if (count == 0)
+        return MS_OK;
+    return add_run(w, ri, first, count, MS_PAGE_ZERO, 0, NULL);
+}
+
+/* Checks that the stream may use @state (its feature bit was requested). */
+static int need_feature(ms_writer *w, uint64_t bit, const char *what)
+{
+    if (w->features & bit)
+        return MS_OK;
+    return fail(w, MS_EINVAL, "%s needs required feature bit %d (%s), which "
+                "ms_writer_options.features did not request", what, __builtin_ctzll(bit),
+                ms_feature_name((unsigned)__builtin_ctzll(bit)));
+}
+
+int ms_writer_discard(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count)
+{
+    int rc = check(w);
+    size_t ri = 0;
+    if (rc || (rc = need_feature(w, MS_FEATURE_DISCARDED, "DISCARDED pages")) ||
+        (rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    return count ? add_run(w, ri, first, count, MS_PAGE_DISCARDED, 0, NULL) : MS_OK;
+}
+
+int ms_writer_fill_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
+                         uint64_t word)
+{
+    if (word == 0)
+        return ms_writer_zero_pages(w, region_id, first, count);
+    int rc = check(w);
+    size_t ri = 0;
+    if (rc || (rc = need_feature(w, MS_FEATURE_FILL, "FILL pages")) ||
+        (rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    return count ? add_run(w, ri, first, count, MS_PAGE_FILL, word, NULL) : MS_OK;
+}
+
+int ms_writer_in_place(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
+                       uint64_t ref)
+{
+    int rc = check(w);
+    size_t ri = 0;
+    if (rc || (rc = need_feature(w, MS_FEATURE_IN_PLACE, "IN_PLACE pages")) ||
+        (rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    if (count == 0)
+        return MS_OK;
+    const uint32_t ps = w->regions[ri].page_size;
+    uint64_t last;
+    if (ref % ps)
+        return fail(w, MS_EINVAL, "in-place reference 0x%llx is not aligned to region %u's page "
+                    "size %u", (unsigned long long)ref, region_id, ps);
+    if (msi_mul_overflow(count, ps, &last) || msi_add_overflow(ref, last - 1, &last))
+        return fail(w, MS_EINVAL, "in-place reference 0x%llx plus %llu pages wraps around 2^64",
+                    (unsigned long long)ref, (unsigned long long)count);
+    return add_run(w, ri, first, count, MS_PAGE_IN_PLACE, ref, NULL);
+}
+
+int ms_writer_dirty(ms_writer *w, uint32_t region_id, const uint64_t *bitmap,
+                    uint32_t granularity, const void *mem)
+{
+    int rc = check(w);
+    size_t ri = 0;
+    if (rc || (rc = find_region(w, region_id, 0, 0, &ri)))
+        return rc;
+    const ms_region *g = &w->regions[ri];
+    if (!bitmap || !mem)
+        return fail(w, MS_EINVAL, "dirty bitmap or memory pointer is NULL");
+    if (!msi_is_pow2(granularity) || granularity < 4096 || granularity > (1u << 30))
+        return fail(w, MS_EINVAL, "dirty granularity %u is not a power of two from 4096 to "
+                    "2^30", granularity);
+    const uint32_t ps = g->page_size;
+    const uint64_t units = (g->size + granularity - 1) / granularity;
+    const uint64_t words = (units + 63) / 64;
+    const uint8_t *base = mem;
+    uint64_t run_a = 0, run_b = 0; /* pages [run_a, run_b) are dirty, not yet added */
+    for (uint64_t i = 0; i < words; i++) {
+        uint64_t bits = bitmap[i];
+        if (!bits)
+            continue; /* 64 clean units at a time: the common case */
+        if (i == words - 1 && units % 64 && (bits >> (units % 64)))
+            return fail(w, MS_EINVAL, "dirty bitmap of region %u has bits set past its %llu "
+                        "units of %u bytes", region_id, (unsigned long long)units, granularity);
+        while (bits) {
+            uint64_t u = i * 64 + (uint64_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            /* The unit's bytes, clipped to the region, in whole pages. */
+            uint64_t lo = u * granularity, hi = lo + granularity;
+            if (hi > g->size)
+                hi = g->size;
+            uint64_t pa = lo / ps, pb = (hi + ps - 1) / ps;
+            if (pa <= run_b && run_b > run_a) {
+                if (pb > run_b)
+                    run_b = pb;
+                continue;
+            }
+            if (run_b > run_a &&
+                (rc = put_memory(w, ri, run_a, (size_t)(run_b - run_a), base + run_a * ps)))
+                return rc;
+            run_a = pa;
+            run_b = pb;
+        }
+    }
+    if (run_b > run_a &&
+        (rc = put_memory(w, ri, run_a, (size_t)(run_b - run_a), base + run_a * ps)))
+        return rc;
+    return settle(w);
+}
+
+int ms_writer_round(ms_writer *w, const ms_round *round)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if (!round)
+        return fail(w, MS_EINVAL, "round is NULL");
+    const char *why = msi_round_check(round);
+    if (why)
+        return fail(w, MS_EINVAL, "round %llu: %s", (unsigned long long)round->number, why);
+    if (w->any_round && round->number <= w->last_round)
+        return fail(w, MS_EINVAL, "round %llu follows round %llu: round numbers must increase",
+                    (unsigned long long)round->number, (unsigned long long)w->last_round);
+    if (!w->any_round && (w->pending || w->pages_records))
+        return fail(w, MS_EINVAL, "pages were sent before the first round: in a stream with "
+                    "rounds, every page belongs to one (start round 0 first)");
+    /* The batch so far belongs to the previous round; regions declared so
+     * far go out first, so that readers see them before any round. */
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+        return rc;
+    w->scratch.len = 0;
+    if (msi_round_encode(&w->scratch, round))
+        return fail(w, MS_ENOMEM, "out of memory encoding ROUND");
+    w->any_round = true;
+    w->last_round = round->number;
+    w->totals.rounds++;
+    /* Not must-understand: a reader that skips rounds still gets the final
+     * state right, since a later copy of a page wins anyway. */
+    return put_record(w, MS_REC_ROUND, 0);
+}
+
+int ms_writer_overlay(ms_writer *w, const ms_overlay *o)
+{
+    int rc = check(w);
+    char why[200];
+    if (rc || (rc = need_feature(w, MS_FEATURE_OVERLAYS, "an overlay")))
+        return rc;
+    if (ms_overlay_check(o, why, sizeof why))
+        return fail(w, MS_EINVAL, "%s", why);
+    const char *kind = ms_overlay_kind_name(o->kind);
+    uint64_t gpa = o->gfn * MS_OVERLAY_PAGE_SIZE;
+    bool inside = false;
+    for (size_t i = 0; i < w->nregions && !inside; i++) {
+        const ms_region *g = &w->regions[i];
+        inside = g->has_gpa && gpa >= g->gpa && gpa - g->gpa < g->size;
+    }
+    if (!inside)
+        return fail(w, MS_EINVAL, "%s overlay at frame 0x%llx lies outside every region with a "
+                    "guest-physical address", kind, (unsigned long long)o->gfn);
+    for (size_t i = 0; i < w->nov; i++)
+        if (w->ov[i].gfn == o->gfn && w->ov[i].kind == o->kind)
+            return fail(w, MS_EINVAL, "frame 0x%llx already has a %s overlay",
+                        (unsigned long long)o->gfn, kind);
+    if (w->nov == w->ov_cap) {
+        size_t cap = w->ov_cap ? w->ov_cap * 2 : 8;
+        void *grown = msi_realloc(&w->alloc, w->ov, cap * sizeof *w->ov);
+        if (!grown)
+            return fail(w, MS_ENOMEM, "out of memory");
+        w->ov = grown;
+        w->ov_cap = cap;
+    }
+    /* The region must be declared before the overlay refers to it. */
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+        return rc;
+    w->scratch.len = 0;
+    if (msi_overlays_encode(&w->scratch, o, 1))
+        return fail(w, MS_ENOMEM, "out of memory encoding OVERLAY");
+    w->ov[w->nov].gfn = o->gfn;
+    w->ov[w->nov].kind = o->kind;
+    w->nov++;
+    w->totals.overlays++;
+    return put_record(w, MS_REC_OVERLAY, MS_RECORD_MUST_UNDERSTAND);
+}
+
+int ms_writer_device(ms_writer *w, const char *path, uint32_t instance, const char *schema,
+                     uint32_t version, const void *state, size_t state_size)
+{
+    int rc = check(w);
+    msi_perr e;
+    if (rc)
+        return rc;
+    if (!path || !schema || (!state && state_size))
+        return fail(w, MS_EINVAL, "device path, schema or state is NULL");
+    size_t pl = strlen(path), sl = strlen(schema);
+    if (pl == 0 || pl > MS_MAX_PATH_LEN || !msi_text_ok((const uint8_t *)path, pl))
+        return fail(w, MS_EINVAL, "device path \"%s\" is empty, longer than %u bytes or not "
+                    "UTF-8", path, MS_MAX_PATH_LEN);
+    if (sl == 0 || sl > MS_MAX_NAME_LEN || !msi_text_ok((const uint8_t *)schema, sl))
+        return fail(w, MS_EINVAL, "device \"%s\": schema name is empty, longer than %u bytes "
+                    "or not UTF-8", path, MS_MAX_NAME_LEN);
+    if ((rc = msi_device_state_check(state, state_size, w->max_depth, &e)))
+        return fail(w, rc, "device \"%s\": state at byte %zu: %s", path, e.at, e.msg);
+    if ((rc = emit_pages(w)))
+        return rc;
+    w->scratch.len = 0;
+    if (msi_device_encode(&w->scratch, path, instance, schema, version, state, state_size))
+        return fail(w, MS_ENOMEM, "out of memory encoding device \"%s\"", path);
+    w->totals.devices++;
+    return put_record(w, MS_REC_DEVICE, MS_RECORD_MUST_UNDERSTAND);
+}
+
+int ms_writer_record(ms_writer *w, uint16_t type, uint16_t flags, const void *payload,
+                     size_t size)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if (type == 0 || ms_record_type_name(type))
+        return fail(w, MS_EINVAL, "record type %u is invalid or defined by the format (use its "
+                    "own function)", type);
+    if (flags & ~MS_RECORD_MUST_UNDERSTAND)
+        return fail(w, MS_EINVAL, "reserved record flag bits 0x%04x", flags);
+    if (!payload && size)
+        return fail(w, MS_EINVAL, "payload is NULL");
+    if (size > MS_MAX_RECORD_PAYLOAD)
+        return fail(w, MS_ELIMIT, "payload of %zu bytes exceeds the format's %u-byte limit",
+                    size, MS_MAX_RECORD_PAYLOAD);
+    if ((rc = emit_pages(w)))
+        return rc;
+    w->scratch.len = 0;
+    if (msi_buf_append(&w->scratch, payload, size))
+        return fail(w, MS_ENOMEM, "out of memory");
+    return put_record(w, type, flags);
+}
+
+int ms_writer_flush(ms_writer *w)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = drain(w)))
+        return rc;
+    return flush_out(w);
+}
+
+int ms_writer_finish(ms_writer *w, ms_totals *totals)
+{
+    int rc = check(w);
+    if (rc)
+        return rc;
+    if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = drain(w)))
+        return rc;
+    w->totals.bytes = w->written + w->out.len;
+    w->scratch.len = 0;
+    if (msi_end_encode(&w->scratch, &w->totals))
+        return fail(w, MS_ENOMEM, "out of memory encoding END");
+    ms_totals t = w->totals;
+    if ((rc = put_record(w, MS_REC_END, MS_RECORD_MUST_UNDERSTAND)) || (rc = flush_out(w)))
+        return rc;
+    w->finished = true;
+    if (totals)
+        *totals = t;
+    return MS_OK;
+}
+
+uint64_t ms_writer_bytes_written(const ms_writer *w)
+{
+    return w && w->magic == WRITER_MAGIC ? w->written : 0;
+}
+
+int ms_writer_status(const ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return MS_EINVAL;
+    return w->status;
+}
+
+const char *ms_writer_errmsg(const ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return "invalid writer handle";
+    return w->status ? w->msg : "";
+}

@@ -1,0 +1,362 @@
+/*
+ * The QEMU importer's device state (docs/QEMU.md, "Device state"): QEMU's
+ * JSON trailer (VMDESCRIPTION) and the CBOR state of each DEVICE record.
+ *
+ * QEMU writes the trailer while it saves, from what it actually wrote: for
+ * each field its name, type and the bytes one element took ("size"), an
+ * array length when the elements are alike ("array_len") or one entry per
+ * element ("index") when they are not, nested descriptions for structs
+ * ("struct", or "fields" inline for VMSTATE_WITH_TMP), and the subsections
+ * it sent. A section is split into fields only when that description
+ * accounts for every one of its bytes, subsection markers included; any
+ * mismatch leaves the raw bytes alone.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "qemu/import.h"
+
+/* Deepest description nesting followed; the CBOR of a decoded section
+ * nests at most two more (state map, "fields" map) plus one per array. */
+#define MAX_NEST 24
+
+struct qv_desc {
+    json_t *root;
+    json_t *devices; /* array */
+    uint64_t page_size;
+};
+
+int qv_parse(qi *q, const char *json, size_t len, uint64_t off, qv_desc **out)
+{
+    json_error_t err;
+    *out = NULL;
+    json_t *root = json_loadb(json, len, 0, &err);
+    if (!root)
+        return qi_fail(q, MS_ECORRUPT, off, "VMDESCRIPTION",
+                       "the JSON trailer is not valid JSON: line %d column %d: %s", err.line,
+                       err.column, err.text);
+    json_t *devices = json_object_get(root, "devices");
+    if (!json_is_object(root) || !json_is_array(devices)) {
+        json_decref(root);
+        return qi_fail(q, MS_ECORRUPT, off, "VMDESCRIPTION",
+                       "the JSON trailer has no \"devices\" array");
+    }
+    qv_desc *d = msi_calloc(&q->alloc, 1, sizeof *d);
+    if (!d) {
+        json_decref(root);
+        return qi_fail(q, MS_ENOMEM, off, "VMDESCRIPTION", "out of memory");
+    }
+    d->root = root;
+    d->devices = devices;
+    json_t *ps = json_object_get(root, "page_size");
+    if (json_is_integer(ps) && json_integer_value(ps) > 0)
+        d->page_size = (uint64_t)json_integer_value(ps);
+    *out = d;
+    return 0;
+}
+
+void qv_free(qi *q, qv_desc *d)
+{
+    if (!d)
+        return;
+    json_decref(d->root);
+    msi_free(&q->alloc, d);
+}
+
+uint64_t qv_page_size(const qv_desc *d)
+{
+    return d ? d->page_size : 0;
+}
+
+/* ------------------------------------------------------------- CBOR out */
+
+static int cb_head(msi_buf *b, uint8_t major, uint64_t v)
+{
+    uint8_t h[9];
+    size_t n;
+    major = (uint8_t)(major << 5);
+    if (v < 24) {
+        h[0] = (uint8_t)(major | v);
+        n = 1;
+    } else if (v <= 0xff) {
+        h[0] = major | 24;
+        h[1] = (uint8_t)v;
+        n = 2;
+    } else if (v <= 0xffff) {
+        h[0] = major | 25;
+        h[1] = (uint8_t)(v >> 8);
+        h[2] = (uint8_t)v;
+        n = 3;
+    } else if (v <= 0xffffffffu) {
+        h[0] = major | 26;
+        for (int i = 0; i < 4; i++)
+            h[1 + i] = (uint8_t)(v >> (24 - 8 * i));
+        n = 5;
+    } else {
+        h[0] = major | 27;
+        for (int i = 0; i < 8; i++)
+            h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+        n = 9;
+    }
+    return msi_buf_append(b, h, n);
+}
+
+static int cb_str(msi_buf *b, uint8_t major, const void *p, size_t n)
+{
+    int rc = cb_head(b, major, n);
+    return rc ? rc : msi_buf_append(b, p, n);
+}
+
+static int cb_text(msi_buf *b, const char *s)
+{
+    return cb_str(b, 3, s, strlen(s));
+}
+
+/* ------------------------------------------------------------ decoding */
+
+enum { OK = 0, MISMATCH = 1 }; /* besides negative MS_E... statuses */
+
+typedef struct dec {
+    const uint8_t *raw;
+    size_t n, pos;
+    int depth;
+} dec;
+
+/* Leaf types decoded to values; every other leaf is kept as bytes. The
+ * integers are big-endian on QEMU's wire. */
+static const struct leaf_type {
+    const char *name;
+    unsigned width;
+    char kind; /* 'i' signed, 'u' unsigned, 'b' bool, 'f' float */
+} leaf_types[] = {
+    {"bool", 1, 'b'},         {"int8", 1, 'i'},         {"int16", 2, 'i'},
+    {"int32", 4, 'i'},        {"int64", 8, 'i'},        {"uint8", 1, 'u'},
+    {"uint16", 2, 'u'},       {"uint32", 4, 'u'},       {"uint64", 8, 'u'},
+    {"int32 equal", 4, 'i'},  {"int32 le", 4, 'i'},     {"uint8 equal", 1, 'u'},
+    {"uint16 equal", 2, 'u'}, {"uint32 equal", 4, 'u'}, {"uint64 equal", 8, 'u'},
+    {"timer", 8, 'i'},        {"float64", 8, 'f'},
+};
+
+static int put_leaf(dec *d, msi_buf *out, const char *type, size_t size)
+{
+    const uint8_t *p = d->raw + d->pos;
+    d->pos += size;
+    for (size_t i = 0; type && i < sizeof leaf_types / sizeof leaf_types[0]; i++) {
+        const struct leaf_type *t = &leaf_types[i];
+        if (strcmp(type, t->name) != 0 || size != t->width)
+            continue;
+        uint64_t v = 0;
+        for (size_t k = 0; k < size; k++)
+            v = (v << 8) | p[k];
+        switch (t->kind) {
+        case 'b':
+            if (v > 1)
+                break; /* not a bool after all: bytes */
+            return msi_buf_append(out, v ? "\xf5" : "\xf4", 1);
+        case 'f': {
+            uint8_t f[9] = {0xfb};
+            memcpy(f + 1, p, 8);
+            return msi_buf_append(out, f, 9);
+        }
+        case 'i':
+            if (size < 8 && (v >> (8 * size - 1)))
+                v |= ~(uint64_t)0 << (8 * size); /* sign-extend */
+            if ((int64_t)v < 0)
+                return cb_head(out, 1, ~v); /* -1 - n */
+            return cb_head(out, 0, v);
+        default:
+            return cb_head(out, 0, v);
+        }
+        break;
+    }
+    return cb_str(out, 2, p, size);
+}
+
+static int dec_vmsd(dec *d, json_t *desc, msi_buf *out);
+
+/* A positive JSON integer that fits in size_t, or -1. */
+static long long json_size(json_t *j)
+{
+    if (!json_is_integer(j) || json_integer_value(j) < 0)
+        return -1;
+    return json_integer_value(j);
+}
+
+/* One element of a field: exactly "size" bytes. */
+static int dec_elem(dec *d, json_t *f, msi_buf *out)
+{
+    long long size = json_size(json_object_get(f, "size"));
+    if (size < 0 || (unsigned long long)size > d->n - d->pos)
+        return MISMATCH;
+    size_t start = d->pos;
+    json_t *sub = json_object_get(f, "struct");
+    if (!sub && json_object_get(f, "fields"))
+        sub = f; /* VMSTATE_WITH_TMP: the description is inline */
+    if (sub) {
+        if (!json_is_object(sub))
+            return MISMATCH;
+        int rc = dec_vmsd(d, sub, out);
+        if (rc)
+            return rc;
+        return d->pos - start == (size_t)size ? OK : MISMATCH;
+    }
+    json_t *type = json_object_get(f, "type");
+    return put_leaf(d, out, json_string_value(type), (size_t)size);
+}
+
+/* Adds @key to @seen; MISMATCH when it is there already. */
+static int new_key(json_t *seen, const char *key)
+{
+    if (json_object_get(seen, key))
+        return MISMATCH;
+    return json_object_set_new(seen, key, json_true()) ? MS_ENOMEM : OK;
+}
+
+/* A vmsd: its fields, then its subsections, as one CBOR map. */
+static int dec_vmsd(dec *d, json_t *desc, msi_buf *out)
+{
+    json_t *fields = json_object_get(desc, "fields");
+    json_t *subs = json_object_get(desc, "subsections");
+    if ((fields && !json_is_array(fields)) || (subs && !json_is_array(subs)))
+        return MISMATCH;
+    if (++d->depth > MAX_NEST)
+        return MISMATCH;
+    msi_buf body;
+    msi_buf_init(&body, out->alloc);
+    json_t *seen = json_object();
+    size_t pairs = 0, nf = json_array_size(fields);
+    int rc = seen ? OK : MS_ENOMEM;
+    for (size_t i = 0; i < nf && !rc;) {
+        json_t *f = json_array_get(fields, i);
+        const char *name = json_string_value(json_object_get(f, "name"));
+        if (!name) {
+            rc = MISMATCH;
+            break;
+        }
+        if ((rc = new_key(seen, name)) || (rc = cb_text(&body, name)))
+            break;
+        pairs++;
+        json_t *index = json_object_get(f, "index");
+        if (index) {
+            /* One entry per element, indexes 0, 1, ...: an array. */
+            size_t j = i;
+            while (j < nf) {
+                json_t *g = json_array_get(fields, j);
+                json_t *gi = json_object_get(g, "index");
+                const char *gn = json_string_value(json_object_get(g, "name"));
+                if (!gi || !gn || strcmp(gn, name) != 0)
+                    break;
+                if (json_size(gi) != (long long)(j - i)) {
+                    rc = MISMATCH;
+                    break;
+                }
+                j++;
+            }
+            if (rc || (rc = cb_head(&body, 4, j - i)))
+                break;
+            for (size_t k = i; k < j && !rc; k++)
+                rc = dec_elem(d, json_array_get(fields, k), &body);
+            i = j;
+            continue;
+        }
+        json_t *alen = json_object_get(f, "array_len");
+        if (alen) {
+            long long n = json_size(alen), size = json_size(json_object_get(f, "size"));
+            /* Each element takes at least a byte: bounds the loop. */
+            if (n < 1 || size < 1 || (unsigned long long)n > (d->n - d->pos) / (size_t)size) {
+                rc = MISMATCH;
+                break;
+            }
+            if ((rc = cb_head(&body, 4, (uint64_t)n)))
+                break;
+            for (long long k = 0; k < n && !rc; k++)
+                rc = dec_elem(d, f, &body);
+        } else {
+            rc = dec_elem(d, f, &body);
+        }
+        i++;
+    }
+    /* Subsections follow the fields: 0x05, u8 name length, name, u32
+     * version, then the subsection's own fields and subsections. */
+    for (size_t i = 0; i < json_array_size(subs) && !rc; i++) {
+        json_t *s = json_array_get(subs, i);
+        const char *name = json_string_value(json_object_get(s, "vmsd_name"));
+        long long version = json_size(json_object_get(s, "version"));
+        size_t len = name ? strlen(name) : 0;
+        const uint8_t *p = d->raw + d->pos;
+        if (!name || len == 0 || len > 255 || version < 0 || version > 0xffffffffLL ||
+            d->n - d->pos < 6 + len || p[0] != QV_SUBSECTION || p[1] != len ||
+            memcmp(p + 2, name, len) != 0 || qi_be32(p + 2 + len) != (uint32_t)version) {
+            rc = MISMATCH;
+            break;
+        }
+        d->pos += 6 + len;
+        if ((rc = new_key(seen, name)) || (rc = cb_text(&body, name)))
+            break;
+        pairs++;
+        rc = dec_vmsd(d, s, &body);
+    }
+    if (!rc && !(rc = cb_head(out, 5, pairs)))
+        rc = msi_buf_append(out, body.data, body.len);
+    msi_buf_free(&body);
+    json_decref(seen);
+    d->depth--;
+    return rc;
+}
+
+static json_t *find_device(const qv_desc *desc, const qi_section *s)
+{
+    size_t i;
+    json_t *dev;
+    json_array_foreach(desc->devices, i, dev)
+    {
+        const char *name = json_string_value(json_object_get(dev, "name"));
+        json_t *inst = json_object_get(dev, "instance_id");
+        if (name && strcmp(name, s->idstr) == 0 && json_is_integer(inst) &&
+            json_integer_value(inst) == (json_int_t)s->instance)
+            return dev;
+    }
+    return NULL;
+}
+
+int qv_encode(qi *q, const qv_desc *desc, const qi_section *s, const uint8_t *raw, size_t n,
+              const uint64_t *parts, size_t nparts, msi_buf *out, bool *decoded,
+              const char **schema)
+{
+    json_t *dev = desc && !s->iterable ? find_device(desc, s) : NULL;
+    msi_buf fields;
+    msi_buf_init(&fields, &q->alloc);
+    *decoded = false;
+    *schema = NULL;
+    if (dev) {
+        json_t *vn = json_object_get(dev, "vmsd_name");
+        json_t *ver = json_object_get(dev, "version");
+        if (json_is_string(vn) && json_string_length(vn) > 0)
+            *schema = json_string_value(vn);
+        /* A description of another version describes other bytes. */
+        if (!ver || (json_is_integer(ver) && json_integer_value(ver) == (json_int_t)s->version)) {
+            dec d = {.raw = raw, .n = n, .pos = 0, .depth = 0};
+            int rc = dec_vmsd(&d, dev, &fields);
+            if (rc < 0) {
+                msi_buf_free(&fields);
+                return rc;
+            }
+            *decoded = rc == OK && d.pos == n;
+        }
+    }
+    /* {"raw": bytes[, "parts": [uint...]][, "fields": map]} */
+    int rc = cb_head(out, 5, 1 + (nparts > 0) + *decoded);
+    if (!rc)
+        rc = cb_text(out, "raw");
+    if (!rc)
+        rc = cb_str(out, 2, raw, n);
+    if (!rc && nparts > 0 && !(rc = cb_text(out, "parts")) && !(rc = cb_head(out, 4, nparts)))
+        for (size_t i = 0; i < nparts && !rc; i++)
+            rc = cb_head(out, 0, parts[i]);
+    if (!rc && *decoded && !(rc = cb_text(out, "fields")))
+        rc = msi_buf_append(out, fields.data, fields.len);
+    msi_buf_free(&fields);
+    return rc;
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""The library's include graph follows its layers (docs/HACKING.md).
+
+Each folder of libmigstream/ is a layer; a file may include headers of its
+own layer and of the layers below it, never of a layer above or beside it:
+
+    common  <-  format  <-  { schema, qemu }
+
+The public headers of include/migstream/ belong to layers too (writer.h is
+format's, qemu.h is qemu's), so a file of the format layer may not include
+qemu.h either, and a public header may only include headers of its own
+layer or below. Programs outside the library (tools/, examples/, bench/,
+fuzz/) see only the public headers; tests/ may look inside for unit tests.
+
+usage: test_layers.py SOURCE_ROOT
+"""
+import os
+import re
+import sys
+
+# Rank of each layer; layers of equal rank are siblings and may not include
+# each other.
+LAYERS = {'common': 0, 'format': 1, 'schema': 2, 'qemu': 2}
+TOP = 9  # the umbrella header, which includes every layer's headers
+
+# The layer of each public header.
+PUBLIC = {
+    'common.h': 'common',
+    'cbor.h': 'common',
+    'modules.h': 'common',
+    'stream.h': 'format',
+    'writer.h': 'format',
+    'reader.h': 'format',
+    'replay.h': 'format',
+    'overlay.h': 'format',
+    'schema.h': 'schema',
+    'qemu.h': 'qemu',
+    'migstream.h': None,  # the umbrella: includes everything
+}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
+
+
+def may_include(src_layer, dst_layer):
+    """True when a file of src_layer may include a header of dst_layer."""
+    if src_layer is None:  # the umbrella header
+        return True
+    if dst_layer is None:
+        return False
+    if src_layer == dst_layer:
+        return True
+    return LAYERS[dst_layer] < LAYERS[src_layer]
+
+
+def header_layer(name):
+    """The layer of an included path, or '' for a system header."""
+    if name.startswith('migstream/'):
+        base = name[len('migstream/'):]
+        if base not in PUBLIC:
+            raise KeyError(name)
+        return PUBLIC[base]
+    top = name.split('/', 1)[0]
+    if '/' in name and top in LAYERS:
+        return top
+    return ''
+
+
+def main():
+    root = sys.argv[1]
+    problems = []
+    checked = 0
+
+    def check(path, src_layer, public_only):
+        nonlocal checked
+        rel = os.path.relpath(path, root)
+        text = open(path, encoding='utf-8').read()
+        for quote, name in INCLUDE.findall(text):
+            checked += 1
+            if rel.startswith('include/migstream/') and quote == '"' and '/' not in name:
+                name = 'migstream/' + name
+            try:
+                dst = header_layer(name)
+            except KeyError:
+                problems.append('%s includes %s, which is not a public header' % (rel, name))
+                continue
+            if dst == '':
+                continue
+            if public_only and not name.startswith('migstream/'):
+                problems.append('%s includes the library-internal %s' % (rel, name))
+            elif not public_only and not may_include(src_layer, dst):
+                problems.append('%s (layer %s) includes %s (layer %s)' %
+                                (rel, src_layer, name, dst or 'umbrella'))
+
+    lib = os.path.join(root, 'libmigstream')
+    for layer in sorted(os.listdir(lib)):
+        d = os.path.join(lib, layer)
+        if not os.path.isdir(d):
+            continue
+        if layer not in LAYERS:
+            problems.append('libmigstream/%s/ is not a known layer (tests/meta/test_layers.py)' % layer)
+            continue
+        for f in sorted(os.listdir(d)):
+            if f.endswith(('.c', '.h')):
+                check(os.path.join(d, f), layer, False)
+    for f in os.listdir(lib):
+        if f.endswith(('.c', '.h')):
+            problems.append('libmigstream/%s lies outside every layer' % f)
+
+    inc = os.path.join(root, 'include', 'migstream')
+    for f in sorted(os.listdir(inc)):
+        if f.endswith(('.h', '.h.in')):
+            h = f[:-3] if f.endswith('.in') else f
+            if h not in PUBLIC:
+                problems.append('include/migstream/%s has no layer in tests/meta/test_layers.py' % h)
+                continue
+            check(os.path.join(inc, f), PUBLIC[h], False)
+
+    for outside in ['tools', 'examples', 'bench', 'fuzz']:
+        for dirpath, _, files in os.walk(os.path.join(root, outside)):
+            for f in sorted(files):
+                if f.endswith(('.c', '.h')):
+                    path = os.path.join(dirpath, f)
+                    # The benchmark times the internal uniform-page routines.
+                    if os.path.relpath(path, root) == 'bench/migstream-bench.c':
+                        continue
+                    check(path, None, True)
+
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return 1
+    print('%d includes follow the layers' % checked)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
