@@ -228,9 +228,8 @@ MS_API int ms_qemu_import_add_channel(ms_qemu_import *imp, ms_read_fn in, void *
 /** Same, reading @p fd (not closed; EINTR retried). */
 MS_API int ms_qemu_import_add_channel_fd(ms_qemu_import *imp, int fd, const char *name);
 
-/** Positional read: up to @p len bytes at byte @p offset of the main stream
- *  into @p buf. Returns the count, 0 at the end of the input, -1 on error. */
-typedef ssize_t (*ms_qemu_pread_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
+/** Positional read of the main stream (ms_pread_fn of reader.h). */
+typedef ms_pread_fn ms_qemu_pread_fn;
 
 /**
  * Reads the main stream through @p fn instead of a sequential callback:

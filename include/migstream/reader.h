@@ -47,6 +47,15 @@ typedef struct ms_reader ms_reader;
 typedef ssize_t (*ms_read_fn)(void *ctx, void *buf, size_t len);
 
 /**
+ * Positional input callback, for inputs that are read at offsets the
+ * stream names (QEMU's mapped-ram files): up to @p len bytes at byte
+ * @p offset into @p buf.
+ * @return bytes read (1..len), 0 at or past the end of input, negative on
+ *         failure.
+ */
+typedef ssize_t (*ms_pread_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
+
+/**
  * Problem callback, for tools that report every problem in a damaged stream
  * rather than stop at the first (see ms_reader_options.on_problem).
  * @param status  the MS_E... code the problem would have stopped the reader with

@@ -1,0 +1,128 @@
+/*
+ * Foreign formats: streams that other VMMs write, read as the records of
+ * this format's model (docs/HACKING.md, "Adding a foreign format").
+ *
+ * Each foreign format is a module in a layer above this one
+ * (libmigstream/qemu/ for QEMU's stream) that fills one msi_source_ops and
+ * calls only downward, in the spirit of libarchive's per-format readers:
+ *
+ *   bid     says from a stream's first bytes whether it is the module's
+ *           format (detection; the registry asks every module);
+ *   open    reads the stream's start, up to what the header needs;
+ *   next    hands out the next record of the common model: the ms_record
+ *           a reader of the equivalent libmigstream stream would hand out
+ *           (INFO, REGIONS, PAGES, ROUND, DEVICE, OVERLAY, END);
+ *   close   frees the module's state;
+ *   export  (where the module has one) writes a libmigstream stream back
+ *           out in the module's format.
+ *
+ * Records from a source carry no wire bytes: offset is the byte offset in
+ * the foreign stream at which the item that produced the record starts,
+ * index counts the source's records from 0, payload is NULL, length and
+ * checksum are 0, known is true, status 0. A PAGES record's data is raw
+ * (encoding MS_ENCODING_RAW). The last record is END, whose totals count
+ * what the source handed out (bytes: the foreign stream's bytes read).
+ * Views stay valid until the next call on the source.
+ *
+ * next() does a bounded amount of work per call (one item of the foreign
+ * stream or a few), so that a caller never waits on a whole stream and the
+ * source's memory stays bounded by its limits, not by the stream.
+ */
+#ifndef MSI_SOURCE_H
+#define MSI_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "migstream/reader.h"
+#include "migstream/writer.h"
+
+/* Bytes a bid is given at most: enough for every module's magic and the
+ * header fields that tell its variants apart. */
+#define MSI_SOURCE_BID_BYTES 64u
+
+/* One extra input of a stream that arrives over several connections
+ * (QEMU's multifd channels). */
+typedef struct msi_source_channel {
+    ms_read_fn read;
+    void *ctx;
+    const char *name; /* what messages call it (a file name), or NULL */
+} msi_source_channel;
+
+/* Where a source reads from. */
+typedef struct msi_source_io {
+    ms_read_fn read; /* the stream, in order; NULL when pread is set */
+    void *read_ctx;
+    ms_pread_fn pread; /* positional reads of the stream, or NULL */
+    void *pread_ctx;
+    const msi_source_channel *channels; /* extra inputs, or NULL */
+    size_t nchannels;
+} msi_source_io;
+
+typedef struct msi_source msi_source;
+
+typedef struct msi_source_ops {
+    const char *name;  /* "qemu": the format's short name */
+    const char *title; /* "QEMU migration stream": for messages */
+    /* 0 (not this format) to 100 (certainly this format), judged from the
+     * stream's first @len bytes (MSI_SOURCE_BID_BYTES, or fewer when the
+     * stream is shorter). Reads nothing else. */
+    int (*bid)(const uint8_t *head, size_t len);
+    /* Sets up s->state, reads the stream's start and fills s->header and
+     * s->info. 0, or a status with the source's error set. */
+    int (*open)(msi_source *s);
+    /* 1 with a record in *out; 0 after END was handed out; negative on
+     * failure (sticky, with the source's error set). */
+    int (*next)(msi_source *s, const ms_record **out);
+    /* Frees s->state (also after a failed open). */
+    void (*close)(msi_source *s);
+    /* Reads a libmigstream stream through @in and writes it to @out in the
+     * module's format, with the module's default options; NULL when the
+     * module has no exporter. 0, or a status with @err set. */
+    int (*export)(ms_read_fn in, void *in_ctx, ms_write_fn out, void *out_ctx, char *err,
+                  size_t err_size);
+} msi_source_ops;
+
+struct msi_source {
+    const msi_source_ops *ops;
+    ms_allocator alloc;
+    msi_source_io io;
+    const void *options; /* the module's own options struct, or NULL */
+    ms_header header;    /* set by open: page size, writer name ... */
+    ms_info info;        /* set by open: machine, description (views) */
+    int status;          /* sticky: 0, or the failure that stopped it */
+    char msg[512];       /* what failed and where */
+    uint64_t err_offset; /* byte offset of the failure in its input */
+    void *state;         /* the module's */
+};
+
+/* Initializes @s for @ops over @io; nothing is read. @alloc may be NULL. */
+void msi_source_init(msi_source *s, const msi_source_ops *ops, const ms_allocator *alloc,
+                     const msi_source_io *io, const void *options);
+/* ops->open, with the status kept. */
+int msi_source_open(msi_source *s);
+/* ops->next; a failed source keeps returning its status. */
+int msi_source_next(msi_source *s, const ms_record **out);
+/* ops->close; @s may be uninitialized-but-zeroed or NULL. */
+void msi_source_close(msi_source *s);
+
+/* Records a failure (the first one wins) and returns @status. */
+int msi_source_fail(msi_source *s, int status, uint64_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Writes every record of the opened source @s through @w, the way a VMM
+ * receiving the foreign stream and sending it on would: regions as
+ * declared, DATA pages one call per page (so that the writer ends PAGES
+ * records where it would for such a VMM), runs of other states in one
+ * call, rounds, overlays, devices, unknown records; INFO is the writer's
+ * (it was created with the source's info) and END is written by
+ * ms_writer_finish(). Stops at the source's END without finishing @w.
+ * @return 0; a source status (the source's error set); or a writer status
+ *         (the writer's error set), told apart by *@writer_failed.
+ */
+int msi_source_copy(msi_source *s, ms_writer *w, bool *writer_failed);
+
+#endif /* MSI_SOURCE_H */
