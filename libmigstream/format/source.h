@@ -112,6 +112,16 @@ void msi_source_close(msi_source *s);
 int msi_source_fail(msi_source *s, int status, uint64_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Where msi_source_copy() stopped when it failed. */
+typedef struct msi_copy_stop {
+    bool writer_failed;   /* the writer failed (else the source did) */
+    const ms_record *rec; /* the record being written when the writer failed */
+    /* Within @rec, the first item the failing call wrote: the region
+     * (REGIONS), the page (PAGES, counting the pages of every extent
+     * before it) or the overlay (OVERLAY); 0 for other records. */
+    uint64_t item;
+} msi_copy_stop;
+
 /*
  * Writes every record of the opened source @s through @w, the way a VMM
  * receiving the foreign stream and sending it on would: regions as
@@ -120,9 +130,12 @@ int msi_source_fail(msi_source *s, int status, uint64_t offset, const char *fmt,
  * call, rounds, overlays, devices, unknown records; INFO is the writer's
  * (it was created with the source's info) and END is written by
  * ms_writer_finish(). Stops at the source's END without finishing @w.
+ * @param stop [out] where it stopped on failure: a module names the item of
+ *        its own stream that the failing writer call came from, the record
+ *        staying valid until the next call on @s
  * @return 0; a source status (the source's error set); or a writer status
- *         (the writer's error set), told apart by *@writer_failed.
+ *         (the writer's error set), told apart by @stop->writer_failed.
  */
-int msi_source_copy(msi_source *s, ms_writer *w, bool *writer_failed);
+int msi_source_copy(msi_source *s, ms_writer *w, msi_copy_stop *stop);
 
 #endif /* MSI_SOURCE_H */
