@@ -68,11 +68,17 @@ struct mq_sink {
     ms_region *regions;
     uint32_t nblocks;
 
-    /* The page file, and a run of zero pages not yet applied to it. */
+    /* The page file; a run of zero pages not yet applied to it, or a run
+     * of DATA pages not yet written to it (contiguous in the block and in
+     * the arena, k->data[st_at, st_at + st_n), from record q[st_rec]):
+     * one call writes the run, and only when something else comes. */
     int cache_fd;
     uint8_t *zero_page;
     uint32_t zr_block;
     uint64_t zr_start, zr_end;
+    uint32_t st_block;
+    uint64_t st_addr;
+    size_t st_at, st_n, st_rec;
 
     /* Pass detection: which pages the current pass sent, or, past the
      * memory budget, the position of the last page. */
@@ -275,6 +281,8 @@ int mq_sink_end_table(mq_sink *k, uint64_t off)
     return push(k, MS_REC_REGIONS, &w) ? 0 : k->err->status;
 }
 
+static int store_flush(mq_sink *k);
+
 /* Once every sealed record is out: the open record moves to the arenas'
  * start, so that they never hold more than it and one step's output. */
 static void compact(mq_sink *k)
@@ -306,8 +314,13 @@ static void compact(mq_sink *k)
 int mq_sink_next(mq_sink *k, ms_record *rec, uint64_t totals[MS_PAGE_STATE_SLOTS])
 {
     if (!mq_sink_ready(k)) {
-        if (k->qhead) /* records went out since the last time */
+        if (k->qhead) { /* records went out since the last time */
+            /* The arena's pages move: the page file first gets them. */
+            int rc = store_flush(k);
+            if (rc)
+                return rc;
             compact(k);
+        }
         return 0;
     }
     /* Until the next call, which alone compacts, q[last] stays put. */
@@ -434,11 +447,14 @@ static int cache_zero(mq_sink *k, uint32_t bi, uint64_t addr, uint64_t off)
 {
     if (k->cache_fd < 0)
         return 0; /* nothing written yet: the file will read as zero */
+    int rc = store_flush(k);
+    if (rc)
+        return rc;
     if (k->zr_block == bi && k->zr_end == addr) {
         k->zr_end += k->ps;
         return 0;
     }
-    int rc = cache_flush_zero(k, off);
+    rc = cache_flush_zero(k, off);
     if (rc)
         return rc;
     k->zr_block = bi;
@@ -447,27 +463,64 @@ static int cache_zero(mq_sink *k, uint32_t bi, uint64_t addr, uint64_t off)
     return 0;
 }
 
-static int cache_store(mq_sink *k, uint32_t bi, uint64_t addr, const uint8_t *page, uint64_t off)
+/* Writes the run of DATA pages not yet in the page file. A failure names
+ * the first page not written, in the context it was read in. */
+static int store_flush(mq_sink *k)
+{
+    if (!k->st_n)
+        return 0;
+    const sink_block *b = &k->blocks[k->st_block];
+    const uint8_t *p = k->data + k->st_at * k->ps;
+    const size_t len = k->st_n * k->ps;
+    size_t done = 0;
+    k->st_n = 0;
+    while (done < len) {
+        ssize_t n =
+            pwrite(k->cache_fd, p + done, len - done, (off_t)(b->cache_base + k->st_addr + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int err = n < 0 ? errno : ENOSPC;
+            mq_error_context(k->err, "%s", k->q[k->st_rec].context);
+            return cache_io_fail(k, k->doff[k->st_at + done / k->ps], "write", err);
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* DATA page @idx of the arena, page @addr of block @bi, goes to the page
+ * file: with the run before it when it continues it (multifd packets and
+ * mapped-ram bring pages in runs). */
+static int cache_store(mq_sink *k, uint32_t bi, uint64_t addr, size_t idx, uint64_t off,
+                       uint64_t origin)
 {
     int rc;
     if (!k->page_file)
         return 0;
-    if ((rc = cache_open(k, off)) || (rc = cache_flush_zero(k, off)))
-        return rc;
     sink_block *b = &k->blocks[bi];
-    size_t done = 0;
-    while (done < k->ps) {
-        ssize_t n =
-            pwrite(k->cache_fd, page + done, k->ps - done, (off_t)(b->cache_base + addr + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return cache_io_fail(k, off, "write", n < 0 ? errno : ENOSPC);
-        done += (size_t)n;
+    if (k->st_n && bi == k->st_block && addr == k->st_addr + k->st_n * k->ps &&
+        idx == k->st_at + k->st_n) {
+        k->st_n++;
+    } else {
+        /* No zero run is pending while a store run is (cache_zero ends
+         * it): the order of the file's writes is the stream's. */
+        if ((rc = store_flush(k)) || (rc = cache_open(k, off)) || (rc = cache_flush_zero(k, off)))
+            return rc;
+        k->st_block = bi;
+        k->st_addr = addr;
+        k->st_at = idx;
+        k->st_n = 1;
+        k->st_rec = k->qlen - 1;
     }
     if (addr + k->ps > b->cache_high)
         b->cache_high = addr + k->ps;
-    return 0;
+    /* The "ram" section's pages are written one at a time: they are the
+     * ones XBZRLE reads back, a page at a time, and writing them in runs
+     * made those reads and writes slower on ext4 (Linux 6.18: a run becomes
+     * one large folio, and each later page-sized write into it costs more)
+     * while it saves little, pages of live passes being scattered. */
+    return origin == MQ_ORIGIN_RAM ? store_flush(k) : 0;
 }
 
 int mq_sink_previous(mq_sink *k, uint32_t bi, uint64_t addr, uint8_t *page, uint64_t off)
@@ -475,7 +528,7 @@ int mq_sink_previous(mq_sink *k, uint32_t bi, uint64_t addr, uint8_t *page, uint
     int rc;
     size_t done = 0;
     if (k->cache_fd >= 0) {
-        if ((rc = cache_flush_zero(k, off)))
+        if ((rc = store_flush(k)) || (rc = cache_flush_zero(k, off)))
             return rc;
         const sink_block *b = &k->blocks[bi];
         while (done < k->ps) {
@@ -497,7 +550,8 @@ int mq_sink_previous(mq_sink *k, uint32_t bi, uint64_t addr, uint8_t *page, uint
 
 int mq_sink_finish(mq_sink *k, uint64_t off)
 {
-    return cache_flush_zero(k, off);
+    int rc = store_flush(k);
+    return rc ? rc : cache_flush_zero(k, off);
 }
 
 /* ------------------------------------------------------ pass detection */
@@ -677,9 +731,9 @@ int mq_sink_page(mq_sink *k, uint32_t bi, uint64_t addr, const uint8_t *data, co
         uint8_t *slot = k->data + k->data_len * k->ps;
         if (!in_slot)
             memcpy(slot, data, k->ps);
-        k->doff[k->data_len++] = w->offset;
+        k->doff[k->data_len] = w->offset;
         o->data_pages++;
-        return cache_store(k, bi, addr, slot, w->offset);
+        return cache_store(k, bi, addr, k->data_len++, w->offset, w->origin);
     }
     return cache_zero(k, bi, addr, w->offset);
 }

@@ -104,8 +104,8 @@ void mq_sink_seal(mq_sink *k);
 bool mq_sink_ready(const mq_sink *k);
 /* 1 with the oldest sealed record in *@rec (type, flags, offset and
  * contents; index left to the caller), valid until the next call; 0 when
- * none waits. Pages counts by state of what was handed out go to
- * @totals[state]. */
+ * none waits; or a failure writing the page file. Pages counts by state of
+ * what was handed out go to @totals[state]. */
 int mq_sink_next(mq_sink *k, ms_record *rec, uint64_t totals[MS_PAGE_STATE_SLOTS]);
 
 /* Where the item @item of the record mq_sink_next() handed out last was

@@ -1050,7 +1050,10 @@ static int src_next(msi_source *s, const ms_record **out)
 {
     mq_src *d = s->state;
     for (;;) {
-        if (mq_sink_next(d->sink, &d->rec, d->totals.pages)) {
+        int got = mq_sink_next(d->sink, &d->rec, d->totals.pages);
+        if (got < 0)
+            return sync_error(s, d);
+        if (got) {
             d->last = LAST_SINK;
         } else {
             int rc = step(d);
