@@ -169,7 +169,7 @@ int mq_mram_step(mq_mram *s, mq_in *in, mq_sink *sink, uint64_t off)
         }
         budget--;
         const uint64_t addr = page * ps, at = b->pages_offset + addr;
-        const mq_where w = {what, at, MQ_ORIGIN_MAPPED_RAM};
+        const mq_where w = {.what = what, .offset = at, .origin = MQ_ORIGIN_MAPPED_RAM};
         if (!set) {
             s->zero++;
             rc = mq_sink_page(sink, s->bi, addr, NULL, &w);

@@ -244,7 +244,7 @@ static int read_compressed(mq_multifd *m, mf_chan *c, mq_sink *sink, uint32_t bi
     const uint64_t start = chan_offset(c);
     const char *what = pw->what;
     const char *name = compression_name(m->method);
-    const mq_where w = {what, start, pw->origin};
+    const mq_where w = {.what = what, .offset = start, .origin = pw->origin};
     if (!c->zip && !(c->zip = mq_zip_new(m->alloc, m->method)))
         return mq_fail(m->err, MS_ENOMEM, start, what, "out of memory for %s", name);
     uint32_t left = len; /* compressed bytes of the packet not consumed yet */
@@ -433,12 +433,12 @@ static int read_packet(mq_multifd *m, mf_chan *c, mq_sink *sink, bool after_last
      * channel's, and its records say so. */
     const uint64_t origin = MQ_ORIGIN_PACKETS + m->packets;
     if (zip && normal) {
-        const mq_where w = {what, off, origin};
+        const mq_where w = {.what = what, .offset = off, .origin = origin};
         if ((rc = read_compressed(m, c, sink, bi, normal, next, &w)))
             return rc;
     }
     for (uint32_t i = 0; i < (zip ? 0 : normal); i++) {
-        const mq_where w = {what, chan_offset(c), origin};
+        const mq_where w = {.what = what, .offset = chan_offset(c), .origin = origin};
         if ((rc = mq_in_need(&c->in, ps, w.offset, what)))
             return rc;
         const uint8_t *page = mq_in_peek(&c->in);
@@ -447,7 +447,7 @@ static int read_packet(mq_multifd *m, mf_chan *c, mq_sink *sink, bool after_last
         if ((rc = mq_sink_page(sink, bi, m->offsets[i], page, &w)))
             return rc;
     }
-    const mq_where wz = {what, off, origin};
+    const mq_where wz = {.what = what, .offset = off, .origin = origin};
     for (uint32_t i = normal; i < normal + zero; i++) {
         c->zero_pages++;
         if ((rc = mq_sink_page(sink, bi, m->offsets[i], NULL, &wz)))

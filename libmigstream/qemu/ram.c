@@ -264,14 +264,16 @@ static int read_xbzrle(mq_ram *r, uint32_t bi, uint64_t addr, const mq_where *w)
     if (why)
         return mq_fail(r->err, MS_ECOMPRESS, off, "RAM item", "XBZRLE page: %s", why);
     r->n.xbzrle_pages++;
-    return mq_sink_page(r->sink, bi, addr, page, w);
+    mq_where again = *w;
+    again.again = true;
+    return mq_sink_page(r->sink, bi, addr, page, &again);
 }
 
 /* A page item: the block by name, or the last one named (CONTINUE). */
 static int read_page(mq_ram *r, unsigned flags, uint64_t addr, uint64_t off)
 {
     const unsigned kind = flags & ~(unsigned)MQ_RAM_FLAG_CONTINUE;
-    const mq_where w = {"RAM item", off, MQ_ORIGIN_RAM};
+    const mq_where w = {.what = "RAM item", .offset = off, .origin = MQ_ORIGIN_RAM};
     uint32_t bi;
     int rc;
     if (r->c.mapped_ram)

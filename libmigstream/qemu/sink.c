@@ -31,6 +31,20 @@
 #define SENT_WORDS ((1u << SENT_SHIFT) / 64)
 #define SENT_BUDGET (64u << 20)
 
+/* XBZRLE pages: QEMU sends them for pages that change again and again, and
+ * each needs its previous copy. The latest copy of such a page stays in
+ * memory (RECENT_BYTES, one place per page number, so pages that follow
+ * each other do not evict each other) instead of going through the page
+ * file: it is written there only when another page takes its place. A
+ * live guest's working set then never touches the file. */
+#define RECENT_BYTES (1u << 20)
+
+typedef struct recent_page {
+    uint32_t block;
+    uint64_t addr;
+    bool used;
+} recent_page;
+
 typedef struct sink_block {
     char *name;
     uint64_t length;     /* used length, bytes */
@@ -79,6 +93,9 @@ struct mq_sink {
     uint32_t st_block;
     uint64_t st_addr;
     size_t st_at, st_n, st_rec;
+    recent_page *recent; /* RECENT_BYTES / page size places, once an XBZRLE page came */
+    uint8_t *recent_data;
+    size_t nrecent;
 
     /* Pass detection: which pages the current pass sent, or, past the
      * memory budget, the position of the last page. */
@@ -132,6 +149,8 @@ void mq_sink_free(mq_sink *k)
     msi_free(k->alloc, k->blocks);
     msi_free(k->alloc, k->regions);
     msi_free(k->alloc, k->zero_page);
+    msi_free(k->alloc, k->recent);
+    msi_free(k->alloc, k->recent_data);
     if (k->cache_fd >= 0)
         close(k->cache_fd);
     msi_free(k->alloc, k->q);
@@ -277,7 +296,7 @@ int mq_sink_end_table(mq_sink *k, uint64_t off)
     if (!k->nblocks)
         return 0;
     mq_sink_seal(k);
-    const mq_where w = {"RAM MEM_SIZE block table", off, MQ_ORIGIN_RAM};
+    const mq_where w = {.what = "RAM MEM_SIZE block table", .offset = off, .origin = MQ_ORIGIN_RAM};
     return push(k, MS_REC_REGIONS, &w) ? 0 : k->err->status;
 }
 
@@ -443,8 +462,78 @@ static int cache_flush_zero(mq_sink *k, uint64_t off)
     return 0;
 }
 
+static size_t recent_place(const mq_sink *k, uint32_t bi, uint64_t addr)
+{
+    return (size_t)(addr / k->ps + (uint64_t)bi * 7919) & (k->nrecent - 1);
+}
+
+/* The kept copy of page @addr of block @bi, or NULL. */
+static recent_page *recent_find(mq_sink *k, uint32_t bi, uint64_t addr)
+{
+    if (!k->nrecent)
+        return NULL;
+    recent_page *e = &k->recent[recent_place(k, bi, addr)];
+    return e->used && e->block == bi && e->addr == addr ? e : NULL;
+}
+
+/* Writes the page kept at place @j to the page file, which then holds its
+ * latest copy. (No zero run is pending for it: a zero page drops the kept
+ * copy, and keeping one applies the zero runs first.) */
+static int recent_evict(mq_sink *k, size_t j, uint64_t off)
+{
+    recent_page *e = &k->recent[j];
+    int rc;
+    if (!e->used)
+        return 0;
+    e->used = false;
+    if ((rc = cache_open(k, off)))
+        return rc;
+    sink_block *b = &k->blocks[e->block];
+    const uint8_t *page = k->recent_data + j * k->ps;
+    size_t done = 0;
+    while (done < k->ps) {
+        ssize_t n =
+            pwrite(k->cache_fd, page + done, k->ps - done, (off_t)(b->cache_base + e->addr + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return cache_io_fail(k, off, "write", n < 0 ? errno : ENOSPC);
+        done += (size_t)n;
+    }
+    if (e->addr + k->ps > b->cache_high)
+        b->cache_high = e->addr + k->ps;
+    return 0;
+}
+
+/* Keeps the latest copy of an XBZRLE page in memory. */
+static int recent_keep(mq_sink *k, uint32_t bi, uint64_t addr, const uint8_t *page, uint64_t off)
+{
+    int rc;
+    if (!k->nrecent) {
+        size_t n = RECENT_BYTES / k->ps;
+        if (!(k->recent = msi_calloc(k->alloc, n, sizeof *k->recent)) ||
+            !(k->recent_data = msi_alloc(k->alloc, RECENT_BYTES)))
+            return mq_fail(k->err, MS_ENOMEM, off, "RAM item", "out of memory");
+        k->nrecent = n;
+    }
+    size_t j = recent_place(k, bi, addr);
+    recent_page *e = &k->recent[j];
+    if (e->used && (e->block != bi || e->addr != addr) && (rc = recent_evict(k, j, off)))
+        return rc;
+    /* Zero runs before it reach the file first: the file's older copy of
+     * the page, if any, is overwritten when the kept one is evicted. */
+    if ((rc = store_flush(k)) || (rc = cache_flush_zero(k, off)))
+        return rc;
+    memcpy(k->recent_data + j * k->ps, page, k->ps);
+    *e = (recent_page){.block = bi, .addr = addr, .used = true};
+    return 0;
+}
+
 static int cache_zero(mq_sink *k, uint32_t bi, uint64_t addr, uint64_t off)
 {
+    recent_page *e = recent_find(k, bi, addr);
+    if (e)
+        e->used = false; /* superseded */
     if (k->cache_fd < 0)
         return 0; /* nothing written yet: the file will read as zero */
     int rc = store_flush(k);
@@ -498,6 +587,9 @@ static int cache_store(mq_sink *k, uint32_t bi, uint64_t addr, size_t idx, uint6
     int rc;
     if (!k->page_file)
         return 0;
+    recent_page *e = recent_find(k, bi, addr);
+    if (e)
+        e->used = false; /* superseded by this copy, which goes to the file */
     sink_block *b = &k->blocks[bi];
     if (k->st_n && bi == k->st_block && addr == k->st_addr + k->st_n * k->ps &&
         idx == k->st_at + k->st_n) {
@@ -527,6 +619,11 @@ int mq_sink_previous(mq_sink *k, uint32_t bi, uint64_t addr, uint8_t *page, uint
 {
     int rc;
     size_t done = 0;
+    const recent_page *e = recent_find(k, bi, addr);
+    if (e) {
+        memcpy(page, k->recent_data + (size_t)(e - k->recent) * k->ps, k->ps);
+        return 0;
+    }
     if (k->cache_fd >= 0) {
         if ((rc = store_flush(k)) || (rc = cache_flush_zero(k, off)))
             return rc;
@@ -733,7 +830,10 @@ int mq_sink_page(mq_sink *k, uint32_t bi, uint64_t addr, const uint8_t *data, co
             memcpy(slot, data, k->ps);
         k->doff[k->data_len] = w->offset;
         o->data_pages++;
-        return cache_store(k, bi, addr, k->data_len++, w->offset, w->origin);
+        size_t at = k->data_len++;
+        if (w->again && k->page_file)
+            return recent_keep(k, bi, addr, slot, w->offset);
+        return cache_store(k, bi, addr, at, w->offset, w->origin);
     }
     return cache_zero(k, bi, addr, w->offset);
 }

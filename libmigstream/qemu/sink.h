@@ -20,7 +20,8 @@
  *
  * Memory: the records not handed out yet, which is what one step of the
  * driver adds to the record still open (at most MQ_SINK_DATA_MAX of data);
- * one bit per page of the current pass (at most 64 MiB, see sink.c).
+ * one bit per page of the current pass (at most 64 MiB, see sink.c); the
+ * latest copy of recent XBZRLE pages (1 MiB, once one came).
  */
 #ifndef MSI_QEMU_SINK_H
 #define MSI_QEMU_SINK_H
@@ -72,6 +73,8 @@ typedef struct mq_where {
     const char *what; /* [borrow] the item as messages name it ("RAM item") */
     uint64_t offset;  /* of the item in its input (a channel's own bytes) */
     uint64_t origin;  /* the input: MQ_ORIGIN_*, or a multifd packet's */
+    bool again;       /* decoded against its previous copy (XBZRLE): likely
+                         to be read back, so kept in memory a while */
 } mq_where;
 
 #define MQ_ORIGIN_RAM 0u        /* items of the "ram" section */
