@@ -364,7 +364,7 @@ int mq_sink_next(mq_sink *k, ms_record *rec, uint64_t totals[MS_PAGE_STATE_SLOTS
         p->region = &k->regions[o->block];
         p->extents = k->ext + o->ext_at;
         p->extent_count = o->next;
-        p->data = k->data + o->page_at * k->ps;
+        p->data = o->data_pages ? k->data + o->page_at * k->ps : NULL;
         p->data_size = o->data_pages * k->ps;
         p->encoding = MS_ENCODING_RAW;
         for (size_t i = 0; i < o->next; i++)

@@ -193,7 +193,7 @@ static void apply(guest *g, const ms_record *rec)
             }
             g->pages += x->count;
         }
-        assert_ptr_equal(data, pg->data + pg->data_size);
+        assert_int_equal((size_t)(data - pg->data), pg->data_size);
         break;
     }
     case MS_REC_ROUND:
