@@ -32,17 +32,21 @@
 #define SENT_BUDGET (64u << 20)
 
 /* XBZRLE pages: QEMU sends them for pages that change again and again, and
- * each needs its previous copy. The latest copy of such a page stays in
- * memory (RECENT_BYTES, one place per page number, so pages that follow
- * each other do not evict each other) instead of going through the page
- * file: it is written there only when another page takes its place. A
- * live guest's working set then never touches the file. */
+ * each needs its previous copy. A page that comes as XBZRLE a second time
+ * has its latest copy kept in memory (RECENT_BYTES, one place per page
+ * number, so pages that follow each other do not evict each other) instead
+ * of going through the page file: it is written there only when another
+ * page takes its place. A live guest's working set then never touches the
+ * file, and a page that came as XBZRLE once costs no memory. */
 #define RECENT_BYTES (1u << 20)
+
+enum { RECENT_EMPTY, RECENT_SEEN, RECENT_KEPT };
 
 typedef struct recent_page {
     uint32_t block;
     uint64_t addr;
-    bool used;
+    uint8_t state; /* SEEN: came as XBZRLE, latest copy in the file;
+                      KEPT: latest copy in recent_data */
 } recent_page;
 
 typedef struct sink_block {
@@ -93,8 +97,8 @@ struct mq_sink {
     uint32_t st_block;
     uint64_t st_addr;
     size_t st_at, st_n, st_rec;
-    recent_page *recent; /* RECENT_BYTES / page size places, once an XBZRLE page came */
-    uint8_t *recent_data;
+    recent_page *recent;  /* RECENT_BYTES / page size places, once an XBZRLE page came */
+    uint8_t *recent_data; /* once a page is kept */
     size_t nrecent;
 
     /* Pass detection: which pages the current pass sent, or, past the
@@ -467,25 +471,26 @@ static size_t recent_place(const mq_sink *k, uint32_t bi, uint64_t addr)
     return (size_t)(addr / k->ps + (uint64_t)bi * 7919) & (k->nrecent - 1);
 }
 
-/* The kept copy of page @addr of block @bi, or NULL. */
+/* The place of page @addr of block @bi when it holds that page, or NULL. */
 static recent_page *recent_find(mq_sink *k, uint32_t bi, uint64_t addr)
 {
     if (!k->nrecent)
         return NULL;
     recent_page *e = &k->recent[recent_place(k, bi, addr)];
-    return e->used && e->block == bi && e->addr == addr ? e : NULL;
+    return e->state != RECENT_EMPTY && e->block == bi && e->addr == addr ? e : NULL;
 }
 
-/* Writes the page kept at place @j to the page file, which then holds its
- * latest copy. (No zero run is pending for it: a zero page drops the kept
- * copy, and keeping one applies the zero runs first.) */
+/* Frees place @j; a page kept there goes to the page file, which then
+ * holds its latest copy. (No zero run is pending for it: a zero page
+ * empties its place, and keeping one applies the zero runs first.) */
 static int recent_evict(mq_sink *k, size_t j, uint64_t off)
 {
     recent_page *e = &k->recent[j];
     int rc;
-    if (!e->used)
+    bool kept = e->state == RECENT_KEPT;
+    e->state = RECENT_EMPTY;
+    if (!kept)
         return 0;
-    e->used = false;
     if ((rc = cache_open(k, off)))
         return rc;
     sink_block *b = &k->blocks[e->block];
@@ -505,27 +510,37 @@ static int recent_evict(mq_sink *k, size_t j, uint64_t off)
     return 0;
 }
 
-/* Keeps the latest copy of an XBZRLE page in memory. */
-static int recent_keep(mq_sink *k, uint32_t bi, uint64_t addr, const uint8_t *page, uint64_t off)
+static int cache_store(mq_sink *k, uint32_t bi, uint64_t addr, size_t idx, uint64_t off,
+                       uint64_t origin);
+
+/* An XBZRLE page (arena page @idx): the first time its place goes to it,
+ * the page file gets it; from the second time on, memory keeps it. */
+static int recent_page_in(mq_sink *k, uint32_t bi, uint64_t addr, size_t idx, const mq_where *w)
 {
     int rc;
     if (!k->nrecent) {
         size_t n = RECENT_BYTES / k->ps;
-        if (!(k->recent = msi_calloc(k->alloc, n, sizeof *k->recent)) ||
-            !(k->recent_data = msi_alloc(k->alloc, RECENT_BYTES)))
-            return mq_fail(k->err, MS_ENOMEM, off, "RAM item", "out of memory");
+        if (!(k->recent = msi_calloc(k->alloc, n, sizeof *k->recent)))
+            return mq_fail(k->err, MS_ENOMEM, w->offset, "RAM item", "out of memory");
         k->nrecent = n;
     }
     size_t j = recent_place(k, bi, addr);
     recent_page *e = &k->recent[j];
-    if (e->used && (e->block != bi || e->addr != addr) && (rc = recent_evict(k, j, off)))
-        return rc;
+    if (e->state == RECENT_EMPTY || e->block != bi || e->addr != addr) {
+        if ((rc = recent_evict(k, j, w->offset)) ||
+            (rc = cache_store(k, bi, addr, idx, w->offset, w->origin)))
+            return rc;
+        *e = (recent_page){.block = bi, .addr = addr, .state = RECENT_SEEN};
+        return 0;
+    }
+    if (!k->recent_data && !(k->recent_data = msi_alloc(k->alloc, RECENT_BYTES)))
+        return mq_fail(k->err, MS_ENOMEM, w->offset, "RAM item", "out of memory");
     /* Zero runs before it reach the file first: the file's older copy of
-     * the page, if any, is overwritten when the kept one is evicted. */
-    if ((rc = store_flush(k)) || (rc = cache_flush_zero(k, off)))
+     * the page is overwritten when the kept one is evicted. */
+    if ((rc = store_flush(k)) || (rc = cache_flush_zero(k, w->offset)))
         return rc;
-    memcpy(k->recent_data + j * k->ps, page, k->ps);
-    *e = (recent_page){.block = bi, .addr = addr, .used = true};
+    memcpy(k->recent_data + j * k->ps, k->data + idx * k->ps, k->ps);
+    e->state = RECENT_KEPT;
     return 0;
 }
 
@@ -533,7 +548,7 @@ static int cache_zero(mq_sink *k, uint32_t bi, uint64_t addr, uint64_t off)
 {
     recent_page *e = recent_find(k, bi, addr);
     if (e)
-        e->used = false; /* superseded */
+        e->state = RECENT_EMPTY; /* superseded */
     if (k->cache_fd < 0)
         return 0; /* nothing written yet: the file will read as zero */
     int rc = store_flush(k);
@@ -589,7 +604,7 @@ static int cache_store(mq_sink *k, uint32_t bi, uint64_t addr, size_t idx, uint6
         return 0;
     recent_page *e = recent_find(k, bi, addr);
     if (e)
-        e->used = false; /* superseded by this copy, which goes to the file */
+        e->state = RECENT_EMPTY; /* superseded by this copy, which goes to the file */
     sink_block *b = &k->blocks[bi];
     if (k->st_n && bi == k->st_block && addr == k->st_addr + k->st_n * k->ps &&
         idx == k->st_at + k->st_n) {
@@ -620,7 +635,7 @@ int mq_sink_previous(mq_sink *k, uint32_t bi, uint64_t addr, uint8_t *page, uint
     int rc;
     size_t done = 0;
     const recent_page *e = recent_find(k, bi, addr);
-    if (e) {
+    if (e && e->state == RECENT_KEPT) {
         memcpy(page, k->recent_data + (size_t)(e - k->recent) * k->ps, k->ps);
         return 0;
     }
@@ -832,7 +847,7 @@ int mq_sink_page(mq_sink *k, uint32_t bi, uint64_t addr, const uint8_t *data, co
         o->data_pages++;
         size_t at = k->data_len++;
         if (w->again && k->page_file)
-            return recent_keep(k, bi, addr, slot, w->offset);
+            return recent_page_in(k, bi, addr, at, w);
         return cache_store(k, bi, addr, at, w->offset, w->origin);
     }
     return cache_zero(k, bi, addr, w->offset);

@@ -21,7 +21,8 @@
  * Memory: the records not handed out yet, which is what one step of the
  * driver adds to the record still open (at most MQ_SINK_DATA_MAX of data);
  * one bit per page of the current pass (at most 64 MiB, see sink.c); the
- * latest copy of recent XBZRLE pages (1 MiB, once one came).
+ * latest copy of pages that came as XBZRLE more than once (1 MiB, once
+ * one did).
  */
 #ifndef MSI_QEMU_SINK_H
 #define MSI_QEMU_SINK_H
