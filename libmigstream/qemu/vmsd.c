@@ -148,7 +148,7 @@ static int put_leaf(dec *d, msi_buf *out, const char *type, size_t size)
     d->pos += size;
     for (size_t i = 0; type && i < sizeof leaf_types / sizeof leaf_types[0]; i++) {
         const struct leaf_type *t = &leaf_types[i];
-        if (strcmp(type, t->name) != 0 || size != t->width)
+        if (size != t->width || strcmp(type, t->name) != 0)
             continue;
         uint64_t v = 0;
         for (size_t k = 0; k < size; k++)
