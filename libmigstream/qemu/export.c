@@ -41,7 +41,7 @@
 /* A device instance held until END: the last record's bytes, at the place
  * of the instance's first record. An iterable section (the state has
  * "parts") keeps the length of each part: START, PARTs, END. */
-typedef struct qe_device {
+typedef struct held_device {
     char *path;
     uint32_t instance;
     uint32_t version;
@@ -49,7 +49,7 @@ typedef struct qe_device {
     size_t raw_len;
     uint64_t *parts;
     size_t nparts;
-} qe_device;
+} held_device;
 
 struct ms_qemu_export {
     ms_qemu_export_options opts;
@@ -77,14 +77,16 @@ struct ms_qemu_export {
     size_t config_len;
     bool ignore_shared; /* x-ignore-shared: MEM_SIZE carries an address */
 
-    qe_device *dev;
+    held_device *dev;
     size_t ndev, dev_cap;
     uint64_t dev_bytes;
 };
 
-static int qe_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt, ...)
+static int export_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt,
+                       ...)
     __attribute__((format(printf, 5, 6)));
-static int qe_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt, ...)
+static int export_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt,
+                       ...)
 {
     if (x->status)
         return x->status;
@@ -111,9 +113,9 @@ static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const c
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     const char *name = ms_record_type_name(rec->type);
-    return qe_fail(x, status, rec->offset, (int64_t)rec->index,
-                   "record %llu (%s) at offset %llu: %s", (unsigned long long)rec->index,
-                   name ? name : "unknown type", (unsigned long long)rec->offset, what);
+    return export_fail(x, status, rec->offset, (int64_t)rec->index,
+                       "record %llu (%s) at offset %llu: %s", (unsigned long long)rec->index,
+                       name ? name : "unknown type", (unsigned long long)rec->offset, what);
 }
 
 /* ------------------------------------------------------------------ output */
@@ -124,9 +126,9 @@ static int flush_out(ms_qemu_export *x)
         return 0;
     struct iovec iov = {.iov_base = x->obuf, .iov_len = x->olen};
     if (x->out(x->out_ctx, &iov, 1) < 0)
-        return qe_fail(x, MS_EIO, ms_reader_offset(x->r), -1,
-                       "writing the QEMU stream failed after %llu bytes",
-                       (unsigned long long)x->stats.bytes_written);
+        return export_fail(x, MS_EIO, ms_reader_offset(x->r), -1,
+                           "writing the QEMU stream failed after %llu bytes",
+                           (unsigned long long)x->stats.bytes_written);
     x->stats.bytes_written += x->olen;
     x->olen = 0;
     return 0;
@@ -209,9 +211,9 @@ static int start_ram(ms_qemu_export *x, const ms_record *rec)
     for (size_t i = 0; i < n; i++) {
         const ms_region *g = ms_reader_region(x->r, i);
         if (msi_add_overflow(total, g->size, &total))
-            return qe_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
-                           rec ? (int64_t)rec->index : -1,
-                           "the regions add up to more than 2^64 bytes");
+            return export_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
+                               rec ? (int64_t)rec->index : -1,
+                               "the regions add up to more than 2^64 bytes");
     }
     int rc;
     if ((rc = put_be32(x, MQ_QEVM_MAGIC)) || (rc = put_be32(x, MQ_QEVM_VERSION)))
@@ -222,10 +224,10 @@ static int start_ram(ms_qemu_export *x, const ms_record *rec)
             (rc = put(x, x->stats.machine, len)) || (rc = put(x, x->config, x->config_len)))
             return rc;
     } else if (x->config_len) {
-        return qe_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
-                       rec ? (int64_t)rec->index : -1,
-                       "the stream has CONFIGURATION subsections but no machine type (INFO "
-                       "machine or --machine): QEMU's CONFIGURATION starts with it");
+        return export_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
+                           rec ? (int64_t)rec->index : -1,
+                           "the stream has CONFIGURATION subsections but no machine type (INFO "
+                           "machine or --machine): QEMU's CONFIGURATION starts with it");
     }
     if ((rc = section_full_header(x, MQ_SEC_START, RAM_SECTION_ID, "ram", 0,
                                   MQ_RAM_SECTION_VERSION)) ||
@@ -652,7 +654,7 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
     int rc;
     if (parts_at && (rc = read_parts(x, rec, parts_at, len, &parts, &nparts)))
         return rc;
-    qe_device *h = NULL;
+    held_device *h = NULL;
     for (size_t i = 0; i < x->ndev; i++)
         if (x->dev[i].instance == d->instance && strcmp(x->dev[i].path, d->path) == 0)
             h = &x->dev[i];
@@ -676,7 +678,7 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
     if (!h) {
         if (x->ndev == x->dev_cap) {
             size_t cap = x->dev_cap ? x->dev_cap * 2 : 64;
-            qe_device *n = msi_realloc(&x->alloc, x->dev, cap * sizeof *n);
+            held_device *n = msi_realloc(&x->alloc, x->dev, cap * sizeof *n);
             if (!n) {
                 msi_free(&x->alloc, copy);
                 msi_free(&x->alloc, parts);
@@ -708,7 +710,7 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
 
 /* ------------------------------------------------------------------ driver */
 
-static int put_full(ms_qemu_export *x, const qe_device *h, uint32_t id)
+static int put_full(ms_qemu_export *x, const held_device *h, uint32_t id)
 {
     int rc;
     if ((rc = section_full_header(x, MQ_SEC_FULL, id, h->path, h->instance, h->version)) ||
@@ -719,7 +721,7 @@ static int put_full(ms_qemu_export *x, const qe_device *h, uint32_t id)
 
 /* An iterable section: its first part as START, the middle ones as PART,
  * the last as END, each with its footer. */
-static int put_iterable(ms_qemu_export *x, const qe_device *h, uint32_t id)
+static int put_iterable(ms_qemu_export *x, const held_device *h, uint32_t id)
 {
     const uint8_t *p = h->raw;
     int rc;
@@ -749,7 +751,7 @@ static int finish(ms_qemu_export *x)
         return rc;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < x->ndev; i++) {
-            const qe_device *h = &x->dev[i];
+            const held_device *h = &x->dev[i];
             uint32_t id = RAM_SECTION_ID + 1 + (uint32_t)i;
             if ((pass == 0) != (h->nparts > 0))
                 continue;
@@ -780,8 +782,8 @@ static int reader_fail(ms_qemu_export *x, int rc)
     const char *msg = ms_reader_errmsg(x->r);
     if (!st)
         st = rc;
-    return qe_fail(x, st, ms_reader_error_offset(x->r), ms_reader_error_record(x->r), "%s",
-                   msg && *msg ? msg : ms_strerror(st));
+    return export_fail(x, st, ms_reader_error_offset(x->r), ms_reader_error_record(x->r), "%s",
+                       msg && *msg ? msg : ms_strerror(st));
 }
 
 static int run(ms_qemu_export *x)
@@ -928,15 +930,15 @@ static int run_common(ms_qemu_export *x, ms_read_fn in, void *in_ctx, ms_write_f
         return x->status ? x->status : MS_ESTATE;
     x->ran = true;
     if (!in)
-        return qe_fail(x, MS_EINVAL, 0, -1, "input: no read callback");
+        return export_fail(x, MS_EINVAL, 0, -1, "input: no read callback");
     if (!out)
-        return qe_fail(x, MS_EINVAL, 0, -1, "output: no write callback");
+        return export_fail(x, MS_EINVAL, 0, -1, "output: no write callback");
     x->out = out;
     x->out_ctx = out_ctx;
     if (!(x->obuf = msi_alloc(&x->alloc, OUT_CAP)) ||
         !(x->fill = msi_calloc(&x->alloc, 1, x->opts.page_size)) ||
         !(x->r = ms_reader_new(&x->ropts, in, in_ctx)))
-        return qe_fail(x, MS_ENOMEM, 0, -1, "out of memory");
+        return export_fail(x, MS_ENOMEM, 0, -1, "out of memory");
     int rc = run(x);
     if (!x->stats.bytes_read)
         x->stats.bytes_read = ms_reader_offset(x->r);
@@ -957,7 +959,7 @@ int ms_qemu_export_run_fd(ms_qemu_export *exp, int in_fd, int out_fd)
         return MS_EINVAL;
     if (in_fd < 0 || out_fd < 0) {
         exp->ran = true;
-        return qe_fail(exp, MS_EINVAL, 0, -1, "bad file descriptor");
+        return export_fail(exp, MS_EINVAL, 0, -1, "bad file descriptor");
     }
     return run_common(exp, msi_fd_read, msi_fd_ctx(in_fd), msi_fd_writev, msi_fd_ctx(out_fd));
 }
