@@ -70,7 +70,7 @@ typedef void (*ms_problem_fn)(void *ctx, int status, uint64_t offset, int64_t re
 /** Reader options and limits. Fill with ms_reader_options_init() first. A
  *  limit of 0 means "the default"; no limit can exceed the spec's. */
 typedef struct ms_reader_options {
-    size_t struct_size;        /**< set by init; lets the struct grow */
+    size_t struct_size;        /**< set by init (common.h, "Growing structs") */
     uint32_t max_record_size;  /**< payload bytes; default and max 64 MiB */
     uint32_t max_regions;      /**< regions per stream; default 4096 */
     uint32_t max_cbor_depth;   /**< CBOR nesting in device state; default 64 */
@@ -122,14 +122,19 @@ typedef struct ms_record {
 } ms_record;
 
 /** Creates a reader pulling bytes through @p fn.
- *  @return **new** reader, or NULL on bad arguments or no memory. */
+ *  @return **new** reader, or NULL when memory ran out. Invalid options or
+ *          a NULL @p fn give a reader in the failed state (common.h,
+ *          "Handles"): ms_reader_status() is MS_EINVAL and every call
+ *          returns it, ms_reader_errmsg() names the argument. */
 MS_API ms_reader *ms_reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx);
 
-/** Same, reading a file descriptor (retries EINTR; never closes it). */
+/** Same, reading a file descriptor (retries EINTR; never closes it). A
+ *  negative descriptor gives a reader in the failed state. */
 MS_API ms_reader *ms_reader_new_fd(const ms_reader_options *opts, int fd);
 
 /** Same, reading a buffer in memory. @p buf [borrow] must outlive the
- *  reader. */
+ *  reader; NULL with a non-zero @p size gives a reader in the failed
+ *  state. */
 MS_API ms_reader *ms_reader_new_memory(const ms_reader_options *opts, const void *buf,
                                        size_t size);
 

@@ -126,6 +126,8 @@ int msi_info_decode(const uint8_t *p, size_t n, msi_text *machine, msi_text *des
 const char *msi_region_check(const ms_region *r, size_t name_len, uint32_t base_page_size)
 {
     uint64_t end;
+    if (!msi_reserved_zero(r->reserved, sizeof r->reserved / sizeof r->reserved[0]))
+        return "reserved words are not zero (a field of a newer version this library does not know)";
     if (name_len == 0 || name_len > MS_MAX_NAME_LEN)
         return "name length outside 1..255 bytes";
     if (!msi_is_pow2(r->page_size) || r->page_size < base_page_size ||

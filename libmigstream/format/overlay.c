@@ -88,6 +88,8 @@ static uint64_t tsc_scale(uint64_t hz)
 
 static const char *problem(const ms_overlay *o)
 {
+    if (!msi_reserved_zero(o->reserved, sizeof o->reserved / sizeof o->reserved[0]))
+        return "reserved words are not zero (a field of a newer version this library does not know)";
     if (o->gfn > MS_MAX_GFN)
         return "frame number is beyond 52 bits";
     switch (o->kind) {

@@ -644,14 +644,16 @@ static ssize_t mem_read_unused(void *ctx, void *buf, size_t len)
     return 0;
 }
 
-static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx, int fd)
+/* @bad_arg: why the other arguments cannot be used, or NULL. */
+static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx, int fd,
+                             const char *bad_arg)
 {
     ms_reader_options o;
     ms_reader_options_init(&o);
+    const char *why = NULL;
     if (opts)
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    if (!fn || (opts && opts->struct_size == 0))
-        return NULL; /* options not filled by ms_reader_options_init() */
+        why = msi_struct_take(&o, MSI_STRUCT_END(ms_reader_options, max_overlays), opts,
+                              opts->struct_size);
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_reader *r = msi_calloc(&a, 1, sizeof *r);
@@ -659,6 +661,14 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
         return NULL;
     r->magic = READER_MAGIC;
     r->alloc = a;
+    r->err_record = -1;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why || bad_arg) {
+        r->status = MS_EINVAL;
+        snprintf(r->msg, sizeof r->msg, "%s: %s",
+                 why ? "invalid reader options" : "invalid argument", why ? why : bad_arg);
+        return r;
+    }
     r->fn = fn;
     r->ctx = ctx;
     r->fd = fd;
@@ -674,7 +684,6 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
     r->problem_ctx = o.problem_ctx;
     if (r->max_depth > MSI_CBOR_MAX_DEPTH)
         r->max_depth = MSI_CBOR_MAX_DEPTH;
-    r->err_record = -1;
     if (!(r->hash = msi_hash_state_new())) {
         msi_free(&a, r);
         return NULL;
@@ -687,22 +696,20 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
 
 ms_reader *ms_reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx)
 {
-    return reader_new(opts, fn, ctx, -1);
+    return reader_new(opts, fn, ctx, -1, fn ? NULL : "no read callback");
 }
 
 ms_reader *ms_reader_new_fd(const ms_reader_options *opts, int fd)
 {
-    if (fd < 0)
-        return NULL;
-    return reader_new(opts, msi_fd_read, msi_fd_ctx(fd), fd);
+    return reader_new(opts, msi_fd_read, msi_fd_ctx(fd), fd,
+                      fd < 0 ? "negative file descriptor" : NULL);
 }
 
 ms_reader *ms_reader_new_memory(const ms_reader_options *opts, const void *buf, size_t size)
 {
-    if (!buf && size)
-        return NULL;
-    ms_reader *r = reader_new(opts, mem_read_unused, NULL, -1);
-    if (r) {
+    ms_reader *r = reader_new(opts, mem_read_unused, NULL, -1,
+                              !buf && size ? "NULL buffer of non-zero size" : NULL);
+    if (r && !r->status) {
         static const uint8_t empty[1];
         r->mem = buf ? buf : empty;
         r->mem_len = size;
@@ -896,12 +903,16 @@ uint64_t ms_reader_offset(const ms_reader *r)
 
 int ms_reader_status(const ms_reader *r)
 {
-    return r && r->magic == READER_MAGIC ? r->status : MS_EINVAL;
+    if (!r)
+        return MS_ENOMEM; /* the only reason a constructor returns NULL */
+    return r->magic == READER_MAGIC ? r->status : MS_EINVAL;
 }
 
 const char *ms_reader_errmsg(const ms_reader *r)
 {
-    if (!r || r->magic != READER_MAGIC)
+    if (!r)
+        return "out of memory creating the reader";
+    if (r->magic != READER_MAGIC)
         return "invalid reader handle";
     return r->status ? r->msg : "";
 }

@@ -25,6 +25,8 @@ const char *ms_tracker_name(unsigned tracker)
 
 const char *msi_round_check(const ms_round *r)
 {
+    if (!msi_reserved_zero(r->reserved, sizeof r->reserved / sizeof r->reserved[0]))
+        return "reserved words are not zero (a field of a newer version this library does not know)";
     if (r->tracker == MS_TRACKER_NONE)
         return r->granularity ? "a round without a tracker has no granularity" : NULL;
     if (!msi_is_pow2(r->granularity) || r->granularity < MIN_GRANULARITY ||

@@ -937,11 +937,20 @@ ms_qemu_import *ms_qemu_import_new(const ms_qemu_import_options *opts)
 {
     ms_qemu_import_options o;
     ms_qemu_import_options_init(&o);
-    if (opts) {
-        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
-            return NULL;
-        memcpy(&o, opts, opts->struct_size);
-        o.struct_size = sizeof o;
+    const char *why = NULL, *which = "import options";
+    if (opts)
+        why = msi_struct_take(&o, MSI_STRUCT_END(ms_qemu_import_options, allocator), opts,
+                              opts->struct_size);
+    ms_writer_options wo;
+    ms_writer_options_init(&wo);
+    if (!why && o.writer) {
+        which = "import options: writer";
+        why = msi_struct_take(&wo, MSI_STRUCT_END(ms_writer_options, stable_memory), o.writer,
+                              o.writer->struct_size);
+    }
+    if (why) { /* the defaults, for a handle that only carries the reason */
+        ms_qemu_import_options_init(&o);
+        o.writer = NULL;
     }
     if (!o.max_section_size)
         o.max_section_size = DEF_SECTION;
@@ -971,12 +980,14 @@ ms_qemu_import *ms_qemu_import_new(const ms_qemu_import_options *opts)
         return NULL;
     }
     q->opts.tmpdir = q->tmpdir;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why) {
+        q->status = MS_EINVAL;
+        snprintf(q->msg, sizeof q->msg, "invalid %s: %s", which, why);
+    }
     /* The struct is copied; the strings it points to are the caller's. */
     if (o.writer) {
-        ms_writer_options_init(&q->user_wopts);
-        size_t n = o.writer->struct_size < sizeof q->user_wopts ? o.writer->struct_size
-                                                                : sizeof q->user_wopts;
-        memcpy(&q->user_wopts, o.writer, n);
+        q->user_wopts = wo;
         q->user_wopts.struct_size = sizeof q->user_wopts;
         q->have_user_wopts = true;
     }
@@ -1008,7 +1019,7 @@ void ms_qemu_import_free(ms_qemu_import *imp)
 static int run_common(qi *q, ms_read_fn in, void *in_ctx, ms_write_fn out, void *out_ctx,
                       int out_fd)
 {
-    if (q->ran)
+    if (q->ran || q->status)
         return q->status ? q->status : MS_ESTATE;
     q->ran = true;
     if (!in && !q->in.pread)
@@ -1056,6 +1067,8 @@ int ms_qemu_import_set_pread(ms_qemu_import *imp, ms_qemu_pread_fn fn, void *ctx
         return MS_EINVAL;
     if (imp->ran)
         return MS_ESTATE;
+    if (imp->status) /* created from bad options */
+        return imp->status;
     imp->in.pread = fn;
     imp->in.pread_ctx = ctx;
     return 0;
@@ -1068,6 +1081,8 @@ int ms_qemu_import_add_channel(ms_qemu_import *imp, ms_read_fn in, void *in_ctx,
         return MS_EINVAL;
     if (imp->ran)
         return MS_ESTATE;
+    if (imp->status) /* created from bad options */
+        return imp->status;
     return qm_add(imp, in, in_ctx, name);
 }
 
@@ -1077,6 +1092,8 @@ int ms_qemu_import_add_channel_fd(ms_qemu_import *imp, int fd, const char *name)
         return MS_EINVAL;
     if (imp->ran)
         return MS_ESTATE;
+    if (imp->status) /* created from bad options */
+        return imp->status;
     /* The descriptor's number is the context: it outlives this call. */
     return qm_add(imp, NULL, msi_fd_ctx(fd), name);
 }
@@ -1088,12 +1105,12 @@ const ms_qemu_import_stats *ms_qemu_import_get_stats(const ms_qemu_import *imp)
 
 int ms_qemu_import_status(const ms_qemu_import *imp)
 {
-    return imp ? imp->status : MS_EINVAL;
+    return imp ? imp->status : MS_ENOMEM; /* NULL: a constructor without memory */
 }
 
 const char *ms_qemu_import_errmsg(const ms_qemu_import *imp)
 {
-    return imp ? imp->msg : "";
+    return imp ? imp->msg : "out of memory creating the importer";
 }
 
 uint64_t ms_qemu_import_error_offset(const ms_qemu_import *imp)

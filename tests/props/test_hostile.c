@@ -332,8 +332,9 @@ static void escaping_stream(th_buf *out)
     out->len = 0;
     ms_writer *w = ms_writer_new(NULL, th_sink_write, out);
     assert_non_null(w);
-    const ms_region r0 = {0, "../../etc/passwd", true, 0, 16 * PS, PS};
-    const ms_region r1 = {1, "/tmp/region-0.img", false, 0, 4 * PS, PS};
+    const ms_region r0 = {
+        .id = 0, .name = "../../etc/passwd", .has_gpa = true, .size = 16 * PS, .page_size = PS};
+    const ms_region r1 = {.id = 1, .name = "/tmp/region-0.img", .size = 4 * PS, .page_size = PS};
     assert_status(ms_writer_add_region(w, &r0), 0);
     assert_status(ms_writer_add_region(w, &r1), 0);
     uint8_t page[2 * PS];
@@ -574,7 +575,8 @@ static void test_replay_map_budget(void **state)
     th_buf s = {0};
     ms_writer *w = ms_writer_new(NULL, th_sink_write, &s);
     assert_non_null(w);
-    const ms_region r = {0, "ram", true, 0, (uint64_t)64 * 4096 * PS, PS};
+    const ms_region r = {
+        .id = 0, .name = "ram", .has_gpa = true, .size = (uint64_t)64 * 4096 * PS, .page_size = PS};
     assert_status(ms_writer_add_region(w, &r), 0);
     for (uint64_t k = 0; k < 64; k++)
         assert_status(ms_writer_zero_pages(w, 0, k * 4096 + 7, 1), 0);
