@@ -1,10 +1,8 @@
 /*
  * Chores shared by the command-line tools: opening inputs ("-" is standard
  * input), exit codes, JSON string output, atomic output files and
- * directories, a progress line, and the map keys a later minor version
- * adds (mst_unknown_keys, which knows the highest key each record type
- * defines). Otherwise no format logic lives here: the tools see streams
- * only through the public API.
+ * directories, and a progress line. No format logic lives here: the tools
+ * see streams only through the public API.
  */
 #ifndef MST_COMMON_H
 #define MST_COMMON_H
@@ -46,13 +44,6 @@ void mst_json_hex(FILE *f, const uint8_t *p, size_t n);
 /* Formats a CBOR item with ms_cbor_format into a malloc'd string (NULL on
  * malformed input or no memory). */
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);
-
-/* Calls @p fn with the payload path ("/9": key 9 of the record's map;
- * "/1/7": key 7 of map 1 of its array) of every map key of @p rec that
- * this reader does not know: keys a later minor version adds (FORMAT.md
- * section 11.2), which the reader skips and the tools report. Returns 0,
- * or -1 when out of memory (nothing was reported then). */
-int mst_unknown_keys(const ms_record *rec, void (*fn)(void *ctx, const char *path), void *ctx);
 
 /* ---- atomic outputs ---- */
 

@@ -328,20 +328,14 @@ static void put_overlay_json(dump *d, const ms_overlay *v)
 
 /* ------------------------------------------------------- unknown map keys */
 
-static void add_key(void *ctx, const char *path)
-{
-    key_list *k = ctx;
-    if (k->n < KEYS_SHOWN)
-        snprintf(k->path[k->n], sizeof k->path[k->n], "%s", path);
-    k->n++;
-}
-
-/* The keys of @rec's maps that this reader does not know (a later minor's);
- * -1 when out of memory. */
-static int unknown_keys(const ms_record *rec, key_list *k)
+/* The keys of @rec's maps that this reader does not know (a later minor's),
+ * as the reader lists them. */
+static void unknown_keys(const ms_record *rec, key_list *k)
 {
     memset(k, 0, sizeof *k);
-    return mst_unknown_keys(rec, add_key, k);
+    k->n = rec->unknown_key_count;
+    for (size_t i = 0; i < k->n && i < KEYS_SHOWN && i < MS_MAX_LISTED_KEYS; i++)
+        snprintf(k->path[i], sizeof k->path[i], "%s", rec->unknown_keys[i]);
 }
 
 static void put_keys_text(dump *d, const key_list *k)
@@ -1230,10 +1224,7 @@ static int run(dump *d, int fd)
                 break;
             if (d->mode != MODE_FULL)
                 continue;
-            if (unknown_keys(rec, &keys)) {
-                nomem = true;
-                break;
-            }
+            unknown_keys(rec, &keys);
             if (!d->header_done && d->nsaved < SAVED_MAX &&
                 (rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known)) {
                 if (save_record(d, rec, &keys)) {

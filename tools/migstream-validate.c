@@ -367,10 +367,8 @@ typedef struct key_text {
     char text[256];
 } key_text;
 
-static void add_key(void *ctx, const char *path)
+static void add_key(key_text *k, const char *path)
 {
-    key_text *k = ctx;
-    k->n++;
     if (k->cut)
         return;
     /* Room for this path and a final " ..." */
@@ -383,13 +381,15 @@ static void add_key(void *ctx, const char *path)
 }
 
 /* Keys of the record's maps that this reader does not know: a later
- * minor's (FORMAT.md section 11.2), which the reader skips. Out of memory,
- * the check is skipped, as other checks are at their limits. */
+ * minor's (FORMAT.md section 11.2), which the reader skips and lists. */
 static void unknown_keys(const ms_record *rec, key_text *k)
 {
     memset(k, 0, sizeof *k);
-    if (mst_unknown_keys(rec, add_key, k) < 0)
-        memset(k, 0, sizeof *k);
+    k->n = rec->unknown_key_count;
+    for (size_t i = 0; i < k->n && i < MS_MAX_LISTED_KEYS; i++)
+        add_key(k, rec->unknown_keys[i]);
+    if (k->n > MS_MAX_LISTED_KEYS && !k->cut)
+        add_key(k, "...");
 }
 
 #if MS_HAVE_SCHEMA

@@ -93,6 +93,9 @@ typedef struct ms_reader_options {
 /** Fills @p opts with defaults. */
 MS_API void ms_reader_options_init(ms_reader_options *opts);
 
+/** Unknown map keys a record lists at most (ms_record.unknown_keys). */
+#define MS_MAX_LISTED_KEYS 64u
+
 /** A record as ms_reader_next() hands it out. Views stay valid until the
  *  next call on the reader. */
 typedef struct ms_record {
@@ -119,6 +122,18 @@ typedef struct ms_record {
     ms_round round;             /**< MS_REC_ROUND */
     const ms_overlay *overlays; /**< MS_REC_OVERLAY: the overlays it adds */
     size_t overlay_count;
+
+    /**
+     * Map keys of the payload that this reader does not know: keys a later
+     * minor version added (FORMAT.md section 11.2), which the reader skips
+     * and lists here so that tools can report them. Each is a payload path:
+     * "/9" is key 9 of the record's map, "/1/7" key 7 of the map at index
+     * 1 of the record's array (REGIONS, OVERLAY); in payload order. At most
+     * MS_MAX_LISTED_KEYS are listed; unknown_key_count counts them all.
+     * NULL and 0 when there are none, and for a record with a status.
+     */
+    const char *const *unknown_keys;
+    size_t unknown_key_count;
 } ms_record;
 
 /** Creates a reader pulling bytes through @p fn.

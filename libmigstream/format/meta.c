@@ -63,11 +63,25 @@ static int get_name(msi_cbor_in *in, msi_text *t, size_t max, const char *what, 
     return MS_OK;
 }
 
-static int skip_value(msi_cbor_in *in, msi_perr *e, const char *what)
+int msi_skip_unknown(msi_cbor_in *in, msi_perr *e, int64_t index, uint64_t key,
+                     bool allow_float, const char *what)
 {
     /* Unknown keys are ignored (section 10): skip their value whole. */
-    int rc = msi_cbor_skip(in, 16, true);
-    return rc ? msi_perr_cbor(e, rc, in, what) : MS_OK;
+    int rc = msi_cbor_skip(in, 16, allow_float);
+    if (rc)
+        return msi_perr_cbor(e, rc, in, what);
+    if (e->keys) {
+        if (e->keys->count < MS_MAX_LISTED_KEYS) {
+            char *p = e->keys->path[e->keys->count];
+            if (index < 0)
+                snprintf(p, sizeof e->keys->path[0], "/%llu", (unsigned long long)key);
+            else
+                snprintf(p, sizeof e->keys->path[0], "/%lld/%llu", (long long)index,
+                         (unsigned long long)key);
+        }
+        e->keys->count++;
+    }
+    return MS_OK;
 }
 
 static int expect_consumed(const msi_cbor_in *in, msi_perr *e, const char *what)
@@ -112,7 +126,7 @@ int msi_info_decode(const uint8_t *p, size_t n, msi_text *machine, msi_text *des
         else if (key == INFO_DESCRIPTION)
             rc = get_name(&in, description, 65535, "INFO description (key 1)", e);
         else
-            rc = skip_value(&in, e, "INFO unknown key");
+            rc = msi_skip_unknown(&in, e, -1, key, true, "INFO unknown key");
         if (rc)
             return rc;
     }
@@ -164,8 +178,8 @@ int msi_regions_encode(msi_buf *b, const ms_region *regions, size_t count)
     return rc;
 }
 
-static int region_decode(msi_cbor_in *in, msi_region_view *v, uint32_t base_page_size,
-                         msi_perr *e)
+static int region_decode(msi_cbor_in *in, msi_region_view *v, size_t index,
+                         uint32_t base_page_size, msi_perr *e)
 {
     msi_cbor_map m;
     uint64_t key, val;
@@ -182,7 +196,7 @@ static int region_decode(msi_cbor_in *in, msi_region_view *v, uint32_t base_page
             continue;
         }
         if (key > REG_PAGE_SIZE) {
-            if ((rc = skip_value(in, e, "region unknown key")))
+            if ((rc = msi_skip_unknown(in, e, (int64_t)index, key, true, "region unknown key")))
                 return rc;
             continue;
         }
@@ -246,7 +260,7 @@ int msi_regions_decode(const uint8_t *p, size_t n, uint32_t base_page_size, size
     if (!v)
         return msi_perr_set(e, MS_ENOMEM, 0, "REGIONS: out of memory");
     for (size_t i = 0; i < t.u; i++) {
-        if ((rc = region_decode(&in, &v[i], base_page_size, e))) {
+        if ((rc = region_decode(&in, &v[i], i, base_page_size, e))) {
             msi_free(a, v);
             return rc;
         }
@@ -324,7 +338,7 @@ int msi_end_decode(const uint8_t *p, size_t n, ms_totals *t, msi_perr *e)
             continue;
         }
         if (key > END_OVERLAYS) {
-            if ((rc = skip_value(&in, e, "END unknown key")))
+            if ((rc = msi_skip_unknown(&in, e, -1, key, true, "END unknown key")))
                 return rc;
             continue;
         }

@@ -364,8 +364,9 @@ int msi_overlays_decode(const uint8_t *p, size_t n, size_t max, const ms_allocat
                 continue;
             }
             if (key > OV_PARAMS) { /* a later minor's key: ignored (FORMAT.md section 11.2) */
-                if ((rc = msi_cbor_skip(&in, 16, false)))
-                    return msi_perr_cbor(e, rc, &in, "overlay unknown key");
+                if ((rc = msi_skip_unknown(&in, e, (int64_t)i, key, false,
+                                           "overlay unknown key")))
+                    return rc;
                 continue;
             }
             if ((rc = msi_cbor_get_uint(&in, &v)))

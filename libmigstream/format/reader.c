@@ -82,6 +82,8 @@ struct ms_reader {
     size_t ext_cap;
     ms_region *rec_regions;
     size_t rec_regions_cap;
+    msi_keys keys; /* unknown map keys of the current record */
+    const char *key_paths[MS_MAX_LISTED_KEYS];
     void *dctx;
     void *hash;
     ms_record rec;
@@ -338,7 +340,7 @@ static const ms_region *find_region(ms_reader *r, uint32_t id)
 static int do_info(ms_reader *r, const uint8_t *p, size_t n)
 {
     msi_text machine, description;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc;
     if (r->index != 0)
         return fail_rec(r, MS_ECORRUPT, r->rec.offset, "INFO may only be the first record");
@@ -361,7 +363,7 @@ static int do_regions(ms_reader *r, const uint8_t *p, size_t n)
 {
     msi_region_view *v;
     size_t count;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc = msi_regions_decode(p, n, r->hdr.page_size, r->max_regions - r->nregions, &r->alloc,
                                 &v, &count, &e);
     if (rc)
@@ -423,7 +425,7 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
     uint32_t rid, next;
     uint8_t enc;
     uint64_t data_pages, need;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc;
     const uint64_t payload_at = r->rec.offset + MSI_RECORD_HEADER;
     if ((rc = msi_pages_head(p, n, &rid, &next, &enc, &e)))
@@ -484,7 +486,7 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
 static int do_round(ms_reader *r, const uint8_t *p, size_t n)
 {
     ms_round *rd = &r->rec.round;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc = msi_round_decode(p, n, rd, &e);
     if (rc)
         return fail_payload(r, rc, &e);
@@ -519,7 +521,7 @@ static int do_overlay(ms_reader *r, const uint8_t *p, size_t n)
 {
     const uint64_t at = r->rec.offset + MSI_RECORD_HEADER;
     size_t count;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc;
     if (!(r->hdr.required_features & MS_FEATURE_OVERLAYS))
         return fail_rec(r, MS_ECORRUPT, r->rec.offset, "OVERLAY record in a stream whose "
@@ -562,7 +564,7 @@ static int do_overlay(ms_reader *r, const uint8_t *p, size_t n)
 static int do_device(ms_reader *r, const uint8_t *p, size_t n)
 {
     msi_device_view d;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc = msi_device_decode(p, n, r->max_depth, &d, &e);
     if (rc)
         return fail_payload(r, rc, &e);
@@ -581,7 +583,7 @@ static int do_device(ms_reader *r, const uint8_t *p, size_t n)
 static int do_end(ms_reader *r, const uint8_t *p, size_t n)
 {
     ms_totals *t = &r->rec.totals;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc = msi_end_decode(p, n, t, &e);
     if (rc)
         return fail_payload(r, rc, &e);
@@ -808,11 +810,20 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
         return rc;
 
     rec->known = false;
+    r->keys.count = 0;
     for (size_t i = 0; i < sizeof record_table / sizeof record_table[0]; i++) {
         if (record_table[i].type != rec->type)
             continue;
         rec->known = true;
-        if ((rc = record_table[i].decode(r, payload, rec->length))) {
+        if (!(rc = record_table[i].decode(r, payload, rec->length)) && r->keys.count) {
+            size_t listed = r->keys.count < MS_MAX_LISTED_KEYS ? r->keys.count
+                                                                : MS_MAX_LISTED_KEYS;
+            for (size_t k = 0; k < listed; k++)
+                r->key_paths[k] = r->keys.path[k];
+            rec->unknown_keys = r->key_paths;
+            rec->unknown_key_count = r->keys.count;
+        }
+        if (rc) {
             int keep = step_over(r, rc);
             if (keep)
                 return keep;

@@ -77,8 +77,8 @@ int msi_round_decode(const uint8_t *p, size_t n, ms_round *r, msi_perr *e)
         }
         if (key > ROUND_FINAL) {
             /* A later minor's key: ignored (FORMAT.md section 11.2). */
-            if ((rc = msi_cbor_skip(&in, 16, false)))
-                return msi_perr_cbor(e, rc, &in, "ROUND unknown key");
+            if ((rc = msi_skip_unknown(&in, e, -1, key, false, "ROUND unknown key")))
+                return rc;
             continue;
         }
         if ((rc = msi_cbor_get_uint(&in, &v)))
