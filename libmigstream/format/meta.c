@@ -64,10 +64,12 @@ static int get_name(msi_cbor_in *in, msi_text *t, size_t max, const char *what, 
 }
 
 int msi_skip_unknown(msi_cbor_in *in, msi_perr *e, int64_t index, uint64_t key,
-                     bool allow_float, const char *what)
+                     const char *what)
 {
-    /* Unknown keys are ignored (section 10): skip their value whole. */
-    int rc = msi_cbor_skip(in, 16, allow_float);
+    /* Unknown keys are ignored (section 11.2): skip their value whole,
+     * checked against the profile, which admits no float outside a DEVICE
+     * state item, whatever the map (section 10). */
+    int rc = msi_cbor_skip(in, 16, false);
     if (rc)
         return msi_perr_cbor(e, rc, in, what);
     if (e->keys) {
@@ -126,7 +128,7 @@ int msi_info_decode(const uint8_t *p, size_t n, msi_text *machine, msi_text *des
         else if (key == INFO_DESCRIPTION)
             rc = get_name(&in, description, 65535, "INFO description (key 1)", e);
         else
-            rc = msi_skip_unknown(&in, e, -1, key, true, "INFO unknown key");
+            rc = msi_skip_unknown(&in, e, -1, key, "INFO unknown key");
         if (rc)
             return rc;
     }
@@ -196,7 +198,7 @@ static int region_decode(msi_cbor_in *in, msi_region_view *v, size_t index,
             continue;
         }
         if (key > REG_PAGE_SIZE) {
-            if ((rc = msi_skip_unknown(in, e, (int64_t)index, key, true, "region unknown key")))
+            if ((rc = msi_skip_unknown(in, e, (int64_t)index, key, "region unknown key")))
                 return rc;
             continue;
         }
@@ -338,7 +340,7 @@ int msi_end_decode(const uint8_t *p, size_t n, ms_totals *t, msi_perr *e)
             continue;
         }
         if (key > END_OVERLAYS) {
-            if ((rc = msi_skip_unknown(&in, e, -1, key, true, "END unknown key")))
+            if ((rc = msi_skip_unknown(&in, e, -1, key, "END unknown key")))
                 return rc;
             continue;
         }

@@ -364,7 +364,7 @@ int msi_overlays_decode(const uint8_t *p, size_t n, size_t max, const ms_allocat
                 continue;
             }
             if (key > OV_PARAMS) { /* a later minor's key: ignored (FORMAT.md section 11.2) */
-                if ((rc = msi_skip_unknown(&in, e, (int64_t)i, key, false,
+                if ((rc = msi_skip_unknown(&in, e, (int64_t)i, key,
                                            "overlay unknown key")))
                     return rc;
                 continue;

@@ -29,12 +29,12 @@ typedef struct msi_perr {
     msi_keys *keys;
 } msi_perr;
 
-/* Skips the value of map key @key, which the decoder does not know,
- * listing its path: @index is the map's index in the payload's array, or
- * -1 for a payload that is one map. @allow_float admits floats in the
- * value. */
+/* Skips the value of map key @key, which the decoder does not know (no
+ * float in it, at most 16 deep: section 10), listing its path: @index is
+ * the map's index in the payload's array, or -1 for a payload that is one
+ * map. */
 int msi_skip_unknown(msi_cbor_in *in, msi_perr *e, int64_t index, uint64_t key,
-                     bool allow_float, const char *what);
+                     const char *what);
 int msi_perr_set(msi_perr *e, int code, size_t at, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Turns a failed CBOR decode into a payload error naming @what. */

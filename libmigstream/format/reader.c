@@ -465,9 +465,12 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
         pg->data_size = stored;
     } else {
         const char *why = "";
-        if (stored == 0 || need == 0)
-            return fail_rec(r, MS_ECORRUPT, payload_at + meta, "zstd data section with %zu "
-                            "bytes for %llu DATA pages", stored, (unsigned long long)data_pages);
+        if (need == 0) /* FORMAT.md section 6.3: one encoding per content */
+            return fail_rec(r, MS_ECORRUPT, payload_at + 8, "encoding 1 (zstd) in a record with "
+                            "no DATA extent, which must use encoding 0");
+        if (stored == 0)
+            return fail_rec(r, MS_ECORRUPT, payload_at + meta, "empty zstd data section for "
+                            "%llu DATA pages", (unsigned long long)data_pages);
         r->dbuf.len = 0;
         if (msi_buf_reserve(&r->dbuf, (size_t)need))
             return fail_rec(r, MS_ENOMEM, payload_at + meta, "out of memory");

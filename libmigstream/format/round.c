@@ -77,7 +77,7 @@ int msi_round_decode(const uint8_t *p, size_t n, ms_round *r, msi_perr *e)
         }
         if (key > ROUND_FINAL) {
             /* A later minor's key: ignored (FORMAT.md section 11.2). */
-            if ((rc = msi_skip_unknown(&in, e, -1, key, false, "ROUND unknown key")))
+            if ((rc = msi_skip_unknown(&in, e, -1, key, "ROUND unknown key")))
                 return rc;
             continue;
         }
