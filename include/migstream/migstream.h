@@ -10,6 +10,7 @@
  *   replay.h  ms_replay: applying a stream through callbacks
  *   overlay.h hypervisor overlay pages: rendering, priorities
  *   cbor.h    formatting and comparing CBOR items (device state)
+ *   pagemap.h ms_pagemap, ms_in_place: the final state of a stream's pages
  *   modules.h which optional modules this build holds; their headers:
  *   schema.h  ms_schema_set: device-state schemas, validation, compatibility
  *             (when MS_HAVE_SCHEMA)
@@ -28,6 +29,7 @@
 #include "replay.h"
 #include "overlay.h"
 #include "cbor.h"
+#include "pagemap.h"
 
 #include <migstream/modules.h>
 #if MS_HAVE_SCHEMA
