@@ -89,7 +89,7 @@ typedef struct dump {
     uint64_t records;
     uint64_t end_index, end_offset; /* the END record */
     uint64_t stream_bytes;          /* up to the end of END */
-    mst_pagemap *pm;
+    ms_pagemap *pm;
     mst_devset *ds;
     round_stats *rounds;
     size_t nrounds;
@@ -780,7 +780,7 @@ static void print_totals(dump *d, uint64_t digest)
     FILE *o = d->out;
     const uint64_t total = d->stream_bytes;
     char tmp[8];
-    size_t nreg = mst_pagemap_count(d->pm), ndev = mst_devset_count(d->ds);
+    size_t nreg = ms_pagemap_region_count(d->pm), ndev = mst_devset_count(d->ds);
     if (d->json) {
         fprintf(o,
                 "{\"kind\":\"totals\",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
@@ -809,9 +809,10 @@ static void print_totals(dump *d, uint64_t digest)
         }
     }
     for (size_t i = 0; i < nreg; i++) {
-        const mst_region_stats *s = mst_pagemap_get(d->pm, i);
-        uint64_t c[MST_STATES], fm, lm;
-        bool tracked = mst_pagemap_final(d->pm, i, c, &fm, &lm);
+        const ms_pagemap_region *s = ms_pagemap_get_region(d->pm, i);
+        uint64_t c[MST_STATES], sent[MST_STATES], fm, lm;
+        bool tracked = mst_pagemap_final(d->pm, s, c, &fm, &lm);
+        mst_lump_states(s->sent, sent);
         if (d->json) {
             fprintf(o, "%s{\"id\":%" PRIu32 ",\"name\":", i ? "," : "", s->region.id);
             put_str(d, s->region.name);
@@ -821,7 +822,7 @@ static void print_totals(dump *d, uint64_t digest)
             else
                 fputs("null", o);
             fputs(",\"sent\":", o);
-            put_counts_json(d, s->sent, false);
+            put_counts_json(d, sent, false);
             fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"percent\":%.2f}",
                     s->records, s->bytes, mst_percent(s->bytes, total));
         } else {
@@ -835,7 +836,7 @@ static void print_totals(dump *d, uint64_t digest)
                 fputs("untracked", o);
             }
             fputs(" sent ", o);
-            put_counts_text(d, s->sent);
+            put_counts_text(d, sent);
             fprintf(o, " records %" PRIu64 " bytes %" PRIu64 " share %.2f%%\n", s->records,
                     s->bytes, mst_percent(s->bytes, total));
         }
@@ -1189,7 +1190,7 @@ static int run(dump *d, int fd)
     if (rc == 0) {
         d->preamble = ms_reader_offset(d->r);
         while ((rc = ms_reader_next(d->r, &rec)) > 0) {
-            if (count_type(d, rec) || mst_pagemap_sync(d->pm, d->r)) {
+            if (count_type(d, rec) || ms_pagemap_sync(d->pm, d->r) == MS_ENOMEM) {
                 nomem = true;
                 break;
             }
@@ -1202,7 +1203,7 @@ static int run(dump *d, int fd)
             switch (d->mode) {
             case MODE_FULL:
             case MODE_SUMMARY:
-                mst_pagemap_apply(d->pm, rec);
+                ms_pagemap_apply(d->pm, rec); /* a region past the budget is untracked */
                 if (count_round(d, rec))
                     nomem = true;
                 if (rec->type == MS_REC_DEVICE && !mst_devset_add(d->ds, rec) &&
@@ -1375,7 +1376,7 @@ int main(int argc, char **argv)
         return MST_EXIT_ERROR;
     }
     int status = MST_EXIT_ERROR;
-    d.pm = mst_pagemap_new(MST_PAGEMAP_BUDGET);
+    d.pm = mst_pagemap_new();
     d.ds = mst_devset_new(MST_DEVSET_BUDGET);
     if (!d.pm || !d.ds)
         mst_error("out of memory");
@@ -1400,7 +1401,7 @@ int main(int argc, char **argv)
     free(d.types);
     free(d.rounds);
     free(region_part);
-    mst_pagemap_free(d.pm);
+    ms_pagemap_free(d.pm);
     mst_devset_free(d.ds);
     ms_reader_free(d.r);
     if (fd != STDIN_FILENO)

@@ -62,7 +62,7 @@ typedef struct validator {
     pending pend[PENDING_MAX];
     size_t npend;
     uint64_t errors, warnings;
-    mst_pagemap *pm;
+    ms_pagemap *pm;
     mst_devset *ds;
     bool devset_warned;
     uint64_t records;
@@ -433,7 +433,7 @@ static void check_record(validator *v, const ms_record *rec)
                 "%zu unknown map key%s (payload path%s %s): ignored", keys.n,
                 keys.n == 1 ? "" : "s", keys.n == 1 ? "" : "s", keys.text);
     if (rec->type == MS_REC_PAGES) {
-        mst_pagemap_apply(v->pm, rec);
+        ms_pagemap_apply(v->pm, rec); /* a region past the budget is untracked */
         keep_in_place(v, rec);
     }
     if (rec->type == MS_REC_DEVICE && rec->device.path) {
@@ -472,11 +472,11 @@ static void check_record(validator *v, const ms_record *rec)
 static void check_missing(validator *v)
 {
     ms_record end = {.type = MS_REC_END, .index = v->end_index, .offset = v->end_offset};
-    for (size_t i = 0; i < mst_pagemap_count(v->pm); i++) {
-        const mst_region_stats *s = mst_pagemap_get(v->pm, i);
+    for (size_t i = 0; i < ms_pagemap_region_count(v->pm); i++) {
+        const ms_pagemap_region *s = ms_pagemap_get_region(v->pm, i);
         uint64_t counts[MST_STATES], first, last;
         concerns c = {.kind = ABOUT_PAGES, .region = s->region.id, .region_name = s->region.name};
-        if (!mst_pagemap_final(v->pm, i, counts, &first, &last)) {
+        if (!mst_pagemap_final(v->pm, s, counts, &first, &last)) {
             c.first = 0;
             c.last = s->pages - 1;
             reportf(v, SEV_WARNING, "untracked-pages", v->end_offset, (int64_t)v->end_index, &c,
@@ -536,7 +536,7 @@ static void print_result(validator *v)
     bool valid = v->errors == 0 && !(v->strict && v->warnings);
     /* Bytes of the stream, END included: not what was read after it. */
     uint64_t bytes = v->end_seen ? v->stream_bytes : ms_reader_offset(v->r);
-    size_t nreg = mst_pagemap_count(v->pm), ndev = mst_devset_count(v->ds);
+    size_t nreg = ms_pagemap_region_count(v->pm), ndev = mst_devset_count(v->ds);
     if (v->json) {
         fprintf(o,
                 "{\"kind\":\"result\",\"valid\":%s,\"strict\":%s,\"errors\":%" PRIu64
@@ -579,7 +579,7 @@ static int run(validator *v, int fd)
         check_header(v, h);
         while ((rc = ms_reader_next(v->r, &rec)) > 0) {
             v->records++;
-            if (mst_pagemap_sync(v->pm, v->r)) {
+            if (ms_pagemap_sync(v->pm, v->r) == MS_ENOMEM) {
                 rc = MS_ENOMEM;
                 break;
             }
@@ -681,7 +681,7 @@ int main(int argc, char **argv)
         return MST_EXIT_ERROR;
     }
     int status = MST_EXIT_ERROR;
-    v.pm = mst_pagemap_new(MST_PAGEMAP_BUDGET);
+    v.pm = mst_pagemap_new();
     v.ds = mst_devset_new(MST_DEVSET_BUDGET);
     if (!v.pm || !v.ds)
         mst_error("out of memory");
@@ -691,7 +691,7 @@ int main(int argc, char **argv)
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;
     }
-    mst_pagemap_free(v.pm);
+    ms_pagemap_free(v.pm);
     free(v.inp);
     mst_devset_free(v.ds);
 #if MS_HAVE_SCHEMA
