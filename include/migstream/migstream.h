@@ -11,6 +11,7 @@
  *   overlay.h hypervisor overlay pages: rendering, priorities
  *   cbor.h    formatting and comparing CBOR items (device state)
  *   pagemap.h ms_pagemap, ms_in_place: the final state of a stream's pages
+ *   diff.h    ms_diff: comparing two streams by the state they leave behind
  *   modules.h which optional modules this build holds; their headers:
  *   schema.h  ms_schema_set: device-state schemas, validation, compatibility
  *             (when MS_HAVE_SCHEMA)
@@ -30,6 +31,7 @@
 #include "overlay.h"
 #include "cbor.h"
 #include "pagemap.h"
+#include "diff.h"
 
 #include <migstream/modules.h>
 #if MS_HAVE_SCHEMA

@@ -34,6 +34,7 @@ PUBLIC = {
     'replay.h': 'format',
     'overlay.h': 'format',
     'pagemap.h': 'state',
+    'diff.h': 'state',
     'schema.h': 'schema',
     'qemu.h': 'qemu',
     'migstream.h': None,  # the umbrella: includes everything
