@@ -3,8 +3,8 @@
  * input), exit codes, JSON string output, atomic output files and
  * directories, a progress line, the per-state counts dump and validate
  * print, and device instances for their duplicate checks. No format logic
- * lives here: the tools see streams only through the public API (final
- * page states: ms_pagemap).
+ * lives here: the tools see streams only through the public API, and the
+ * library does the work (ms_pagemap, ms_diff, ms_replay_dir).
  */
 #ifndef MST_COMMON_H
 #define MST_COMMON_H

@@ -35,6 +35,7 @@ PUBLIC = {
     'overlay.h': 'format',
     'pagemap.h': 'state',
     'diff.h': 'state',
+    'replay_dir.h': 'state',
     'schema.h': 'schema',
     'qemu.h': 'qemu',
     'migstream.h': None,  # the umbrella: includes everything
