@@ -73,7 +73,7 @@ typedef struct ms_diff ms_diff;
 /** Options. Fill with ms_diff_options_init() first; 0 or NULL means the
  *  default. */
 typedef struct ms_diff_options {
-    size_t struct_size; /**< set by init; lets the struct grow */
+    size_t struct_size; /**< set by init (common.h, "Growing structs") */
     /** Bytes the page-state maps of each side may use (pagemap.h); default
      *  MS_PAGEMAP_DEFAULT_MEMORY. A side whose maps would exceed it fails
      *  to load with MS_ELIMIT. */
@@ -212,7 +212,10 @@ typedef struct ms_diff_totals {
 } ms_diff_totals;
 
 /** Creates a comparison. @p opts may be NULL (defaults).
- *  @return **new** handle, or NULL on bad options or no memory. */
+ *  @return **new** handle, or NULL when memory ran out. Bad options give a
+ *          handle in the failed state (common.h, "Handles"):
+ *          ms_diff_status() is MS_EINVAL, ms_diff_errmsg() names the option,
+ *          and every call returns MS_EINVAL. */
 MS_API ms_diff *ms_diff_new(const ms_diff_options *opts);
 
 /** Frees the handle (NULL is fine) and closes its temporary files. */
@@ -254,7 +257,8 @@ MS_API int ms_diff_compare(ms_diff *d, ms_diff_fn fn, void *ctx);
  *  the handle's lifetime. */
 MS_API const ms_diff_totals *ms_diff_get_totals(const ms_diff *d);
 
-/** The sticky status: 0, or the failure that stopped the handle. */
+/** The sticky status: 0, or the failure that stopped the handle; MS_ENOMEM
+ *  for NULL. */
 MS_API int ms_diff_status(const ms_diff *d);
 
 /** Message naming what failed and where, or "". */

@@ -73,7 +73,7 @@ typedef struct ms_in_place ms_in_place;
 /** Options of ms_pagemap_new() and ms_in_place_new(). Fill with
  *  ms_pagemap_options_init() first; 0 means the default. */
 typedef struct ms_pagemap_options {
-    size_t struct_size; /**< set by init; lets the struct grow */
+    size_t struct_size; /**< set by init (common.h, "Growing structs") */
     /** Bytes the page-state maps of all regions may use together; default
      *  MS_PAGEMAP_DEFAULT_MEMORY. Region entries and their names are not
      *  charged: the reader bounds their number (max_regions). */
@@ -107,8 +107,15 @@ typedef struct ms_pagemap_region {
 } ms_pagemap_region;
 
 /** Creates an empty map. @p opts may be NULL (defaults).
- *  @return **new** map, or NULL on bad options or no memory. */
+ *  @return **new** map, or NULL when memory ran out. Bad options give a
+ *          map in the failed state (common.h, "Handles"):
+ *          ms_pagemap_status() is MS_EINVAL, ms_pagemap_errmsg() names the
+ *          option, and every call that changes the map returns MS_EINVAL. */
 MS_API ms_pagemap *ms_pagemap_new(const ms_pagemap_options *opts);
+
+/** MS_EINVAL for a map made from bad options, else 0 (a region given up is
+ *  the region's, not the map's); MS_ENOMEM for NULL. */
+MS_API int ms_pagemap_status(const ms_pagemap *m);
 
 /** Frees the map (NULL is fine). */
 MS_API void ms_pagemap_free(ms_pagemap *m);
@@ -220,8 +227,17 @@ MS_API const char *ms_pagemap_errmsg(const ms_pagemap *m);
 
 /** Creates an empty list of IN_PLACE references. @p opts may be NULL; only
  *  max_in_place and the allocator apply.
- *  @return **new** list, or NULL on bad options or no memory. */
+ *  @return **new** list, or NULL when memory ran out. Bad options give a
+ *          list in the failed state (common.h, "Handles"):
+ *          ms_in_place_status() is MS_EINVAL, ms_in_place_errmsg() names the
+ *          option, and ms_in_place_add() returns MS_EINVAL. */
 MS_API ms_in_place *ms_in_place_new(const ms_pagemap_options *opts);
+
+/** MS_EINVAL for a list made from bad options, else 0; MS_ENOMEM for NULL. */
+MS_API int ms_in_place_status(const ms_in_place *l);
+
+/** Why the list is in the failed state, or "". */
+MS_API const char *ms_in_place_errmsg(const ms_in_place *l);
 
 /** Frees the list (NULL is fine). */
 MS_API void ms_in_place_free(ms_in_place *l);

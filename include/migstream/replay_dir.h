@@ -72,7 +72,7 @@ typedef struct ms_replay_dir ms_replay_dir;
 /** Options. Fill with ms_replay_dir_options_init() first; 0 or NULL means
  *  the default. */
 typedef struct ms_replay_dir_options {
-    size_t struct_size; /**< set by init; lets the struct grow */
+    size_t struct_size; /**< set by init (common.h, "Growing structs") */
     /** Replace the output path if it exists (a directory, a file or a
      *  symbolic link, which is replaced, not followed). Default false:
      *  an existing path is an error (MS_EINVAL). */
@@ -122,8 +122,15 @@ typedef struct ms_replay_dir_result {
 
 /** Creates a replay job, reusable for any number of streams. @p opts may
  *  be NULL (defaults).
- *  @return **new** handle, or NULL on bad options or no memory. */
+ *  @return **new** handle, or NULL when memory ran out. Bad options give a
+ *          job in the failed state (common.h, "Handles"):
+ *          ms_replay_dir_status() is MS_EINVAL, ms_replay_dir_errmsg()
+ *          names the option, and ms_replay_dir_write() returns MS_EINVAL. */
 MS_API ms_replay_dir *ms_replay_dir_new(const ms_replay_dir_options *opts);
+
+/** MS_EINVAL for a job made from bad options, else 0 (a failed write is the
+ *  write's: see its return value); MS_ENOMEM for NULL. */
+MS_API int ms_replay_dir_status(const ms_replay_dir *rd);
 
 /** Frees the handle (NULL is fine). */
 MS_API void ms_replay_dir_free(ms_replay_dir *rd);

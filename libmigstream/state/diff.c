@@ -500,14 +500,18 @@ ms_diff *ms_diff_new(const ms_diff_options *opts)
 {
     ms_diff_options o;
     ms_diff_options_init(&o);
-    if (opts) {
-        if (opts->struct_size == 0)
-            return NULL; /* not filled by ms_diff_options_init() */
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    }
+    const char *why =
+        opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_diff_options, tmpdir), opts, opts->struct_size)
+             : NULL;
     ms_diff *df = calloc(1, sizeof *df);
     if (!df)
         return NULL;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why) {
+        df->status = MS_EINVAL;
+        snprintf(df->err, sizeof df->err, "invalid diff options: %s", why);
+        ms_diff_options_init(&o);
+    }
     if (o.tmpdir && !(df->tmpdir = strdup(o.tmpdir))) {
         free(df);
         return NULL;
@@ -536,12 +540,12 @@ void ms_diff_free(ms_diff *df)
 
 int ms_diff_status(const ms_diff *df)
 {
-    return df ? df->status : MS_EINVAL;
+    return df ? df->status : MS_ENOMEM; /* NULL: a constructor without memory */
 }
 
 const char *ms_diff_errmsg(const ms_diff *df)
 {
-    return df ? df->err : "";
+    return df ? df->err : "out of memory creating the comparison";
 }
 
 const ms_diff_totals *ms_diff_get_totals(const ms_diff *df)

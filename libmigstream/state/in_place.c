@@ -26,6 +26,8 @@ int ms_in_place_add(ms_in_place *l, const ms_region *region, const ms_extent *x)
         !msi_is_pow2(region->page_size) || x->arg % region->page_size ||
         msi_add_overflow(x->arg, (uint64_t)x->count * region->page_size - 1, &last))
         return MS_EINVAL; /* the checks of FORMAT.md section 6.2, as the reader makes them */
+    if (l->status)
+        return l->status;
     if (l->n == l->max)
         return MS_ELIMIT;
     if (l->n == l->cap) {

@@ -27,6 +27,8 @@ struct ms_in_place {
     ms_allocator alloc;
     msi_in_place_extent *e;
     size_t n, cap, max;
+    int status;   /* MS_EINVAL when made from bad options (sticky), else 0 */
+    char err[96]; /* why, then */
 };
 
 /* An empty list that keeps at most @max extents; @alloc may be NULL

@@ -27,6 +27,7 @@ struct ms_pagemap {
     size_t count, cap;
     size_t *by_id; /* indexes into r, sorted by region id */
     size_t last;   /* lookup cache: PAGES records come in runs per region */
+    int status;    /* MS_EINVAL when made from bad options (sticky), else 0 */
     char err[320];
 };
 
@@ -42,22 +43,26 @@ void ms_pagemap_options_init(ms_pagemap_options *opts)
     opts->max_in_place = MS_IN_PLACE_DEFAULT_EXTENTS;
 }
 
-/* The caller's options over the defaults; false when they are invalid. An
- * older caller's smaller struct keeps the defaults of the fields it lacks. */
-static bool options_copy(ms_pagemap_options *o, const ms_pagemap_options *in)
+/* The caller's options over the defaults (common.h, "Growing structs"):
+ * NULL, or why they cannot be taken, with @o left at the defaults. */
+static const char *options_take(ms_pagemap_options *o, const ms_pagemap_options *in)
 {
     ms_pagemap_options_init(o);
-    if (!in)
-        return true;
-    if (in->struct_size == 0)
-        return false; /* not filled by ms_pagemap_options_init() */
-    memcpy(o, in, in->struct_size < sizeof *o ? in->struct_size : sizeof *o);
+    const char *why =
+        in ? msi_struct_take(o, MSI_STRUCT_END(ms_pagemap_options, allocator), in, in->struct_size)
+           : NULL;
+    if (!why && o->max_in_place > MS_IN_PLACE_MAX_EXTENTS)
+        why = "max_in_place exceeds MS_IN_PLACE_MAX_EXTENTS";
+    if (why) {
+        ms_pagemap_options_init(o);
+        return why;
+    }
     o->struct_size = sizeof *o;
     if (!o->max_memory)
         o->max_memory = MS_PAGEMAP_DEFAULT_MEMORY;
     if (!o->max_in_place)
         o->max_in_place = MS_IN_PLACE_DEFAULT_EXTENTS;
-    return o->max_in_place <= MS_IN_PLACE_MAX_EXTENTS;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ misc */
@@ -127,8 +132,7 @@ static int set_pages(ms_pagemap *m, pm_region *pr, uint64_t first, uint64_t coun
 ms_pagemap *ms_pagemap_new(const ms_pagemap_options *opts)
 {
     ms_pagemap_options o;
-    if (!options_copy(&o, opts))
-        return NULL;
+    const char *why = options_take(&o, opts);
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_pagemap *m = msi_calloc(&a, 1, sizeof *m);
@@ -136,7 +140,17 @@ ms_pagemap *ms_pagemap_new(const ms_pagemap_options *opts)
         return NULL;
     m->alloc = a;
     m->budget.limit = o.max_memory;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why) {
+        m->status = MS_EINVAL;
+        snprintf(m->err, sizeof m->err, "invalid page map options: %s", why);
+    }
     return m;
+}
+
+int ms_pagemap_status(const ms_pagemap *m)
+{
+    return m ? m->status : MS_ENOMEM; /* NULL: a constructor without memory */
 }
 
 void ms_pagemap_free(ms_pagemap *m)
@@ -158,6 +172,8 @@ int ms_pagemap_add_region(ms_pagemap *m, const ms_region *region)
 {
     if (!m || !region || !region->name)
         return MS_EINVAL;
+    if (m->status)
+        return m->status;
     m->err[0] = 0;
     if (!msi_is_pow2(region->page_size) || region->size == 0 || region->size % region->page_size)
         return fail(m, MS_EINVAL,
@@ -205,6 +221,8 @@ int ms_pagemap_sync(ms_pagemap *m, const ms_reader *r)
 {
     if (!m || !r)
         return MS_EINVAL;
+    if (m->status)
+        return m->status;
     size_t n = ms_reader_region_count(r);
     for (size_t i = m->count; i < n; i++) {
         int rc = ms_pagemap_add_region(m, ms_reader_region(r, i));
@@ -218,6 +236,8 @@ int ms_pagemap_apply(ms_pagemap *m, const ms_record *rec)
 {
     if (!m || !rec)
         return MS_EINVAL;
+    if (m->status)
+        return m->status;
     m->err[0] = 0;
     if (rec->type != MS_REC_PAGES || !rec->pages.region)
         return 0;
@@ -259,6 +279,8 @@ int ms_pagemap_set(ms_pagemap *m, uint32_t region_id, uint64_t first, uint64_t c
 {
     if (!m)
         return MS_EINVAL;
+    if (m->status)
+        return m->status;
     m->err[0] = 0;
     pm_region *pr = find(m, region_id);
     if (!pr)
@@ -388,7 +410,7 @@ size_t ms_pagemap_memory(const ms_pagemap *m)
 
 const char *ms_pagemap_errmsg(const ms_pagemap *m)
 {
-    return m ? m->err : "";
+    return m ? m->err : "out of memory creating the page map";
 }
 
 /* ------------------------------------------------------- ms_in_place */
@@ -396,14 +418,28 @@ const char *ms_pagemap_errmsg(const ms_pagemap *m)
 ms_in_place *ms_in_place_new(const ms_pagemap_options *opts)
 {
     ms_pagemap_options o;
-    if (!options_copy(&o, opts))
-        return NULL;
+    const char *why = options_take(&o, opts);
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_in_place *l = msi_alloc(&a, sizeof *l);
     if (l)
         msi_in_place_init(l, &a, o.max_in_place);
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (l && why) {
+        l->status = MS_EINVAL;
+        snprintf(l->err, sizeof l->err, "invalid page map options: %s", why);
+    }
     return l;
+}
+
+int ms_in_place_status(const ms_in_place *l)
+{
+    return l ? l->status : MS_ENOMEM; /* NULL: a constructor without memory */
+}
+
+const char *ms_in_place_errmsg(const ms_in_place *l)
+{
+    return l ? l->err : "out of memory creating the IN_PLACE list";
 }
 
 void ms_in_place_free(ms_in_place *l)

@@ -60,6 +60,7 @@ typedef struct overlay {
 struct ms_replay_dir {
     ms_replay_dir_options o;
     ms_replay_dir_result result;
+    int status; /* MS_EINVAL when made from bad options (sticky), else 0 */
     char err[1024];
 };
 
@@ -1057,18 +1058,29 @@ ms_replay_dir *ms_replay_dir_new(const ms_replay_dir_options *opts)
 {
     ms_replay_dir_options o;
     ms_replay_dir_options_init(&o);
-    if (opts) {
-        if (opts->struct_size == 0)
-            return NULL; /* not filled by ms_replay_dir_options_init() */
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-        o.struct_size = sizeof o;
-    }
+    const char *why = opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_replay_dir_options, progress_ctx),
+                                             opts, opts->struct_size)
+                           : NULL;
+    if (why)
+        ms_replay_dir_options_init(&o);
+    o.struct_size = sizeof o;
     if (!o.max_map_memory)
         o.max_map_memory = MS_PAGEMAP_DEFAULT_MEMORY;
     ms_replay_dir *rd = calloc(1, sizeof *rd);
-    if (rd)
-        rd->o = o;
+    if (!rd)
+        return NULL;
+    rd->o = o;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why) {
+        rd->status = MS_EINVAL;
+        snprintf(rd->err, sizeof rd->err, "invalid replay options: %s", why);
+    }
     return rd;
+}
+
+int ms_replay_dir_status(const ms_replay_dir *rd)
+{
+    return rd ? rd->status : MS_ENOMEM; /* NULL: a constructor without memory */
 }
 
 void ms_replay_dir_free(ms_replay_dir *rd)
@@ -1084,13 +1096,15 @@ const ms_replay_dir_result *ms_replay_dir_get_result(const ms_replay_dir *rd)
 
 const char *ms_replay_dir_errmsg(const ms_replay_dir *rd)
 {
-    return rd ? rd->err : "";
+    return rd ? rd->err : "out of memory creating the replay job";
 }
 
 int ms_replay_dir_write(ms_replay_dir *rd, ms_reader *r, const char *name, const char *path)
 {
     if (!rd)
         return MS_EINVAL;
+    if (rd->status)
+        return rd->status;
     ms_replay_dir_result *result = &rd->result;
     replay rp;
     memset(&rp, 0, sizeof rp);

@@ -280,12 +280,70 @@ static void test_module_options(void **state)
 #endif
 }
 
+/* The state layer's handles (pagemap.h, diff.h, replay_dir.h). */
+static void test_state_options(void **state)
+{
+    (void)state;
+    NEWER(ms_pagemap_options) po;
+    memset(&po, 0, sizeof po);
+    ms_pagemap_options_init(&po.known);
+    po.known.struct_size = sizeof po;
+    ms_pagemap *m = ms_pagemap_new(&po.known);
+    assert_status(ms_pagemap_status(m), 0);
+    ms_pagemap_free(m);
+    ms_in_place *l = ms_in_place_new(&po.known);
+    assert_status(ms_in_place_status(l), 0);
+    ms_in_place_free(l);
+    po.unknown = 1;
+    m = ms_pagemap_new(&po.known);
+    assert_status(ms_pagemap_status(m), MS_EINVAL);
+    assert_contains(ms_pagemap_errmsg(m), "newer");
+    ms_region r = {.id = 0, .name = "ram", .size = 4096, .page_size = 4096};
+    assert_status(ms_pagemap_add_region(m, &r), MS_EINVAL);
+    ms_pagemap_free(m);
+    l = ms_in_place_new(&po.known);
+    assert_status(ms_in_place_status(l), MS_EINVAL);
+    ms_extent x = {.first = 0, .count = 1, .state = MS_PAGE_IN_PLACE, .arg = 4096};
+    assert_status(ms_in_place_add(l, &r, &x), MS_EINVAL);
+    ms_in_place_free(l);
+    assert_status(ms_pagemap_status(NULL), MS_ENOMEM);
+    assert_status(ms_in_place_status(NULL), MS_ENOMEM);
+
+    NEWER(ms_diff_options) dopt;
+    memset(&dopt, 0, sizeof dopt);
+    ms_diff_options_init(&dopt.known);
+    dopt.known.struct_size = sizeof dopt;
+    dopt.unknown = 1;
+    ms_diff *d = ms_diff_new(&dopt.known);
+    assert_status(ms_diff_status(d), MS_EINVAL);
+    assert_contains(ms_diff_errmsg(d), "invalid diff options");
+    assert_status(ms_diff_compare(d, NULL, NULL), MS_EINVAL);
+    ms_diff_free(d);
+    assert_status(ms_diff_status(NULL), MS_ENOMEM);
+
+    NEWER(ms_replay_dir_options) ropt;
+    memset(&ropt, 0, sizeof ropt);
+    ms_replay_dir_options_init(&ropt.known);
+    ropt.known.struct_size = sizeof ropt;
+    ms_replay_dir *rd = ms_replay_dir_new(&ropt.known);
+    assert_status(ms_replay_dir_status(rd), 0);
+    ms_replay_dir_free(rd);
+    ropt.unknown = 1;
+    rd = ms_replay_dir_new(&ropt.known);
+    assert_status(ms_replay_dir_status(rd), MS_EINVAL);
+    assert_contains(ms_replay_dir_errmsg(rd), "invalid replay options");
+    ms_reader *rr = ms_reader_new_memory(NULL, "", 0);
+    assert_status(ms_replay_dir_write(rd, rr, NULL, "/nonexistent/never"), MS_EINVAL);
+    ms_reader_free(rr);
+    ms_replay_dir_free(rd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writer_options),   cmocka_unit_test(test_reader_options),
         cmocka_unit_test(test_replay_callbacks), cmocka_unit_test(test_reserved_words),
-        cmocka_unit_test(test_module_options),
+        cmocka_unit_test(test_module_options),   cmocka_unit_test(test_state_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -617,8 +617,11 @@ static void test_handle_states(void **state)
     ms_reader_free(rc);
     ms_diff_free(d);
 
-    ms_diff_options zero = {0};
-    assert_null(ms_diff_new(&zero));
+    ms_diff_options zero = {0}; /* not filled by init: a failed handle */
+    d = ms_diff_new(&zero);
+    assert_status(ms_diff_status(d), MS_EINVAL);
+    assert_contains(ms_diff_errmsg(d), "_init");
+    ms_diff_free(d);
     th_buf_free(&a);
     th_buf_free(&c);
 }

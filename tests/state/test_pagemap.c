@@ -311,11 +311,21 @@ static void test_arguments(void **state)
     assert_int_equal(o.struct_size, sizeof o);
     assert_int_equal(o.max_memory, MS_PAGEMAP_DEFAULT_MEMORY);
     assert_int_equal(o.max_in_place, MS_IN_PLACE_DEFAULT_EXTENTS);
+    /* Bad options: handles in the failed state (common.h, "Handles"). */
     o.max_in_place = MS_IN_PLACE_MAX_EXTENTS + 1;
-    assert_null(ms_pagemap_new(&o));
-    assert_null(ms_in_place_new(&o));
+    ms_pagemap *bad = ms_pagemap_new(&o);
+    assert_status(ms_pagemap_status(bad), MS_EINVAL);
+    assert_contains(ms_pagemap_errmsg(bad), "max_in_place");
+    ms_pagemap_free(bad);
+    ms_in_place *badl = ms_in_place_new(&o);
+    assert_status(ms_in_place_status(badl), MS_EINVAL);
+    assert_contains(ms_in_place_errmsg(badl), "max_in_place");
+    ms_in_place_free(badl);
     ms_pagemap_options zero = {0}; /* not filled by init */
-    assert_null(ms_pagemap_new(&zero));
+    bad = ms_pagemap_new(&zero);
+    assert_status(ms_pagemap_status(bad), MS_EINVAL);
+    assert_contains(ms_pagemap_errmsg(bad), "_init");
+    ms_pagemap_free(bad);
 
     ms_pagemap *m = ms_pagemap_new(NULL);
     ms_region r = region(1, "ram", 16);

@@ -483,8 +483,11 @@ static void test_refusals(void **state)
     ms_replay_dir_free(rd);
     ms_replay_dir_free(NULL);
 
-    ms_replay_dir_options zero = {0};
-    assert_null(ms_replay_dir_new(&zero));
+    ms_replay_dir_options zero = {0}; /* not filled by init: a failed handle */
+    rd = ms_replay_dir_new(&zero);
+    assert_status(ms_replay_dir_status(rd), MS_EINVAL);
+    assert_contains(ms_replay_dir_errmsg(rd), "_init");
+    ms_replay_dir_free(rd);
     ms_replay_dir_options_init(&o);
     assert_int_equal(o.struct_size, sizeof o);
     assert_int_equal(o.max_map_memory, MS_PAGEMAP_DEFAULT_MEMORY);
