@@ -257,6 +257,44 @@ MS_API int ms_in_place_add(ms_in_place *l, const ms_region *region, const ms_ext
 /** Extents in the list. */
 MS_API size_t ms_in_place_count(const ms_in_place *l);
 
+/** One extent of the list, as ms_in_place_add() took it. */
+typedef struct ms_in_place_extent {
+    uint32_t region;    /**< region id */
+    uint32_t page_size; /**< the region's page size */
+    uint64_t first;     /**< first page */
+    uint64_t count;     /**< pages */
+    /** Address of page @p first in the in-place space; page first + i is
+     *  at address + i * page_size, the last byte at address + count *
+     *  page_size - 1. */
+    uint64_t address;
+} ms_in_place_extent;
+
+/** Extent @p index (0: the first added), or NULL past the end. */
+MS_API const ms_in_place_extent *ms_in_place_get(const ms_in_place *l, size_t index);
+
+/**
+ * Called by ms_in_place_overlaps() for an extent @p later that references
+ * bytes an earlier-in-address extent @p earlier references too, without
+ * mapping the same region pages to the same addresses. Both are list
+ * indexes (ms_in_place_get()). Return 0 to go on, negative to stop.
+ */
+typedef int (*ms_in_place_overlap_fn)(void *ctx, size_t later, size_t earlier);
+
+/**
+ * Checks FORMAT.md section 6.2's rule that no two IN_PLACE extents of a
+ * stream reference overlapping bytes of the in-place space, unless both
+ * map the same region pages to the same addresses: every extent counts,
+ * in whichever region, including one whose pages a later copy replaced.
+ * In address order, each extent is compared with the one reaching furthest
+ * before it (sharing one mapping is transitive, so that one comparison
+ * suffices), and each that breaks the rule is reported once: n log n for
+ * n extents.
+ * @param fn NULL: only count
+ * @return the number of extents reported (0: the rule holds), the
+ *         negative value @p fn returned, MS_EINVAL, or MS_ENOMEM.
+ */
+MS_API int ms_in_place_overlaps(const ms_in_place *l, ms_in_place_overlap_fn fn, void *ctx);
+
 /**
  * The address of page @p page of region @p region_id by the last extent
  * that covers it. A lookup scans the extents from the newest.

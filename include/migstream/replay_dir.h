@@ -107,9 +107,12 @@ MS_API void ms_replay_dir_options_init(ms_replay_dir_options *opts);
 typedef struct ms_replay_dir_result {
     /** 0, or the status with which the stream stopped the replay: the
      *  reader's (the stream is damaged, truncated or refused; MS_EIO when
-     *  reading failed, MS_ENOMEM when the reader ran out of memory), or
-     *  MS_EFEATURE for a page state this replay cannot apply. 0 when the
-     *  replay failed on the output side (files, memory, limits). */
+     *  reading failed, MS_ENOMEM when the reader ran out of memory),
+     *  MS_EFEATURE for a page state this replay cannot apply, MS_ECORRUPT
+     *  for IN_PLACE references that overlap (FORMAT.md section 6.2), or
+     *  MS_ELIMIT for more IN_PLACE extents than the replay keeps (4096,
+     *  a limit section 9 allows). 0 when the replay failed on the output
+     *  side (files, memory, the page maps' budget). */
     int stream_status;
     uint64_t regions;         /**< regions declared */
     uint64_t devices;         /**< device instances (path and instance) */
@@ -148,7 +151,9 @@ MS_API void ms_replay_dir_free(ms_replay_dir *rd);
  *         reader status when the stream was refused or could not be read
  *         ("NAME: record 2 (PAGES at byte 204), byte 212: checksum
  *         mismatch ..."; also in ms_replay_dir_result.stream_status);
- *         MS_EFEATURE (a page state this replay cannot apply); MS_EINVAL
+ *         MS_EFEATURE (a page state this replay cannot apply); MS_ECORRUPT
+ *         (IN_PLACE references that overlap: FORMAT.md section 6.2, with
+ *         ms_in_place_overlaps()); MS_EINVAL
  *         (@p path exists and force is not set, or NULL arguments);
  *         MS_EIO (the output cannot be made or written: the message names
  *         the file and the system's reason); MS_ELIMIT (page-state maps

@@ -17,15 +17,9 @@
 
 #include "migstream/pagemap.h"
 
-typedef struct msi_in_place_extent {
-    uint32_t region;
-    uint32_t page_size;
-    uint64_t first, count, addr; /* page first + i is at addr + i * page_size */
-} msi_in_place_extent;
-
 struct ms_in_place {
     ms_allocator alloc;
-    msi_in_place_extent *e;
+    ms_in_place_extent *e;
     size_t n, cap, max;
     int status;   /* MS_EINVAL when made from bad options (sticky), else 0 */
     char err[96]; /* why, then */

@@ -539,11 +539,15 @@ static int on_extent(void *c, const ms_region *reg, const ms_extent *x, const ui
     } else if (x->state == MS_PAGE_IN_PLACE) {
         /* Not in the stream: the manifest says where each page is. */
         rc = ms_in_place_add(&rp->in_place, reg, x);
+        if (rc == MS_ELIMIT) { /* a limit of FORMAT.md section 9: the stream is refused */
+            fail(rp, rc, "region %" PRIu32 " \"%s\": more IN_PLACE extents than the replay "
+                 "keeps (%u)", reg->id, reg->name, MS_IN_PLACE_DEFAULT_EXTENTS);
+            return CB_REFUSE;
+        }
         if (rc)
             return fail(rp, rc, "region %" PRIu32 " \"%s\": %s", reg->id, reg->name,
-                        rc == MS_ELIMIT   ? "more IN_PLACE extents than the manifest lists (4096)"
-                        : rc == MS_ENOMEM ? "out of memory"
-                                          : "an IN_PLACE reference the reader should refuse");
+                        rc == MS_ENOMEM ? "out of memory"
+                                        : "an IN_PLACE reference the reader should refuse");
         rc = apply_hole(rp, im, x->first, x->count, MS_PAGE_IN_PLACE);
     } else if (x->state == MS_PAGE_FILL) {
         rc = apply_fill(rp, im, x->first, x->count, x->arg);
@@ -698,13 +702,34 @@ static int on_unknown(void *c, const ms_record *rec)
     return 0;
 }
 
+/* The first IN_PLACE extent that breaks FORMAT.md section 6.2's overlap
+ * rule refuses the stream: two guest pages cannot be kept at one place. */
+static int on_overlap(void *c, size_t later, size_t earlier)
+{
+    replay *rp = c;
+    const ms_in_place_extent *x = ms_in_place_get(&rp->in_place, later);
+    const ms_in_place_extent *f = ms_in_place_get(&rp->in_place, earlier);
+    fail(rp, MS_ECORRUPT,
+         "%s: IN_PLACE pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32 " reference 0x%" PRIx64
+         "..0x%" PRIx64 ", which overlaps the bytes that pages %" PRIu64 "..%" PRIu64
+         " of region %" PRIu32 " reference at 0x%" PRIx64 "..0x%" PRIx64
+         " (FORMAT.md section 6.2)",
+         rp->label, x->first, x->first + x->count - 1, x->region, x->address,
+         x->address + x->count * x->page_size - 1, f->first, f->first + f->count - 1, f->region,
+         f->address, f->address + f->count * f->page_size - 1);
+    return CB_REFUSE;
+}
+
 static int on_end(void *c, const ms_totals *t, uint64_t digest)
 {
     replay *rp = c;
     rp->totals = *t;
     rp->digest = digest;
     rp->ended = true;
-    return 0;
+    int rc = ms_in_place_overlaps(&rp->in_place, on_overlap, rp);
+    if (rc == MS_ENOMEM)
+        return fail(rp, MS_ENOMEM, "%s: out of memory checking IN_PLACE references", rp->label);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---------------------------------------------------------------- manifest */

@@ -504,6 +504,90 @@ static void test_in_place(void **state)
     ms_in_place_free(l);
 }
 
+/* Records what ms_in_place_overlaps() reports. */
+typedef struct overlaps {
+    size_t n, later[8], earlier[8];
+    int stop_after; /* 0: never */
+} overlaps;
+
+static int on_overlap(void *ctx, size_t later, size_t earlier)
+{
+    overlaps *o = ctx;
+    if (o->n < 8) {
+        o->later[o->n] = later;
+        o->earlier[o->n] = earlier;
+    }
+    o->n++;
+    return o->stop_after && (int)o->n == o->stop_after ? -7 : 0;
+}
+
+/* FORMAT.md section 6.2: no two IN_PLACE extents reference overlapping
+ * bytes unless they map the same pages of the same region to the same
+ * addresses; every extent counts, replaced ones and other regions'. */
+static void test_in_place_overlaps(void **state)
+{
+    (void)state;
+    const ms_region r = region(1, "ram", 1024), r2 = region(2, "vram", 64),
+                    big = {.id = 3, .name = "huge", .size = 64 << 20, .page_size = 2 << 20};
+    ms_extent x = {.state = MS_PAGE_IN_PLACE};
+
+    /* Allowed: the same mapping sent twice (pages 0..9 at 1 MiB, then
+     * 5..14 at 1 MiB + 5 pages), a disjoint extent right after it. */
+    ms_in_place *l = ms_in_place_new(NULL);
+    x.first = 0, x.count = 10, x.arg = 1 << 20;
+    assert_status(ms_in_place_add(l, &r, &x), 0);
+    x.first = 5, x.count = 10, x.arg = (1 << 20) + 5 * PS;
+    assert_status(ms_in_place_add(l, &r, &x), 0);
+    x.first = 0, x.count = 4, x.arg = (1 << 20) + 15 * PS; /* vram, adjacent bytes */
+    assert_status(ms_in_place_add(l, &r2, &x), 0);
+    overlaps o = {0};
+    assert_int_equal(ms_in_place_overlaps(l, on_overlap, &o), 0);
+    assert_int_equal(o.n, 0);
+
+    /* Refused: vram pages referencing ram's bytes; then ram pages 20..21
+     * remapped onto bytes pages 0..1 of ram still hold (a replaced extent
+     * counts as sent, whatever replaced its pages). */
+    x.first = 4, x.count = 2, x.arg = (1 << 20) + 8 * PS;
+    assert_status(ms_in_place_add(l, &r2, &x), 0); /* index 3 */
+    x.first = 20, x.count = 2, x.arg = 1 << 20;
+    assert_status(ms_in_place_add(l, &r, &x), 0); /* index 4 */
+    x.first = 0, x.count = 10, x.arg = 1ull << 40;
+    assert_status(ms_in_place_add(l, &r, &x), 0); /* index 5: replaces index 0's pages */
+    assert_int_equal(ms_in_place_overlaps(l, on_overlap, &o), 2);
+    assert_int_equal(o.n, 2);
+    /* In address order: index 4 (at 1 MiB, after index 0 at the same
+     * address) against index 0, then index 3 against index 1, the one
+     * reaching furthest by then. */
+    assert_int_equal(o.later[0], 4);
+    assert_int_equal(o.earlier[0], 0);
+    assert_int_equal(o.later[1], 3);
+    assert_int_equal(o.earlier[1], 1);
+    const ms_in_place_extent *e = ms_in_place_get(l, 3);
+    assert_non_null(e);
+    assert_int_equal(e->region, 2);
+    assert_int_equal(e->first, 4);
+    assert_int_equal(e->count, 2);
+    assert_int_equal(e->address, (1 << 20) + 8 * PS);
+    assert_null(ms_in_place_get(l, 6));
+
+    /* A callback's stop, and counting without one. */
+    o = (overlaps){.stop_after = 1};
+    assert_int_equal(ms_in_place_overlaps(l, on_overlap, &o), -7);
+    assert_int_equal(o.n, 1);
+    assert_int_equal(ms_in_place_overlaps(l, NULL, NULL), 2);
+    ms_in_place_free(l);
+
+    /* Page sizes differ: 2 MiB pages of "huge" over 4 KiB pages of ram. */
+    l = ms_in_place_new(NULL);
+    x.first = 1, x.count = 1, x.arg = 4 << 20;
+    assert_status(ms_in_place_add(l, &big, &x), 0);
+    x.first = 0, x.count = 1, x.arg = (6 << 20) - PS; /* the last 4 KiB of huge's page */
+    assert_status(ms_in_place_add(l, &r, &x), 0);
+    assert_int_equal(ms_in_place_overlaps(l, NULL, NULL), 1);
+    ms_in_place_free(l);
+    assert_int_equal(ms_in_place_overlaps(NULL, NULL, NULL), MS_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_allocator),
         cmocka_unit_test(test_random_against_array),
         cmocka_unit_test(test_in_place),
+        cmocka_unit_test(test_in_place_overlaps),
     };
     return th_run_tests(tests);
 }

@@ -498,6 +498,57 @@ static void test_refusals(void **state)
     th_buf_free(&bad);
 }
 
+/* IN_PLACE pages whose references overlap (FORMAT.md section 6.2), even
+ * when a later copy replaced one of them, and more extents than the replay
+ * keeps (section 9): refused, nothing written. The same mapping sent twice
+ * is fine. */
+static void test_in_place_rules(void **state)
+{
+    (void)state;
+    char *dir = scratch(), *out = path_in(dir, "out"), msg[1024], list[512];
+    ms_replay_dir_options o = quick();
+    ms_replay_dir_result res;
+    for (int which = 0; which < 4; which++) {
+        ms_writer_options wo;
+        ms_writer_options_init(&wo);
+        wo.features = MS_FEATURE_IN_PLACE;
+        th_buf s = {0};
+        ms_writer *w = ms_writer_new(&wo, th_sink_write, &s);
+        ms_region a = {.id = 0, .name = "ram", .size = 16384 * PS, .page_size = PS};
+        ms_region b = {.id = 1, .name = "vram", .size = 8 * PS, .page_size = PS};
+        assert_status(ms_writer_add_region(w, &a), 0);
+        assert_status(ms_writer_add_region(w, &b), 0);
+        assert_status(ms_writer_in_place(w, 0, 0, 8, 0x100000), 0);
+        if (which == 0) { /* the same mapping again: allowed */
+            assert_status(ms_writer_in_place(w, 0, 4, 4, 0x100000 + 4 * PS), 0);
+        } else if (which == 1) { /* vram onto ram's bytes */
+            assert_status(ms_writer_in_place(w, 1, 0, 2, 0x100000 + 6 * PS), 0);
+        } else if (which == 2) { /* ram pages 0..7 replaced, then vram onto their old bytes */
+            assert_status(ms_writer_zero_pages(w, 0, 0, 8), 0);
+            assert_status(ms_writer_in_place(w, 1, 0, 2, 0x100000), 0);
+        } else { /* one extent past the replay's 4096 (every other page) */
+            for (uint64_t k = 1; k <= 4096; k++)
+                assert_status(ms_writer_in_place(w, 0, 2 * k, 1, 0x10000000 + 2 * k * PS), 0);
+        }
+        assert_status(ms_writer_finish(w, NULL), 0);
+        ms_writer_free(w);
+        int want = which == 0 ? 0 : which == 3 ? MS_ELIMIT : MS_ECORRUPT;
+        assert_status(replay(&s, out, &o, msg, sizeof msg, &res), want);
+        assert_status(res.stream_status, want);
+        listing(dir, list, sizeof list);
+        if (which == 0) {
+            assert_string_equal(list, "out");
+            nftw(out, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        } else {
+            assert_string_equal(list, "");
+            assert_contains(msg, which == 3 ? "more IN_PLACE extents" : "overlaps the bytes");
+        }
+        th_buf_free(&s);
+    }
+    free(out);
+    scratch_free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_existing_output),
         cmocka_unit_test(test_stop_and_progress),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_in_place_rules),
     };
     return th_run_tests(tests);
 }
