@@ -502,7 +502,7 @@ static int on_region(void *c, const ms_region *reg)
 }
 
 /* Bytes per pwrite in replay: 256 KiB, as migstream-replay writes
- * (tools/replay_dir.c); MIGSTREAM_BENCH_WRITE_CHUNK overrides, 0 = whole
+ * (libmigstream/state/replay_dir.c); MIGSTREAM_BENCH_WRITE_CHUNK overrides, 0 = whole
  * runs. */
 static size_t write_chunk = 256u << 10;
 

@@ -1,6 +1,6 @@
 /*
- * Fuzz target: migstream-replay's work (tools/replay_dir.c), from an
- * untrusted stream to files. Each input is replayed into a fresh output
+ * Fuzz target: ms_replay_dir (migstream/replay_dir.h), the work of
+ * migstream-replay, from an untrusted stream to files. Each input is replayed into a fresh output
  * directory in a scratch directory (tmpfs when there is one), which is then
  * removed; the target aborts when a run leaves a file or a descriptor
  * behind. An input that does not start with the magic is framed with valid
@@ -17,7 +17,6 @@
 
 #include "fuzz_common.h"
 #include "fuzz_frame.h"
-#include "replay_dir.h"
 
 /* Removes the finished output: only regular files, made by the replay. */
 static void remove_output(const char *path)
@@ -54,22 +53,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ro.max_record_size = 1 << 20; /* keep memory per input small */
     ro.max_regions = 64;
     ro.max_cbor_depth = 32;
-    mst_replay_options o = {
-        .no_sync = true,
-        .label = "fuzz",
-        .reader = &ro,
-        .map_budget = 16u << 20,
-    };
+    ms_replay_dir_options o;
+    ms_replay_dir_options_init(&o);
+    o.no_sync = true;
+    o.max_map_memory = 16u << 20;
     fz_mem in = {stream, n, 0};
-    char err[512];
-    mst_replay_result res;
-    mst_replay_status st = mst_replay_dir(fz_mem_read, &in, out, &o, &res, err, sizeof err);
-    if (st == MST_REPLAY_OK)
-        remove_output(out);
-    else if (!err[0]) { /* every failure says why */
-        fprintf(stderr, "fuzz_replay: status %d without a message\n", (int)st);
-        abort();
+    ms_replay_dir *rd = ms_replay_dir_new(&o);
+    ms_reader *r = rd ? ms_reader_new(&ro, fz_mem_read, &in) : NULL;
+    if (r) {
+        int st = ms_replay_dir_write(rd, r, "fuzz", out);
+        if (st == 0)
+            remove_output(out);
+        else if (!ms_replay_dir_errmsg(rd)[0]) { /* every failure says why */
+            fprintf(stderr, "fuzz_replay: status %d without a message\n", st);
+            abort();
+        }
     }
+    ms_reader_free(r);
+    ms_replay_dir_free(rd);
     free(stream);
     fz_check_clean(dir, fds);
     return 0;

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "pagemap.h"
 
 const char *mst_prog = "migstream";
 
@@ -301,154 +300,32 @@ void mst_progress_done(mst_progress *p)
 
 /* ----------------------------------------------------------- page map */
 
-/* One mst_pm (pagemap.h) per region, all charged to one budget. */
-typedef struct pm_region {
-    mst_region_stats s;
-    mst_pm *pm; /* NULL until the first page arrives */
-} pm_region;
-
-struct mst_pagemap {
-    pm_region *r;
-    size_t count, cap, last;
-    mst_pm_budget budget;
-};
-
-mst_pagemap *mst_pagemap_new(size_t budget)
+ms_pagemap *mst_pagemap_new(void)
 {
-    mst_pagemap *m = calloc(1, sizeof *m);
-    if (m)
-        m->budget.limit = budget;
-    return m;
+    ms_pagemap_options o;
+    ms_pagemap_options_init(&o);
+    o.max_memory = MST_PAGEMAP_BUDGET;
+    return ms_pagemap_new(&o);
 }
 
-static void pm_drop(pm_region *pr)
+void mst_lump_states(const uint64_t *in, uint64_t out[MST_STATES])
 {
-    mst_pm_free(pr->pm);
-    pr->pm = NULL;
-    pr->s.tracked = false;
+    memset(out, 0, MST_STATES * sizeof *out);
+    for (unsigned s = 0; s < MS_PAGEMAP_STATES; s++)
+        out[s < MST_STATES ? s : MST_STATE_OTHER] += in[s];
 }
 
-void mst_pagemap_free(mst_pagemap *m)
-{
-    if (!m)
-        return;
-    for (size_t i = 0; i < m->count; i++) {
-        mst_pm_free(m->r[i].pm);
-        free((char *)m->r[i].s.region.name);
-    }
-    free(m->r);
-    free(m);
-}
-
-int mst_pagemap_sync(mst_pagemap *m, const ms_reader *r)
-{
-    size_t n = ms_reader_region_count(r);
-    for (size_t i = m->count; i < n; i++) {
-        const ms_region *reg = ms_reader_region(r, i);
-        if (m->count == m->cap) {
-            size_t cap = m->cap ? m->cap * 2 : 8;
-            pm_region *p = realloc(m->r, cap * sizeof *p);
-            if (!p)
-                return -1;
-            m->r = p;
-            m->cap = cap;
-        }
-        pm_region *pr = &m->r[m->count];
-        memset(pr, 0, sizeof *pr);
-        pr->s.region = *reg;
-        if (!(pr->s.region.name = strdup(reg->name)))
-            return -1;
-        pr->s.pages = reg->page_size ? reg->size / reg->page_size : 0;
-        pr->s.tracked = true;
-        m->count++;
-    }
-    return 0;
-}
-
-static pm_region *pm_find(mst_pagemap *m, uint32_t id)
-{
-    if (m->last < m->count && m->r[m->last].s.region.id == id)
-        return &m->r[m->last];
-    for (size_t i = 0; i < m->count; i++)
-        if (m->r[i].s.region.id == id) {
-            m->last = i;
-            return &m->r[i];
-        }
-    return NULL;
-}
-
-/* The state a tool tracks for a wire state: unknown ones as OTHER. */
-static unsigned tracked_state(unsigned st)
-{
-    return st > 0 && st < MST_STATE_OTHER ? st : MST_STATE_OTHER;
-}
-
-void mst_pagemap_apply(mst_pagemap *m, const ms_record *rec)
-{
-    if (rec->type != MS_REC_PAGES || !rec->pages.region)
-        return;
-    pm_region *pr = pm_find(m, rec->pages.region->id);
-    if (!pr)
-        return;
-    pr->s.records++;
-    pr->s.bytes += MS_RECORD_HEADER_SIZE + (uint64_t)rec->length;
-    for (size_t i = 0; i < rec->pages.extent_count; i++) {
-        const ms_extent *e = &rec->pages.extents[i];
-        unsigned st = tracked_state(e->state);
-        pr->s.sent[st] += e->count;
-        if (!pr->s.tracked)
-            continue;
-        if (!pr->pm && !(pr->pm = mst_pm_new(pr->s.pages, &m->budget))) {
-            pm_drop(pr); /* out of memory or budget: give the region up */
-            continue;
-        }
-        if (mst_pm_set(pr->pm, e->first, e->count, st, NULL))
-            pm_drop(pr);
-    }
-}
-
-size_t mst_pagemap_count(const mst_pagemap *m)
-{
-    return m->count;
-}
-
-const mst_region_stats *mst_pagemap_get(const mst_pagemap *m, size_t i)
-{
-    return i < m->count ? &m->r[i].s : NULL;
-}
-
-bool mst_pagemap_final(mst_pagemap *m, size_t i, uint64_t counts[MST_STATES],
+bool mst_pagemap_final(ms_pagemap *m, const ms_pagemap_region *s, uint64_t counts[MST_STATES],
                        uint64_t *first_missing, uint64_t *last_missing)
 {
-    pm_region *pr = &m->r[i];
+    uint64_t all[MS_PAGEMAP_STATES];
     memset(counts, 0, MST_STATES * sizeof *counts);
     *first_missing = *last_missing = UINT64_MAX;
-    if (!pr->s.tracked)
-        return false;
-    if (!pr->pm) { /* nothing sent at all */
-        counts[MST_STATE_MISSING] = pr->s.pages;
-        if (pr->s.pages) {
-            *first_missing = 0;
-            *last_missing = pr->s.pages - 1;
-        }
-        return true;
-    }
-    uint64_t all[MST_PM_STATES];
-    mst_pm_counts(pr->pm, all);
-    for (unsigned s = 0; s < MST_PM_STATES; s++)
-        counts[s < MST_STATES ? s : MST_STATE_OTHER] += all[s];
-    if (all[MST_STATE_MISSING] && mst_pm_freeze(pr->pm) == 0) {
-        mst_pm_walk w;
-        mst_pm_walk_init(&w, pr->pm);
-        for (uint64_t p = 0, end; p < pr->s.pages; p = end) {
-            int64_t slot;
-            if (mst_pm_run(&w, p, &end, &slot) == MST_STATE_MISSING) {
-                if (*first_missing == UINT64_MAX)
-                    *first_missing = p;
-                *last_missing = (end < pr->s.pages ? end : pr->s.pages) - 1;
-            }
-        }
-    }
+    if (ms_pagemap_counts(m, s->region.id, all) != 0)
+        return false; /* given up */
+    mst_lump_states(all, counts);
+    if (all[MS_PAGEMAP_MISSING])
+        ms_pagemap_bounds(m, s->region.id, MS_PAGEMAP_MISSING, first_missing, last_missing);
     return true;
 }
 
@@ -602,69 +479,4 @@ const mst_device_stats *mst_devset_get(const mst_devset *s, size_t i)
 double mst_percent(uint64_t part, uint64_t whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
-}
-
-/* ------------------------------------------------------- unknown map keys */
-
-/* The highest key this reader knows in the maps of each record type
- * (FORMAT.md sections 5 to 8; for OVERLAY the overlay map's own keys, not
- * its params, which admit no unknown key); -1: the payload holds no such
- * map. */
-static int last_known_key(uint16_t type)
-{
-    switch (type) {
-    case MS_REC_INFO:
-        return 1;
-    case MS_REC_OVERLAY:
-        return 2;
-    case MS_REC_REGIONS:
-    case MS_REC_DEVICE:
-    case MS_REC_ROUND:
-        return 4;
-    case MS_REC_END:
-        return 5;
-    default:
-        return -1;
-    }
-}
-
-typedef struct key_walk {
-    int last_known;
-    void (*fn)(void *ctx, const char *path);
-    void *ctx;
-} key_walk;
-
-static int on_key(void *ctx, const char *path, const uint8_t *a, size_t a_size, const uint8_t *b,
-                  size_t b_size)
-{
-    (void)a, (void)a_size, (void)b, (void)b_size;
-    key_walk *k = ctx;
-    /* The reader has checked that the format's maps have unsigned keys. */
-    const char *seg = strrchr(path, '/');
-    if (seg && strtoull(seg + 1, NULL, 10) > (unsigned long long)k->last_known)
-        k->fn(k->ctx, path);
-    return 0;
-}
-
-int mst_unknown_keys(const ms_record *rec, void (*fn)(void *ctx, const char *path), void *ctx)
-{
-    key_walk k = {last_known_key(rec->type), fn, ctx};
-    if (!rec->known || rec->status || k.last_known < 0)
-        return 0;
-    /* With the public CBOR API: diffed against the same shape with empty
-     * maps, every key of the payload's maps comes out once, with its path.
-     * An array keeps its head as on the wire (1 to 9 bytes, RFC 8949
-     * section 3) followed by n empty maps (A0). */
-    bool array = rec->type == MS_REC_REGIONS || rec->type == MS_REC_OVERLAY;
-    size_t n = !array ? 1 : rec->type == MS_REC_REGIONS ? rec->region_count : rec->overlay_count;
-    unsigned ai = rec->payload[0] & 0x1f;
-    size_t head = !array ? 0 : ai < 24 ? 1 : 1 + ((size_t)1 << (ai - 24));
-    uint8_t *shape = malloc(head + n);
-    if (!shape)
-        return -1;
-    memcpy(shape, rec->payload, head);
-    memset(shape + head, 0xa0, n);
-    int rc = ms_cbor_diff(rec->payload, rec->length, shape, head + n, on_key, &k);
-    free(shape);
-    return rc == MS_ENOMEM ? -1 : 0;
 }

@@ -1,10 +1,10 @@
 /*
  * Chores shared by the command-line tools: opening inputs ("-" is standard
  * input), exit codes, JSON string output, atomic output files and
- * directories, a progress line, and the map keys a later minor version
- * adds (mst_unknown_keys, which knows the highest key each record type
- * defines). Otherwise no format logic lives here: the tools see streams
- * only through the public API.
+ * directories, a progress line, the per-state counts dump and validate
+ * print, and device instances for their duplicate checks. No format logic
+ * lives here: the tools see streams only through the public API, and the
+ * library does the work (ms_pagemap, ms_diff, ms_replay_dir).
  */
 #ifndef MST_COMMON_H
 #define MST_COMMON_H
@@ -47,13 +47,6 @@ void mst_json_hex(FILE *f, const uint8_t *p, size_t n);
  * malformed input or no memory). */
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);
 
-/* Calls @p fn with the payload path ("/9": key 9 of the record's map;
- * "/1/7": key 7 of map 1 of its array) of every map key of @p rec that
- * this reader does not know: keys a later minor version adds (FORMAT.md
- * section 11.2), which the reader skips and the tools report. Returns 0,
- * or -1 when out of memory (nothing was reported then). */
-int mst_unknown_keys(const ms_record *rec, void (*fn)(void *ctx, const char *path), void *ctx);
-
 /* ---- atomic outputs ---- */
 
 /* An output file written under a temporary name beside its final path and
@@ -93,38 +86,24 @@ void mst_progress_done(mst_progress *p);
 
 /* ---- final page states and device instances, for dump and validate ---- */
 
-/* Page states as tracked: index 0 is "missing" (never sent), 1.. are the
- * wire states (ms_page_state, DATA to IN_PLACE); MST_STATE_OTHER lumps
- * together states a later format may add. */
+/* Page states as dump and validate print them: index 0 is "missing" (never
+ * sent), 1.. are the wire states (ms_page_state, DATA to IN_PLACE);
+ * MST_STATE_OTHER lumps together states a later format may add. */
 enum { MST_STATE_MISSING = 0, MST_STATE_OTHER = MS_PAGE_IN_PLACE + 1, MST_STATES };
 
-/* One region as seen in a stream, with what was sent for it. */
-typedef struct mst_region_stats {
-    ms_region region;          /* copy; name points to a copy owned here */
-    uint64_t pages;            /* size / page_size */
-    uint64_t sent[MST_STATES]; /* pages sent per state, every copy counted */
-    uint64_t records, bytes;   /* PAGES records for the region, headers included */
-    bool tracked;              /* false: final states given up (memory budget) */
-} mst_region_stats;
-
-/* The final state of every page of every region (tools/pagemap.h: memory
- * follows what was sent, within a budget). A region whose map would take
- * the total past the budget is given up (tracked = false) rather than the
- * budget exceeded. */
-typedef struct mst_pagemap mst_pagemap;
+/* The page map's memory budget in dump and validate (ms_pagemap_options):
+ * a region whose map would take the total past it is given up (its final
+ * states untracked) rather than the budget exceeded. */
 #define MST_PAGEMAP_BUDGET (256u << 20)
-mst_pagemap *mst_pagemap_new(size_t budget);
-void mst_pagemap_free(mst_pagemap *m);
-/* Registers the regions the reader declared since the last call. 0 or -1
- * (no memory). */
-int mst_pagemap_sync(mst_pagemap *m, const ms_reader *r);
-/* Applies a decoded PAGES record (others are ignored). */
-void mst_pagemap_apply(mst_pagemap *m, const ms_record *rec);
-size_t mst_pagemap_count(const mst_pagemap *m);
-const mst_region_stats *mst_pagemap_get(const mst_pagemap *m, size_t i);
-/* Final page counts per state of region I; FIRST/LAST_MISSING get the first
- * and last page never sent (UINT64_MAX when none). false if not tracked. */
-bool mst_pagemap_final(mst_pagemap *m, size_t i, uint64_t counts[MST_STATES],
+/* A page map for dump and validate, with that budget; NULL: no memory. */
+ms_pagemap *mst_pagemap_new(void);
+
+/* Lumps MS_PAGEMAP_STATES counts into MST_STATES (later states as OTHER). */
+void mst_lump_states(const uint64_t *in, uint64_t out[MST_STATES]);
+/* Final page counts per state of region @s; FIRST/LAST_MISSING get the
+ * first and last page never sent (UINT64_MAX when none). false if its
+ * states were given up. */
+bool mst_pagemap_final(ms_pagemap *m, const ms_pagemap_region *s, uint64_t counts[MST_STATES],
                        uint64_t *first_missing, uint64_t *last_missing);
 
 /* Device instances (path, instance) in order of first appearance. */

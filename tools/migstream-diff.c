@@ -1,20 +1,23 @@
 /*
  * migstream-diff: compares two streams by the guest state they leave behind
  * (the "final state" of docs/FORMAT.md section 2), not by their bytes.
- * tools/diff_engine.c does the work; this file holds the command line.
+ * The library's ms_diff (migstream/diff.h) does the work; this file holds
+ * the command line and prints what it reports, as text or as JSON Lines
+ * (docs/man/migstream-diff.1 documents every line).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common.h"
-#include "diff_engine.h"
 
-/* The engine's input: a descriptor, read as ms_reader_new_fd() would. */
+/* The reader's input: a descriptor, read as ms_reader_new_fd() would. */
 static ssize_t read_fd(void *ctx, void *buf, size_t len)
 {
     for (;;) {
@@ -25,19 +28,325 @@ static ssize_t read_fd(void *ctx, void *buf, size_t len)
 }
 
 /* Loads one side; 0, or -1 after printing why. */
-static int load(mst_diff *d, unsigned side, const char *path)
+static int load(ms_diff *d, ms_diff_side side, const char *path)
 {
-    char err[1024];
     int fd = mst_open_input(path);
     if (fd < 0)
         return -1;
     const char *name = strcmp(path, "-") == 0 ? "standard input" : path;
-    int rc = mst_diff_load(d, side, read_fd, &fd, name, err, sizeof err);
-    if (rc != MST_DIFF_SAME)
-        mst_error("%s", err);
+    ms_reader *r = ms_reader_new(NULL, read_fd, &fd);
+    int rc = r ? ms_diff_load(d, side, r, name) : MS_ENOMEM;
+    if (!r)
+        mst_error("out of memory");
+    else if (rc < 0)
+        mst_error("%s", ms_diff_errmsg(d));
+    ms_reader_free(r);
     if (fd != STDIN_FILENO)
         close(fd);
-    return rc == MST_DIFF_SAME ? 0 : -1;
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- output */
+
+typedef struct printer {
+    FILE *out;
+    bool json;
+    const ms_device *bad_device; /* a state that could not be printed */
+} printer;
+
+static const char *state_name(unsigned st)
+{
+    static const char *const name[] = {"missing", "data", "zero", "discarded", "other", "in-place"};
+    return st < sizeof name / sizeof name[0] ? name[st] : "other";
+}
+
+/* Text form of a name (region, device path): as is, but with control bytes
+ * and backslashes escaped so that a line stays one line. */
+static void put_name(printer *p, const char *s)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c < 0x20 || *c == 0x7f || *c == '\\')
+            fprintf(p->out, "\\x%02x", *c);
+        else
+            fputc(*c, p->out);
+    }
+}
+
+/* Prints @p v; returns -1 if a CBOR item cannot be formatted. */
+static int put_val(printer *p, const ms_diff_value *v)
+{
+    switch (v->type) {
+    case MS_DIFF_NONE:
+        fputs(p->json ? "null" : "(none)", p->out);
+        break;
+    case MS_DIFF_TEXT:
+        mst_json_string(p->out, v->text);
+        break;
+    case MS_DIFF_UINT:
+        fprintf(p->out, "%" PRIu64, v->num);
+        break;
+    case MS_DIFF_ADDRESS:
+        fprintf(p->out, p->json ? "\"0x%" PRIx64 "\"" : "0x%" PRIx64, v->num);
+        break;
+    case MS_DIFF_VERSION:
+        if (p->json)
+            mst_json_string(p->out, v->text);
+        else
+            fputs(v->text, p->out);
+        break;
+    case MS_DIFF_CBOR: {
+        char *t = mst_cbor_text(v->cbor, v->cbor_size, p->json ? MS_CBOR_JSON : MS_CBOR_DIAG);
+        if (!t)
+            return -1;
+        fputs(t, p->out);
+        free(t);
+        break;
+    }
+    }
+    return 0;
+}
+
+/* "FIELD: A -> B" in text, "field":F,"a":A,"b":B} in JSON. */
+static void put_change(printer *p, const ms_diff_item *it)
+{
+    if (p->json) {
+        fprintf(p->out, ",\"field\":\"%s\",\"a\":", it->field);
+        put_val(p, &it->a);
+        fputs(",\"b\":", p->out);
+        put_val(p, &it->b);
+        fputs("}\n", p->out);
+    } else {
+        fprintf(p->out, " %s: ", it->field);
+        put_val(p, &it->a);
+        fputs(" -> ", p->out);
+        put_val(p, &it->b);
+        fputc('\n', p->out);
+    }
+}
+
+static char side_letter(ms_diff_side s, bool lower)
+{
+    return s == MS_DIFF_A ? (lower ? 'a' : 'A') : (lower ? 'b' : 'B');
+}
+
+static void print_region_only(printer *p, const ms_diff_item *it)
+{
+    const ms_region *g = it->region;
+    const uint64_t *n = it->states;
+    ms_diff_value gpa = {.type = g->has_gpa ? MS_DIFF_ADDRESS : MS_DIFF_NONE, .num = g->gpa};
+    if (p->json) {
+        fprintf(p->out, "{\"type\":\"region-only\",\"side\":\"%c\",\"region\":",
+                side_letter(it->side, true));
+        mst_json_string(p->out, g->name);
+        fprintf(p->out,
+                ",\"id\":%" PRIu32 ",\"size\":%" PRIu64 ",\"page_size\":%" PRIu32 ",\"gpa\":",
+                g->id, g->size, g->page_size);
+        put_val(p, &gpa);
+        fprintf(p->out, ",\"data\":%" PRIu64 ",\"zero\":%" PRIu64 ",\"missing\":%" PRIu64 "}\n",
+                n[MS_PAGE_DATA], n[MS_PAGE_ZERO], n[MS_PAGEMAP_MISSING]);
+    } else {
+        fputs("region ", p->out);
+        put_name(p, g->name);
+        fprintf(p->out,
+                ": only in %c (id %" PRIu32 ", size %" PRIu64 ", page_size %" PRIu32 ", gpa ",
+                side_letter(it->side, false), g->id, g->size, g->page_size);
+        put_val(p, &gpa);
+        fprintf(p->out, "): %" PRIu64 " data, %" PRIu64 " zero, %" PRIu64 " missing pages\n",
+                n[MS_PAGE_DATA], n[MS_PAGE_ZERO], n[MS_PAGEMAP_MISSING]);
+    }
+}
+
+static void print_pages(printer *p, const ms_diff_item *it)
+{
+    uint64_t last = it->first + it->count - 1;
+    if (p->json) {
+        fputs("{\"type\":\"memory\",\"region\":", p->out);
+        mst_json_string(p->out, it->region->name);
+        fprintf(p->out,
+                ",\"first\":%" PRIu64 ",\"last\":%" PRIu64 ",\"count\":%" PRIu64
+                ",\"a\":\"%s\",\"b\":\"%s\"}\n",
+                it->first, last, it->count, state_name(it->state_a), state_name(it->state_b));
+        return;
+    }
+    fputs("memory ", p->out);
+    put_name(p, it->region->name);
+    if (it->count == 1)
+        fprintf(p->out, " page %" PRIu64 ": ", it->first);
+    else
+        fprintf(p->out, " pages %" PRIu64 "..%" PRIu64 ": ", it->first, last);
+    if (it->state_a == it->state_b && it->state_a == MS_PAGE_IN_PLACE)
+        fputs("in-place address differs", p->out);
+    else if (it->state_a == it->state_b)
+        fputs("data differs", p->out);
+    else
+        fprintf(p->out, "%s -> %s", state_name(it->state_a), state_name(it->state_b));
+    fprintf(p->out, " (%" PRIu64 " page%s)\n", it->count, it->count == 1 ? "" : "s");
+}
+
+static void print_pages_total(printer *p, const ms_diff_item *it)
+{
+    if (p->json) {
+        fputs("{\"type\":\"memory-total\",\"region\":", p->out);
+        mst_json_string(p->out, it->region->name);
+        fprintf(p->out, ",\"pages\":%" PRIu64 ",\"ranges\":%" PRIu64 "}\n", it->pages, it->ranges);
+    } else {
+        fputs("memory ", p->out);
+        put_name(p, it->region->name);
+        fprintf(p->out, ": %" PRIu64 " page%s differ%s in %" PRIu64 " range%s\n", it->pages,
+                it->pages == 1 ? "" : "s", it->pages == 1 ? "s" : "", it->ranges,
+                it->ranges == 1 ? "" : "s");
+    }
+}
+
+static void print_overlay(printer *p, const ms_diff_item *it)
+{
+    const char *kind = ms_overlay_kind_name(it->overlay->kind);
+    const char *what = it->kind == MS_DIFF_OVERLAY ? "contents differ"
+                       : it->side == MS_DIFF_A     ? "only in A"
+                                                   : "only in B";
+    if (!kind)
+        kind = "unknown";
+    if (p->json)
+        fprintf(p->out,
+                "{\"type\":\"overlay\",\"gfn\":\"0x%" PRIx64 "\",\"kind\":\"%s\","
+                "\"difference\":\"%s\"}\n",
+                it->overlay->gfn, kind, what);
+    else
+        fprintf(p->out, "overlay frame 0x%" PRIx64 " %s: %s\n", it->overlay->gfn, kind, what);
+}
+
+/* Starts a device line; @p only: the side for device-only lines. */
+static void dev_head(printer *p, const char *type, const ms_diff_item *it, bool only)
+{
+    const ms_device *d = it->device;
+    if (p->json) {
+        fprintf(p->out, "{\"type\":\"%s\",", type);
+        if (only)
+            fprintf(p->out, "\"side\":\"%c\",", side_letter(it->side, true));
+        fputs("\"path\":", p->out);
+        mst_json_string(p->out, d->path);
+        fprintf(p->out, ",\"instance\":%" PRIu32, d->instance);
+    } else {
+        fputs("device ", p->out);
+        put_name(p, d->path);
+        fprintf(p->out, "#%" PRIu32, d->instance);
+    }
+}
+
+static int print_device(printer *p, const ms_diff_item *it)
+{
+    const ms_device *d = it->device;
+    int rc = 0;
+    switch (it->kind) {
+    case MS_DIFF_DEVICE_ONLY:
+        dev_head(p, "device-only", it, true);
+        if (p->json) {
+            fputs(",\"schema\":", p->out);
+            mst_json_string(p->out, d->schema);
+            fprintf(p->out, ",\"version\":%" PRIu32 "}\n", d->version);
+        } else {
+            fprintf(p->out, ": only in %c (schema ", side_letter(it->side, false));
+            mst_json_string(p->out, d->schema);
+            fprintf(p->out, ", version %" PRIu32 ")\n", d->version);
+        }
+        break;
+    case MS_DIFF_DEVICE:
+        dev_head(p, "device", it, false);
+        put_change(p, it);
+        break;
+    default: /* MS_DIFF_DEVICE_STATE */
+        dev_head(p, "device-state", it, false);
+        if (p->json) {
+            fputs(",\"at\":", p->out);
+            mst_json_string(p->out, it->field);
+            /* A side without the field has no "a" or "b" key: null would be
+             * a CBOR null. */
+            if (it->a.type != MS_DIFF_NONE) {
+                fputs(",\"a\":", p->out);
+                rc |= put_val(p, &it->a);
+            }
+            if (it->b.type != MS_DIFF_NONE) {
+                fputs(",\"b\":", p->out);
+                rc |= put_val(p, &it->b);
+            }
+            fputs("}\n", p->out);
+        } else {
+            fprintf(p->out, " state%s: ", it->field);
+            rc |= put_val(p, &it->a);
+            fputs(" -> ", p->out);
+            rc |= put_val(p, &it->b);
+            fputc('\n', p->out);
+        }
+        break;
+    }
+    if (rc) {
+        p->bad_device = d;
+        return MS_ECBOR;
+    }
+    return 0;
+}
+
+/* ms_diff_fn: one line per difference. */
+static int print_item(void *ctx, const ms_diff_item *it)
+{
+    printer *p = ctx;
+    switch (it->kind) {
+    case MS_DIFF_META:
+        if (p->json)
+            fputs("{\"type\":\"meta\"", p->out);
+        else
+            fputs("meta", p->out);
+        put_change(p, it);
+        break;
+    case MS_DIFF_REGION:
+        if (p->json) {
+            fputs("{\"type\":\"region\",\"region\":", p->out);
+            mst_json_string(p->out, it->region->name);
+        } else {
+            fputs("region ", p->out);
+            put_name(p, it->region->name);
+        }
+        put_change(p, it);
+        break;
+    case MS_DIFF_REGION_ONLY:
+        print_region_only(p, it);
+        break;
+    case MS_DIFF_PAGES:
+        print_pages(p, it);
+        break;
+    case MS_DIFF_PAGES_TOTAL:
+        print_pages_total(p, it);
+        break;
+    case MS_DIFF_OVERLAY:
+    case MS_DIFF_OVERLAY_ONLY:
+        print_overlay(p, it);
+        break;
+    case MS_DIFF_DEVICE_ONLY:
+    case MS_DIFF_DEVICE:
+    case MS_DIFF_DEVICE_STATE:
+        return print_device(p, it);
+    }
+    return 0;
+}
+
+static void print_summary(printer *p, const ms_diff_totals *t, bool same)
+{
+    if (p->json)
+        fprintf(p->out,
+                "{\"type\":\"summary\",\"same\":%s,\"metadata\":%" PRIu64 ",\"regions\":%" PRIu64
+                ",\"pages\":%" PRIu64 ",\"ranges\":%" PRIu64 ",\"devices\":%" PRIu64
+                ",\"overlays\":%" PRIu64 "}\n",
+                same ? "true" : "false", t->metadata, t->regions, t->pages, t->ranges, t->devices,
+                t->overlays);
+    else if (same)
+        fputs("same\n", p->out);
+    else
+        fprintf(p->out,
+                "different: metadata %" PRIu64 ", regions %" PRIu64 ", pages %" PRIu64
+                " in %" PRIu64 " ranges, devices %" PRIu64 "%s",
+                t->metadata, t->regions, t->pages, t->ranges, t->devices, t->overlays ? "" : "\n");
+    if (!p->json && !same && t->overlays)
+        fprintf(p->out, ", overlays %" PRIu64 "\n", t->overlays);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -100,28 +409,32 @@ int main(int argc, char **argv)
         mst_error("standard input can be only one of A and B");
         return MST_EXIT_ERROR;
     }
-    mst_diff_options o = {.json = json};
-    mst_diff *d = mst_diff_new(&o);
+    ms_diff *d = ms_diff_new(NULL); /* $TMPDIR, else /tmp */
     if (!d) {
         mst_error("out of memory");
         return MST_EXIT_ERROR;
     }
     int status = MST_EXIT_ERROR;
-    char err[1024];
-    if (load(d, 0, argv[optind]) || load(d, 1, argv[optind + 1]))
+    if (load(d, MS_DIFF_A, argv[optind]) || load(d, MS_DIFF_B, argv[optind + 1]))
         goto out;
-    int rc = mst_diff_compare(d, stdout, NULL, err, sizeof err);
-    if (rc == MST_DIFF_ERROR) {
+    printer p = {.out = stdout, .json = json};
+    int rc = ms_diff_compare(d, print_item, &p);
+    if (rc < 0) {
         fflush(stdout); /* the differences found so far come first */
-        mst_error("%s", err);
+        if (p.bad_device)
+            mst_error("device %s#%" PRIu32 ": cannot compare the states: %s", p.bad_device->path,
+                      p.bad_device->instance, ms_strerror(rc));
+        else
+            mst_error("%s", ms_diff_errmsg(d));
         goto out;
     }
-    status = rc == MST_DIFF_SAME ? MST_EXIT_OK : MST_EXIT_FAIL;
+    print_summary(&p, ms_diff_get_totals(d), rc == 0);
+    status = rc == 0 ? MST_EXIT_OK : MST_EXIT_FAIL;
 out:
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write the output: %s", strerror(errno));
         status = MST_EXIT_ERROR;
     }
-    mst_diff_free(d);
+    ms_diff_free(d);
     return status;
 }

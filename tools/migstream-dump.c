@@ -89,7 +89,7 @@ typedef struct dump {
     uint64_t records;
     uint64_t end_index, end_offset; /* the END record */
     uint64_t stream_bytes;          /* up to the end of END */
-    mst_pagemap *pm;
+    ms_pagemap *pm;
     mst_devset *ds;
     round_stats *rounds;
     size_t nrounds;
@@ -328,20 +328,14 @@ static void put_overlay_json(dump *d, const ms_overlay *v)
 
 /* ------------------------------------------------------- unknown map keys */
 
-static void add_key(void *ctx, const char *path)
-{
-    key_list *k = ctx;
-    if (k->n < KEYS_SHOWN)
-        snprintf(k->path[k->n], sizeof k->path[k->n], "%s", path);
-    k->n++;
-}
-
-/* The keys of @rec's maps that this reader does not know (a later minor's);
- * -1 when out of memory. */
-static int unknown_keys(const ms_record *rec, key_list *k)
+/* The keys of @rec's maps that this reader does not know (a later minor's),
+ * as the reader lists them. */
+static void unknown_keys(const ms_record *rec, key_list *k)
 {
     memset(k, 0, sizeof *k);
-    return mst_unknown_keys(rec, add_key, k);
+    k->n = rec->unknown_key_count;
+    for (size_t i = 0; i < k->n && i < KEYS_SHOWN && i < MS_MAX_LISTED_KEYS; i++)
+        snprintf(k->path[i], sizeof k->path[i], "%s", rec->unknown_keys[i]);
 }
 
 static void put_keys_text(dump *d, const key_list *k)
@@ -786,7 +780,7 @@ static void print_totals(dump *d, uint64_t digest)
     FILE *o = d->out;
     const uint64_t total = d->stream_bytes;
     char tmp[8];
-    size_t nreg = mst_pagemap_count(d->pm), ndev = mst_devset_count(d->ds);
+    size_t nreg = ms_pagemap_region_count(d->pm), ndev = mst_devset_count(d->ds);
     if (d->json) {
         fprintf(o,
                 "{\"kind\":\"totals\",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
@@ -815,9 +809,10 @@ static void print_totals(dump *d, uint64_t digest)
         }
     }
     for (size_t i = 0; i < nreg; i++) {
-        const mst_region_stats *s = mst_pagemap_get(d->pm, i);
-        uint64_t c[MST_STATES], fm, lm;
-        bool tracked = mst_pagemap_final(d->pm, i, c, &fm, &lm);
+        const ms_pagemap_region *s = ms_pagemap_get_region(d->pm, i);
+        uint64_t c[MST_STATES], sent[MST_STATES], fm, lm;
+        bool tracked = mst_pagemap_final(d->pm, s, c, &fm, &lm);
+        mst_lump_states(s->sent, sent);
         if (d->json) {
             fprintf(o, "%s{\"id\":%" PRIu32 ",\"name\":", i ? "," : "", s->region.id);
             put_str(d, s->region.name);
@@ -827,7 +822,7 @@ static void print_totals(dump *d, uint64_t digest)
             else
                 fputs("null", o);
             fputs(",\"sent\":", o);
-            put_counts_json(d, s->sent, false);
+            put_counts_json(d, sent, false);
             fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"percent\":%.2f}",
                     s->records, s->bytes, mst_percent(s->bytes, total));
         } else {
@@ -841,7 +836,7 @@ static void print_totals(dump *d, uint64_t digest)
                 fputs("untracked", o);
             }
             fputs(" sent ", o);
-            put_counts_text(d, s->sent);
+            put_counts_text(d, sent);
             fprintf(o, " records %" PRIu64 " bytes %" PRIu64 " share %.2f%%\n", s->records,
                     s->bytes, mst_percent(s->bytes, total));
         }
@@ -1195,7 +1190,7 @@ static int run(dump *d, int fd)
     if (rc == 0) {
         d->preamble = ms_reader_offset(d->r);
         while ((rc = ms_reader_next(d->r, &rec)) > 0) {
-            if (count_type(d, rec) || mst_pagemap_sync(d->pm, d->r)) {
+            if (count_type(d, rec) || ms_pagemap_sync(d->pm, d->r) == MS_ENOMEM) {
                 nomem = true;
                 break;
             }
@@ -1208,7 +1203,7 @@ static int run(dump *d, int fd)
             switch (d->mode) {
             case MODE_FULL:
             case MODE_SUMMARY:
-                mst_pagemap_apply(d->pm, rec);
+                ms_pagemap_apply(d->pm, rec); /* a region past the budget is untracked */
                 if (count_round(d, rec))
                     nomem = true;
                 if (rec->type == MS_REC_DEVICE && !mst_devset_add(d->ds, rec) &&
@@ -1230,10 +1225,7 @@ static int run(dump *d, int fd)
                 break;
             if (d->mode != MODE_FULL)
                 continue;
-            if (unknown_keys(rec, &keys)) {
-                nomem = true;
-                break;
-            }
+            unknown_keys(rec, &keys);
             if (!d->header_done && d->nsaved < SAVED_MAX &&
                 (rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known)) {
                 if (save_record(d, rec, &keys)) {
@@ -1384,7 +1376,7 @@ int main(int argc, char **argv)
         return MST_EXIT_ERROR;
     }
     int status = MST_EXIT_ERROR;
-    d.pm = mst_pagemap_new(MST_PAGEMAP_BUDGET);
+    d.pm = mst_pagemap_new();
     d.ds = mst_devset_new(MST_DEVSET_BUDGET);
     if (!d.pm || !d.ds)
         mst_error("out of memory");
@@ -1409,7 +1401,7 @@ int main(int argc, char **argv)
     free(d.types);
     free(d.rounds);
     free(region_part);
-    mst_pagemap_free(d.pm);
+    ms_pagemap_free(d.pm);
     mst_devset_free(d.ds);
     ms_reader_free(d.r);
     if (fd != STDIN_FILENO)

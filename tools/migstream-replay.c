@@ -1,8 +1,9 @@
 /*
  * migstream-replay: applies a stream and writes the guest's final state to a
  * directory: one sparse raw image per memory region, each device's state as
- * CBOR and as JSON, and manifest.json (tools/replay_dir.c does the work).
- * This file holds the command line, the signal handling and the messages.
+ * CBOR and as JSON, and manifest.json. The library's ms_replay_dir
+ * (migstream/replay_dir.h) does the work; this file holds the command line,
+ * the signal handling, the progress line and the messages.
  */
 #define _GNU_SOURCE /* ppoll */
 #include <errno.h>
@@ -11,10 +12,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
-#include "replay_dir.h"
 
 static volatile sig_atomic_t got_signal;
 
@@ -163,31 +164,46 @@ int main(int argc, char **argv)
     input in = {mst_open_input(name), 0};
     if (in.fd < 0)
         return MST_EXIT_ERROR;
+    struct stat st;
+    if (!force && lstat(out, &st) == 0) { /* the library refuses it too */
+        mst_error("%s exists; use --force to replace it", out);
+        if (in.fd != STDIN_FILENO)
+            close(in.fd);
+        return MST_EXIT_ERROR;
+    }
     mst_progress progress;
     mst_progress_init(&progress, quiet, mst_input_size(in.fd));
-    mst_replay_options o = {
-        .force = force,
-        .view = view,
-        .label = label,
-        .stop = &got_signal,
-        .progress = show_progress,
-        .progress_ctx = &progress,
-    };
-    mst_replay_result res;
-    char err[1024];
-    mst_replay_status rs = mst_replay_dir(read_input, &in, out, &o, &res, err, sizeof err);
+    ms_replay_dir_options o;
+    ms_replay_dir_options_init(&o);
+    o.force = force;
+    o.view = view;
+    o.stop = &got_signal;
+    o.progress = show_progress;
+    o.progress_ctx = &progress;
+    ms_replay_dir *rd = ms_replay_dir_new(&o);
+    ms_reader *r = rd ? ms_reader_new(NULL, read_input, &in) : NULL;
+    int rc = r ? ms_replay_dir_write(rd, r, label, out) : MS_ENOMEM;
     mst_progress_done(&progress);
     int status = MST_EXIT_OK;
-    if (rs == MST_REPLAY_STOPPED || got_signal) {
+    if (rc == MS_REPLAY_DIR_STOPPED || got_signal) {
         status = MST_EXIT_ERROR;
-    } else if (rs != MST_REPLAY_OK) {
-        /* A failed read is reported with its errno, which only we know. */
-        if (res.reader_status == MS_EIO && in.err)
+    } else if (!r) {
+        mst_error("out of memory");
+        status = MST_EXIT_ERROR;
+    } else if (rc != 0) {
+        /* The stream was refused (exit 1), unless it could not be read at
+         * all; a failed read is reported with its errno, which only we
+         * know. Failures on the output side exit 2. */
+        int ss = ms_replay_dir_get_result(rd)->stream_status;
+        if (ss == MS_EIO && in.err)
             mst_error("cannot read %s: %s", label, strerror(in.err));
         else
-            mst_error("%s", err);
-        status = rs == MST_REPLAY_REFUSED ? MST_EXIT_FAIL : MST_EXIT_ERROR;
+            mst_error("%s", ms_replay_dir_errmsg(rd));
+        status = ss && ss != MS_EIO && ss != MS_ENOMEM && ss != MS_EINVAL ? MST_EXIT_FAIL
+                                                                         : MST_EXIT_ERROR;
     }
+    ms_reader_free(r);
+    ms_replay_dir_free(rd);
     if (in.fd != STDIN_FILENO)
         close(in.fd);
     if (got_signal) { /* die of it as we would have, the temporary directory gone */

@@ -45,15 +45,11 @@ typedef struct pending {
     char *msg;
 } pending;
 
-/* One IN_PLACE extent: the bytes [start, end] of the in-place space it
- * references (FORMAT.md section 6.2), kept to check that none overlap. */
-typedef struct in_place {
-    uint64_t start, end; /* inclusive: end may be 2^64 - 1 */
-    uint64_t base;       /* start - first * page_size: the page-to-address map */
-    uint32_t region;
-    uint64_t first, count, index, offset;
-} in_place;
-#define MAX_IN_PLACE (1u << 20) /* extents checked for overlap: 48 MiB at most */
+/* The record each IN_PLACE extent of the overlap check came from, by its
+ * index in the ms_in_place list. */
+typedef struct in_place_at {
+    uint64_t index, offset;
+} in_place_at;
 
 typedef struct validator {
     FILE *out;
@@ -62,15 +58,16 @@ typedef struct validator {
     pending pend[PENDING_MAX];
     size_t npend;
     uint64_t errors, warnings;
-    mst_pagemap *pm;
+    ms_pagemap *pm;
     mst_devset *ds;
     bool devset_warned;
     uint64_t records;
     bool end_seen;
     uint64_t digest, end_index, end_offset;
     uint64_t stream_bytes; /* up to the end of END */
-    in_place *inp;
-    size_t ninp, inp_cap;
+    ms_in_place *inp; /* every IN_PLACE extent, for the overlap check */
+    in_place_at *inp_at;
+    size_t inp_cap;
     bool inp_full;
 #if MS_HAVE_SCHEMA
     ms_schema_set *schema; /* --schema: device states are checked against it */
@@ -283,80 +280,67 @@ static void check_header(validator *v, const ms_header *h)
 static void keep_in_place(validator *v, const ms_record *rec)
 {
     const ms_pages *pg = &rec->pages;
-    for (size_t i = 0; pg->region && i < pg->extent_count; i++) {
+    for (size_t i = 0; pg->region && i < pg->extent_count && !v->inp_full; i++) {
         const ms_extent *e = &pg->extents[i];
         if (e->state != MS_PAGE_IN_PLACE)
             continue;
-        if (v->ninp == MAX_IN_PLACE) {
-            if (!v->inp_full) {
-                concerns c;
-                record_concerns(rec, &c);
-                reportf(v, SEV_WARNING, "in-place-limit", rec->offset, (int64_t)rec->index, &c,
-                        rec, "more IN_PLACE extents than the overlap check holds (%u): later "
-                        "ones are not checked", MAX_IN_PLACE);
+        size_t n = ms_in_place_count(v->inp);
+        if (n == v->inp_cap) {
+            size_t cap = v->inp_cap ? v->inp_cap * 2 : 64;
+            in_place_at *p = realloc(v->inp_at, cap * sizeof *p);
+            if (!p) {
+                v->inp_full = true; /* the check is given up, as at its limit */
+                return;
             }
+            v->inp_at = p;
+            v->inp_cap = cap;
+        }
+        int rc = ms_in_place_add(v->inp, pg->region, e);
+        if (rc == MS_ELIMIT) {
+            concerns c;
+            record_concerns(rec, &c);
+            reportf(v, SEV_WARNING, "in-place-limit", rec->offset, (int64_t)rec->index, &c, rec,
+                    "more IN_PLACE extents than the overlap check holds (%u): later ones are "
+                    "not checked",
+                    MS_IN_PLACE_MAX_EXTENTS);
+        }
+        if (rc) {
             v->inp_full = true;
             return;
         }
-        if (v->ninp == v->inp_cap) {
-            size_t cap = v->inp_cap ? v->inp_cap * 2 : 64;
-            in_place *p = realloc(v->inp, cap * sizeof *p);
-            if (!p) {
-                v->inp_full = true; /* reported as the limit would be */
-                return;
-            }
-            v->inp = p;
-            v->inp_cap = cap;
-        }
-        const uint64_t ps = pg->region->page_size;
-        /* The reader has checked that the range does not wrap. */
-        v->inp[v->ninp++] = (in_place){.start = e->arg, .end = e->arg + e->count * ps - 1,
-                                       .base = e->arg - e->first * ps,
-                                       .region = pg->region->id, .first = e->first,
-                                       .count = e->count, .index = rec->index,
-                                       .offset = rec->offset};
+        v->inp_at[n] = (in_place_at){rec->index, rec->offset};
     }
-}
-
-static int by_start(const void *a, const void *b)
-{
-    const in_place *x = a, *y = b;
-    if (x->start != y->start)
-        return x->start < y->start ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
 }
 
 /* FORMAT.md section 6.2: IN_PLACE extents may share referenced bytes only
- * when they map the same region pages to the same addresses. Sorted by
- * start, each extent is compared with the one reaching furthest so far:
- * sharing the same map is transitive, so that one comparison suffices. */
+ * when they map the same region pages to the same addresses
+ * (ms_in_place_overlaps()). */
+static int on_overlap(void *ctx, size_t later, size_t earlier)
+{
+    validator *v = ctx;
+    const ms_in_place_extent *x = ms_in_place_get(v->inp, later);
+    const ms_in_place_extent *f = ms_in_place_get(v->inp, earlier);
+    const in_place_at *xa = &v->inp_at[later], *fa = &v->inp_at[earlier];
+    uint64_t x_end = x->address + x->count * x->page_size - 1;
+    uint64_t f_end = f->address + f->count * f->page_size - 1;
+    ms_record rec = {.type = MS_REC_PAGES, .index = xa->index, .offset = xa->offset};
+    const ms_region *g = ms_reader_find_region(v->r, x->region);
+    concerns c = {.kind = ABOUT_PAGES, .region = x->region, .region_name = g ? g->name : "",
+                  .first = x->first, .last = x->first + x->count - 1};
+    reportf(v, SEV_ERROR, "in-place-overlap", xa->offset, (int64_t)xa->index, &c, &rec,
+            "IN_PLACE pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32 " reference 0x%" PRIx64
+            "..0x%" PRIx64 ", which overlaps the bytes that pages %" PRIu64 "..%" PRIu64
+            " of region %" PRIu32 " (record %" PRIu64 ") reference at 0x%" PRIx64 "..0x%" PRIx64,
+            x->first, x->first + x->count - 1, x->region, x->address, x_end, f->first,
+            f->first + f->count - 1, f->region, fa->index, f->address, f_end);
+    return 0;
+}
+
 static void check_in_place(validator *v)
 {
-    if (v->ninp < 2)
-        return;
-    qsort(v->inp, v->ninp, sizeof *v->inp, by_start);
-    const in_place *far = &v->inp[0];
-    for (size_t i = 1; i < v->ninp; i++) {
-        const in_place *x = &v->inp[i];
-        if (x->start <= far->end &&
-            (x->region != far->region || x->base != far->base)) {
-            ms_record rec = {.type = MS_REC_PAGES, .index = x->index, .offset = x->offset};
-            const ms_region *g = ms_reader_find_region(v->r, x->region);
-            concerns c = {.kind = ABOUT_PAGES, .region = x->region,
-                          .region_name = g ? g->name : "", .first = x->first,
-                          .last = x->first + x->count - 1};
-            reportf(v, SEV_ERROR, "in-place-overlap", x->offset, (int64_t)x->index, &c, &rec,
-                    "IN_PLACE pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32
-                    " reference 0x%" PRIx64 "..0x%" PRIx64 ", which overlaps the bytes that "
-                    "pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32 " (record %" PRIu64
-                    ") reference at 0x%" PRIx64 "..0x%" PRIx64,
-                    x->first, x->first + x->count - 1, x->region, x->start, x->end, far->first,
-                    far->first + far->count - 1, far->region, far->index, far->start,
-                    far->end);
-        }
-        if (x->end > far->end)
-            far = x;
-    }
+    if (ms_in_place_overlaps(v->inp, on_overlap, v) == MS_ENOMEM)
+        reportf(v, SEV_WARNING, "in-place-limit", v->end_offset, (int64_t)v->end_index, NULL,
+                NULL, "out of memory: IN_PLACE extents were not checked for overlaps");
 }
 
 /* Unknown map keys of one record: their payload paths ("/9": key 9 of the
@@ -367,10 +351,8 @@ typedef struct key_text {
     char text[256];
 } key_text;
 
-static void add_key(void *ctx, const char *path)
+static void add_key(key_text *k, const char *path)
 {
-    key_text *k = ctx;
-    k->n++;
     if (k->cut)
         return;
     /* Room for this path and a final " ..." */
@@ -383,13 +365,15 @@ static void add_key(void *ctx, const char *path)
 }
 
 /* Keys of the record's maps that this reader does not know: a later
- * minor's (FORMAT.md section 11.2), which the reader skips. Out of memory,
- * the check is skipped, as other checks are at their limits. */
+ * minor's (FORMAT.md section 11.2), which the reader skips and lists. */
 static void unknown_keys(const ms_record *rec, key_text *k)
 {
     memset(k, 0, sizeof *k);
-    if (mst_unknown_keys(rec, add_key, k) < 0)
-        memset(k, 0, sizeof *k);
+    k->n = rec->unknown_key_count;
+    for (size_t i = 0; i < k->n && i < MS_MAX_LISTED_KEYS; i++)
+        add_key(k, rec->unknown_keys[i]);
+    if (k->n > MS_MAX_LISTED_KEYS && !k->cut)
+        add_key(k, "...");
 }
 
 #if MS_HAVE_SCHEMA
@@ -433,7 +417,7 @@ static void check_record(validator *v, const ms_record *rec)
                 "%zu unknown map key%s (payload path%s %s): ignored", keys.n,
                 keys.n == 1 ? "" : "s", keys.n == 1 ? "" : "s", keys.text);
     if (rec->type == MS_REC_PAGES) {
-        mst_pagemap_apply(v->pm, rec);
+        ms_pagemap_apply(v->pm, rec); /* a region past the budget is untracked */
         keep_in_place(v, rec);
     }
     if (rec->type == MS_REC_DEVICE && rec->device.path) {
@@ -472,11 +456,11 @@ static void check_record(validator *v, const ms_record *rec)
 static void check_missing(validator *v)
 {
     ms_record end = {.type = MS_REC_END, .index = v->end_index, .offset = v->end_offset};
-    for (size_t i = 0; i < mst_pagemap_count(v->pm); i++) {
-        const mst_region_stats *s = mst_pagemap_get(v->pm, i);
+    for (size_t i = 0; i < ms_pagemap_region_count(v->pm); i++) {
+        const ms_pagemap_region *s = ms_pagemap_get_region(v->pm, i);
         uint64_t counts[MST_STATES], first, last;
         concerns c = {.kind = ABOUT_PAGES, .region = s->region.id, .region_name = s->region.name};
-        if (!mst_pagemap_final(v->pm, i, counts, &first, &last)) {
+        if (!mst_pagemap_final(v->pm, s, counts, &first, &last)) {
             c.first = 0;
             c.last = s->pages - 1;
             reportf(v, SEV_WARNING, "untracked-pages", v->end_offset, (int64_t)v->end_index, &c,
@@ -536,7 +520,7 @@ static void print_result(validator *v)
     bool valid = v->errors == 0 && !(v->strict && v->warnings);
     /* Bytes of the stream, END included: not what was read after it. */
     uint64_t bytes = v->end_seen ? v->stream_bytes : ms_reader_offset(v->r);
-    size_t nreg = mst_pagemap_count(v->pm), ndev = mst_devset_count(v->ds);
+    size_t nreg = ms_pagemap_region_count(v->pm), ndev = mst_devset_count(v->ds);
     if (v->json) {
         fprintf(o,
                 "{\"kind\":\"result\",\"valid\":%s,\"strict\":%s,\"errors\":%" PRIu64
@@ -579,7 +563,7 @@ static int run(validator *v, int fd)
         check_header(v, h);
         while ((rc = ms_reader_next(v->r, &rec)) > 0) {
             v->records++;
-            if (mst_pagemap_sync(v->pm, v->r)) {
+            if (ms_pagemap_sync(v->pm, v->r) == MS_ENOMEM) {
                 rc = MS_ENOMEM;
                 break;
             }
@@ -681,9 +665,13 @@ int main(int argc, char **argv)
         return MST_EXIT_ERROR;
     }
     int status = MST_EXIT_ERROR;
-    v.pm = mst_pagemap_new(MST_PAGEMAP_BUDGET);
+    v.pm = mst_pagemap_new();
     v.ds = mst_devset_new(MST_DEVSET_BUDGET);
-    if (!v.pm || !v.ds)
+    ms_pagemap_options po;
+    ms_pagemap_options_init(&po);
+    po.max_in_place = MS_IN_PLACE_MAX_EXTENTS; /* the overlap check: 40 MiB at most */
+    v.inp = ms_in_place_new(&po);
+    if (!v.pm || !v.ds || !v.inp)
         mst_error("out of memory");
     else
         status = run(&v, fd);
@@ -691,8 +679,9 @@ int main(int argc, char **argv)
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;
     }
-    mst_pagemap_free(v.pm);
-    free(v.inp);
+    ms_pagemap_free(v.pm);
+    ms_in_place_free(v.inp);
+    free(v.inp_at);
     mst_devset_free(v.ds);
 #if MS_HAVE_SCHEMA
     ms_schema_set_free(v.schema);

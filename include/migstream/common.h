@@ -70,6 +70,77 @@ typedef enum ms_status {
 MS_API const char *ms_strerror(int status);
 
 /* ------------------------------------------------------------------------ */
+/* Handles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Every object (ms_writer, ms_reader, ms_schema_set, ms_qemu_import ...) is
+ * an opaque handle made by ms_<object>_new...() and freed by
+ * ms_<object>_free(), which accepts NULL. The constructors share one
+ * failure model:
+ *
+ *  - NULL means only that memory ran out;
+ *  - any other problem (invalid options, a NULL callback, a negative file
+ *    descriptor) gives a handle in the failed state: ms_<object>_status()
+ *    is MS_EINVAL, ms_<object>_errmsg() names the argument, and every call
+ *    that can fail returns that status.
+ *
+ * ms_<object>_status(NULL) is MS_ENOMEM and ms_<object>_errmsg(NULL) says
+ * "out of memory", so one check after a constructor covers both:
+ *
+ *     ms_writer *w = ms_writer_new_fd(&opts, fd);
+ *     if (ms_writer_status(w)) {
+ *         fprintf(stderr, "%s\n", ms_writer_errmsg(w));
+ *         ms_writer_free(w);
+ *         return -1;
+ *     }
+ *
+ * A handle is used by one thread at a time; different handles are
+ * independent and may be used from different threads at once. The library
+ * keeps no global state, and the static strings it returns are constant.
+ */
+
+/* ------------------------------------------------------------------------ */
+/* Callbacks                                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The I/O callbacks (ms_read_fn, ms_pread_fn in reader.h; ms_write_fn in
+ * writer.h) report a failure with a negative return value; returning
+ * -errno (for example -EPIPE) lets the library's message name the cause.
+ * The file-descriptor entry points (ms_reader_new_fd(), ms_writer_new_fd()
+ * ...) retry EINTR and return -errno themselves. The library never closes a
+ * descriptor it is given.
+ */
+
+/* ------------------------------------------------------------------------ */
+/* Growing structs (the ABI rule)                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Every struct a caller passes in can grow in a later version without
+ * breaking programs built against this one, by one rule: the part of a
+ * struct this library does not know must be all zero.
+ *
+ *  - Options and callback structs start with `size_t struct_size`, which
+ *    their _init function sets (a callbacks struct: the caller, to sizeof).
+ *    A smaller struct (from a program built against an older version) is
+ *    accepted: the fields it lacks take their defaults. A larger one (from
+ *    a program built against a newer version) is accepted only when every
+ *    byte past the last field this library knows is zero, that is, when
+ *    the program asks for nothing this library cannot do; otherwise the
+ *    call fails with MS_EINVAL and a message naming the struct. struct_size
+ *    0 (a struct never initialized) is MS_EINVAL too.
+ *  - Value structs (ms_region, ms_round, ms_overlay) end in a `reserved`
+ *    array that must be zero: a later version gives its words meanings in
+ *    which zero means what this version does. Zero-initializing the struct
+ *    (designated initializers, memset) is all it takes.
+ *
+ * Structs the library hands out (ms_record and what it points to) are read
+ * only; later versions add members at their ends.
+ */
+
+/* ------------------------------------------------------------------------ */
 /* Allocator                                                                */
 /* ------------------------------------------------------------------------ */
 

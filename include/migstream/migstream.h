@@ -10,6 +10,9 @@
  *   replay.h  ms_replay: applying a stream through callbacks
  *   overlay.h hypervisor overlay pages: rendering, priorities
  *   cbor.h    formatting and comparing CBOR items (device state)
+ *   pagemap.h ms_pagemap, ms_in_place: the final state of a stream's pages
+ *   diff.h    ms_diff: comparing two streams by the state they leave behind
+ *   replay_dir.h ms_replay_dir: a stream's final state written to a directory
  *   modules.h which optional modules this build holds; their headers:
  *   schema.h  ms_schema_set: device-state schemas, validation, compatibility
  *             (when MS_HAVE_SCHEMA)
@@ -28,6 +31,9 @@
 #include "replay.h"
 #include "overlay.h"
 #include "cbor.h"
+#include "pagemap.h"
+#include "diff.h"
+#include "replay_dir.h"
 
 #include <migstream/modules.h>
 #if MS_HAVE_SCHEMA

@@ -76,7 +76,7 @@ typedef struct ms_qemu_import ms_qemu_import;
 /** Importer options and limits. Fill with ms_qemu_import_options_init()
  *  first; a limit of 0 means its default. */
 typedef struct ms_qemu_import_options {
-    size_t struct_size; /**< set by init; lets the struct grow */
+    size_t struct_size; /**< set by init (common.h, "Growing structs") */
     /**
      * [borrow] options of the writer that produces the output, or NULL for
      * the defaults. The struct is copied by ms_qemu_import_new(); the
@@ -154,8 +154,11 @@ typedef struct ms_qemu_import_stats {
  * Creates an importer.
  * @param opts [borrow] options filled by ms_qemu_import_options_init(), or
  *        NULL for defaults. Strings are copied.
- * @return **new** importer, or NULL when memory ran out or @p opts has a
- *         struct_size this library does not know.
+ * @return **new** importer, or NULL when memory ran out. Options this
+ *         library cannot take (common.h, "Growing structs", which applies
+ *         to the writer options they point to as well) give an importer in
+ *         the failed state (common.h, "Handles"): ms_qemu_import_status()
+ *         is MS_EINVAL and ms_qemu_import_errmsg() says why.
  */
 MS_API ms_qemu_import *ms_qemu_import_new(const ms_qemu_import_options *opts);
 
@@ -312,7 +315,7 @@ typedef struct ms_qemu_export ms_qemu_export;
 /** Exporter options and limits. Fill with ms_qemu_export_options_init()
  *  first; a limit of 0 means its default. */
 typedef struct ms_qemu_export_options {
-    size_t struct_size; /**< set by init; lets the struct grow */
+    size_t struct_size; /**< set by init (common.h, "Growing structs") */
     /** [borrow] options of the reader of the input, or NULL for the
      *  defaults. Copied by ms_qemu_export_new(). */
     const ms_reader_options *reader;
@@ -363,8 +366,12 @@ typedef struct ms_qemu_export_stats {
  * Creates an exporter.
  * @param opts [borrow] options filled by ms_qemu_export_options_init(), or
  *        NULL for defaults. Strings are copied.
- * @return **new** exporter, or NULL when memory ran out, @p opts has a
- *         struct_size this library does not know or a page_size out of range.
+ * @return **new** exporter, or NULL when memory ran out. Options this
+ *         library cannot take (a page_size out of range, an empty machine,
+ *         a struct by common.h's "Growing structs", the reader options they
+ *         point to included) give an exporter in the failed state (common.h,
+ *         "Handles"): ms_qemu_export_status() is MS_EINVAL and
+ *         ms_qemu_export_errmsg() says why.
  */
 MS_API ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts);
 

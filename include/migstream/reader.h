@@ -70,7 +70,7 @@ typedef void (*ms_problem_fn)(void *ctx, int status, uint64_t offset, int64_t re
 /** Reader options and limits. Fill with ms_reader_options_init() first. A
  *  limit of 0 means "the default"; no limit can exceed the spec's. */
 typedef struct ms_reader_options {
-    size_t struct_size;        /**< set by init; lets the struct grow */
+    size_t struct_size;        /**< set by init (common.h, "Growing structs") */
     uint32_t max_record_size;  /**< payload bytes; default and max 64 MiB */
     uint32_t max_regions;      /**< regions per stream; default 4096 */
     uint32_t max_cbor_depth;   /**< CBOR nesting in device state; default 64 */
@@ -92,6 +92,9 @@ typedef struct ms_reader_options {
 
 /** Fills @p opts with defaults. */
 MS_API void ms_reader_options_init(ms_reader_options *opts);
+
+/** Unknown map keys a record lists at most (ms_record.unknown_keys). */
+#define MS_MAX_LISTED_KEYS 64u
 
 /** A record as ms_reader_next() hands it out. Views stay valid until the
  *  next call on the reader. */
@@ -119,17 +122,34 @@ typedef struct ms_record {
     ms_round round;             /**< MS_REC_ROUND */
     const ms_overlay *overlays; /**< MS_REC_OVERLAY: the overlays it adds */
     size_t overlay_count;
+
+    /**
+     * Map keys of the payload that this reader does not know: keys a later
+     * minor version added (FORMAT.md section 11.2), which the reader skips
+     * and lists here so that tools can report them. Each is a payload path:
+     * "/9" is key 9 of the record's map, "/1/7" key 7 of the map at index
+     * 1 of the record's array (REGIONS, OVERLAY); in payload order. At most
+     * MS_MAX_LISTED_KEYS are listed; unknown_key_count counts them all.
+     * NULL and 0 when there are none, and for a record with a status.
+     */
+    const char *const *unknown_keys;
+    size_t unknown_key_count;
 } ms_record;
 
 /** Creates a reader pulling bytes through @p fn.
- *  @return **new** reader, or NULL on bad arguments or no memory. */
+ *  @return **new** reader, or NULL when memory ran out. Invalid options or
+ *          a NULL @p fn give a reader in the failed state (common.h,
+ *          "Handles"): ms_reader_status() is MS_EINVAL and every call
+ *          returns it, ms_reader_errmsg() names the argument. */
 MS_API ms_reader *ms_reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx);
 
-/** Same, reading a file descriptor (retries EINTR; never closes it). */
+/** Same, reading a file descriptor (retries EINTR; never closes it). A
+ *  negative descriptor gives a reader in the failed state. */
 MS_API ms_reader *ms_reader_new_fd(const ms_reader_options *opts, int fd);
 
 /** Same, reading a buffer in memory. @p buf [borrow] must outlive the
- *  reader. */
+ *  reader; NULL with a non-zero @p size gives a reader in the failed
+ *  state. */
 MS_API ms_reader *ms_reader_new_memory(const ms_reader_options *opts, const void *buf,
                                        size_t size);
 

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 typedef struct ms_replay_callbacks {
-    size_t struct_size; /**< sizeof(ms_replay_callbacks): lets the struct grow */
+    size_t struct_size; /**< sizeof(ms_replay_callbacks) (common.h, "Growing structs") */
     /** The preamble, once, before anything else. */
     int (*header)(void *ctx, const ms_header *header);
     /** The INFO record, if the stream has one. */
@@ -65,7 +65,9 @@ typedef struct ms_replay_callbacks {
  * Reads @p r to the END record, calling @p cb.
  * @return 0 when the whole stream was applied; a reader status (see
  *         ms_reader_next) when the stream is bad, with ms_reader_errmsg()
- *         saying where; or the negative value a callback returned.
+ *         saying where; the negative value a callback returned; or
+ *         MS_EINVAL, nothing read, when @p r or @p cb is NULL or @p cb is a
+ *         struct this library cannot take (common.h, "Growing structs").
  */
 MS_API int ms_replay(ms_reader *r, const ms_replay_callbacks *cb, void *ctx);
 

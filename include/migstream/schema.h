@@ -58,7 +58,7 @@ typedef struct ms_schema_set ms_schema_set;
 
 /** Loading limits. Fill with ms_schema_options_init(); 0 means the default. */
 typedef struct ms_schema_options {
-    size_t struct_size;      /**< set by init; lets the struct grow */
+    size_t struct_size;      /**< set by init (common.h, "Growing structs") */
     uint32_t max_file_size;  /**< bytes of one schema file; default 16 MiB */
     uint32_t max_schemas;    /**< schemas in the set; default 4096 */
     uint32_t max_fields;     /**< fields in the set, all levels; default 65536 */
@@ -72,8 +72,17 @@ typedef struct ms_schema_options {
 MS_API void ms_schema_options_init(ms_schema_options *opts);
 
 /** Creates an empty set. @p opts may be NULL (defaults).
- *  @return **new** set, or NULL on bad options or no memory. */
+ *  @return **new** set, or NULL when memory ran out. Bad options give a set
+ *          in the failed state (common.h, "Handles"): ms_schema_set_status()
+ *          is MS_EINVAL, ms_schema_set_errmsg() names the option, and every
+ *          call that can fail returns MS_EINVAL. */
 MS_API ms_schema_set *ms_schema_set_new(const ms_schema_options *opts);
+
+/** MS_EINVAL for a set created from bad options, else 0; MS_ENOMEM for
+ *  NULL (what ms_schema_set_new() returns without memory). A failed load
+ *  is not sticky: it leaves the set as it was, with ms_schema_set_errmsg()
+ *  saying why. */
+MS_API int ms_schema_set_status(const ms_schema_set *s);
 
 /** Frees the set (NULL is fine). */
 MS_API void ms_schema_set_free(ms_schema_set *s);

@@ -46,6 +46,7 @@ typedef struct ms_region {
     uint64_t size;       /**< bytes; a non-zero multiple of page_size */
     uint32_t page_size;  /**< transfer page size: a power-of-two multiple of
                               the header's page size, at most 16 MiB */
+    uint64_t reserved[4]; /**< zero (common.h, "Growing structs") */
 } ms_region;
 
 /** A run of pages in one state (FORMAT.md section 6.2). */
@@ -91,6 +92,7 @@ typedef struct ms_round {
     bool has_dirty;       /**< false: the dirty count is not known */
     uint64_t dirty;       /**< units the tracker reported dirty */
     bool final;           /**< the guest was stopped: the stop-and-copy round */
+    uint64_t reserved[4]; /**< zero (common.h, "Growing structs") */
 } ms_round;
 
 /** One SynIC slot per synthetic interrupt source. */
@@ -125,6 +127,7 @@ typedef struct ms_overlay {
         uint16_t slot_mask;                   /**< bit s: slot[s] is set */
         const uint8_t *slot[MS_SYNIC_SLOTS];  /**< MS_SYNIC_SLOT_SIZE bytes each */
     } synic; /**< SYNIC_MESSAGE and SYNIC_EVENT_FLAGS */
+    uint64_t reserved[4]; /**< zero (common.h, "Growing structs") */
 } ms_overlay;
 
 /** Page counts per state, indexed by ms_page_state (index 0 unused). */

@@ -44,13 +44,14 @@ typedef struct ms_writer ms_writer;
  * Output callback. Must consume every byte of the iovecs, in order, or fail.
  * @param ctx     [borrow] the pointer given to ms_writer_new
  * @param iov     [borrow] buffers valid only during the call
- * @return 0 on success, any negative value on failure (reported as MS_EIO)
+ * @return 0 on success, a negative value on failure (reported as MS_EIO;
+ *         -errno lets the message name the cause, common.h "Callbacks")
  */
 typedef int (*ms_write_fn)(void *ctx, const struct iovec *iov, int iovcnt);
 
 /** Writer options. Always fill with ms_writer_options_init() first. */
 typedef struct ms_writer_options {
-    size_t struct_size;         /**< set by init; lets the struct grow */
+    size_t struct_size;         /**< set by init (common.h, "Growing structs") */
     const char *writer_name;    /**< VMM name, at most 32 bytes; default "" */
     const char *writer_version; /**< VMM version, at most 32 bytes; default "" */
     uint32_t page_size;         /**< base page size; default 4096 */
@@ -110,16 +111,17 @@ MS_API void ms_writer_options_init(ms_writer_options *opts);
  * set) is queued at once and written with the first flush.
  * @param opts [borrow] options filled by ms_writer_options_init(), or NULL
  *        for defaults. Strings are copied.
- * @return **new** writer, or NULL if @p fn is NULL or memory ran out. When an
- *         option is invalid, the writer is returned in the failed state:
- *         ms_writer_status() is MS_EINVAL, ms_writer_errmsg() names the
- *         option, and every call fails. Check ms_writer_status() after
- *         creating one.
+ * @return **new** writer, or NULL when memory ran out. An invalid option or
+ *         a NULL @p fn gives a writer in the failed state (common.h,
+ *         "Handles"): ms_writer_status() is MS_EINVAL, ms_writer_errmsg()
+ *         names the option, and every call fails. Check ms_writer_status()
+ *         after creating one (it is MS_ENOMEM for NULL).
  */
 MS_API ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx);
 
 /** Same, writing to a file descriptor with writev(), retrying short writes
- *  and EINTR. The descriptor stays the caller's and is not closed. */
+ *  and EINTR. The descriptor stays the caller's and is not closed; a
+ *  negative one gives a writer in the failed state. */
 MS_API ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd);
 
 /** Frees the writer (NULL is fine) without writing END. Use

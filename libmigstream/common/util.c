@@ -1,5 +1,6 @@
 /*
- * Allocation wrappers and the growable buffer (see util.h).
+ * Allocation wrappers, the growable buffer and the struct ABI rule (see
+ * util.h).
  */
 #include <stdlib.h>
 
@@ -166,5 +167,30 @@ bool msi_utf8_ok(const uint8_t *s, size_t len, bool allow_nul)
             return false;
         i += n + 1;
     }
+    return true;
+}
+
+/* ------------------------------------------------------ the struct ABI rule */
+
+const char *msi_struct_take(void *dst, size_t known, const void *src, size_t given)
+{
+    if (given < sizeof(size_t))
+        return "struct_size is 0: the struct was not set up by its _init function";
+    if (given > known) {
+        const uint8_t *p = (const uint8_t *)src;
+        for (size_t i = known; i < given; i++)
+            if (p[i])
+                return "a newer struct sets fields this library does not know (non-zero bytes "
+                       "past its end)";
+    }
+    memcpy(dst, src, given < known ? given : known);
+    return NULL;
+}
+
+bool msi_reserved_zero(const uint64_t *reserved, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (reserved[i])
+            return false;
     return true;
 }

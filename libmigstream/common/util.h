@@ -71,6 +71,28 @@ static inline bool msi_is_pow2(uint64_t v)
     return v != 0 && (v & (v - 1)) == 0;
 }
 
+/* ---- structs the caller passes in (common.h, "Growing structs") ---- */
+
+/* The end of the last field this library knows of a struct: the bytes
+ * after it, tail padding included, belong to fields a later version adds. */
+#define MSI_STRUCT_END(type, last) (offsetof(type, last) + sizeof(((type *)0)->last))
+
+/*
+ * Takes a caller's struct that starts with `size_t struct_size` by the ABI
+ * rule: copies its first min(@given, @known) bytes over @dst (which holds
+ * the defaults, so an older caller's shorter struct leaves the fields it
+ * lacks at their defaults) and returns NULL; or returns, copying nothing,
+ * why the struct cannot be taken: @given (its struct_size) is 0 or too
+ * small to hold struct_size itself (the struct was never initialized), or a
+ * byte past @known, which only a newer caller can have set, is not zero.
+ * @known is MSI_STRUCT_END() of the struct's last field. The message is
+ * static and reads well after "options: " or "callbacks: ".
+ */
+const char *msi_struct_take(void *dst, size_t known, const void *src, size_t given);
+
+/* True when the @n words of a value struct's reserved tail are all zero. */
+bool msi_reserved_zero(const uint64_t *reserved, size_t n);
+
 /* ---- growable byte buffer ---- */
 typedef struct msi_buf {
     uint8_t *data;

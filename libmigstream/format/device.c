@@ -87,9 +87,7 @@ int msi_device_decode(const uint8_t *p, size_t n, unsigned max_depth, msi_device
             d->state_size = in.pos - at;
             break;
         default:
-            rc = msi_cbor_skip(&in, 16, true);
-            if (rc)
-                rc = msi_perr_cbor(e, rc, &in, "DEVICE unknown key");
+            rc = msi_skip_unknown(&in, e, -1, key, "DEVICE unknown key");
         }
         if (rc)
             return rc;

@@ -63,11 +63,27 @@ static int get_name(msi_cbor_in *in, msi_text *t, size_t max, const char *what, 
     return MS_OK;
 }
 
-static int skip_value(msi_cbor_in *in, msi_perr *e, const char *what)
+int msi_skip_unknown(msi_cbor_in *in, msi_perr *e, int64_t index, uint64_t key,
+                     const char *what)
 {
-    /* Unknown keys are ignored (section 10): skip their value whole. */
-    int rc = msi_cbor_skip(in, 16, true);
-    return rc ? msi_perr_cbor(e, rc, in, what) : MS_OK;
+    /* Unknown keys are ignored (section 11.2): skip their value whole,
+     * checked against the profile, which admits no float outside a DEVICE
+     * state item, whatever the map (section 10). */
+    int rc = msi_cbor_skip(in, 16, false);
+    if (rc)
+        return msi_perr_cbor(e, rc, in, what);
+    if (e->keys) {
+        if (e->keys->count < MS_MAX_LISTED_KEYS) {
+            char *p = e->keys->path[e->keys->count];
+            if (index < 0)
+                snprintf(p, sizeof e->keys->path[0], "/%llu", (unsigned long long)key);
+            else
+                snprintf(p, sizeof e->keys->path[0], "/%lld/%llu", (long long)index,
+                         (unsigned long long)key);
+        }
+        e->keys->count++;
+    }
+    return MS_OK;
 }
 
 static int expect_consumed(const msi_cbor_in *in, msi_perr *e, const char *what)
@@ -112,7 +128,7 @@ int msi_info_decode(const uint8_t *p, size_t n, msi_text *machine, msi_text *des
         else if (key == INFO_DESCRIPTION)
             rc = get_name(&in, description, 65535, "INFO description (key 1)", e);
         else
-            rc = skip_value(&in, e, "INFO unknown key");
+            rc = msi_skip_unknown(&in, e, -1, key, "INFO unknown key");
         if (rc)
             return rc;
     }
@@ -126,6 +142,8 @@ int msi_info_decode(const uint8_t *p, size_t n, msi_text *machine, msi_text *des
 const char *msi_region_check(const ms_region *r, size_t name_len, uint32_t base_page_size)
 {
     uint64_t end;
+    if (!msi_reserved_zero(r->reserved, sizeof r->reserved / sizeof r->reserved[0]))
+        return "reserved words are not zero (a field of a newer version this library does not know)";
     if (name_len == 0 || name_len > MS_MAX_NAME_LEN)
         return "name length outside 1..255 bytes";
     if (!msi_is_pow2(r->page_size) || r->page_size < base_page_size ||
@@ -162,8 +180,8 @@ int msi_regions_encode(msi_buf *b, const ms_region *regions, size_t count)
     return rc;
 }
 
-static int region_decode(msi_cbor_in *in, msi_region_view *v, uint32_t base_page_size,
-                         msi_perr *e)
+static int region_decode(msi_cbor_in *in, msi_region_view *v, size_t index,
+                         uint32_t base_page_size, msi_perr *e)
 {
     msi_cbor_map m;
     uint64_t key, val;
@@ -180,7 +198,7 @@ static int region_decode(msi_cbor_in *in, msi_region_view *v, uint32_t base_page
             continue;
         }
         if (key > REG_PAGE_SIZE) {
-            if ((rc = skip_value(in, e, "region unknown key")))
+            if ((rc = msi_skip_unknown(in, e, (int64_t)index, key, "region unknown key")))
                 return rc;
             continue;
         }
@@ -244,7 +262,7 @@ int msi_regions_decode(const uint8_t *p, size_t n, uint32_t base_page_size, size
     if (!v)
         return msi_perr_set(e, MS_ENOMEM, 0, "REGIONS: out of memory");
     for (size_t i = 0; i < t.u; i++) {
-        if ((rc = region_decode(&in, &v[i], base_page_size, e))) {
+        if ((rc = region_decode(&in, &v[i], i, base_page_size, e))) {
             msi_free(a, v);
             return rc;
         }
@@ -322,7 +340,7 @@ int msi_end_decode(const uint8_t *p, size_t n, ms_totals *t, msi_perr *e)
             continue;
         }
         if (key > END_OVERLAYS) {
-            if ((rc = skip_value(&in, e, "END unknown key")))
+            if ((rc = msi_skip_unknown(&in, e, -1, key, "END unknown key")))
                 return rc;
             continue;
         }

@@ -88,6 +88,8 @@ static uint64_t tsc_scale(uint64_t hz)
 
 static const char *problem(const ms_overlay *o)
 {
+    if (!msi_reserved_zero(o->reserved, sizeof o->reserved / sizeof o->reserved[0]))
+        return "reserved words are not zero (a field of a newer version this library does not know)";
     if (o->gfn > MS_MAX_GFN)
         return "frame number is beyond 52 bits";
     switch (o->kind) {
@@ -362,8 +364,9 @@ int msi_overlays_decode(const uint8_t *p, size_t n, size_t max, const ms_allocat
                 continue;
             }
             if (key > OV_PARAMS) { /* a later minor's key: ignored (FORMAT.md section 11.2) */
-                if ((rc = msi_cbor_skip(&in, 16, false)))
-                    return msi_perr_cbor(e, rc, &in, "overlay unknown key");
+                if ((rc = msi_skip_unknown(&in, e, (int64_t)i, key,
+                                           "overlay unknown key")))
+                    return rc;
                 continue;
             }
             if ((rc = msi_cbor_get_uint(&in, &v)))

@@ -9,14 +9,32 @@
 #include <stdarg.h>
 
 #include "common/cbor_codec.h"
-#include "migstream/stream.h"
 #include "common/util.h"
+#include "migstream/reader.h"
+#include "migstream/stream.h"
 
-/* A decode failure: status, byte position inside the payload, message. */
+/* Map keys a decoder does not know (FORMAT.md section 11.2): skipped, and
+ * listed as payload paths ("/9", "/1/7") for ms_record.unknown_keys. */
+typedef struct msi_keys {
+    size_t count; /* all met, listed or not */
+    char path[MS_MAX_LISTED_KEYS][40];
+} msi_keys;
+
+/* A decode's context: where its failure goes (status, byte position
+ * inside the payload, message) and where unknown keys go (NULL: nowhere).
+ * Initialize it: msi_perr e = {.keys = ...}. */
 typedef struct msi_perr {
     size_t at;
     char msg[256];
+    msi_keys *keys;
 } msi_perr;
+
+/* Skips the value of map key @key, which the decoder does not know (no
+ * float in it, at most 16 deep: section 10), listing its path: @index is
+ * the map's index in the payload's array, or -1 for a payload that is one
+ * map. */
+int msi_skip_unknown(msi_cbor_in *in, msi_perr *e, int64_t index, uint64_t key,
+                     const char *what);
 int msi_perr_set(msi_perr *e, int code, size_t at, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Turns a failed CBOR decode into a payload error naming @what. */

@@ -82,6 +82,8 @@ struct ms_reader {
     size_t ext_cap;
     ms_region *rec_regions;
     size_t rec_regions_cap;
+    msi_keys keys; /* unknown map keys of the current record */
+    const char *key_paths[MS_MAX_LISTED_KEYS];
     void *dctx;
     void *hash;
     ms_record rec;
@@ -338,7 +340,7 @@ static const ms_region *find_region(ms_reader *r, uint32_t id)
 static int do_info(ms_reader *r, const uint8_t *p, size_t n)
 {
     msi_text machine, description;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc;
     if (r->index != 0)
         return fail_rec(r, MS_ECORRUPT, r->rec.offset, "INFO may only be the first record");
@@ -361,7 +363,7 @@ static int do_regions(ms_reader *r, const uint8_t *p, size_t n)
 {
     msi_region_view *v;
     size_t count;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc = msi_regions_decode(p, n, r->hdr.page_size, r->max_regions - r->nregions, &r->alloc,
                                 &v, &count, &e);
     if (rc)
@@ -423,7 +425,7 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
     uint32_t rid, next;
     uint8_t enc;
     uint64_t data_pages, need;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc;
     const uint64_t payload_at = r->rec.offset + MSI_RECORD_HEADER;
     if ((rc = msi_pages_head(p, n, &rid, &next, &enc, &e)))
@@ -463,9 +465,12 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
         pg->data_size = stored;
     } else {
         const char *why = "";
-        if (stored == 0 || need == 0)
-            return fail_rec(r, MS_ECORRUPT, payload_at + meta, "zstd data section with %zu "
-                            "bytes for %llu DATA pages", stored, (unsigned long long)data_pages);
+        if (need == 0) /* FORMAT.md section 6.3: one encoding per content */
+            return fail_rec(r, MS_ECORRUPT, payload_at + 8, "encoding 1 (zstd) in a record with "
+                            "no DATA extent, which must use encoding 0");
+        if (stored == 0)
+            return fail_rec(r, MS_ECORRUPT, payload_at + meta, "empty zstd data section for "
+                            "%llu DATA pages", (unsigned long long)data_pages);
         r->dbuf.len = 0;
         if (msi_buf_reserve(&r->dbuf, (size_t)need))
             return fail_rec(r, MS_ENOMEM, payload_at + meta, "out of memory");
@@ -484,7 +489,7 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
 static int do_round(ms_reader *r, const uint8_t *p, size_t n)
 {
     ms_round *rd = &r->rec.round;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc = msi_round_decode(p, n, rd, &e);
     if (rc)
         return fail_payload(r, rc, &e);
@@ -519,7 +524,7 @@ static int do_overlay(ms_reader *r, const uint8_t *p, size_t n)
 {
     const uint64_t at = r->rec.offset + MSI_RECORD_HEADER;
     size_t count;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc;
     if (!(r->hdr.required_features & MS_FEATURE_OVERLAYS))
         return fail_rec(r, MS_ECORRUPT, r->rec.offset, "OVERLAY record in a stream whose "
@@ -562,7 +567,7 @@ static int do_overlay(ms_reader *r, const uint8_t *p, size_t n)
 static int do_device(ms_reader *r, const uint8_t *p, size_t n)
 {
     msi_device_view d;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc = msi_device_decode(p, n, r->max_depth, &d, &e);
     if (rc)
         return fail_payload(r, rc, &e);
@@ -581,7 +586,7 @@ static int do_device(ms_reader *r, const uint8_t *p, size_t n)
 static int do_end(ms_reader *r, const uint8_t *p, size_t n)
 {
     ms_totals *t = &r->rec.totals;
-    msi_perr e;
+    msi_perr e = {.keys = &r->keys};
     int rc = msi_end_decode(p, n, t, &e);
     if (rc)
         return fail_payload(r, rc, &e);
@@ -644,14 +649,16 @@ static ssize_t mem_read_unused(void *ctx, void *buf, size_t len)
     return 0;
 }
 
-static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx, int fd)
+/* @bad_arg: why the other arguments cannot be used, or NULL. */
+static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx, int fd,
+                             const char *bad_arg)
 {
     ms_reader_options o;
     ms_reader_options_init(&o);
+    const char *why = NULL;
     if (opts)
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    if (!fn || (opts && opts->struct_size == 0))
-        return NULL; /* options not filled by ms_reader_options_init() */
+        why = msi_struct_take(&o, MSI_STRUCT_END(ms_reader_options, max_overlays), opts,
+                              opts->struct_size);
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_reader *r = msi_calloc(&a, 1, sizeof *r);
@@ -659,6 +666,14 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
         return NULL;
     r->magic = READER_MAGIC;
     r->alloc = a;
+    r->err_record = -1;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why || bad_arg) {
+        r->status = MS_EINVAL;
+        snprintf(r->msg, sizeof r->msg, "%s: %s",
+                 why ? "invalid reader options" : "invalid argument", why ? why : bad_arg);
+        return r;
+    }
     r->fn = fn;
     r->ctx = ctx;
     r->fd = fd;
@@ -674,7 +689,6 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
     r->problem_ctx = o.problem_ctx;
     if (r->max_depth > MSI_CBOR_MAX_DEPTH)
         r->max_depth = MSI_CBOR_MAX_DEPTH;
-    r->err_record = -1;
     if (!(r->hash = msi_hash_state_new())) {
         msi_free(&a, r);
         return NULL;
@@ -687,22 +701,20 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
 
 ms_reader *ms_reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx)
 {
-    return reader_new(opts, fn, ctx, -1);
+    return reader_new(opts, fn, ctx, -1, fn ? NULL : "no read callback");
 }
 
 ms_reader *ms_reader_new_fd(const ms_reader_options *opts, int fd)
 {
-    if (fd < 0)
-        return NULL;
-    return reader_new(opts, msi_fd_read, msi_fd_ctx(fd), fd);
+    return reader_new(opts, msi_fd_read, msi_fd_ctx(fd), fd,
+                      fd < 0 ? "negative file descriptor" : NULL);
 }
 
 ms_reader *ms_reader_new_memory(const ms_reader_options *opts, const void *buf, size_t size)
 {
-    if (!buf && size)
-        return NULL;
-    ms_reader *r = reader_new(opts, mem_read_unused, NULL, -1);
-    if (r) {
+    ms_reader *r = reader_new(opts, mem_read_unused, NULL, -1,
+                              !buf && size ? "NULL buffer of non-zero size" : NULL);
+    if (r && !r->status) {
         static const uint8_t empty[1];
         r->mem = buf ? buf : empty;
         r->mem_len = size;
@@ -801,11 +813,20 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
         return rc;
 
     rec->known = false;
+    r->keys.count = 0;
     for (size_t i = 0; i < sizeof record_table / sizeof record_table[0]; i++) {
         if (record_table[i].type != rec->type)
             continue;
         rec->known = true;
-        if ((rc = record_table[i].decode(r, payload, rec->length))) {
+        if (!(rc = record_table[i].decode(r, payload, rec->length)) && r->keys.count) {
+            size_t listed = r->keys.count < MS_MAX_LISTED_KEYS ? r->keys.count
+                                                                : MS_MAX_LISTED_KEYS;
+            for (size_t k = 0; k < listed; k++)
+                r->key_paths[k] = r->keys.path[k];
+            rec->unknown_keys = r->key_paths;
+            rec->unknown_key_count = r->keys.count;
+        }
+        if (rc) {
             int keep = step_over(r, rc);
             if (keep)
                 return keep;
@@ -896,12 +917,16 @@ uint64_t ms_reader_offset(const ms_reader *r)
 
 int ms_reader_status(const ms_reader *r)
 {
-    return r && r->magic == READER_MAGIC ? r->status : MS_EINVAL;
+    if (!r)
+        return MS_ENOMEM; /* the only reason a constructor returns NULL */
+    return r->magic == READER_MAGIC ? r->status : MS_EINVAL;
 }
 
 const char *ms_reader_errmsg(const ms_reader *r)
 {
-    if (!r || r->magic != READER_MAGIC)
+    if (!r)
+        return "out of memory creating the reader";
+    if (r->magic != READER_MAGIC)
         return "invalid reader handle";
     return r->status ? r->msg : "";
 }

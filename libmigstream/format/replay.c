@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "common/util.h"
 #include "migstream/replay.h"
 
 /* Calls cb->NAME(ctx, ...) when set; a negative return stops replay. */
@@ -34,7 +35,9 @@ int ms_replay(ms_reader *r, const ms_replay_callbacks *user_cb, void *ctx)
     if (!r || !user_cb)
         return MS_EINVAL;
     memset(&cb, 0, sizeof cb);
-    memcpy(&cb, user_cb, user_cb->struct_size < sizeof cb ? user_cb->struct_size : sizeof cb);
+    if (msi_struct_take(&cb, MSI_STRUCT_END(ms_replay_callbacks, overlay), user_cb,
+                        user_cb->struct_size))
+        return MS_EINVAL;
     if ((rc = ms_reader_header(r, &h)))
         return rc;
     if ((rc = CALL(&cb, header, ctx, h)) < 0)

@@ -25,6 +25,8 @@ const char *ms_tracker_name(unsigned tracker)
 
 const char *msi_round_check(const ms_round *r)
 {
+    if (!msi_reserved_zero(r->reserved, sizeof r->reserved / sizeof r->reserved[0]))
+        return "reserved words are not zero (a field of a newer version this library does not know)";
     if (r->tracker == MS_TRACKER_NONE)
         return r->granularity ? "a round without a tracker has no granularity" : NULL;
     if (!msi_is_pow2(r->granularity) || r->granularity < MIN_GRANULARITY ||
@@ -75,8 +77,8 @@ int msi_round_decode(const uint8_t *p, size_t n, ms_round *r, msi_perr *e)
         }
         if (key > ROUND_FINAL) {
             /* A later minor's key: ignored (FORMAT.md section 11.2). */
-            if ((rc = msi_cbor_skip(&in, 16, false)))
-                return msi_perr_cbor(e, rc, &in, "ROUND unknown key");
+            if ((rc = msi_skip_unknown(&in, e, -1, key, "ROUND unknown key")))
+                return rc;
             continue;
         }
         if ((rc = msi_cbor_get_uint(&in, &v)))

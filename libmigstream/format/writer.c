@@ -548,8 +548,6 @@ void ms_writer_options_init(ms_writer_options *o)
 /* Why @o cannot be used, or NULL. */
 static const char *options_problem(const ms_writer_options *o)
 {
-    if (o->struct_size == 0)
-        return "options were not initialised with ms_writer_options_init()";
     if (!msi_is_pow2(o->page_size) || o->page_size < MS_MIN_PAGE_SIZE ||
         o->page_size > MS_MAX_BASE_PAGE_SIZE)
         return "page_size must be a power of two from 4096 to 65536";
@@ -574,17 +572,18 @@ static const char *options_problem(const ms_writer_options *o)
     return NULL;
 }
 
-static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx, int fd)
+/* @bad_arg: why the other arguments cannot be used, or NULL. */
+static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx, int fd,
+                             const char *bad_arg)
 {
     ms_writer_options o;
     ms_writer_options_init(&o);
-    if (opts) {
-        size_t n = opts->struct_size < sizeof o ? opts->struct_size : sizeof o;
-        memcpy(&o, opts, n);
-        o.struct_size = opts->struct_size; /* 0 stays 0: reported below */
-    }
-    if (!fn)
-        return NULL;
+    const char *why = NULL;
+    if (opts)
+        why = msi_struct_take(&o, MSI_STRUCT_END(ms_writer_options, stable_memory), opts,
+                              opts->struct_size);
+    if (!why)
+        why = options_problem(&o);
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_writer *w = msi_calloc(&a, 1, sizeof *w);
@@ -598,12 +597,11 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
     msi_buf_init(&w->out, &w->alloc);
     msi_buf_init(&w->scratch, &w->alloc);
     msi_buf_init(&w->zbuf, &w->alloc);
-    const char *why = options_problem(&o);
-    if (why) {
-        /* A handle in the failed state carries the reason (see writer.h). */
-        fail(w, MS_EINVAL, "invalid writer options: %s", why);
-        return w;
-    }
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why)
+        return fail(w, MS_EINVAL, "invalid writer options: %s", why), w;
+    if (bad_arg)
+        return fail(w, MS_EINVAL, "invalid argument: %s", bad_arg), w;
     const char *name = o.writer_name ? o.writer_name : "";
     const char *version = o.writer_version ? o.writer_version : "";
     w->level = o.compress_level;
@@ -649,14 +647,13 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
 
 ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx)
 {
-    return writer_new(opts, fn, ctx, -1);
+    return writer_new(opts, fn, ctx, -1, fn ? NULL : "no output callback");
 }
 
 ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd)
 {
-    if (fd < 0)
-        return NULL;
-    return writer_new(opts, msi_fd_writev, msi_fd_ctx(fd), fd);
+    return writer_new(opts, msi_fd_writev, msi_fd_ctx(fd), fd,
+                      fd < 0 ? "negative file descriptor" : NULL);
 }
 
 void ms_writer_free(ms_writer *w)
@@ -1054,14 +1051,18 @@ uint64_t ms_writer_bytes_written(const ms_writer *w)
 
 int ms_writer_status(const ms_writer *w)
 {
-    if (!w || w->magic != WRITER_MAGIC)
+    if (!w)
+        return MS_ENOMEM; /* the only reason a constructor returns NULL */
+    if (w->magic != WRITER_MAGIC)
         return MS_EINVAL;
     return w->status;
 }
 
 const char *ms_writer_errmsg(const ms_writer *w)
 {
-    if (!w || w->magic != WRITER_MAGIC)
+    if (!w)
+        return "out of memory creating the writer";
+    if (w->magic != WRITER_MAGIC)
         return "invalid writer handle";
     return w->status ? w->msg : "";
 }

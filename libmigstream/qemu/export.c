@@ -864,20 +864,27 @@ ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts)
 {
     ms_qemu_export_options o;
     ms_qemu_export_options_init(&o);
-    if (opts) {
-        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
-            return NULL;
-        memcpy(&o, opts, opts->struct_size);
-        o.struct_size = sizeof o;
+    const char *why = NULL, *which = "export options";
+    if (opts)
+        why = msi_struct_take(&o, MSI_STRUCT_END(ms_qemu_export_options, allocator), opts,
+                              opts->struct_size);
+    ms_reader_options ro;
+    ms_reader_options_init(&ro);
+    if (!why && o.reader) {
+        which = "export options: reader";
+        why = msi_struct_take(&ro, MSI_STRUCT_END(ms_reader_options, max_overlays), o.reader,
+                              o.reader->struct_size);
     }
     if (!o.page_size)
         o.page_size = 4096;
-    if (!msi_is_pow2(o.page_size) || o.page_size < 4096 || o.page_size > 65536)
-        return NULL;
+    if (!why && (!msi_is_pow2(o.page_size) || o.page_size < 4096 || o.page_size > 65536))
+        why = "page_size must be a power of two from 4096 to 65536";
     if (!o.max_device_bytes)
         o.max_device_bytes = DEF_DEVICES;
-    if (o.machine && (!*o.machine || strlen(o.machine) > 255))
-        return NULL;
+    if (!why && o.machine && (!*o.machine || strlen(o.machine) > 255))
+        why = "machine must be 1 to 255 bytes";
+    if (why) /* the defaults, for a handle that only carries the reason */
+        ms_qemu_export_options_init(&o);
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_qemu_export *x = msi_calloc(&a, 1, sizeof *x);
@@ -885,20 +892,20 @@ ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts)
         return NULL;
     x->alloc = a;
     x->err_record = -1;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why) {
+        x->status = MS_EINVAL;
+        snprintf(x->msg, sizeof x->msg, "invalid %s: %s", which, why);
+    }
     if (o.machine && !(x->machine_opt = msi_strdup(&a, o.machine))) {
         msi_free(&a, x);
         return NULL;
     }
     o.machine = x->machine_opt;
-    ms_reader_options_init(&x->ropts);
-    if (o.reader) {
-        size_t n =
-            o.reader->struct_size < sizeof x->ropts ? o.reader->struct_size : sizeof x->ropts;
-        memcpy(&x->ropts, o.reader, n);
-        x->ropts.struct_size = sizeof x->ropts;
-        /* One failure stops the export: a damaged stream is not exported. */
-        x->ropts.on_problem = NULL;
-    }
+    x->ropts = ro;
+    x->ropts.struct_size = sizeof x->ropts;
+    /* One failure stops the export: a damaged stream is not exported. */
+    x->ropts.on_problem = NULL;
     o.reader = NULL;
     x->opts = o;
     return x;
@@ -926,7 +933,7 @@ void ms_qemu_export_free(ms_qemu_export *x)
 static int run_common(ms_qemu_export *x, ms_read_fn in, void *in_ctx, ms_write_fn out,
                       void *out_ctx)
 {
-    if (x->ran)
+    if (x->ran || x->status)
         return x->status ? x->status : MS_ESTATE;
     x->ran = true;
     if (!in)
@@ -971,12 +978,12 @@ const ms_qemu_export_stats *ms_qemu_export_get_stats(const ms_qemu_export *exp)
 
 int ms_qemu_export_status(const ms_qemu_export *exp)
 {
-    return exp ? exp->status : MS_EINVAL;
+    return exp ? exp->status : MS_ENOMEM; /* NULL: a constructor without memory */
 }
 
 const char *ms_qemu_export_errmsg(const ms_qemu_export *exp)
 {
-    return exp ? exp->msg : "";
+    return exp ? exp->msg : "out of memory creating the exporter";
 }
 
 uint64_t ms_qemu_export_error_offset(const ms_qemu_export *exp)

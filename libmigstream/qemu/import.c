@@ -44,11 +44,20 @@ ms_qemu_import *ms_qemu_import_new(const ms_qemu_import_options *opts)
 {
     ms_qemu_import_options o;
     ms_qemu_import_options_init(&o);
-    if (opts) {
-        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
-            return NULL;
-        memcpy(&o, opts, opts->struct_size);
-        o.struct_size = sizeof o;
+    const char *why = NULL, *which = "import options";
+    if (opts)
+        why = msi_struct_take(&o, MSI_STRUCT_END(ms_qemu_import_options, allocator), opts,
+                              opts->struct_size);
+    ms_writer_options wo;
+    ms_writer_options_init(&wo);
+    if (!why && o.writer) {
+        which = "import options: writer";
+        why = msi_struct_take(&wo, MSI_STRUCT_END(ms_writer_options, stable_memory), o.writer,
+                              o.writer->struct_size);
+    }
+    if (why) { /* the defaults, for a handle that only carries the reason */
+        ms_qemu_import_options_init(&o);
+        o.writer = NULL;
     }
     mq_options_defaults(&o);
     ms_allocator a;
@@ -64,12 +73,14 @@ ms_qemu_import *ms_qemu_import_new(const ms_qemu_import_options *opts)
         return NULL;
     }
     imp->opts.tmpdir = imp->tmpdir;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why) {
+        imp->err.status = MS_EINVAL;
+        snprintf(imp->err.msg, sizeof imp->err.msg, "invalid %s: %s", which, why);
+    }
     /* The struct is copied; the strings it points to are the caller's. */
     if (o.writer) {
-        ms_writer_options_init(&imp->user_wopts);
-        size_t n = o.writer->struct_size < sizeof imp->user_wopts ? o.writer->struct_size
-                                                                  : sizeof imp->user_wopts;
-        memcpy(&imp->user_wopts, o.writer, n);
+        imp->user_wopts = wo;
         imp->user_wopts.struct_size = sizeof imp->user_wopts;
         imp->have_user_wopts = true;
     }
@@ -158,7 +169,7 @@ static int run(ms_qemu_import *imp, msi_source *s, ms_write_fn out, void *out_ct
 static int run_common(ms_qemu_import *imp, ms_read_fn in, void *in_ctx, ms_write_fn out,
                       void *out_ctx, int out_fd)
 {
-    if (imp->ran)
+    if (imp->ran || imp->err.status)
         return imp->err.status ? imp->err.status : MS_ESTATE;
     imp->ran = true;
     const msi_source_io io = {.read = in,
@@ -209,6 +220,8 @@ int ms_qemu_import_set_pread(ms_qemu_import *imp, ms_qemu_pread_fn fn, void *ctx
         return MS_EINVAL;
     if (imp->ran)
         return MS_ESTATE;
+    if (imp->err.status) /* created from bad options */
+        return imp->err.status;
     imp->pread = fn;
     imp->pread_ctx = ctx;
     return 0;
@@ -218,6 +231,8 @@ static int add_channel(ms_qemu_import *imp, ms_read_fn fn, void *ctx, const char
 {
     if (imp->ran)
         return MS_ESTATE;
+    if (imp->err.status) /* created from bad options */
+        return imp->err.status;
     if (imp->nch == MS_QEMU_MAX_CHANNELS)
         return MS_ELIMIT;
     msi_source_channel *n = msi_realloc(&imp->alloc, imp->ch, (imp->nch + 1) * sizeof *n);
@@ -256,12 +271,12 @@ const ms_qemu_import_stats *ms_qemu_import_get_stats(const ms_qemu_import *imp)
 
 int ms_qemu_import_status(const ms_qemu_import *imp)
 {
-    return imp ? imp->err.status : MS_EINVAL;
+    return imp ? imp->err.status : MS_ENOMEM; /* NULL: a constructor without memory */
 }
 
 const char *ms_qemu_import_errmsg(const ms_qemu_import *imp)
 {
-    return imp ? imp->err.msg : "";
+    return imp ? imp->err.msg : "out of memory creating the importer";
 }
 
 uint64_t ms_qemu_import_error_offset(const ms_qemu_import *imp)

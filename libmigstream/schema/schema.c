@@ -58,35 +58,48 @@ void ms_schema_options_init(ms_schema_options *opts)
 
 ms_schema_set *ms_schema_set_new(const ms_schema_options *opts)
 {
-    ms_schema_options o;
+    ms_schema_options o, given;
     ms_schema_options_init(&o);
-    if (opts) {
-        if (opts->struct_size < offsetof(ms_schema_options, allocator) + sizeof(ms_allocator))
-            return NULL;
-        if (opts->max_file_size)
-            o.max_file_size = opts->max_file_size;
-        if (opts->max_schemas)
-            o.max_schemas = opts->max_schemas;
-        if (opts->max_fields)
-            o.max_fields = opts->max_fields;
-        if (opts->max_depth)
-            o.max_depth = opts->max_depth;
-        if (opts->max_files)
-            o.max_files = opts->max_files;
-        if (opts->max_cbor_depth)
-            o.max_cbor_depth = opts->max_cbor_depth;
-        o.allocator = opts->allocator;
+    const char *why = NULL;
+    if (opts && !(why = msi_struct_take(&given, MSI_STRUCT_END(ms_schema_options, allocator),
+                                        opts, opts->struct_size))) {
+        /* 0 means the default, limit by limit. */
+        if (given.max_file_size)
+            o.max_file_size = given.max_file_size;
+        if (given.max_schemas)
+            o.max_schemas = given.max_schemas;
+        if (given.max_fields)
+            o.max_fields = given.max_fields;
+        if (given.max_depth)
+            o.max_depth = given.max_depth;
+        if (given.max_files)
+            o.max_files = given.max_files;
+        if (given.max_cbor_depth)
+            o.max_cbor_depth = given.max_cbor_depth;
+        o.allocator = given.allocator;
     }
-    if (o.max_depth > MAX_DEPTH || o.max_cbor_depth > MS_MAX_CBOR_DEPTH)
-        return NULL;
+    if (!why && o.max_depth > MAX_DEPTH)
+        why = "max_depth exceeds 64";
+    if (!why && o.max_cbor_depth > MS_MAX_CBOR_DEPTH)
+        why = "max_cbor_depth exceeds the format's 256";
     ms_allocator a;
-    msi_allocator_set(&a, &o.allocator);
+    msi_allocator_set(&a, why ? NULL : &o.allocator);
     ms_schema_set *s = msi_calloc(&a, 1, sizeof *s);
     if (!s)
         return NULL;
     s->opts = o;
     s->alloc = a;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why) {
+        s->status = MS_EINVAL;
+        msi_schema_err(s, "invalid schema options: %s", why);
+    }
     return s;
+}
+
+int ms_schema_set_status(const ms_schema_set *s)
+{
+    return s ? s->status : MS_ENOMEM; /* NULL: what a constructor returns without memory */
 }
 
 void msi_snode_free(const ms_allocator *a, msi_snode *n)
@@ -139,7 +152,7 @@ void msi_schema_err(ms_schema_set *s, const char *fmt, ...)
 
 const char *ms_schema_set_errmsg(const ms_schema_set *s)
 {
-    return s ? s->err : "";
+    return s ? s->err : "out of memory creating the schema set";
 }
 
 size_t ms_schema_set_count(const ms_schema_set *s)
@@ -695,6 +708,8 @@ int ms_schema_set_load(ms_schema_set *s, const void *data, size_t size, const ch
 {
     if (!s || (!data && size))
         return MS_EINVAL;
+    if (s->status)
+        return s->status;
     if (s->kind == MSI_SET_LEARNED) {
         msi_schema_err(s, "this set describes streams: it cannot load schema files too");
         return MS_ESTATE;
@@ -827,6 +842,8 @@ int ms_schema_set_load_path(ms_schema_set *s, const char *path)
 {
     if (!s || !path)
         return MS_EINVAL;
+    if (s->status)
+        return s->status;
     if (s->kind == MSI_SET_LEARNED) {
         msi_schema_err(s, "this set describes streams: it cannot load schema files too");
         return MS_ESTATE;

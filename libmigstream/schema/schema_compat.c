@@ -284,6 +284,8 @@ int ms_schema_compare(const ms_schema_set *old_set, const ms_schema_set *new_set
 {
     if (!old_set || !new_set || (flags & ~MS_COMPAT_BOTH_WAYS))
         return MS_EINVAL;
+    if (old_set->status || new_set->status)
+        return old_set->status ? old_set->status : new_set->status;
     cctx c = {.fn = fn, .ctx = ctx};
     compare_format(&c, old_set, new_set);
     c.ws = old_set;

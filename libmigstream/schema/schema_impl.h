@@ -72,6 +72,7 @@ typedef struct msi_sdevice {
 } msi_sdevice;
 
 struct ms_schema_set {
+    int status; /* MS_EINVAL when created from bad options (sticky), else 0 */
     ms_schema_options opts;
     ms_allocator alloc;
     msi_sdevice *devices;

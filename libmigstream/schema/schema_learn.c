@@ -17,6 +17,8 @@ int ms_schema_set_learn_header(ms_schema_set *s, const ms_header *h)
 {
     if (!s || !h)
         return MS_EINVAL;
+    if (s->status)
+        return s->status;
     if (s->kind == MSI_SET_LOADED) {
         msi_schema_err(s, "this set was loaded from schema files: it cannot learn from streams");
         return MS_ESTATE;
@@ -169,6 +171,8 @@ int ms_schema_set_learn_device(ms_schema_set *s, const ms_device *dev)
 {
     if (!s || !dev || !dev->schema || !dev->path || (!dev->state && dev->state_size))
         return MS_EINVAL;
+    if (s->status)
+        return s->status;
     if (s->kind == MSI_SET_LOADED) {
         msi_schema_err(s, "this set was loaded from schema files: it cannot learn from streams");
         return MS_ESTATE;

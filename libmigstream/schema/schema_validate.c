@@ -208,6 +208,8 @@ int ms_schema_set_validate(ms_schema_set *s, const ms_device *device, ms_schema_
 {
     if (!s || !device || !device->schema || (!device->state && device->state_size))
         return MS_EINVAL;
+    if (s->status)
+        return s->status;
     vctx v = {.s = s, .dev = device, .fn = fn, .ctx = ctx};
     s->err[0] = 0;
     const msi_sdevice *d = msi_schema_find(s, device->schema);

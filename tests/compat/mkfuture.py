@@ -3,8 +3,7 @@
 by byte from docs/FORMAT.md without the library's writer, which cannot
 write what the format has not defined yet: records of unknown types, map
 keys and feature bits a later minor may add (section 11.2), a longer
-preamble (section 3.1). XXH3-64 comes from the system's libxxhash, the one
-the library links.
+preamble (section 3.1). The framing and CBOR are tests/pylib/msstream.py's.
 
     mkfuture.py DIR    writes every stream below into DIR; refuses to
                        replace a file that exists
@@ -31,111 +30,25 @@ These streams are frozen like the writer's golden ones (see README.md):
 this program only says how they were made; running it must reproduce them
 byte for byte, and the compat test checks that it does.
 """
-import ctypes
 import os
-import struct
 import sys
 
-_xxh = ctypes.CDLL("libxxhash.so.0")
-_xxh.XXH3_64bits_withSeed.restype = ctypes.c_uint64
-_xxh.XXH3_64bits_withSeed.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from msstream import (DATA, DISCARDED, F_DISCARDED, F_FILL, F_OVERLAYS, FILL, INFO, MUST,  # noqa: E402
+                      REGIONS, ZERO, cbor)
+import msstream  # noqa: E402
 
-
-def xxh3(data, seed):
-    return _xxh.XXH3_64bits_withSeed(bytes(data), len(data), seed)
-
-
-# ---- CBOR in the profile of FORMAT.md section 10, shortest forms
-def head(major, v):
-    if v < 24:
-        return bytes([major << 5 | v])
-    for n, ai in ((1, 24), (2, 25), (4, 26), (8, 27)):
-        if v < 1 << (8 * n):
-            return bytes([major << 5 | ai]) + v.to_bytes(n, "big")
-    raise ValueError(v)
-
-
-def cbor(x):
-    """Maps keep their insertion order: the format's own maps are written
-    with ascending keys by the caller."""
-    if x is True:
-        return b"\xf5"
-    if x is False:
-        return b"\xf4"
-    if x is None:
-        return b"\xf6"
-    if isinstance(x, int):
-        return head(0, x) if x >= 0 else head(1, -1 - x)
-    if isinstance(x, bytes):
-        return head(2, len(x)) + x
-    if isinstance(x, str):
-        b = x.encode()
-        return head(3, len(b)) + b
-    if isinstance(x, list):
-        return head(4, len(x)) + b"".join(cbor(i) for i in x)
-    if isinstance(x, dict):
-        return head(5, len(x)) + b"".join(cbor(k) + cbor(v) for k, v in x.items())
-    raise TypeError(x)
-
-
-INFO, REGIONS, PAGES, DEVICE, END, ROUND, OVERLAY = 1, 2, 3, 4, 5, 6, 7
-DATA, ZERO, DISCARDED, FILL = 1, 2, 3, 4
-MUST = 1  # MUST_UNDERSTAND (section 4.1)
-F_DISCARDED, F_FILL, F_IN_PLACE, F_OVERLAYS = 1, 2, 4, 8  # section 3.2
 PS = 4096
 
 
-class Stream:
+class Stream(msstream.Stream):
+    """Format 1.9 unless told otherwise, by "mkfuture" 1.9."""
+
     def __init__(self, major=1, minor=9, required=0, optional=0, extension=b""):
-        """extension: bytes between offset 104 and the checksum (section 3.1)."""
-        size = 112 + len(extension)
-        assert size % 8 == 0
-        p = b"\x89MIGS\r\n\x1a" + struct.pack("<HHIQQII", major, minor, size, required, optional,
-                                               PS, 0)
-        p += b"mkfuture".ljust(32, b"\0") + b"1.9".ljust(32, b"\0") + extension
-        self.chain = xxh3(p, 0)
-        self.out = bytearray(p + struct.pack("<Q", self.chain))
-        self.records = 0
-        self.pages = {}
-        self.devices = self.rounds = self.overlays = 0
-
-    def record(self, rtype, flags, payload):
-        hdr = struct.pack("<HHI", rtype, flags, len(payload))
-        self.chain = xxh3(hdr + payload, self.chain)  # section 4.2
-        self.out += hdr + struct.pack("<Q", self.chain) + payload
-        self.records += 1
-
-    def pages_rec(self, region, extents, data):
-        """extents: (first, count, state, arg); data: the DATA pages' bytes."""
-        p = struct.pack("<IIB7x", region, len(extents), 0)
-        for first, n, state, arg in extents:
-            p += struct.pack("<QIB3xQ", first, n, state, arg)
-            self.pages[state] = self.pages.get(state, 0) + n
-        self.record(PAGES, MUST, p + data)
+        super().__init__("mkfuture", "1.9", major, minor, required, optional, PS, extension)
 
     def device(self, fields):
-        self.record(DEVICE, MUST, cbor(fields))
-        self.devices += 1
-
-    def round(self, fields):
-        self.record(ROUND, 0, cbor(fields))
-        self.rounds += 1
-
-    def overlay(self, maps):
-        self.record(OVERLAY, MUST, cbor(maps))
-        self.overlays += len(maps)
-
-    def end(self, extra=None):
-        """extra: keys after the ones section 8 defines, ascending."""
-        m = {0: self.records, 1: len(self.out), 2: dict(sorted(self.pages.items())),
-             3: self.devices}
-        if self.rounds:
-            m[4] = self.rounds
-        if self.overlays:
-            m[5] = self.overlays
-        m.update(extra or {})
-        self.record(END, MUST, cbor(m))
-        return bytes(self.out)
+        self.device_map(cbor(fields))
 
 
 def page(text):

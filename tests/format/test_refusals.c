@@ -1417,8 +1417,20 @@ static void test_writer_call_refusals(void **state)
         ms_writer_free(w);
         assert_int_equal(out.len, 0); /* nothing was written */
     }
-    assert_null(ms_writer_new(NULL, NULL, &out));
-    assert_null(ms_writer_new_fd(NULL, -1));
+    /* bad arguments: a handle in the failed state that names the argument
+     * (common.h, "Handles") */
+    w = ms_writer_new(NULL, NULL, &out);
+    assert_status(ms_writer_status(w), MS_EINVAL);
+    assert_contains(ms_writer_errmsg(w), "no output callback");
+    assert_status(ms_writer_add_region(w, &ram), MS_EINVAL);
+    ms_writer_free(w);
+    w = ms_writer_new_fd(NULL, -1);
+    assert_status(ms_writer_status(w), MS_EINVAL);
+    assert_contains(ms_writer_errmsg(w), "file descriptor");
+    ms_writer_free(w);
+    /* NULL only ever means no memory */
+    assert_status(ms_writer_status(NULL), MS_ENOMEM);
+    assert_contains(ms_writer_errmsg(NULL), "out of memory");
 
     /* the output failing: MS_EIO, sticky */
     int calls = 0;
@@ -1436,10 +1448,25 @@ static void test_writer_call_refusals(void **state)
     /* reader arguments */
     ms_reader_options ro;
     memset(&ro, 0, sizeof ro); /* not filled by ms_reader_options_init() */
-    assert_null(ms_reader_new_memory(&ro, out.data, out.len));
-    assert_null(ms_reader_new(NULL, NULL, NULL));
-    assert_null(ms_reader_new_fd(NULL, -1));
-    assert_null(ms_reader_new_memory(NULL, NULL, 10));
+    static const struct {
+        int which;
+        const char *frag;
+    } bad_readers[] = {{0, "init"}, {1, "no read callback"}, {2, "file descriptor"},
+                       {3, "NULL buffer"}};
+    for (size_t i = 0; i < sizeof bad_readers / sizeof bad_readers[0]; i++) {
+        ms_reader *r = bad_readers[i].which == 0   ? ms_reader_new_memory(&ro, out.data, out.len)
+                       : bad_readers[i].which == 1 ? ms_reader_new(NULL, NULL, NULL)
+                       : bad_readers[i].which == 2 ? ms_reader_new_fd(NULL, -1)
+                                                   : ms_reader_new_memory(NULL, NULL, 10);
+        assert_non_null(r);
+        assert_status(ms_reader_status(r), MS_EINVAL);
+        assert_contains(ms_reader_errmsg(r), bad_readers[i].frag);
+        const ms_record *rec;
+        assert_status(ms_reader_next(r, &rec), MS_EINVAL);
+        assert_status(ms_reader_header(r, NULL), MS_EINVAL);
+        ms_reader_free(r);
+    }
+    assert_status(ms_reader_status(NULL), MS_ENOMEM);
     th_buf_free(&out);
 }
 

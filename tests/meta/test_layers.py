@@ -4,7 +4,7 @@
 Each folder of libmigstream/ is a layer; a file may include headers of its
 own layer and of the layers below it, never of a layer above or beside it:
 
-    common  <-  format  <-  { schema, qemu }
+    common  <-  format  <-  { state, schema, qemu }
 
 The public headers of include/migstream/ belong to layers too (writer.h is
 format's, qemu.h is qemu's), so a file of the format layer may not include
@@ -25,7 +25,7 @@ import sys
 
 # Rank of each layer; layers of equal rank are siblings and may not include
 # each other.
-LAYERS = {'common': 0, 'format': 1, 'schema': 2, 'qemu': 2}
+LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2}
 TOP = 9  # the umbrella header, which includes every layer's headers
 
 # The layer of each public header.
@@ -38,6 +38,9 @@ PUBLIC = {
     'reader.h': 'format',
     'replay.h': 'format',
     'overlay.h': 'format',
+    'pagemap.h': 'state',
+    'diff.h': 'state',
+    'replay_dir.h': 'state',
     'schema.h': 'schema',
     'qemu.h': 'qemu',
     'migstream.h': None,  # the umbrella: includes everything

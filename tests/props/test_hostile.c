@@ -1,6 +1,6 @@
 /*
  * Hostile streams against the reader's region rules and against the replay
- * module of migstream-replay (tools/replay_dir.h):
+ * into a directory (migstream/replay_dir.h):
  *   - regions whose guest-physical range wraps around 2^64, and regions that
  *     overlap, are refused with MS_ECORRUPT and a message naming the region
  *     (FORMAT.md section 5.2), and replay writes nothing for them;
@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "replay_dir.h"
 
 #define PS 4096u
 
@@ -185,12 +184,41 @@ static ssize_t mem_read(void *ctx, void *buf, size_t len)
     return (ssize_t)n;
 }
 
-static mst_replay_status replay(const th_buf *s, const char *out, bool force, char *err,
-                                size_t n)
+/* How a replay ended: done, the stream refused (ms_replay_dir_result's
+ * stream_status set), or a failure on the output side. */
+typedef enum outcome { REPLAY_OK, REPLAY_REFUSED, REPLAY_ERROR } outcome;
+
+/* Replays through @read into @out with @o; copies the message into @err. */
+static outcome replay_with(ms_read_fn read, mem_in *in, const char *out,
+                           const ms_replay_dir_options *o, char *err, size_t n, int *status)
+{
+    ms_replay_dir *rd = ms_replay_dir_new(o);
+    assert_non_null(rd);
+    ms_reader *r = ms_reader_new(NULL, read, in);
+    assert_non_null(r);
+    int rc = ms_replay_dir_write(rd, r, "test", out);
+    int stream = ms_replay_dir_get_result(rd)->stream_status;
+    snprintf(err, n, "%s", ms_replay_dir_errmsg(rd));
+    ms_reader_free(r);
+    ms_replay_dir_free(rd);
+    if (status)
+        *status = rc;
+    assert_true(rc <= 0);
+    if (rc == 0)
+        assert_string_equal(err, "");
+    else
+        assert_true(err[0] != 0); /* every failure says why */
+    return rc == 0 ? REPLAY_OK : stream ? REPLAY_REFUSED : REPLAY_ERROR;
+}
+
+static outcome replay(const th_buf *s, const char *out, bool force, char *err, size_t n)
 {
     mem_in in = {s->data, s->len, 0, NULL, 0};
-    mst_replay_options o = {.force = force, .no_sync = true, .label = "test"};
-    return mst_replay_dir(mem_read, &in, out, &o, NULL, err, n);
+    ms_replay_dir_options o;
+    ms_replay_dir_options_init(&o);
+    o.force = force;
+    o.no_sync = true;
+    return replay_with(mem_read, &in, out, &o, err, n, NULL);
 }
 
 /* Every file in @out is a regular file with a name replay makes up. */
@@ -233,7 +261,7 @@ static void expect_region_refused(const th_buf *s, int64_t record, const char *n
 
     /* Replay refuses it too and leaves nothing. */
     char *dir = scratch(), *out = path_in(dir, "out"), err[600], list[256];
-    assert_int_equal(replay(s, out, false, err, sizeof err), MST_REPLAY_REFUSED);
+    assert_int_equal(replay(s, out, false, err, sizeof err), REPLAY_REFUSED);
     assert_contains(err, names_region);
     listing(dir, list, sizeof list);
     assert_string_equal(list, "");
@@ -332,8 +360,9 @@ static void escaping_stream(th_buf *out)
     out->len = 0;
     ms_writer *w = ms_writer_new(NULL, th_sink_write, out);
     assert_non_null(w);
-    const ms_region r0 = {0, "../../etc/passwd", true, 0, 16 * PS, PS};
-    const ms_region r1 = {1, "/tmp/region-0.img", false, 0, 4 * PS, PS};
+    const ms_region r0 = {
+        .id = 0, .name = "../../etc/passwd", .has_gpa = true, .size = 16 * PS, .page_size = PS};
+    const ms_region r1 = {.id = 1, .name = "/tmp/region-0.img", .size = 4 * PS, .page_size = PS};
     assert_status(ms_writer_add_region(w, &r0), 0);
     assert_status(ms_writer_add_region(w, &r1), 0);
     uint8_t page[2 * PS];
@@ -357,7 +386,7 @@ static void test_replay_names_from_stream(void **state)
     th_buf s = {0};
     escaping_stream(&s);
     char *dir = scratch(), *out = path_in(dir, "out"), err[600], list[512];
-    if (replay(&s, out, false, err, sizeof err) != MST_REPLAY_OK)
+    if (replay(&s, out, false, err, sizeof err) != REPLAY_OK)
         fail_msg("%s", err);
     listing(dir, list, sizeof list);
     assert_string_equal(list, "out");
@@ -411,7 +440,7 @@ static void test_replay_nul_in_device_path(void **state)
     th_stream_free(&ts);
 
     char *dir = scratch(), *out = path_in(dir, "out"), err[600], list[256];
-    assert_int_equal(replay(&s, out, false, err, sizeof err), MST_REPLAY_REFUSED);
+    assert_int_equal(replay(&s, out, false, err, sizeof err), REPLAY_REFUSED);
     assert_contains(err, "NUL");
     listing(dir, list, sizeof list);
     assert_string_equal(list, "");
@@ -437,12 +466,19 @@ static void test_replay_output_is_symlink(void **state)
     victim_make(&manifest, target, "manifest.json");
     assert_int_equal(symlink("elsewhere", out), 0);
 
-    assert_int_equal(replay(&s, out, false, err, sizeof err), MST_REPLAY_ERROR);
+    int status;
+    mem_in in = {s.data, s.len, 0, NULL, 0};
+    ms_replay_dir_options o;
+    ms_replay_dir_options_init(&o);
+    o.no_sync = true;
+    assert_int_equal(replay_with(mem_read, &in, out, &o, err, sizeof err, &status),
+                     REPLAY_ERROR);
+    assert_status(status, MS_EINVAL);
     assert_contains(err, "exists");
     listing(dir, list, sizeof list);
     assert_string_equal(list, "elsewhere out");
 
-    if (replay(&s, out, true, err, sizeof err) != MST_REPLAY_OK)
+    if (replay(&s, out, true, err, sizeof err) != REPLAY_OK)
         fail_msg("%s", err);
     struct stat st;
     assert_int_equal(lstat(out, &st), 0);
@@ -479,7 +515,7 @@ static void test_replay_old_output_holds_symlinks(void **state)
     assert_int_equal(symlink(v2.path, l2), 0); /* absolute */
     assert_int_equal(symlink("../victim3", l3), 0);
 
-    if (replay(&s, out, true, err, sizeof err) != MST_REPLAY_OK)
+    if (replay(&s, out, true, err, sizeof err) != REPLAY_OK)
         fail_msg("%s", err);
     check_output_names(out);
     victim_check(&v1);
@@ -530,9 +566,13 @@ static void plant_case(const th_buf *s, const char *why)
     victim v;
     victim_make(&v, dir, "victim");
     mem_in in = {s->data, s->len, 0, dir, 0};
-    mst_replay_options o = {.no_sync = true, .label = "test"};
-    assert_int_equal(mst_replay_dir(planting_read, &in, out, &o, NULL, err, sizeof err),
-                     MST_REPLAY_ERROR);
+    ms_replay_dir_options o;
+    ms_replay_dir_options_init(&o);
+    o.no_sync = true;
+    int status;
+    assert_int_equal(replay_with(planting_read, &in, out, &o, err, sizeof err, &status),
+                     REPLAY_ERROR);
+    assert_status(status, MS_EIO);
     assert_contains(err, why);
     victim_check(&v);
     listing(dir, list, sizeof list);
@@ -565,7 +605,7 @@ static void test_replay_links_planted_in_output(void **state)
 }
 
 /* Page states scattered one page per map chunk: each chunk needs its own
- * map (tools/pagemap.h), so a stream of small extents could make replay
+ * map (migstream/pagemap.h), so a stream of small extents could make replay
  * allocate far more than it sent. The maps' budget stops it with a message
  * instead, and nothing is written. */
 static void test_replay_map_budget(void **state)
@@ -574,7 +614,8 @@ static void test_replay_map_budget(void **state)
     th_buf s = {0};
     ms_writer *w = ms_writer_new(NULL, th_sink_write, &s);
     assert_non_null(w);
-    const ms_region r = {0, "ram", true, 0, (uint64_t)64 * 4096 * PS, PS};
+    const ms_region r = {
+        .id = 0, .name = "ram", .has_gpa = true, .size = (uint64_t)64 * 4096 * PS, .page_size = PS};
     assert_status(ms_writer_add_region(w, &r), 0);
     for (uint64_t k = 0; k < 64; k++)
         assert_status(ms_writer_zero_pages(w, 0, k * 4096 + 7, 1), 0);
@@ -583,15 +624,20 @@ static void test_replay_map_budget(void **state)
 
     char *dir = scratch(), *out = path_in(dir, "out"), err[600], list[256];
     mem_in in = {s.data, s.len, 0, NULL, 0};
-    mst_replay_options o = {.no_sync = true, .label = "test", .map_budget = 64 << 10};
-    assert_int_equal(mst_replay_dir(mem_read, &in, out, &o, NULL, err, sizeof err),
-                     MST_REPLAY_ERROR);
+    ms_replay_dir_options o;
+    ms_replay_dir_options_init(&o);
+    o.no_sync = true;
+    o.max_map_memory = 64 << 10;
+    int status;
+    assert_int_equal(replay_with(mem_read, &in, out, &o, err, sizeof err, &status),
+                     REPLAY_ERROR);
+    assert_status(status, MS_ELIMIT);
     assert_contains(err, "region 0 \"ram\"");
     assert_contains(err, "exceed");
     listing(dir, list, sizeof list);
     assert_string_equal(list, "");
     /* With the default budget the same stream is replayed. */
-    if (replay(&s, out, false, err, sizeof err) != MST_REPLAY_OK)
+    if (replay(&s, out, false, err, sizeof err) != REPLAY_OK)
         fail_msg("%s", err);
     check_output_names(out);
     free(out);

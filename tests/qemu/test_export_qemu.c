@@ -1093,12 +1093,33 @@ static void test_api(void **state)
     ms_qemu_export_options o;
     ms_qemu_export_options_init(&o);
     o.page_size = 3000;
-    assert_null(ms_qemu_export_new(&o));
+    /* Bad options: an exporter in the failed state naming the option
+     * (common.h, "Handles"), whose run fails with the same status. */
+    ms_qemu_export *bad = ms_qemu_export_new(&o);
+    assert_int_equal(ms_qemu_export_status(bad), MS_EINVAL);
+    assert_non_null(strstr(ms_qemu_export_errmsg(bad), "page_size"));
+    assert_int_equal(ms_qemu_export_run_fd(bad, 0, 1), MS_EINVAL);
+    ms_qemu_export_free(bad);
     o.page_size = 4096;
-    o.struct_size = sizeof o + 8;
-    assert_null(ms_qemu_export_new(&o));
+    /* A newer caller's larger struct: accepted while the part this library
+     * does not know is zero (common.h, "Growing structs"). */
+    struct {
+        ms_qemu_export_options o;
+        uint64_t newer;
+    } big;
+    memset(&big, 0, sizeof big);
+    big.o = o;
+    big.o.struct_size = sizeof big;
+    bad = ms_qemu_export_new(&big.o);
+    assert_int_equal(ms_qemu_export_status(bad), 0);
+    ms_qemu_export_free(bad);
+    big.newer = 1;
+    bad = ms_qemu_export_new(&big.o);
+    assert_int_equal(ms_qemu_export_status(bad), MS_EINVAL);
+    assert_non_null(strstr(ms_qemu_export_errmsg(bad), "newer"));
+    ms_qemu_export_free(bad);
     ms_qemu_export_free(NULL);
-    assert_int_equal(ms_qemu_export_status(NULL), MS_EINVAL);
+    assert_int_equal(ms_qemu_export_status(NULL), MS_ENOMEM);
     assert_int_equal(ms_qemu_export_run_fd(NULL, 0, 1), MS_EINVAL);
 
     /* The output callback fails: MS_EIO. */

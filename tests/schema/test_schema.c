@@ -193,7 +193,12 @@ static void test_hostile_sizes(void **st)
     ms_schema_set_free(s);
     /* Out-of-range options are refused at creation. */
     o.max_depth = 1000;
-    assert_null(ms_schema_set_new(&o));
+    s = ms_schema_set_new(&o);
+    assert_status(ms_schema_set_status(s), MS_EINVAL);
+    assert_contains(ms_schema_set_errmsg(s), "max_depth");
+    assert_status(ms_schema_set_load(s, "{}", 2, "f.json"), MS_EINVAL);
+    ms_schema_set_free(s);
+    assert_status(ms_schema_set_status(NULL), MS_ENOMEM);
     free(deep);
 }
 

@@ -7,17 +7,12 @@ stream stays valid. A stream may set a feature bit it does not use (section
 
     restamp.py IN OUT [--minor N] [--features MASK]
 """
-import ctypes
+import os
 import struct
 import sys
 
-_xxh = ctypes.CDLL("libxxhash.so.0")
-_xxh.XXH3_64bits_withSeed.restype = ctypes.c_uint64
-_xxh.XXH3_64bits_withSeed.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
-
-
-def xxh3(data, seed):
-    return _xxh.XXH3_64bits_withSeed(bytes(data), len(data), seed)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pylib"))
+from msstream import rechain  # noqa: E402
 
 
 def main(argv):
@@ -32,16 +27,7 @@ def main(argv):
         else:
             sys.exit("restamp.py: unknown option " + name)
         opts = opts[2:]
-    hsize = struct.unpack_from("<I", b, 12)[0]
-    seed = xxh3(b[: hsize - 8], 0)
-    struct.pack_into("<Q", b, hsize - 8, seed)
-    pos = hsize
-    while pos < len(b):
-        length = struct.unpack_from("<I", b, pos + 4)[0]
-        seed = xxh3(b[pos : pos + 8] + b[pos + 16 : pos + 16 + length], seed)
-        struct.pack_into("<Q", b, pos + 8, seed)
-        pos += 16 + length
-    open(dst, "wb").write(b)
+    open(dst, "wb").write(rechain(b))
 
 
 main(sys.argv)

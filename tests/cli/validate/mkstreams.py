@@ -2,8 +2,8 @@
 """Hand-made streams for the migstream-dump and migstream-validate cases,
 written byte by byte from docs/FORMAT.md without the library's writer, so
 that they can hold what the writer never produces (pages never sent, a
-device sent twice, damage of several kinds at once). XXH3-64 comes from the
-system's libxxhash, the one the library links.
+device sent twice, damage of several kinds at once). The framing is
+tests/pylib/msstream.py's.
 
     mkstreams.py sparse OUT    valid, with warnings: pages never sent in
                                both regions, device "cpu" instance 0 sent
@@ -15,108 +15,41 @@ system's libxxhash, the one the library links.
 The contents are listed in each function; the cases' expected outputs were
 checked against these lists.
 """
-import ctypes
+import os
 import struct
 import sys
 
-_xxh = ctypes.CDLL("libxxhash.so.0")
-_xxh.XXH3_64bits_withSeed.restype = ctypes.c_uint64
-_xxh.XXH3_64bits_withSeed.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pylib"))
+from msstream import DATA, DEVICE, MUST, ZERO, cbor, region  # noqa: E402
+import msstream  # noqa: E402
 
-
-def xxh3(data, seed):
-    return _xxh.XXH3_64bits_withSeed(data, len(data), seed)
-
-
-def head(major, v):
-    """CBOR item head, shortest form (FORMAT.md section 10)."""
-    if v < 24:
-        return bytes([major << 5 | v])
-    for n, ai in ((1, 24), (2, 25), (4, 26), (8, 27)):
-        if v < 1 << (8 * n):
-            return bytes([major << 5 | ai]) + v.to_bytes(n, "big")
-    raise ValueError(v)
-
-
-def cbor(x):
-    if x is True:
-        return b"\xf5"
-    if x is False:
-        return b"\xf4"
-    if isinstance(x, int):
-        return head(0, x)
-    if isinstance(x, bytes):
-        return head(2, len(x)) + x
-    if isinstance(x, str):
-        return head(3, len(x.encode())) + x.encode()
-    if isinstance(x, list):
-        return head(4, len(x)) + b"".join(cbor(i) for i in x)
-    if isinstance(x, dict):
-        return head(5, len(x)) + b"".join(cbor(k) + cbor(v) for k, v in x.items())
-    raise TypeError(x)
-
-
-INFO, REGIONS, PAGES, DEVICE, END = 1, 2, 3, 4, 5
-DATA, ZERO = 1, 2
-MUST = 1
 PS = 4096
 
 
-class Stream:
+class Stream(msstream.Stream):
+    """By "mkstreams" 1; regions given in pages; DATA pages generated."""
+
     def __init__(self, minor=0, optional=0):
-        p = b"\x89MIGS\r\n\x1a" + struct.pack("<HHIQQII", 1, minor, 112, 0, optional, PS, 0)
-        p += b"mkstreams".ljust(32, b"\0") + b"1".ljust(32, b"\0")
-        self.chain = xxh3(p, 0)
-        self.out = bytearray(p + struct.pack("<Q", self.chain))
-        self.records = 0
-        self.pages = {}
-        self.devices = 0
-
-    def record(self, rtype, flags, payload, bad_checksum=False):
-        hdr = struct.pack("<HHI", rtype, flags, len(payload))
-        self.chain = xxh3(hdr + payload, self.chain)
-        stored = self.chain ^ (1 if bad_checksum else 0)
-        self.out += hdr + struct.pack("<Q", stored) + payload
-        self.chain = stored  # the chain goes on from the stored value (4.2)
-        self.records += 1
-
-    def info(self, machine, description):
-        self.record(INFO, 0, cbor({0: machine, 1: description}))
+        super().__init__("mkstreams", "1", minor=minor, optional=optional, page_size=PS)
 
     def regions(self, *regs):
-        items = []
-        for rid, name, gpa, pages in regs:
-            m = {0: rid, 1: name}
-            if gpa is not None:
-                m[2] = gpa
-            m.update({3: pages * PS, 4: PS})
-            items.append(m)
-        self.record(REGIONS, MUST, cbor(items))
+        super().regions(*(region(rid, name, gpa, pages * PS, PS) for rid, name, gpa, pages in regs))
 
-    def pages_rec(self, region, extents, bad_checksum=False, count=True):
-        """extents: (first, count, state, fill byte or None)."""
-        p = struct.pack("<IIB7x", region, len(extents), 0)
+    def pages_rec(self, rid, extents, bad_checksum=False, count=True):
+        """extents: (first, count, state, fill byte or None): each DATA page
+        is its fill byte with the page index in its first 8 bytes, to tell
+        copies apart."""
         data = b""
         for first, n, state, fill in extents:
-            p += struct.pack("<QIB3xQ", first, n, state, 0)
-            if state == DATA:
-                for k in range(n):
-                    pg = bytearray([fill]) * PS
-                    pg[0:8] = struct.pack("<Q", first + k)  # page index, to tell copies apart
-                    data += bytes(pg)
-            if count:
-                self.pages[state] = self.pages.get(state, 0) + n
-        self.record(PAGES, MUST, p + data, bad_checksum)
+            for k in range(n if state == DATA else 0):
+                pg = bytearray([fill]) * PS
+                pg[0:8] = struct.pack("<Q", first + k)
+                data += bytes(pg)
+        super().pages_rec(rid, [(first, n, state, 0) for first, n, state, _ in extents], data,
+                          bad_checksum, count)
 
     def device(self, path, instance, schema, version, state, count=True):
-        self.record(DEVICE, MUST, cbor({0: path, 1: instance, 2: schema, 3: version, 4: state}))
-        if count:
-            self.devices += 1
-
-    def end(self, records=None, devices=None):
-        m = {0: self.records if records is None else records, 1: len(self.out),
-             2: dict(sorted(self.pages.items())), 3: self.devices if devices is None else devices}
-        self.record(END, MUST, cbor(m))
+        super().device(path, instance, schema, version, cbor(state), count)
 
 
 def sparse():

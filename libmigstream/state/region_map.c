@@ -1,23 +1,24 @@
 /*
- * Page-state maps (pagemap.h): chunks in a hash table, spans in a sorted
- * array. A chunk that has an entry is always newer than any span over it:
- * laying down a span drops the chunks it covers, so lookups never have to
- * compare ages.
+ * One region's page-state map (region_map.h): chunks in a hash table, spans
+ * in a sorted array. A chunk that has an entry is always newer than any
+ * span over it: laying down a span drops the chunks it covers, so lookups
+ * never have to compare ages.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "pagemap.h"
+#include "common/util.h"
+#include "state/region_map.h"
 
-#define CP ((uint64_t)MST_PM_CHUNK_PAGES)
-#define BITS_BYTES (MST_PM_CHUNK_PAGES / 2)
+#define CP ((uint64_t)MSI_PM_CHUNK_PAGES)
+#define BITS_BYTES (MSI_PM_CHUNK_PAGES / 2)
 
 typedef struct pm_chunk {
     uint64_t index; /* chunk number: pages [index * CP, index * CP + CP) */
     int64_t slot;
-    uint8_t *bits; /* 4 bits per page, page i at bits[i / 2] >> 4 * (i % 2);
-                      NULL: every page is in state 'uniform' */
-    uint16_t count[MST_PM_STATES]; /* pages per state while bits is set */
+    uint8_t *bits;                 /* 4 bits per page, page i at bits[i / 2] >> 4 * (i % 2);
+                                      NULL: every page is in state 'uniform' */
+    uint16_t count[MSI_PM_STATES]; /* pages per state while bits is set */
     uint8_t uniform;
 } pm_chunk;
 
@@ -26,21 +27,22 @@ typedef struct pm_span {
     uint8_t st;
 } pm_span;
 
-struct mst_pm {
+struct msi_pm {
     uint64_t pages;
-    mst_pm_budget *budget;
+    msi_pm_budget *budget;
     size_t charged;
     pm_chunk **tab; /* open addressing on chunk index; NULL: empty slot */
     size_t tab_cap, nchunks;
     pm_span *spans; /* sorted, disjoint */
     size_t nspans, spans_cap;
-    pm_chunk **sorted; /* set by mst_pm_freeze */
+    pm_chunk **sorted; /* set by msi_pm_freeze */
     bool frozen;
+    const ms_allocator *alloc;
 };
 
 /* ------------------------------------------------------------------ budget */
 
-static bool charge(mst_pm *m, size_t n)
+static bool charge(msi_pm *m, size_t n)
 {
     if (m->budget) {
         if (n > m->budget->limit - m->budget->used)
@@ -51,7 +53,7 @@ static bool charge(mst_pm *m, size_t n)
     return true;
 }
 
-static void refund(mst_pm *m, size_t n)
+static void refund(msi_pm *m, size_t n)
 {
     if (m->budget)
         m->budget->used -= n;
@@ -86,13 +88,13 @@ static void nib_set(pm_chunk *c, uint64_t i, unsigned st)
 }
 
 /* Pages in chunk @ci (the last chunk may be short). */
-static uint64_t chunk_len(const mst_pm *m, uint64_t ci)
+static uint64_t chunk_len(const msi_pm *m, uint64_t ci)
 {
     return min_u64(CP, m->pages - ci * CP);
 }
 
 /* Table position of chunk @index, or SIZE_MAX. */
-static size_t find_pos(const mst_pm *m, uint64_t index)
+static size_t find_pos(const msi_pm *m, uint64_t index)
 {
     if (!m->nchunks)
         return SIZE_MAX;
@@ -103,14 +105,14 @@ static size_t find_pos(const mst_pm *m, uint64_t index)
     return SIZE_MAX;
 }
 
-static pm_chunk *find(const mst_pm *m, uint64_t index)
+static pm_chunk *find(const msi_pm *m, uint64_t index)
 {
     size_t i = find_pos(m, index);
     return i == SIZE_MAX ? NULL : m->tab[i];
 }
 
 /* The span over chunk @ci, or NULL. */
-static const pm_span *span_at(const mst_pm *m, uint64_t ci)
+static const pm_span *span_at(const msi_pm *m, uint64_t ci)
 {
     size_t lo = 0, hi = m->nspans;
     while (lo < hi) {
@@ -123,10 +125,10 @@ static const pm_span *span_at(const mst_pm *m, uint64_t ci)
     return lo < m->nspans && m->spans[lo].c0 <= ci ? &m->spans[lo] : NULL;
 }
 
-static void drop_bits(mst_pm *m, pm_chunk *c)
+static void drop_bits(msi_pm *m, pm_chunk *c)
 {
     if (c->bits) {
-        free(c->bits);
+        msi_free(m->alloc, c->bits);
         c->bits = NULL;
         refund(m, BITS_BYTES);
     }
@@ -134,11 +136,11 @@ static void drop_bits(mst_pm *m, pm_chunk *c)
 
 /* Removes the chunk at table position @i (backward-shift deletion, so that
  * no tombstones are needed). */
-static void delete_at(mst_pm *m, size_t i)
+static void delete_at(msi_pm *m, size_t i)
 {
     pm_chunk *c = m->tab[i];
     drop_bits(m, c);
-    free(c);
+    msi_free(m->alloc, c);
     refund(m, sizeof *c);
     m->tab[i] = NULL;
     m->nchunks--;
@@ -155,15 +157,15 @@ static void delete_at(mst_pm *m, size_t i)
     }
 }
 
-static int grow_table(mst_pm *m)
+static int grow_table(msi_pm *m)
 {
     size_t cap = m->tab_cap ? 2 * m->tab_cap : 16;
     if (cap > SIZE_MAX / sizeof *m->tab || !charge(m, cap * sizeof *m->tab))
-        return MST_PM_EBUDGET;
-    pm_chunk **tab = calloc(cap, sizeof *tab);
+        return MS_ELIMIT;
+    pm_chunk **tab = msi_calloc(m->alloc, cap, sizeof *tab);
     if (!tab) {
         refund(m, cap * sizeof *tab);
-        return MST_PM_ENOMEM;
+        return MS_ENOMEM;
     }
     for (size_t k = 0; k < m->tab_cap; k++) {
         if (!m->tab[k])
@@ -173,7 +175,7 @@ static int grow_table(mst_pm *m)
             i = (i + 1) & (cap - 1);
         tab[i] = m->tab[k];
     }
-    free(m->tab);
+    msi_free(m->alloc, m->tab);
     refund(m, m->tab_cap * sizeof *m->tab);
     m->tab = tab;
     m->tab_cap = cap;
@@ -181,7 +183,7 @@ static int grow_table(mst_pm *m)
 }
 
 /* Chunk @ci, created in the state its span (or MISSING) gives when absent. */
-static int touch(mst_pm *m, uint64_t ci, pm_chunk **out)
+static int touch(msi_pm *m, uint64_t ci, pm_chunk **out)
 {
     pm_chunk *c = find(m, ci);
     if (c) {
@@ -194,16 +196,16 @@ static int touch(mst_pm *m, uint64_t ci, pm_chunk **out)
             return rc;
     }
     if (!charge(m, sizeof *c))
-        return MST_PM_EBUDGET;
-    c = calloc(1, sizeof *c);
+        return MS_ELIMIT;
+    c = msi_calloc(m->alloc, 1, sizeof *c);
     if (!c) {
         refund(m, sizeof *c);
-        return MST_PM_ENOMEM;
+        return MS_ENOMEM;
     }
     const pm_span *sp = span_at(m, ci);
     c->index = ci;
     c->slot = -1;
-    c->uniform = sp ? sp->st : MST_PM_MISSING;
+    c->uniform = sp ? sp->st : MSI_PM_MISSING;
     size_t i = (size_t)mix64(ci) & (m->tab_cap - 1);
     while (m->tab[i])
         i = (i + 1) & (m->tab_cap - 1);
@@ -214,7 +216,7 @@ static int touch(mst_pm *m, uint64_t ci, pm_chunk **out)
 }
 
 /* Pages [lo, hi), all inside chunk @ci, now hold @st. */
-static int set_in_chunk(mst_pm *m, uint64_t ci, uint64_t lo, uint64_t hi, unsigned st)
+static int set_in_chunk(msi_pm *m, uint64_t ci, uint64_t lo, uint64_t hi, unsigned st)
 {
     pm_chunk *c;
     int rc = touch(m, ci, &c);
@@ -230,10 +232,10 @@ static int set_in_chunk(mst_pm *m, uint64_t ci, uint64_t lo, uint64_t hi, unsign
         if (c->uniform == st)
             return 0;
         if (!charge(m, BITS_BYTES))
-            return MST_PM_EBUDGET;
-        if (!(c->bits = malloc(BITS_BYTES))) {
+            return MS_ELIMIT;
+        if (!(c->bits = msi_alloc(m->alloc, BITS_BYTES))) {
             refund(m, BITS_BYTES);
-            return MST_PM_ENOMEM;
+            return MS_ENOMEM;
         }
         memset(c->bits, c->uniform * 0x11, BITS_BYTES);
         memset(c->count, 0, sizeof c->count);
@@ -256,8 +258,8 @@ static int set_in_chunk(mst_pm *m, uint64_t ci, uint64_t lo, uint64_t hi, unsign
 
 /* Calls @fn for every chunk with an entry among chunks [c0, c1], at a cost
  * of min(c1 - c0 + 1, table size) steps. @fn may not change the table. */
-static void each_chunk(const mst_pm *m, uint64_t c0, uint64_t c1,
-                       void (*fn)(const mst_pm *m, const pm_chunk *c, void *ctx), void *ctx)
+static void each_chunk(const msi_pm *m, uint64_t c0, uint64_t c1,
+                       void (*fn)(const msi_pm *m, const pm_chunk *c, void *ctx), void *ctx)
 {
     if (!m->nchunks)
         return;
@@ -277,7 +279,7 @@ static void each_chunk(const mst_pm *m, uint64_t c0, uint64_t c1,
 }
 
 /* Drops every chunk among [c0, c1). */
-static void drop_chunks(mst_pm *m, uint64_t c0, uint64_t c1)
+static void drop_chunks(msi_pm *m, uint64_t c0, uint64_t c1)
 {
     if (!m->nchunks)
         return;
@@ -297,19 +299,19 @@ static void drop_chunks(mst_pm *m, uint64_t c0, uint64_t c1)
 }
 
 /* Chunks [c0, c1) now all hold @st. */
-static int add_span(mst_pm *m, uint64_t c0, uint64_t c1, unsigned st)
+static int add_span(msi_pm *m, uint64_t c0, uint64_t c1, unsigned st)
 {
-    /* Spans are few (each comes from one call covering MST_PM_SPAN_MIN
+    /* Spans are few (each comes from one call covering MSI_PM_SPAN_MIN
      * chunks or more): a sorted array with memmove is enough. At most two
      * more spans result from a split. */
     if (m->nspans + 2 > m->spans_cap) {
         size_t cap = m->spans_cap ? 2 * m->spans_cap : 8;
         if (!charge(m, (cap - m->spans_cap) * sizeof *m->spans))
-            return MST_PM_EBUDGET;
-        pm_span *v = realloc(m->spans, cap * sizeof *v);
+            return MS_ELIMIT;
+        pm_span *v = msi_realloc(m->alloc, m->spans, cap * sizeof *v);
         if (!v) {
             refund(m, (cap - m->spans_cap) * sizeof *m->spans);
-            return MST_PM_ENOMEM;
+            return MS_ENOMEM;
         }
         m->spans = v;
         m->spans_cap = cap;
@@ -353,7 +355,7 @@ typedef struct count_ctx {
     uint64_t *had;
 } count_ctx;
 
-static void count_chunk(const mst_pm *m, const pm_chunk *c, void *vctx)
+static void count_chunk(const msi_pm *m, const pm_chunk *c, void *vctx)
 {
     count_ctx *x = vctx;
     uint64_t base = c->index * CP, len = chunk_len(m, c->index);
@@ -362,11 +364,11 @@ static void count_chunk(const mst_pm *m, const pm_chunk *c, void *vctx)
         return;
     /* The pages were counted in their span's state (or MISSING): correct. */
     const pm_span *sp = span_at(m, c->index);
-    x->had[sp ? sp->st : MST_PM_MISSING] -= hi - lo;
+    x->had[sp ? sp->st : MSI_PM_MISSING] -= hi - lo;
     if (!c->bits)
         x->had[c->uniform] += hi - lo;
     else if (lo == base && hi == base + len)
-        for (unsigned s = 0; s < MST_PM_STATES; s++)
+        for (unsigned s = 0; s < MSI_PM_STATES; s++)
             x->had[s] += c->count[s];
     else
         for (uint64_t p = lo - base; p < hi - base; p++)
@@ -374,7 +376,7 @@ static void count_chunk(const mst_pm *m, const pm_chunk *c, void *vctx)
 }
 
 /* Adds the states of pages [first, end) to had[]. */
-static void count_range(const mst_pm *m, uint64_t first, uint64_t end, uint64_t *had)
+static void count_range(const msi_pm *m, uint64_t first, uint64_t end, uint64_t *had)
 {
     if (first >= end)
         return;
@@ -397,65 +399,73 @@ static void count_range(const mst_pm *m, uint64_t first, uint64_t end, uint64_t 
             spanned += b - a;
         }
     }
-    had[MST_PM_MISSING] += (end - first) - spanned;
+    had[MSI_PM_MISSING] += (end - first) - spanned;
     count_ctx x = {first, end, had};
     each_chunk(m, cf, cl, count_chunk, &x);
 }
 
 /* ------------------------------------------------------------------- API */
 
-mst_pm *mst_pm_new(uint64_t pages, mst_pm_budget *budget)
+int msi_pm_new(msi_pm **out, uint64_t pages, msi_pm_budget *budget, const ms_allocator *alloc)
 {
+    *out = NULL;
     if (pages > ((uint64_t)1 << 62))
-        return NULL;
-    if (budget && sizeof(mst_pm) > budget->limit - budget->used)
-        return NULL;
-    mst_pm *m = calloc(1, sizeof *m);
+        return MS_EINVAL;
+    if (budget && sizeof(msi_pm) > budget->limit - budget->used)
+        return MS_ELIMIT;
+    msi_pm *m = msi_calloc(alloc, 1, sizeof *m);
     if (!m)
-        return NULL;
+        return MS_ENOMEM;
     m->pages = pages;
     m->budget = budget;
+    m->alloc = alloc;
     charge(m, sizeof *m);
-    return m;
+    *out = m;
+    return 0;
 }
 
-void mst_pm_free(mst_pm *m)
+void msi_pm_free(msi_pm *m)
 {
     if (!m)
         return;
     for (size_t i = 0; i < m->tab_cap; i++) {
         if (m->tab[i]) {
-            free(m->tab[i]->bits);
-            free(m->tab[i]);
+            msi_free(m->alloc, m->tab[i]->bits);
+            msi_free(m->alloc, m->tab[i]);
         }
     }
-    free(m->tab);
-    free(m->spans);
-    free(m->sorted);
+    msi_free(m->alloc, m->tab);
+    msi_free(m->alloc, m->spans);
+    msi_free(m->alloc, m->sorted);
     if (m->budget)
         m->budget->used -= m->charged;
-    free(m);
+    msi_free(m->alloc, m);
 }
 
-uint64_t mst_pm_pages(const mst_pm *m)
+uint64_t msi_pm_pages(const msi_pm *m)
 {
     return m->pages;
 }
 
-int mst_pm_set(mst_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had)
+int msi_pm_set(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had)
 {
-    if (m->frozen || st >= MST_PM_STATES || first > m->pages || n > m->pages - first)
-        return MST_PM_ERANGE;
+    if (st >= MSI_PM_STATES || first > m->pages || n > m->pages - first)
+        return MS_EINVAL;
     if (n == 0)
         return 0;
+    if (m->frozen) { /* the sorted chunks would go stale */
+        msi_free(m->alloc, m->sorted);
+        m->sorted = NULL;
+        m->frozen = false;
+    }
     uint64_t end = first + n;
     if (had)
         count_range(m, first, end, had);
     uint64_t cf = first / CP, cl = (end - 1) / CP;
-    uint64_t wc0 = first % CP == 0 ? cf : cf + 1;              /* first whole chunk */
+    uint64_t wc0 = first % CP == 0 ? cf : cf + 1;                  /* first whole chunk */
     uint64_t wc1 = end % CP == 0 || end == m->pages ? cl + 1 : cl; /* after the last */
     int rc = 0;
-    if (st != MST_PM_DATA && wc1 > wc0 && wc1 - wc0 >= MST_PM_SPAN_MIN) {
+    if (st != MSI_PM_DATA && wc1 > wc0 && wc1 - wc0 >= MSI_PM_SPAN_MIN) {
         /* DATA never becomes a span: its chunks carry the caller's slot. */
         if (cf < wc0)
             rc = set_in_chunk(m, cf, first, wc0 * CP, st);
@@ -470,13 +480,13 @@ int mst_pm_set(mst_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had
     return rc;
 }
 
-void mst_pm_counts(const mst_pm *m, uint64_t *counts)
+void msi_pm_counts(const msi_pm *m, uint64_t *counts)
 {
-    memset(counts, 0, MST_PM_STATES * sizeof *counts);
+    memset(counts, 0, MSI_PM_STATES * sizeof *counts);
     count_range(m, 0, m->pages, counts);
 }
 
-int64_t *mst_pm_slot(mst_pm *m, uint64_t page)
+int64_t *msi_pm_slot(msi_pm *m, uint64_t page)
 {
     pm_chunk *c = find(m, page / CP);
     return c ? &c->slot : NULL;
@@ -490,13 +500,13 @@ static int chunk_cmp(const void *x, const void *y)
     return (a->index > b->index) - (a->index < b->index);
 }
 
-int mst_pm_freeze(mst_pm *m)
+int msi_pm_freeze(msi_pm *m)
 {
     if (m->frozen)
         return 0;
-    m->sorted = malloc((m->nchunks ? m->nchunks : 1) * sizeof *m->sorted);
+    m->sorted = msi_calloc(m->alloc, m->nchunks ? m->nchunks : 1, sizeof *m->sorted);
     if (!m->sorted)
-        return MST_PM_ENOMEM;
+        return MS_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < m->tab_cap; i++)
         if (m->tab[i])
@@ -506,19 +516,24 @@ int mst_pm_freeze(mst_pm *m)
     return 0;
 }
 
-void mst_pm_walk_init(mst_pm_walk *w, const mst_pm *m)
+bool msi_pm_frozen(const msi_pm *m)
+{
+    return m->frozen;
+}
+
+void msi_pm_walk_init(msi_pm_walk *w, const msi_pm *m)
 {
     w->m = m;
     w->k = w->s = 0;
 }
 
-unsigned mst_pm_run(mst_pm_walk *w, uint64_t page, uint64_t *end, int64_t *slot)
+unsigned msi_pm_run(msi_pm_walk *w, uint64_t page, uint64_t *end, int64_t *slot)
 {
-    const mst_pm *m = w->m;
+    const msi_pm *m = w->m;
     *slot = -1;
     if (page >= m->pages) {
         *end = UINT64_MAX;
-        return MST_PM_MISSING;
+        return MSI_PM_MISSING;
     }
     uint64_t ci = page / CP, base = ci * CP;
     while (w->k < m->nchunks && m->sorted[w->k]->index < ci)
@@ -526,8 +541,7 @@ unsigned mst_pm_run(mst_pm_walk *w, uint64_t page, uint64_t *end, int64_t *slot)
     while (w->s < m->nspans && m->spans[w->s].c1 <= ci)
         w->s++;
     const pm_span *sp = w->s < m->nspans && m->spans[w->s].c0 <= ci ? &m->spans[w->s] : NULL;
-    const pm_chunk *c =
-        w->k < m->nchunks && m->sorted[w->k]->index == ci ? m->sorted[w->k] : NULL;
+    const pm_chunk *c = w->k < m->nchunks && m->sorted[w->k]->index == ci ? m->sorted[w->k] : NULL;
     if (!c) {
         /* Up to the next chunk with an entry or the next span boundary. */
         uint64_t next = w->k < m->nchunks ? m->sorted[w->k]->index : UINT64_MAX;
@@ -536,7 +550,7 @@ unsigned mst_pm_run(mst_pm_walk *w, uint64_t page, uint64_t *end, int64_t *slot)
         else if (w->s < m->nspans)
             next = min_u64(next, m->spans[w->s].c0);
         *end = next == UINT64_MAX ? m->pages : min_u64(next * CP, m->pages);
-        return sp ? sp->st : MST_PM_MISSING;
+        return sp ? sp->st : MSI_PM_MISSING;
     }
     *slot = c->slot;
     uint64_t cend = min_u64(base + CP, m->pages);

@@ -1,10 +1,10 @@
 /*
- * Replaying a stream into a directory (replay_dir.h). The stream is read
- * with ms_replay(), the same engine a VMM uses to receive a migration; this
- * file only turns its callbacks into files.
+ * ms_replay_dir (include/migstream/replay_dir.h): replaying a stream into a
+ * directory. The stream is read with ms_replay(), the same engine a VMM uses
+ * to receive a migration; this file only turns its callbacks into files.
  *
  * Memory: the reader's largest record, a page-state map per region
- * (tools/pagemap.h: what was sent, not what was declared, within a budget)
+ * (region_map.h: what was sent, not what was declared, within a budget)
  * and a small entry per device; never a whole region.
  */
 #define _GNU_SOURCE /* fallocate, FALLOC_FL_*, nftw flags */
@@ -20,10 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "inplace.h"
-#include "pagemap.h"
-#include "replay_dir.h"
+#include "migstream/replay_dir.h"
+#include "migstream/cbor.h"
+#include "migstream/overlay.h"
+#include "migstream/replay.h"
+#include "common/util.h"
+#include "state/in_place.h"
+#include "state/region_map.h"
 
 /* ms_replay() hands back a callback's own negative value: these cannot be
  * mistaken for an MS_E... status. */
@@ -34,9 +37,9 @@ enum { CB_FAIL = -1000, CB_STOP = -1001, CB_REFUSE = -1002 };
 typedef struct image {
     ms_region r; /* name points at our own copy */
     uint64_t pages;
-    mst_pm *map; /* final state of each page: MISSING, DATA or FILL (the
-                    file holds its bytes), ZERO, DISCARDED or IN_PLACE (a
-                    hole) */
+    msi_pm *map;   /* final state of each page: MISSING, DATA or FILL (the
+                      file holds its bytes), ZERO, DISCARDED or IN_PLACE (a
+                      hole) */
     int fd;        /* -1 while closed (see image_fd) */
     char file[32]; /* "region-<id>.img" */
 } image;
@@ -54,11 +57,21 @@ typedef struct overlay {
     uint8_t page[MS_OVERLAY_PAGE_SIZE];
 } overlay;
 
+struct ms_replay_dir {
+    ms_replay_dir_options o;
+    ms_replay_dir_result result;
+    int status; /* MS_EINVAL when made from bad options (sticky), else 0 */
+    char err[1024];
+};
+
+/* One ms_replay_dir_write(). */
 typedef struct replay {
-    const mst_replay_options *o;
+    const ms_replay_dir_options *o;
     const char *label;
     char *err;
     size_t err_size;
+    int status;         /* of the first failure */
+    ms_allocator alloc; /* malloc, for the maps */
 
     /* The output: built in tmp (open as dirfd), renamed to final. */
     char *final, *tmp;
@@ -66,7 +79,7 @@ typedef struct replay {
 
     ms_reader *reader;
     uint64_t pages_applied;
-    mst_pm_budget budget;
+    msi_pm_budget budget;
 
     ms_header header;
     char *machine, *description;
@@ -81,7 +94,7 @@ typedef struct replay {
     size_t *dev_index; /* open-addressing table of device indexes + 1 */
     size_t dev_index_cap;
 
-    mst_inplace inplace; /* IN_PLACE extents, for the manifest's references */
+    ms_in_place in_place; /* IN_PLACE extents, for the manifest's references */
     overlay *overlays;
     size_t noverlays;
     uint64_t rounds;
@@ -93,14 +106,15 @@ typedef struct replay {
     bool punch_unsupported;
 } replay;
 
-/* Keeps the first message: later failures are consequences. */
-__attribute__((format(printf, 2, 3))) static int fail(replay *rp, const char *fmt, ...)
+/* Keeps the first status and message: later failures are consequences. */
+__attribute__((format(printf, 3, 4))) static int fail(replay *rp, int status, const char *fmt, ...)
 {
-    if (!rp->err[0]) {
+    if (!rp->status) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(rp->err, rp->err_size, fmt, ap);
         va_end(ap);
+        rp->status = status;
     }
     return CB_FAIL;
 }
@@ -117,12 +131,12 @@ static int dir_begin(replay *rp, const char *path)
 {
     struct stat st;
     if (!rp->o->force && lstat(path, &st) == 0)
-        return fail(rp, "%s exists; use --force to replace it", path);
+        return fail(rp, MS_EINVAL, "%s exists, and force is not set", path);
     size_t n = strlen(path);
     rp->final = strdup(path);
     rp->tmp = malloc(n + 16);
     if (!rp->final || !rp->tmp)
-        return fail(rp, "out of memory");
+        return fail(rp, MS_ENOMEM, "out of memory");
     /* Trailing slashes would put the temporary directory inside PATH. */
     while (n > 1 && rp->final[n - 1] == '/')
         rp->final[--n] = 0;
@@ -130,12 +144,12 @@ static int dir_begin(replay *rp, const char *path)
     if (!mkdtemp(rp->tmp)) {
         free(rp->tmp);
         rp->tmp = NULL;
-        return fail(rp, "cannot create a temporary directory beside %s: %s", path,
+        return fail(rp, MS_EIO, "cannot create a temporary directory beside %s: %s", path,
                     strerror(errno));
     }
     rp->dirfd = open(rp->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (rp->dirfd < 0)
-        return fail(rp, "cannot open %s: %s", rp->tmp, strerror(errno));
+        return fail(rp, MS_EIO, "cannot open %s: %s", rp->tmp, strerror(errno));
     fchmod(rp->dirfd, 0755);
     return 0;
 }
@@ -177,18 +191,18 @@ static int dir_commit(replay *rp)
     struct stat st;
     char *old = NULL;
     if (!rp->o->no_sync && fsync(rp->dirfd) != 0)
-        return fail(rp, "cannot write %s: %s", rp->tmp, strerror(errno));
+        return fail(rp, MS_EIO, "cannot write %s: %s", rp->tmp, strerror(errno));
     if (rp->o->force && lstat(rp->final, &st) == 0) {
         /* Move the old output aside first, so that a failure leaves either
          * the old or the new output complete, never neither. */
         size_t n = strlen(rp->final) + 32;
         old = malloc(n);
         if (!old)
-            return fail(rp, "out of memory");
+            return fail(rp, MS_ENOMEM, "out of memory");
         snprintf(old, n, "%s.old-%ld", rp->final, (long)getpid());
         if (rename(rp->final, old) != 0) {
             free(old);
-            return fail(rp, "cannot move %s aside: %s", rp->final, strerror(errno));
+            return fail(rp, MS_EIO, "cannot move %s aside: %s", rp->final, strerror(errno));
         }
     }
     if (rename(rp->tmp, rp->final) != 0) {
@@ -196,7 +210,7 @@ static int dir_commit(replay *rp)
         if (old)
             rename(old, rp->final);
         free(old);
-        return fail(rp, "cannot rename %s to %s: %s", rp->tmp, rp->final, strerror(e));
+        return fail(rp, MS_EIO, "cannot rename %s to %s: %s", rp->tmp, rp->final, strerror(e));
     }
     if (old) {
         /* FTW_PHYS: a symbolic link in the old output is removed, never
@@ -231,7 +245,8 @@ static int write_all(replay *rp, int fd, const void *p, size_t n, uint64_t off, 
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
-            return fail(rp, "cannot write %s: %s", what, k < 0 ? strerror(errno) : "no space");
+            return fail(rp, MS_EIO, "cannot write %s: %s", what,
+                        k < 0 ? strerror(errno) : "no space");
         b += k;
         n -= (size_t)k;
         off += (uint64_t)k;
@@ -278,10 +293,10 @@ static int write_file(replay *rp, const char *name, const void *p, size_t n)
 {
     int fd = open_file(rp, name, O_WRONLY | O_CREAT | O_TRUNC);
     if (fd < 0)
-        return fail(rp, "cannot create %s/%s: %s", rp->tmp, name, strerror(errno));
+        return fail(rp, MS_EIO, "cannot create %s/%s: %s", rp->tmp, name, strerror(errno));
     int rc = write_all(rp, fd, p, n, 0, name);
     if (close(fd) != 0 && rc == 0)
-        rc = fail(rp, "cannot write %s/%s: %s", rp->tmp, name, strerror(errno));
+        rc = fail(rp, MS_EIO, "cannot write %s/%s: %s", rp->tmp, name, strerror(errno));
     return rc;
 }
 
@@ -295,7 +310,7 @@ static int image_fd(replay *rp, image *im)
         evict_image(rp, im);
     im->fd = open_file(rp, im->file, O_RDWR);
     if (im->fd < 0) {
-        fail(rp, "cannot open %s/%s: %s", rp->tmp, im->file, strerror(errno));
+        fail(rp, MS_EIO, "cannot open %s/%s: %s", rp->tmp, im->file, strerror(errno));
         return -1;
     }
     rp->open_images++;
@@ -313,7 +328,7 @@ static int zero_range(replay *rp, image *im, uint64_t off, uint64_t len)
         if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
             return 0;
         if (errno != EOPNOTSUPP && errno != ENOSYS)
-            return fail(rp, "cannot punch a hole in %s/%s: %s", rp->tmp, im->file,
+            return fail(rp, MS_EIO, "cannot punch a hole in %s/%s: %s", rp->tmp, im->file,
                         strerror(errno));
         rp->punch_unsupported = true;
     }
@@ -357,7 +372,7 @@ static int on_info(void *c, const ms_info *info)
     replay *rp = c;
     if ((info->machine && !(rp->machine = strdup(info->machine))) ||
         (info->description && !(rp->description = strdup(info->description))))
-        return fail(rp, "out of memory");
+        return fail(rp, MS_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -367,7 +382,7 @@ static int on_region(void *c, const ms_region *reg)
     if (stopped(rp))
         return CB_STOP;
     if (find_image(rp, reg->id)) /* the reader refuses this; be safe anyway */
-        return fail(rp, "region %" PRIu32 " is declared twice", reg->id);
+        return fail(rp, MS_ECORRUPT, "region %" PRIu32 " is declared twice", reg->id);
     if (rp->nimages == rp->images_cap) {
         size_t cap = rp->images_cap ? rp->images_cap * 2 : 8;
         image *im = realloc(rp->images, cap * sizeof *im);
@@ -375,7 +390,7 @@ static int on_region(void *c, const ms_region *reg)
         if (im)
             rp->images = im;
         if (!ix)
-            return fail(rp, "out of memory");
+            return fail(rp, MS_ENOMEM, "out of memory");
         rp->by_id = ix;
         rp->images_cap = cap;
     }
@@ -386,11 +401,14 @@ static int on_region(void *c, const ms_region *reg)
     im->pages = reg->size / reg->page_size;
     snprintf(im->file, sizeof im->file, "region-%" PRIu32 ".img", reg->id);
     im->r.name = strdup(reg->name);
-    im->map = mst_pm_new(im->pages, &rp->budget);
-    if (!im->r.name || !im->map) {
+    int rc = im->r.name ? msi_pm_new(&im->map, im->pages, &rp->budget, &rp->alloc) : MS_ENOMEM;
+    if (rc) {
         free((char *)im->r.name);
-        mst_pm_free(im->map);
-        return fail(rp, "out of memory tracking region %" PRIu32 " \"%s\" (%" PRIu64 " pages)",
+        if (rc == MS_ELIMIT)
+            return fail(rp, rc,
+                        "region %" PRIu32 " \"%s\": the page-state maps would exceed %zu MiB",
+                        reg->id, reg->name, rp->budget.limit >> 20);
+        return fail(rp, rc, "out of memory tracking region %" PRIu32 " \"%s\" (%" PRIu64 " pages)",
                     reg->id, reg->name, im->pages);
     }
     rp->nimages++;
@@ -404,13 +422,13 @@ static int on_region(void *c, const ms_region *reg)
 
     int fd = open_file(rp, im->file, O_RDWR | O_CREAT | O_EXCL);
     if (fd < 0)
-        return fail(rp, "cannot create %s/%s: %s", rp->tmp, im->file, strerror(errno));
+        return fail(rp, MS_EIO, "cannot create %s/%s: %s", rp->tmp, im->file, strerror(errno));
     /* The image has the region's size from the start: pages never sent are
      * holes and read as zeros. */
     if (reg->size > (uint64_t)INT64_MAX || ftruncate(fd, (off_t)reg->size) != 0) {
         int e = reg->size > (uint64_t)INT64_MAX ? EFBIG : errno;
         close(fd);
-        return fail(rp, "cannot size %s/%s to %" PRIu64 " bytes: %s", rp->tmp, im->file,
+        return fail(rp, MS_EIO, "cannot size %s/%s to %" PRIu64 " bytes: %s", rp->tmp, im->file,
                     reg->size, strerror(e));
     }
     close(fd);
@@ -429,16 +447,18 @@ static bool page_is_zero(const uint8_t *p, size_t n)
 static int set_pages(replay *rp, image *im, uint64_t first, uint64_t count, unsigned st,
                      uint64_t *had)
 {
-    int rc = mst_pm_set(im->map, first, count, st, had);
-    if (rc == MST_PM_EBUDGET)
-        return fail(rp,
+    int rc = msi_pm_set(im->map, first, count, st, had);
+    if (rc == MS_ELIMIT)
+        return fail(rp, MS_ELIMIT,
                     "region %" PRIu32 " \"%s\": the page-state maps would exceed %zu MiB; "
                     "the stream scatters page states too finely",
                     im->r.id, im->r.name, rp->budget.limit >> 20);
-    if (rc == MST_PM_ENOMEM)
-        return fail(rp, "out of memory tracking region %" PRIu32 " \"%s\"", im->r.id, im->r.name);
+    if (rc == MS_ENOMEM)
+        return fail(rp, MS_ENOMEM, "out of memory tracking region %" PRIu32 " \"%s\"", im->r.id,
+                    im->r.name);
     if (rc) /* the reader checked the range (FORMAT.md section 6.2) */
-        return fail(rp, "region %" PRIu32 ": pages %" PRIu64 "+%" PRIu64 " outside the region",
+        return fail(rp, MS_ECORRUPT,
+                    "region %" PRIu32 ": pages %" PRIu64 "+%" PRIu64 " outside the region",
                     im->r.id, first, count);
     return 0;
 }
@@ -447,9 +467,9 @@ static int set_pages(replay *rp, image *im, uint64_t first, uint64_t count, unsi
  * (@st) DISCARDED or IN_PLACE, which replay leaves as holes too. */
 static int apply_hole(replay *rp, image *im, uint64_t first, uint64_t count, unsigned st)
 {
-    uint64_t had[MST_PM_STATES] = {0};
+    uint64_t had[MSI_PM_STATES] = {0};
     int rc = set_pages(rp, im, first, count, st, had);
-    if (rc || had[MST_PM_DATA] + had[MS_PAGE_FILL] == 0)
+    if (rc || had[MSI_PM_DATA] + had[MS_PAGE_FILL] == 0)
         return rc; /* already holes: nothing to do */
     const uint64_t ps = im->r.page_size;
     return zero_range(rp, im, first * ps, count * ps);
@@ -490,11 +510,11 @@ static int on_overlay(void *c, const ms_overlay *o)
     /* The reader bounds the number of overlays (ms_reader_options). */
     overlay *grown = realloc(rp->overlays, (rp->noverlays + 1) * sizeof *grown);
     if (!grown)
-        return fail(rp, "out of memory");
+        return fail(rp, MS_ENOMEM, "out of memory");
     rp->overlays = grown;
     overlay *v = &rp->overlays[rp->noverlays];
     if (ms_overlay_render(o, v->page)) /* the reader checked it */
-        return fail(rp, "overlay at frame 0x%" PRIx64 " cannot be rendered", o->gfn);
+        return fail(rp, MS_ECORRUPT, "overlay at frame 0x%" PRIx64 " cannot be rendered", o->gfn);
     v->o = *o;
     memset(v->o.synic.slot, 0, sizeof v->o.synic.slot);
     char name[32];
@@ -511,17 +531,23 @@ static int on_extent(void *c, const ms_region *reg, const ms_extent *x, const ui
         return CB_STOP;
     image *im = find_image(rp, reg->id);
     if (!im)
-        return fail(rp, "pages for region %" PRIu32 ", which was never declared", reg->id);
+        return fail(rp, MS_ECORRUPT, "pages for region %" PRIu32 ", which was never declared",
+                    reg->id);
     const size_t ps = im->r.page_size;
     if (x->state == MS_PAGE_ZERO || x->state == MS_PAGE_DISCARDED) {
         rc = apply_hole(rp, im, x->first, x->count, x->state);
     } else if (x->state == MS_PAGE_IN_PLACE) {
         /* Not in the stream: the manifest says where each page is. */
-        if (mst_inplace_add(&rp->inplace, reg, x))
-            return fail(rp, "region %" PRIu32 " \"%s\": %s", reg->id, reg->name,
-                        errno == E2BIG ? "more IN_PLACE extents than the manifest lists "
-                                         "(4096)"
-                                       : "out of memory");
+        rc = ms_in_place_add(&rp->in_place, reg, x);
+        if (rc == MS_ELIMIT) { /* a limit of FORMAT.md section 9: the stream is refused */
+            fail(rp, rc, "region %" PRIu32 " \"%s\": more IN_PLACE extents than the replay "
+                 "keeps (%u)", reg->id, reg->name, MS_IN_PLACE_DEFAULT_EXTENTS);
+            return CB_REFUSE;
+        }
+        if (rc)
+            return fail(rp, rc, "region %" PRIu32 " \"%s\": %s", reg->id, reg->name,
+                        rc == MS_ENOMEM ? "out of memory"
+                                        : "an IN_PLACE reference the reader should refuse");
         rc = apply_hole(rp, im, x->first, x->count, MS_PAGE_IN_PLACE);
     } else if (x->state == MS_PAGE_FILL) {
         rc = apply_fill(rp, im, x->first, x->count, x->arg);
@@ -534,20 +560,21 @@ static int on_extent(void *c, const ms_region *reg, const ms_extent *x, const ui
             while (j < x->count && page_is_zero(bytes + (size_t)j * ps, ps) == zero)
                 j++;
             if (zero) {
-                rc = apply_hole(rp, im, x->first + i, j - i, MST_PM_ZERO);
+                rc = apply_hole(rp, im, x->first + i, j - i, MSI_PM_ZERO);
             } else {
                 int fd = image_fd(rp, im);
                 rc = fd < 0 ? CB_FAIL
                             : write_all(rp, fd, bytes + (size_t)i * ps, (size_t)(j - i) * ps,
                                         (x->first + i) * ps, im->file);
                 if (!rc)
-                    rc = set_pages(rp, im, x->first + i, j - i, MST_PM_DATA, NULL);
+                    rc = set_pages(rp, im, x->first + i, j - i, MSI_PM_DATA, NULL);
             }
             i = j;
         }
     } else {
         const char *name = ms_page_state_name(x->state);
-        fail(rp, "region %" PRIu32 " \"%s\": page state %u%s%s%s is not supported by this tool",
+        fail(rp, MS_EFEATURE,
+             "region %" PRIu32 " \"%s\": page state %u%s%s%s is not supported by the replay",
              reg->id, reg->name, x->state, name ? " (" : "", name ? name : "", name ? ")" : "");
         return CB_REFUSE;
     }
@@ -608,6 +635,20 @@ static int grow_devices(replay *rp)
     return 0;
 }
 
+/* A device state in the JSON form of ms_cbor_format(), in a malloc'd
+ * string; NULL when out of memory (the reader checked the item and its
+ * nesting, which is within the format's limit). */
+static char *cbor_json(const uint8_t *cbor, size_t n)
+{
+    ssize_t len = ms_cbor_format(cbor, n, MS_CBOR_JSON, MS_MAX_CBOR_DEPTH, NULL, 0);
+    if (len < 0)
+        return NULL;
+    char *s = malloc((size_t)len + 1);
+    if (s)
+        ms_cbor_format(cbor, n, MS_CBOR_JSON, MS_MAX_CBOR_DEPTH, s, (size_t)len + 1);
+    return s;
+}
+
 /* Each device's state is staged in stage-<k>.cbor/.json as it arrives (a
  * later record overwrites it: the last one wins) and renamed to its final
  * name at the end, once the order of the manifest is known. */
@@ -617,7 +658,7 @@ static int on_device(void *c, const ms_device *dv)
     if (stopped(rp))
         return CB_STOP;
     if (grow_devices(rp))
-        return fail(rp, "out of memory");
+        return fail(rp, MS_ENOMEM, "out of memory");
     size_t *slot = device_slot(rp, dv->path, dv->instance);
     device *d;
     if (*slot) {
@@ -630,16 +671,16 @@ static int on_device(void *c, const ms_device *dv)
         d->instance = dv->instance;
         d->stage = rp->ndevices;
         if (!(d->path = strdup(dv->path)))
-            return fail(rp, "out of memory");
+            return fail(rp, MS_ENOMEM, "out of memory");
         *slot = ++rp->ndevices;
     }
     d->version = dv->version;
     d->state_size = dv->state_size;
-    char *json = mst_cbor_text(dv->state, dv->state_size, MS_CBOR_JSON);
+    char *json = cbor_json(dv->state, dv->state_size);
     if (!(d->schema = strdup(dv->schema)) || !json) {
         /* The reader checked the state, so only memory can be short here. */
         free(json);
-        return fail(rp, "out of memory formatting the state of device \"%s\"", dv->path);
+        return fail(rp, MS_ENOMEM, "out of memory formatting the state of device \"%s\"", dv->path);
     }
     char name[64];
     snprintf(name, sizeof name, "stage-%zu.cbor", d->stage);
@@ -661,13 +702,34 @@ static int on_unknown(void *c, const ms_record *rec)
     return 0;
 }
 
+/* The first IN_PLACE extent that breaks FORMAT.md section 6.2's overlap
+ * rule refuses the stream: two guest pages cannot be kept at one place. */
+static int on_overlap(void *c, size_t later, size_t earlier)
+{
+    replay *rp = c;
+    const ms_in_place_extent *x = ms_in_place_get(&rp->in_place, later);
+    const ms_in_place_extent *f = ms_in_place_get(&rp->in_place, earlier);
+    fail(rp, MS_ECORRUPT,
+         "%s: IN_PLACE pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32 " reference 0x%" PRIx64
+         "..0x%" PRIx64 ", which overlaps the bytes that pages %" PRIu64 "..%" PRIu64
+         " of region %" PRIu32 " reference at 0x%" PRIx64 "..0x%" PRIx64
+         " (FORMAT.md section 6.2)",
+         rp->label, x->first, x->first + x->count - 1, x->region, x->address,
+         x->address + x->count * x->page_size - 1, f->first, f->first + f->count - 1, f->region,
+         f->address, f->address + f->count * f->page_size - 1);
+    return CB_REFUSE;
+}
+
 static int on_end(void *c, const ms_totals *t, uint64_t digest)
 {
     replay *rp = c;
     rp->totals = *t;
     rp->digest = digest;
     rp->ended = true;
-    return 0;
+    int rc = ms_in_place_overlaps(&rp->in_place, on_overlap, rp);
+    if (rc == MS_ENOMEM)
+        return fail(rp, MS_ENOMEM, "%s: out of memory checking IN_PLACE references", rp->label);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---------------------------------------------------------------- manifest */
@@ -681,10 +743,30 @@ static int device_order(const void *a, const void *b)
     return x->instance < y->instance ? -1 : x->instance > y->instance;
 }
 
+/* @s as a JSON string literal, quotes and escapes included. */
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 static void json_opt_string(FILE *f, const char *s)
 {
     if (s)
-        mst_json_string(f, s);
+        json_string(f, s);
     else
         fputs("null", f);
 }
@@ -693,20 +775,20 @@ static void json_opt_string(FILE *f, const char *s)
  * as runs of consecutive pages at consecutive addresses. */
 static void write_in_place_refs(const replay *rp, const image *im, FILE *f)
 {
-    mst_pm_walk w;
+    msi_pm_walk w;
     const char *sep = "";
     const uint64_t ps = im->r.page_size;
     fputs(",\n      \"in_place_refs\": [", f);
-    if (mst_pm_freeze(im->map) == 0) {
-        mst_pm_walk_init(&w, im->map);
+    if (msi_pm_freeze(im->map) == 0) {
+        msi_pm_walk_init(&w, im->map);
         uint64_t open_first = 0, open_count = 0, open_addr = 0;
         for (uint64_t p = 0, end; p < im->pages; p = end) {
             int64_t slot;
-            unsigned st = mst_pm_run(&w, p, &end, &slot);
+            unsigned st = msi_pm_run(&w, p, &end, &slot);
             if (end > im->pages)
                 end = im->pages;
             for (uint64_t q = p; st == MS_PAGE_IN_PLACE && q < end;) {
-                uint64_t stop, addr = mst_inplace_addr(&rp->inplace, im->r.id, q, &stop);
+                uint64_t stop, addr = ms_in_place_address(&rp->in_place, im->r.id, q, &stop);
                 if (stop > end)
                     stop = end;
                 if (open_count && open_first + open_count == q &&
@@ -714,9 +796,10 @@ static void write_in_place_refs(const replay *rp, const image *im, FILE *f)
                     open_count += stop - q;
                 } else {
                     if (open_count)
-                        fprintf(f, "%s{\"first\": %" PRIu64 ", \"count\": %" PRIu64
-                                   ", \"address\": \"0x%" PRIx64 "\"}", sep, open_first,
-                                open_count, open_addr);
+                        fprintf(f,
+                                "%s{\"first\": %" PRIu64 ", \"count\": %" PRIu64
+                                ", \"address\": \"0x%" PRIx64 "\"}",
+                                sep, open_first, open_count, open_addr);
                     if (open_count)
                         sep = ", ";
                     open_first = q;
@@ -727,8 +810,10 @@ static void write_in_place_refs(const replay *rp, const image *im, FILE *f)
             }
         }
         if (open_count)
-            fprintf(f, "%s{\"first\": %" PRIu64 ", \"count\": %" PRIu64 ", \"address\": "
-                       "\"0x%" PRIx64 "\"}", sep, open_first, open_count, open_addr);
+            fprintf(f,
+                    "%s{\"first\": %" PRIu64 ", \"count\": %" PRIu64 ", \"address\": "
+                    "\"0x%" PRIx64 "\"}",
+                    sep, open_first, open_count, open_addr);
     }
     fputc(']', f);
 }
@@ -752,8 +837,9 @@ static void write_overlays(const replay *rp, FILE *f)
     fputs("  \"overlays\": [", f);
     for (size_t i = 0; i < rp->noverlays; i++) {
         const ms_overlay *o = &rp->overlays[i].o;
-        fprintf(f, "%s\n    {\"gfn\": \"0x%" PRIx64 "\", \"kind\": \"%s\", \"priority\": %u"
-                   ", \"active\": %s, \"file\": \"overlay-%zu.bin\"}",
+        fprintf(f,
+                "%s\n    {\"gfn\": \"0x%" PRIx64 "\", \"kind\": \"%s\", \"priority\": %u"
+                ", \"active\": %s, \"file\": \"overlay-%zu.bin\"}",
                 i ? "," : "", o->gfn, ms_overlay_kind_name(o->kind), ms_overlay_priority(o->kind),
                 overlay_active(rp, i) ? "true" : "false", i);
     }
@@ -767,9 +853,9 @@ static void write_manifest_to(const replay *rp, FILE *f)
     fprintf(f, "  \"format\": \"%u.%u\",\n", h->major, h->minor);
     fprintf(f, "  \"page_size\": %" PRIu32 ",\n", h->page_size);
     fputs("  \"writer_name\": ", f);
-    mst_json_string(f, h->writer_name);
+    json_string(f, h->writer_name);
     fputs(",\n  \"writer_version\": ", f);
-    mst_json_string(f, h->writer_version);
+    json_string(f, h->writer_version);
     fputs(",\n  \"machine\": ", f);
     json_opt_string(f, rp->machine);
     fputs(",\n  \"description\": ", f);
@@ -800,12 +886,12 @@ static void write_manifest_to(const replay *rp, FILE *f)
     fputs("  \"regions\": [", f);
     for (size_t i = 0; i < rp->nimages; i++) {
         const image *im = &rp->images[i];
-        uint64_t n[MST_PM_STATES];
-        mst_pm_counts(im->map, n);
-        uint64_t data = n[MST_PM_DATA], missing = n[MST_PM_MISSING];
+        uint64_t n[MSI_PM_STATES];
+        msi_pm_counts(im->map, n);
+        uint64_t data = n[MSI_PM_DATA], missing = n[MSI_PM_MISSING];
         fprintf(f, "%s\n    {\n      \"id\": %" PRIu32 ",\n      \"name\": ", i ? "," : "",
                 im->r.id);
-        mst_json_string(f, im->r.name);
+        json_string(f, im->r.name);
         if (im->r.has_gpa)
             fprintf(f, ",\n      \"gpa\": \"0x%" PRIx64 "\"", im->r.gpa);
         else
@@ -815,12 +901,15 @@ static void write_manifest_to(const replay *rp, FILE *f)
                 ",\n      \"size\": %" PRIu64 ",\n      \"page_size\": %" PRIu32
                 ",\n      \"pages\": %" PRIu64 ",\n      \"data\": %" PRIu64
                 ",\n      \"zero\": %" PRIu64 ",\n      \"missing\": %" PRIu64,
-                im->r.size, im->r.page_size, im->pages, data, n[MST_PM_ZERO], missing);
+                im->r.size, im->r.page_size, im->pages, data, n[MSI_PM_ZERO], missing);
         /* The states of format 1.1, when the region has any: FILL pages are
          * in the image; DISCARDED and IN_PLACE pages are holes. */
-        static const struct { unsigned st; const char *key; } more[] = {
-            {MS_PAGE_FILL, "fill"}, {MS_PAGE_DISCARDED, "discarded"},
-            {MS_PAGE_IN_PLACE, "in_place"}};
+        static const struct {
+            unsigned st;
+            const char *key;
+        } more[] = {{MS_PAGE_FILL, "fill"},
+                    {MS_PAGE_DISCARDED, "discarded"},
+                    {MS_PAGE_IN_PLACE, "in_place"}};
         for (size_t k = 0; k < sizeof more / sizeof more[0]; k++)
             if (n[more[k].st])
                 fprintf(f, ",\n      \"%s\": %" PRIu64, more[k].key, n[more[k].st]);
@@ -834,9 +923,9 @@ static void write_manifest_to(const replay *rp, FILE *f)
     for (size_t i = 0; i < rp->ndevices; i++) {
         const device *d = &rp->devices[i];
         fprintf(f, "%s\n    {\n      \"path\": ", i ? "," : "");
-        mst_json_string(f, d->path);
+        json_string(f, d->path);
         fprintf(f, ",\n      \"instance\": %" PRIu32 ",\n      \"schema\": ", d->instance);
-        mst_json_string(f, d->schema);
+        json_string(f, d->schema);
         fprintf(f,
                 ",\n      \"version\": %" PRIu32 ",\n      \"size\": %zu"
                 ",\n      \"cbor\": \"device-%zu.cbor\",\n      \"json\": \"device-%zu.json\"\n"
@@ -846,7 +935,7 @@ static void write_manifest_to(const replay *rp, FILE *f)
     fputs(rp->ndevices ? "\n  ]\n}\n" : "]\n}\n", f);
 }
 
-/* The guest-visible view of @im (mst_replay_options.view): a copy of the
+/* The guest-visible view of @im (ms_replay_dir_options.view): a copy of the
  * image, holes kept, with each active overlay's 4 KiB written over the RAM
  * at its frame. Written only for regions that hold an active overlay. */
 static int write_view(replay *rp, image *im)
@@ -865,10 +954,10 @@ static int write_view(replay *rp, image *im)
     if (src < 0)
         return CB_FAIL;
     if (dst < 0)
-        return fail(rp, "cannot create %s/%s: %s", rp->tmp, name, strerror(errno));
-    int rc = ftruncate(dst, (off_t)im->r.size) ? fail(rp, "cannot write %s/%s: %s", rp->tmp,
-                                                      name, strerror(errno))
-                                               : 0;
+        return fail(rp, MS_EIO, "cannot create %s/%s: %s", rp->tmp, name, strerror(errno));
+    int rc = ftruncate(dst, (off_t)im->r.size)
+                 ? fail(rp, MS_EIO, "cannot write %s/%s: %s", rp->tmp, name, strerror(errno))
+                 : 0;
     /* Copy the data extents only, so the view is as sparse as the image. */
     static uint8_t buf[1 << 16];
     off_t at = 0, size = (off_t)im->r.size;
@@ -883,7 +972,7 @@ static int write_view(replay *rp, image *im)
             size_t n = hole - p < (off_t)sizeof buf ? (size_t)(hole - p) : sizeof buf;
             ssize_t got = pread(src, buf, n, p);
             if (got <= 0)
-                rc = fail(rp, "cannot read %s/%s: %s", rp->tmp, im->file,
+                rc = fail(rp, MS_EIO, "cannot read %s/%s: %s", rp->tmp, im->file,
                           got < 0 ? strerror(errno) : "unexpected end");
             else
                 rc = write_all(rp, dst, buf, (size_t)got, (uint64_t)p, name);
@@ -900,7 +989,7 @@ static int write_view(replay *rp, image *im)
             rc = write_all(rp, dst, v->page, sizeof v->page, gpa - im->r.gpa, name);
     }
     if (rc == 0 && !rp->o->no_sync && fsync(dst) != 0)
-        rc = fail(rp, "cannot write %s/%s: %s", rp->tmp, name, strerror(errno));
+        rc = fail(rp, MS_EIO, "cannot write %s/%s: %s", rp->tmp, name, strerror(errno));
     close(dst);
     return rc;
 }
@@ -918,7 +1007,8 @@ static int finish_output(replay *rp)
             snprintf(a, sizeof a, "stage-%zu.%s", rp->devices[i].stage, ext);
             snprintf(b, sizeof b, "device-%zu.%s", i, ext);
             if (renameat(rp->dirfd, a, rp->dirfd, b) != 0)
-                return fail(rp, "cannot rename %s/%s to %s: %s", rp->tmp, a, b, strerror(errno));
+                return fail(rp, MS_EIO, "cannot rename %s/%s to %s: %s", rp->tmp, a, b,
+                            strerror(errno));
         }
     }
     /* Staged names never collide with final ones, so the renames above never
@@ -933,7 +1023,8 @@ static int finish_output(replay *rp)
             if (fd < 0)
                 return CB_FAIL;
             if (fsync(fd) != 0)
-                return fail(rp, "cannot write %s/%s: %s", rp->tmp, im->file, strerror(errno));
+                return fail(rp, MS_EIO, "cannot write %s/%s: %s", rp->tmp, im->file,
+                            strerror(errno));
         }
         image_close(rp, im);
     }
@@ -943,16 +1034,16 @@ static int finish_output(replay *rp)
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return fail(rp, "cannot create %s/manifest.json: %s", rp->tmp, strerror(e));
+        return fail(rp, MS_EIO, "cannot create %s/manifest.json: %s", rp->tmp, strerror(e));
     }
     write_manifest_to(rp, f);
     if (fflush(f) != 0 || (!rp->o->no_sync && fsync(fileno(f)) != 0) || ferror(f)) {
         int e = errno;
         fclose(f);
-        return fail(rp, "cannot write %s/manifest.json: %s", rp->tmp, strerror(e));
+        return fail(rp, MS_EIO, "cannot write %s/manifest.json: %s", rp->tmp, strerror(e));
     }
     if (fclose(f) != 0)
-        return fail(rp, "cannot write %s/manifest.json: %s", rp->tmp, strerror(errno));
+        return fail(rp, MS_EIO, "cannot write %s/manifest.json: %s", rp->tmp, strerror(errno));
     return 0;
 }
 
@@ -961,7 +1052,7 @@ static void replay_free(replay *rp)
     for (size_t i = 0; i < rp->nimages; i++) {
         image_close(rp, &rp->images[i]);
         free((char *)rp->images[i].r.name);
-        mst_pm_free(rp->images[i].map);
+        msi_pm_free(rp->images[i].map);
     }
     for (size_t i = 0; i < rp->ndevices; i++) {
         free(rp->devices[i].path);
@@ -969,7 +1060,7 @@ static void replay_free(replay *rp)
     }
     free(rp->images);
     free(rp->overlays);
-    mst_inplace_free(&rp->inplace);
+    msi_in_place_clear(&rp->in_place);
     free(rp->by_id);
     free(rp->devices);
     free(rp->dev_index);
@@ -979,34 +1070,88 @@ static void replay_free(replay *rp)
 
 /* ------------------------------------------------------------------- entry */
 
-mst_replay_status mst_replay_dir(ms_read_fn read, void *read_ctx, const char *out,
-                                 const mst_replay_options *opts, mst_replay_result *result,
-                                 char *err, size_t err_size)
+void ms_replay_dir_options_init(ms_replay_dir_options *opts)
 {
-    static const mst_replay_options defaults;
-    static char scratch[2];
+    if (!opts)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
+    opts->max_map_memory = MS_PAGEMAP_DEFAULT_MEMORY;
+}
+
+ms_replay_dir *ms_replay_dir_new(const ms_replay_dir_options *opts)
+{
+    ms_replay_dir_options o;
+    ms_replay_dir_options_init(&o);
+    const char *why = opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_replay_dir_options, progress_ctx),
+                                             opts, opts->struct_size)
+                           : NULL;
+    if (why)
+        ms_replay_dir_options_init(&o);
+    o.struct_size = sizeof o;
+    if (!o.max_map_memory)
+        o.max_map_memory = MS_PAGEMAP_DEFAULT_MEMORY;
+    ms_replay_dir *rd = calloc(1, sizeof *rd);
+    if (!rd)
+        return NULL;
+    rd->o = o;
+    /* A handle in the failed state carries the reason (common.h, "Handles"). */
+    if (why) {
+        rd->status = MS_EINVAL;
+        snprintf(rd->err, sizeof rd->err, "invalid replay options: %s", why);
+    }
+    return rd;
+}
+
+int ms_replay_dir_status(const ms_replay_dir *rd)
+{
+    return rd ? rd->status : MS_ENOMEM; /* NULL: a constructor without memory */
+}
+
+void ms_replay_dir_free(ms_replay_dir *rd)
+{
+    free(rd);
+}
+
+const ms_replay_dir_result *ms_replay_dir_get_result(const ms_replay_dir *rd)
+{
+    static const ms_replay_dir_result none;
+    return rd ? &rd->result : &none;
+}
+
+const char *ms_replay_dir_errmsg(const ms_replay_dir *rd)
+{
+    return rd ? rd->err : "out of memory creating the replay job";
+}
+
+int ms_replay_dir_write(ms_replay_dir *rd, ms_reader *r, const char *name, const char *path)
+{
+    if (!rd)
+        return MS_EINVAL;
+    if (rd->status)
+        return rd->status;
+    ms_replay_dir_result *result = &rd->result;
     replay rp;
     memset(&rp, 0, sizeof rp);
-    rp.o = opts ? opts : &defaults;
-    rp.label = rp.o->label ? rp.o->label : "stream";
-    rp.err = err && err_size ? err : scratch;
-    rp.err_size = err && err_size ? err_size : sizeof scratch;
+    memset(result, 0, sizeof *result);
+    rp.o = &rd->o;
+    rp.label = name ? name : "stream";
+    rp.err = rd->err;
+    rp.err_size = sizeof rd->err;
     rp.err[0] = 0;
     rp.dirfd = -1;
-    rp.budget.limit = rp.o->map_budget ? rp.o->map_budget : MST_PM_BUDGET_DEFAULT;
-    if (result)
-        memset(result, 0, sizeof *result);
-    if (!read || !out || !*out) {
-        fail(&rp, "no input or no output directory");
-        return MST_REPLAY_ERROR;
+    rp.budget.limit = rd->o.max_map_memory;
+    msi_allocator_set(&rp.alloc, NULL);
+    msi_in_place_init(&rp.in_place, NULL, MS_IN_PLACE_DEFAULT_EXTENTS);
+    if (!r || !path || !*path) {
+        fail(&rp, MS_EINVAL, "no input or no output directory");
+        return MS_EINVAL;
     }
 
-    mst_replay_status status = MST_REPLAY_OK;
-    if (dir_begin(&rp, out)) {
-        status = MST_REPLAY_ERROR;
-    } else if (!(rp.reader = ms_reader_new(rp.o->reader, read, read_ctx))) {
-        fail(&rp, "out of memory");
-        status = MST_REPLAY_ERROR;
+    int status = 0; /* 0, MS_REPLAY_DIR_STOPPED or a failure */
+    rp.reader = r;
+    if (dir_begin(&rp, path)) {
+        status = rp.status;
     } else {
         ms_replay_callbacks cb = {
             .struct_size = sizeof cb,
@@ -1020,44 +1165,41 @@ mst_replay_status mst_replay_dir(ms_read_fn read, void *read_ctx, const char *ou
             .round = on_round,
             .overlay = on_overlay,
         };
-        int rc = ms_replay(rp.reader, &cb, &rp);
+        int rc = ms_replay(r, &cb, &rp);
         if (rc == 0 && !stopped(&rp))
-            rc = ms_reader_expect_eof(rp.reader);
+            rc = ms_reader_expect_eof(r);
         if (stopped(&rp)) {
-            status = MST_REPLAY_STOPPED;
+            status = MS_REPLAY_DIR_STOPPED;
             snprintf(rp.err, rp.err_size, "%s: interrupted", rp.label);
         } else if (rc == CB_FAIL) {
-            status = MST_REPLAY_ERROR;
+            status = rp.status;
         } else if (rc == CB_REFUSE) {
-            status = MST_REPLAY_REFUSED;
+            status = result->stream_status = rp.status;
         } else if (rc < 0) {
-            if (result)
-                result->reader_status = rc;
-            fail(&rp, "%s: %s", rp.label, ms_reader_errmsg(rp.reader));
-            status = rc == MS_EIO || rc == MS_ENOMEM || rc == MS_EINVAL ? MST_REPLAY_ERROR
-                                                                        : MST_REPLAY_REFUSED;
+            const char *msg = ms_reader_errmsg(r);
+            fail(&rp, rc, "%s: %s", rp.label, *msg ? msg : ms_strerror(rc));
+            status = result->stream_status = rc;
         } else if (!rp.ended) { /* cannot happen: ms_replay returns 0 only after END */
-            fail(&rp, "%s: the stream ended without END", rp.label);
-            status = MST_REPLAY_REFUSED;
+            fail(&rp, MS_ETRUNCATED, "%s: the stream ended without END", rp.label);
+            status = result->stream_status = MS_ETRUNCATED;
         } else if (finish_output(&rp) != 0) {
-            status = MST_REPLAY_ERROR;
+            status = rp.status;
         }
     }
-    if (result) {
-        result->regions = rp.nimages;
-        result->devices = rp.ndevices;
-        result->skipped_records = rp.skipped;
-        result->digest = rp.digest;
-    }
+    result->regions = rp.nimages;
+    result->devices = rp.ndevices;
+    result->overlays = rp.noverlays;
+    result->skipped_records = rp.skipped;
+    result->pages = rp.pages_applied;
+    result->digest = rp.digest;
     replay_free(&rp);
-    ms_reader_free(rp.reader);
-    if (status == MST_REPLAY_OK && stopped(&rp)) {
-        status = MST_REPLAY_STOPPED;
+    if (status == 0 && stopped(&rp)) {
+        status = MS_REPLAY_DIR_STOPPED;
         snprintf(rp.err, rp.err_size, "%s: interrupted", rp.label);
     }
-    if (status == MST_REPLAY_OK && dir_commit(&rp) != 0)
-        status = MST_REPLAY_ERROR;
-    if (status != MST_REPLAY_OK)
+    if (status == 0 && dir_commit(&rp) != 0)
+        status = rp.status;
+    if (status != 0)
         dir_abort(&rp);
     free(rp.final);
     return status;
