@@ -19,6 +19,38 @@ void msi_source_init(msi_source *s, const msi_source_ops *ops, const ms_allocato
     s->options = options;
 }
 
+msi_source *msi_source_create(const msi_source_ops *ops, const ms_allocator *alloc,
+                              const msi_source_io *io, const void *options)
+{
+    ms_allocator a;
+    msi_allocator_set(&a, alloc);
+    msi_source *s = msi_alloc(&a, sizeof *s);
+    if (s)
+        msi_source_init(s, ops, &a, io, options);
+    return s;
+}
+
+void msi_source_destroy(msi_source *s)
+{
+    if (!s)
+        return;
+    msi_source_close(s);
+    ms_allocator a = s->alloc;
+    msi_free(&a, s);
+}
+
+void msi_source_problem(msi_source *s, int status, uint64_t offset, const char *fmt, ...)
+{
+    if (!s->problem)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->problem(s->problem_ctx, status, offset, msg);
+}
+
 int msi_source_fail(msi_source *s, int status, uint64_t offset, const char *fmt, ...)
 {
     if (s->status)

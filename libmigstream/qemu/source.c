@@ -950,6 +950,14 @@ static int bid(const uint8_t *head, size_t len)
     return mq_be32(head + 4) == MQ_QEVM_VERSION ? 100 : 10;
 }
 
+/* A multifd channel starts with its init record's magic and version 1. */
+static int bid_extra(const uint8_t *head, size_t len)
+{
+    if (len < 4 || mq_be32(head) != MQ_MF_MAGIC)
+        return 0;
+    return len >= 8 && mq_be32(head + 4) == MQ_MF_VERSION ? 100 : 50;
+}
+
 /* The file header, CONFIGURATION, the parts, the channels' init records. */
 static int open_stream(msi_source *s, mq_src *d)
 {
@@ -1114,6 +1122,7 @@ const msi_source_ops mq_source_ops = {
     .name = "qemu",
     .title = "QEMU migration stream",
     .bid = bid,
+    .bid_extra = bid_extra,
     .open = src_open,
     .next = src_next,
     .close = src_close,

@@ -25,7 +25,7 @@ import sys
 
 # Rank of each layer; layers of equal rank are siblings and may not include
 # each other.
-LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2}
+LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'open': 3}
 TOP = 9  # the umbrella header, which includes every layer's headers
 
 # The layer of each public header.
@@ -43,6 +43,7 @@ PUBLIC = {
     'replay_dir.h': 'state',
     'schema.h': 'schema',
     'qemu.h': 'qemu',
+    'open.h': 'open',
     'migstream.h': None,  # the umbrella: includes everything
 }
 
