@@ -10,7 +10,7 @@ The public headers of include/migstream/ belong to layers too (writer.h is
 format's, qemu.h is qemu's), so a file of the format layer may not include
 qemu.h either, and a public header may only include headers of its own
 layer or below. Programs outside the library (tools/, examples/, bench/,
-fuzz/) see only the public headers; tests/ may look inside for unit tests.
+fuzz/, the Python extension in python/) see only the public headers; tests/ may look inside for unit tests.
 
 Within libmigstream/qemu/ the parts of the QEMU module are ranked too
 (QEMU_PARTS): a part includes only its own header and headers of parts of a
@@ -164,7 +164,7 @@ def main():
                 continue
             check(os.path.join(inc, f), PUBLIC[h], False)
 
-    for outside in ['tools', 'examples', 'bench', 'fuzz']:
+    for outside in ['tools', 'examples', 'bench', 'fuzz', 'python']:
         for dirpath, _, files in os.walk(os.path.join(root, outside)):
             for f in sorted(files):
                 if f.endswith(('.c', '.h')):
