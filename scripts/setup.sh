@@ -16,6 +16,7 @@ required=(
     zlib1g-dev # the QEMU importer inflates QEMU 7.x's compressed pages
     zstd # the CLI tests of migstream-import decompress the QEMU captures
     python3 # scripts/test-summary.py and the CLI tests' helpers
+    python3-dev # the Python package migstream (python/), built when its headers are there
     time # GNU time: the CLI tests measure peak memory with /usr/bin/time
     valgrind # scripts/valgrind.sh: memcheck on a plain build, where ASan cannot look
 )
@@ -29,6 +30,9 @@ if [ "${1:-}" = "--tests" ]; then
     # usable here (examples/kvm-migrate/nested.sh), from Debian's kernel
     # and a static busybox.
     required+=(qemu-system-x86)
+    # tests/python/: the Python package's suite (pytest; numpy for the
+    # buffer-protocol tests, which skip without it).
+    required+=(python3-pytest python3-numpy)
     if ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
         required+=(linux-image-amd64 busybox-static cpio)
     fi
