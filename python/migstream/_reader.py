@@ -21,6 +21,9 @@ Inputs = Union[Source, Sequence[Source]]
 main stream and its channels."""
 
 
+_new = object.__new__
+
+
 def _inputs(inputs: Inputs) -> list:
     if isinstance(inputs, (list, tuple)):
         return list(inputs)
@@ -114,10 +117,10 @@ class Reader:
         return self
 
     def __next__(self) -> Record:
-        rec = self.next_record()
-        if rec is None:
+        t = self._r.next()
+        if t is None:
             raise StopIteration
-        return rec
+        return self._build(t)
 
     def next_record(self) -> Optional[Record]:
         """The next record, or None after End."""
@@ -161,19 +164,19 @@ class Reader:
     def _build(self, t: tuple) -> Record:
         c = t[10]
         rtype = t[0]
+        if rtype == 3 and c is not None:  # PAGES, the hot path
+            pg = _new(Pages)
+            pg._t = t
+            rid, pg.extents, pg.data, pg.encoding = c
+            try:
+                pg.region = self._regions[rid]
+            except KeyError:
+                pg.region = self.region(rid)
+            return pg
         if not t[6] or c is None:
             rec: Record = RawRecord.__new__(RawRecord)
             rec._common(t)
             rec.payload = c if not t[6] else None  # type: ignore[attr-defined]
-            return rec
-        if rtype == RecordType.PAGES:
-            rec = Pages.__new__(Pages)
-            rec._common(t)
-            rid, rec.extents, rec.data, rec.encoding = c
-            try:
-                rec.region = self._regions[rid]
-            except KeyError:
-                rec.region = self.region(rid)
             return rec
         if rtype == RecordType.DEVICE:
             rec = Device.__new__(Device)

@@ -69,11 +69,17 @@ MUST_UNDERSTAND = 0x0001
 """Record flag: a reader that does not know the type must refuse the stream."""
 
 
+_members: Dict[Any, Dict[int, Any]] = {}
+
+
 def _enum(cls: Any, value: int) -> int:
-    try:
-        return cls(value)
-    except ValueError:
-        return value
+    """The member of @cls for @value, or @value when it has none (a record
+    type or tracker of a later format). A dict lookup: calling an Enum
+    class costs a microsecond, which per record shows."""
+    m = _members.get(cls)
+    if m is None:
+        m = _members[cls] = {int(e): e for e in cls}
+    return m.get(value, value)
 
 
 class Header:
@@ -266,24 +272,65 @@ class Record:
     problem in this record (its contents are then None unless only the
     checksum failed)."""
 
-    __slots__ = ("type", "flags", "length", "offset", "index", "checksum", "known", "status",
-                 "unknown_keys", "unknown_key_count")
-
-    type: int
-    flags: int
-    length: int
-    offset: int
-    index: int
-    checksum: int
-    known: bool
-    status: int
-    unknown_keys: Tuple[str, ...]
-    unknown_key_count: int
+    # The fields every record has stay in the extension's tuple, read on
+    # access: building a record costs one assignment, not ten.
+    __slots__ = ("_t",)
+    _t: tuple
 
     def _common(self, t: tuple) -> None:
-        (rtype, self.flags, self.length, self.offset, self.index, self.checksum, self.known,
-         self.status, self.unknown_keys, self.unknown_key_count) = t[:10]
-        self.type = _enum(RecordType, rtype)
+        self._t = t
+
+    @property
+    def type(self) -> int:
+        """The record type: a RecordType, or an int for a type this library
+        does not know."""
+        return _enum(RecordType, self._t[0])
+
+    @property
+    def flags(self) -> int:
+        """The record's flags (MUST_UNDERSTAND)."""
+        return self._t[1]
+
+    @property
+    def length(self) -> int:
+        """Payload bytes on the wire (0 for another format's stream)."""
+        return self._t[2]
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the record header (another format: of its item)."""
+        return self._t[3]
+
+    @property
+    def index(self) -> int:
+        """Record index, 0 for the first record after the preamble."""
+        return self._t[4]
+
+    @property
+    def checksum(self) -> int:
+        """The record's chained XXH3-64 (0 for another format's stream)."""
+        return self._t[5]
+
+    @property
+    def known(self) -> bool:
+        """False for a record type this library does not know."""
+        return self._t[6]
+
+    @property
+    def status(self) -> int:
+        """0, or (keep_going) the status of a problem found in the record."""
+        return self._t[7]
+
+    @property
+    def unknown_keys(self) -> Tuple[str, ...]:
+        """Payload paths of map keys this reader does not know ("/9",
+        "/1/7"), which a later minor version added; at most 64 listed."""
+        return self._t[8]
+
+    @property
+    def unknown_key_count(self) -> int:
+        """How many unknown keys the payload holds, listed or not."""
+        return self._t[9]
 
     @property
     def type_name(self) -> str:

@@ -385,9 +385,15 @@ void mspy_reader_drop_view(mspy_reader *self)
 {
     if (!self->last_view)
         return;
+    static PyObject *release; /* interned once: this runs for every record */
+    if (!release && !(release = PyUnicode_InternFromString("release"))) {
+        PyErr_Clear(); /* out of memory: at least drop our reference */
+        Py_CLEAR(self->last_view);
+        return;
+    }
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
-    PyObject *r = PyObject_CallMethod(self->last_view, "release", NULL);
+    PyObject *r = PyObject_CallMethodNoArgs(self->last_view, release);
     if (!r)
         PyErr_Clear(); /* exported further (numpy, a buffer): the pin keeps it safe */
     Py_XDECREF(r);
