@@ -252,6 +252,32 @@ static PyObject *extents_item(PyObject *o, Py_ssize_t i)
     return mspy_extent_new(&e->x[i]);
 }
 
+/* e[i], or e[a:b:c] as a list. */
+static PyObject *extents_subscript(PyObject *o, PyObject *key)
+{
+    Extents *e = (Extents *)o;
+    if (!PySlice_Check(key)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred())
+            return NULL;
+        return extents_item(o, i < 0 ? i + e->n : i);
+    }
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(key, &start, &stop, &step) < 0)
+        return NULL;
+    Py_ssize_t n = PySlice_AdjustIndices(e->n, &start, &stop, step);
+    PyObject *l = PyList_New(n);
+    for (Py_ssize_t k = 0; l && k < n; k++) {
+        PyObject *x = mspy_extent_new(&e->x[start + k * step]);
+        if (!x) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, k, x);
+    }
+    return l;
+}
+
 /* Pages per state: a tuple indexed by state. */
 static PyObject *extents_pages(PyObject *o, PyObject *unused)
 {
@@ -282,6 +308,11 @@ static PySequenceMethods extents_as_seq = {
     .sq_item = extents_item,
 };
 
+static PyMappingMethods extents_as_map = {
+    .mp_length = extents_len,
+    .mp_subscript = extents_subscript,
+};
+
 static PyMethodDef extents_methods[] = {
     {"pages_by_state", extents_pages, METH_NOARGS,
      "pages_by_state(): a tuple, indexed by page state, of the pages the extents hold."},
@@ -294,6 +325,7 @@ PyTypeObject mspy_Extents_Type = {
     .tp_dealloc = extents_dealloc,
     .tp_repr = extents_repr,
     .tp_as_sequence = &extents_as_seq,
+    .tp_as_mapping = &extents_as_map,
     .tp_methods = extents_methods,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_SEQUENCE,
     .tp_doc = "The extents of a PAGES record: a read-only sequence of Extent (first, count, "

@@ -106,6 +106,21 @@ def test_overlay_values(every_record):
     assert "HYPERCALL" in repr(hc)
 
 
+def test_extents_are_a_sequence(every_record):
+    for rec in migstream.open(every_record):
+        if isinstance(rec, migstream.Pages) and len(rec.extents) > 3:
+            x = rec.extents
+            whole = list(x)
+            assert x[:] == whole and x[1:3] == whole[1:3] and x[::-2] == whole[::-2]
+            assert x[-1] == whole[-1] and x[-1].first == x[-1][0]
+            with pytest.raises(IndexError):
+                x[len(x)]
+            first, count, state, arg = x[0]
+            assert (first, count, state, arg) == (x[0].first, x[0].count, x[0].state, x[0].arg)
+            return
+    raise AssertionError("no PAGES record with several extents")
+
+
 def test_page_data_is_the_pages(every_record):
     ram = guest_ram()
     for rec in migstream.open(every_record):
