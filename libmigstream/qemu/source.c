@@ -1123,6 +1123,7 @@ const msi_source_ops mq_source_ops = {
     .title = "QEMU migration stream",
     .bid = bid,
     .bid_extra = bid_extra,
+    .extra_title = "multifd channel",
     .open = src_open,
     .next = src_next,
     .close = src_close,
