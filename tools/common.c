@@ -56,6 +56,135 @@ uint64_t mst_input_size(int fd)
     return 0;
 }
 
+/* ------------------------------------------------------------ streams */
+
+static ssize_t stream_read(void *ctx, void *buf, size_t len)
+{
+    mst_input *in = ctx;
+    mst_stream *s = in->stream;
+    ssize_t k;
+    if (s->hooks.read) {
+        k = s->hooks.read(s->hooks.ctx, in->fd, buf, len);
+    } else {
+        do
+            k = read(in->fd, buf, len);
+        while (k < 0 && errno == EINTR);
+    }
+    if (k < 0) {
+        in->err = errno ? errno : EIO;
+        return -in->err;
+    }
+    s->bytes += (uint64_t)k;
+    return k;
+}
+
+static ssize_t stream_pread(void *ctx, void *buf, size_t len, uint64_t offset)
+{
+    mst_input *in = ctx;
+    ssize_t k;
+    if (offset > (uint64_t)INT64_MAX)
+        return 0; /* past any file's end */
+    do
+        k = pread(in->fd, buf, len, (off_t)offset);
+    while (k < 0 && errno == EINTR);
+    if (k < 0) {
+        in->err = errno ? errno : EIO;
+        return -in->err;
+    }
+    in->stream->bytes += (uint64_t)k;
+    return k;
+}
+
+const mst_input *mst_stream_failed_input(const mst_stream *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].err)
+            return &s->in[i];
+    return NULL;
+}
+
+void mst_stream_close(mst_stream *s)
+{
+    ms_reader_free(s->r); /* first: it reads through the inputs */
+    s->r = NULL;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].fd > STDIN_FILENO)
+            close(s->in[i].fd);
+    free(s->in);
+    s->in = NULL;
+    s->n = 0;
+}
+
+int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
+                    const mst_stream_hooks *hooks)
+{
+    memset(s, 0, sizeof *s);
+    if (hooks)
+        s->hooks = *hooks;
+    ms_input *ins = calloc(n ? n : 1, sizeof *ins);
+    s->in = calloc(n ? n : 1, sizeof *s->in);
+    if (!ins || !s->in) {
+        free(ins);
+        mst_error("out of memory");
+        return -1;
+    }
+    bool all_regular = true;
+    for (size_t i = 0; i < n; i++) {
+        mst_input *in = &s->in[i];
+        bool std = strcmp(paths[i], "-") == 0;
+        for (size_t k = 0; std && k < i; k++)
+            if (strcmp(paths[k], "-") == 0) {
+                mst_error("standard input can be only one of the inputs");
+                free(ins);
+                return -1;
+            }
+        in->stream = s;
+        in->path = paths[i];
+        in->name = std ? "standard input" : paths[i];
+        in->fd = mst_open_input(paths[i]);
+        s->n = i + 1;
+        if (in->fd < 0) {
+            free(ins);
+            return -1;
+        }
+        ins[i].read = stream_read;
+        ins[i].read_ctx = in;
+        ins[i].name = in->name;
+        uint64_t size = mst_input_size(in->fd);
+        /* A regular file read from its start can also be read by offset. */
+        struct stat st;
+        if (fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(in->fd, 0, SEEK_CUR) == 0) {
+            ins[i].pread = stream_pread;
+            ins[i].pread_ctx = in;
+            s->size += size;
+        } else {
+            all_regular = false;
+        }
+    }
+    if (!all_regular)
+        s->size = 0;
+    ms_open_options o;
+    ms_open_options_init(&o);
+    o.reader = s->hooks.reader;
+    s->r = ms_open(&o, ins, n);
+    free(ins); /* ms_open copies them; the contexts stay ours */
+    int st = ms_reader_status(s->r);
+    const mst_input *bad = mst_stream_failed_input(s);
+    if (st == MS_EIO && bad) {
+        mst_error("cannot read %s: %s", bad->name, strerror(bad->err));
+        return -1;
+    }
+    if (st == MS_EINVAL || st == MS_EIO || st == MS_ENOMEM) {
+        mst_error("%s", s->r ? ms_reader_errmsg(s->r) : "out of memory");
+        return -1;
+    }
+    s->format = ms_reader_format(s->r);
+    s->foreign = s->format && strcmp(s->format, "migstream") != 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------ JSON */
+
 void mst_json_string(FILE *f, const char *s)
 {
     fputc('"', f);
