@@ -74,7 +74,11 @@ static ssize_t stream_read(void *ctx, void *buf, size_t len)
         in->err = errno ? errno : EIO;
         return -in->err;
     }
-    s->bytes += (uint64_t)k;
+    in->seq += (uint64_t)k;
+    if (in->seq > in->end) {
+        s->bytes += in->seq - in->end;
+        in->end = in->seq;
+    }
     return k;
 }
 
@@ -91,7 +95,12 @@ static ssize_t stream_pread(void *ctx, void *buf, size_t len, uint64_t offset)
         in->err = errno ? errno : EIO;
         return -in->err;
     }
-    in->stream->bytes += (uint64_t)k;
+    /* Bytes read again (the first bytes, read by position to recognize the
+     * stream, then in order) are counted once. */
+    if (offset + (uint64_t)k > in->end) {
+        in->stream->bytes += offset + (uint64_t)k - (offset > in->end ? offset : in->end);
+        in->end = offset + (uint64_t)k;
+    }
     return k;
 }
 
@@ -147,13 +156,26 @@ int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
             free(ins);
             return -1;
         }
+        struct stat st;
+        if (fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            in->dev = st.st_dev;
+            in->ino = st.st_ino;
+            for (size_t k = 0; k < i; k++)
+                if (s->in[k].ino && s->in[k].dev == in->dev && s->in[k].ino == in->ino) {
+                    if (strcmp(s->in[k].path, in->path) == 0)
+                        mst_error("%s is given twice", in->name);
+                    else
+                        mst_error("%s and %s are the same file", s->in[k].name, in->name);
+                    free(ins);
+                    return -1;
+                }
+        }
         ins[i].read = stream_read;
         ins[i].read_ctx = in;
         ins[i].name = in->name;
         uint64_t size = mst_input_size(in->fd);
         /* A regular file read from its start can also be read by offset. */
-        struct stat st;
-        if (fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(in->fd, 0, SEEK_CUR) == 0) {
+        if (in->ino && lseek(in->fd, 0, SEEK_CUR) == 0) {
             ins[i].pread = stream_pread;
             ins[i].pread_ctx = in;
             s->size += size;

@@ -60,7 +60,10 @@ typedef struct mst_input {
     const char *path; /* as given ("-" for standard input) */
     const char *name; /* in messages: the path, or "standard input" */
     int fd;
-    int err; /* errno of its last failed read, or 0 */
+    int err;           /* errno of its last failed read, or 0 */
+    uint64_t seq, end; /* bytes read in order; the end of the furthest read */
+    dev_t dev;         /* a regular file's, to tell a file given twice */
+    ino_t ino;         /* 0 for other inputs */
 } mst_input;
 
 /* A stream: its inputs and the reader ms_open() made of them. */

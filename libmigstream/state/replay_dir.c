@@ -849,18 +849,36 @@ static void write_overlays(const replay *rp, FILE *f)
 static void write_manifest_to(const replay *rp, FILE *f)
 {
     const ms_header *h = &rp->header;
+    /* A stream of another format (open.h) has no preamble of this format
+     * and no checksums: its format's name, and null where the preamble's
+     * members and the digest would be. */
+    const char *format = ms_reader_format(rp->reader);
+    const bool foreign = format && strcmp(format, "migstream") != 0;
     fprintf(f, "{\n  \"manifest_version\": 1,\n");
-    fprintf(f, "  \"format\": \"%u.%u\",\n", h->major, h->minor);
+    if (foreign) {
+        fputs("  \"format\": ", f);
+        json_string(f, format);
+        fputs(",\n", f);
+    } else {
+        fprintf(f, "  \"format\": \"%u.%u\",\n", h->major, h->minor);
+    }
     fprintf(f, "  \"page_size\": %" PRIu32 ",\n", h->page_size);
-    fputs("  \"writer_name\": ", f);
-    json_string(f, h->writer_name);
-    fputs(",\n  \"writer_version\": ", f);
-    json_string(f, h->writer_version);
+    if (foreign) {
+        fputs("  \"writer_name\": null,\n  \"writer_version\": null", f);
+    } else {
+        fputs("  \"writer_name\": ", f);
+        json_string(f, h->writer_name);
+        fputs(",\n  \"writer_version\": ", f);
+        json_string(f, h->writer_version);
+    }
     fputs(",\n  \"machine\": ", f);
     json_opt_string(f, rp->machine);
     fputs(",\n  \"description\": ", f);
     json_opt_string(f, rp->description);
-    fprintf(f, ",\n  \"digest\": \"0x%016" PRIx64 "\",\n", rp->digest);
+    if (foreign)
+        fputs(",\n  \"digest\": null,\n", f);
+    else
+        fprintf(f, ",\n  \"digest\": \"0x%016" PRIx64 "\",\n", rp->digest);
     fprintf(f,
             "  \"totals\": {\n    \"records\": %" PRIu64 ",\n    \"bytes\": %" PRIu64
             ",\n    \"pages\": {",
