@@ -58,6 +58,20 @@ uint64_t mst_input_size(int fd)
 
 /* ------------------------------------------------------------ streams */
 
+/* mst_stream_open()'s failure: kept, and printed unless quiet. */
+__attribute__((format(printf, 3, 4))) static int stream_fail(mst_stream *s, int status,
+                                                             const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    va_end(ap);
+    s->status = status;
+    if (!s->hooks.quiet)
+        mst_error("%s", s->why);
+    return -1;
+}
+
 static ssize_t stream_read(void *ctx, void *buf, size_t len)
 {
     mst_input *in = ctx;
@@ -134,8 +148,7 @@ int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
     s->in = calloc(n ? n : 1, sizeof *s->in);
     if (!ins || !s->in) {
         free(ins);
-        mst_error("out of memory");
-        return -1;
+        return stream_fail(s, MS_ENOMEM, "out of memory");
     }
     bool all_regular = true;
     for (size_t i = 0; i < n; i++) {
@@ -143,18 +156,17 @@ int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
         bool std = strcmp(paths[i], "-") == 0;
         for (size_t k = 0; std && k < i; k++)
             if (strcmp(paths[k], "-") == 0) {
-                mst_error("standard input can be only one of the inputs");
                 free(ins);
-                return -1;
+                return stream_fail(s, MS_EINVAL, "standard input can be only one of the inputs");
             }
         in->stream = s;
         in->path = paths[i];
         in->name = std ? "standard input" : paths[i];
-        in->fd = mst_open_input(paths[i]);
+        in->fd = std ? STDIN_FILENO : open(paths[i], O_RDONLY | O_CLOEXEC);
         s->n = i + 1;
         if (in->fd < 0) {
             free(ins);
-            return -1;
+            return stream_fail(s, MS_EIO, "cannot open %s: %s", paths[i], strerror(errno));
         }
         struct stat st;
         if (fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -162,12 +174,11 @@ int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
             in->ino = st.st_ino;
             for (size_t k = 0; k < i; k++)
                 if (s->in[k].ino && s->in[k].dev == in->dev && s->in[k].ino == in->ino) {
-                    if (strcmp(s->in[k].path, in->path) == 0)
-                        mst_error("%s is given twice", in->name);
-                    else
-                        mst_error("%s and %s are the same file", s->in[k].name, in->name);
                     free(ins);
-                    return -1;
+                    if (strcmp(s->in[k].path, in->path) == 0)
+                        return stream_fail(s, MS_EINVAL, "%s is given twice", in->name);
+                    return stream_fail(s, MS_EINVAL, "%s and %s are the same file", s->in[k].name,
+                                       in->name);
                 }
         }
         ins[i].read = stream_read;
@@ -192,14 +203,10 @@ int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
     free(ins); /* ms_open copies them; the contexts stay ours */
     int st = ms_reader_status(s->r);
     const mst_input *bad = mst_stream_failed_input(s);
-    if (st == MS_EIO && bad) {
-        mst_error("cannot read %s: %s", bad->name, strerror(bad->err));
-        return -1;
-    }
-    if (st == MS_EINVAL || st == MS_EIO || st == MS_ENOMEM) {
-        mst_error("%s", s->r ? ms_reader_errmsg(s->r) : "out of memory");
-        return -1;
-    }
+    if (st == MS_EIO && bad)
+        return stream_fail(s, MS_EIO, "cannot read %s: %s", bad->name, strerror(bad->err));
+    if (st == MS_EINVAL || st == MS_EIO || st == MS_ENOMEM)
+        return stream_fail(s, st, "%s", s->r ? ms_reader_errmsg(s->r) : "out of memory");
     s->format = ms_reader_format(s->r);
     s->foreign = s->format && strcmp(s->format, "migstream") != 0;
     return 0;

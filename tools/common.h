@@ -50,6 +50,9 @@ typedef struct mst_stream_hooks {
     void *ctx;
     /* The reader's options (on_problem, limits). */
     const ms_reader_options *reader;
+    /* Print nothing: mst_stream_open() leaves why it failed in the
+     * stream's why and status, for the tool to word (or skip) itself. */
+    bool quiet;
 } mst_stream_hooks;
 
 typedef struct mst_stream mst_stream;
@@ -77,6 +80,10 @@ struct mst_stream {
     bool foreign;   /* another format than libmigstream's (ms_reader_format) */
     const char *format;
     mst_stream_hooks hooks;
+    int status;    /* when mst_stream_open() failed: MS_EIO (an input cannot
+                    * be opened or read), MS_EINVAL (the inputs make no
+                    * stream) or MS_ENOMEM */
+    char why[640]; /* and what it printed, or would have (quiet) */
 };
 
 /*
