@@ -58,7 +58,12 @@ typedef ssize_t (*ms_pread_fn)(void *ctx, void *buf, size_t len, uint64_t offset
 /**
  * Problem callback, for tools that report every problem in a damaged stream
  * rather than stop at the first (see ms_reader_options.on_problem).
- * @param status  the MS_E... code the problem would have stopped the reader with
+ * @param status  the MS_E... code the problem would have stopped the reader
+ *                with; or, for a stream of another format (open.h), the
+ *                status of a structural problem that its format module
+ *                found and stepped over (QEMU's device sections against its
+ *                JSON trailer: docs/QEMU.md section 3.5), 0 when that
+ *                format's own loader would not fail on it (a warning)
  * @param offset  byte offset of the problem
  * @param record  record index, or -1 for the preamble
  * @param message the same text ms_reader_errmsg() would give, valid during
@@ -81,9 +86,11 @@ typedef struct ms_reader_options {
      * checksum mismatch (the chain resumes from the stored checksum), a
      * record whose contents break the format (handed out with
      * ms_record.status set and its decoded members unset), an unknown
-     * must-understand record, END totals that disagree. Problems that leave
-     * no way forward (a bad preamble, a length beyond the limit, truncation,
-     * I/O errors, no memory) still stop the reader.
+     * must-understand record, END totals that disagree; for a stream of
+     * another format, the structural checks its module makes (status 0 for
+     * warnings). Problems that leave no way forward (a bad preamble, a
+     * length beyond the limit, truncation, I/O errors, no memory) still stop
+     * the reader.
      */
     ms_problem_fn on_problem;
     void *problem_ctx;
