@@ -751,6 +751,10 @@ __attribute__((format(printf, 6, 7))) static void problem(mq_src *d, int status,
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    /* Names from the trailer are any JSON string: one line, printable. */
+    for (char *c = detail; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     if (s)
         msi_source_problem(d->src, status, off,
                            "section %u '%s' instance %u: %s at offset %llu: %s", s->id, s->idstr,
