@@ -279,10 +279,15 @@ static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n
         input *in = &set->in[i];
         int b = ops->bid_extra ? ops->bid_extra(in->head, in->head_len) : 0;
         if (b <= 0) {
-            if (in->format)
+            if (in->format == ops)
                 return refuse(o, set, MS_EINVAL,
                               "%s and %s are both main inputs (%ss): open one stream at a time",
                               set->in[main].name, in->name, in->format->title);
+            if (in->format)
+                return refuse(o, set, MS_EINVAL,
+                              "%s (a %s) and %s (a %s) are both main inputs: open one stream at "
+                              "a time",
+                              set->in[main].name, ops->title, in->name, in->format->title);
             const msi_source_ops *f = extra_format(in);
             if (f)
                 return refuse(o, set, MS_EINVAL,

@@ -285,6 +285,18 @@ static void test_qemu_channels_refused(void **state)
     assert_status(ms_reader_status(r), MS_EINVAL);
     assert_contains(ms_reader_errmsg(r), "without its main input");
     ms_reader_free(r);
+    size_t qn;
+    uint8_t *q = th_qemu_fixture("q35-multifd", &qn);
+    char *main_stream = temp_file(q, qn);
+    free(q);
+    const char *mixed[] = {mig, main_stream};
+    r = ms_open_files(NULL, mixed, 2);
+    assert_status(ms_reader_status(r), MS_EINVAL);
+    assert_contains(ms_reader_errmsg(r), "(a libmigstream stream) and ");
+    assert_contains(ms_reader_errmsg(r), "(a QEMU migration stream) are both main inputs");
+    ms_reader_free(r);
+    unlink(main_stream);
+    free(main_stream);
     const char *two[] = {mig, chan};
     r = ms_open_files(NULL, two, 2);
     assert_status(ms_reader_status(r), MS_EINVAL);
