@@ -532,6 +532,12 @@ static void print_result(validator *v)
     bool valid = v->errors == 0 && !(v->strict && v->warnings);
     /* Bytes of the stream, END included: not what was read after it. */
     uint64_t bytes = v->end_seen ? v->stream_bytes : ms_reader_offset(v->r);
+    /* Another format's stream not read to its end: its reader gives the
+     * offset of its last record's item, not the bytes there were. */
+    const bool no_bytes = v->foreign && !v->end_seen;
+    char bytes_json[24] = "null";
+    if (!no_bytes)
+        snprintf(bytes_json, sizeof bytes_json, "%" PRIu64, bytes);
     size_t nreg = ms_pagemap_region_count(v->pm), ndev = mst_devset_count(v->ds);
     if (v->json) {
         fputs("{\"kind\":\"result\",", o);
@@ -542,22 +548,26 @@ static void print_result(validator *v)
         }
         fprintf(o,
                 "\"valid\":%s,\"strict\":%s,\"errors\":%" PRIu64 ",\"warnings\":%" PRIu64
-                ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
+                ",\"records\":%" PRIu64 ",\"bytes\":%s"
                 ",\"end\":%s,\"regions\":%zu,\"devices\":%zu,\"digest\":",
                 valid ? "true" : "false", v->strict ? "true" : "false", v->errors, v->warnings,
-                v->records, bytes, v->end_seen ? "true" : "false", nreg, ndev);
+                v->records, bytes_json, v->end_seen ? "true" : "false", nreg, ndev);
         if (v->end_seen && !v->foreign)
             fprintf(o, "\"0x%016" PRIx64 "\"}\n", v->digest);
         else
             fputs("null}\n", o);
         return;
     }
-    if (v->foreign) /* no digest: its records have no checksums */
+    if (no_bytes)
+        fprintf(o,
+                "stream: format %s, records %" PRIu64 ", regions %zu, devices %zu, not read to its "
+                "end\n",
+                v->format, v->records, nreg, ndev);
+    else if (v->foreign) /* no digest: its records have no checksums */
         fprintf(o,
                 "stream: format %s, records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, "
-                "devices %zu%s\n",
-                v->format, v->records, bytes, nreg, ndev,
-                v->end_seen ? "" : ", not read to its end");
+                "devices %zu\n",
+                v->format, v->records, bytes, nreg, ndev);
     else if (v->end_seen)
         fprintf(o,
                 "stream: records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, "
