@@ -46,12 +46,15 @@ typedef struct key_list {
 /* A record before the first PAGES, DEVICE or END record (INFO, REGIONS or
  * unknown), kept until the header is printed: the header lists the regions
  * they declare. At most SAVED_MAX are kept; the header comes out sooner if
- * there are more. */
+ * there are more. A stream of another format may hand out a DEVICE before
+ * its regions (QEMU's CONFIGURATION subsections): that one is kept too. */
 #define SAVED_MAX 1024
 typedef struct saved_record {
     ms_record rec;
     ms_region *regions;
     char *machine, *description;
+    char *path, *schema;
+    uint8_t *state;
     uint8_t head[HEAD_MAX];
     key_list keys;
 } saved_record;
@@ -104,6 +107,7 @@ typedef struct dump {
     saved_record *saved;
     size_t nsaved;
     bool header_done;
+    bool regions_seen; /* a REGIONS record was read */
 
     /* --page */
     const char *page_region; /* the REGION part of REGION:PFN */
@@ -603,6 +607,16 @@ static void print_record(dump *d, const ms_record *rec, const key_list *keys)
         record_text(d, rec, keys);
 }
 
+static void saved_free(saved_record *s)
+{
+    free(s->regions);
+    free(s->machine);
+    free(s->description);
+    free(s->path);
+    free(s->schema);
+    free(s->state);
+}
+
 /* ---------------------------------------------------------------- header */
 
 static void print_header(dump *d)
@@ -700,14 +714,21 @@ static void print_header(dump *d)
         if (!s->rec.known)
             s->rec.payload = s->head;
         print_record(d, &s->rec, &s->keys);
-        free(s->regions);
-        free(s->machine);
-        free(s->description);
+        saved_free(s);
     }
     free(d->saved);
     d->saved = NULL;
     d->nsaved = 0;
     d->header_done = true;
+}
+
+/* Whether @rec is kept for after the header (see saved_record). */
+static bool to_save(const dump *d, const ms_record *rec)
+{
+    if (d->header_done || d->nsaved == SAVED_MAX)
+        return false;
+    return rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known ||
+           (d->foreign && rec->type == MS_REC_DEVICE && !d->regions_seen);
 }
 
 /* Keeps a leading INFO or REGIONS record for after the header. */
@@ -734,6 +755,19 @@ static int save_record(dump *d, const ms_record *rec, const key_list *keys)
             return -1;
         memcpy(s->regions, rec->regions, rec->region_count * sizeof *s->regions);
         s->rec.regions = s->regions;
+    } else if (rec->type == MS_REC_DEVICE) {
+        const ms_device *v = &rec->device;
+        s->path = strdup(v->path);
+        s->schema = strdup(v->schema);
+        s->state = malloc(v->state_size ? v->state_size : 1);
+        if (!s->path || !s->schema || !s->state) {
+            saved_free(s);
+            return -1;
+        }
+        memcpy(s->state, v->state, v->state_size);
+        s->rec.device.path = s->path;
+        s->rec.device.schema = s->schema;
+        s->rec.device.state = s->state;
     } else {
         if ((rec->info.machine && !(s->machine = strdup(rec->info.machine))) ||
             (rec->info.description && !(s->description = strdup(rec->info.description)))) {
@@ -1308,8 +1342,9 @@ static int run(dump *d)
             if (d->mode != MODE_FULL)
                 continue;
             unknown_keys(rec, &keys);
-            if (!d->header_done && d->nsaved < SAVED_MAX &&
-                (rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known)) {
+            if (rec->type == MS_REC_REGIONS)
+                d->regions_seen = true;
+            if (to_save(d, rec)) {
                 if (save_record(d, rec, &keys)) {
                     nomem = true;
                     break;
@@ -1489,11 +1524,8 @@ int main(int argc, char **argv)
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;
     }
-    for (size_t i = 0; i < d.nsaved; i++) {
-        free(d.saved[i].regions);
-        free(d.saved[i].machine);
-        free(d.saved[i].description);
-    }
+    for (size_t i = 0; i < d.nsaved; i++)
+        saved_free(&d.saved[i]);
     free(d.saved);
     for (size_t i = 0; i < d.ndevs; i++) {
         free(d.devs[i].schema);
