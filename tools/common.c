@@ -170,10 +170,11 @@ int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
         }
         struct stat st;
         if (fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            in->regular = true;
             in->dev = st.st_dev;
             in->ino = st.st_ino;
             for (size_t k = 0; k < i; k++)
-                if (s->in[k].ino && s->in[k].dev == in->dev && s->in[k].ino == in->ino) {
+                if (s->in[k].regular && s->in[k].dev == in->dev && s->in[k].ino == in->ino) {
                     free(ins);
                     if (strcmp(s->in[k].path, in->path) == 0)
                         return stream_fail(s, MS_EINVAL, "%s is given twice", in->name);
@@ -186,7 +187,7 @@ int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
         ins[i].name = in->name;
         uint64_t size = mst_input_size(in->fd);
         /* A regular file read from its start can also be read by offset. */
-        if (in->ino && lseek(in->fd, 0, SEEK_CUR) == 0) {
+        if (in->regular && lseek(in->fd, 0, SEEK_CUR) == 0) {
             ins[i].pread = stream_pread;
             ins[i].pread_ctx = in;
             s->size += size;

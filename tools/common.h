@@ -65,8 +65,9 @@ typedef struct mst_input {
     int fd;
     int err;           /* errno of its last failed read, or 0 */
     uint64_t seq, end; /* bytes read in order; the end of the furthest read */
+    bool regular;      /* a regular file: also read by position */
     dev_t dev;         /* a regular file's, to tell a file given twice */
-    ino_t ino;         /* 0 for other inputs */
+    ino_t ino;
 } mst_input;
 
 /* A stream: its inputs and the reader ms_open() made of them. */
@@ -93,10 +94,11 @@ struct mst_stream {
  * EINTR retried (or through hooks->read), and regular files also by
  * position (mapped-ram needs it). Returns 0 with S->r set: its status may
  * still be a failure for the tool to report as a bad stream (among several
- * inputs, one that is no stream). Returns -1 after printing why: "cannot
- * open PATH: reason", "cannot read PATH: reason", inputs that make no
- * stream (a channel alone, two main streams: the library's message names
- * them), or no memory. mst_stream_close() in both cases.
+ * inputs, one that is no stream). Returns -1 after printing why (unless
+ * hooks->quiet; S->status and S->why say it): "cannot open PATH: reason",
+ * "cannot read PATH: reason", inputs that make no stream (a channel alone,
+ * two main streams, a file given twice: the message names them), or no
+ * memory. mst_stream_close() in both cases.
  */
 int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
                     const mst_stream_hooks *hooks);
