@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,9 +81,16 @@ static ssize_t stream_read(void *ctx, void *buf, size_t len)
     if (s->hooks.read) {
         k = s->hooks.read(s->hooks.ctx, in->fd, buf, len);
     } else {
-        do
+        /* A descriptor inherited non-blocking is waited on: the readers of
+         * other formats cannot resume after "would block" (open.h). */
+        for (;;) {
             k = read(in->fd, buf, len);
-        while (k < 0 && errno == EINTR);
+            if (k >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+                break;
+            struct pollfd p = {.fd = in->fd, .events = POLLIN};
+            if (errno != EINTR && poll(&p, 1, -1) < 0 && errno != EINTR)
+                break;
+        }
     }
     if (k < 0) {
         in->err = errno ? errno : EIO;

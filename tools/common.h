@@ -44,8 +44,9 @@ uint64_t mst_input_size(int fd);
 /* What a tool adds to the reading of its inputs; every member optional. */
 typedef struct mst_stream_hooks {
     /* Reads up to LEN bytes of FD as read(2) does (-1 with errno set), in
-     * place of read(2) with EINTR retried: migstream-replay waits there
-     * with its signals unblocked. Positional reads never come here. */
+     * place of read(2) with EINTR retried and a non-blocking descriptor
+     * waited on: migstream-replay waits there with its signals unblocked.
+     * Positional reads never come here. */
     ssize_t (*read)(void *ctx, int fd, void *buf, size_t len);
     void *ctx;
     /* The reader's options (on_problem, limits). */
