@@ -111,6 +111,17 @@ MS_API const char *ms_strerror(int status);
  * The file-descriptor entry points (ms_reader_new_fd(), ms_writer_new_fd()
  * ...) retry EINTR and return -errno themselves. The library never closes a
  * descriptor it is given.
+ *
+ * SIGPIPE: the file-descriptor writers send to a socket with MSG_NOSIGNAL,
+ * so a peer that closed the connection gives MS_EIO with EPIPE as its
+ * cause, never the signal. A pipe whose reader has gone raises SIGPIPE in
+ * the writing thread, which by default ends the process (exit status 141
+ * in a shell): a program that writes a stream into a pipe blocks or
+ * ignores SIGPIPE (signal(SIGPIPE, SIG_IGN)) and then gets MS_EIO with
+ * EPIPE instead. A write callback that sends on a socket itself should pass
+ * MSG_NOSIGNAL too. The library never changes a signal's disposition. The
+ * command-line tools leave SIGPIPE as they find it: like cat, a tool
+ * writing into a pipe whose reader has gone ends with the signal.
  */
 
 /* ------------------------------------------------------------------------ */

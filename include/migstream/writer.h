@@ -121,7 +121,11 @@ MS_API ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, v
 
 /** Same, writing to a file descriptor with writev(), retrying short writes
  *  and EINTR. The descriptor stays the caller's and is not closed; a
- *  negative one gives a writer in the failed state. */
+ *  negative one gives a writer in the failed state. A socket is written
+ *  with send() and MSG_NOSIGNAL: a peer that closed the connection makes
+ *  the writer fail with MS_EIO (EPIPE), never raises SIGPIPE. A pipe whose
+ *  reader has gone does raise SIGPIPE, which ends the process unless the
+ *  caller blocks or ignores it (common.h, "Callbacks"). */
 MS_API ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd);
 
 /** Frees the writer (NULL is fine) without writing END. Use
