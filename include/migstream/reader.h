@@ -88,6 +88,18 @@ typedef struct ms_reader_options {
     ms_problem_fn on_problem;
     void *problem_ctx;
     uint32_t max_overlays;     /**< overlays per stream; default 1024, at most 4096 */
+    /**
+     * The required features (MS_FEATURE_...) the caller handles. A stream
+     * whose preamble requires any other bit, a bit of a later library
+     * version included, is refused there, before any record is read: the
+     * reader fails with MS_EFEATURE and a message naming the feature ("...
+     * requires feature IN_PLACE (bit 2), which accept_features leaves out").
+     * A receiver that applies pages itself sets exactly the bits it handles
+     * (README.md's receive_vm()). Default UINT64_MAX: every feature this
+     * library implements. Not a limit: 0 means what it says, streams that
+     * need no feature at all (DATA and ZERO pages, devices).
+     */
+    uint64_t accept_features;
 } ms_reader_options;
 
 /** Fills @p opts with defaults. */
@@ -159,8 +171,9 @@ MS_API void ms_reader_free(ms_reader *r);
 /**
  * Reads and checks the preamble if not done yet.
  * @param out [out] view of the header, valid for the reader's lifetime
- * @return 0, MS_EMAGIC, MS_EVERSION, MS_EFEATURE, MS_ECHECKSUM,
- *         MS_ETRUNCATED, MS_ECORRUPT, MS_EIO.
+ * @return 0, MS_EMAGIC, MS_EVERSION, MS_EFEATURE (a required feature this
+ *         library does not know, or one ms_reader_options.accept_features
+ *         leaves out), MS_ECHECKSUM, MS_ETRUNCATED, MS_ECORRUPT, MS_EIO.
  */
 MS_API int ms_reader_header(ms_reader *r, const ms_header **out);
 

@@ -18,6 +18,7 @@
 #include "common/fdio.h"
 #include "format/compress.h"
 #include "format/frame.h"
+#include "format/options.h"
 #include "migstream/overlay.h"
 #include "migstream/reader.h"
 #include "format/payload.h"
@@ -48,6 +49,7 @@ struct ms_reader {
     uint32_t max_overlays;
     ms_problem_fn on_problem;
     void *problem_ctx;
+    uint64_t accept_features;
 
     int status;
     char msg[512];
@@ -247,6 +249,26 @@ static int reserve_strings(ms_reader *r, size_t n)
 
 /* ---------------------------------------------------------------- preamble */
 
+/* The stream requires @bits, features this library implements but the
+ * caller's accept_features leaves out: name each. */
+static int refuse_features(ms_reader *r, uint64_t bits)
+{
+    char names[200];
+    size_t len = 0;
+    int n = __builtin_popcountll(bits), k = 0;
+    for (uint64_t b = bits; b; b &= b - 1, k++) {
+        int bit = __builtin_ctzll(b);
+        const char *sep = k == 0 ? "" : k == n - 1 ? " and " : ", ";
+        int w = snprintf(names + len, sizeof names - len, "%s%s (bit %d)", sep,
+                         ms_feature_name((unsigned)bit), bit);
+        if (w < 0 || (size_t)w >= sizeof names - len)
+            break;
+        len += (size_t)w;
+    }
+    return fail_pre(r, MS_EFEATURE, 16, "stream requires feature%s %s, which accept_features "
+                    "leaves out", n > 1 ? "s" : "", names);
+}
+
 static int read_header(ms_reader *r)
 {
     uint8_t p[MSI_PREAMBLE_MAX];
@@ -298,6 +320,9 @@ static int read_header(ms_reader *r)
         return fail_pre(r, MS_EFEATURE, 16, "stream requires features this reader does not "
                         "know (required bits 0x%016llx; lowest unknown: bit %d)",
                         (unsigned long long)unknown, __builtin_ctzll(unknown));
+    uint64_t refused = r->hdr.required_features & ~r->accept_features;
+    if (refused)
+        return refuse_features(r, refused);
     if (msi_get32(p + 36))
         return fail_pre(r, MS_ECORRUPT, 36, "reserved preamble field is not zero");
     if (!msi_is_pow2(r->hdr.page_size) || r->hdr.page_size < MS_MIN_PAGE_SIZE ||
@@ -639,6 +664,7 @@ void ms_reader_options_init(ms_reader_options *o)
     o->max_regions = DEFAULT_MAX_REGIONS;
     o->max_cbor_depth = MS_DEFAULT_CBOR_DEPTH;
     o->max_overlays = DEFAULT_MAX_OVERLAYS;
+    o->accept_features = UINT64_MAX;
 }
 
 static ssize_t mem_read_unused(void *ctx, void *buf, size_t len)
@@ -657,8 +683,7 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
     ms_reader_options_init(&o);
     const char *why = NULL;
     if (opts)
-        why = msi_struct_take(&o, MSI_STRUCT_END(ms_reader_options, max_overlays), opts,
-                              opts->struct_size);
+        why = msi_struct_take(&o, MSI_READER_OPTIONS_END, opts, opts->struct_size);
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_reader *r = msi_calloc(&a, 1, sizeof *r);
@@ -687,6 +712,7 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
         r->max_overlays = MAX_OVERLAYS;
     r->on_problem = o.on_problem;
     r->problem_ctx = o.problem_ctx;
+    r->accept_features = o.accept_features;
     if (r->max_depth > MSI_CBOR_MAX_DEPTH)
         r->max_depth = MSI_CBOR_MAX_DEPTH;
     if (!(r->hash = msi_hash_state_new())) {

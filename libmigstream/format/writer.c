@@ -23,6 +23,7 @@
 #include "format/compress.h"
 #include "format/compress_pool.h"
 #include "format/frame.h"
+#include "format/options.h"
 #include "migstream/overlay.h"
 #include "migstream/writer.h"
 #include "format/payload.h"
@@ -580,8 +581,7 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
     ms_writer_options_init(&o);
     const char *why = NULL;
     if (opts)
-        why = msi_struct_take(&o, MSI_STRUCT_END(ms_writer_options, stable_memory), opts,
-                              opts->struct_size);
+        why = msi_struct_take(&o, MSI_WRITER_OPTIONS_END, opts, opts->struct_size);
     if (!why)
         why = options_problem(&o);
     ms_allocator a;
