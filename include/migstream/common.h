@@ -64,6 +64,9 @@ typedef enum ms_status {
     MS_ESTATE = -12,        /**< call not valid in the handle's state */
     MS_ECBOR = -13,         /**< malformed or out-of-profile CBOR */
     MS_ECOMPRESS = -14,     /**< compressed data could not be decoded */
+    /** The input or output would block: poll, then repeat the same call
+     *  ("Non-blocking I/O" below). Never sticky. */
+    MS_EAGAIN = -15,
 } ms_status;
 
 /** Static, human-readable name of a status code ("MS_ECHECKSUM: ..."). */
@@ -108,9 +111,16 @@ MS_API const char *ms_strerror(int status);
  * The I/O callbacks (ms_read_fn, ms_pread_fn in reader.h; ms_write_fn in
  * writer.h) report a failure with a negative return value; returning
  * -errno (for example -EPIPE) lets the library's message name the cause.
- * The file-descriptor entry points (ms_reader_new_fd(), ms_writer_new_fd()
- * ...) retry EINTR and return -errno themselves. The library never closes a
- * descriptor it is given.
+ * The failure is MS_EIO, and its cause stays reachable:
+ * ms_reader_io_error() gives the value the callback returned and the errno
+ * seen right after it returned, so neither a callback's own code (-42) nor
+ * the errno of a callback that returns -1 is lost.
+ *
+ * -EAGAIN and -EWOULDBLOCK are not failures: they say that the input would
+ * block, and the call returns MS_EAGAIN ("Non-blocking I/O" below). The
+ * file-descriptor entry points (ms_reader_new_fd(), ms_writer_new_fd() ...)
+ * retry EINTR and return -errno themselves, -EAGAIN included on an
+ * O_NONBLOCK descriptor. The library never closes a descriptor it is given.
  *
  * SIGPIPE: the file-descriptor writers send to a socket with MSG_NOSIGNAL,
  * so a peer that closed the connection gives MS_EIO with EPIPE as its
@@ -122,6 +132,23 @@ MS_API const char *ms_strerror(int status);
  * MSG_NOSIGNAL too. The library never changes a signal's disposition. The
  * command-line tools leave SIGPIPE as they find it: like cat, a tool
  * writing into a pipe whose reader has gone ends with the signal.
+ */
+
+/* ------------------------------------------------------------------------ */
+/* Non-blocking I/O                                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * MS_EAGAIN means the same everywhere: the input or output would block.
+ * Wait until the descriptor is ready (poll() for POLLIN or POLLOUT) and
+ * repeat the same call with the same arguments: the handle kept its
+ * position, so nothing is read twice. MS_EAGAIN is never sticky: the
+ * handle is not in a failed state, and ms_<object>_status() stays 0. A
+ * read callback says "would block" by returning -EAGAIN or -EWOULDBLOCK;
+ * the file-descriptor reader does so on an O_NONBLOCK descriptor.
+ * reader.h ("Non-blocking input") says which calls return it. Memory
+ * stays bounded: a reader keeps what has arrived of the record it is
+ * reading.
  */
 
 /* ------------------------------------------------------------------------ */
