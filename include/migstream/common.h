@@ -108,16 +108,18 @@ MS_API const char *ms_strerror(int status);
 /* ------------------------------------------------------------------------ */
 
 /*
- * The I/O callbacks (ms_read_fn, ms_pread_fn in reader.h; ms_write_fn in
- * writer.h) report a failure with a negative return value; returning
- * -errno (for example -EPIPE) lets the library's message name the cause.
- * The failure is MS_EIO, and its cause stays reachable:
- * ms_reader_io_error() gives the value the callback returned and the errno
- * seen right after it returned, so neither a callback's own code (-42) nor
- * the errno of a callback that returns -1 is lost.
+ * The I/O callbacks (ms_read_fn, ms_pread_fn in reader.h; ms_write_fn,
+ * ms_write_some_fn in writer.h) report a failure with a negative return
+ * value; returning -errno (for example -EPIPE) lets the library's message
+ * name the cause. The failure is MS_EIO, and its cause stays reachable:
+ * ms_reader_io_error() and ms_writer_io_error() give the value the
+ * callback returned and the errno seen right after it returned, so neither
+ * a callback's own code (-42) nor the errno of a callback that returns -1
+ * is lost.
  *
- * -EAGAIN and -EWOULDBLOCK are not failures: they say that the input would
- * block, and the call returns MS_EAGAIN ("Non-blocking I/O" below). The
+ * -EAGAIN and -EWOULDBLOCK are not failures: they say that the input or
+ * output would block, and the call returns MS_EAGAIN ("Non-blocking I/O"
+ * below). The
  * file-descriptor entry points (ms_reader_new_fd(), ms_writer_new_fd() ...)
  * retry EINTR and return -errno themselves, -EAGAIN included on an
  * O_NONBLOCK descriptor. The library never closes a descriptor it is given.
@@ -142,13 +144,16 @@ MS_API const char *ms_strerror(int status);
  * MS_EAGAIN means the same everywhere: the input or output would block.
  * Wait until the descriptor is ready (poll() for POLLIN or POLLOUT) and
  * repeat the same call with the same arguments: the handle kept its
- * position, so nothing is read twice. MS_EAGAIN is never sticky: the
- * handle is not in a failed state, and ms_<object>_status() stays 0. A
- * read callback says "would block" by returning -EAGAIN or -EWOULDBLOCK;
- * the file-descriptor reader does so on an O_NONBLOCK descriptor.
- * reader.h ("Non-blocking input") says which calls return it. Memory
- * stays bounded: a reader keeps what has arrived of the record it is
- * reading.
+ * position, so nothing is sent or read twice. MS_EAGAIN is never sticky:
+ * the handle is not in a failed state, and ms_<object>_status() stays 0.
+ * A read or write callback says "would block" by returning -EAGAIN or
+ * -EWOULDBLOCK (a ms_write_some_fn also by taking fewer bytes than it was
+ * given); the file-descriptor reader and writer do so on an O_NONBLOCK
+ * descriptor. writer.h ("Non-blocking output") and reader.h ("Non-blocking
+ * input") say which calls return it and what the repeated call does.
+ * Memory stays bounded: a writer keeps at most the record the output did
+ * not take (and the small records queued with it), a reader what has
+ * arrived of the record it is reading.
  */
 
 /* ------------------------------------------------------------------------ */
