@@ -70,6 +70,35 @@ typedef int (*ms_write_fn)(void *ctx, const struct iovec *iov, int iovcnt);
  */
 typedef ssize_t (*ms_write_some_fn)(void *ctx, const struct iovec *iov, int iovcnt);
 
+/**
+ * What a writer has done so far: handed to the progress callback
+ * (ms_writer_options.progress) and returned by ms_writer_get_stats(). A
+ * read-only view; later versions add members at its end.
+ */
+typedef struct ms_writer_stats {
+    /** The stream so far, counted as END counts it: records, bytes (the
+     *  byte END would start at if it came now), pages per state, devices,
+     *  rounds, overlays. Pages still batching or with the compression
+     *  workers are counted when their PAGES record is written. Once
+     *  ms_writer_finish() has queued END: END's totals. */
+    ms_totals totals;
+    uint64_t bytes_written; /**< bytes the output has taken (ms_writer_bytes_written()) */
+    /** Bytes of the stream the output has not taken yet: the record it
+     *  would not take and the small records queued with it. */
+    uint64_t bytes_held;
+    uint64_t elapsed_ns; /**< since the writer was created (CLOCK_MONOTONIC) */
+    /** Time the writer slept to keep to max_bandwidth (a blocking writer;
+     *  a non-blocking one returns MS_EAGAIN instead, and the caller waits). */
+    uint64_t throttled_ns;
+    bool finished; /**< ms_writer_finish() has returned 0: the last call */
+} ms_writer_stats;
+
+/** Progress callback (ms_writer_options.progress). Called on the thread
+ *  that calls the writer, from inside its calls: it may read @p stats (a
+ *  view valid during the call) and call ms_writer_bytes_written(), but no
+ *  other function of the writer. */
+typedef void (*ms_progress_fn)(void *ctx, const ms_writer_stats *stats);
+
 /** Writer options. Always fill with ms_writer_options_init() first. */
 typedef struct ms_writer_options {
     size_t struct_size;         /**< set by init (common.h, "Growing structs") */
@@ -122,6 +151,30 @@ typedef struct ms_writer_options {
      * bytes, and readers refuse the stream.
      */
     bool stable_memory;
+    /**
+     * Bytes per second the writer hands to its output, at most: a token
+     * bucket over the stream's bytes, whose bursts are at most 10 ms of the
+     * rate (and at least 64 KiB). 0 (the default): no limit. A blocking
+     * writer sleeps to keep to it. A writer whose output can say it would
+     * block (made by ms_writer_new_some(), or by ms_writer_new_fd() on an
+     * O_NONBLOCK descriptor) returns MS_EAGAIN instead, and
+     * ms_writer_poll_timeout() says how long to wait before repeating the
+     * call. The check costs a clock read per write to the output, none per
+     * page.
+     */
+    uint64_t max_bandwidth;
+    /**
+     * Called with the writer's statistics as the stream grows: after a
+     * record is added to it, once at least progress_records records and at
+     * least progress_ms milliseconds have passed since the last call (0:
+     * no minimum; both 0: after every record); and once more, with
+     * finished set and END's totals, when ms_writer_finish() returns 0.
+     * NULL (default): never. See ms_progress_fn for what it may do.
+     */
+    ms_progress_fn progress;
+    void *progress_ctx;
+    uint32_t progress_records;
+    uint32_t progress_ms;
 } ms_writer_options;
 
 /** Fills @p opts with defaults. */
@@ -366,6 +419,23 @@ MS_API int ms_writer_finish(ms_writer *w, ms_totals *totals);
 
 /** Bytes the output has taken so far. */
 MS_API uint64_t ms_writer_bytes_written(const ms_writer *w);
+
+/** The writer's statistics now (ms_writer_stats), or NULL for an invalid
+ *  handle. A view valid until the next call on the writer. */
+MS_API const ms_writer_stats *ms_writer_get_stats(ms_writer *w);
+
+/**
+ * After MS_EAGAIN, how long to wait before repeating the call, in the
+ * units of poll()'s timeout: -1 when the output would block (wait until it
+ * is writable: poll() for POLLOUT, with no timeout of the writer's); the
+ * milliseconds max_bandwidth asks for when it held the bytes back (the
+ * output itself may be writable: wait that long, without POLLOUT, then
+ * repeat). Meaningful only right after MS_EAGAIN.
+ *
+ *     int t = ms_writer_poll_timeout(w);
+ *     poll(&(struct pollfd){.fd = sock, .events = t < 0 ? POLLOUT : 0}, 1, t);
+ */
+MS_API int ms_writer_poll_timeout(const ms_writer *w);
 
 /** The sticky status (0 if none). */
 MS_API int ms_writer_status(const ms_writer *w);

@@ -24,12 +24,17 @@
  * taken in `resume`; settle()'s decision to end the batch is kept in
  * `closing`. Batches therefore end where a blocking writer ends them, and
  * the stream is byte for byte the same.
+ *
+ * max_bandwidth and the progress callback work per write to the output and
+ * per record, never per page: the hot path (classifying and copying pages)
+ * does not see them.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fdio.h"
@@ -66,6 +71,8 @@ struct ms_writer {
     ms_write_some_fn some; /* takes what it can (ms_writer_new_some, the fd writer) */
     void *ctx;
     int fd; /* >= 0 for the fd writer: lets messages carry errno */
+    bool nonblocking; /* the output can say "would block": max_bandwidth never sleeps */
+    int wait_ms;      /* ms_writer_poll_timeout() */
 
     int status;
     char msg[320];
@@ -91,6 +98,17 @@ struct ms_writer {
     bool closing;    /* settle() ended the pending batch: it goes out next */
     bool end_queued; /* finish() queued END */
     ms_totals end_totals;
+
+    /* max_bandwidth: a token bucket of bytes, refilled at `rate` per second */
+    double rate, burst, tokens;
+    uint64_t refill_ns;
+    /* statistics and the progress callback */
+    uint64_t start_ns, throttled_ns;
+    ms_progress_fn progress;
+    void *progress_ctx;
+    uint32_t progress_records, progress_ms;
+    uint64_t progress_last_records, progress_last_ns;
+    ms_writer_stats stats;
 
     ms_region *regions;
     size_t nregions, regions_cap, regions_written;
@@ -201,19 +219,65 @@ static void consume(struct iovec *iov, int *first, size_t k)
     }
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* max_bandwidth: how many of @want bytes may go to the output now. A
+ * blocking writer sleeps until a useful piece may (half a burst, or all
+ * that is left); a non-blocking one returns 0 and says how long to wait. */
+static size_t throttle(ms_writer *w, size_t want)
+{
+    for (;;) {
+        uint64_t now = now_ns();
+        w->tokens += (double)(now - w->refill_ns) * w->rate / 1e9;
+        if (w->tokens > w->burst)
+            w->tokens = w->burst;
+        w->refill_ns = now;
+        double need = (double)want < w->burst / 2 ? (double)want : w->burst / 2;
+        if (w->tokens >= need)
+            return w->tokens >= (double)want ? want : (size_t)w->tokens;
+        uint64_t wait = (uint64_t)((need - w->tokens) / w->rate * 1e9) + 1;
+        if (w->nonblocking) {
+            w->wait_ms = (int)(wait / 1000000 + 1);
+            return 0;
+        }
+        struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u),
+                              .tv_nsec = (long)(wait % 1000000000u)};
+        nanosleep(&ts, NULL); /* woken early (a signal): the loop sees it */
+        w->throttled_ns += now_ns() - now;
+    }
+}
+
 /* Hands @iov (@total bytes) to the output, as much of it as the output
- * takes now, and drops what it took from the front of @iov. Returns the
- * bytes taken: fewer than @total when the output would block or failed
- * (the sticky status is then set). */
+ * (and max_bandwidth) takes now, and drops what it took from the front of
+ * @iov. Returns the bytes taken: fewer than @total when the output would
+ * block, max_bandwidth holds the rest back (w->wait_ms says which) or the
+ * output failed (the sticky status is then set). */
 static size_t out_write(ms_writer *w, struct iovec *iov, int iovcnt, size_t total)
 {
     size_t done = 0;
     int first = 0;
+    w->wait_ms = -1;
     while (done < total) {
         size_t allow = total - done;
+        if (w->rate > 0 && !(allow = throttle(w, allow)))
+            break;
         while (iov[first].iov_len == 0) /* allow > 0: a non-empty one follows */
             first++;
-        int n = iovcnt - first;
+        int n = iovcnt - first, cut = -1;
+        size_t cut_len = 0;
+        if (allow < total - done) { /* max_bandwidth: hand out @allow bytes only */
+            size_t sum = 0;
+            for (cut = first; sum + iov[cut].iov_len < allow; cut++)
+                sum += iov[cut].iov_len;
+            cut_len = iov[cut].iov_len;
+            iov[cut].iov_len = allow - sum;
+            n = cut + 1 - first;
+        }
         ssize_t k;
         int err = 0;
         if (w->some) {
@@ -226,6 +290,8 @@ static size_t out_write(ms_writer *w, struct iovec *iov, int iovcnt, size_t tota
                 err = errno;
             k = rc < 0 ? rc : (ssize_t)allow;
         }
+        if (cut >= 0)
+            iov[cut].iov_len = cut_len;
         if (k == 0 || k == -EAGAIN || k == -EWOULDBLOCK)
             break; /* would block */
         if (k < 0 || (size_t)k > allow) {
@@ -234,6 +300,8 @@ static size_t out_write(ms_writer *w, struct iovec *iov, int iovcnt, size_t tota
         }
         done += (size_t)k;
         w->written += (uint64_t)k;
+        if (w->rate > 0)
+            w->tokens -= (double)k;
         consume(iov, &first, (size_t)k);
     }
     return done;
@@ -286,6 +354,36 @@ static size_t held(const ms_writer *w)
     return w->back.len - w->back_off + w->out.len;
 }
 
+static const ms_writer_stats *fill_stats(ms_writer *w, uint64_t now)
+{
+    ms_writer_stats *s = &w->stats;
+    s->totals = w->end_queued ? w->end_totals : w->totals;
+    if (!w->end_queued)
+        s->totals.bytes = w->written + held(w);
+    s->bytes_written = w->written;
+    s->bytes_held = held(w);
+    s->elapsed_ns = now - w->start_ns;
+    s->throttled_ns = w->throttled_ns;
+    s->finished = w->finished;
+    return s;
+}
+
+/* After a record joined the stream: the progress callback, when due. */
+static void tick(ms_writer *w)
+{
+    if (!w->progress ||
+        w->totals.records - w->progress_last_records < w->progress_records)
+        return;
+    uint64_t now = w->progress_ms || !w->progress_records ? now_ns() : 0;
+    if (w->progress_ms && now - w->progress_last_ns < (uint64_t)w->progress_ms * 1000000u)
+        return;
+    if (!now)
+        now = now_ns();
+    w->progress_last_records = w->totals.records;
+    w->progress_last_ns = now;
+    w->progress(w->progress_ctx, fill_stats(w, now));
+}
+
 /* Writes `out`; `back` must be empty. */
 static int flush_out(ms_writer *w)
 {
@@ -326,6 +424,8 @@ static int put_record(ms_writer *w, uint16_t type, uint16_t flags)
     msi_put64(h + 8, w->chain);
     w->totals.records++;
     w->scratch.len = 0;
+    if (type != MS_REC_END) /* finish() reports END once the output took it */
+        tick(w);
     /* While `back` waits, `out` waits too: make_room() bounds it. */
     if (w->out.len >= OUT_FLUSH && w->back.len == w->back_off)
         return flush_out(w);
@@ -398,6 +498,8 @@ static int write_pages(ms_writer *w, size_t ri, const ms_extent *ext, uint32_t n
     w->out.len = 0;
     w->totals.records++;
     w->pages_records++;
+    if (!rc)
+        tick(w);
     return rc;
 }
 
@@ -808,7 +910,8 @@ static const char *options_problem(const ms_writer_options *o)
 
 /* @bad_arg: why the other arguments cannot be used, or NULL. */
 static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
-                             ms_write_some_fn some, void *ctx, int fd, const char *bad_arg)
+                             ms_write_some_fn some, void *ctx, int fd, bool nonblocking,
+                             const char *bad_arg)
 {
     ms_writer_options o;
     ms_writer_options_init(&o);
@@ -828,6 +931,9 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
     w->some = some;
     w->ctx = ctx;
     w->fd = fd;
+    w->nonblocking = nonblocking;
+    w->wait_ms = -1;
+    w->start_ns = now_ns();
     msi_buf_init(&w->out, &w->alloc);
     msi_buf_init(&w->back, &w->alloc);
     msi_buf_init(&w->scratch, &w->alloc);
@@ -857,6 +963,12 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
 
     w->features = o.features;
     w->stable = o.stable_memory;
+    if (o.max_bandwidth) {
+        w->rate = (double)o.max_bandwidth;
+        w->burst = w->rate / 100 > 65536 ? w->rate / 100 : 65536;
+        w->tokens = w->burst;
+        w->refill_ns = w->start_ns;
+    }
     w->hdr.major = MS_FORMAT_MAJOR;
     w->hdr.minor = MS_FORMAT_MINOR;
     w->hdr.required_features = o.features;
@@ -877,17 +989,23 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
             return NULL;
         }
     }
+    /* From here on: no progress call before the caller has its writer. */
+    w->progress = o.progress;
+    w->progress_ctx = o.progress_ctx;
+    w->progress_records = o.progress_records;
+    w->progress_ms = o.progress_ms;
+    w->progress_last_ns = w->start_ns;
     return w;
 }
 
 ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx)
 {
-    return writer_new(opts, fn, NULL, ctx, -1, fn ? NULL : "no output callback");
+    return writer_new(opts, fn, NULL, ctx, -1, false, fn ? NULL : "no output callback");
 }
 
 ms_writer *ms_writer_new_some(const ms_writer_options *opts, ms_write_some_fn fn, void *ctx)
 {
-    return writer_new(opts, NULL, fn, ctx, -1, fn ? NULL : "no output callback");
+    return writer_new(opts, NULL, fn, ctx, -1, true, fn ? NULL : "no output callback");
 }
 
 ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd)
@@ -896,7 +1014,7 @@ ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd)
      * takes everything, a non-blocking one what it can. */
     ms_write_some_fn some = fd >= 0 && msi_fd_is_socket(fd) ? msi_fd_send_some
                                                              : msi_fd_writev_some;
-    return writer_new(opts, NULL, some, msi_fd_ctx(fd), fd,
+    return writer_new(opts, NULL, some, msi_fd_ctx(fd), fd, fd >= 0 && msi_fd_is_nonblocking(fd),
                       fd < 0 ? "negative file descriptor" : NULL);
 }
 
@@ -1358,6 +1476,8 @@ int ms_writer_finish(ms_writer *w, ms_totals *totals)
     if ((rc = push_all(w)))
         return rc;
     w->finished = true;
+    if (w->progress)
+        w->progress(w->progress_ctx, fill_stats(w, now_ns()));
     if (totals)
         *totals = w->end_totals;
     return MS_OK;
@@ -1366,6 +1486,18 @@ int ms_writer_finish(ms_writer *w, ms_totals *totals)
 uint64_t ms_writer_bytes_written(const ms_writer *w)
 {
     return w && w->magic == WRITER_MAGIC ? w->written : 0;
+}
+
+const ms_writer_stats *ms_writer_get_stats(ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return NULL;
+    return fill_stats(w, now_ns());
+}
+
+int ms_writer_poll_timeout(const ms_writer *w)
+{
+    return w && w->magic == WRITER_MAGIC ? w->wait_ms : -1;
 }
 
 int ms_writer_status(const ms_writer *w)
