@@ -100,7 +100,14 @@ MS_API const char *ms_strerror(int status);
  *
  * A handle is used by one thread at a time; different handles are
  * independent and may be used from different threads at once. The library
- * keeps no global state, and the static strings it returns are constant.
+ * keeps no global state that calls share (the one global it writes is the
+ * choice, made once and atomically, of the CPU's fastest zero-page
+ * routine), and the static strings it returns are constant. Functions
+ * without a handle (ms_strerror(), ms_overlay_render(), ms_cbor_format()
+ * ...) may be called from any thread at any time. Callbacks are called on
+ * the thread that made the call, never from a thread of the library's own
+ * (a writer's compression workers, ms_writer_options.threads, touch only
+ * their copies of page batches). Each header says this for its handles.
  */
 
 /* ------------------------------------------------------------------------ */

@@ -22,6 +22,10 @@
  * Streams are untrusted input. Every failure leaves the reader in a failed
  * state in which every later call returns the same status, with a message
  * that names what was wrong, the byte offset and the record index.
+ *
+ * Threads: a reader, and the views it hands out, are used by one thread at
+ * a time; different readers are independent (common.h, "Handles"). The
+ * read and problem callbacks run on the thread that calls the reader.
  */
 #ifndef MIGSTREAM_READER_H
 #define MIGSTREAM_READER_H

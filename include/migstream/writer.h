@@ -22,8 +22,15 @@
  *
  * Errors are sticky: after a call fails, every later call returns the same
  * status, and ms_writer_errmsg() says what went wrong (MS_EAGAIN is not an
- * error and is never sticky). A writer is not thread-safe; use one per
- * thread.
+ * error and is never sticky).
+ *
+ * Threads: a writer is used by one thread at a time (a VMM may hand it
+ * from its migration thread to its main loop, not share it); different
+ * writers are independent (common.h, "Handles"). The output and progress
+ * callbacks run on the thread that calls the writer. With
+ * ms_writer_options.threads > 1 the writer has compression workers of its
+ * own, which only ever see the writer's copies of page batches: the
+ * caller's memory is read on the calling thread alone, during the call.
  */
 #ifndef MIGSTREAM_WRITER_H
 #define MIGSTREAM_WRITER_H
