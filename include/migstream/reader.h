@@ -185,8 +185,8 @@ MS_API void ms_reader_free(ms_reader *r);
  * "Non-blocking I/O"): wait until the input is readable (poll() for
  * POLLIN) and repeat the call. The bytes that came are kept, whether they
  * are part of the preamble, of a record header or of a payload, and the
- * repeated call goes on from there; MS_EAGAIN is not sticky and changes
- * nothing else (the views of the last record handed out stay valid).
+ * repeated call goes on from there. MS_EAGAIN is not sticky; like any
+ * call, the one that returns it ends the views handed out before it.
  * Memory stays bounded as in blocking use: a payload buffer grows only as
  * its bytes arrive. A loop over a non-blocking descriptor:
  *
