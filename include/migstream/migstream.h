@@ -13,6 +13,7 @@
  *   pagemap.h ms_pagemap, ms_in_place: the final state of a stream's pages
  *   diff.h    ms_diff: comparing two streams by the state they leave behind
  *   replay_dir.h ms_replay_dir: a stream's final state written to a directory
+ *   open.h    ms_open: a reader for a stream of any format this build reads
  *   modules.h which optional modules this build holds; their headers:
  *   schema.h  ms_schema_set: device-state schemas, validation, compatibility
  *             (when MS_HAVE_SCHEMA)
@@ -34,6 +35,7 @@
 #include "pagemap.h"
 #include "diff.h"
 #include "replay_dir.h"
+#include "open.h"
 
 #include <migstream/modules.h>
 #if MS_HAVE_SCHEMA

@@ -249,8 +249,10 @@ typedef ms_pread_fn ms_qemu_pread_fn;
  */
 MS_API int ms_qemu_import_set_pread(ms_qemu_import *imp, ms_qemu_pread_fn fn, void *ctx);
 
-/** Counts of the last run (complete after success, partial after failure).
- *  Valid until the importer is freed. */
+/** Counts of the last run (complete after success, partial after failure;
+ *  when writing the output failed, they may count items read after the
+ *  last one written, up to one PAGES record's worth). Valid until the
+ *  importer is freed. */
 MS_API const ms_qemu_import_stats *ms_qemu_import_get_stats(const ms_qemu_import *imp);
 
 /** The sticky status: 0, or the failure that stopped the run. */

@@ -241,8 +241,15 @@ MS_API size_t ms_reader_region_count(const ms_reader *r);
 /** The region with id @p id, or NULL. */
 MS_API const ms_region *ms_reader_find_region(const ms_reader *r, uint32_t id);
 
-/** Bytes consumed from the input so far. */
+/** Bytes consumed from the input so far. For a stream of another format
+ *  (open.h), the byte offset of the last record's item in it. */
 MS_API uint64_t ms_reader_offset(const ms_reader *r);
+
+/** The format of the stream the reader reads: "migstream" (this library's
+ *  own), or, for a reader made by ms_open() (open.h) over another VMM's
+ *  stream, that format's short name ("qemu"). Static string; NULL for an
+ *  invalid handle. */
+MS_API const char *ms_reader_format(const ms_reader *r);
 
 /** The sticky status: 0, or the failure that stopped the reader. */
 MS_API int ms_reader_status(const ms_reader *r);

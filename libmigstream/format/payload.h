@@ -17,7 +17,7 @@
  * listed as payload paths ("/9", "/1/7") for ms_record.unknown_keys. */
 typedef struct msi_keys {
     size_t count; /* all met, listed or not */
-    char path[MS_MAX_LISTED_KEYS][40];
+    char path[MS_MAX_LISTED_KEYS][48]; /* "/INDEX/KEY": at most 43 bytes */
 } msi_keys;
 
 /* A decode's context: where its failure goes (status, byte position

@@ -24,6 +24,7 @@
 #include "format/compress.h"
 #include "format/frame.h"
 #include "format/options.h"
+#include "format/source.h"
 #include "migstream/overlay.h"
 #include "migstream/reader.h"
 #include "format/payload.h"
@@ -102,6 +103,9 @@ struct ms_reader {
     size_t rec_regions_cap;
     msi_keys keys; /* unknown map keys of the current record */
     const char *key_paths[MS_MAX_LISTED_KEYS];
+    msi_source *src;              /* a foreign stream's records, or NULL */
+    void (*on_free)(void *ctx);   /* msi_reader_on_free() */
+    void *on_free_ctx;
     void *dctx;
     void *hash;
     ms_record rec;
@@ -277,7 +281,7 @@ static int reserve_strings(ms_reader *r, size_t n)
 
 /* The stream requires @bits, features this library implements but the
  * caller's accept_features leaves out: name each. */
-static int refuse_features(ms_reader *r, uint64_t bits)
+static int refuse_features(ms_reader *r, uint64_t bits, uint64_t at)
 {
     char names[200];
     size_t len = 0;
@@ -291,8 +295,16 @@ static int refuse_features(ms_reader *r, uint64_t bits)
             break;
         len += (size_t)w;
     }
-    return fail_pre(r, MS_EFEATURE, 16, "stream requires feature%s %s, which accept_features "
+    return fail_pre(r, MS_EFEATURE, at, "stream requires feature%s %s, which accept_features "
                     "leaves out", n > 1 ? "s" : "", names);
+}
+
+/* The caller's accept_features (reader.h), for a stream's preamble (@at:
+ * its required bits) or a foreign stream's header (0). */
+static int check_accepted(ms_reader *r, uint64_t at)
+{
+    uint64_t refused = r->hdr.required_features & ~r->accept_features;
+    return refused ? refuse_features(r, refused, at) : MS_OK;
 }
 
 static int read_header(ms_reader *r)
@@ -349,9 +361,8 @@ static int read_header(ms_reader *r)
         return fail_pre(r, MS_EFEATURE, 16, "stream requires features this reader does not "
                         "know (required bits 0x%016llx; lowest unknown: bit %d)",
                         (unsigned long long)unknown, __builtin_ctzll(unknown));
-    uint64_t refused = r->hdr.required_features & ~r->accept_features;
-    if (refused)
-        return refuse_features(r, refused);
+    if ((rc = check_accepted(r, 16)))
+        return rc;
     if (msi_get32(p + 36))
         return fail_pre(r, MS_ECORRUPT, 36, "reserved preamble field is not zero");
     if (!msi_is_pow2(r->hdr.page_size) || r->hdr.page_size < MS_MIN_PAGE_SIZE ||
@@ -795,9 +806,146 @@ void ms_reader_free(ms_reader *r)
     msi_zstd_free(NULL, r->dctx);
     msi_hash_state_free(r->hash);
     r->magic = 0;
+    msi_source_destroy(r->src);
+    void (*on_free)(void *) = r->on_free;
+    void *on_free_ctx = r->on_free_ctx;
     ms_allocator a = r->alloc;
     msi_free(&a, r);
+    if (on_free) /* last: the callbacks used above may need what it frees */
+        on_free(on_free_ctx);
 }
+
+/* ------------------------------------------------------- foreign sources */
+
+/* The source's failure, in its own words, becomes the reader's. */
+static int adopt_source_error(ms_reader *r)
+{
+    msi_source *s = r->src;
+    if (r->status)
+        return r->status;
+    r->status = s->status ? s->status : MS_ECORRUPT;
+    snprintf(r->msg, sizeof r->msg, "%s", s->msg[0] ? s->msg : ms_strerror(r->status));
+    r->err_offset = s->err_offset;
+    r->err_record = r->have_header ? (int64_t)r->index : -1;
+    return r->status;
+}
+
+/* A problem the source steps over, to on_problem. */
+static void source_problem(void *ctx, int status, uint64_t offset, const char *msg)
+{
+    ms_reader *r = ctx;
+    if (r->on_problem)
+        r->on_problem(r->problem_ctx, status, offset, r->have_header ? (int64_t)r->index : -1,
+                      msg);
+}
+
+static int source_header(ms_reader *r)
+{
+    if (msi_source_open(r->src))
+        return adopt_source_error(r);
+    r->hdr = r->src->header;
+    int rc = check_accepted(r, 0);
+    if (rc)
+        return rc;
+    r->have_header = true;
+    return MS_OK;
+}
+
+/* A source's REGIONS record: its regions join the reader's table, within
+ * its limit, as a stream's would. */
+static int source_regions(ms_reader *r, const ms_record *rec)
+{
+    if (rec->region_count > r->max_regions - r->nregions)
+        return fail_rec(r, MS_ELIMIT, rec->offset, "more than %u regions (max_regions)",
+                        r->max_regions);
+    if (r->nregions + rec->region_count > r->regions_cap) {
+        region_slot **slots = msi_realloc(&r->alloc, r->regions,
+                                          (r->nregions + rec->region_count) * sizeof *slots);
+        if (!slots)
+            return fail_rec(r, MS_ENOMEM, rec->offset, "out of memory");
+        r->regions = slots;
+        r->regions_cap = r->nregions + rec->region_count;
+    }
+    for (size_t i = 0; i < rec->region_count; i++) {
+        const ms_region *g = &rec->regions[i];
+        if (find_region(r, g->id))
+            return fail_rec(r, MS_ECORRUPT, rec->offset, "region id %u is declared twice",
+                            g->id);
+        region_slot *s = msi_alloc(&r->alloc, sizeof *s);
+        if (!s)
+            return fail_rec(r, MS_ENOMEM, rec->offset, "out of memory");
+        s->r = *g;
+        snprintf(s->name, sizeof s->name, "%s", g->name);
+        s->r.name = s->name;
+        r->regions[r->nregions++] = s;
+    }
+    return MS_OK;
+}
+
+static int source_next(ms_reader *r, const ms_record **out)
+{
+    const ms_record *rec;
+    int rc = msi_source_next(r->src, &rec);
+    if (rc < 0)
+        return adopt_source_error(r);
+    if (rc == 0) { /* a source hands out END last: it cannot end without it */
+        r->done = true;
+        return 0;
+    }
+    r->pos = rec->offset;
+    if (rec->type == MS_REC_REGIONS && (rc = source_regions(r, rec)))
+        return rc;
+    if (rec->type == MS_REC_END) {
+        r->done = true;
+        r->pos = rec->totals.bytes;
+    }
+    r->index++;
+    *out = rec;
+    return 1;
+}
+
+ms_reader *msi_reader_new_source(const ms_reader_options *opts, msi_source *src)
+{
+    ms_reader *r = reader_new(opts, mem_read_unused, NULL, -1, src ? NULL : "no source");
+    if (!r) {
+        msi_source_destroy(src);
+        return NULL;
+    }
+    r->src = src;
+    if (src) {
+        src->problem = source_problem;
+        src->problem_ctx = r;
+    }
+    return r;
+}
+
+ms_reader *msi_reader_new_failed(const ms_reader_options *opts, int status, const char *msg)
+{
+    ms_reader *r = reader_new(opts, mem_read_unused, NULL, -1, NULL);
+    if (r && !r->status) {
+        r->status = status;
+        snprintf(r->msg, sizeof r->msg, "%s", msg);
+    }
+    return r;
+}
+
+int msi_reader_on_free(ms_reader *r, void (*fn)(void *ctx), void *ctx)
+{
+    if (!r || r->on_free)
+        return MS_EINVAL;
+    r->on_free = fn;
+    r->on_free_ctx = ctx;
+    return MS_OK;
+}
+
+const char *ms_reader_format(const ms_reader *r)
+{
+    if (!r || r->magic != READER_MAGIC)
+        return NULL;
+    return r->src ? r->src->ops->name : "migstream";
+}
+
+/* -------------------------------------------------------------------- API */
 
 int ms_reader_header(ms_reader *r, const ms_header **out)
 {
@@ -806,7 +954,7 @@ int ms_reader_header(ms_reader *r, const ms_header **out)
     if (r->status)
         return r->status;
     if (!r->have_header) {
-        int rc = read_header(r);
+        int rc = r->src ? source_header(r) : read_header(r);
         if (rc)
             return rc;
     }
@@ -822,6 +970,8 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
         return rc;
     if (r->done)
         return 0;
+    if (r->src)
+        return source_next(r, out);
 
     ms_record *rec = &r->rec;
     if (!r->in_record) {
@@ -925,6 +1075,8 @@ int ms_reader_expect_eof(ms_reader *r)
         return r->status;
     if (!r->done)
         return MS_ESTATE;
+    if (r->src) /* a source checks its own input's end before its END */
+        return MS_OK;
     uint64_t at = r->pos;
     if (r->mem && r->pos < r->mem_len) {
         r->index--; /* problems here belong to the END record, already counted */

@@ -70,6 +70,9 @@ typedef struct msi_source_ops {
      * stream's first @len bytes (MSI_SOURCE_BID_BYTES, or fewer when the
      * stream is shorter). Reads nothing else. */
     int (*bid)(const uint8_t *head, size_t len);
+    /* The same for an extra input of the format (a QEMU multifd channel):
+     * how likely @head starts one. NULL: the format has none. */
+    int (*bid_extra)(const uint8_t *head, size_t len);
     /* Sets up s->state, reads the stream's start and fills s->header and
      * s->info. 0, or a status with the source's error set. */
     int (*open)(msi_source *s);
@@ -96,6 +99,10 @@ struct msi_source {
     char msg[512];       /* what failed and where */
     uint64_t err_offset; /* byte offset of the failure in its input */
     void *state;         /* the module's */
+    /* Where problems the source can step over go (msi_source_problem()):
+     * set by the reader that hands the source's records out, or NULL. */
+    void (*problem)(void *ctx, int status, uint64_t offset, const char *msg);
+    void *problem_ctx;
 };
 
 /* Initializes @s for @ops over @io; nothing is read. @alloc may be NULL. */
@@ -108,9 +115,47 @@ int msi_source_next(msi_source *s, const ms_record **out);
 /* ops->close; @s may be uninitialized-but-zeroed or NULL. */
 void msi_source_close(msi_source *s);
 
+/* A source on the heap, from @alloc (NULL: malloc), initialized as
+ * msi_source_init() does; NULL when out of memory. */
+msi_source *msi_source_create(const msi_source_ops *ops, const ms_allocator *alloc,
+                              const msi_source_io *io, const void *options);
+/* Closes and frees a source from msi_source_create() (NULL is fine). */
+void msi_source_destroy(msi_source *s);
+
 /* Records a failure (the first one wins) and returns @status. */
 int msi_source_fail(msi_source *s, int status, uint64_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Reports a problem the source steps over (a structural check the foreign
+ * format allows, which does not stop the reading), at byte @offset of its
+ * input; validators show it. Nothing happens when nobody listens. */
+void msi_source_problem(msi_source *s, int status, uint64_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* An ms_reader that hands out the records of @src (format/reader.c), which
+ * it owns from now on, whatever happens (msi_source_destroy() on free). The
+ * source is opened on the reader's first call; its failures become the
+ * reader's, with the source's message. NULL only when out of memory. */
+ms_reader *msi_reader_new_source(const ms_reader_options *opts, msi_source *src);
+
+/* A reader in the failed state with @status and @msg (an opener's
+ * refusal, before any reader could read); NULL only when out of memory. */
+ms_reader *msi_reader_new_failed(const ms_reader_options *opts, int status, const char *msg);
+
+/* Calls @fn(@ctx) when @r is freed, after everything else: for what the
+ * reader's callbacks need (an opener's input buffers and descriptors).
+ * One per reader; 0, or MS_EINVAL when one is set already. */
+int msi_reader_on_free(ms_reader *r, void (*fn)(void *ctx), void *ctx);
+
+/* Where msi_source_copy() stopped when it failed. */
+typedef struct msi_copy_stop {
+    bool writer_failed;   /* the writer failed (else the source did) */
+    const ms_record *rec; /* the record being written when the writer failed */
+    /* Within @rec, the first item the failing call wrote: the region
+     * (REGIONS), the page (PAGES, counting the pages of every extent
+     * before it) or the overlay (OVERLAY); 0 for other records. */
+    uint64_t item;
+} msi_copy_stop;
 
 /*
  * Writes every record of the opened source @s through @w, the way a VMM
@@ -120,9 +165,12 @@ int msi_source_fail(msi_source *s, int status, uint64_t offset, const char *fmt,
  * call, rounds, overlays, devices, unknown records; INFO is the writer's
  * (it was created with the source's info) and END is written by
  * ms_writer_finish(). Stops at the source's END without finishing @w.
+ * @param stop [out] where it stopped on failure: a module names the item of
+ *        its own stream that the failing writer call came from, the record
+ *        staying valid until the next call on @s
  * @return 0; a source status (the source's error set); or a writer status
- *         (the writer's error set), told apart by *@writer_failed.
+ *         (the writer's error set), told apart by @stop->writer_failed.
  */
-int msi_source_copy(msi_source *s, ms_writer *w, bool *writer_failed);
+int msi_source_copy(msi_source *s, ms_writer *w, msi_copy_stop *stop);
 
 #endif /* MSI_SOURCE_H */

@@ -23,34 +23,16 @@
 #include "migstream/qemu.h"
 #include "migstream/reader.h"
 #include "common/util.h"
+#include "qemu/input.h"
+#include "qemu/wire.h"
 
 #define DEF_DEVICES (64ull << 20)
 #define OUT_CAP (256u << 10)
 /* The DEVICE that carries CONFIGURATION's subsections (docs/QEMU.md
  * section 3.3). */
-#define CONFIG_PATH "configuration"
+#define CONFIG_PATH MQ_CONFIG_NAME
 #define CONFIG_MAX 4096u /* three subsections: 256 capability names fit */
 
-/* QEMU's section types (migration/savevm.h) and RAM flags (migration/ram.c). */
-enum {
-    QE_EOF = 0x00,
-    QE_START = 0x01,
-    QE_PART = 0x02,
-    QE_END = 0x03,
-    QE_FULL = 0x04,
-    QE_SUBSECTION = 0x05,
-    QE_VMDESCRIPTION = 0x06,
-    QE_CONFIGURATION = 0x07,
-    QE_FOOTER = 0x7e,
-};
-enum {
-    RAM_ZERO = 0x002,
-    RAM_MEM_SIZE = 0x004,
-    RAM_PAGE = 0x008,
-    RAM_EOS = 0x010,
-    RAM_CONTINUE = 0x020,
-};
-#define RAM_VERSION 4u
 /* Not 0: QEMU's loader finds the handler of a PART or END by the section id
  * its START gave it, and every handler not yet loaded holds 0, so a PART of
  * section 0 goes to the first handler registered ("timer"). Devices follow
@@ -60,7 +42,7 @@ enum {
 /* A device instance held until END: the last record's bytes, at the place
  * of the instance's first record. An iterable section (the state has
  * "parts") keeps the length of each part: START, PARTs, END. */
-typedef struct qe_device {
+typedef struct held_device {
     char *path;
     uint32_t instance;
     uint32_t version;
@@ -68,7 +50,7 @@ typedef struct qe_device {
     size_t raw_len;
     uint64_t *parts;
     size_t nparts;
-} qe_device;
+} held_device;
 
 struct ms_qemu_export {
     ms_qemu_export_options opts;
@@ -96,14 +78,16 @@ struct ms_qemu_export {
     size_t config_len;
     bool ignore_shared; /* x-ignore-shared: MEM_SIZE carries an address */
 
-    qe_device *dev;
+    held_device *dev;
     size_t ndev, dev_cap;
     uint64_t dev_bytes;
 };
 
-static int qe_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt, ...)
+static int export_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt,
+                       ...)
     __attribute__((format(printf, 5, 6)));
-static int qe_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt, ...)
+static int export_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec, const char *fmt,
+                       ...)
 {
     if (x->status)
         return x->status;
@@ -130,9 +114,9 @@ static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const c
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     const char *name = ms_record_type_name(rec->type);
-    return qe_fail(x, status, rec->offset, (int64_t)rec->index,
-                   "record %llu (%s) at offset %llu: %s", (unsigned long long)rec->index,
-                   name ? name : "unknown type", (unsigned long long)rec->offset, what);
+    return export_fail(x, status, rec->offset, (int64_t)rec->index,
+                       "record %llu (%s) at offset %llu: %s", (unsigned long long)rec->index,
+                       name ? name : "unknown type", (unsigned long long)rec->offset, what);
 }
 
 /* ------------------------------------------------------------------ output */
@@ -143,9 +127,9 @@ static int flush_out(ms_qemu_export *x)
         return 0;
     struct iovec iov = {.iov_base = x->obuf, .iov_len = x->olen};
     if (x->out(x->out_ctx, &iov, 1) < 0)
-        return qe_fail(x, MS_EIO, ms_reader_offset(x->r), -1,
-                       "writing the QEMU stream failed after %llu bytes",
-                       (unsigned long long)x->stats.bytes_written);
+        return export_fail(x, MS_EIO, ms_reader_offset(x->r), -1,
+                           "writing the QEMU stream failed after %llu bytes",
+                           (unsigned long long)x->stats.bytes_written);
     x->stats.bytes_written += x->olen;
     x->olen = 0;
     return 0;
@@ -188,11 +172,6 @@ static int put_be64(ms_qemu_export *x, uint64_t v)
     return put(x, b, 8);
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 /* u8 length, then the bytes (block names, id strings); len <= 255. */
 static int put_name(ms_qemu_export *x, const char *s)
 {
@@ -214,7 +193,7 @@ static int section_full_header(ms_qemu_export *x, uint8_t type, uint32_t id, con
 
 static int section_footer(ms_qemu_export *x, uint32_t id)
 {
-    int rc = put_u8(x, QE_FOOTER);
+    int rc = put_u8(x, MQ_SEC_FOOTER);
     return rc ? rc : put_be32(x, id);
 }
 
@@ -233,26 +212,27 @@ static int start_ram(ms_qemu_export *x, const ms_record *rec)
     for (size_t i = 0; i < n; i++) {
         const ms_region *g = ms_reader_region(x->r, i);
         if (msi_add_overflow(total, g->size, &total))
-            return qe_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
-                           rec ? (int64_t)rec->index : -1,
-                           "the regions add up to more than 2^64 bytes");
+            return export_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
+                               rec ? (int64_t)rec->index : -1,
+                               "the regions add up to more than 2^64 bytes");
     }
     int rc;
-    if ((rc = put_be32(x, MS_QEMU_MAGIC)) || (rc = put_be32(x, MS_QEMU_VERSION)))
+    if ((rc = put_be32(x, MQ_QEVM_MAGIC)) || (rc = put_be32(x, MQ_QEVM_VERSION)))
         return rc;
     if (x->stats.machine[0]) {
         uint32_t len = (uint32_t)strlen(x->stats.machine);
-        if ((rc = put_u8(x, QE_CONFIGURATION)) || (rc = put_be32(x, len)) ||
+        if ((rc = put_u8(x, MQ_SEC_CONFIGURATION)) || (rc = put_be32(x, len)) ||
             (rc = put(x, x->stats.machine, len)) || (rc = put(x, x->config, x->config_len)))
             return rc;
     } else if (x->config_len) {
-        return qe_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
-                       rec ? (int64_t)rec->index : -1,
-                       "the stream has CONFIGURATION subsections but no machine type (INFO "
-                       "machine or --machine): QEMU's CONFIGURATION starts with it");
+        return export_fail(x, MS_EFEATURE, rec ? rec->offset : ms_reader_offset(x->r),
+                           rec ? (int64_t)rec->index : -1,
+                           "the stream has CONFIGURATION subsections but no machine type (INFO "
+                           "machine or --machine): QEMU's CONFIGURATION starts with it");
     }
-    if ((rc = section_full_header(x, QE_START, RAM_SECTION_ID, "ram", 0, RAM_VERSION)) ||
-        (rc = put_be64(x, total | RAM_MEM_SIZE)))
+    if ((rc = section_full_header(x, MQ_SEC_START, RAM_SECTION_ID, "ram", 0,
+                                  MQ_RAM_SECTION_VERSION)) ||
+        (rc = put_be64(x, total | MQ_RAM_FLAG_MEM_SIZE)))
         return rc;
     for (size_t i = 0; i < n; i++) {
         const ms_region *g = ms_reader_region(x->r, i);
@@ -265,7 +245,7 @@ static int start_ram(ms_qemu_export *x, const ms_record *rec)
         if (x->ignore_shared && (rc = put_be64(x, 0)))
             return rc;
     }
-    if ((rc = put_be64(x, RAM_EOS)) || (rc = section_footer(x, RAM_SECTION_ID)))
+    if ((rc = put_be64(x, MQ_RAM_FLAG_EOS)) || (rc = section_footer(x, RAM_SECTION_ID)))
         return rc;
     x->stats.ram_blocks = (uint32_t)n;
     x->stats.ram_bytes = total;
@@ -279,7 +259,7 @@ static int close_part(ms_qemu_export *x)
     if (!x->part_open)
         return 0;
     x->part_open = false;
-    int rc = put_be64(x, RAM_EOS);
+    int rc = put_be64(x, MQ_RAM_FLAG_EOS);
     return rc ? rc : section_footer(x, RAM_SECTION_ID);
 }
 
@@ -328,7 +308,7 @@ static int page_item(ms_qemu_export *x, size_t block, const ms_region *g, uint64
 {
     int rc;
     if (!x->part_open) {
-        if ((rc = put_u8(x, QE_PART)) || (rc = put_be32(x, RAM_SECTION_ID)))
+        if ((rc = put_u8(x, MQ_SEC_PART)) || (rc = put_be32(x, RAM_SECTION_ID)))
             return rc;
         x->part_open = true;
         x->last_block = SIZE_MAX;
@@ -337,7 +317,7 @@ static int page_item(ms_qemu_export *x, size_t block, const ms_region *g, uint64
     /* Every part names its first block: QEMU's loader keeps the last block
      * across parts, but nothing promises that. */
     bool cont = block == x->last_block;
-    if ((rc = put_be64(x, offset | flags | (cont ? RAM_CONTINUE : 0))))
+    if ((rc = put_be64(x, offset | flags | (cont ? MQ_RAM_FLAG_CONTINUE : 0))))
         return rc;
     if (!cont && (rc = put_name(x, g->name)))
         return rc;
@@ -386,12 +366,14 @@ static int write_pages(ms_qemu_export *x, const ms_record *rec)
                 uint64_t off = base + j * ps;
                 if (ex->state == MS_PAGE_ZERO || (ex->state == MS_PAGE_FILL && !ex->arg)) {
                     /* ZERO: fill byte 0 (ram_handle_zero / save_zero_page). */
-                    if ((rc = page_item(x, block, g, off, RAM_ZERO)) || (rc = put_u8(x, 0)))
+                    if ((rc = page_item(x, block, g, off, MQ_RAM_FLAG_ZERO)) ||
+                        (rc = put_u8(x, 0)))
                         return rc;
                     x->stats.zero_pages++;
                 } else {
                     const uint8_t *src = ex->state == MS_PAGE_FILL ? x->fill : data;
-                    if ((rc = page_item(x, block, g, off, RAM_PAGE)) || (rc = put(x, src, ps)))
+                    if ((rc = page_item(x, block, g, off, MQ_RAM_FLAG_PAGE)) ||
+                        (rc = put(x, src, ps)))
                         return rc;
                     if (ex->state == MS_PAGE_DATA)
                         data += ps;
@@ -529,6 +511,12 @@ static int read_parts(ms_qemu_export *x, const ms_record *rec, size_t at, size_t
     return 0;
 }
 
+/* Whether the @n bytes at @p are @name. */
+static bool is_name(const char *p, size_t n, const char *name)
+{
+    return n == strlen(name) && memcmp(p, name, n) == 0;
+}
+
 /*
  * The DEVICE "configuration": CONFIGURATION's subsections as QEMU sent them
  * (docs/QEMU.md section 3.3). They go out after the machine type, so they
@@ -563,7 +551,7 @@ static int hold_config(ms_qemu_export *x, const ms_record *rec, const uint8_t *r
     while (pos < len) {
         size_t start = pos;
         NEED(2)
-        if (raw[pos] != QE_SUBSECTION) {
+        if (raw[pos] != MQ_SEC_SUBSECTION) {
             bad = "holds something other than a subsection (0x05)";
             break;
         }
@@ -571,21 +559,21 @@ static int hold_config(ms_qemu_export *x, const ms_record *rec, const uint8_t *r
         NEED(2 + nl + 4)
         const char *name = (const char *)raw + pos + 2;
         pos += 2 + nl + 4;
-        if (nl == 30 && memcmp(name, "configuration/target-page-bits", nl) == 0) {
+        if (is_name(name, nl, MQ_SUB_TARGET_PAGE_BITS)) {
             NEED(4)
-            uint32_t bits = get_be32(raw + pos);
+            uint32_t bits = mq_be32(raw + pos);
             pos += 4;
             if (bits > 16 || (1u << bits) != x->opts.page_size) {
                 bad = "has target-page-bits other than the export's page size";
                 break;
             }
-        } else if (nl == 18 && memcmp(name, "configuration/uuid", nl) == 0) {
+        } else if (is_name(name, nl, MQ_SUB_UUID)) {
             NEED(16)
             pos += 16;
-        } else if (nl == 26 && memcmp(name, "configuration/capabilities", nl) == 0) {
+        } else if (is_name(name, nl, MQ_SUB_CAPABILITIES)) {
             /* Rewritten without mapped-ram; left out when nothing remains. */
             NEED(4)
-            uint32_t count = get_be32(raw + pos), kept = 0;
+            uint32_t count = mq_be32(raw + pos), kept = 0;
             size_t head = n;
             memcpy(out + n, raw + start, pos - start + 4);
             n += pos - start + 4;
@@ -594,8 +582,8 @@ static int hold_config(ms_qemu_export *x, const ms_record *rec, const uint8_t *r
                 NEED(1)
                 size_t cl = raw[pos];
                 NEED(1 + cl)
-                if (!(cl == 10 && memcmp(raw + pos + 1, "mapped-ram", 10) == 0)) {
-                    if (cl == 15 && memcmp(raw + pos + 1, "x-ignore-shared", 15) == 0)
+                if (!is_name((const char *)raw + pos + 1, cl, MQ_CAP_MAPPED_RAM)) {
+                    if (is_name((const char *)raw + pos + 1, cl, MQ_CAP_X_IGNORE_SHARED))
                         ignore_shared = true;
                     memcpy(out + n, raw + pos, 1 + cl);
                     n += 1 + cl;
@@ -667,7 +655,7 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
     int rc;
     if (parts_at && (rc = read_parts(x, rec, parts_at, len, &parts, &nparts)))
         return rc;
-    qe_device *h = NULL;
+    held_device *h = NULL;
     for (size_t i = 0; i < x->ndev; i++)
         if (x->dev[i].instance == d->instance && strcmp(x->dev[i].path, d->path) == 0)
             h = &x->dev[i];
@@ -691,7 +679,7 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
     if (!h) {
         if (x->ndev == x->dev_cap) {
             size_t cap = x->dev_cap ? x->dev_cap * 2 : 64;
-            qe_device *n = msi_realloc(&x->alloc, x->dev, cap * sizeof *n);
+            held_device *n = msi_realloc(&x->alloc, x->dev, cap * sizeof *n);
             if (!n) {
                 msi_free(&x->alloc, copy);
                 msi_free(&x->alloc, parts);
@@ -723,10 +711,10 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
 
 /* ------------------------------------------------------------------ driver */
 
-static int put_full(ms_qemu_export *x, const qe_device *h, uint32_t id)
+static int put_full(ms_qemu_export *x, const held_device *h, uint32_t id)
 {
     int rc;
-    if ((rc = section_full_header(x, QE_FULL, id, h->path, h->instance, h->version)) ||
+    if ((rc = section_full_header(x, MQ_SEC_FULL, id, h->path, h->instance, h->version)) ||
         (rc = put(x, h->raw, h->raw_len)))
         return rc;
     return section_footer(x, id);
@@ -734,14 +722,14 @@ static int put_full(ms_qemu_export *x, const qe_device *h, uint32_t id)
 
 /* An iterable section: its first part as START, the middle ones as PART,
  * the last as END, each with its footer. */
-static int put_iterable(ms_qemu_export *x, const qe_device *h, uint32_t id)
+static int put_iterable(ms_qemu_export *x, const held_device *h, uint32_t id)
 {
     const uint8_t *p = h->raw;
     int rc;
     for (size_t k = 0; k < h->nparts; k++) {
         if (k == 0)
-            rc = section_full_header(x, QE_START, id, h->path, h->instance, h->version);
-        else if ((rc = put_u8(x, k + 1 == h->nparts ? QE_END : QE_PART)) == 0)
+            rc = section_full_header(x, MQ_SEC_START, id, h->path, h->instance, h->version);
+        else if ((rc = put_u8(x, k + 1 == h->nparts ? MQ_SEC_END : MQ_SEC_PART)) == 0)
             rc = put_be32(x, id);
         if (rc || (rc = put(x, p, (size_t)h->parts[k])) || (rc = section_footer(x, id)))
             return rc;
@@ -758,12 +746,13 @@ static int put_iterable(ms_qemu_export *x, const qe_device *h, uint32_t id)
 static int finish(ms_qemu_export *x)
 {
     int rc;
-    if ((rc = close_part(x)) || (rc = put_u8(x, QE_END)) || (rc = put_be32(x, RAM_SECTION_ID)) ||
-        (rc = put_be64(x, RAM_EOS)) || (rc = section_footer(x, RAM_SECTION_ID)))
+    if ((rc = close_part(x)) || (rc = put_u8(x, MQ_SEC_END)) ||
+        (rc = put_be32(x, RAM_SECTION_ID)) || (rc = put_be64(x, MQ_RAM_FLAG_EOS)) ||
+        (rc = section_footer(x, RAM_SECTION_ID)))
         return rc;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < x->ndev; i++) {
-            const qe_device *h = &x->dev[i];
+            const held_device *h = &x->dev[i];
             uint32_t id = RAM_SECTION_ID + 1 + (uint32_t)i;
             if ((pass == 0) != (h->nparts > 0))
                 continue;
@@ -772,14 +761,14 @@ static int finish(ms_qemu_export *x)
             x->stats.devices++;
         }
     }
-    if ((rc = put_u8(x, QE_EOF)))
+    if ((rc = put_u8(x, MQ_SEC_EOF)))
         return rc;
     if (!x->opts.no_vmdesc) {
         /* QEMU's loader reads the trailer and discards it; the stream keeps
          * no field descriptions to rebuild QEMU's, so none is claimed. */
         char js[64];
         int n = snprintf(js, sizeof js, "{\"page_size\":%u,\"devices\":[]}", x->opts.page_size);
-        if ((rc = put_u8(x, QE_VMDESCRIPTION)) || (rc = put_be32(x, (uint32_t)n)) ||
+        if ((rc = put_u8(x, MQ_SEC_VMDESCRIPTION)) || (rc = put_be32(x, (uint32_t)n)) ||
             (rc = put(x, js, (size_t)n)))
             return rc;
     }
@@ -794,8 +783,8 @@ static int reader_fail(ms_qemu_export *x, int rc)
     const char *msg = ms_reader_errmsg(x->r);
     if (!st)
         st = rc;
-    return qe_fail(x, st, ms_reader_error_offset(x->r), ms_reader_error_record(x->r), "%s",
-                   msg && *msg ? msg : ms_strerror(st));
+    return export_fail(x, st, ms_reader_error_offset(x->r), ms_reader_error_record(x->r), "%s",
+                       msg && *msg ? msg : ms_strerror(st));
 }
 
 static int run(ms_qemu_export *x)
@@ -948,15 +937,15 @@ static int run_common(ms_qemu_export *x, ms_read_fn in, void *in_ctx, ms_write_f
         return x->status ? x->status : MS_ESTATE;
     x->ran = true;
     if (!in)
-        return qe_fail(x, MS_EINVAL, 0, -1, "input: no read callback");
+        return export_fail(x, MS_EINVAL, 0, -1, "input: no read callback");
     if (!out)
-        return qe_fail(x, MS_EINVAL, 0, -1, "output: no write callback");
+        return export_fail(x, MS_EINVAL, 0, -1, "output: no write callback");
     x->out = out;
     x->out_ctx = out_ctx;
     if (!(x->obuf = msi_alloc(&x->alloc, OUT_CAP)) ||
         !(x->fill = msi_calloc(&x->alloc, 1, x->opts.page_size)) ||
         !(x->r = ms_reader_new(&x->ropts, in, in_ctx)))
-        return qe_fail(x, MS_ENOMEM, 0, -1, "out of memory");
+        return export_fail(x, MS_ENOMEM, 0, -1, "out of memory");
     int rc = run(x);
     if (!x->stats.bytes_read)
         x->stats.bytes_read = ms_reader_offset(x->r);
@@ -977,7 +966,7 @@ int ms_qemu_export_run_fd(ms_qemu_export *exp, int in_fd, int out_fd)
         return MS_EINVAL;
     if (in_fd < 0 || out_fd < 0) {
         exp->ran = true;
-        return qe_fail(exp, MS_EINVAL, 0, -1, "bad file descriptor");
+        return export_fail(exp, MS_EINVAL, 0, -1, "bad file descriptor");
     }
     return run_common(exp, msi_fd_read, msi_fd_ctx(in_fd), msi_fd_writev, msi_fd_ctx(out_fd));
 }

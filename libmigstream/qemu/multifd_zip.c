@@ -6,7 +6,7 @@
  * and flushed at the packet's end (Z_SYNC_FLUSH, ZSTD_e_flush), so the zlib
  * header or zstd frame header only appears in the channel's first
  * compressed packet, and every packet ends on a byte boundary with all of
- * its pages decodable.
+ * its pages decodable. Calls common/ and the codecs only.
  */
 #include <zlib.h>
 #include <zstd.h>
@@ -14,7 +14,7 @@
 
 #include "qemu/multifd_zip.h"
 
-struct qmz {
+struct mq_zip {
     uint32_t method;
     const ms_allocator *alloc;
     z_stream zs;
@@ -31,14 +31,14 @@ static void z_free(voidpf opaque, voidpf p)
     msi_free(opaque, p);
 }
 
-qmz *qmz_new(const ms_allocator *a, uint32_t method)
+mq_zip *mq_zip_new(const ms_allocator *a, uint32_t method)
 {
-    qmz *z = msi_calloc(a, 1, sizeof *z);
+    mq_zip *z = msi_calloc(a, 1, sizeof *z);
     if (!z)
         return NULL;
     z->method = method;
     z->alloc = a;
-    if (method == QMZ_ZLIB) {
+    if (method == MQ_MF_ZLIB) {
         z->zs.zalloc = z_alloc;
         z->zs.zfree = z_free;
         z->zs.opaque = (voidpf)a;
@@ -51,7 +51,7 @@ qmz *qmz_new(const ms_allocator *a, uint32_t method)
     /* Untrusted frames: the window is allocated as the frame header says. */
     if (!(z->zd = ZSTD_createDStream()) ||
         ZSTD_isError(ZSTD_DCtx_setParameter(z->zd, ZSTD_d_windowLogMax,
-                                            QMZ_ZSTD_WINDOW_LOG_MAX))) {
+                                            MQ_ZIP_ZSTD_WINDOW_LOG_MAX))) {
         ZSTD_freeDStream(z->zd);
         msi_free(a, z);
         return NULL;
@@ -59,22 +59,22 @@ qmz *qmz_new(const ms_allocator *a, uint32_t method)
     return z;
 }
 
-void qmz_free(qmz *z)
+void mq_zip_free(mq_zip *z)
 {
     if (!z)
         return;
-    if (z->method == QMZ_ZLIB)
+    if (z->method == MQ_MF_ZLIB)
         inflateEnd(&z->zs);
     else
         ZSTD_freeDStream(z->zd);
     msi_free(z->alloc, z);
 }
 
-int qmz_step(qmz *z, const uint8_t *in, size_t in_len, size_t *in_used, uint8_t *out,
+int mq_zip_step(mq_zip *z, const uint8_t *in, size_t in_len, size_t *in_used, uint8_t *out,
              size_t out_len, size_t *out_made, const char **why)
 {
     *in_used = *out_made = 0;
-    if (z->method == QMZ_ZSTD) {
+    if (z->method == MQ_MF_ZSTD) {
         ZSTD_inBuffer ib = {in, in_len, 0};
         ZSTD_outBuffer ob = {out, out_len, 0};
         size_t r = ZSTD_decompressStream(z->zd, &ob, &ib);

@@ -1,6 +1,7 @@
 /*
- * The QEMU importer's device state (docs/QEMU.md, "Device state"): QEMU's
- * JSON trailer (VMDESCRIPTION) and the CBOR state of each DEVICE record.
+ * Device state (vmsd.h; docs/QEMU.md section 3): QEMU's JSON trailer
+ * (VMDESCRIPTION) and the CBOR state of each DEVICE record. Calls input.h,
+ * wire.h and jansson only.
  *
  * QEMU writes the trailer while it saves, from what it actually wrote: for
  * each field its name, type and the bytes one element took ("size"), an
@@ -16,37 +17,39 @@
 
 #include <jansson.h>
 
-#include "qemu/import.h"
+#include "qemu/vmsd.h"
+#include "qemu/wire.h"
 
 /* Deepest description nesting followed; the CBOR of a decoded section
  * nests at most two more (state map, "fields" map) plus one per array. */
 #define MAX_NEST 24
 
-struct qv_desc {
+struct mq_vmsd {
     json_t *root;
     json_t *devices; /* array */
     uint64_t page_size;
 };
 
-int qv_parse(qi *q, const char *json, size_t len, uint64_t off, qv_desc **out)
+int mq_vmsd_parse(const ms_allocator *a, mq_error *e, const char *json, size_t len, uint64_t off,
+                  mq_vmsd **out)
 {
     json_error_t err;
     *out = NULL;
     json_t *root = json_loadb(json, len, 0, &err);
     if (!root)
-        return qi_fail(q, MS_ECORRUPT, off, "VMDESCRIPTION",
+        return mq_fail(e, MS_ECORRUPT, off, "VMDESCRIPTION",
                        "the JSON trailer is not valid JSON: line %d column %d: %s", err.line,
                        err.column, err.text);
     json_t *devices = json_object_get(root, "devices");
     if (!json_is_object(root) || !json_is_array(devices)) {
         json_decref(root);
-        return qi_fail(q, MS_ECORRUPT, off, "VMDESCRIPTION",
+        return mq_fail(e, MS_ECORRUPT, off, "VMDESCRIPTION",
                        "the JSON trailer has no \"devices\" array");
     }
-    qv_desc *d = msi_calloc(&q->alloc, 1, sizeof *d);
+    mq_vmsd *d = msi_calloc(a, 1, sizeof *d);
     if (!d) {
         json_decref(root);
-        return qi_fail(q, MS_ENOMEM, off, "VMDESCRIPTION", "out of memory");
+        return mq_fail(e, MS_ENOMEM, off, "VMDESCRIPTION", "out of memory");
     }
     d->root = root;
     d->devices = devices;
@@ -57,15 +60,15 @@ int qv_parse(qi *q, const char *json, size_t len, uint64_t off, qv_desc **out)
     return 0;
 }
 
-void qv_free(qi *q, qv_desc *d)
+void mq_vmsd_free(const ms_allocator *a, mq_vmsd *d)
 {
     if (!d)
         return;
     json_decref(d->root);
-    msi_free(&q->alloc, d);
+    msi_free(a, d);
 }
 
-uint64_t qv_page_size(const qv_desc *d)
+uint64_t mq_vmsd_page_size(const mq_vmsd *d)
 {
     return d ? d->page_size : 0;
 }
@@ -145,7 +148,7 @@ static int put_leaf(dec *d, msi_buf *out, const char *type, size_t size)
     d->pos += size;
     for (size_t i = 0; type && i < sizeof leaf_types / sizeof leaf_types[0]; i++) {
         const struct leaf_type *t = &leaf_types[i];
-        if (strcmp(type, t->name) != 0 || size != t->width)
+        if (size != t->width || strcmp(type, t->name) != 0)
             continue;
         uint64_t v = 0;
         for (size_t k = 0; k < size; k++)
@@ -287,8 +290,8 @@ static int dec_vmsd(dec *d, json_t *desc, msi_buf *out)
         size_t len = name ? strlen(name) : 0;
         const uint8_t *p = d->raw + d->pos;
         if (!name || len == 0 || len > 255 || version < 0 || version > 0xffffffffLL ||
-            d->n - d->pos < 6 + len || p[0] != QV_SUBSECTION || p[1] != len ||
-            memcmp(p + 2, name, len) != 0 || qi_be32(p + 2 + len) != (uint32_t)version) {
+            d->n - d->pos < 6 + len || p[0] != MQ_SEC_SUBSECTION || p[1] != len ||
+            memcmp(p + 2, name, len) != 0 || mq_be32(p + 2 + len) != (uint32_t)version) {
             rc = MISMATCH;
             break;
         }
@@ -306,7 +309,7 @@ static int dec_vmsd(dec *d, json_t *desc, msi_buf *out)
     return rc;
 }
 
-static json_t *find_device(const qv_desc *desc, const qi_section *s)
+static json_t *find_device(const mq_vmsd *desc, const mq_vmsd_section *s)
 {
     size_t i;
     json_t *dev;
@@ -321,13 +324,13 @@ static json_t *find_device(const qv_desc *desc, const qi_section *s)
     return NULL;
 }
 
-int qv_encode(qi *q, const qv_desc *desc, const qi_section *s, const uint8_t *raw, size_t n,
-              const uint64_t *parts, size_t nparts, msi_buf *out, bool *decoded,
-              const char **schema)
+int mq_vmsd_encode(const ms_allocator *a, const mq_vmsd *desc, const mq_vmsd_section *s,
+                   const uint8_t *raw, size_t n, const uint64_t *parts, size_t nparts,
+                   msi_buf *out, bool *decoded, const char **schema)
 {
-    json_t *dev = desc && !s->iterable ? find_device(desc, s) : NULL;
+    json_t *dev = desc && s && !s->iterable ? find_device(desc, s) : NULL;
     msi_buf fields;
-    msi_buf_init(&fields, &q->alloc);
+    msi_buf_init(&fields, a);
     *decoded = false;
     *schema = NULL;
     if (dev) {

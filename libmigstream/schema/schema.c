@@ -476,7 +476,7 @@ static int parse_fields(loader *l, json_t *arr, msi_snode *n, uint32_t version, 
                 return fail(l, MS_ECORRUPT, "the field is declared twice");
         }
         uint64_t since;
-        bool required;
+        bool required = false;
         if ((rc = get_uint(l, fo, "since", 0, UINT32_MAX, 0, false, &since)) ||
             (rc = get_bool(l, fo, "required", true, &required)))
             return rc;

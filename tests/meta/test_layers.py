@@ -12,6 +12,11 @@ qemu.h either, and a public header may only include headers of its own
 layer or below. Programs outside the library (tools/, examples/, bench/,
 fuzz/) see only the public headers; tests/ may look inside for unit tests.
 
+Within libmigstream/qemu/ the parts of the QEMU module are ranked too
+(QEMU_PARTS): a part includes only its own header and headers of parts of a
+lower rank, so that nothing calls up or across (a sync point is reported to
+the driver, not called in multifd).
+
 usage: test_layers.py SOURCE_ROOT
 """
 import os
@@ -19,8 +24,10 @@ import re
 import sys
 
 # Rank of each layer; layers of equal rank are siblings and may not include
-# each other.
-LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2}
+# each other. Foreign-format modules sit at 2; a module that wraps another
+# (a libvirt save image holds a QEMU stream) at 3; open/, which lists every
+# module, above them all.
+LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'open': 4}
 TOP = 9  # the umbrella header, which includes every layer's headers
 
 # The layer of each public header.
@@ -38,7 +45,24 @@ PUBLIC = {
     'replay_dir.h': 'state',
     'schema.h': 'schema',
     'qemu.h': 'qemu',
+    'open.h': 'open',
     'migstream.h': None,  # the umbrella: includes everything
+}
+
+# The parts of libmigstream/qemu/, by file stem, lowest first; parts of equal
+# rank are siblings and may not include each other.
+QEMU_PARTS = {
+    'wire': 0,         # QEMU's wire constants
+    'input': 1,        # errors, the buffered cursor
+    'sink': 2,         # block table, passes, page file, the records handed out
+    'multifd_zip': 2,  # decompression of multifd channels
+    'ram': 3,          # the "ram" section
+    'multifd': 3,      # multifd channels
+    'mapped_ram': 3,   # mapped-ram pages
+    'vmsd': 3,         # the JSON trailer, device state
+    'export': 3,       # the exporter
+    'source': 4,       # the driver: the module's msi_source_ops
+    'import': 5,       # the public ms_qemu_import_* API
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
@@ -68,6 +92,20 @@ def header_layer(name):
     return ''
 
 
+def qemu_part_problem(rel, name):
+    """Why the QEMU part @rel may not include @name, or None."""
+    src = os.path.splitext(os.path.basename(rel))[0]
+    if not name.startswith('qemu/'):
+        return None
+    dst = os.path.splitext(name[len('qemu/'):])[0]
+    if dst not in QEMU_PARTS:
+        return '%s includes %s, which is not a ranked part of the QEMU module' % (rel, name)
+    if dst != src and QEMU_PARTS[dst] >= QEMU_PARTS[src]:
+        return '%s (QEMU part %s, rank %d) includes %s (rank %d)' % (
+            rel, src, QEMU_PARTS[src], name, QEMU_PARTS[dst])
+    return None
+
+
 def main():
     root = sys.argv[1]
     problems = []
@@ -93,6 +131,10 @@ def main():
             elif not public_only and not may_include(src_layer, dst):
                 problems.append('%s (layer %s) includes %s (layer %s)' %
                                 (rel, src_layer, name, dst or 'umbrella'))
+            elif src_layer == 'qemu' and rel.startswith('libmigstream/qemu/'):
+                why = qemu_part_problem(rel, name)
+                if why:
+                    problems.append(why)
 
     lib = os.path.join(root, 'libmigstream')
     for layer in sorted(os.listdir(lib)):
@@ -104,6 +146,10 @@ def main():
             continue
         for f in sorted(os.listdir(d)):
             if f.endswith(('.c', '.h')):
+                if layer == 'qemu' and os.path.splitext(f)[0] not in QEMU_PARTS:
+                    problems.append('libmigstream/qemu/%s is not a ranked part of the QEMU '
+                                    'module (tests/meta/test_layers.py)' % f)
+                    continue
                 check(os.path.join(d, f), layer, False)
     for f in os.listdir(lib):
         if f.endswith(('.c', '.h')):

@@ -1,0 +1,110 @@
+/*
+ * libmigstream: reading a migration stream of any format the library knows.
+ *
+ * ms_open() recognizes a stream by its first bytes (each format module
+ * bids on them, as libarchive's readers do) and returns an ms_reader that
+ * hands out its contents as this format's records, whatever the format:
+ * this library's own streams, and the streams of the VMMs whose modules
+ * this build holds (modules.h): QEMU's migration stream with its multifd
+ * channels or as a mapped-ram file, ... Everything reader.h and replay.h
+ * say then holds; the records of another VMM's stream carry no wire bytes
+ * (payload NULL, length and checksum 0) and their offsets are byte offsets
+ * in that stream, where its own tools would look:
+ *
+ *     const char *files[] = {"vm.qemu", "vm.qemu.channel1", "vm.qemu.channel2"};
+ *     ms_reader *r = ms_open_files(NULL, files, 3);
+ *     int rc = ms_reader_status(r);        // MS_ENOMEM for NULL
+ *     const ms_record *rec;
+ *     while (!rc && (rc = ms_reader_next(r, &rec)) > 0)
+ *         ...;                             // regions, pages, devices, END
+ *     if (rc < 0)
+ *         fprintf(stderr, "%s: %s\n", ms_reader_format(r), ms_reader_errmsg(r));
+ *     ms_reader_free(r);
+ *
+ * A stream that travels over several connections (QEMU's multifd
+ * channels) is opened with all its inputs, in any order: the library tells
+ * the main one from the others by their bytes, and refuses an input that
+ * belongs to no stream it knows, or to another format, naming it.
+ *
+ * The inputs are read once, in order (positional reads where the format
+ * needs them, as QEMU's mapped-ram does), never held whole: memory stays
+ * bounded by the reader's and the format module's limits.
+ */
+#ifndef MIGSTREAM_OPEN_H
+#define MIGSTREAM_OPEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "reader.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ms_qemu_import_options; /* qemu.h, when the QEMU module is built */
+
+/** One input of a stream. */
+typedef struct ms_input {
+    /** Sequential reads (ms_read_fn); may be NULL when @p pread is set. */
+    ms_read_fn read;
+    void *read_ctx;
+    /** Positional reads (a regular file), or NULL. Formats that need them
+     *  (QEMU's mapped-ram) fail without them, saying so. */
+    ms_pread_fn pread;
+    void *pread_ctx;
+    /** [borrow] what messages call the input ("vm.qemu", "standard
+     *  input"), or NULL ("input N"). Copied. */
+    const char *name;
+} ms_input;
+
+/** Options of ms_open(). Fill with ms_open_options_init() first. */
+typedef struct ms_open_options {
+    size_t struct_size; /**< set by init (common.h, "Growing structs") */
+    /** [borrow] the reader's options (limits, on_problem), or NULL for
+     *  the defaults. Copied. */
+    const ms_reader_options *reader;
+    /** [borrow] the format to read ("migstream", "qemu" ...: the names
+     *  ms_formats() lists), or NULL to recognize it by its bytes. */
+    const char *format;
+    /** [borrow] the QEMU module's limits (its import options; their writer
+     *  options are not used), or NULL for the defaults. Ignored when the
+     *  module is not built. */
+    const struct ms_qemu_import_options *qemu;
+} ms_open_options;
+
+/** Fills @p opts with the defaults. */
+MS_API void ms_open_options_init(ms_open_options *opts);
+
+/**
+ * Opens the stream whose inputs are @p inputs: its main input and, for a
+ * format that has them, its extra inputs (QEMU's multifd channels), in any
+ * order. Reads up to 64 bytes of each input to recognize it; the reader
+ * goes on from there.
+ * @param inputs [borrow] @p n inputs; the callbacks and their contexts must
+ *        stay valid until the reader is freed
+ * @return **new** reader, or NULL when memory ran out. An input that is no
+ *         stream this build reads (MS_EMAGIC), several main inputs, an
+ *         extra input of another format or none of the main one's
+ *         (MS_EINVAL), an unknown @p format name (MS_EINVAL), a failing
+ *         read (MS_EIO) give a reader in the failed state (common.h,
+ *         "Handles") whose message names the input.
+ */
+MS_API ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, size_t n);
+
+/**
+ * The same for files: "-" is standard input (read sequentially); regular
+ * files are also read by position. The reader owns the descriptors and
+ * closes them when freed.
+ */
+MS_API ms_reader *ms_open_files(const ms_open_options *opts, const char *const *paths, size_t n);
+
+/** The names of the formats this build reads, in the order they bid,
+ *  NULL-terminated: "migstream", then the modules' ("qemu" ...). Static. */
+MS_API const char *const *ms_formats(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MIGSTREAM_OPEN_H */
