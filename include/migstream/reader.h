@@ -202,7 +202,8 @@ MS_API void ms_reader_free(ms_reader *r);
  *
  * ms_replay() passes MS_EAGAIN through but cannot resume (a second call
  * would report the header again): an event loop drives ms_reader_next()
- * itself.
+ * itself. A reader of another VMM's format (open.h) does not resume
+ * either: its input should block.
  */
 
 /**
