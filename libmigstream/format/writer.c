@@ -1108,7 +1108,7 @@ static int pages_call(ms_writer *w, const char *name, uint32_t region_id, uint64
 
     data_call c = {.name = name, .region = region_id, .first = first, .count = count,
                    .p1 = iov[0].iov_base, .n = iovcnt};
-    uint64_t from, idx = first;
+    uint64_t from = 0, idx = first;
     if ((rc = begin_call(w, &c, &from)))
         return rc;
     for (int i = 0; i < iovcnt && !rc; i++) {
@@ -1160,7 +1160,7 @@ static int run_call(ms_writer *w, const char *name, size_t ri, uint64_t first, u
         return w->call.name ? other_call(w, name) : MS_OK;
     data_call c = {.name = name, .region = w->regions[ri].id, .first = first, .count = count,
                    .arg = arg};
-    uint64_t from;
+    uint64_t from = 0;
     int rc = begin_call(w, &c, &from);
     if (rc)
         return rc;
@@ -1254,7 +1254,7 @@ int ms_writer_dirty(ms_writer *w, uint32_t region_id, const uint64_t *bitmap,
     const uint8_t *base = mem;
     data_call c = {.name = "ms_writer_dirty", .region = region_id, .arg = granularity,
                    .p1 = bitmap, .p2 = mem};
-    uint64_t from;
+    uint64_t from = 0;
     if ((rc = begin_call(w, &c, &from)))
         return rc;
     /* After MS_EAGAIN, the pages before `from` are taken: the units of the
