@@ -213,9 +213,10 @@ MS_API ms_writer *ms_writer_new_some(const ms_writer_options *opts, ms_write_som
  *  the writer fail with MS_EIO (EPIPE), never raises SIGPIPE. A pipe whose
  *  reader has gone does raise SIGPIPE, which ends the process unless the
  *  caller blocks or ignores it (common.h, "Callbacks"). On a descriptor
- *  with O_NONBLOCK set the writer writes what the descriptor takes and
- *  returns MS_EAGAIN when it would block ("Non-blocking output" below);
- *  on a blocking one it behaves as a writer of ms_writer_new(). */
+ *  with O_NONBLOCK set (when the writer is created) the writer writes what
+ *  the descriptor takes and returns MS_EAGAIN when it would block
+ *  ("Non-blocking output" below); on a blocking one it behaves as a writer
+ *  of ms_writer_new(). */
 MS_API ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd);
 
 /*

@@ -18,7 +18,7 @@
  * buffers, the reader on the other end polling too: memory arrives byte
  * for byte, and the stream is the blocking writer's.
  */
-#define _DEFAULT_SOURCE /* socketpair flags on older libcs */
+#define _DEFAULT_SOURCE /* usleep */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

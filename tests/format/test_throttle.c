@@ -7,7 +7,6 @@
  * totals, which ms_writer_get_stats() gives on demand too. These are loose
  * timing checks, not a benchmark.
  */
-#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
