@@ -227,8 +227,9 @@ MS_API ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd);
  * same call with the same arguments. MS_EAGAIN is never sticky. What the
  * writer has taken it keeps and sends first, so nothing is sent twice, and
  * the stream is byte for byte the one a blocking output would get for the
- * same calls. The writer holds at most one record the output did not take,
- * plus the small records queued with it (about 256 KiB).
+ * same calls, each repeated until it returned something else. The writer
+ * holds at most one record the output did not take, plus the small records
+ * queued with it (about 256 KiB).
  *
  *  - Data calls (ms_writer_pages(), _pagesv(), _dirty(), _zero_pages(),
  *    _fill_pages(), _discard(), _in_place()) may take some pages and

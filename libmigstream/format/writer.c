@@ -1317,8 +1317,9 @@ int ms_writer_round(ms_writer *w, const ms_round *round)
         return fail(w, MS_EINVAL, "pages were sent before the first round: in a stream with "
                     "rounds, every page belongs to one (start round 0 first)");
     /* The batch so far belongs to the previous round; regions declared so
-     * far go out first, so that readers see them before any round. */
-    if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = make_room(w)))
+     * far go out first, so that readers see them before any round. Room
+     * first: then REGIONS and ROUND are queued together or not at all. */
+    if ((rc = emit_pages(w)) || (rc = make_room(w)) || (rc = emit_regions(w)))
         return rc;
     w->scratch.len = 0;
     if (msi_round_encode(&w->scratch, round))
@@ -1362,7 +1363,7 @@ int ms_writer_overlay(ms_writer *w, const ms_overlay *o)
         w->ov_cap = cap;
     }
     /* The region must be declared before the overlay refers to it. */
-    if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = make_room(w)))
+    if ((rc = emit_pages(w)) || (rc = make_room(w)) || (rc = emit_regions(w)))
         return rc;
     w->scratch.len = 0;
     if (msi_overlays_encode(&w->scratch, o, 1))
@@ -1462,7 +1463,7 @@ int ms_writer_finish(ms_writer *w, ms_totals *totals)
     if (rc)
         return rc;
     if (!w->end_queued) {
-        if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = make_room(w)))
+        if ((rc = emit_pages(w)) || (rc = make_room(w)) || (rc = emit_regions(w)))
             return rc;
         w->totals.bytes = w->written + held(w);
         w->scratch.len = 0;
