@@ -57,6 +57,11 @@
  *     rounds, region ids once paired by name, records of unknown types.
  *
  * The library allocates with malloc here (as ms_cbor_diff() does).
+ *
+ * Threads: an ms_diff, and the readers given to it while it loads them,
+ * are used by one thread at a time; different ones are independent
+ * (common.h, "Handles"). The difference callback runs on the calling
+ * thread.
  */
 #ifndef MIGSTREAM_DIFF_H
 #define MIGSTREAM_DIFF_H

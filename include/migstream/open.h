@@ -32,6 +32,13 @@
  * The inputs are read once, in order (positional reads where the format
  * needs them, as QEMU's mapped-ram does), never held whole: memory stays
  * bounded by the reader's and the format module's limits.
+ *
+ * The reader follows reader.h, threads included (one thread at a time per
+ * reader). Its inputs should block: an input that says it would block
+ * while ms_open() reads its first bytes to recognize it, or while another
+ * VMM's format module reads it (modules do not resume), makes the reader
+ * fail. A libmigstream stream arriving on a non-blocking descriptor is
+ * read with ms_reader_new_fd() (reader.h, "Non-blocking input").
  */
 #ifndef MIGSTREAM_OPEN_H
 #define MIGSTREAM_OPEN_H

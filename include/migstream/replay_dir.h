@@ -53,6 +53,11 @@
  * and overlay; never a whole region. The library allocates with malloc
  * here. Streams are untrusted input: every failure is reported with a
  * message that names what failed and where.
+ *
+ * Threads: an ms_replay_dir, and the reader it is given while it writes,
+ * are used by one thread at a time; different ones are independent and
+ * may write different directories at once (common.h, "Handles"). The
+ * progress callback runs on the calling thread.
  */
 #ifndef MIGSTREAM_REPLAY_DIR_H
 #define MIGSTREAM_REPLAY_DIR_H

@@ -24,8 +24,10 @@ import re
 import sys
 
 # Rank of each layer; layers of equal rank are siblings and may not include
-# each other.
-LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'open': 3}
+# each other. Foreign-format modules sit at 2; a module that wraps another
+# (a libvirt save image holds a QEMU stream) at 3; open/, which lists every
+# module, above them all.
+LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'open': 4}
 TOP = 9  # the umbrella header, which includes every layer's headers
 
 # The layer of each public header.
