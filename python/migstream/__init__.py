@@ -36,7 +36,7 @@ from ._engines import (DeviceState, DiffKind, DiffResult, DiffTotals, Difference
 from ._migstream import (CborError, ChecksumError, CompressionError, CorruptError, Error,
                          FeatureError, InvalidArgumentError, IoError, LimitError,
                          NotAStreamError, OutOfMemoryError, StateError, TruncatedError,
-                         UnknownRecordError, VersionError)
+                         UnknownRecordError, VersionError, WouldBlockError)
 from ._reader import Inputs, Reader, Source, open
 from ._types import (MUST_UNDERSTAND, Device, End, Extent, Extents, Feature, Header, Info,
                      Overlay, OverlayKind, Overlays, Pages, PageState, Problem, RawRecord,
@@ -95,4 +95,5 @@ __all__ = [
     "Error", "OutOfMemoryError", "InvalidArgumentError", "IoError", "TruncatedError",
     "NotAStreamError", "VersionError", "FeatureError", "ChecksumError", "CorruptError",
     "UnknownRecordError", "LimitError", "StateError", "CborError", "CompressionError",
+    "WouldBlockError",
 ]

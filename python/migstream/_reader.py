@@ -36,7 +36,8 @@ def open(inputs: Inputs, *, format: Optional[str] = None, max_record_size: int =
     """Opens a stream of any format this build reads (formats()): a
     libmigstream stream, or another VMM's (QEMU's migration stream, with its
     multifd channels given as further inputs, or as a mapped-ram file),
-    recognized by its first bytes unless format names it.
+    recognized by its first bytes unless format names it, and reads its
+    preamble (Reader.header).
 
     The limits lower the reader's defaults (FORMAT.md section 9; 0 keeps
     the default). With keep_going, problems the reader can step over (a
@@ -45,8 +46,9 @@ def open(inputs: Inputs, *, format: Optional[str] = None, max_record_size: int =
     carry a status.
 
     Raises OSError when a file cannot be opened, NotAStreamError when an
-    input is no stream this build reads, InvalidArgumentError for inputs
-    that do not belong together."""
+    input is no stream this build reads (TruncatedError when it is empty or
+    ends in the preamble), InvalidArgumentError for inputs that do not
+    belong together, and what a damaged preamble raises."""
     return Reader(inputs, format=format, max_record_size=max_record_size,
                   max_regions=max_regions, max_cbor_depth=max_cbor_depth,
                   max_overlays=max_overlays, keep_going=keep_going)
@@ -69,7 +71,10 @@ class Reader:
                  max_overlays: int = 0, keep_going: bool = False) -> None:
         self._r = _migstream.Reader(_inputs(inputs), format, max_record_size, max_regions,
                                     max_cbor_depth, max_overlays, keep_going)
-        self._header: Optional[Header] = None
+        # The preamble now: an input that is no stream fails here, not at
+        # the first record (ms_open() reads a lone unknown input as this
+        # library's format, whose reader fails on its first call).
+        self._header: Optional[Header] = Header(self._r.header())
         self._regions: Dict[int, Region] = {}
         self._problems: List[Problem] = []
         self._depth = _migstream.MAX_CBOR_DEPTH  # the library bounded the nesting already

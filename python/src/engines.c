@@ -264,10 +264,8 @@ PyObject *mspy_replay(PyObject *mod, PyObject *args)
         out = Py_NewRef(Py_None);
     } else if (rc == STOP && restore_error(&c.err)) {
         /* the handler's exception, as it is */
-    } else if (ms_reader_status(rd->r)) {
-        mspy_reader_raise(rd);
     } else {
-        mspy_raisef(rc, "replay failed: %s", ms_strerror(rc));
+        mspy_reader_raise(rd, rc);
     }
 done:
     drop_error(&c.err);

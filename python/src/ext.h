@@ -41,6 +41,9 @@ PyObject *mspy_raise(int status, const char *message, bool has_offset, uint64_t 
                      int64_t record);
 /* Same, formatting the message. */
 PyObject *mspy_raisef(int status, const char *fmt, ...);
+/* Sets .errno and .strerror of the IoError being raised, when @err is an
+ * errno value (the cause an I/O callback or descriptor reported). */
+void mspy_set_errno(int err);
 
 /* A PyUnicode of NUL-terminated UTF-8 @s, or None for NULL. The library
  * hands out valid UTF-8; "surrogateescape" keeps a bad byte visible rather
@@ -142,9 +145,10 @@ typedef struct mspy_reader {
 
 extern PyTypeObject mspy_Reader_Type;
 
-/* Raises the reader's sticky failure (or the callback's exception as its
- * cause). NULL. */
-PyObject *mspy_reader_raise(mspy_reader *self);
+/* Raises what a reader call that returned @rc means: WouldBlockError for
+ * MS_EAGAIN, else the reader's sticky failure (with a callback's exception
+ * as its cause, and errno for MS_EIO). NULL. */
+PyObject *mspy_reader_raise(mspy_reader *self, int rc);
 /* Moves the problems kept during a call into self->problems. */
 void mspy_reader_flush_problems(mspy_reader *self);
 /* Marks the reader busy for a library call that reads it; raises and

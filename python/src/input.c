@@ -125,11 +125,10 @@ static ssize_t file_read(void *ctx, void *buf, size_t len)
         PyErr_Restore(et, ev, etb);
         if (!r)
             goto fail;
-        if (r == Py_None) { /* a non-blocking file with nothing to read */
+        if (r == Py_None) { /* a non-blocking file with nothing to read now */
             Py_DECREF(r);
-            PyErr_SetString(PyExc_BlockingIOError,
-                            "readinto() returned None: the file is non-blocking");
-            goto fail;
+            got = -EAGAIN;
+            goto out;
         }
         Py_ssize_t k = PyLong_AsSsize_t(r);
         Py_DECREF(r);

@@ -37,6 +37,9 @@ static const struct {
     {MS_ESTATE, "StateError", "MS_ESTATE: a call not valid in the object's state."},
     {MS_ECBOR, "CborError", "MS_ECBOR: malformed or out-of-profile CBOR."},
     {MS_ECOMPRESS, "CompressionError", "MS_ECOMPRESS: compressed data that does not decode."},
+    {MS_EAGAIN, "WouldBlockError",
+     "MS_EAGAIN: the input or output would block; wait until it is ready and repeat the call "
+     "(not a failure: the reader or writer goes on)."},
 };
 
 static PyObject *class_of(int status)
@@ -106,6 +109,23 @@ PyObject *mspy_raisef(int status, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return mspy_raise(status, msg, false, 0, -1);
+}
+
+void mspy_set_errno(int err)
+{
+    if (err <= 0 || !PyErr_ExceptionMatches(error_class[-MS_EIO]))
+        return;
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    PyObject *no = PyLong_FromLong(err);
+    PyObject *why = PyUnicode_DecodeLocale(strerror(err), "surrogateescape");
+    if (!no || !why || PyObject_SetAttrString(v, "errno", no) < 0 ||
+        PyObject_SetAttrString(v, "strerror", why) < 0)
+        PyErr_Clear();
+    Py_XDECREF(no);
+    Py_XDECREF(why);
+    PyErr_Restore(t, v, tb);
 }
 
 PyObject *mspy_str(const char *s)
@@ -345,6 +365,8 @@ static int add_errors(PyObject *m)
             bases = PyTuple_Pack(2, error_base, PyExc_ValueError);
         else if (errors[i].status == MS_EIO)
             bases = PyTuple_Pack(2, error_base, PyExc_OSError);
+        else if (errors[i].status == MS_EAGAIN)
+            bases = PyTuple_Pack(2, error_base, PyExc_BlockingIOError);
         else
             bases = PyTuple_Pack(1, error_base);
         PyObject *d = Py_BuildValue("{si}", "status", errors[i].status);

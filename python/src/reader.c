@@ -374,17 +374,27 @@ void mspy_reader_flush_problems(mspy_reader *self)
     PyErr_Restore(et, ev, etb);
 }
 
-PyObject *mspy_reader_raise(mspy_reader *self)
+PyObject *mspy_reader_raise(mspy_reader *self, int rc)
 {
+    if (rc == MS_EAGAIN) /* not a failure: the reader goes on when repeated */
+        return mspy_raise(MS_EAGAIN,
+                          "the input would block: wait until it is readable, then repeat the "
+                          "call",
+                          true, ms_reader_offset(self->r), -1);
     int st = ms_reader_status(self->r);
     const char *msg = ms_reader_errmsg(self->r);
     if (st == 0) {
-        st = MS_ESTATE;
-        msg = "the reader failed without a status";
+        st = rc < 0 ? rc : MS_ESTATE;
+        msg = ms_strerror(st);
     }
     mspy_inputs_restore_error(self->inputs);
-    return mspy_raise(st, msg, true, ms_reader_error_offset(self->r),
-                      ms_reader_error_record(self->r));
+    mspy_raise(st, msg, true, ms_reader_error_offset(self->r), ms_reader_error_record(self->r));
+    if (st == MS_EIO) {
+        int err = 0;
+        int cb = ms_reader_io_error(self->r, &err);
+        mspy_set_errno(cb < 0 && cb > -4096 ? -cb : err);
+    }
+    return NULL;
 }
 
 int mspy_reader_enter(mspy_reader *self, bool fresh)
@@ -488,7 +498,7 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         return PyErr_NoMemory();
     }
     if (ms_reader_status(self->r)) {
-        mspy_reader_raise(self);
+        mspy_reader_raise(self, ms_reader_status(self->r));
         Py_DECREF(self);
         return NULL;
     }
@@ -541,7 +551,7 @@ static PyObject *reader_header(PyObject *o, PyObject *unused)
     mspy_reader_flush_problems(self);
     mspy_reader_leave(self);
     if (rc)
-        return mspy_reader_raise(self);
+        return mspy_reader_raise(self, rc);
     self->header_read = true;
     return mspy_header_tuple(h);
 }
@@ -665,7 +675,7 @@ static PyObject *reader_next(PyObject *o, PyObject *unused)
     if (rc <= 0) {
         mspy_reader_leave(self);
         if (rc < 0)
-            return mspy_reader_raise(self);
+            return mspy_reader_raise(self, rc);
         self->ended = true;
         Py_RETURN_NONE;
     }
@@ -686,10 +696,10 @@ static PyObject *reader_expect_eof(PyObject *o, PyObject *unused)
     rc = ms_reader_expect_eof(self->r);
     Py_END_ALLOW_THREADS
     mspy_reader_leave(self);
-    if (rc == MS_ESTATE)
+    if (rc == MS_ESTATE && !ms_reader_status(self->r))
         return mspy_raisef(MS_ESTATE, "the END record has not been read yet");
     if (rc)
-        return mspy_reader_raise(self);
+        return mspy_reader_raise(self, rc);
     Py_RETURN_NONE;
 }
 

@@ -110,15 +110,30 @@ out:
     return rc;
 }
 
-static PyObject *writer_raise(Writer *self)
+/* What a writer call that returned @rc means: WouldBlockError for
+ * MS_EAGAIN (repeat the call), else the sticky failure. */
+static PyObject *writer_raise(Writer *self, int rc)
 {
+    if (rc == MS_EAGAIN)
+        return mspy_raise(MS_EAGAIN,
+                          "the output would block: wait until it can take more, then repeat "
+                          "the same call",
+                          false, 0, -1);
     int st = ms_writer_status(self->w);
     if (self->exc_type) {
         PyErr_Restore(self->exc_type, self->exc_value, self->exc_tb);
         self->exc_type = self->exc_value = self->exc_tb = NULL;
     }
-    return mspy_raise(st ? st : MS_ESTATE, st ? ms_writer_errmsg(self->w) : "the writer failed",
-                      false, 0, -1);
+    if (st == 0)
+        st = rc < 0 ? rc : MS_ESTATE;
+    mspy_raise(st, ms_writer_errmsg(self->w)[0] ? ms_writer_errmsg(self->w) : ms_strerror(st),
+               false, 0, -1);
+    if (st == MS_EIO) {
+        int err = 0;
+        int cb = ms_writer_io_error(self->w, &err);
+        mspy_set_errno(cb < 0 && cb > -4096 ? -cb : err);
+    }
+    return NULL;
 }
 
 static int enter(Writer *self)
@@ -140,7 +155,7 @@ static PyObject *done(Writer *self, int rc)
 {
     self->busy = false;
     if (rc < 0)
-        return writer_raise(self);
+        return writer_raise(self, rc);
     Py_RETURN_NONE;
 }
 
@@ -255,7 +270,7 @@ static PyObject *writer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         return PyErr_NoMemory();
     }
     if (ms_writer_status(self->w)) {
-        writer_raise(self);
+        writer_raise(self, ms_writer_status(self->w));
         Py_DECREF(self);
         return NULL;
     }

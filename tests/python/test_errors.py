@@ -46,10 +46,7 @@ def test_truncated_everywhere(every_record):
     for cut in cuts:
         with pytest.raises(migstream.Error) as e:
             read_all(blob[:cut])
-        err = e.value
-        if cut == 0:  # nothing at all (a part of the magic is a truncated stream)
-            assert isinstance(err, migstream.NotAStreamError), cut
-            continue
+        err = e.value  # an empty input, or a part of the magic, too: a truncated stream
         assert isinstance(err, migstream.TruncatedError), (cut, err)
         assert err.status == -4 and err.offset <= cut and err.message in str(err)
         if cut < 112:
@@ -104,12 +101,16 @@ def test_failures_are_sticky(every_record):
 def test_not_a_stream(tmp_path):
     p = tmp_path / "text"
     p.write_bytes(b"hello, world\n" * 10)
-    with pytest.raises(migstream.NotAStreamError) as e:
+    with pytest.raises(migstream.NotAStreamError) as e:  # open() reads the preamble
         migstream.open(p)
+    assert "magic" in str(e.value) and e.value.offset == 0 and e.value.record is None
+    with pytest.raises(migstream.NotAStreamError) as e:  # among several inputs
+        migstream.open([p, tmp_path / "text"])
     assert "not a migration stream" in str(e.value)
     p.write_bytes(b"")
-    with pytest.raises(migstream.NotAStreamError):
+    with pytest.raises(migstream.TruncatedError) as e:
         migstream.open(p)
+    assert "empty" in str(e.value)
 
 
 def test_input_errors(tmp_path, every_record):
@@ -250,3 +251,20 @@ def test_a_writer_left_by_an_exception_leaves_no_end(tmp_path):
     os.unlink(p)
     write_every_record(p)
     read_all(p)
+
+
+def test_io_errors_carry_errno():
+    """A pipe whose reader has gone: EPIPE (Python ignores SIGPIPE)."""
+    import errno
+    rfd, wfd = os.pipe()
+    os.close(rfd)
+    try:
+        w = migstream.Writer(wfd)
+        w.add_region(0, "ram", 4096)
+        w.pages(0, 0, b"\x01" * 4096)
+        with pytest.raises(migstream.IoError) as e:
+            w.finish()
+        assert e.value.errno == errno.EPIPE and e.value.strerror
+        w.close()
+    finally:
+        os.close(wfd)

@@ -244,3 +244,44 @@ def test_limits_are_passed_to_the_reader(every_record):
     assert e.value.record == 1  # the REGIONS record
     with pytest.raises(ValueError):
         migstream.open(every_record, max_cbor_depth=1000)
+
+
+def test_non_blocking_input_raises_would_block_and_goes_on(every_record):
+    """A descriptor with O_NONBLOCK: when no byte is there the reader raises
+    WouldBlockError (MS_EAGAIN), which is not a failure: the same reader
+    goes on once more bytes came."""
+    import select
+    import threading
+    blob = every_record.read_bytes()
+    rfd, wfd = os.pipe()
+
+    def feed():  # the rest, in pieces, as a peer would send it
+        for k in range(700, len(blob), 5000):
+            os.write(wfd, blob[k:k + 5000])
+        os.close(wfd)
+
+    try:
+        os.set_blocking(rfd, False)
+        os.write(wfd, blob[:700])
+        r = migstream.open(rfd)  # the preamble is there
+        got = []
+        with pytest.raises(migstream.WouldBlockError) as e:
+            for rec in r:
+                got.append((rec.type, rec.checksum))
+        assert isinstance(e.value, BlockingIOError) and e.value.status == -15
+        t = threading.Thread(target=feed)
+        t.start()
+        blocked = 0
+        while True:
+            try:
+                for rec in r:
+                    got.append((rec.type, rec.checksum))
+                break
+            except migstream.WouldBlockError:
+                blocked += 1
+                select.select([rfd], [], [], 5)
+        t.join()
+        r.expect_eof()
+    finally:
+        os.close(rfd)
+    assert got == [(rec.type, rec.checksum) for rec in migstream.open(blob)]

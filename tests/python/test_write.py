@@ -247,3 +247,46 @@ def test_writers_on_several_threads(tmp_path):
     for t in ts:
         t.join()
     assert out == [want] * 4
+
+
+def test_non_blocking_output_raises_would_block_and_goes_on():
+    """A writer on an O_NONBLOCK pipe raises WouldBlockError when the pipe is
+    full; repeating the same call goes on, and the stream is the one a
+    blocking output gets."""
+    import fcntl
+    ram = bytes(range(256)) * (64 * PAGE // 256)
+    buf = io.BytesIO()
+    with migstream.Writer(buf) as w:
+        w.add_region(0, "ram", len(ram))
+        w.pages(0, 0, ram)
+    want = buf.getvalue()
+
+    rfd, wfd = os.pipe()
+    got = bytearray()
+    blocked = 0
+    try:
+        fcntl.fcntl(wfd, 1031, 4096)  # F_SETPIPE_SZ: a small pipe
+        os.set_blocking(wfd, False)
+        w = migstream.Writer(wfd)
+        w.add_region(0, "ram", len(ram))
+        for call in (lambda: w.pages(0, 0, ram), w.finish):
+            while True:
+                try:
+                    call()
+                    break
+                except migstream.WouldBlockError:
+                    blocked += 1
+                    got += os.read(rfd, 1 << 20)
+        w.close()
+        os.close(wfd)
+        wfd = -1
+        while True:
+            chunk = os.read(rfd, 1 << 20)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        os.close(rfd)
+        if wfd >= 0:
+            os.close(wfd)
+    assert blocked > 0 and bytes(got) == want
