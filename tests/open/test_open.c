@@ -155,7 +155,9 @@ static void test_refusals(void **state)
     assert_status(ms_reader_status(r), MS_EINVAL);
     assert_contains(ms_reader_errmsg(r), "vmware");
     ms_reader_free(r);
-    assert_status(ms_reader_status(ms_open(NULL, NULL, 0)), MS_EINVAL);
+    r = ms_open(NULL, NULL, 0);
+    assert_status(ms_reader_status(r), MS_EINVAL);
+    ms_reader_free(r);
 
     for (char **p = (char *[]){a, b, j, e, NULL}; *p; p++) {
         unlink(*p);
