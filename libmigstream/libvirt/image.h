@@ -40,7 +40,7 @@ enum {
     MLV_FORMAT_BZIP2 = 2,
     MLV_FORMAT_XZ = 3,
     MLV_FORMAT_LZOP = 4,
-    MLV_FORMAT_ZSTD = 5,   /* libvirt 10.x and later */
+    MLV_FORMAT_ZSTD = 5,   /* libvirt after 9.0 */
     MLV_FORMAT_SPARSE = 6, /* mapped-ram at file offsets: newer libvirt */
     MLV_FORMAT_COUNT,
 };
