@@ -29,6 +29,11 @@
 #   q35-raw, q35-gzip, q35-bzip2, q35-xz, q35-lzop
 #       `virsh save` with save_image_format raw, gzip, bzip2, xz, lzop
 #       (every format libvirt 9.0 writes)
+#   q35-redefined
+#       `virsh save` raw, then `virsh save-image-define` with the XML that
+#       `virsh save-image-dumpxml` prints plus a <description> of UTF-8 text
+#       and an escaped '&': libvirt rewrites the XML and the cookie after it
+#       within the same data_len
 #   q35-running-managed
 #       `virsh managedsave` of the running guest, raw (was_running 1)
 #   q35-zstd
@@ -181,6 +186,20 @@ save q35-raw raw
 for f in gzip bzip2 xz lzop; do
     save "q35-$f" "$f"
 done
+
+# An image whose XML libvirt rewrote in place (the padding is there for it).
+if wanted q35-redefined; then
+    start_daemon raw
+    virsh create "$work/domain.xml" --paused >/dev/null
+    virsh save ms-libvirt "$work/q35-redefined.img" >/dev/null
+    virsh save-image-dumpxml "$work/q35-redefined.img" |
+        sed "s|</name>|</name>\\n  <description>Sauvegardé à chaud \&amp; relu ✓</description>|" \
+            >"$work/redefined.xml"
+    grep -q '<description>' "$work/redefined.xml"
+    virsh save-image-define "$work/q35-redefined.img" "$work/redefined.xml" >/dev/null
+    stop_daemon
+    keep q35-redefined "$work/q35-redefined.img"
+fi
 
 # The running guest, by managed save: libvirt keeps the image in
 # /var/lib/libvirt/qemu/save/ for the next start of a defined domain.

@@ -15,8 +15,9 @@
 #include "libvirt_fixture.h"
 
 /* The images ms_open() reads, and the one it refuses. */
-static const char *const readable[] = {"q35-raw", "q35-gzip", "q35-bzip2",
-                                       "q35-xz",  "q35-zstd", "q35-running-managed"};
+static const char *const readable[] = {"q35-raw",      "q35-gzip", "q35-bzip2",
+                                       "q35-xz",       "q35-zstd", "q35-running-managed",
+                                       "q35-redefined"};
 
 /* ------------------------------------------------------------- helpers */
 
@@ -244,6 +245,8 @@ static void test_xml_intact(void **state)
         assert_string_equal(st.cookie, cookie);
         assert_int_equal(st.was_running, h.was_running);
         assert_string_equal(st.format, formats[h.format]);
+        if (strcmp(readable[i], "q35-redefined") == 0) /* rewritten by libvirt */
+            assert_contains(st.xml, "<description>Sauvegardé à chaud &amp; relu ✓</description>");
         free_state(&st);
         size_t k = 2, devices = 1;
         int rc;
