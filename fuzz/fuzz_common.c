@@ -1,7 +1,10 @@
 /*
  * Shared fuzzing helpers (fuzz_common.h).
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <migstream/migstream.h>
 
@@ -24,7 +27,37 @@ static uint64_t touch(const void *p, size_t n)
     return s;
 }
 
-static uint64_t read_once(const uint8_t *data, size_t size, int lenient)
+/* An input that hands out the bytes in pieces of 1..64 and, when `drip`
+ * is set, says "would block" before every other piece. */
+typedef struct source {
+    const uint8_t *p;
+    size_t len, pos;
+    uint64_t rng;
+    int drip, blocked;
+} source;
+
+static ssize_t source_read(void *ctx, void *buf, size_t len)
+{
+    source *s = ctx;
+    size_t n = len;
+    if (s->drip) {
+        if ((s->blocked = !s->blocked))
+            return -EAGAIN;
+        s->rng = s->rng * 6364136223846793005u + 1442695040888963407u;
+        n = 1 + (size_t)(s->rng >> 58);
+        if (n > len)
+            n = len;
+    }
+    if (n > s->len - s->pos)
+        n = s->len - s->pos;
+    memcpy(buf, s->p + s->pos, n);
+    s->pos += n;
+    return (ssize_t)n;
+}
+
+/* @how: 0 from memory, 1 through a callback, 2 through a callback that
+ * would block at every other call (each call repeated until it does not). */
+static uint64_t read_once(const uint8_t *data, size_t size, int lenient, int how)
 {
     ms_reader_options o;
     size_t problems = 0;
@@ -36,13 +69,18 @@ static uint64_t read_once(const uint8_t *data, size_t size, int lenient)
         o.on_problem = ignore_problem;
         o.problem_ctx = &problems;
     }
-    ms_reader *r = ms_reader_new_memory(&o, data, size);
+    source src = {.p = data, .len = size, .rng = size, .drip = how == 2};
+    ms_reader *r = how ? ms_reader_new(&o, source_read, &src)
+                       : ms_reader_new_memory(&o, data, size);
     const ms_record *rec;
     uint64_t sum = 0;
     char text[256];
+    int rc;
     if (!r)
         return 0;
-    while (ms_reader_next(r, &rec) > 0) {
+    while ((rc = ms_reader_next(r, &rec)) > 0 || rc == MS_EAGAIN) {
+        if (rc == MS_EAGAIN)
+            continue;
         sum += touch(rec->payload, rec->length);
         if (rec->status)
             continue;
@@ -71,13 +109,19 @@ static uint64_t read_once(const uint8_t *data, size_t size, int lenient)
             break;
         }
     }
-    ms_reader_expect_eof(r);
-    sum += strlen(ms_reader_errmsg(r)) + problems;
+    while (ms_reader_expect_eof(r) == MS_EAGAIN)
+        ;
+    sum += strlen(ms_reader_errmsg(r)) + problems + ms_reader_offset(r);
     ms_reader_free(r);
     return sum;
 }
 
 uint64_t fz_read_stream(const uint8_t *data, size_t size)
 {
-    return read_once(data, size, 0) + read_once(data, size, 1);
+    /* Bytes that come a few at a time, with "would block" between them,
+     * must be read exactly as bytes that come at once. */
+    uint64_t whole = read_once(data, size, 1, 1);
+    if (read_once(data, size, 1, 2) != whole)
+        abort();
+    return read_once(data, size, 0, 0) + whole;
 }

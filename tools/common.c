@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,172 @@ uint64_t mst_input_size(int fd)
         return (uint64_t)st.st_size;
     return 0;
 }
+
+/* ------------------------------------------------------------ streams */
+
+/* mst_stream_open()'s failure: kept, and printed unless quiet. */
+__attribute__((format(printf, 3, 4))) static int stream_fail(mst_stream *s, int status,
+                                                             const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    va_end(ap);
+    s->status = status;
+    if (!s->hooks.quiet)
+        mst_error("%s", s->why);
+    return -1;
+}
+
+static ssize_t stream_read(void *ctx, void *buf, size_t len)
+{
+    mst_input *in = ctx;
+    mst_stream *s = in->stream;
+    ssize_t k;
+    if (s->hooks.read) {
+        k = s->hooks.read(s->hooks.ctx, in->fd, buf, len);
+    } else {
+        /* A descriptor inherited non-blocking is waited on: the readers of
+         * other formats cannot resume after "would block" (open.h). */
+        for (;;) {
+            k = read(in->fd, buf, len);
+            if (k >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+                break;
+            struct pollfd p = {.fd = in->fd, .events = POLLIN};
+            if (errno != EINTR && poll(&p, 1, -1) < 0 && errno != EINTR)
+                break;
+        }
+    }
+    if (k < 0) {
+        in->err = errno ? errno : EIO;
+        return -in->err;
+    }
+    in->seq += (uint64_t)k;
+    if (in->seq > in->end) {
+        s->bytes += in->seq - in->end;
+        in->end = in->seq;
+    }
+    return k;
+}
+
+static ssize_t stream_pread(void *ctx, void *buf, size_t len, uint64_t offset)
+{
+    mst_input *in = ctx;
+    ssize_t k;
+    if (offset > (uint64_t)INT64_MAX)
+        return 0; /* past any file's end */
+    do
+        k = pread(in->fd, buf, len, (off_t)offset);
+    while (k < 0 && errno == EINTR);
+    if (k < 0) {
+        in->err = errno ? errno : EIO;
+        return -in->err;
+    }
+    /* Bytes read again (the first bytes, read by position to recognize the
+     * stream, then in order) are counted once. */
+    if (offset + (uint64_t)k > in->end) {
+        in->stream->bytes += offset + (uint64_t)k - (offset > in->end ? offset : in->end);
+        in->end = offset + (uint64_t)k;
+    }
+    return k;
+}
+
+const mst_input *mst_stream_failed_input(const mst_stream *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].err)
+            return &s->in[i];
+    return NULL;
+}
+
+void mst_stream_close(mst_stream *s)
+{
+    ms_reader_free(s->r); /* first: it reads through the inputs */
+    s->r = NULL;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].fd > STDIN_FILENO)
+            close(s->in[i].fd);
+    free(s->in);
+    s->in = NULL;
+    s->n = 0;
+}
+
+int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
+                    const mst_stream_hooks *hooks)
+{
+    memset(s, 0, sizeof *s);
+    if (hooks)
+        s->hooks = *hooks;
+    ms_input *ins = calloc(n ? n : 1, sizeof *ins);
+    s->in = calloc(n ? n : 1, sizeof *s->in);
+    if (!ins || !s->in) {
+        free(ins);
+        return stream_fail(s, MS_ENOMEM, "out of memory");
+    }
+    bool all_regular = true;
+    for (size_t i = 0; i < n; i++) {
+        mst_input *in = &s->in[i];
+        bool std = strcmp(paths[i], "-") == 0;
+        for (size_t k = 0; std && k < i; k++)
+            if (strcmp(paths[k], "-") == 0) {
+                free(ins);
+                return stream_fail(s, MS_EINVAL, "standard input can be only one of the inputs");
+            }
+        in->stream = s;
+        in->path = paths[i];
+        in->name = std ? "standard input" : paths[i];
+        in->fd = std ? STDIN_FILENO : open(paths[i], O_RDONLY | O_CLOEXEC);
+        s->n = i + 1;
+        if (in->fd < 0) {
+            free(ins);
+            return stream_fail(s, MS_EIO, "cannot open %s: %s", paths[i], strerror(errno));
+        }
+        struct stat st;
+        if (fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            in->regular = true;
+            in->dev = st.st_dev;
+            in->ino = st.st_ino;
+            for (size_t k = 0; k < i; k++)
+                if (s->in[k].regular && s->in[k].dev == in->dev && s->in[k].ino == in->ino) {
+                    free(ins);
+                    if (strcmp(s->in[k].path, in->path) == 0)
+                        return stream_fail(s, MS_EINVAL, "%s is given twice", in->name);
+                    return stream_fail(s, MS_EINVAL, "%s and %s are the same file", s->in[k].name,
+                                       in->name);
+                }
+        }
+        ins[i].read = stream_read;
+        ins[i].read_ctx = in;
+        ins[i].name = in->name;
+        uint64_t size = mst_input_size(in->fd);
+        /* A regular file read from its start can also be read by offset. */
+        if (in->regular && lseek(in->fd, 0, SEEK_CUR) == 0) {
+            ins[i].pread = stream_pread;
+            ins[i].pread_ctx = in;
+            s->size += size;
+        } else {
+            all_regular = false;
+        }
+    }
+    if (!all_regular)
+        s->size = 0;
+    ms_open_options o;
+    ms_open_options_init(&o);
+    o.reader = s->hooks.reader;
+    s->r = ms_open(&o, ins, n);
+    free(ins); /* ms_open copies them; the contexts stay ours */
+    int st = ms_reader_status(s->r);
+    const mst_input *bad = mst_stream_failed_input(s);
+    if (st == MS_EIO && bad)
+        return stream_fail(s, MS_EIO, "cannot read %s: %s", bad->name, strerror(bad->err));
+    if (st == MS_EINVAL || st == MS_EIO || st == MS_ENOMEM)
+        return stream_fail(s, st, "%s", s->r ? ms_reader_errmsg(s->r) : "out of memory");
+    s->format = ms_reader_format(s->r);
+    s->foreign = s->format && strcmp(s->format, "migstream") != 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------ JSON */
 
 void mst_json_string(FILE *f, const char *s)
 {

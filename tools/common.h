@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <migstream/migstream.h>
 
@@ -37,6 +38,75 @@ void mst_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int mst_open_input(const char *path);
 /* Size of the input if it is a regular file, else 0. */
 uint64_t mst_input_size(int fd);
+
+/* ---- a stream's inputs, read through ms_open() (open.h) ---- */
+
+/* What a tool adds to the reading of its inputs; every member optional. */
+typedef struct mst_stream_hooks {
+    /* Reads up to LEN bytes of FD as read(2) does (-1 with errno set), in
+     * place of read(2) with EINTR retried and a non-blocking descriptor
+     * waited on: migstream-replay waits there with its signals unblocked.
+     * Positional reads never come here. */
+    ssize_t (*read)(void *ctx, int fd, void *buf, size_t len);
+    void *ctx;
+    /* The reader's options (on_problem, limits). */
+    const ms_reader_options *reader;
+    /* Print nothing: mst_stream_open() leaves why it failed in the
+     * stream's why and status, for the tool to word (or skip) itself. */
+    bool quiet;
+} mst_stream_hooks;
+
+typedef struct mst_stream mst_stream;
+
+/* One input of a stream. */
+typedef struct mst_input {
+    mst_stream *stream;
+    const char *path; /* as given ("-" for standard input) */
+    const char *name; /* in messages: the path, or "standard input" */
+    int fd;
+    int err;           /* errno of its last failed read, or 0 */
+    uint64_t seq, end; /* bytes read in order; the end of the furthest read */
+    bool regular;      /* a regular file: also read by position */
+    dev_t dev;         /* a regular file's, to tell a file given twice */
+    ino_t ino;
+} mst_input;
+
+/* A stream: its inputs and the reader ms_open() made of them. */
+struct mst_stream {
+    ms_reader *r;
+    mst_input *in;
+    size_t n;
+    uint64_t bytes; /* read from all inputs so far, by position too: for
+                     * the progress line (mst_progress_update) */
+    uint64_t size;  /* of every input, when all are regular files; else 0 */
+    bool foreign;   /* another format than libmigstream's (ms_reader_format) */
+    const char *format;
+    mst_stream_hooks hooks;
+    int status;    /* when mst_stream_open() failed: MS_EIO (an input cannot
+                    * be opened or read), MS_EINVAL (the inputs make no
+                    * stream) or MS_ENOMEM */
+    char why[640]; /* and what it printed, or would have (quiet) */
+};
+
+/*
+ * Opens the stream whose inputs are PATHS[0..N): its main input and its
+ * extra inputs (QEMU's multifd channels), in any order; "-" is standard
+ * input, once at most. Each input is opened here, read sequentially with
+ * EINTR retried (or through hooks->read), and regular files also by
+ * position (mapped-ram needs it). Returns 0 with S->r set: its status may
+ * still be a failure for the tool to report as a bad stream (among several
+ * inputs, one that is no stream). Returns -1 after printing why (unless
+ * hooks->quiet; S->status and S->why say it): "cannot open PATH: reason",
+ * "cannot read PATH: reason", inputs that make no stream (a channel alone,
+ * two main streams, a file given twice: the message names them), or no
+ * memory. mst_stream_close() in both cases.
+ */
+int mst_stream_open(mst_stream *s, const char *const *paths, size_t n,
+                    const mst_stream_hooks *hooks);
+/* Frees the reader, then closes the inputs. */
+void mst_stream_close(mst_stream *s);
+/* The input whose read failed (its err set), or NULL. */
+const mst_input *mst_stream_failed_input(const mst_stream *s);
 
 /* Writes S as a JSON string literal (quotes and escapes included). */
 void mst_json_string(FILE *f, const char *s);

@@ -22,8 +22,6 @@
 
 #include "common.h"
 
-static const uint8_t stream_magic[8] = {0x89, 'M', 'I', 'G', 'S', '\r', '\n', 0x1a};
-
 typedef enum { IN_STREAMS, IN_SCHEMAS } input_kind;
 
 /* One side of the comparison. */
@@ -33,6 +31,11 @@ typedef struct side {
     input_kind kind;
     size_t streams; /* streams read */
     ms_schema_set *set;
+    /* The formats of the streams read (ms_reader_format(): static), listed
+     * when one is another format than libmigstream's. */
+    const char *formats[8];
+    size_t nformats;
+    bool foreign;
 } side;
 
 typedef struct out {
@@ -40,43 +43,38 @@ typedef struct out {
     uint64_t errors, warnings;
 } out;
 
-/* First bytes of a file: 1 a libmigstream stream, 0 something else, -1
- * when it cannot be read (after printing why). */
-static int is_stream(const char *path)
+/* Whether a file is a stream of a format this build reads (its header
+ * reads): 1 yes; 0 no, after a note saying why when @note (a file of a
+ * directory, skipped); -1 when it cannot be read (after printing why). */
+static int is_stream(const char *path, bool note)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        mst_error("cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    uint8_t b[8];
-    size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t n = read(fd, b + got, sizeof b - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            mst_error("cannot read %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
+    const char *paths[] = {path};
+    const mst_stream_hooks quiet = {.quiet = true};
+    mst_stream st;
+    int k = -1;
+    if (mst_stream_open(&st, paths, 1, &quiet) == 0) {
+        int rc = ms_reader_header(st.r, NULL);
+        if (rc == 0) {
+            k = 1;
+        } else if (rc == MS_EMAGIC || (rc == MS_ETRUNCATED && ms_reader_error_record(st.r) < 0)) {
+            /* Nothing this build reads, or nothing at all. */
+            k = 0;
+            if (note && rc == MS_EMAGIC)
+                fprintf(stderr, "%s: %s: not a libmigstream stream, skipped\n", mst_prog, path);
+            else if (note)
+                fprintf(stderr, "%s: %s: %s, skipped\n", mst_prog, path, ms_reader_errmsg(st.r));
+        } else {
+            mst_error("%s: %s", path, ms_reader_errmsg(st.r));
         }
-        if (n == 0)
-            break;
-        got += (size_t)n;
+    } else if (st.status == MS_EINVAL && note) {
+        /* An input that is no stream by itself (a multifd channel). */
+        fprintf(stderr, "%s: %s, skipped\n", mst_prog, st.why);
+        k = 0;
+    } else {
+        mst_error("%s", st.why);
     }
-    close(fd);
-    return got == sizeof b && memcmp(b, stream_magic, sizeof b) == 0;
-}
-
-/* QEMU's stream magic (FORMAT.md section 3.1 asks readers to name it). */
-static bool is_qemu(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char b[4] = {0};
-    bool qemu = f && fread(b, 1, 4, f) == 4 && memcmp(b, "QEVM", 4) == 0;
-    if (f)
-        fclose(f);
-    return qemu;
+    mst_stream_close(&st);
+    return k;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -85,21 +83,38 @@ static bool ends_with(const char *s, const char *suffix)
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* Keeps the format of a stream read. */
+static void note_format(side *sd, const char *format)
+{
+    if (!format)
+        return;
+    if (strcmp(format, "migstream") != 0)
+        sd->foreign = true;
+    for (size_t i = 0; i < sd->nformats; i++)
+        if (strcmp(sd->formats[i], format) == 0)
+            return;
+    if (sd->nformats < sizeof sd->formats / sizeof sd->formats[0])
+        sd->formats[sd->nformats++] = format;
+}
+
 /* Reads one stream's preamble and DEVICE records into the side's set; 0 or
- * -1 after printing why. */
+ * -1 after printing why. A stream of another format teaches its devices
+ * only: its header is not this format's preamble. */
 static int learn_stream(side *sd, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        mst_error("cannot open %s: %s", path, strerror(errno));
+    const char *paths[] = {path};
+    mst_stream st;
+    if (mst_stream_open(&st, paths, 1, NULL)) {
+        mst_stream_close(&st);
         return -1;
     }
-    ms_reader *r = ms_reader_new_fd(NULL, fd);
+    ms_reader *r = st.r;
     const ms_header *h;
     const ms_record *rec;
     bool set_failed = false;
-    int rc = r ? ms_reader_header(r, &h) : MS_ENOMEM;
-    if (rc == 0 && (rc = ms_schema_set_learn_header(sd->set, h)) < 0)
+    int rc = ms_reader_header(r, &h);
+    note_format(sd, st.format);
+    if (rc == 0 && !st.foreign && (rc = ms_schema_set_learn_header(sd->set, h)) < 0)
         set_failed = true;
     while (rc == 0 && (rc = ms_reader_next(r, &rec)) > 0) {
         rc = 0;
@@ -107,12 +122,8 @@ static int learn_stream(side *sd, const char *path)
             set_failed = true;
     }
     if (rc < 0)
-        mst_error("%s: %s", path,
-                  set_failed ? ms_schema_set_errmsg(sd->set)
-                  : r        ? ms_reader_errmsg(r)
-                             : "out of memory");
-    ms_reader_free(r);
-    close(fd);
+        mst_error("%s: %s", path, set_failed ? ms_schema_set_errmsg(sd->set) : ms_reader_errmsg(r));
+    mst_stream_close(&st);
     if (rc < 0)
         return -1;
     sd->streams++;
@@ -162,13 +173,11 @@ static int load_dir(side *sd, DIR *dir)
             schemas++;
             continue;
         }
-        int k = is_stream(names[i]);
+        int k = is_stream(names[i], true);
         if (k < 0)
             status = -1;
         else if (k)
             stream[i] = true, nstreams++;
-        else
-            fprintf(stderr, "%s: %s: not a libmigstream stream, skipped\n", mst_prog, names[i]);
     }
     if (status == 0 && schemas && nstreams) {
         mst_error("%s: holds both streams and schema files (*.json, *.cbor): give one kind",
@@ -214,7 +223,7 @@ static int load_side(side *sd)
         mst_error("cannot open %s: %s", sd->path, strerror(errno));
         return -1;
     }
-    int k = is_stream(sd->path);
+    int k = is_stream(sd->path, false);
     if (k < 0)
         return -1;
     if (k) {
@@ -223,11 +232,7 @@ static int load_side(side *sd)
     }
     sd->kind = IN_SCHEMAS;
     if (ms_schema_set_load_path(sd->set, sd->path) < 0) {
-        if (is_qemu(sd->path))
-            mst_error("%s: a QEMU migration stream: convert it with migstream-import first",
-                      sd->path);
-        else
-            mst_error("%s", ms_schema_set_errmsg(sd->set));
+        mst_error("%s", ms_schema_set_errmsg(sd->set));
         return -1;
     }
     return 0;
@@ -274,6 +279,14 @@ static void print_side(const out *ot, const side *sd)
             fprintf(o, ",\"streams\":%zu", sd->streams);
         else
             fputs(",\"streams\":null", o);
+        if (sd->foreign) { /* the formats of the streams read */
+            fputs(",\"stream_formats\":[", o);
+            for (size_t i = 0; i < sd->nformats; i++) {
+                fputs(i ? "," : "", o);
+                mst_json_string(o, sd->formats[i]);
+            }
+            fputc(']', o);
+        }
         fprintf(o, ",\"schemas\":%zu,\"format\":", count);
         if (fmt)
             fprintf(o, "\"%u.%u\",\"required_features\":", major, minor);
@@ -288,8 +301,12 @@ static void print_side(const out *ot, const side *sd)
     }
     fprintf(o, "%s: %s ", sd->label, kind);
     mst_json_string(o, sd->path);
-    if (sd->kind == IN_STREAMS)
-        fprintf(o, " (%zu stream%s)", sd->streams, sd->streams == 1 ? "" : "s");
+    if (sd->kind == IN_STREAMS) {
+        fprintf(o, " (%zu stream%s", sd->streams, sd->streams == 1 ? "" : "s");
+        for (size_t i = 0; sd->foreign && i < sd->nformats; i++)
+            fprintf(o, "%s%s", i ? ", " : ": ", sd->formats[i]);
+        fputc(')', o);
+    }
     fprintf(o, ": %zu schema%s, ", count, count == 1 ? "" : "s");
     if (fmt) {
         fprintf(o, "format %u.%u, required features ", major, minor);
@@ -366,7 +383,9 @@ static void usage(FILE *f)
                "fields added without a version bump, versions that went down, stream format\n"
                "features an older reader cannot read. OLD and NEW are each a stream, a\n"
                "directory of streams, or a schema set (a JSON or CBOR schema file, or a\n"
-               "directory of them).\n"
+               "directory of them). Streams may be of any format this build reads\n"
+               "(libmigstream's; QEMU's with the QEMU module, whose device sections are\n"
+               "learned as devices of their vmsd names).\n"
                "\n"
                "  --json       JSON Lines: input objects, one object per issue, a result\n"
                "  --both-ways  also check that OLD reads the device states NEW writes\n"

@@ -17,32 +17,28 @@
 
 #include "common.h"
 
-/* The reader's input: a descriptor, read as ms_reader_new_fd() would. */
-static ssize_t read_fd(void *ctx, void *buf, size_t len)
-{
-    for (;;) {
-        ssize_t n = read(*(int *)ctx, buf, len);
-        if (n >= 0 || errno != EINTR)
-            return n;
-    }
-}
+/* One side: its stream (A or B) and the further inputs of that stream
+ * (--with-a, --with-b), in any order. */
+typedef struct side_args {
+    const char **paths;
+    size_t n;
+    const char *format; /* once loaded (ms_reader_format(): static) */
+} side_args;
 
-/* Loads one side; 0, or -1 after printing why. */
-static int load(ms_diff *d, ms_diff_side side, const char *path)
+/* Loads one side; 0, or -1 after printing why. Messages about the stream
+ * name its first input. */
+static int load(ms_diff *d, ms_diff_side side, side_args *a)
 {
-    int fd = mst_open_input(path);
-    if (fd < 0)
+    mst_stream st;
+    if (mst_stream_open(&st, a->paths, a->n, NULL)) {
+        mst_stream_close(&st);
         return -1;
-    const char *name = strcmp(path, "-") == 0 ? "standard input" : path;
-    ms_reader *r = ms_reader_new(NULL, read_fd, &fd);
-    int rc = r ? ms_diff_load(d, side, r, name) : MS_ENOMEM;
-    if (!r)
-        mst_error("out of memory");
-    else if (rc < 0)
+    }
+    a->format = st.format;
+    int rc = ms_diff_load(d, side, st.r, st.in[0].name);
+    if (rc < 0)
         mst_error("%s", ms_diff_errmsg(d));
-    ms_reader_free(r);
-    if (fd != STDIN_FILENO)
-        close(fd);
+    mst_stream_close(&st);
     return rc < 0 ? -1 : 0;
 }
 
@@ -329,6 +325,23 @@ static int print_item(void *ctx, const ms_diff_item *it)
     return 0;
 }
 
+/* When a side is of another format than libmigstream's: both formats,
+ * before any difference (not one itself). */
+static void print_formats(printer *p, const char *a, const char *b)
+{
+    if (strcmp(a, "migstream") == 0 && strcmp(b, "migstream") == 0)
+        return;
+    if (p->json) {
+        fputs("{\"type\":\"formats\",\"a\":", p->out);
+        mst_json_string(p->out, a);
+        fputs(",\"b\":", p->out);
+        mst_json_string(p->out, b);
+        fputs("}\n", p->out);
+    } else {
+        fprintf(p->out, "formats: A %s, B %s\n", a, b);
+    }
+}
+
 static void print_summary(printer *p, const ms_diff_totals *t, bool same)
 {
     if (p->json)
@@ -353,15 +366,21 @@ static void print_summary(printer *p, const ms_diff_totals *t, bool same)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: migstream-diff [--json] A B\n"
+    fprintf(f, "usage: migstream-diff [--json] [--with-a FILE]... [--with-b FILE]... A B\n"
                "\n"
-               "Compares two libmigstream streams by the guest state they describe:\n"
+               "Compares two migration streams by the guest state they describe:\n"
                "memory page by page, device state field by field, and stream metadata.\n"
-               "A or B (not both) may be \"-\" for standard input.\n"
+               "A and B may be of any format this build reads (libmigstream's; QEMU's\n"
+               "with the QEMU module), each its own; across formats only the metadata\n"
+               "that describes the guest (page size, machine) is compared. One input\n"
+               "may be \"-\" for standard input.\n"
                "\n"
-               "  --json     one JSON object per line (JSON Lines) instead of text\n"
-               "  --help     print this help and exit\n"
-               "  --version  print the version and exit\n"
+               "  --json          one JSON object per line (JSON Lines) instead of text\n"
+               "  --with-a FILE   a further input of stream A (a QEMU multifd channel\n"
+               "                  capture), in any order; repeatable\n"
+               "  --with-b FILE   the same for stream B\n"
+               "  --help          print this help and exit\n"
+               "  --version       print the version and exit\n"
                "\n"
                "DATA pages are kept in temporary files in $TMPDIR (default /tmp).\n"
                "Exit status: 0 same, 1 different, 2 usage or I/O error or unreadable stream.\n");
@@ -369,55 +388,86 @@ static void usage(FILE *f)
 
 static void short_usage(void)
 {
-    fprintf(stderr, "usage: migstream-diff [--json] A B  (see --help)\n");
+    fprintf(stderr, "usage: migstream-diff [--json] [--with-a FILE]... [--with-b FILE]... A B  "
+                    "(see --help)\n");
 }
 
 int main(int argc, char **argv)
 {
+    enum { OPT_WITH_A = 256, OPT_WITH_B };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
+        {"with-a", required_argument, NULL, OPT_WITH_A},
+        {"with-b", required_argument, NULL, OPT_WITH_B},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     bool json = false;
     mst_init(argv[0]);
+    /* Each side's inputs: its stream first, then its --with-X files. */
+    side_args sides[2] = {{calloc((size_t)argc, sizeof(char *)), 1, NULL},
+                          {calloc((size_t)argc, sizeof(char *)), 1, NULL}};
+    ms_diff *d = NULL;
+    int status = MST_EXIT_ERROR;
+    if (!sides[0].paths || !sides[1].paths) {
+        mst_error("out of memory");
+        goto out;
+    }
     opterr = 0;
-    for (int opt; (opt = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
+    for (int opt; (opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'j':
             json = true;
             break;
+        case OPT_WITH_A:
+        case OPT_WITH_B:
+            sides[opt - OPT_WITH_A].paths[sides[opt - OPT_WITH_A].n++] = optarg;
+            break;
         case 'h':
             usage(stdout);
-            return MST_EXIT_OK;
+            status = MST_EXIT_OK;
+            goto out;
         case 'V':
             mst_print_version();
-            return MST_EXIT_OK;
+            status = MST_EXIT_OK;
+            goto out;
+        case ':':
+            mst_error("option %s needs a FILE", argv[optind - 1]);
+            short_usage();
+            goto out;
         default: /* getopt's own message would name the program by its path */
             mst_error("invalid option: %s", argv[optind - 1]);
             short_usage();
-            return MST_EXIT_ERROR;
+            goto out;
         }
     }
     if (argc - optind != 2) {
         mst_error("expected two streams, A and B");
         short_usage();
-        return MST_EXIT_ERROR;
+        goto out;
     }
-    if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0) {
-        mst_error("standard input can be only one of A and B");
-        return MST_EXIT_ERROR;
+    sides[0].paths[0] = argv[optind];
+    sides[1].paths[0] = argv[optind + 1];
+    size_t stdin_uses = 0;
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < sides[k].n; i++)
+            stdin_uses += strcmp(sides[k].paths[i], "-") == 0;
+    if (stdin_uses > 1) {
+        mst_error(strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0
+                      ? "standard input can be only one of A and B"
+                      : "standard input can be only one of the inputs");
+        goto out;
     }
-    ms_diff *d = ms_diff_new(NULL); /* $TMPDIR, else /tmp */
+    d = ms_diff_new(NULL); /* $TMPDIR, else /tmp */
     if (!d) {
         mst_error("out of memory");
-        return MST_EXIT_ERROR;
+        goto out;
     }
-    int status = MST_EXIT_ERROR;
-    if (load(d, MS_DIFF_A, argv[optind]) || load(d, MS_DIFF_B, argv[optind + 1]))
+    if (load(d, MS_DIFF_A, &sides[0]) || load(d, MS_DIFF_B, &sides[1]))
         goto out;
     printer p = {.out = stdout, .json = json};
+    print_formats(&p, sides[0].format, sides[1].format);
     int rc = ms_diff_compare(d, print_item, &p);
     if (rc < 0) {
         fflush(stdout); /* the differences found so far come first */
@@ -436,5 +486,7 @@ out:
         status = MST_EXIT_ERROR;
     }
     ms_diff_free(d);
+    free(sides[0].paths);
+    free(sides[1].paths);
     return status;
 }

@@ -46,12 +46,15 @@ typedef struct key_list {
 /* A record before the first PAGES, DEVICE or END record (INFO, REGIONS or
  * unknown), kept until the header is printed: the header lists the regions
  * they declare. At most SAVED_MAX are kept; the header comes out sooner if
- * there are more. */
+ * there are more. A stream of another format may hand out a DEVICE before
+ * its regions (QEMU's CONFIGURATION subsections): that one is kept too. */
 #define SAVED_MAX 1024
 typedef struct saved_record {
     ms_record rec;
     ms_region *regions;
     char *machine, *description;
+    char *path, *schema;
+    uint8_t *state;
     uint8_t head[HEAD_MAX];
     key_list keys;
 } saved_record;
@@ -80,6 +83,11 @@ typedef struct dump {
     bool json;
     dump_mode mode;
     ms_reader *r;
+    /* A stream of another format (QEMU's ...): its records carry no wire
+     * bytes, so lengths, checksums, byte counts, shares and the digest do
+     * not apply; format names it. */
+    bool foreign;
+    const char *format;
     const ms_header *hdr;
     uint64_t preamble; /* header_size: where record 0 starts */
 
@@ -99,6 +107,7 @@ typedef struct dump {
     saved_record *saved;
     size_t nsaved;
     bool header_done;
+    bool regions_seen; /* a REGIONS record was read */
 
     /* --page */
     const char *page_region; /* the REGION part of REGION:PFN */
@@ -385,8 +394,12 @@ static uint64_t pages_wire_data(const ms_record *rec)
 static void record_text(dump *d, const ms_record *rec, const key_list *keys)
 {
     char tmp[8];
-    fprintf(d->out, "%12" PRIu64 " %7" PRIu64 " %-8s %9" PRIu32 "  ", rec->offset, rec->index,
-            type_label(rec->type, tmp), rec->length);
+    if (d->foreign)
+        fprintf(d->out, "%12" PRIu64 " %7" PRIu64 " %-8s %9s  ", rec->offset, rec->index,
+                type_label(rec->type, tmp), "-");
+    else
+        fprintf(d->out, "%12" PRIu64 " %7" PRIu64 " %-8s %9" PRIu32 "  ", rec->offset, rec->index,
+                type_label(rec->type, tmp), rec->length);
     if (!rec->known) {
         fputs("unknown optional record, skipped; payload ", d->out);
         for (uint32_t i = 0; i < rec->length && i < HEAD_MAX; i++)
@@ -426,7 +439,9 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
         fprintf(d->out, " pages %" PRIu64 "..%" PRIu64 " extents %zu ", first, last,
                 rec->pages.extent_count);
         put_counts_text(d, c);
-        if (rec->pages.encoding == MS_ENCODING_ZSTD)
+        if (d->foreign) /* no encoding on the wire: the pages as read */
+            fprintf(d->out, " data %zu", rec->pages.data_size);
+        else if (rec->pages.encoding == MS_ENCODING_ZSTD)
             fprintf(d->out, " encoding zstd data %" PRIu64 " decoded %zu", pages_wire_data(rec),
                     rec->pages.data_size);
         else
@@ -461,7 +476,8 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
             fprintf(d->out, " rounds %" PRIu64, rec->totals.rounds);
         if (rec->totals.overlays)
             fprintf(d->out, " overlays %" PRIu64, rec->totals.overlays);
-        fprintf(d->out, " digest 0x%016" PRIx64, rec->checksum);
+        if (!d->foreign)
+            fprintf(d->out, " digest 0x%016" PRIx64, rec->checksum);
         break;
     default:
         break;
@@ -476,10 +492,14 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
     FILE *o = d->out;
     fprintf(o,
             "{\"kind\":\"record\",\"offset\":%" PRIu64 ",\"index\":%" PRIu64 ",\"type\":\"%s\","
-            "\"type_code\":%u,\"flags\":%u,\"length\":%" PRIu32 ",\"checksum\":",
-            rec->offset, rec->index, type_label(rec->type, tmp), rec->type, rec->flags,
-            rec->length);
-    put_hex64(d, rec->checksum);
+            "\"type_code\":%u,\"flags\":%u,",
+            rec->offset, rec->index, type_label(rec->type, tmp), rec->type, rec->flags);
+    if (d->foreign) {
+        fputs("\"length\":null,\"checksum\":null", o);
+    } else {
+        fprintf(o, "\"length\":%" PRIu32 ",\"checksum\":", rec->length);
+        put_hex64(d, rec->checksum);
+    }
     fprintf(o, ",\"known\":%s", rec->known ? "true" : "false");
     if (!rec->known) {
         fputs(",\"payload_head\":", o);
@@ -516,9 +536,13 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         put_str(d, rec->pages.region->name);
         fprintf(o, ",\"first_page\":%" PRIu64 ",\"last_page\":%" PRIu64 ",\"pages\":", first, last);
         put_counts_json(d, c, false);
-        fprintf(o, ",\"encoding\":\"%s\",\"data_bytes\":%" PRIu64 ",\"decoded_bytes\":%zu",
-                rec->pages.encoding == MS_ENCODING_ZSTD ? "zstd" : "raw", pages_wire_data(rec),
-                rec->pages.data_size);
+        if (d->foreign)
+            fprintf(o, ",\"encoding\":null,\"data_bytes\":null,\"decoded_bytes\":%zu",
+                    rec->pages.data_size);
+        else
+            fprintf(o, ",\"encoding\":\"%s\",\"data_bytes\":%" PRIu64 ",\"decoded_bytes\":%zu",
+                    rec->pages.encoding == MS_ENCODING_ZSTD ? "zstd" : "raw", pages_wire_data(rec),
+                    rec->pages.data_size);
         fputs(",\"extents\":[", o);
         for (size_t i = 0; i < rec->pages.extent_count; i++) {
             const ms_extent *e = &rec->pages.extents[i];
@@ -550,7 +574,10 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         if (rec->totals.overlays)
             fprintf(o, ",\"overlays\":%" PRIu64, rec->totals.overlays);
         fputs(",\"digest\":", o);
-        put_hex64(d, rec->checksum);
+        if (d->foreign)
+            fputs("null", o);
+        else
+            put_hex64(d, rec->checksum);
         break;
     case MS_REC_ROUND:
         fputc(',', o);
@@ -580,6 +607,16 @@ static void print_record(dump *d, const ms_record *rec, const key_list *keys)
         record_text(d, rec, keys);
 }
 
+static void saved_free(saved_record *s)
+{
+    free(s->regions);
+    free(s->machine);
+    free(s->description);
+    free(s->path);
+    free(s->schema);
+    free(s->state);
+}
+
 /* ---------------------------------------------------------------- header */
 
 static void print_header(dump *d)
@@ -593,7 +630,32 @@ static void print_header(dump *d)
     ms_known_features(NULL, &known_optional);
     const uint64_t unknown_optional = h->optional_features & ~known_optional;
     const bool newer = h->minor > MS_FORMAT_MINOR;
-    if (d->json) {
+    if (d->foreign && d->json) {
+        /* The members of this format's preamble do not apply. */
+        fputs("{\"kind\":\"header\",\"format\":", o);
+        put_str(d, d->format);
+        fprintf(o,
+                ",\"major\":null,\"minor\":null,\"required_features\":null,"
+                "\"optional_features\":null,\"writer_name\":null,\"writer_version\":null,"
+                "\"page_size\":%" PRIu32 ",\"preamble_bytes\":null,\"preamble_checksum\":null,"
+                "\"regions\":[",
+                h->page_size);
+        for (size_t i = 0; i < nreg; i++) {
+            if (i)
+                fputc(',', o);
+            put_region_json(d, ms_reader_region(d->r, i));
+        }
+        fputs("]}\n", o);
+    } else if (d->foreign) {
+        fprintf(o, "header\n  format    %s\n  page-size %" PRIu32 "\n  regions   %zu\n", d->format,
+                h->page_size, nreg);
+        for (size_t i = 0; i < nreg; i++) {
+            fputs("  region    ", o);
+            put_region_text(d, ms_reader_region(d->r, i));
+            fputc('\n', o);
+        }
+        fputs("records\n", o);
+    } else if (d->json) {
         fprintf(o,
                 "{\"kind\":\"header\",\"format\":\"%u.%u\",\"major\":%u,\"minor\":%u,"
                 "\"required_features\":",
@@ -652,14 +714,21 @@ static void print_header(dump *d)
         if (!s->rec.known)
             s->rec.payload = s->head;
         print_record(d, &s->rec, &s->keys);
-        free(s->regions);
-        free(s->machine);
-        free(s->description);
+        saved_free(s);
     }
     free(d->saved);
     d->saved = NULL;
     d->nsaved = 0;
     d->header_done = true;
+}
+
+/* Whether @rec is kept for after the header (see saved_record). */
+static bool to_save(const dump *d, const ms_record *rec)
+{
+    if (d->header_done || d->nsaved == SAVED_MAX)
+        return false;
+    return rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known ||
+           (d->foreign && rec->type == MS_REC_DEVICE && !d->regions_seen);
 }
 
 /* Keeps a leading INFO or REGIONS record for after the header. */
@@ -686,6 +755,19 @@ static int save_record(dump *d, const ms_record *rec, const key_list *keys)
             return -1;
         memcpy(s->regions, rec->regions, rec->region_count * sizeof *s->regions);
         s->rec.regions = s->regions;
+    } else if (rec->type == MS_REC_DEVICE) {
+        const ms_device *v = &rec->device;
+        s->path = strdup(v->path);
+        s->schema = strdup(v->schema);
+        s->state = malloc(v->state_size ? v->state_size : 1);
+        if (!s->path || !s->schema || !s->state) {
+            saved_free(s);
+            return -1;
+        }
+        memcpy(s->state, v->state, v->state_size);
+        s->rec.device.path = s->path;
+        s->rec.device.schema = s->schema;
+        s->rec.device.state = s->state;
     } else {
         if ((rec->info.machine && !(s->machine = strdup(rec->info.machine))) ||
             (rec->info.description && !(s->description = strdup(rec->info.description)))) {
@@ -748,6 +830,21 @@ static int count_round(dump *d, const ms_record *rec)
     return 0;
 }
 
+/* The bytes a part of the stream takes and its share of TOTAL: ' bytes N
+ * share P%' (text) or ',"bytes":N,"percent":P' (JSON); for a stream of
+ * another format, whose records have no wire bytes, nothing (text) or
+ * nulls (JSON). */
+static void put_share(dump *d, uint64_t bytes, uint64_t total)
+{
+    if (d->json && d->foreign)
+        fputs(",\"bytes\":null,\"percent\":null", d->out);
+    else if (d->json)
+        fprintf(d->out, ",\"bytes\":%" PRIu64 ",\"percent\":%.2f", bytes,
+                mst_percent(bytes, total));
+    else if (!d->foreign)
+        fprintf(d->out, " bytes %" PRIu64 " share %.2f%%", bytes, mst_percent(bytes, total));
+}
+
 static void print_rounds(dump *d, uint64_t total)
 {
     FILE *o = d->out;
@@ -759,15 +856,17 @@ static void print_rounds(dump *d, uint64_t total)
             fprintf(o, ",\"index\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"sent\":", r->index,
                     r->offset);
             put_counts_json(d, r->sent, false);
-            fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"percent\":%.2f}",
-                    r->records, r->bytes, mst_percent(r->bytes, total));
+            fprintf(o, ",\"records\":%" PRIu64, r->records);
+            put_share(d, r->bytes, total);
+            fputc('}', o);
         } else {
             fprintf(o, "  round     %" PRIu64, r->round.number);
             put_round_rest(d, &r->round);
             fputs(" sent ", o);
             put_counts_text(d, r->sent);
-            fprintf(o, " records %" PRIu64 " bytes %" PRIu64 " share %.2f%%\n", r->records,
-                    r->bytes, mst_percent(r->bytes, total));
+            fprintf(o, " records %" PRIu64, r->records);
+            put_share(d, r->bytes, total);
+            fputc('\n', o);
         }
     }
     if (!d->json && d->rounds_seen > d->nrounds)
@@ -782,30 +881,44 @@ static void print_totals(dump *d, uint64_t digest)
     char tmp[8];
     size_t nreg = ms_pagemap_region_count(d->pm), ndev = mst_devset_count(d->ds);
     if (d->json) {
-        fprintf(o,
-                "{\"kind\":\"totals\",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
-                ",\"preamble_bytes\":%" PRIu64 ",\"preamble_percent\":%.2f,\"types\":[",
-                total, d->records, d->preamble, mst_percent(d->preamble, total));
+        fputs("{\"kind\":\"totals\",", o);
+        if (d->foreign) {
+            fputs("\"format\":", o);
+            put_str(d, d->format);
+            fprintf(o,
+                    ",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
+                    ",\"preamble_bytes\":null,\"preamble_percent\":null,\"types\":[",
+                    total, d->records);
+        } else {
+            fprintf(o,
+                    "\"bytes\":%" PRIu64 ",\"records\":%" PRIu64 ",\"preamble_bytes\":%" PRIu64
+                    ",\"preamble_percent\":%.2f,\"types\":[",
+                    total, d->records, d->preamble, mst_percent(d->preamble, total));
+        }
         for (size_t i = 0; i < d->ntypes; i++) {
             const type_stats *t = &d->types[i];
-            fprintf(o,
-                    "%s{\"type\":\"%s\",\"type_code\":%u,\"known\":%s,\"records\":%" PRIu64
-                    ",\"bytes\":%" PRIu64 ",\"percent\":%.2f}",
+            fprintf(o, "%s{\"type\":\"%s\",\"type_code\":%u,\"known\":%s,\"records\":%" PRIu64,
                     i ? "," : "", type_label(t->type, tmp), t->type,
-                    ms_record_type_name(t->type) ? "true" : "false", t->records, t->bytes,
-                    mst_percent(t->bytes, total));
+                    ms_record_type_name(t->type) ? "true" : "false", t->records);
+            put_share(d, t->bytes, total);
+            fputc('}', o);
         }
         fputs("],\"regions\":[", o);
     } else {
-        fprintf(o, "totals\n  stream    bytes %" PRIu64 " records %" PRIu64 "\n", total,
-                d->records);
-        fprintf(o, "  preamble  bytes %" PRIu64 " share %.2f%%\n", d->preamble,
-                mst_percent(d->preamble, total));
+        if (d->foreign)
+            fprintf(o, "totals\n  stream    format %s bytes %" PRIu64 " records %" PRIu64 "\n",
+                    d->format, total, d->records);
+        else
+            fprintf(o, "totals\n  stream    bytes %" PRIu64 " records %" PRIu64 "\n", total,
+                    d->records);
+        if (!d->foreign)
+            fprintf(o, "  preamble  bytes %" PRIu64 " share %.2f%%\n", d->preamble,
+                    mst_percent(d->preamble, total));
         for (size_t i = 0; i < d->ntypes; i++) {
             const type_stats *t = &d->types[i];
-            fprintf(o, "  type      %s records %" PRIu64 " bytes %" PRIu64 " share %.2f%%%s\n",
-                    type_label(t->type, tmp), t->records, t->bytes, mst_percent(t->bytes, total),
-                    ms_record_type_name(t->type) ? "" : " unknown");
+            fprintf(o, "  type      %s records %" PRIu64, type_label(t->type, tmp), t->records);
+            put_share(d, t->bytes, total);
+            fprintf(o, "%s\n", ms_record_type_name(t->type) ? "" : " unknown");
         }
     }
     for (size_t i = 0; i < nreg; i++) {
@@ -823,8 +936,9 @@ static void print_totals(dump *d, uint64_t digest)
                 fputs("null", o);
             fputs(",\"sent\":", o);
             put_counts_json(d, sent, false);
-            fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"percent\":%.2f}",
-                    s->records, s->bytes, mst_percent(s->bytes, total));
+            fprintf(o, ",\"records\":%" PRIu64, s->records);
+            put_share(d, s->bytes, total);
+            fputc('}', o);
         } else {
             fprintf(o, "  region    %" PRIu32 " ", s->region.id);
             put_str(d, s->region.name);
@@ -837,8 +951,9 @@ static void print_totals(dump *d, uint64_t digest)
             }
             fputs(" sent ", o);
             put_counts_text(d, sent);
-            fprintf(o, " records %" PRIu64 " bytes %" PRIu64 " share %.2f%%\n", s->records,
-                    s->bytes, mst_percent(s->bytes, total));
+            fprintf(o, " records %" PRIu64, s->records);
+            put_share(d, s->bytes, total);
+            fputc('\n', o);
         }
     }
     if (d->json)
@@ -853,28 +968,32 @@ static void print_totals(dump *d, uint64_t digest)
             put_str(d, s->path);
             fprintf(o, ",\"instance\":%" PRIu32 ",\"schema\":", s->instance);
             put_str(d, s->schema);
-            fprintf(o,
-                    ",\"version\":%" PRIu32 ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
-                    ",\"percent\":%.2f}",
-                    s->version, s->records, s->bytes, mst_percent(s->bytes, total));
+            fprintf(o, ",\"version\":%" PRIu32 ",\"records\":%" PRIu64, s->version, s->records);
+            put_share(d, s->bytes, total);
+            fputc('}', o);
         } else {
             fputs("  device    ", o);
             put_str(d, s->path);
             fprintf(o, " instance %" PRIu32 " schema ", s->instance);
             put_str(d, s->schema);
-            fprintf(o, " version %" PRIu32 " records %" PRIu64 " bytes %" PRIu64 " share %.2f%%\n",
-                    s->version, s->records, s->bytes, mst_percent(s->bytes, total));
+            fprintf(o, " version %" PRIu32 " records %" PRIu64, s->version, s->records);
+            put_share(d, s->bytes, total);
+            fputc('\n', o);
         }
     }
     if (d->json) {
         fprintf(o,
                 "],\"devices_complete\":%s,\"digest\":", mst_devset_full(d->ds) ? "false" : "true");
-        put_hex64(d, digest);
+        if (d->foreign)
+            fputs("null", o);
+        else
+            put_hex64(d, digest);
         fputs("}\n", o);
     } else {
         if (mst_devset_full(d->ds))
             fputs("  devices   incomplete (memory limit)\n", o);
-        fprintf(o, "  digest    0x%016" PRIx64 "\n", digest);
+        if (!d->foreign)
+            fprintf(o, "  digest    0x%016" PRIx64 "\n", digest);
     }
 }
 
@@ -1112,11 +1231,13 @@ static int print_devices(dump *d)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json | --summary] STREAM\n"
-            "       %s [--json] --page REGION:PFN STREAM\n"
-            "       %s [--json] --device PATH STREAM\n"
-            "Shows a libmigstream stream: a header block, one line per record and a\n"
-            "totals block. STREAM \"-\" reads standard input.\n"
+            "usage: %s [--json | --summary] STREAM [INPUT...]\n"
+            "       %s [--json] --page REGION:PFN STREAM [INPUT...]\n"
+            "       %s [--json] --device PATH STREAM [INPUT...]\n"
+            "Shows a migration stream of any format this build reads (libmigstream's;\n"
+            "QEMU's with the QEMU module): a header block, one line per record and a\n"
+            "totals block. STREAM \"-\" reads standard input. INPUTs are further inputs\n"
+            "of the same stream (QEMU's multifd channel captures), in any order.\n"
             "\n"
             "  --json            JSON Lines: one object per header, record and totals\n"
             "  --summary         only the totals block\n"
@@ -1173,15 +1294,8 @@ static bool all_digits(const char *s)
 }
 
 /* Reads the stream; returns the exit status. */
-static int run(dump *d, int fd)
+static int run(dump *d)
 {
-    ms_reader_options opts;
-    ms_reader_options_init(&opts);
-    d->r = ms_reader_new_fd(&opts, fd);
-    if (!d->r) {
-        mst_error("out of memory");
-        return MST_EXIT_ERROR;
-    }
     const ms_record *rec = NULL;
     int rc = ms_reader_header(d->r, &d->hdr);
     bool nomem = false;
@@ -1198,7 +1312,9 @@ static int run(dump *d, int fd)
                 digest = rec->checksum;
                 d->end_index = rec->index;
                 d->end_offset = rec->offset;
-                d->stream_bytes = rec->offset + MS_RECORD_HEADER_SIZE + rec->length;
+                /* Another format's END counts the bytes of its stream. */
+                d->stream_bytes = d->foreign ? rec->totals.bytes
+                                             : rec->offset + MS_RECORD_HEADER_SIZE + rec->length;
             }
             switch (d->mode) {
             case MODE_FULL:
@@ -1226,8 +1342,9 @@ static int run(dump *d, int fd)
             if (d->mode != MODE_FULL)
                 continue;
             unknown_keys(rec, &keys);
-            if (!d->header_done && d->nsaved < SAVED_MAX &&
-                (rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known)) {
+            if (rec->type == MS_REC_REGIONS)
+                d->regions_seen = true;
+            if (to_save(d, rec)) {
                 if (save_record(d, rec, &keys)) {
                     nomem = true;
                     break;
@@ -1303,23 +1420,32 @@ static int run(dump *d, int fd)
 int main(int argc, char **argv)
 {
     dump d = {.out = stdout, .mode = MODE_FULL};
-    const char *path = NULL, *page_arg = NULL;
+    const char *page_arg = NULL;
     bool summary = false, only_args = false;
     mst_init(argv[0]);
+    /* STREAM [INPUT...]: the inputs of one stream, in any order. */
+    const char **paths = calloc((size_t)argc, sizeof *paths);
+    size_t npaths = 0;
+    if (!paths) {
+        mst_error("out of memory");
+        return MST_EXIT_ERROR;
+    }
+    int status = MST_EXIT_ERROR;
+    char *region_part = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
-            if (path)
-                return usage_error("unexpected argument '%s': one STREAM only", a);
-            path = a;
+            paths[npaths++] = a;
         } else if (strcmp(a, "--") == 0) {
             only_args = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
-            return MST_EXIT_OK;
+            status = MST_EXIT_OK;
+            goto out;
         } else if (strcmp(a, "--version") == 0) {
             mst_print_version();
-            return MST_EXIT_OK;
+            status = MST_EXIT_OK;
+            goto out;
         } else if (strcmp(a, "--json") == 0) {
             d.json = true;
         } else if (strcmp(a, "--summary") == 0) {
@@ -1329,34 +1455,46 @@ int main(int argc, char **argv)
             bool is_page = a[2] == 'p';
             const char *eq = strchr(a, '=');
             const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v)
-                return usage_error("option %s needs an argument", a);
-            if ((is_page ? page_arg : d.device_path) != NULL)
-                return usage_error("option %s given twice", is_page ? "--page" : "--device");
+            if (!v) {
+                status = usage_error("option %s needs an argument", a);
+                goto out;
+            }
+            if ((is_page ? page_arg : d.device_path) != NULL) {
+                status = usage_error("option %s given twice", is_page ? "--page" : "--device");
+                goto out;
+            }
             if (is_page)
                 page_arg = v;
             else
                 d.device_path = v;
         } else {
-            return usage_error("unknown option '%s'", a);
+            status = usage_error("unknown option '%s'", a);
+            goto out;
         }
     }
-    if (!path)
-        return usage_error("%s", "no STREAM given");
-    if (page_arg && d.device_path)
-        return usage_error("%s", "--page and --device exclude each other");
-    if (summary && (page_arg || d.device_path))
-        return usage_error("--summary excludes %s", page_arg ? "--page" : "--device");
-    char *region_part = NULL;
+    if (!npaths) {
+        status = usage_error("%s", "no STREAM given");
+        goto out;
+    }
+    if (page_arg && d.device_path) {
+        status = usage_error("%s", "--page and --device exclude each other");
+        goto out;
+    }
+    if (summary && (page_arg || d.device_path)) {
+        status = usage_error("--summary excludes %s", page_arg ? "--page" : "--device");
+        goto out;
+    }
     if (page_arg) {
         const char *colon = strrchr(page_arg, ':');
-        if (!colon || colon == page_arg || !parse_u64(colon + 1, &d.pfn))
-            return usage_error("--page wants REGION:PFN (e.g. 0:5 or pc.ram:0x10), not '%s'",
-                               page_arg);
+        if (!colon || colon == page_arg || !parse_u64(colon + 1, &d.pfn)) {
+            status = usage_error("--page wants REGION:PFN (e.g. 0:5 or pc.ram:0x10), not '%s'",
+                                 page_arg);
+            goto out;
+        }
         region_part = strndup(page_arg, (size_t)(colon - page_arg));
         if (!region_part) {
             mst_error("out of memory");
-            return MST_EXIT_ERROR;
+            goto out;
         }
         d.page_region = region_part;
         uint64_t id;
@@ -1370,27 +1508,24 @@ int main(int argc, char **argv)
         d.mode = MODE_SUMMARY;
     }
 
-    int fd = mst_open_input(path);
-    if (fd < 0) {
-        free(region_part);
-        return MST_EXIT_ERROR;
+    mst_stream st;
+    if (mst_stream_open(&st, paths, npaths, NULL) == 0) {
+        d.r = st.r;
+        d.foreign = st.foreign;
+        d.format = st.format;
+        d.pm = mst_pagemap_new();
+        d.ds = mst_devset_new(MST_DEVSET_BUDGET);
+        if (!d.pm || !d.ds)
+            mst_error("out of memory");
+        else
+            status = run(&d);
     }
-    int status = MST_EXIT_ERROR;
-    d.pm = mst_pagemap_new();
-    d.ds = mst_devset_new(MST_DEVSET_BUDGET);
-    if (!d.pm || !d.ds)
-        mst_error("out of memory");
-    else
-        status = run(&d, fd);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;
     }
-    for (size_t i = 0; i < d.nsaved; i++) {
-        free(d.saved[i].regions);
-        free(d.saved[i].machine);
-        free(d.saved[i].description);
-    }
+    for (size_t i = 0; i < d.nsaved; i++)
+        saved_free(&d.saved[i]);
     free(d.saved);
     for (size_t i = 0; i < d.ndevs; i++) {
         free(d.devs[i].schema);
@@ -1400,11 +1535,11 @@ int main(int argc, char **argv)
     free(d.page);
     free(d.types);
     free(d.rounds);
-    free(region_part);
     ms_pagemap_free(d.pm);
     mst_devset_free(d.ds);
-    ms_reader_free(d.r);
-    if (fd != STDIN_FILENO)
-        close(fd);
+    mst_stream_close(&st);
+out:
+    free(region_part);
+    free(paths);
     return status;
 }

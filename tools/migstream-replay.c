@@ -46,40 +46,39 @@ static void catch_signals(void)
     sigprocmask(SIG_BLOCK, &set, &unblocked);
 }
 
-typedef struct input {
-    int fd;
-    int err; /* errno of a failed read */
-} input;
-
-/* The reader's input. Waits in ppoll() with the caught signals unblocked:
- * a signal then stops a read that waits on a pipe, instead of the read being
- * retried as ms_reader_new_fd() would. */
-static ssize_t read_input(void *ctx, void *buf, size_t len)
+/* Sequential reads of every input (mst_stream_hooks.read). Waits in
+ * ppoll() with the caught signals unblocked: a signal then stops a read
+ * that waits on a pipe, instead of the read being retried. */
+static ssize_t read_input(void *ctx, int fd, void *buf, size_t len)
 {
-    input *in = ctx;
+    (void)ctx;
     for (;;) {
-        struct pollfd p = {.fd = in->fd, .events = POLLIN};
-        if (!got_signal && ppoll(&p, 1, NULL, &unblocked) < 0 && errno != EINTR) {
-            in->err = errno;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (!got_signal && ppoll(&p, 1, NULL, &unblocked) < 0 && errno != EINTR)
             return -1;
-        }
         if (got_signal) {
-            in->err = EINTR;
+            errno = EINTR;
             return -1;
         }
-        ssize_t n = read(in->fd, buf, len);
+        ssize_t n = read(fd, buf, len);
         if (n >= 0)
             return n;
-        if (errno != EINTR && errno != EAGAIN) {
-            in->err = errno;
+        if (errno != EINTR && errno != EAGAIN)
             return -1;
-        }
     }
 }
 
+typedef struct progress {
+    mst_progress line;
+    const mst_stream *stream;
+} progress;
+
+/* The bytes read from every input of the stream, and the pages applied. */
 static void show_progress(void *ctx, uint64_t bytes, uint64_t pages)
 {
-    mst_progress_update(ctx, bytes, pages);
+    progress *p = ctx;
+    (void)bytes; /* the offset in the main input only */
+    mst_progress_update(&p->line, p->stream->bytes, pages);
 }
 
 /* -------------------------------------------------------------------- main */
@@ -87,10 +86,13 @@ static void show_progress(void *ctx, uint64_t bytes, uint64_t pages)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [options] -o DIR STREAM\n"
-            "Applies STREAM (a file, or - for standard input) and writes the guest's final\n"
-            "state to DIR: region-<id>.img (sparse raw images), device-<n>.cbor and\n"
-            "device-<n>.json, overlay-<n>.bin (each overlay's 4 KiB), and manifest.json.\n"
+            "usage: %s [options] -o DIR STREAM [INPUT...]\n"
+            "Applies STREAM (a file, or - for standard input), a migration stream of any\n"
+            "format this build reads (libmigstream's; QEMU's with the QEMU module), and\n"
+            "writes the guest's final state to DIR: region-<id>.img (sparse raw images),\n"
+            "device-<n>.cbor and device-<n>.json, overlay-<n>.bin (each overlay's 4 KiB),\n"
+            "and manifest.json. INPUTs are further inputs of the same stream (QEMU's\n"
+            "multifd channel captures), in any order.\n"
             "\n"
             "  -o, --output DIR  directory to create (required)\n"
             "      --force       replace DIR if it exists\n"
@@ -150,44 +152,48 @@ int main(int argc, char **argv)
             return MST_EXIT_ERROR;
         }
     }
-    if (!out || !*out || optind != argc - 1) {
-        mst_error(!out || !*out ? "-o DIR is required" : "expected exactly one STREAM");
+    if (!out || !*out || optind == argc) {
+        mst_error(!out || !*out ? "-o DIR is required" : "expected a STREAM");
         fprintf(stderr, "Try '%s --help'.\n", mst_prog);
         return MST_EXIT_ERROR;
     }
+    /* STREAM [INPUT...]: the inputs of one stream, in any order; messages
+     * about the stream name the first. */
     const char *name = argv[optind];
     const char *label = strcmp(name, "-") ? name : "standard input";
 
     /* An interrupted run removes its temporary directory, then dies of the
      * signal as it would have. */
     catch_signals();
-    input in = {mst_open_input(name), 0};
-    if (in.fd < 0)
-        return MST_EXIT_ERROR;
-    struct stat st;
-    if (!force && lstat(out, &st) == 0) { /* the library refuses it too */
+    struct stat sb;
+    if (!force && lstat(out, &sb) == 0) { /* the library refuses it too */
         mst_error("%s exists; use --force to replace it", out);
-        if (in.fd != STDIN_FILENO)
-            close(in.fd);
         return MST_EXIT_ERROR;
     }
-    mst_progress progress;
-    mst_progress_init(&progress, quiet, mst_input_size(in.fd));
+    mst_stream st;
+    const mst_stream_hooks hooks = {.read = read_input};
+    ms_replay_dir *rd = NULL;
+    int rc = MS_ENOMEM, status = MST_EXIT_OK;
+    progress pg = {.stream = &st};
+    if (mst_stream_open(&st, (const char *const *)argv + optind, (size_t)(argc - optind), &hooks)) {
+        status = MST_EXIT_ERROR;
+        goto done;
+    }
+    mst_progress_init(&pg.line, quiet, st.size);
     ms_replay_dir_options o;
     ms_replay_dir_options_init(&o);
     o.force = force;
     o.view = view;
     o.stop = &got_signal;
     o.progress = show_progress;
-    o.progress_ctx = &progress;
-    ms_replay_dir *rd = ms_replay_dir_new(&o);
-    ms_reader *r = rd ? ms_reader_new(NULL, read_input, &in) : NULL;
-    int rc = r ? ms_replay_dir_write(rd, r, label, out) : MS_ENOMEM;
-    mst_progress_done(&progress);
-    int status = MST_EXIT_OK;
+    o.progress_ctx = &pg;
+    rd = ms_replay_dir_new(&o);
+    if (rd)
+        rc = ms_replay_dir_write(rd, st.r, label, out);
+    mst_progress_done(&pg.line);
     if (rc == MS_REPLAY_DIR_STOPPED || got_signal) {
         status = MST_EXIT_ERROR;
-    } else if (!r) {
+    } else if (!rd) {
         mst_error("out of memory");
         status = MST_EXIT_ERROR;
     } else if (rc != 0) {
@@ -195,17 +201,17 @@ int main(int argc, char **argv)
          * all; a failed read is reported with its errno, which only we
          * know. Failures on the output side exit 2. */
         int ss = ms_replay_dir_get_result(rd)->stream_status;
-        if (ss == MS_EIO && in.err)
-            mst_error("cannot read %s: %s", label, strerror(in.err));
+        const mst_input *bad = mst_stream_failed_input(&st);
+        if (ss == MS_EIO && bad)
+            mst_error("cannot read %s: %s", bad->name, strerror(bad->err));
         else
             mst_error("%s", ms_replay_dir_errmsg(rd));
         status = ss && ss != MS_EIO && ss != MS_ENOMEM && ss != MS_EINVAL ? MST_EXIT_FAIL
                                                                          : MST_EXIT_ERROR;
     }
-    ms_reader_free(r);
+done:
     ms_replay_dir_free(rd);
-    if (in.fd != STDIN_FILENO)
-        close(in.fd);
+    mst_stream_close(&st);
     if (got_signal) { /* die of it as we would have, the temporary directory gone */
         signal(got_signal, SIG_DFL);
         sigprocmask(SIG_SETMASK, &unblocked, NULL);

@@ -55,6 +55,10 @@ typedef struct validator {
     FILE *out;
     bool json, strict;
     ms_reader *r;
+    /* A stream of another format (QEMU's ...): its records carry no wire
+     * bytes and it has no digest; format names it. */
+    bool foreign;
+    const char *format;
     pending pend[PENDING_MAX];
     size_t npend;
     uint64_t errors, warnings;
@@ -103,6 +107,8 @@ static const char *check_name(int status)
         return "io";
     case MS_ENOMEM:
         return "memory";
+    case 0: /* a warning: a structural check of another format's stream */
+        return "format";
     default:
         return "other";
     }
@@ -198,14 +204,15 @@ reportf(validator *v, severity sev, const char *check, uint64_t offset, int64_t 
 static void on_problem(void *ctx, int status, uint64_t offset, int64_t record, const char *message)
 {
     validator *v = ctx;
+    severity sev = status ? SEV_ERROR : SEV_WARNING; /* 0: a warning (reader.h) */
     if (v->npend == PENDING_MAX) {
-        report(v, SEV_ERROR, check_name(status), status, offset, record, NULL, false, message);
+        report(v, sev, check_name(status), status, offset, record, NULL, false, message);
         return;
     }
     pending *p = &v->pend[v->npend];
     p->msg = strdup(message);
     if (!p->msg) {
-        report(v, SEV_ERROR, check_name(status), status, offset, record, NULL, false, message);
+        report(v, sev, check_name(status), status, offset, record, NULL, false, message);
         return;
     }
     p->status = status;
@@ -243,8 +250,8 @@ static void flush_pending(validator *v, const ms_record *rec)
     bool have = record_concerns(rec, &c);
     for (size_t i = 0; i < v->npend; i++) {
         pending *p = &v->pend[i];
-        report(v, SEV_ERROR, check_name(p->status), p->status, p->offset, p->record,
-               have ? &c : NULL, true, p->msg);
+        report(v, p->status ? SEV_ERROR : SEV_WARNING, check_name(p->status), p->status, p->offset,
+               p->record, have ? &c : NULL, true, p->msg);
         free(p->msg);
     }
     v->npend = 0;
@@ -447,7 +454,9 @@ static void check_record(validator *v, const ms_record *rec)
         v->digest = rec->checksum;
         v->end_index = rec->index;
         v->end_offset = rec->offset;
-        v->stream_bytes = rec->offset + MS_RECORD_HEADER_SIZE + rec->length;
+        /* Another format's END counts the bytes of its stream. */
+        v->stream_bytes =
+            v->foreign ? rec->totals.bytes : rec->offset + MS_RECORD_HEADER_SIZE + rec->length;
     }
 }
 
@@ -487,9 +496,12 @@ static void check_missing(validator *v)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json] [--strict] [--schema FILE|DIR] STREAM\n"
-            "Checks a libmigstream stream and reports every problem found, each with its\n"
-            "byte offset and record index. STREAM \"-\" reads standard input.\n"
+            "usage: %s [--json] [--strict] [--schema FILE|DIR] STREAM [INPUT...]\n"
+            "Checks a migration stream of any format this build reads (libmigstream's;\n"
+            "QEMU's with the QEMU module) and reports every problem found, each with its\n"
+            "byte offset and record index. STREAM \"-\" reads standard input. INPUTs are\n"
+            "further inputs of the same stream (QEMU's multifd channel captures), in any\n"
+            "order.\n"
             "\n"
             "  --json     JSON Lines: one object per problem, then a result object\n"
             "  --strict   warnings (e.g. unknown optional records) make the stream invalid\n"
@@ -520,47 +532,66 @@ static void print_result(validator *v)
     bool valid = v->errors == 0 && !(v->strict && v->warnings);
     /* Bytes of the stream, END included: not what was read after it. */
     uint64_t bytes = v->end_seen ? v->stream_bytes : ms_reader_offset(v->r);
+    /* Another format's stream not read to its end: its reader gives the
+     * offset of its last record's item, not the bytes there were. */
+    const bool no_bytes = v->foreign && !v->end_seen;
+    char bytes_json[24] = "null";
+    if (!no_bytes)
+        snprintf(bytes_json, sizeof bytes_json, "%" PRIu64, bytes);
     size_t nreg = ms_pagemap_region_count(v->pm), ndev = mst_devset_count(v->ds);
     if (v->json) {
+        fputs("{\"kind\":\"result\",", o);
+        if (v->foreign) {
+            fputs("\"format\":", o);
+            mst_json_string(o, v->format);
+            fputc(',', o);
+        }
         fprintf(o,
-                "{\"kind\":\"result\",\"valid\":%s,\"strict\":%s,\"errors\":%" PRIu64
-                ",\"warnings\":%" PRIu64 ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
+                "\"valid\":%s,\"strict\":%s,\"errors\":%" PRIu64 ",\"warnings\":%" PRIu64
+                ",\"records\":%" PRIu64 ",\"bytes\":%s"
                 ",\"end\":%s,\"regions\":%zu,\"devices\":%zu,\"digest\":",
                 valid ? "true" : "false", v->strict ? "true" : "false", v->errors, v->warnings,
-                v->records, bytes, v->end_seen ? "true" : "false", nreg, ndev);
-        if (v->end_seen)
+                v->records, bytes_json, v->end_seen ? "true" : "false", nreg, ndev);
+        if (v->end_seen && !v->foreign)
             fprintf(o, "\"0x%016" PRIx64 "\"}\n", v->digest);
         else
             fputs("null}\n", o);
         return;
     }
-    fprintf(o, "stream: records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, ",
-            v->records, bytes, nreg, ndev);
-    if (v->end_seen)
-        fprintf(o, "digest 0x%016" PRIx64 "\n", v->digest);
+    if (no_bytes)
+        fprintf(o,
+                "stream: format %s, records %" PRIu64 ", regions %zu, devices %zu, not read to its "
+                "end\n",
+                v->format, v->records, nreg, ndev);
+    else if (v->foreign) /* no digest: its records have no checksums */
+        fprintf(o,
+                "stream: format %s, records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, "
+                "devices %zu\n",
+                v->format, v->records, bytes, nreg, ndev);
+    else if (v->end_seen)
+        fprintf(o,
+                "stream: records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, "
+                "digest 0x%016" PRIx64 "\n",
+                v->records, bytes, nreg, ndev, v->digest);
     else
-        fputs("no END record\n", o);
+        fprintf(o,
+                "stream: records %" PRIu64 ", bytes %" PRIu64
+                ", regions %zu, devices %zu, no END record\n",
+                v->records, bytes, nreg, ndev);
     fprintf(o, "result: %s, %" PRIu64 " error%s, %" PRIu64 " warning%s%s\n",
             valid ? "valid" : "invalid", v->errors, v->errors == 1 ? "" : "s", v->warnings,
             v->warnings == 1 ? "" : "s", !valid && !v->errors ? " (--strict)" : "");
 }
 
 /* Reads and checks the stream; returns the exit status. */
-static int run(validator *v, int fd)
+static int run(validator *v)
 {
-    ms_reader_options opts;
-    ms_reader_options_init(&opts);
-    opts.on_problem = on_problem;
-    opts.problem_ctx = v;
-    if (!(v->r = ms_reader_new_fd(&opts, fd))) {
-        mst_error("out of memory");
-        return MST_EXIT_ERROR;
-    }
     const ms_header *h;
     const ms_record *rec;
     int rc = ms_reader_header(v->r, &h);
     if (rc == 0) {
-        check_header(v, h);
+        if (!v->foreign) /* another format's header is not this format's preamble */
+            check_header(v, h);
         while ((rc = ms_reader_next(v->r, &rec)) > 0) {
             v->records++;
             if (ms_pagemap_sync(v->pm, v->r) == MS_ENOMEM) {
@@ -606,75 +637,92 @@ static int run(validator *v, int fd)
 int main(int argc, char **argv)
 {
     validator v = {.out = stdout};
-    const char *path = NULL, *schema_path = NULL;
+    const char *schema_path = NULL;
     bool only_args = false;
     mst_init(argv[0]);
+    /* STREAM [INPUT...]: the inputs of one stream, in any order. */
+    const char **paths = calloc((size_t)argc, sizeof *paths);
+    size_t npaths = 0;
+    if (!paths) {
+        mst_error("out of memory");
+        return MST_EXIT_ERROR;
+    }
+    int status = MST_EXIT_ERROR;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
-            if (path)
-                return usage_error("unexpected argument '%s': one STREAM only", a);
-            path = a;
+            paths[npaths++] = a;
         } else if (strcmp(a, "--") == 0) {
             only_args = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
-            return MST_EXIT_OK;
+            status = MST_EXIT_OK;
+            goto out;
         } else if (strcmp(a, "--version") == 0) {
             mst_print_version();
-            return MST_EXIT_OK;
+            status = MST_EXIT_OK;
+            goto out;
         } else if (strcmp(a, "--json") == 0) {
             v.json = true;
         } else if (strcmp(a, "--strict") == 0) {
             v.strict = true;
         } else if (strcmp(a, "--schema") == 0 || strncmp(a, "--schema=", 9) == 0) {
-            if (a[8] == '=')
+            if (a[8] == '=') {
                 schema_path = a + 9;
-            else if (i + 1 < argc)
+            } else if (i + 1 < argc) {
                 schema_path = argv[++i];
-            else
-                return usage_error("%s", "--schema needs a FILE or DIR");
+            } else {
+                status = usage_error("%s", "--schema needs a FILE or DIR");
+                goto out;
+            }
         } else {
-            return usage_error("unknown option '%s'", a);
+            status = usage_error("unknown option '%s'", a);
+            goto out;
         }
     }
-    if (!path)
-        return usage_error("%s", "no STREAM given");
+    if (!npaths) {
+        status = usage_error("%s", "no STREAM given");
+        goto out;
+    }
 #if MS_HAVE_SCHEMA
     if (schema_path) {
         if (!(v.schema = ms_schema_set_new(NULL))) {
             mst_error("out of memory");
-            return MST_EXIT_ERROR;
+            goto out;
         }
         if (ms_schema_set_load_path(v.schema, schema_path) < 0) {
             mst_error("%s", ms_schema_set_errmsg(v.schema));
-            ms_schema_set_free(v.schema);
-            return MST_EXIT_ERROR;
+            goto out;
         }
     }
 #else
-    if (schema_path)
-        return usage_error("%s", "--schema: this build of libmigstream has no schema module "
-                                 "(built with -Dschema=false)");
-#endif
-    int fd = mst_open_input(path);
-    if (fd < 0) {
-#if MS_HAVE_SCHEMA
-        ms_schema_set_free(v.schema);
-#endif
-        return MST_EXIT_ERROR;
+    if (schema_path) {
+        status = usage_error("%s", "--schema: this build of libmigstream has no schema module "
+                                   "(built with -Dschema=false)");
+        goto out;
     }
-    int status = MST_EXIT_ERROR;
-    v.pm = mst_pagemap_new();
-    v.ds = mst_devset_new(MST_DEVSET_BUDGET);
-    ms_pagemap_options po;
-    ms_pagemap_options_init(&po);
-    po.max_in_place = MS_IN_PLACE_MAX_EXTENTS; /* the overlap check: 40 MiB at most */
-    v.inp = ms_in_place_new(&po);
-    if (!v.pm || !v.ds || !v.inp)
-        mst_error("out of memory");
-    else
-        status = run(&v, fd);
+#endif
+    ms_reader_options opts;
+    ms_reader_options_init(&opts);
+    opts.on_problem = on_problem;
+    opts.problem_ctx = &v;
+    mst_stream st;
+    mst_stream_hooks hooks = {.reader = &opts};
+    if (mst_stream_open(&st, paths, npaths, &hooks) == 0) {
+        v.r = st.r;
+        v.foreign = st.foreign;
+        v.format = st.format;
+        v.pm = mst_pagemap_new();
+        v.ds = mst_devset_new(MST_DEVSET_BUDGET);
+        ms_pagemap_options po;
+        ms_pagemap_options_init(&po);
+        po.max_in_place = MS_IN_PLACE_MAX_EXTENTS; /* the overlap check: 40 MiB at most */
+        v.inp = ms_in_place_new(&po);
+        if (!v.pm || !v.ds || !v.inp)
+            mst_error("out of memory");
+        else
+            status = run(&v);
+    }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;
@@ -683,11 +731,11 @@ int main(int argc, char **argv)
     ms_in_place_free(v.inp);
     free(v.inp_at);
     mst_devset_free(v.ds);
+    mst_stream_close(&st);
+out:
 #if MS_HAVE_SCHEMA
     ms_schema_set_free(v.schema);
 #endif
-    ms_reader_free(v.r);
-    if (fd != STDIN_FILENO)
-        close(fd);
+    free(paths);
     return status;
 }

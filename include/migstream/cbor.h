@@ -6,7 +6,8 @@
  * compare two items field by field. They accept only items in the format's
  * profile, check nesting before walking, and are safe on untrusted bytes.
  * They allocate with malloc (ms_cbor_diff only; ms_cbor_format allocates
- * only for non-text map keys in JSON form).
+ * only for non-text map keys in JSON form). They keep no state: any thread
+ * may call them at any time.
  */
 #ifndef MIGSTREAM_CBOR_H
 #define MIGSTREAM_CBOR_H

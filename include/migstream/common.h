@@ -64,6 +64,9 @@ typedef enum ms_status {
     MS_ESTATE = -12,        /**< call not valid in the handle's state */
     MS_ECBOR = -13,         /**< malformed or out-of-profile CBOR */
     MS_ECOMPRESS = -14,     /**< compressed data could not be decoded */
+    /** The input or output would block: poll, then repeat the same call
+     *  ("Non-blocking I/O" below). Never sticky. */
+    MS_EAGAIN = -15,
 } ms_status;
 
 /** Static, human-readable name of a status code ("MS_ECHECKSUM: ..."). */
@@ -97,7 +100,14 @@ MS_API const char *ms_strerror(int status);
  *
  * A handle is used by one thread at a time; different handles are
  * independent and may be used from different threads at once. The library
- * keeps no global state, and the static strings it returns are constant.
+ * keeps no global state that calls share (the one global it writes is the
+ * choice, made once and atomically, of the CPU's fastest zero-page
+ * routine), and the static strings it returns are constant. Functions
+ * without a handle (ms_strerror(), ms_overlay_render(), ms_cbor_format()
+ * ...) may be called from any thread at any time. Callbacks are called on
+ * the thread that made the call, never from a thread of the library's own
+ * (a writer's compression workers, ms_writer_options.threads, touch only
+ * their copies of page batches). Each header says this for its handles.
  */
 
 /* ------------------------------------------------------------------------ */
@@ -105,12 +115,52 @@ MS_API const char *ms_strerror(int status);
 /* ------------------------------------------------------------------------ */
 
 /*
- * The I/O callbacks (ms_read_fn, ms_pread_fn in reader.h; ms_write_fn in
- * writer.h) report a failure with a negative return value; returning
- * -errno (for example -EPIPE) lets the library's message name the cause.
- * The file-descriptor entry points (ms_reader_new_fd(), ms_writer_new_fd()
- * ...) retry EINTR and return -errno themselves. The library never closes a
- * descriptor it is given.
+ * The I/O callbacks (ms_read_fn, ms_pread_fn in reader.h; ms_write_fn,
+ * ms_write_some_fn in writer.h) report a failure with a negative return
+ * value; returning -errno (for example -EPIPE) lets the library's message
+ * name the cause. The failure is MS_EIO, and its cause stays reachable:
+ * ms_reader_io_error() and ms_writer_io_error() give the value the
+ * callback returned and the errno seen right after it returned, so neither
+ * a callback's own code (-42) nor the errno of a callback that returns -1
+ * is lost.
+ *
+ * -EAGAIN and -EWOULDBLOCK are not failures: they say that the input or
+ * output would block, and the call returns MS_EAGAIN ("Non-blocking I/O"
+ * below). The
+ * file-descriptor entry points (ms_reader_new_fd(), ms_writer_new_fd() ...)
+ * retry EINTR and return -errno themselves, -EAGAIN included on an
+ * O_NONBLOCK descriptor. The library never closes a descriptor it is given.
+ *
+ * SIGPIPE: the file-descriptor writers send to a socket with MSG_NOSIGNAL,
+ * so a peer that closed the connection gives MS_EIO with EPIPE as its
+ * cause, never the signal. A pipe whose reader has gone raises SIGPIPE in
+ * the writing thread, which by default ends the process (exit status 141
+ * in a shell): a program that writes a stream into a pipe blocks or
+ * ignores SIGPIPE (signal(SIGPIPE, SIG_IGN)) and then gets MS_EIO with
+ * EPIPE instead. A write callback that sends on a socket itself should pass
+ * MSG_NOSIGNAL too. The library never changes a signal's disposition. The
+ * command-line tools leave SIGPIPE as they find it: like cat, a tool
+ * writing into a pipe whose reader has gone ends with the signal.
+ */
+
+/* ------------------------------------------------------------------------ */
+/* Non-blocking I/O                                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * MS_EAGAIN means the same everywhere: the input or output would block.
+ * Wait until the descriptor is ready (poll() for POLLIN or POLLOUT) and
+ * repeat the same call with the same arguments: the handle kept its
+ * position, so nothing is sent or read twice. MS_EAGAIN is never sticky:
+ * the handle is not in a failed state, and ms_<object>_status() stays 0.
+ * A read or write callback says "would block" by returning -EAGAIN or
+ * -EWOULDBLOCK (a ms_write_some_fn also by taking fewer bytes than it was
+ * given); the file-descriptor reader and writer do so on an O_NONBLOCK
+ * descriptor. writer.h ("Non-blocking output") and reader.h ("Non-blocking
+ * input") say which calls return it and what the repeated call does.
+ * Memory stays bounded: a writer keeps at most the record the output did
+ * not take (and the small records queued with it), a reader what has
+ * arrived of the record it is reading.
  */
 
 /* ------------------------------------------------------------------------ */

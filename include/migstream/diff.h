@@ -47,10 +47,21 @@
  *     version and state (ms_cbor_diff(), field by field);
  *   - overlays are paired by frame and kind, and compared by the 4 KiB
  *     they build;
+ *   - metadata: the header's format version, page size, feature bits,
+ *     writer name and version, and INFO's machine and description; but
+ *     when the two sides are of different formats (ms_reader_format():
+ *     a QEMU stream read through ms_open() against its libmigstream
+ *     import), only what describes the guest, the page size and the
+ *     machine, since the rest describes each container;
  *   - not compared: END totals and the digest, record order and offsets,
  *     rounds, region ids once paired by name, records of unknown types.
  *
  * The library allocates with malloc here (as ms_cbor_diff() does).
+ *
+ * Threads: an ms_diff, and the readers given to it while it loads them,
+ * are used by one thread at a time; different ones are independent
+ * (common.h, "Handles"). The difference callback runs on the calling
+ * thread.
  */
 #ifndef MIGSTREAM_DIFF_H
 #define MIGSTREAM_DIFF_H
@@ -104,7 +115,9 @@ typedef enum ms_diff_side {
 typedef enum ms_diff_kind {
     /** A metadata field: field is "format", "page_size",
      *  "required_features", "optional_features", "writer_name",
-     *  "writer_version", "machine" or "description", in that order. */
+     *  "writer_version", "machine" or "description", in that order; only
+     *  "page_size" and "machine" when the sides are of different formats
+     *  (ms_reader_format()). */
     MS_DIFF_META = 1,
     /** A field of a pair of regions: "name", "size", "page_size" or
      *  "gpa" (an address, or none), in that order. */
@@ -223,7 +236,9 @@ MS_API void ms_diff_free(ms_diff *d);
 
 /**
  * Loads side @p side: reads @p r to its END record with ms_replay(), and
- * checks that nothing follows it (ms_reader_expect_eof()).
+ * checks that nothing follows it (ms_reader_expect_eof()). @p r may read
+ * any format (a reader from ms_open(), open.h); its format decides what
+ * metadata is compared (ms_diff_kind, MS_DIFF_META).
  * @param r    [borrow] a reader that has read nothing yet; it stays the
  *             caller's (free it after), and after a failure it holds the
  *             reader's own status, offset and record index

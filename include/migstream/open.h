@@ -25,11 +25,21 @@
  * A stream that travels over several connections (QEMU's multifd
  * channels) is opened with all its inputs, in any order: the library tells
  * the main one from the others by their bytes, and refuses an input that
- * belongs to no stream it knows, or to another format, naming it.
+ * belongs to no stream it knows, or to another format, naming it. A lone
+ * input that no format recognizes is read as this library's own format,
+ * whose reader then says what is wrong with it (a damaged magic, with the
+ * magic it expected; an empty stream), as ms_reader_new() would.
  *
  * The inputs are read once, in order (positional reads where the format
  * needs them, as QEMU's mapped-ram does), never held whole: memory stays
  * bounded by the reader's and the format module's limits.
+ *
+ * The reader follows reader.h, threads included (one thread at a time per
+ * reader). Its inputs should block: an input that says it would block
+ * while ms_open() reads its first bytes to recognize it, or while another
+ * VMM's format module reads it (modules do not resume), makes the reader
+ * fail. A libmigstream stream arriving on a non-blocking descriptor is
+ * read with ms_reader_new_fd() (reader.h, "Non-blocking input").
  */
 #ifndef MIGSTREAM_OPEN_H
 #define MIGSTREAM_OPEN_H
@@ -91,12 +101,16 @@ MS_API void ms_open_options_init(ms_open_options *opts);
  * goes on from there.
  * @param inputs [borrow] @p n inputs; the callbacks and their contexts must
  *        stay valid until the reader is freed
- * @return **new** reader, or NULL when memory ran out. An input that is no
- *         stream this build reads (MS_EMAGIC), several main inputs, an
- *         extra input of another format or none of the main one's
- *         (MS_EINVAL), an unknown @p format name (MS_EINVAL), a failing
- *         read (MS_EIO) give a reader in the failed state (common.h,
- *         "Handles") whose message names the input.
+ * @return **new** reader, or NULL when memory ran out. Among several
+ *         inputs, one that is no stream this build reads (MS_EMAGIC);
+ *         several main inputs, extra inputs without their main input
+ *         (a multifd channel alone), an extra input of another format or
+ *         none of the main one's (MS_EINVAL); an unknown @p format name
+ *         (MS_EINVAL); a failing read (MS_EIO) give a reader in the failed
+ *         state (common.h, "Handles") whose message names the input. A
+ *         lone input that no format recognizes gives a reader of this
+ *         library's format, which fails on its first call (MS_EMAGIC, or
+ *         MS_ETRUNCATED for an empty input).
  */
 MS_API ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, size_t n);
 

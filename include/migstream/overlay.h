@@ -13,6 +13,8 @@
  *
  * Several overlays may be pending at one frame; the one the guest sees is
  * the kind with the highest fixed priority, whatever order they came in.
+ *
+ * These functions keep no state: any thread may call them at any time.
  */
 #ifndef MIGSTREAM_OVERLAY_H
 #define MIGSTREAM_OVERLAY_H

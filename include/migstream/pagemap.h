@@ -33,7 +33,8 @@
  * those references and answers, for a page whose final state is IN_PLACE,
  * the address of its last reference.
  *
- * Neither object is thread-safe; use one per thread.
+ * Threads: each object is used by one thread at a time; different objects
+ * are independent (common.h, "Handles").
  */
 #ifndef MIGSTREAM_PAGEMAP_H
 #define MIGSTREAM_PAGEMAP_H

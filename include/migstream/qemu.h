@@ -48,6 +48,10 @@
  * The input is untrusted: every length is checked against a limit before
  * anything is allocated for it, and a failure names the byte offset, the
  * section (id, name, instance) and what QEMU's format expected there.
+ *
+ * Threads: an importer or exporter, with the writer or reader it makes, is
+ * used by one thread at a time; different ones are independent (common.h,
+ * "Handles"). The callbacks given to it run on the calling thread.
  */
 #ifndef MIGSTREAM_QEMU_H
 #define MIGSTREAM_QEMU_H

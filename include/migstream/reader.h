@@ -22,6 +22,10 @@
  * Streams are untrusted input. Every failure leaves the reader in a failed
  * state in which every later call returns the same status, with a message
  * that names what was wrong, the byte offset and the record index.
+ *
+ * Threads: a reader, and the views it hands out, are used by one thread at
+ * a time; different readers are independent (common.h, "Handles"). The
+ * read and problem callbacks run on the thread that calls the reader.
  */
 #ifndef MIGSTREAM_READER_H
 #define MIGSTREAM_READER_H
@@ -42,7 +46,11 @@ typedef struct ms_reader ms_reader;
 
 /**
  * Input callback: read up to @p len bytes into @p buf.
- * @return bytes read (1..len), 0 at end of input, negative on failure.
+ * @return bytes read (1..len), 0 at end of input, -EAGAIN or -EWOULDBLOCK
+ *         when nothing can be read now (the reader's call returns
+ *         MS_EAGAIN; see "Non-blocking input" below), another negative
+ *         value on failure (MS_EIO; -errno lets the message name the cause,
+ *         and ms_reader_io_error() gives it back).
  */
 typedef ssize_t (*ms_read_fn)(void *ctx, void *buf, size_t len);
 
@@ -58,7 +66,12 @@ typedef ssize_t (*ms_pread_fn)(void *ctx, void *buf, size_t len, uint64_t offset
 /**
  * Problem callback, for tools that report every problem in a damaged stream
  * rather than stop at the first (see ms_reader_options.on_problem).
- * @param status  the MS_E... code the problem would have stopped the reader with
+ * @param status  the MS_E... code the problem would have stopped the reader
+ *                with; or, for a stream of another format (open.h), the
+ *                status of a structural problem that its format module
+ *                found and stepped over (QEMU's device sections against its
+ *                JSON trailer: docs/QEMU.md section 3.5), 0 when that
+ *                format's own loader would not fail on it (a warning)
  * @param offset  byte offset of the problem
  * @param record  record index, or -1 for the preamble
  * @param message the same text ms_reader_errmsg() would give, valid during
@@ -81,13 +94,27 @@ typedef struct ms_reader_options {
      * checksum mismatch (the chain resumes from the stored checksum), a
      * record whose contents break the format (handed out with
      * ms_record.status set and its decoded members unset), an unknown
-     * must-understand record, END totals that disagree. Problems that leave
-     * no way forward (a bad preamble, a length beyond the limit, truncation,
-     * I/O errors, no memory) still stop the reader.
+     * must-understand record, END totals that disagree; for a stream of
+     * another format, the structural checks its module makes (status 0 for
+     * warnings). Problems that leave no way forward (a bad preamble, a
+     * length beyond the limit, truncation, I/O errors, no memory) still stop
+     * the reader.
      */
     ms_problem_fn on_problem;
     void *problem_ctx;
     uint32_t max_overlays;     /**< overlays per stream; default 1024, at most 4096 */
+    /**
+     * The required features (MS_FEATURE_...) the caller handles. A stream
+     * whose preamble requires any other bit, a bit of a later library
+     * version included, is refused there, before any record is read: the
+     * reader fails with MS_EFEATURE and a message naming the feature ("...
+     * requires feature IN_PLACE (bit 2), which accept_features leaves out").
+     * A receiver that applies pages itself sets exactly the bits it handles
+     * (README.md's receive_vm()). Default UINT64_MAX: every feature this
+     * library implements. Not a limit: 0 means what it says, streams that
+     * need no feature at all (DATA and ZERO pages, devices).
+     */
+    uint64_t accept_features;
 } ms_reader_options;
 
 /** Fills @p opts with defaults. */
@@ -144,7 +171,9 @@ typedef struct ms_record {
 MS_API ms_reader *ms_reader_new(const ms_reader_options *opts, ms_read_fn fn, void *ctx);
 
 /** Same, reading a file descriptor (retries EINTR; never closes it). A
- *  negative descriptor gives a reader in the failed state. */
+ *  negative descriptor gives a reader in the failed state. An O_NONBLOCK
+ *  descriptor is read without blocking: calls return MS_EAGAIN when no
+ *  byte is there ("Non-blocking input" below). */
 MS_API ms_reader *ms_reader_new_fd(const ms_reader_options *opts, int fd);
 
 /** Same, reading a buffer in memory. @p buf [borrow] must outlive the
@@ -156,11 +185,41 @@ MS_API ms_reader *ms_reader_new_memory(const ms_reader_options *opts, const void
 /** Frees the reader (NULL is fine). */
 MS_API void ms_reader_free(ms_reader *r);
 
+/*
+ * Non-blocking input. When the read callback says it would block (an
+ * O_NONBLOCK descriptor with nothing to read), ms_reader_header(),
+ * ms_reader_next() and ms_reader_expect_eof() return MS_EAGAIN (common.h,
+ * "Non-blocking I/O"): wait until the input is readable (poll() for
+ * POLLIN) and repeat the call. The bytes that came are kept, whether they
+ * are part of the preamble, of a record header or of a payload, and the
+ * repeated call goes on from there. MS_EAGAIN is not sticky; like any
+ * call, the one that returns it ends the views handed out before it.
+ * Memory stays bounded as in blocking use: a payload buffer grows only as
+ * its bytes arrive. A loop over a non-blocking descriptor:
+ *
+ *     while ((rc = ms_reader_next(r, &rec)) != 0) {
+ *         if (rc == MS_EAGAIN) {
+ *             poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, -1);
+ *             continue;
+ *         }
+ *         if (rc < 0)
+ *             break;                 // ms_reader_errmsg(r) says why
+ *         apply(rec);
+ *     }
+ *
+ * ms_replay() passes MS_EAGAIN through but cannot resume (a second call
+ * would report the header again): an event loop drives ms_reader_next()
+ * itself. A reader of another VMM's format (open.h) does not resume
+ * either: its input should block.
+ */
+
 /**
  * Reads and checks the preamble if not done yet.
  * @param out [out] view of the header, valid for the reader's lifetime
- * @return 0, MS_EMAGIC, MS_EVERSION, MS_EFEATURE, MS_ECHECKSUM,
- *         MS_ETRUNCATED, MS_ECORRUPT, MS_EIO.
+ * @return 0, MS_EMAGIC, MS_EVERSION, MS_EFEATURE (a required feature this
+ *         library does not know, or one ms_reader_options.accept_features
+ *         leaves out), MS_ECHECKSUM, MS_ETRUNCATED, MS_ECORRUPT, MS_EIO,
+ *         MS_EAGAIN (the input would block: repeat the call).
  */
 MS_API int ms_reader_header(ms_reader *r, const ms_header **out);
 
@@ -170,14 +229,17 @@ MS_API int ms_reader_header(ms_reader *r, const ms_header **out);
  * @return 1 with a record; 0 after the END record has been handed out;
  *         negative on failure: MS_ETRUNCATED (input ended before END),
  *         MS_ECHECKSUM, MS_ECORRUPT, MS_EUNKNOWN, MS_ELIMIT, MS_ECBOR,
- *         MS_ECOMPRESS, MS_EIO, MS_ENOMEM, or any ms_reader_header() status.
+ *         MS_ECOMPRESS, MS_EIO, MS_ENOMEM, or any ms_reader_header() status;
+ *         MS_EAGAIN when the input would block, the record's bytes so far
+ *         kept (repeat the call).
  */
 MS_API int ms_reader_next(ms_reader *r, const ms_record **out);
 
 /**
  * After END: checks that the input holds nothing more. Reads at most one
  * byte. For files; a transport may carry other data after a stream.
- * @return 0, MS_ECORRUPT (bytes follow END), MS_ESTATE (END not reached).
+ * @return 0, MS_ECORRUPT (bytes follow END), MS_ESTATE (END not reached),
+ *         MS_EIO, MS_EAGAIN (no byte and no end of input yet: repeat).
  */
 MS_API int ms_reader_expect_eof(ms_reader *r);
 
@@ -205,6 +267,15 @@ MS_API const char *ms_reader_errmsg(const ms_reader *r);
 MS_API uint64_t ms_reader_error_offset(const ms_reader *r);
 /** Index of the failing record, or -1 if the preamble failed. */
 MS_API int64_t ms_reader_error_record(const ms_reader *r);
+
+/**
+ * The cause of an MS_EIO failure (common.h, "Callbacks").
+ * @param err [out, optional] the errno seen right after the read callback
+ *        returned (0 when it returned a count larger than it was asked for)
+ * @return the value the read callback returned (for the descriptor reader,
+ *         -errno), or 0 when the reader has not failed on its input.
+ */
+MS_API int ms_reader_io_error(const ms_reader *r, int *err);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,9 @@
  * Callbacks may be NULL (that kind of event is ignored). A callback returns 0
  * to go on, or a negative value to stop: ms_replay() then returns that value
  * unchanged, so a VMM can pass its own error codes through.
+ *
+ * Threads: ms_replay() runs on the calling thread and calls back on it; the
+ * reader is its alone while it runs (common.h, "Handles").
  */
 #ifndef MIGSTREAM_REPLAY_H
 #define MIGSTREAM_REPLAY_H

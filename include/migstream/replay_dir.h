@@ -28,7 +28,10 @@
  *     written over the RAM at their frames, FORMAT.md section 7.2);
  *   - manifest.json: the stream's metadata, totals and digest, each
  *     region's final page counts and IN_PLACE references, the overlays and
- *     the devices.
+ *     the devices. For a stream of another format (a reader from
+ *     ms_open(), open.h) the format is its name ("qemu") and the members
+ *     that belong to this format's preamble and checksums (writer name and
+ *     version, digest) are null.
  * Every file name is made up here: names and paths from the stream (device
  * paths such as ../../etc/passwd) appear only inside the manifest, as JSON
  * strings; FORMAT.md section 7 asks consumers to sanitize device paths, and
@@ -50,6 +53,11 @@
  * and overlay; never a whole region. The library allocates with malloc
  * here. Streams are untrusted input: every failure is reported with a
  * message that names what failed and where.
+ *
+ * Threads: an ms_replay_dir, and the reader it is given while it writes,
+ * are used by one thread at a time; different ones are independent and
+ * may write different directories at once (common.h, "Handles"). The
+ * progress callback runs on the calling thread.
  */
 #ifndef MIGSTREAM_REPLAY_DIR_H
 #define MIGSTREAM_REPLAY_DIR_H
@@ -119,7 +127,8 @@ typedef struct ms_replay_dir_result {
     uint64_t overlays;        /**< overlays */
     uint64_t skipped_records; /**< records of unknown types, skipped */
     uint64_t pages;           /**< pages applied, every copy counted */
-    /** The stream digest (FORMAT.md section 4.2), once END was read. */
+    /** The stream digest (FORMAT.md section 4.2), once END was read; 0 for
+     *  a stream of another format (open.h), which has no checksums. */
     uint64_t digest;
 } ms_replay_dir_result;
 

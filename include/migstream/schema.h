@@ -35,6 +35,11 @@
  * names the file, the JSON line and column or the member at fault. Device
  * states are untrusted: validation checks their CBOR profile and nesting
  * before walking them and never recurses deeper than the schema does.
+ *
+ * Threads: a schema set is used by one thread at a time, validation
+ * included (it keeps the last message); different sets are independent
+ * (common.h, "Handles"). A VMM that validates on several threads loads one
+ * set per thread.
  */
 #ifndef MIGSTREAM_SCHEMA_H
 #define MIGSTREAM_SCHEMA_H

@@ -2,6 +2,10 @@
  * Status names and the library version (common.h): the error model every
  * layer shares.
  */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/util.h"
 #include "migstream/common.h"
 
 #define STR_(x) #x
@@ -30,6 +34,22 @@ const char *ms_strerror(int status)
     case MS_ESTATE: return "MS_ESTATE: call not valid in this state";
     case MS_ECBOR: return "MS_ECBOR: malformed CBOR";
     case MS_ECOMPRESS: return "MS_ECOMPRESS: compressed data could not be decoded";
+    case MS_EAGAIN: return "MS_EAGAIN: would block (wait until ready, then repeat the call)";
     default: return "unknown status";
     }
+}
+
+void msi_io_cause(char *buf, size_t size, long long ret, int err)
+{
+    if (ret == -1 && err)
+        snprintf(buf, size, "returned -1, errno %d (%s)", err, strerror(err));
+    else if (ret < 0 && ret > -4096 && err && err != -ret)
+        snprintf(buf, size, "returned %lld (%s), errno %d (%s)", ret, strerror((int)-ret), err,
+                 strerror(err));
+    else if (ret < 0 && ret > -4096)
+        snprintf(buf, size, "returned %lld (%s)", ret, strerror((int)-ret));
+    else if (err)
+        snprintf(buf, size, "returned %lld, errno %d (%s)", ret, err, strerror(err));
+    else
+        snprintf(buf, size, "returned %lld", ret);
 }

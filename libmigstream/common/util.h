@@ -93,6 +93,15 @@ const char *msi_struct_take(void *dst, size_t known, const void *src, size_t giv
 /* True when the @n words of a value struct's reserved tail are all zero. */
 bool msi_reserved_zero(const uint64_t *reserved, size_t n);
 
+/* ---- messages ---- */
+
+/* Describes what an I/O callback returned (@ret) and the errno seen right
+ * after it (@err) for a message: "returned -32 (Broken pipe)", "returned
+ * -1, errno 104 (Connection reset by peer)", "returned -42". Names a
+ * strerror() only where the callback convention (common.h, "Callbacks")
+ * says there is one: -errno, or -1 with errno set. */
+void msi_io_cause(char *buf, size_t size, long long ret, int err);
+
 /* ---- growable byte buffer ---- */
 typedef struct msi_buf {
     uint8_t *data;

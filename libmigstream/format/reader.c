@@ -8,8 +8,13 @@
  * hostile length field costs nothing until the bytes are really there.
  * Reading from memory skips the copy: payload views point into the caller's
  * buffer.
+ *
+ * Every read can stop halfway when the input would block (MS_EAGAIN): what
+ * came of the preamble, a record header or a payload stays in the reader
+ * (`have`, payload.len), and the repeated call goes on from there.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +23,7 @@
 #include "common/fdio.h"
 #include "format/compress.h"
 #include "format/frame.h"
+#include "format/options.h"
 #include "format/source.h"
 #include "migstream/overlay.h"
 #include "migstream/reader.h"
@@ -49,6 +55,7 @@ struct ms_reader {
     uint32_t max_overlays;
     ms_problem_fn on_problem;
     void *problem_ctx;
+    uint64_t accept_features;
 
     int status;
     char msg[512];
@@ -57,6 +64,17 @@ struct ms_reader {
 
     bool have_header;
     bool done; /* END handed out */
+    int io_ret, io_errno; /* the failed read call (ms_reader_io_error) */
+
+    /* The unit being read when the input would block: the preamble
+     * (pre_size 0 until its fixed part is in and checked), or the current
+     * record's header, then its payload (payload.len bytes so far). */
+    uint8_t pre[MSI_PREAMBLE_MAX];
+    uint32_t pre_size;
+    uint8_t head[MSI_RECORD_HEADER];
+    size_t have;      /* bytes of pre or head read so far */
+    bool in_record;   /* rec.offset and rec.index are set */
+    bool have_head;   /* head is complete and checked: the payload is next */
     ms_header hdr;
     uint64_t pos;   /* bytes consumed */
     uint64_t chain; /* checksum of the previous record */
@@ -167,37 +185,48 @@ static int step_over(ms_reader *r, int rc)
 
 /* ------------------------------------------------------------------- input */
 
-/* Reads exactly @n bytes unless the input ends; *got says how many came. */
-static int read_exact(ms_reader *r, void *buf, size_t n, size_t *got)
+/* Reads into @buf until *have == @n or the input ends (*have < @n then).
+ * MS_EAGAIN: the input would block; the bytes that came are kept in @buf
+ * and counted in *have, so the repeated call goes on from there. */
+static int fill(ms_reader *r, uint8_t *buf, size_t n, size_t *have)
 {
-    *got = 0;
     if (r->mem) {
-        size_t left = r->mem_len - (size_t)r->pos;
-        *got = n < left ? n : left;
-        memcpy(buf, r->mem + r->pos, *got);
-        r->pos += *got;
+        size_t left = r->mem_len - (size_t)r->pos, want = n - *have;
+        size_t got = want < left ? want : left;
+        memcpy(buf + *have, r->mem + r->pos, got);
+        *have += got;
+        r->pos += got;
         return MS_OK;
     }
-    while (*got < n) {
-        ssize_t k = r->fn(r->ctx, (uint8_t *)buf + *got, n - *got);
+    while (*have < n) {
+        ssize_t k = r->fn(r->ctx, buf + *have, n - *have);
         if (k == 0)
             break;
-        if (k < 0 || (size_t)k > n - *got) {
+        if (k == -EAGAIN || k == -EWOULDBLOCK)
+            return MS_EAGAIN;
+        if (k < 0 || (size_t)k > n - *have) {
+            r->io_errno = k < 0 ? errno : 0;
+            r->io_ret = k < INT_MIN ? INT_MIN : k > INT_MAX ? INT_MAX : (int)k;
             if (r->fd >= 0 && k < 0)
                 return fail_rec(r, MS_EIO, r->pos, "read from fd %d failed: %s", r->fd,
                                 strerror((int)-k));
-            return fail_rec(r, MS_EIO, r->pos, "input callback failed (returned %zd)", k);
+            if (k > 0)
+                return fail_rec(r, MS_EIO, r->pos, "input callback returned %zd for a read of "
+                                "%zu bytes", k, n - *have);
+            char cause[160];
+            msi_io_cause(cause, sizeof cause, k, r->io_errno);
+            return fail_rec(r, MS_EIO, r->pos, "input callback failed: %s", cause);
         }
-        *got += (size_t)k;
+        *have += (size_t)k;
         r->pos += (uint64_t)k;
     }
     return MS_OK;
 }
 
-/* Reads a record payload of @len bytes; *out views it. */
+/* Reads the current record's payload of @len bytes (resuming after
+ * MS_EAGAIN with the payload.len bytes that came); *out views it. */
 static int read_payload(ms_reader *r, size_t len, const uint8_t **out)
 {
-    size_t got;
     if (r->mem) {
         size_t left = r->mem_len - (size_t)r->pos;
         if (left < len)
@@ -207,7 +236,6 @@ static int read_payload(ms_reader *r, size_t len, const uint8_t **out)
         r->pos += len;
         return MS_OK;
     }
-    r->payload.len = 0;
     while (r->payload.len < len) {
         size_t step = len - r->payload.len;
         size_t cap = r->payload.len > FIRST_CHUNK ? r->payload.len : FIRST_CHUNK;
@@ -216,11 +244,11 @@ static int read_payload(ms_reader *r, size_t len, const uint8_t **out)
         if (msi_buf_reserve(&r->payload, step))
             return fail_rec(r, MS_ENOMEM, r->pos, "out of memory reading a %zu-byte payload",
                             len);
-        int rc = read_exact(r, r->payload.data + r->payload.len, step, &got);
-        r->payload.len += got;
+        size_t want = r->payload.len + step;
+        int rc = fill(r, r->payload.data, want, &r->payload.len);
         if (rc)
             return rc;
-        if (got < step)
+        if (r->payload.len < want)
             return fail_rec(r, MS_ETRUNCATED, r->pos, "stream truncated inside the payload: "
                             "%zu of %zu bytes present", r->payload.len, len);
     }
@@ -251,42 +279,73 @@ static int reserve_strings(ms_reader *r, size_t n)
 
 /* ---------------------------------------------------------------- preamble */
 
+/* The stream requires @bits, features this library implements but the
+ * caller's accept_features leaves out: name each. */
+static int refuse_features(ms_reader *r, uint64_t bits, uint64_t at)
+{
+    char names[200];
+    size_t len = 0;
+    int n = __builtin_popcountll(bits), k = 0;
+    for (uint64_t b = bits; b; b &= b - 1, k++) {
+        int bit = __builtin_ctzll(b);
+        const char *sep = k == 0 ? "" : k == n - 1 ? " and " : ", ";
+        int w = snprintf(names + len, sizeof names - len, "%s%s (bit %d)", sep,
+                         ms_feature_name((unsigned)bit), bit);
+        if (w < 0 || (size_t)w >= sizeof names - len)
+            break;
+        len += (size_t)w;
+    }
+    return fail_pre(r, MS_EFEATURE, at, "stream requires feature%s %s, which accept_features "
+                    "leaves out", n > 1 ? "s" : "", names);
+}
+
+/* The caller's accept_features (reader.h), for a stream's preamble (@at:
+ * its required bits) or a foreign stream's header (0). */
+static int check_accepted(ms_reader *r, uint64_t at)
+{
+    uint64_t refused = r->hdr.required_features & ~r->accept_features;
+    return refused ? refuse_features(r, refused, at) : MS_OK;
+}
+
 static int read_header(ms_reader *r)
 {
-    uint8_t p[MSI_PREAMBLE_MAX];
-    size_t got;
-    int rc = read_exact(r, p, MSI_PREAMBLE_FIXED, &got);
-    if (rc)
-        return rc;
-    if (got == 0)
-        return fail_pre(r, MS_ETRUNCATED, 0, "the stream is empty");
-    if (memcmp(p, msi_magic, got < MSI_MAGIC_LEN ? got : MSI_MAGIC_LEN) != 0) {
-        if (got >= 4 && memcmp(p, "QEVM", 4) == 0)
-            return fail_pre(r, MS_EMAGIC, 0, "this is a QEMU migration stream (magic QEVM), "
-                            "not a libmigstream stream");
-        return fail_pre(r, MS_EMAGIC, 0, "bad magic %02x %02x %02x %02x...: not a libmigstream "
-                        "stream (expected 89 4d 49 47 53 0d 0a 1a)", p[0],
-                        got > 1 ? p[1] : 0, got > 2 ? p[2] : 0, got > 3 ? p[3] : 0);
+    uint8_t *p = r->pre;
+    int rc;
+    if (!r->pre_size) {
+        if ((rc = fill(r, p, MSI_PREAMBLE_FIXED, &r->have)))
+            return rc;
+        size_t got = r->have;
+        if (got == 0)
+            return fail_pre(r, MS_ETRUNCATED, 0, "the stream is empty");
+        if (memcmp(p, msi_magic, got < MSI_MAGIC_LEN ? got : MSI_MAGIC_LEN) != 0) {
+            if (got >= 4 && memcmp(p, "QEVM", 4) == 0)
+                return fail_pre(r, MS_EMAGIC, 0, "this is a QEMU migration stream (magic QEVM), "
+                                "not a libmigstream stream");
+            return fail_pre(r, MS_EMAGIC, 0, "bad magic %02x %02x %02x %02x...: not a "
+                            "libmigstream stream (expected 89 4d 49 47 53 0d 0a 1a)", p[0],
+                            got > 1 ? p[1] : 0, got > 2 ? p[2] : 0, got > 3 ? p[3] : 0);
+        }
+        if (got < MSI_PREAMBLE_FIXED)
+            return fail_pre(r, MS_ETRUNCATED, got, "preamble truncated: %zu of %u bytes", got,
+                            MSI_PREAMBLE_FIXED);
+        r->hdr.major = msi_get16(p + 8);
+        r->hdr.minor = msi_get16(p + 10);
+        if (r->hdr.major != MS_FORMAT_MAJOR)
+            return fail_pre(r, MS_EVERSION, 8, "stream format %u.%u is not readable by this "
+                            "reader, which reads format %u.x (libmigstream %s)", r->hdr.major,
+                            r->hdr.minor, MS_FORMAT_MAJOR, ms_version_string());
+        uint32_t hs = msi_get32(p + 12);
+        if (hs < MSI_PREAMBLE_SIZE || hs > MSI_PREAMBLE_MAX || hs % 8)
+            return fail_pre(r, MS_ECORRUPT, 12, "header size %u is outside %u..%u or not a "
+                            "multiple of 8", hs, MSI_PREAMBLE_SIZE, MSI_PREAMBLE_MAX);
+        r->pre_size = hs;
     }
-    if (got < MSI_PREAMBLE_FIXED)
-        return fail_pre(r, MS_ETRUNCATED, got, "preamble truncated: %zu of %u bytes", got,
-                        MSI_PREAMBLE_FIXED);
-    r->hdr.major = msi_get16(p + 8);
-    r->hdr.minor = msi_get16(p + 10);
-    if (r->hdr.major != MS_FORMAT_MAJOR)
-        return fail_pre(r, MS_EVERSION, 8, "stream format %u.%u is not readable by this reader,"
-                        " which reads format %u.x (libmigstream %s)", r->hdr.major, r->hdr.minor,
-                        MS_FORMAT_MAJOR, ms_version_string());
-    uint32_t size = msi_get32(p + 12);
-    if (size < MSI_PREAMBLE_SIZE || size > MSI_PREAMBLE_MAX || size % 8)
-        return fail_pre(r, MS_ECORRUPT, 12, "header size %u is outside %u..%u or not a "
-                        "multiple of 8", size, MSI_PREAMBLE_SIZE, MSI_PREAMBLE_MAX);
-    rc = read_exact(r, p + MSI_PREAMBLE_FIXED, size - MSI_PREAMBLE_FIXED, &got);
-    if (rc)
+    const uint32_t size = r->pre_size;
+    if ((rc = fill(r, p, size, &r->have)))
         return rc;
-    if (got < size - MSI_PREAMBLE_FIXED)
-        return fail_pre(r, MS_ETRUNCATED, r->pos, "preamble truncated: %zu of %u bytes",
-                        got + MSI_PREAMBLE_FIXED, size);
+    if (r->have < size)
+        return fail_pre(r, MS_ETRUNCATED, r->pos, "preamble truncated: %zu of %u bytes", r->have,
+                        size);
     uint64_t stored = msi_get64(p + size - 8);
     uint64_t sum = msi_preamble_checksum(p, size);
     if (stored != sum)
@@ -302,6 +361,8 @@ static int read_header(ms_reader *r)
         return fail_pre(r, MS_EFEATURE, 16, "stream requires features this reader does not "
                         "know (required bits 0x%016llx; lowest unknown: bit %d)",
                         (unsigned long long)unknown, __builtin_ctzll(unknown));
+    if ((rc = check_accepted(r, 16)))
+        return rc;
     if (msi_get32(p + 36))
         return fail_pre(r, MS_ECORRUPT, 36, "reserved preamble field is not zero");
     if (!msi_is_pow2(r->hdr.page_size) || r->hdr.page_size < MS_MIN_PAGE_SIZE ||
@@ -324,6 +385,7 @@ static int read_header(ms_reader *r)
     }
     r->chain = sum;
     r->have_header = true;
+    r->have = 0;
     return MS_OK;
 }
 
@@ -643,6 +705,7 @@ void ms_reader_options_init(ms_reader_options *o)
     o->max_regions = DEFAULT_MAX_REGIONS;
     o->max_cbor_depth = MS_DEFAULT_CBOR_DEPTH;
     o->max_overlays = DEFAULT_MAX_OVERLAYS;
+    o->accept_features = UINT64_MAX;
 }
 
 static ssize_t mem_read_unused(void *ctx, void *buf, size_t len)
@@ -661,8 +724,7 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
     ms_reader_options_init(&o);
     const char *why = NULL;
     if (opts)
-        why = msi_struct_take(&o, MSI_STRUCT_END(ms_reader_options, max_overlays), opts,
-                              opts->struct_size);
+        why = msi_struct_take(&o, MSI_READER_OPTIONS_END, opts, opts->struct_size);
     ms_allocator a;
     msi_allocator_set(&a, &o.allocator);
     ms_reader *r = msi_calloc(&a, 1, sizeof *r);
@@ -691,6 +753,7 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
         r->max_overlays = MAX_OVERLAYS;
     r->on_problem = o.on_problem;
     r->problem_ctx = o.problem_ctx;
+    r->accept_features = o.accept_features;
     if (r->max_depth > MSI_CBOR_MAX_DEPTH)
         r->max_depth = MSI_CBOR_MAX_DEPTH;
     if (!(r->hash = msi_hash_state_new())) {
@@ -781,6 +844,9 @@ static int source_header(ms_reader *r)
     if (msi_source_open(r->src))
         return adopt_source_error(r);
     r->hdr = r->src->header;
+    int rc = check_accepted(r, 0);
+    if (rc)
+        return rc;
     r->have_header = true;
     return MS_OK;
 }
@@ -899,8 +965,6 @@ int ms_reader_header(ms_reader *r, const ms_header **out)
 
 int ms_reader_next(ms_reader *r, const ms_record **out)
 {
-    uint8_t h[MSI_RECORD_HEADER];
-    size_t got;
     int rc = ms_reader_header(r, NULL);
     if (rc)
         return rc;
@@ -909,38 +973,48 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
     if (r->src)
         return source_next(r, out);
 
-    memset(&r->rec, 0, sizeof r->rec);
-    r->rec.offset = r->pos;
-    r->rec.index = r->index;
-    if ((rc = read_exact(r, h, sizeof h, &got)))
-        return rc;
-    if (got == 0)
-        return fail_rec(r, MS_ETRUNCATED, r->pos, "stream ends after %llu records without an "
-                        "END record", (unsigned long long)r->index);
-    if (got < sizeof h)
-        return fail_rec(r, MS_ETRUNCATED, r->pos, "stream truncated inside a record header: "
-                        "%zu of %zu bytes present", got, sizeof h);
     ms_record *rec = &r->rec;
-    rec->type = msi_get16(h);
-    rec->flags = msi_get16(h + 2);
-    rec->length = msi_get32(h + 4);
-    rec->checksum = msi_get64(h + 8);
-    /* A bad type or flag word still leaves the length usable, so even these
-     * can be stepped over in lenient mode. */
-    if (rec->type == 0 &&
-        (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset, "record type 0 is invalid"))))
-        return rc;
-    if ((rec->flags & ~MS_RECORD_MUST_UNDERSTAND) &&
-        (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset + 2, "reserved record flag "
-                                    "bits 0x%04x are set",
-                                    rec->flags & ~MS_RECORD_MUST_UNDERSTAND))))
-        return rc;
-    if (rec->length > r->max_record)
-        return fail_rec(r, MS_ELIMIT, rec->offset + 4, "payload length %u exceeds the limit of "
-                        "%u bytes", rec->length, r->max_record);
+    if (!r->in_record) {
+        memset(rec, 0, sizeof *rec);
+        rec->offset = r->pos;
+        rec->index = r->index;
+        r->in_record = true;
+        r->have = 0;
+        r->payload.len = 0;
+    }
+    const uint8_t *h = r->head;
+    if (!r->have_head) {
+        if ((rc = fill(r, r->head, sizeof r->head, &r->have)))
+            return rc;
+        if (r->have == 0)
+            return fail_rec(r, MS_ETRUNCATED, r->pos, "stream ends after %llu records without "
+                            "an END record", (unsigned long long)r->index);
+        if (r->have < sizeof r->head)
+            return fail_rec(r, MS_ETRUNCATED, r->pos, "stream truncated inside a record header: "
+                            "%zu of %zu bytes present", r->have, sizeof r->head);
+        rec->type = msi_get16(h);
+        rec->flags = msi_get16(h + 2);
+        rec->length = msi_get32(h + 4);
+        rec->checksum = msi_get64(h + 8);
+        /* A bad type or flag word still leaves the length usable, so even
+         * these can be stepped over in lenient mode. */
+        if (rec->type == 0 &&
+            (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset, "record type 0 is invalid"))))
+            return rc;
+        if ((rec->flags & ~MS_RECORD_MUST_UNDERSTAND) &&
+            (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset + 2, "reserved record flag "
+                                        "bits 0x%04x are set",
+                                        rec->flags & ~MS_RECORD_MUST_UNDERSTAND))))
+            return rc;
+        if (rec->length > r->max_record)
+            return fail_rec(r, MS_ELIMIT, rec->offset + 4, "payload length %u exceeds the limit "
+                            "of %u bytes", rec->length, r->max_record);
+        r->have_head = true;
+    }
     const uint8_t *payload = NULL;
     if ((rc = read_payload(r, rec->length, &payload)))
         return rc;
+    r->in_record = r->have_head = false; /* the next call starts a record */
     rec->payload = payload;
     struct iovec pl = {(void *)(uintptr_t)payload, rec->length};
     uint64_t sum = msi_record_checksum(r->hash, r->chain, h, &pl, 1);
@@ -993,8 +1067,6 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
     return 1;
 }
 
-static int expect_eof_at(ms_reader *r, uint64_t at, uint8_t *b, size_t *got);
-
 int ms_reader_expect_eof(ms_reader *r)
 {
     if (!r || r->magic != READER_MAGIC)
@@ -1005,29 +1077,22 @@ int ms_reader_expect_eof(ms_reader *r)
         return MS_ESTATE;
     if (r->src) /* a source checks its own input's end before its END */
         return MS_OK;
-    uint8_t b;
-    size_t got;
     uint64_t at = r->pos;
-    r->index--; /* problems here belong to the END record, already counted */
-    int rc = expect_eof_at(r, at, &b, &got);
+    if (r->mem && r->pos < r->mem_len) {
+        r->index--; /* problems here belong to the END record, already counted */
+        int rc = fail_rec(r, MS_ECORRUPT, at, "%zu bytes follow the END record",
+                          r->mem_len - (size_t)r->pos);
+        r->index++;
+        return rc;
+    }
+    uint8_t b;
+    size_t got = 0;
+    r->index--;
+    int rc = fill(r, &b, 1, &got);
+    if (!rc && got)
+        rc = fail_rec(r, MS_ECORRUPT, at, "bytes follow the END record");
     r->index++;
     return rc;
-}
-
-static int expect_eof_at(ms_reader *r, uint64_t at, uint8_t *b, size_t *got)
-{
-    if (r->mem) {
-        if (r->pos < r->mem_len)
-            return fail_rec(r, MS_ECORRUPT, at, "%zu bytes follow the END record",
-                            r->mem_len - (size_t)r->pos);
-        return MS_OK;
-    }
-    int rc = read_exact(r, b, 1, got);
-    if (rc)
-        return rc;
-    if (*got)
-        return fail_rec(r, MS_ECORRUPT, at, "bytes follow the END record");
-    return MS_OK;
 }
 
 const ms_region *ms_reader_region(const ms_reader *r, size_t index)
@@ -1081,4 +1146,12 @@ uint64_t ms_reader_error_offset(const ms_reader *r)
 int64_t ms_reader_error_record(const ms_reader *r)
 {
     return r && r->magic == READER_MAGIC ? r->err_record : -1;
+}
+
+int ms_reader_io_error(const ms_reader *r, int *err)
+{
+    bool failed = r && r->magic == READER_MAGIC && r->status == MS_EIO;
+    if (err)
+        *err = failed ? r->io_errno : 0;
+    return failed ? r->io_ret : 0;
 }

@@ -73,6 +73,8 @@ typedef struct msi_source_ops {
     /* The same for an extra input of the format (a QEMU multifd channel):
      * how likely @head starts one. NULL: the format has none. */
     int (*bid_extra)(const uint8_t *head, size_t len);
+    /* What messages call an extra input ("multifd channel"), or NULL. */
+    const char *extra_title;
     /* Sets up s->state, reads the stream's start and fills s->header and
      * s->info. 0, or a status with the source's error set. */
     int (*open)(msi_source *s);

@@ -12,17 +12,36 @@
  * a pending batch that still points at caller memory is either written out
  * (when large) or copied into `stage` (when small), so callers that hand in
  * one page at a time still get full batches.
+ *
+ * An output that would block (writer.h, "Non-blocking output") is handed
+ * each record whole; what it does not take is copied into `back` and
+ * pushed before anything else is written. Every step that writes pushes
+ * `back` first (push()) and, while it cannot, returns MS_EAGAIN having
+ * changed nothing: each step is done or not begun, and a repeated call
+ * goes on from the first step not done. So `back` holds at most one record,
+ * and `out` at most OUT_FLUSH bytes plus one record. A data call that
+ * returns MS_EAGAIN is remembered in `call`, with the first page it has not
+ * taken in `resume`; settle()'s decision to end the batch is kept in
+ * `closing`. Batches therefore end where a blocking writer ends them, and
+ * the stream is byte for byte the same.
+ *
+ * max_bandwidth and the progress callback work per write to the output and
+ * per record, never per page: the hot path (classifying and copying pages)
+ * does not see them.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fdio.h"
 #include "format/compress.h"
 #include "format/compress_pool.h"
 #include "format/frame.h"
+#include "format/options.h"
 #include "migstream/overlay.h"
 #include "migstream/writer.h"
 #include "format/payload.h"
@@ -35,16 +54,30 @@
 #define MAX_BATCH (32u << 20)
 #define MAX_THREADS 64u
 
+/* A data call (pages, dirty, zero, fill, discard, in place) that returned
+ * MS_EAGAIN, to be repeated with the same arguments. */
+typedef struct data_call {
+    const char *name; /* the API function; NULL: none outstanding */
+    uint32_t region;
+    uint64_t first, count, arg;
+    const void *p1, *p2;
+    int n;
+} data_call;
+
 struct ms_writer {
     uint32_t magic;
     ms_allocator alloc;
-    ms_write_fn fn;
+    ms_write_fn fn;        /* takes everything it is given, or fails (ms_writer_new) */
+    ms_write_some_fn some; /* takes what it can (ms_writer_new_some, the fd writer) */
     void *ctx;
     int fd; /* >= 0 for the fd writer: lets messages carry errno */
+    bool nonblocking; /* the output can say "would block": max_bandwidth never sleeps */
+    int wait_ms;      /* ms_writer_poll_timeout() */
 
     int status;
     char msg[320];
     bool finished;
+    int io_ret, io_errno; /* the failed output call (ms_writer_io_error) */
 
     ms_header hdr;
     uint64_t features; /* required features the stream may use */
@@ -53,10 +86,29 @@ struct ms_writer {
     uint32_t max_depth;
 
     uint64_t chain;   /* checksum of the last record (the chain's seed) */
-    uint64_t written; /* bytes handed to the output */
+    uint64_t written; /* bytes the output has taken */
     ms_totals totals; /* running counts for END */
     msi_buf out;      /* serialized bytes not yet handed out */
     msi_buf scratch;  /* CBOR payload under construction */
+    msi_buf back;     /* bytes handed out that the output has not taken */
+    size_t back_off;  /* ... from here on */
+
+    data_call call; /* the data call to repeat, if any */
+    uint64_t resume; /* its first page not taken */
+    bool closing;    /* settle() ended the pending batch: it goes out next */
+    bool end_queued; /* finish() queued END */
+    ms_totals end_totals;
+
+    /* max_bandwidth: a token bucket of bytes, refilled at `rate` per second */
+    double rate, burst, tokens;
+    uint64_t refill_ns;
+    /* statistics and the progress callback */
+    uint64_t start_ns, throttled_ns;
+    ms_progress_fn progress;
+    void *progress_ctx;
+    uint32_t progress_records, progress_ms;
+    uint64_t progress_last_records, progress_last_ns;
+    ms_writer_stats stats;
 
     ms_region *regions;
     size_t nregions, regions_cap, regions_written;
@@ -106,26 +158,233 @@ static int check(const ms_writer *w)
         return MS_EINVAL;
     if (w->status)
         return w->status;
-    return w->finished ? MS_ESTATE : MS_OK;
+    return w->finished || w->end_queued ? MS_ESTATE : MS_OK;
+}
+
+/* Another call while a data call waits to be repeated (writer.h). */
+static int other_call(ms_writer *w, const char *what)
+{
+    const data_call *c = &w->call;
+    char pages[64] = "";
+    if (c->count)
+        snprintf(pages, sizeof pages, ", pages %llu..+%llu", (unsigned long long)c->first,
+                 (unsigned long long)c->count);
+    return fail(w, MS_EINVAL, "%s() while %s() on region %u%s is unfinished: after MS_EAGAIN, "
+                "repeat that call with the same arguments first", what, c->name, c->region,
+                pages);
+}
+
+/* check() for every call but the data calls, which may be repeated. */
+static int check_idle(ms_writer *w, const char *what)
+{
+    int rc = check(w);
+    if (!rc && w->call.name)
+        rc = other_call(w, what);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ output */
 
-static int emit(ms_writer *w, const struct iovec *iov, int iovcnt)
+static void io_fail(ms_writer *w, ssize_t ret, int err, size_t given)
 {
-    int rc = w->fn(w->ctx, iov, iovcnt);
-    if (rc < 0) {
-        if (w->fd >= 0)
-            return fail(w, MS_EIO, "write to fd %d failed at byte %llu: %s", w->fd,
-                        (unsigned long long)w->written, strerror(-rc));
-        return fail(w, MS_EIO, "output callback failed (returned %d) at byte %llu", rc,
-                    (unsigned long long)w->written);
+    w->io_ret = ret < INT_MIN ? INT_MIN : ret > INT_MAX ? INT_MAX : (int)ret;
+    w->io_errno = err;
+    unsigned long long at = (unsigned long long)w->written;
+    if (ret > 0) {
+        fail(w, MS_EIO, "output callback says it took %zd bytes of the %zu it was given, at "
+             "byte %llu", ret, given, at);
+    } else if (w->fd >= 0) {
+        fail(w, MS_EIO, "write to fd %d failed at byte %llu: %s", w->fd, at,
+             strerror((int)-ret));
+    } else {
+        char cause[160];
+        msi_io_cause(cause, sizeof cause, ret, err);
+        fail(w, MS_EIO, "output callback failed at byte %llu: %s", at, cause);
     }
+}
+
+/* Drops the first @k bytes of @iov[*first..]. */
+static void consume(struct iovec *iov, int *first, size_t k)
+{
+    while (k) {
+        struct iovec *v = &iov[*first];
+        if (k < v->iov_len) {
+            v->iov_base = (uint8_t *)v->iov_base + k;
+            v->iov_len -= k;
+            return;
+        }
+        k -= v->iov_len;
+        v->iov_len = 0;
+        ++*first;
+    }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* max_bandwidth: how many of @want bytes may go to the output now. A
+ * blocking writer sleeps until a useful piece may (half a burst, or all
+ * that is left); a non-blocking one returns 0 and says how long to wait. */
+static size_t throttle(ms_writer *w, size_t want)
+{
+    for (;;) {
+        uint64_t now = now_ns();
+        w->tokens += (double)(now - w->refill_ns) * w->rate / 1e9;
+        if (w->tokens > w->burst)
+            w->tokens = w->burst;
+        w->refill_ns = now;
+        double need = (double)want < w->burst / 2 ? (double)want : w->burst / 2;
+        if (w->tokens >= need)
+            return w->tokens >= (double)want ? want : (size_t)w->tokens;
+        uint64_t wait = (uint64_t)((need - w->tokens) / w->rate * 1e9) + 1;
+        if (w->nonblocking) {
+            w->wait_ms = (int)(wait / 1000000 + 1);
+            return 0;
+        }
+        struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u),
+                              .tv_nsec = (long)(wait % 1000000000u)};
+        nanosleep(&ts, NULL); /* woken early (a signal): the loop sees it */
+        w->throttled_ns += now_ns() - now;
+    }
+}
+
+/* Hands @iov (@total bytes) to the output, as much of it as the output
+ * (and max_bandwidth) takes now, and drops what it took from the front of
+ * @iov. Returns the bytes taken: fewer than @total when the output would
+ * block, max_bandwidth holds the rest back (w->wait_ms says which) or the
+ * output failed (the sticky status is then set). */
+static size_t out_write(ms_writer *w, struct iovec *iov, int iovcnt, size_t total)
+{
+    size_t done = 0;
+    int first = 0;
+    w->wait_ms = -1;
+    while (done < total) {
+        size_t allow = total - done;
+        if (w->rate > 0 && !(allow = throttle(w, allow)))
+            break;
+        while (iov[first].iov_len == 0) /* allow > 0: a non-empty one follows */
+            first++;
+        int n = iovcnt - first, cut = -1;
+        size_t cut_len = 0;
+        if (allow < total - done) { /* max_bandwidth: hand out @allow bytes only */
+            size_t sum = 0;
+            for (cut = first; sum + iov[cut].iov_len < allow; cut++)
+                sum += iov[cut].iov_len;
+            cut_len = iov[cut].iov_len;
+            iov[cut].iov_len = allow - sum;
+            n = cut + 1 - first;
+        }
+        ssize_t k;
+        int err = 0;
+        if (w->some) {
+            k = w->some(w->ctx, iov + first, n);
+            if (k < 0)
+                err = errno;
+        } else {
+            int rc = w->fn(w->ctx, iov + first, n);
+            if (rc < 0)
+                err = errno;
+            k = rc < 0 ? rc : (ssize_t)allow;
+        }
+        if (cut >= 0)
+            iov[cut].iov_len = cut_len;
+        if (k == 0 || k == -EAGAIN || k == -EWOULDBLOCK)
+            break; /* would block */
+        if (k < 0 || (size_t)k > allow) {
+            io_fail(w, k, err, allow);
+            break;
+        }
+        done += (size_t)k;
+        w->written += (uint64_t)k;
+        if (w->rate > 0)
+            w->tokens -= (double)k;
+        consume(iov, &first, (size_t)k);
+    }
+    return done;
+}
+
+/* Writes @iov whole as far as the writer is concerned: what the output
+ * does not take goes to `back`, which must be empty (push() first). The
+ * iovecs may point at the caller's memory or at buffers about to be
+ * reused, so `back` holds a copy. MS_OK or a sticky failure; never
+ * MS_EAGAIN. */
+static int emit(ms_writer *w, struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
-        w->written += iov[i].iov_len;
+        total += iov[i].iov_len;
+    size_t k = total ? out_write(w, iov, iovcnt, total) : 0;
+    if (w->status)
+        return w->status;
+    if (k == total)
+        return MS_OK;
+    w->back.len = w->back_off = 0;
+    if (msi_buf_reserve(&w->back, total - k))
+        return fail(w, MS_ENOMEM, "out of memory keeping %zu bytes the output did not take",
+                    total - k);
+    for (int i = 0; i < iovcnt; i++)
+        msi_buf_append(&w->back, iov[i].iov_base, iov[i].iov_len); /* reserved */
     return MS_OK;
 }
 
+/* Hands `back` to the output: MS_OK once all of it is taken, MS_EAGAIN
+ * while the output would block (not sticky), or a sticky failure. */
+static int push(ms_writer *w)
+{
+    size_t left = w->back.len - w->back_off;
+    if (left == 0)
+        return MS_OK;
+    struct iovec iov = {w->back.data + w->back_off, left};
+    size_t k = out_write(w, &iov, 1, left);
+    w->back_off += k;
+    if (w->status)
+        return w->status;
+    if (k < left)
+        return MS_EAGAIN;
+    w->back.len = w->back_off = 0;
+    return MS_OK;
+}
+
+static size_t held(const ms_writer *w)
+{
+    return w->back.len - w->back_off + w->out.len;
+}
+
+static const ms_writer_stats *fill_stats(ms_writer *w, uint64_t now)
+{
+    ms_writer_stats *s = &w->stats;
+    s->totals = w->end_queued ? w->end_totals : w->totals;
+    if (!w->end_queued)
+        s->totals.bytes = w->written + held(w);
+    s->bytes_written = w->written;
+    s->bytes_held = held(w);
+    s->elapsed_ns = now - w->start_ns;
+    s->throttled_ns = w->throttled_ns;
+    s->finished = w->finished;
+    return s;
+}
+
+/* After a record joined the stream: the progress callback, when due. */
+static void tick(ms_writer *w)
+{
+    if (!w->progress ||
+        w->totals.records - w->progress_last_records < w->progress_records)
+        return;
+    uint64_t now = w->progress_ms || !w->progress_records ? now_ns() : 0;
+    if (w->progress_ms && now - w->progress_last_ns < (uint64_t)w->progress_ms * 1000000u)
+        return;
+    if (!now)
+        now = now_ns();
+    w->progress_last_records = w->totals.records;
+    w->progress_last_ns = now;
+    w->progress(w->progress_ctx, fill_stats(w, now));
+}
+
+/* Writes `out`; `back` must be empty. */
 static int flush_out(ms_writer *w)
 {
     if (w->out.len == 0)
@@ -138,12 +397,20 @@ static int flush_out(ms_writer *w)
 
 static int drain(ms_writer *w);
 
-/* Queues a record whose payload is w->scratch. */
+/* Before a small record is queued: batches still compressing come first,
+ * and `out` gets room. MS_EAGAIN when the output would block. */
+static int make_room(ms_writer *w)
+{
+    int rc = drain(w);
+    if (!rc && w->out.len >= OUT_FLUSH && !(rc = push(w)))
+        rc = flush_out(w);
+    return rc;
+}
+
+/* Queues a record whose payload is w->scratch (make_room() first): the
+ * record is taken, whatever the output does. */
 static int put_record(ms_writer *w, uint16_t type, uint16_t flags)
 {
-    int rc = drain(w); /* batches still compressing come first */
-    if (rc)
-        return rc;
     if (w->scratch.len > MS_MAX_RECORD_PAYLOAD)
         return fail(w, MS_ELIMIT, "record of type %u with %zu bytes exceeds the format's "
                     "%u-byte limit", type, w->scratch.len, MS_MAX_RECORD_PAYLOAD);
@@ -157,13 +424,21 @@ static int put_record(ms_writer *w, uint16_t type, uint16_t flags)
     msi_put64(h + 8, w->chain);
     w->totals.records++;
     w->scratch.len = 0;
-    return w->out.len >= OUT_FLUSH ? flush_out(w) : MS_OK;
+    if (type != MS_REC_END) /* finish() reports END once the output took it */
+        tick(w);
+    /* While `back` waits, `out` waits too: make_room() bounds it. */
+    if (w->out.len >= OUT_FLUSH && w->back.len == w->back_off)
+        return flush_out(w);
+    return MS_OK;
 }
 
 static int emit_regions(ms_writer *w)
 {
     if (w->regions_written == w->nregions)
         return MS_OK;
+    int rc = make_room(w);
+    if (rc)
+        return rc;
     w->scratch.len = 0;
     if (msi_regions_encode(&w->scratch, w->regions + w->regions_written,
                            w->nregions - w->regions_written))
@@ -174,7 +449,8 @@ static int emit_regions(ms_writer *w)
 
 /* Writes one PAGES record (FORMAT.md section 6) for region @ri: @next
  * extents, then the DATA pages' bytes @data (@bytes in all), or the zstd
- * frame @z instead when it is smaller. Queued small records go out first. */
+ * frame @z instead when it is smaller. Queued small records go out first.
+ * `back` must be empty (push() first): the record is then taken. */
 static int write_pages(ms_writer *w, size_t ri, const ms_extent *ext, uint32_t next,
                        const struct iovec *data, size_t ndata, size_t bytes, const msi_buf *z)
 {
@@ -198,8 +474,10 @@ static int write_pages(ms_writer *w, size_t ri, const ms_extent *ext, uint32_t n
         return fail(w, MS_ENOMEM, "out of memory queuing PAGES");
     msi_record_header(p, MS_REC_PAGES, MS_RECORD_MUST_UNDERSTAND, (uint32_t)(meta + stored));
     msi_pages_header(p + MSI_RECORD_HEADER, r->id, next, encoding);
-    for (uint32_t i = 0; i < next; i++)
+    for (uint32_t i = 0; i < next; i++) {
         msi_extent_encode(p + MSI_RECORD_HEADER + MSI_PAGES_HEADER + i * MSI_EXTENT_SIZE, &ext[i]);
+        w->totals.pages[ext[i].state] += ext[i].count;
+    }
 
     /* One iovec array: everything queued in `out` (ending with this record's
      * header and extents), then the page data. */
@@ -220,13 +498,18 @@ static int write_pages(ms_writer *w, size_t ri, const ms_extent *ext, uint32_t n
     w->out.len = 0;
     w->totals.records++;
     w->pages_records++;
+    if (!rc)
+        tick(w);
     return rc;
 }
 
 /* Writes the oldest batch the workers have compressed. */
 static int write_job(ms_writer *w, msi_job *j)
 {
-    int rc = j->rc;
+    int rc = push(w);
+    if (rc)
+        return rc; /* the job waits with the workers */
+    rc = j->rc;
     if (rc)
         rc = fail(w, rc, "zstd compression of %zu bytes failed", j->data.len);
     struct iovec raw = {j->data.data, j->data.len};
@@ -282,19 +565,20 @@ static int submit_pages(ms_writer *w)
 }
 
 /* Writes the pending batch as one PAGES record, compressed on this thread
- * or handed to the workers. */
+ * or handed to the workers. MS_EAGAIN leaves the batch pending. */
 static int emit_pages(ms_writer *w)
 {
     int rc;
     if (!w->pending)
         return MS_OK;
-    if ((rc = emit_regions(w)))
+    if ((rc = emit_regions(w)) || (rc = push(w)))
         return rc;
-    for (uint32_t i = 0; i < w->next; i++)
-        w->totals.pages[w->ext[i].state] += w->ext[i].count;
     if (w->pool && w->data_bytes > 0) {
         rc = submit_pages(w);
     } else {
+        /* Batches with the workers precede this one. */
+        if ((rc = drain(w)) || (rc = push(w)))
+            return rc;
         const msi_buf *z = NULL;
         if (w->level > 0 && w->data_bytes > 0) {
             rc = msi_zstd_compress(&w->cctx, w->level, w->seg, (int)w->nseg, w->data_bytes,
@@ -303,20 +587,32 @@ static int emit_pages(ms_writer *w)
                 return fail(w, rc, "zstd compression of %zu bytes failed", w->data_bytes);
             z = &w->zbuf;
         }
-        /* Batches with the workers precede this one. */
-        rc = drain(w);
-        if (!rc)
-            rc = write_pages(w, w->p_region, w->ext, w->next, w->seg, w->nseg, w->data_bytes,
-                             z);
+        rc = write_pages(w, w->p_region, w->ext, w->next, w->seg, w->nseg, w->data_bytes, z);
     }
+    if (rc)
+        return rc;
     w->pending = false;
+    w->closing = false;
     w->next = 0;
     w->nseg = w->first_borrowed = 0;
     w->data_bytes = 0;
-    return rc;
+    return MS_OK;
 }
 
 /* ------------------------------------------------------------- page batches */
+
+/* Makes the stage hold at least @cap bytes, keeping its contents. */
+static int stage_reserve(ms_writer *w, size_t cap)
+{
+    if (cap <= w->stage_cap)
+        return MS_OK;
+    uint8_t *st = msi_realloc(&w->alloc, w->stage, cap);
+    if (!st)
+        return fail(w, MS_ENOMEM, "out of memory staging pages");
+    w->stage = st;
+    w->stage_cap = cap;
+    return MS_OK;
+}
 
 /* Copies @p len bytes of page data into the stage, the batch's only
  * segment: the checksum and the output then see one and the same copy,
@@ -324,15 +620,10 @@ static int emit_pages(ms_writer *w)
 static int copy_segment(ms_writer *w, const uint8_t *p, size_t len)
 {
     size_t staged = w->nseg ? w->seg[0].iov_len : 0;
-    if (staged + len > w->stage_cap) {
-        /* batch_bytes, or one page of a region whose pages are larger */
-        size_t cap = staged + len > w->batch_bytes ? staged + len : w->batch_bytes;
-        uint8_t *st = msi_realloc(&w->alloc, w->stage, cap);
-        if (!st)
-            return fail(w, MS_ENOMEM, "out of memory staging pages");
-        w->stage = st;
-        w->stage_cap = cap;
-    }
+    /* batch_bytes, or one page of a region whose pages are larger */
+    if (staged + len > w->stage_cap &&
+        stage_reserve(w, staged + len > w->batch_bytes ? staged + len : w->batch_bytes))
+        return w->status;
     if (w->seg_cap == 0) {
         if (!(w->seg = msi_alloc(&w->alloc, 64 * sizeof *w->seg)))
             return fail(w, MS_ENOMEM, "out of memory batching pages");
@@ -386,7 +677,7 @@ static uint64_t continued_arg(const ms_extent *x, uint32_t ps)
 
 /* Adds @n pages in @state with argument @arg (of the first page) starting
  * at page @idx of region @ri; DATA pages' bytes start at @p and are
- * contiguous. */
+ * contiguous. w->resume follows the pages taken, for MS_EAGAIN. */
 static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t state,
                    uint64_t arg, const uint8_t *p)
 {
@@ -394,7 +685,8 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
     int rc;
     while (n > 0) {
         ms_extent *last = w->next ? &w->ext[w->next - 1] : NULL;
-        if (w->pending && (w->p_region != ri || (last && idx < last->first + last->count)))
+        if (w->pending &&
+            (w->closing || w->p_region != ri || (last && idx < last->first + last->count)))
             if ((rc = emit_pages(w)))
                 return rc;
         if (!w->pending) {
@@ -442,33 +734,21 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
             arg += take * ps;
         idx += take;
         n -= take;
+        w->resume = idx;
     }
     return MS_OK;
 }
 
-/* Before returning to the caller, no pending segment may point at its
- * memory: write a large batch out, copy a small one aside. */
-static int settle(ms_writer *w)
+/* stable_memory: copies the pending batch's segments that point at the
+ * caller's memory into the stage, so that nothing points there once the
+ * call returns. */
+static int secure(ms_writer *w)
 {
-    if (!w->stable) {
-        /* Everything is copied already; end records where stable_memory
-         * would, so that both write the same stream. */
-        bool fresh = w->copied_in_call;
-        w->copied_in_call = false;
-        if (w->pending && fresh && w->data_bytes >= w->batch_bytes / 2)
-            return emit_pages(w);
+    if (!w->stable || !w->pending || w->nseg == w->first_borrowed)
         return MS_OK;
-    }
-    if (!w->pending || w->nseg == w->first_borrowed)
-        return MS_OK;
-    if (w->data_bytes >= w->batch_bytes / 2)
-        return emit_pages(w);
     size_t staged = w->first_borrowed ? w->seg[0].iov_len : 0;
-    if (!w->stage) {
-        w->stage_cap = w->batch_bytes;
-        if (!(w->stage = msi_alloc(&w->alloc, w->stage_cap)))
-            return fail(w, MS_ENOMEM, "out of memory staging pages");
-    }
+    if (stage_reserve(w, w->data_bytes > w->batch_bytes ? w->data_bytes : w->batch_bytes))
+        return w->status;
     for (size_t i = w->first_borrowed; i < w->nseg; i++) {
         memcpy(w->stage + staged, w->seg[i].iov_base, w->seg[i].iov_len);
         staged += w->seg[i].iov_len;
@@ -477,6 +757,62 @@ static int settle(ms_writer *w)
     w->seg[0].iov_len = staged;
     w->nseg = w->first_borrowed = 1;
     return MS_OK;
+}
+
+/* At the end of a data call: no pending segment may point at the caller's
+ * memory; write a large batch out, copy a small one aside. The decision is
+ * kept in `closing` across MS_EAGAIN. */
+static int settle(ms_writer *w)
+{
+    if (!w->closing) {
+        bool fresh = w->copied_in_call;
+        w->copied_in_call = false;
+        if (!w->pending)
+            return MS_OK;
+        if (!w->stable) {
+            /* Everything is copied already; end records where stable_memory
+             * would, so that both write the same stream. */
+            if (!fresh || w->data_bytes < w->batch_bytes / 2)
+                return MS_OK;
+        } else {
+            if (w->nseg == w->first_borrowed)
+                return MS_OK;
+            if (w->data_bytes < w->batch_bytes / 2)
+                return secure(w);
+        }
+        w->closing = true;
+    }
+    return emit_pages(w);
+}
+
+/* Starts data call @c, or goes on with it when it is the one that returned
+ * MS_EAGAIN: *from is the first page to take. Any other call then is
+ * refused. */
+static int begin_call(ms_writer *w, const data_call *c, uint64_t *from)
+{
+    const data_call *o = &w->call;
+    if (!o->name) {
+        w->call = *c;
+        w->resume = *from = c->first;
+        return MS_OK;
+    }
+    if (strcmp(o->name, c->name) || o->region != c->region || o->first != c->first ||
+        o->count != c->count || o->arg != c->arg || o->p1 != c->p1 || o->p2 != c->p2 ||
+        o->n != c->n)
+        return other_call(w, c->name);
+    *from = w->resume;
+    return MS_OK;
+}
+
+/* Ends a data call with status @rc; MS_EAGAIN keeps it for the repeat. */
+static int end_call(ms_writer *w, int rc)
+{
+    if (rc == MS_EAGAIN) {
+        int s = secure(w);
+        return s ? s : MS_EAGAIN;
+    }
+    w->call.name = NULL;
+    return rc;
 }
 
 /* The state and argument of one page of @ps bytes: a page of one repeated
@@ -573,15 +909,15 @@ static const char *options_problem(const ms_writer_options *o)
 }
 
 /* @bad_arg: why the other arguments cannot be used, or NULL. */
-static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx, int fd,
+static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
+                             ms_write_some_fn some, void *ctx, int fd, bool nonblocking,
                              const char *bad_arg)
 {
     ms_writer_options o;
     ms_writer_options_init(&o);
     const char *why = NULL;
     if (opts)
-        why = msi_struct_take(&o, MSI_STRUCT_END(ms_writer_options, stable_memory), opts,
-                              opts->struct_size);
+        why = msi_struct_take(&o, MSI_WRITER_OPTIONS_END, opts, opts->struct_size);
     if (!why)
         why = options_problem(&o);
     ms_allocator a;
@@ -592,9 +928,14 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
     w->magic = WRITER_MAGIC;
     w->alloc = a;
     w->fn = fn;
+    w->some = some;
     w->ctx = ctx;
     w->fd = fd;
+    w->nonblocking = nonblocking;
+    w->wait_ms = -1;
+    w->start_ns = now_ns();
     msi_buf_init(&w->out, &w->alloc);
+    msi_buf_init(&w->back, &w->alloc);
     msi_buf_init(&w->scratch, &w->alloc);
     msi_buf_init(&w->zbuf, &w->alloc);
     /* A handle in the failed state carries the reason (common.h, "Handles"). */
@@ -622,6 +963,12 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
 
     w->features = o.features;
     w->stable = o.stable_memory;
+    if (o.max_bandwidth) {
+        w->rate = (double)o.max_bandwidth;
+        w->burst = w->rate / 100 > 65536 ? w->rate / 100 : 65536;
+        w->tokens = w->burst;
+        w->refill_ns = w->start_ns;
+    }
     w->hdr.major = MS_FORMAT_MAJOR;
     w->hdr.minor = MS_FORMAT_MINOR;
     w->hdr.required_features = o.features;
@@ -642,17 +989,32 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn, void
             return NULL;
         }
     }
+    /* From here on: no progress call before the caller has its writer. */
+    w->progress = o.progress;
+    w->progress_ctx = o.progress_ctx;
+    w->progress_records = o.progress_records;
+    w->progress_ms = o.progress_ms;
+    w->progress_last_ns = w->start_ns;
     return w;
 }
 
 ms_writer *ms_writer_new(const ms_writer_options *opts, ms_write_fn fn, void *ctx)
 {
-    return writer_new(opts, fn, ctx, -1, fn ? NULL : "no output callback");
+    return writer_new(opts, fn, NULL, ctx, -1, false, fn ? NULL : "no output callback");
+}
+
+ms_writer *ms_writer_new_some(const ms_writer_options *opts, ms_write_some_fn fn, void *ctx)
+{
+    return writer_new(opts, NULL, fn, ctx, -1, true, fn ? NULL : "no output callback");
 }
 
 ms_writer *ms_writer_new_fd(const ms_writer_options *opts, int fd)
 {
-    return writer_new(opts, msi_fd_writev, msi_fd_ctx(fd), fd,
+    /* Asked once: sockets get MSG_NOSIGNAL (fdio.h). A blocking descriptor
+     * takes everything, a non-blocking one what it can. */
+    ms_write_some_fn some = fd >= 0 && msi_fd_is_socket(fd) ? msi_fd_send_some
+                                                             : msi_fd_writev_some;
+    return writer_new(opts, NULL, some, msi_fd_ctx(fd), fd, fd >= 0 && msi_fd_is_nonblocking(fd),
                       fd < 0 ? "negative file descriptor" : NULL);
 }
 
@@ -668,6 +1030,7 @@ void ms_writer_free(ms_writer *w)
     msi_free(&w->alloc, w->seg);
     msi_free(&w->alloc, w->stage);
     msi_buf_free(&w->out);
+    msi_buf_free(&w->back);
     msi_buf_free(&w->scratch);
     msi_buf_free(&w->zbuf);
     msi_pool_free(w->pool);
@@ -680,7 +1043,7 @@ void ms_writer_free(ms_writer *w)
 
 int ms_writer_add_region(ms_writer *w, const ms_region *region)
 {
-    int rc = check(w);
+    int rc = check_idle(w, "ms_writer_add_region");
     if (rc)
         return rc;
     if (!region || !region->name)
@@ -717,28 +1080,8 @@ int ms_writer_add_region(ms_writer *w, const ms_region *region)
     return MS_OK;
 }
 
-int ms_writer_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
-                    const void *mem)
-{
-    struct iovec iov;
-    int rc = check(w);
-    size_t ri = 0;
-    if (rc)
-        return rc;
-    if ((rc = find_region(w, region_id, first, count, &ri)))
-        return rc;
-    if (count && !mem)
-        return fail(w, MS_EINVAL, "memory pointer is NULL");
-    uint64_t bytes;
-    if (msi_mul_overflow(count, w->regions[ri].page_size, &bytes) || bytes > SIZE_MAX)
-        return fail(w, MS_EINVAL, "page count %llu is too large", (unsigned long long)count);
-    iov.iov_base = (void *)(uintptr_t)mem;
-    iov.iov_len = (size_t)bytes;
-    return ms_writer_pagesv(w, region_id, first, &iov, 1);
-}
-
-int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first, const struct iovec *iov,
-                     int iovcnt)
+static int pages_call(ms_writer *w, const char *name, uint32_t region_id, uint64_t first,
+                      const struct iovec *iov, int iovcnt)
 {
     int rc = check(w);
     size_t ri = 0;
@@ -760,15 +1103,71 @@ int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first, const str
     }
     if ((rc = find_region(w, region_id, first, count, &ri)))
         return rc;
+    if (count == 0)
+        return w->call.name ? other_call(w, name) : MS_OK;
 
-    uint64_t idx = first;
-    for (int i = 0; i < iovcnt; i++) {
-        size_t n = iov[i].iov_len / ps;
-        if ((rc = put_memory(w, ri, idx, n, iov[i].iov_base)))
-            return rc;
+    data_call c = {.name = name, .region = region_id, .first = first, .count = count,
+                   .p1 = iov[0].iov_base, .n = iovcnt};
+    uint64_t from = 0, idx = first;
+    if ((rc = begin_call(w, &c, &from)))
+        return rc;
+    for (int i = 0; i < iovcnt && !rc; i++) {
+        uint64_t n = iov[i].iov_len / ps;
+        if (idx + n > from) { /* after MS_EAGAIN, pages before `from` are taken */
+            uint64_t skip = from > idx ? from - idx : 0;
+            rc = put_memory(w, ri, idx + skip, (size_t)(n - skip),
+                            (const uint8_t *)iov[i].iov_base + skip * ps);
+        }
         idx += n;
     }
-    return settle(w);
+    if (!rc)
+        rc = settle(w);
+    return end_call(w, rc);
+}
+
+int ms_writer_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
+                    const void *mem)
+{
+    struct iovec iov;
+    int rc = check(w);
+    size_t ri = 0;
+    if (rc)
+        return rc;
+    if ((rc = find_region(w, region_id, first, count, &ri)))
+        return rc;
+    if (count && !mem)
+        return fail(w, MS_EINVAL, "memory pointer is NULL");
+    uint64_t bytes;
+    if (msi_mul_overflow(count, w->regions[ri].page_size, &bytes) || bytes > SIZE_MAX)
+        return fail(w, MS_EINVAL, "page count %llu is too large", (unsigned long long)count);
+    iov.iov_base = (void *)(uintptr_t)mem;
+    iov.iov_len = (size_t)bytes;
+    return pages_call(w, "ms_writer_pages", region_id, first, &iov, 1);
+}
+
+int ms_writer_pagesv(ms_writer *w, uint32_t region_id, uint64_t first, const struct iovec *iov,
+                     int iovcnt)
+{
+    return pages_call(w, "ms_writer_pagesv", region_id, first, iov, iovcnt);
+}
+
+/* A run of @count pages in one state, from @first (ZERO, DISCARDED, FILL,
+ * IN_PLACE): resumable like the other data calls. */
+static int run_call(ms_writer *w, const char *name, size_t ri, uint64_t first, uint64_t count,
+                    uint8_t state, uint64_t arg)
+{
+    if (count == 0)
+        return w->call.name ? other_call(w, name) : MS_OK;
+    data_call c = {.name = name, .region = w->regions[ri].id, .first = first, .count = count,
+                   .arg = arg};
+    uint64_t from = 0;
+    int rc = begin_call(w, &c, &from);
+    if (rc)
+        return rc;
+    if (state == MS_PAGE_IN_PLACE) /* the reference of page `from` */
+        arg += (from - first) * w->regions[ri].page_size;
+    rc = add_run(w, ri, from, first + count - from, state, arg, NULL);
+    return end_call(w, rc);
 }
 
 int ms_writer_zero_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count)
@@ -779,9 +1178,7 @@ int ms_writer_zero_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint6
         return rc;
     if ((rc = find_region(w, region_id, first, count, &ri)))
         return rc;
-    if (count == 0)
-        return MS_OK;
-    return add_run(w, ri, first, count, MS_PAGE_ZERO, 0, NULL);
+    return run_call(w, "ms_writer_zero_pages", ri, first, count, MS_PAGE_ZERO, 0);
 }
 
 /* Checks that the stream may use @state (its feature bit was requested). */
@@ -801,7 +1198,7 @@ int ms_writer_discard(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t
     if (rc || (rc = need_feature(w, MS_FEATURE_DISCARDED, "DISCARDED pages")) ||
         (rc = find_region(w, region_id, first, count, &ri)))
         return rc;
-    return count ? add_run(w, ri, first, count, MS_PAGE_DISCARDED, 0, NULL) : MS_OK;
+    return run_call(w, "ms_writer_discard", ri, first, count, MS_PAGE_DISCARDED, 0);
 }
 
 int ms_writer_fill_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
@@ -814,7 +1211,7 @@ int ms_writer_fill_pages(ms_writer *w, uint32_t region_id, uint64_t first, uint6
     if (rc || (rc = need_feature(w, MS_FEATURE_FILL, "FILL pages")) ||
         (rc = find_region(w, region_id, first, count, &ri)))
         return rc;
-    return count ? add_run(w, ri, first, count, MS_PAGE_FILL, word, NULL) : MS_OK;
+    return run_call(w, "ms_writer_fill_pages", ri, first, count, MS_PAGE_FILL, word);
 }
 
 int ms_writer_in_place(ms_writer *w, uint32_t region_id, uint64_t first, uint64_t count,
@@ -825,17 +1222,17 @@ int ms_writer_in_place(ms_writer *w, uint32_t region_id, uint64_t first, uint64_
     if (rc || (rc = need_feature(w, MS_FEATURE_IN_PLACE, "IN_PLACE pages")) ||
         (rc = find_region(w, region_id, first, count, &ri)))
         return rc;
-    if (count == 0)
-        return MS_OK;
     const uint32_t ps = w->regions[ri].page_size;
     uint64_t last;
+    if (count == 0)
+        return run_call(w, "ms_writer_in_place", ri, first, 0, MS_PAGE_IN_PLACE, ref);
     if (ref % ps)
         return fail(w, MS_EINVAL, "in-place reference 0x%llx is not aligned to region %u's page "
                     "size %u", (unsigned long long)ref, region_id, ps);
     if (msi_mul_overflow(count, ps, &last) || msi_add_overflow(ref, last - 1, &last))
         return fail(w, MS_EINVAL, "in-place reference 0x%llx plus %llu pages wraps around 2^64",
                     (unsigned long long)ref, (unsigned long long)count);
-    return add_run(w, ri, first, count, MS_PAGE_IN_PLACE, ref, NULL);
+    return run_call(w, "ms_writer_in_place", ri, first, count, MS_PAGE_IN_PLACE, ref);
 }
 
 int ms_writer_dirty(ms_writer *w, uint32_t region_id, const uint64_t *bitmap,
@@ -855,14 +1252,23 @@ int ms_writer_dirty(ms_writer *w, uint32_t region_id, const uint64_t *bitmap,
     const uint64_t units = (g->size + granularity - 1) / granularity;
     const uint64_t words = (units + 63) / 64;
     const uint8_t *base = mem;
+    data_call c = {.name = "ms_writer_dirty", .region = region_id, .arg = granularity,
+                   .p1 = bitmap, .p2 = mem};
+    uint64_t from = 0;
+    if ((rc = begin_call(w, &c, &from)))
+        return rc;
+    /* After MS_EAGAIN, the pages before `from` are taken: the units of the
+     * words before its own give none of the others. */
     uint64_t run_a = 0, run_b = 0; /* pages [run_a, run_b) are dirty, not yet added */
-    for (uint64_t i = 0; i < words; i++) {
+    for (uint64_t i = from * ps / granularity / 64; i < words && !rc; i++) {
         uint64_t bits = bitmap[i];
         if (!bits)
             continue; /* 64 clean units at a time: the common case */
-        if (i == words - 1 && units % 64 && (bits >> (units % 64)))
-            return fail(w, MS_EINVAL, "dirty bitmap of region %u has bits set past its %llu "
-                        "units of %u bytes", region_id, (unsigned long long)units, granularity);
+        if (i == words - 1 && units % 64 && (bits >> (units % 64))) {
+            rc = fail(w, MS_EINVAL, "dirty bitmap of region %u has bits set past its %llu "
+                      "units of %u bytes", region_id, (unsigned long long)units, granularity);
+            break;
+        }
         while (bits) {
             uint64_t u = i * 64 + (uint64_t)__builtin_ctzll(bits);
             bits &= bits - 1;
@@ -876,22 +1282,27 @@ int ms_writer_dirty(ms_writer *w, uint32_t region_id, const uint64_t *bitmap,
                     run_b = pb;
                 continue;
             }
+            if (run_a < from)
+                run_a = from;
             if (run_b > run_a &&
                 (rc = put_memory(w, ri, run_a, (size_t)(run_b - run_a), base + run_a * ps)))
-                return rc;
+                break;
             run_a = pa;
             run_b = pb;
         }
     }
-    if (run_b > run_a &&
-        (rc = put_memory(w, ri, run_a, (size_t)(run_b - run_a), base + run_a * ps)))
-        return rc;
-    return settle(w);
+    if (run_a < from)
+        run_a = from;
+    if (!rc && run_b > run_a)
+        rc = put_memory(w, ri, run_a, (size_t)(run_b - run_a), base + run_a * ps);
+    if (!rc)
+        rc = settle(w);
+    return end_call(w, rc);
 }
 
 int ms_writer_round(ms_writer *w, const ms_round *round)
 {
-    int rc = check(w);
+    int rc = check_idle(w, "ms_writer_round");
     if (rc)
         return rc;
     if (!round)
@@ -906,8 +1317,9 @@ int ms_writer_round(ms_writer *w, const ms_round *round)
         return fail(w, MS_EINVAL, "pages were sent before the first round: in a stream with "
                     "rounds, every page belongs to one (start round 0 first)");
     /* The batch so far belongs to the previous round; regions declared so
-     * far go out first, so that readers see them before any round. */
-    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+     * far go out first, so that readers see them before any round. Room
+     * first: then REGIONS and ROUND are queued together or not at all. */
+    if ((rc = emit_pages(w)) || (rc = make_room(w)) || (rc = emit_regions(w)))
         return rc;
     w->scratch.len = 0;
     if (msi_round_encode(&w->scratch, round))
@@ -922,7 +1334,7 @@ int ms_writer_round(ms_writer *w, const ms_round *round)
 
 int ms_writer_overlay(ms_writer *w, const ms_overlay *o)
 {
-    int rc = check(w);
+    int rc = check_idle(w, "ms_writer_overlay");
     char why[200];
     if (rc || (rc = need_feature(w, MS_FEATURE_OVERLAYS, "an overlay")))
         return rc;
@@ -951,7 +1363,7 @@ int ms_writer_overlay(ms_writer *w, const ms_overlay *o)
         w->ov_cap = cap;
     }
     /* The region must be declared before the overlay refers to it. */
-    if ((rc = emit_pages(w)) || (rc = emit_regions(w)))
+    if ((rc = emit_pages(w)) || (rc = make_room(w)) || (rc = emit_regions(w)))
         return rc;
     w->scratch.len = 0;
     if (msi_overlays_encode(&w->scratch, o, 1))
@@ -966,7 +1378,7 @@ int ms_writer_overlay(ms_writer *w, const ms_overlay *o)
 int ms_writer_device(ms_writer *w, const char *path, uint32_t instance, const char *schema,
                      uint32_t version, const void *state, size_t state_size)
 {
-    int rc = check(w);
+    int rc = check_idle(w, "ms_writer_device");
     msi_perr e;
     if (rc)
         return rc;
@@ -981,7 +1393,7 @@ int ms_writer_device(ms_writer *w, const char *path, uint32_t instance, const ch
                     "or not UTF-8", path, MS_MAX_NAME_LEN);
     if ((rc = msi_device_state_check(state, state_size, w->max_depth, &e)))
         return fail(w, rc, "device \"%s\": state at byte %zu: %s", path, e.at, e.msg);
-    if ((rc = emit_pages(w)))
+    if ((rc = emit_pages(w)) || (rc = make_room(w)))
         return rc;
     w->scratch.len = 0;
     if (msi_device_encode(&w->scratch, path, instance, schema, version, state, state_size))
@@ -993,7 +1405,7 @@ int ms_writer_device(ms_writer *w, const char *path, uint32_t instance, const ch
 int ms_writer_record(ms_writer *w, uint16_t type, uint16_t flags, const void *payload,
                      size_t size)
 {
-    int rc = check(w);
+    int rc = check_idle(w, "ms_writer_record");
     if (rc)
         return rc;
     if (type == 0 || ms_record_type_name(type))
@@ -1006,7 +1418,7 @@ int ms_writer_record(ms_writer *w, uint16_t type, uint16_t flags, const void *pa
     if (size > MS_MAX_RECORD_PAYLOAD)
         return fail(w, MS_ELIMIT, "payload of %zu bytes exceeds the format's %u-byte limit",
                     size, MS_MAX_RECORD_PAYLOAD);
-    if ((rc = emit_pages(w)))
+    if ((rc = emit_pages(w)) || (rc = make_room(w)))
         return rc;
     w->scratch.len = 0;
     if (msi_buf_append(&w->scratch, payload, size))
@@ -1014,39 +1426,79 @@ int ms_writer_record(ms_writer *w, uint16_t type, uint16_t flags, const void *pa
     return put_record(w, type, flags);
 }
 
+/* check() for flush and finish, which go on after finish() queued END. */
+static int check_ending(ms_writer *w, const char *what)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return MS_EINVAL;
+    if (w->status)
+        return w->status;
+    if (w->finished)
+        return MS_ESTATE;
+    return w->call.name ? other_call(w, what) : MS_OK;
+}
+
+/* Everything queued to the output: MS_EAGAIN until it took it all. */
+static int push_all(ms_writer *w)
+{
+    int rc;
+    if ((rc = push(w)) || (rc = flush_out(w)))
+        return rc;
+    return push(w);
+}
+
 int ms_writer_flush(ms_writer *w)
 {
-    int rc = check(w);
+    int rc = check_ending(w, "ms_writer_flush");
     if (rc)
         return rc;
     if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = drain(w)))
         return rc;
-    return flush_out(w);
+    return push_all(w);
 }
 
 int ms_writer_finish(ms_writer *w, ms_totals *totals)
 {
-    int rc = check(w);
+    int rc = check_ending(w, "ms_writer_finish");
     if (rc)
         return rc;
-    if ((rc = emit_pages(w)) || (rc = emit_regions(w)) || (rc = drain(w)))
-        return rc;
-    w->totals.bytes = w->written + w->out.len;
-    w->scratch.len = 0;
-    if (msi_end_encode(&w->scratch, &w->totals))
-        return fail(w, MS_ENOMEM, "out of memory encoding END");
-    ms_totals t = w->totals;
-    if ((rc = put_record(w, MS_REC_END, MS_RECORD_MUST_UNDERSTAND)) || (rc = flush_out(w)))
+    if (!w->end_queued) {
+        if ((rc = emit_pages(w)) || (rc = make_room(w)) || (rc = emit_regions(w)))
+            return rc;
+        w->totals.bytes = w->written + held(w);
+        w->scratch.len = 0;
+        if (msi_end_encode(&w->scratch, &w->totals))
+            return fail(w, MS_ENOMEM, "out of memory encoding END");
+        w->end_totals = w->totals;
+        if ((rc = put_record(w, MS_REC_END, MS_RECORD_MUST_UNDERSTAND)))
+            return rc;
+        w->end_queued = true;
+    }
+    if ((rc = push_all(w)))
         return rc;
     w->finished = true;
+    if (w->progress)
+        w->progress(w->progress_ctx, fill_stats(w, now_ns()));
     if (totals)
-        *totals = t;
+        *totals = w->end_totals;
     return MS_OK;
 }
 
 uint64_t ms_writer_bytes_written(const ms_writer *w)
 {
     return w && w->magic == WRITER_MAGIC ? w->written : 0;
+}
+
+const ms_writer_stats *ms_writer_get_stats(ms_writer *w)
+{
+    if (!w || w->magic != WRITER_MAGIC)
+        return NULL;
+    return fill_stats(w, now_ns());
+}
+
+int ms_writer_poll_timeout(const ms_writer *w)
+{
+    return w && w->magic == WRITER_MAGIC ? w->wait_ms : -1;
 }
 
 int ms_writer_status(const ms_writer *w)
@@ -1056,6 +1508,14 @@ int ms_writer_status(const ms_writer *w)
     if (w->magic != WRITER_MAGIC)
         return MS_EINVAL;
     return w->status;
+}
+
+int ms_writer_io_error(const ms_writer *w, int *err)
+{
+    bool failed = w && w->magic == WRITER_MAGIC && w->status == MS_EIO;
+    if (err)
+        *err = failed ? w->io_errno : 0;
+    return failed ? w->io_ret : 0;
 }
 
 const char *ms_writer_errmsg(const ms_writer *w)

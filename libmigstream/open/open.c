@@ -174,6 +174,21 @@ static void input_reads(input *in, ms_read_fn *fn, void **ctx)
     }
 }
 
+/* The format whose extra input @in starts like (its best bid), or NULL. */
+static const msi_source_ops *extra_format(const input *in)
+{
+    const msi_source_ops *best = NULL;
+    int bid = 0;
+    for (size_t f = 0; f < NFORMATS; f++) {
+        int b = formats[f]->bid_extra ? formats[f]->bid_extra(in->head, in->head_len) : 0;
+        if (b > bid) {
+            bid = b;
+            best = formats[f];
+        }
+    }
+    return best;
+}
+
 /* ------------------------------------------------------------------ open */
 
 void ms_open_options_init(ms_open_options *o)
@@ -236,6 +251,23 @@ static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n
     if (main == SIZE_MAX && forced && n > 0)
         main = 0; /* the format was named: its own open says what is wrong */
     if (main == SIZE_MAX) {
+        /* Only extra inputs (a multifd channel without its main stream). */
+        for (size_t i = 0; i < n; i++) {
+            const msi_source_ops *f = extra_format(&set->in[i]);
+            if (f)
+                return refuse(o, set, MS_EINVAL, "%s: a %s of a %s, given without its main input",
+                              set->in[i].name, f->extra_title ? f->extra_title : "extra input",
+                              f->title);
+        }
+        /* A lone input no format recognizes is read as this library's
+         * own: its reader says what is wrong with it in its own terms (a
+         * damaged magic, the magic it expected, an empty stream). */
+        if (n == 1) {
+            main = 0;
+            set->in[0].format = &native_ops;
+        }
+    }
+    if (main == SIZE_MAX) {
         char hex[40], known[256];
         size_t k = 0;
         known[0] = 0;
@@ -259,10 +291,21 @@ static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n
         input *in = &set->in[i];
         int b = ops->bid_extra ? ops->bid_extra(in->head, in->head_len) : 0;
         if (b <= 0) {
-            if (in->format)
+            if (in->format == ops)
                 return refuse(o, set, MS_EINVAL,
                               "%s and %s are both main inputs (%ss): open one stream at a time",
                               set->in[main].name, in->name, in->format->title);
+            if (in->format)
+                return refuse(o, set, MS_EINVAL,
+                              "%s (a %s) and %s (a %s) are both main inputs: open one stream at "
+                              "a time",
+                              set->in[main].name, ops->title, in->name, in->format->title);
+            const msi_source_ops *f = extra_format(in);
+            if (f)
+                return refuse(o, set, MS_EINVAL,
+                              "%s: a %s of a %s, not an extra input of the %s %s", in->name,
+                              f->extra_title ? f->extra_title : "extra input", f->title, ops->title,
+                              set->in[main].name);
             char hex[40];
             return refuse(o, set, MS_EINVAL,
                           "%s: not an extra input of the %s %s (first bytes %s)%s", in->name,

@@ -19,6 +19,7 @@
 
 #include "common/cbor_codec.h"
 #include "common/fdio.h"
+#include "format/options.h"
 #include "migstream/qemu.h"
 #include "migstream/reader.h"
 #include "common/util.h"
@@ -872,8 +873,7 @@ ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts)
     ms_reader_options_init(&ro);
     if (!why && o.reader) {
         which = "export options: reader";
-        why = msi_struct_take(&ro, MSI_STRUCT_END(ms_reader_options, max_overlays), o.reader,
-                              o.reader->struct_size);
+        why = msi_struct_take(&ro, MSI_READER_OPTIONS_END, o.reader, o.reader->struct_size);
     }
     if (!o.page_size)
         o.page_size = 4096;

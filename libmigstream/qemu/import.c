@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/fdio.h"
+#include "format/options.h"
 #include "format/source.h"
 #include "migstream/qemu.h"
 #include "migstream/writer.h"
@@ -52,8 +53,7 @@ ms_qemu_import *ms_qemu_import_new(const ms_qemu_import_options *opts)
     ms_writer_options_init(&wo);
     if (!why && o.writer) {
         which = "import options: writer";
-        why = msi_struct_take(&wo, MSI_STRUCT_END(ms_writer_options, stable_memory), o.writer,
-                              o.writer->struct_size);
+        why = msi_struct_take(&wo, MSI_WRITER_OPTIONS_END, o.writer, o.writer->struct_size);
     }
     if (why) { /* the defaults, for a handle that only carries the reason */
         ms_qemu_import_options_init(&o);

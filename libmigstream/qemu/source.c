@@ -8,6 +8,7 @@
  * first. Device state is encoded by vmsd.c. Calls every part below it;
  * nothing below calls back.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -67,7 +68,8 @@ typedef struct mq_section {
     uint32_t instance;
     uint32_t version;
     char idstr[256];
-    uint64_t offset; /* of its first header */
+    uint64_t offset;      /* of its first header */
+    uint64_t data_offset; /* of its bytes, after that header */
     bool iterable;   /* opened by START */
     bool ended;      /* END seen */
     bool is_ram;
@@ -100,6 +102,7 @@ enum step_state {
 };
 
 typedef struct mq_src {
+    msi_source *src; /* where problems go (msi_source_problem) */
     ms_qemu_import_options o;
     const ms_allocator *alloc;
     mq_error err;
@@ -138,6 +141,7 @@ typedef struct mq_src {
 
     uint64_t sections_read, commands, devices, devices_decoded;
     bool has_vmdesc, mapped_ram_read;
+    uint64_t vmdesc_offset; /* of VMDESCRIPTION */
 } mq_src;
 
 /* ------------------------------------------------------------------ errors */
@@ -429,6 +433,7 @@ static int read_section_start(mq_src *d, uint8_t type, uint64_t off)
                        id, idstr);
     if ((rc = new_section(d, type, id, idstr, instance, version, off, &s)))
         return rc;
+    s->data_offset = mq_in_offset(&d->in);
     if (s->is_ram) {
         set_cur(d, (size_t)(s - d->sections));
         if (type != MQ_SEC_START)
@@ -635,6 +640,7 @@ static int read_trailer(mq_src *d)
         return mq_fail(&d->err, MS_ECORRUPT, off, "after EOF",
                        "byte 0x%02x: only the JSON trailer (VMDESCRIPTION, 0x06) may follow", t);
     in->pos++;
+    d->vmdesc_offset = off;
     uint32_t len;
     int rc = mq_u32(in, &len, off, "VMDESCRIPTION");
     if (rc)
@@ -731,16 +737,127 @@ static int config_record(mq_src *d)
     return 1;
 }
 
+/* ------------------------------------------------------------ checks */
+
+/* Reports a problem that does not stop the reading (msi_source_problem):
+ * "section ID 'NAME' instance N: WHAT at offset OFF: DETAIL", as the
+ * module's failures read. Status 0 makes it a warning. */
+__attribute__((format(printf, 6, 7))) static void problem(mq_src *d, int status,
+                                                          const mq_section *s, const char *what,
+                                                          uint64_t off, const char *fmt, ...)
+{
+    char detail[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    /* Names from the trailer are any JSON string: one line, printable. */
+    for (char *c = detail; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    if (s)
+        msi_source_problem(d->src, status, off,
+                           "section %u '%s' instance %u: %s at offset %llu: %s", s->id, s->idstr,
+                           s->instance, what, (unsigned long long)off, detail);
+    else
+        msi_source_problem(d->src, status, off, "%s at offset %llu: %s", what,
+                           (unsigned long long)off, detail);
+}
+
+/*
+ * A device section against the JSON trailer (docs/QEMU.md section 3.2).
+ * QEMU writes the trailer from what it saves, so each FULL section has a
+ * description of its name and instance whose fields and subsections
+ * account for exactly its bytes. QEMU's loader never reads the trailer:
+ * it reads a section by the destination's own vmsd, and fails when the
+ * section's bytes end elsewhere than the footer or a subsection is not
+ * where it expects it (errors); a section the trailer does not describe,
+ * or describes at another version, it loads all the same (warnings).
+ */
+static void check_section(mq_src *d, const mq_section *s, const mq_held *h)
+{
+    const mq_vmsd_section vs = {s->idstr, s->instance, s->version, s->iterable};
+    mq_vmsd_check c;
+    if (!d->desc || mq_vmsd_check_section(d->desc, &vs, h->data.data, h->data.len, &c))
+        return; /* no trailer (or no memory to check it): nothing said */
+    const char *vmsd = c.vmsd_name ? c.vmsd_name : s->idstr;
+    switch (c.verdict) {
+    case MQ_VMSD_UNDESCRIBED:
+        problem(d, 0, s, "section header", s->offset, "the JSON trailer does not describe it");
+        break;
+    case MQ_VMSD_INSTANCE:
+        problem(d, 0, s, "section header", s->offset,
+                "the JSON trailer describes '%s' as instance %lld, not %u", s->idstr, c.instance,
+                s->instance);
+        break;
+    case MQ_VMSD_VERSION:
+        problem(d, 0, s, "section header", s->offset,
+                "version %u, but the JSON trailer describes vmsd '%s' version %lld", s->version,
+                vmsd, c.version);
+        break;
+    case MQ_VMSD_MALFORMED:
+        problem(d, 0, s, "section header", s->offset,
+                "the JSON trailer's description of vmsd '%s' cannot be checked: %s", vmsd, c.what);
+        break;
+    case MQ_VMSD_SIZE:
+        problem(d, MS_ECORRUPT, s, "section data", s->data_offset,
+                "%zu bytes, but the JSON trailer's fields for vmsd '%s' version %u account for "
+                "%llu",
+                h->data.len, vmsd, s->version, (unsigned long long)c.expected);
+        break;
+    case MQ_VMSD_MARKER:
+        problem(d, MS_ECORRUPT, s, "section data", s->data_offset + c.at,
+                "byte %zu of the section, as the JSON trailer's fields for vmsd '%s' version %u "
+                "place it: %s",
+                c.at, vmsd, s->version, c.what);
+        break;
+    default:
+        break;
+    }
+}
+
+/* After the last section: the descriptions no section came for (warnings:
+ * the loader does not read them). At most MAX_UNUSED are named. */
+#define MAX_UNUSED 64u
+static void check_trailer(mq_src *d)
+{
+    size_t iter = 0, named = 0, more = 0;
+    const char *name, *vmsd;
+    long long instance;
+    bool twice;
+    while (mq_vmsd_unused(d->desc, &iter, &name, &instance, &vmsd, &twice)) {
+        if (named == MAX_UNUSED) {
+            more++;
+            continue;
+        }
+        named++;
+        if (twice)
+            problem(d, 0, NULL, "VMDESCRIPTION", d->vmdesc_offset,
+                    "the JSON trailer describes '%s' instance %lld a second time", name, instance);
+        else
+            problem(d, 0, NULL, "VMDESCRIPTION", d->vmdesc_offset,
+                    "the JSON trailer describes '%s' instance %lld (vmsd '%s'), but no section "
+                    "of that name and instance was sent",
+                    name ? name : "(no name)", instance, vmsd ? vmsd : "?");
+    }
+    if (more)
+        problem(d, 0, NULL, "VMDESCRIPTION", d->vmdesc_offset,
+                "%zu more descriptions of the JSON trailer match no section", more);
+}
+
 /* The next held section as a DEVICE record, in stream order. */
 static int device_record(mq_src *d)
 {
     if (d->dev_next == d->nheld) {
+        if (d->desc)
+            check_trailer(d);
         d->state = ST_END;
         return 0;
     }
     const size_t i = d->dev_next++;
     mq_held *h = &d->held[i];
     const mq_section *s = &d->sections[h->section];
+    check_section(d, s, h);
     const mq_vmsd_section vs = {s->idstr, s->instance, s->version, s->iterable};
     const char *schema = NULL;
     bool decoded = false;
@@ -1037,6 +1154,7 @@ static int src_open(msi_source *s)
     if (!d)
         return msi_source_fail(s, MS_ENOMEM, 0, "input at offset 0: out of memory");
     s->state = d;
+    d->src = s;
     d->alloc = &s->alloc;
     d->o.struct_size = sizeof d->o;
     if (s->options) {
@@ -1123,6 +1241,7 @@ const msi_source_ops mq_source_ops = {
     .title = "QEMU migration stream",
     .bid = bid,
     .bid_extra = bid_extra,
+    .extra_title = "multifd channel",
     .open = src_open,
     .next = src_next,
     .close = src_close,

@@ -24,11 +24,83 @@
  * nests at most two more (state map, "fields" map) plus one per array. */
 #define MAX_NEST 24
 
+/* A description's key: QEMU's section name (idstr) and instance. */
+typedef struct desc_key {
+    const char *name; /* NULL: the description has none */
+    long long instance;
+    size_t index; /* in "devices" */
+} desc_key;
+
 struct mq_vmsd {
     json_t *root;
     json_t *devices; /* array */
     uint64_t page_size;
+    /* The descriptions sorted by name, instance and index, so that a
+     * section finds its own in log time however many there are. */
+    desc_key *keys;
+    size_t nkeys;
+    bool *used;  /* per description: a section was checked against it */
+    bool *twice; /* per description: an earlier one has its name and instance */
 };
+
+static int key_cmp(const void *x, const void *y)
+{
+    const desc_key *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    if (c)
+        return c;
+    if (a->instance != b->instance)
+        return a->instance < b->instance ? -1 : 1;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* Builds d->keys, d->used and d->twice. MS_ENOMEM or 0. */
+static int index_descriptions(const ms_allocator *a, mq_vmsd *d)
+{
+    size_t n = json_array_size(d->devices);
+    if (n == 0)
+        return 0;
+    d->keys = msi_calloc(a, n, sizeof *d->keys);
+    d->used = msi_calloc(a, n, sizeof *d->used);
+    d->twice = msi_calloc(a, n, sizeof *d->twice);
+    if (!d->keys || !d->used || !d->twice)
+        return MS_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *dev = json_array_get(d->devices, i);
+        json_t *inst = json_object_get(dev, "instance_id");
+        const char *name = json_string_value(json_object_get(dev, "name"));
+        if (!name)
+            continue;
+        d->keys[d->nkeys++] =
+            (desc_key){name, json_is_integer(inst) ? (long long)json_integer_value(inst) : -1, i};
+    }
+    qsort(d->keys, d->nkeys, sizeof *d->keys, key_cmp);
+    for (size_t k = 1; k < d->nkeys; k++)
+        if (strcmp(d->keys[k].name, d->keys[k - 1].name) == 0 &&
+            d->keys[k].instance == d->keys[k - 1].instance)
+            d->twice[d->keys[k].index] = true;
+    return 0;
+}
+
+/* The first key (in "devices" order) with @name and, when @any_instance is
+ * false, @instance; NULL when there is none. */
+static const desc_key *find_key(const mq_vmsd *d, const char *name, long long instance,
+                                bool any_instance)
+{
+    size_t lo = 0, hi = d->nkeys;
+    while (lo < hi) { /* the first key not below (name, instance) */
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(d->keys[mid].name, name);
+        if (c < 0 || (c == 0 && !any_instance && d->keys[mid].instance < instance))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == d->nkeys || strcmp(d->keys[lo].name, name) != 0 ||
+        (!any_instance && d->keys[lo].instance != instance))
+        return NULL;
+    return &d->keys[lo];
+}
 
 int mq_vmsd_parse(const ms_allocator *a, mq_error *e, const char *json, size_t len, uint64_t off,
                   mq_vmsd **out)
@@ -53,6 +125,11 @@ int mq_vmsd_parse(const ms_allocator *a, mq_error *e, const char *json, size_t l
     }
     d->root = root;
     d->devices = devices;
+    /* Bounded by the trailer's size limit. */
+    if (index_descriptions(a, d)) {
+        mq_vmsd_free(a, d);
+        return mq_fail(e, MS_ENOMEM, off, "VMDESCRIPTION", "out of memory");
+    }
     json_t *ps = json_object_get(root, "page_size");
     if (json_is_integer(ps) && json_integer_value(ps) > 0)
         d->page_size = (uint64_t)json_integer_value(ps);
@@ -65,6 +142,9 @@ void mq_vmsd_free(const ms_allocator *a, mq_vmsd *d)
     if (!d)
         return;
     json_decref(d->root);
+    msi_free(a, d->keys);
+    msi_free(a, d->used);
+    msi_free(a, d->twice);
     msi_free(a, d);
 }
 
@@ -311,17 +391,8 @@ static int dec_vmsd(dec *d, json_t *desc, msi_buf *out)
 
 static json_t *find_device(const mq_vmsd *desc, const mq_vmsd_section *s)
 {
-    size_t i;
-    json_t *dev;
-    json_array_foreach(desc->devices, i, dev)
-    {
-        const char *name = json_string_value(json_object_get(dev, "name"));
-        json_t *inst = json_object_get(dev, "instance_id");
-        if (name && strcmp(name, s->idstr) == 0 && json_is_integer(inst) &&
-            json_integer_value(inst) == (json_int_t)s->instance)
-            return dev;
-    }
-    return NULL;
+    const desc_key *k = find_key(desc, s->idstr, s->instance, false);
+    return k ? json_array_get(desc->devices, k->index) : NULL;
 }
 
 int mq_vmsd_encode(const ms_allocator *a, const mq_vmsd *desc, const mq_vmsd_section *s,
@@ -362,4 +433,206 @@ int mq_vmsd_encode(const ms_allocator *a, const mq_vmsd *desc, const mq_vmsd_sec
         rc = msi_buf_append(out, fields.data, fields.len);
     msi_buf_free(&fields);
     return rc;
+}
+
+/* ------------------------------------------------------------- checks */
+
+/* The bytes a description accounts for: its fields (size times array_len,
+ * each index entry once) and its subsections (marker, name, version and
+ * their own), as QEMU wrote them (docs/QEMU.md section 3.2). A struct's
+ * size must be what its own fields account for. false with @what set when
+ * the description cannot be walked. */
+static bool desc_size(json_t *vmsd, int depth, uint64_t *out, char *what, size_t what_size)
+{
+    json_t *fields = json_object_get(vmsd, "fields");
+    json_t *subs = json_object_get(vmsd, "subsections");
+    uint64_t total = 0;
+    if (depth > MAX_NEST) {
+        snprintf(what, what_size, "descriptions nest deeper than %d", MAX_NEST);
+        return false;
+    }
+    if ((fields && !json_is_array(fields)) || (subs && !json_is_array(subs))) {
+        snprintf(what, what_size, "\"fields\" or \"subsections\" is not an array");
+        return false;
+    }
+    for (size_t i = 0; i < json_array_size(fields); i++) {
+        json_t *f = json_array_get(fields, i);
+        const char *name = json_string_value(json_object_get(f, "name"));
+        long long size = json_size(json_object_get(f, "size")), count = 1;
+        if (!name || size < 0) {
+            snprintf(what, what_size, "field %zu%s%s%s has no name or no size", i, name ? " '" : "",
+                     name ? name : "", name ? "'" : "");
+            return false;
+        }
+        json_t *alen = json_object_get(f, "array_len");
+        if (alen && (count = json_size(alen)) < 0) {
+            snprintf(what, what_size, "field '%s' has a bad array_len", name);
+            return false;
+        }
+        json_t *sub = json_object_get(f, "struct");
+        if (!sub && json_object_get(f, "fields"))
+            sub = f; /* VMSTATE_WITH_TMP */
+        if (sub) {
+            uint64_t inner;
+            if (!json_is_object(sub) || !desc_size(sub, depth + 1, &inner, what, what_size))
+                return false;
+            if (inner != (uint64_t)size) {
+                snprintf(what, what_size,
+                         "struct field '%s' is %lld bytes, but its own fields account for %llu",
+                         name, size, (unsigned long long)inner);
+                return false;
+            }
+        }
+        /* Sizes beyond any section (max_section_size) are caught by the
+         * comparison; keep the sum from wrapping. */
+        if ((unsigned long long)size >
+                (UINT64_MAX >> 2) / (unsigned long long)(count ? count : 1) ||
+            total > (UINT64_MAX >> 2)) {
+            snprintf(what, what_size, "field '%s' accounts for too many bytes", name);
+            return false;
+        }
+        total += (uint64_t)size * (uint64_t)count;
+    }
+    for (size_t i = 0; i < json_array_size(subs); i++) {
+        json_t *sub = json_array_get(subs, i);
+        const char *name = json_string_value(json_object_get(sub, "vmsd_name"));
+        uint64_t inner;
+        if (!name || !*name || strlen(name) > 255) {
+            snprintf(what, what_size, "subsection %zu has no vmsd_name of 1 to 255 bytes", i);
+            return false;
+        }
+        if (!json_is_object(sub) || !desc_size(sub, depth + 1, &inner, what, what_size))
+            return false;
+        if (total > (UINT64_MAX >> 2) || inner > (UINT64_MAX >> 2)) {
+            snprintf(what, what_size, "subsection '%s' accounts for too many bytes", name);
+            return false;
+        }
+        total += 6 + strlen(name) + inner;
+    }
+    *out = total;
+    return true;
+}
+
+/* Walks a description whose size matched over the bytes from *@pos: each
+ * subsection's header must be where the description puts it, as QEMU's
+ * loader expects it (vmstate_subsection_load). false with c->at and
+ * c->what at the first that is not. */
+static bool walk_markers(json_t *vmsd, const uint8_t *raw, size_t n, size_t *pos, mq_vmsd_check *c)
+{
+    json_t *fields = json_object_get(vmsd, "fields");
+    json_t *subs = json_object_get(vmsd, "subsections");
+    for (size_t i = 0; i < json_array_size(fields); i++) {
+        json_t *f = json_array_get(fields, i);
+        size_t size = (size_t)json_size(json_object_get(f, "size"));
+        json_t *alen = json_object_get(f, "array_len");
+        json_t *sub = json_object_get(f, "struct");
+        if (!sub && json_object_get(f, "fields"))
+            sub = f;
+        if (alen) { /* alike elements: no subsections in them (QEMU compresses only those) */
+            *pos += size * (size_t)json_size(alen);
+            continue;
+        }
+        size_t start = *pos;
+        if (sub && !walk_markers(sub, raw, n, pos, c))
+            return false;
+        *pos = start + size;
+    }
+    for (size_t i = 0; i < json_array_size(subs); i++) {
+        json_t *sub = json_array_get(subs, i);
+        const char *name = json_string_value(json_object_get(sub, "vmsd_name"));
+        long long version = json_size(json_object_get(sub, "version"));
+        size_t len = strlen(name);
+        const uint8_t *p = raw + *pos;
+        if (*pos > n || n - *pos < 6 + len) {
+            c->at = *pos;
+            snprintf(c->what, sizeof c->what, "subsection '%s' runs past the section's end", name);
+            return false;
+        }
+        bool same_name = p[1] == len && memcmp(p + 2, name, len) == 0;
+        if (p[0] != MQ_SEC_SUBSECTION || !same_name ||
+            (version >= 0 && mq_be32(p + 2 + len) != (uint64_t)version)) {
+            c->at = *pos;
+            if (p[0] != MQ_SEC_SUBSECTION)
+                snprintf(c->what, sizeof c->what,
+                         "subsection '%s' expected (0x05), found byte 0x%02x", name, p[0]);
+            else if (!same_name)
+                snprintf(c->what, sizeof c->what,
+                         "subsection '%s' expected, found another name (%u bytes)", name, p[1]);
+            else
+                snprintf(c->what, sizeof c->what, "subsection '%s' version %lld expected, found %u",
+                         name, version, mq_be32(p + 2 + len));
+            return false;
+        }
+        *pos += 6 + len;
+        if (!walk_markers(sub, raw, n, pos, c))
+            return false;
+    }
+    return true;
+}
+
+int mq_vmsd_check_section(mq_vmsd *desc, const mq_vmsd_section *s, const uint8_t *raw, size_t n,
+                          mq_vmsd_check *c)
+{
+    memset(c, 0, sizeof *c);
+    c->verdict = MQ_VMSD_NONE;
+    if (!desc || !s || json_array_size(desc->devices) == 0)
+        return 0; /* a trailer that describes nothing: our exporter's */
+    /* A section sent again (QEMU sends one "slirp" instance 0 per user
+     * network) takes the next description of its name and instance. */
+    const desc_key *k = find_key(desc, s->idstr, s->instance, false);
+    for (const desc_key *x = k; x && x < desc->keys + desc->nkeys &&
+                                strcmp(x->name, k->name) == 0 && x->instance == k->instance;
+         x++)
+        if (!desc->used[x->index]) {
+            k = x;
+            break;
+        }
+    if (k)
+        desc->used[k->index] = true;
+    if (s->iterable)
+        return 0;
+    if (!k) {
+        const desc_key *other = find_key(desc, s->idstr, 0, true);
+        c->verdict = other ? MQ_VMSD_INSTANCE : MQ_VMSD_UNDESCRIBED;
+        c->instance = other ? other->instance : -1;
+        return 0;
+    }
+    json_t *found = json_array_get(desc->devices, k->index);
+    c->vmsd_name = json_string_value(json_object_get(found, "vmsd_name"));
+    json_t *ver = json_object_get(found, "version");
+    c->version = json_is_integer(ver) ? (long long)json_integer_value(ver) : -1;
+    if (ver && c->version != (long long)s->version) {
+        c->verdict = MQ_VMSD_VERSION;
+        return 0;
+    }
+    if (!desc_size(found, 0, &c->expected, c->what, sizeof c->what)) {
+        c->verdict = MQ_VMSD_MALFORMED;
+        return 0;
+    }
+    if (c->expected != n) {
+        c->verdict = MQ_VMSD_SIZE;
+        return 0;
+    }
+    size_t pos = 0;
+    c->verdict = walk_markers(found, raw, n, &pos, c) ? MQ_VMSD_OK : MQ_VMSD_MARKER;
+    return 0;
+}
+
+bool mq_vmsd_unused(const mq_vmsd *desc, size_t *iter, const char **name, long long *instance,
+                    const char **vmsd_name, bool *twice)
+{
+    size_t count = desc && desc->used ? json_array_size(desc->devices) : 0;
+    for (; *iter < count; (*iter)++) {
+        if (desc->used[*iter])
+            continue;
+        json_t *dev = json_array_get(desc->devices, *iter);
+        json_t *inst = json_object_get(dev, "instance_id");
+        *name = json_string_value(json_object_get(dev, "name"));
+        *instance = json_is_integer(inst) ? (long long)json_integer_value(inst) : -1;
+        *vmsd_name = json_string_value(json_object_get(dev, "vmsd_name"));
+        *twice = desc->twice[*iter];
+        (*iter)++;
+        return true;
+    }
+    return false;
 }

@@ -46,4 +46,46 @@ int mq_vmsd_encode(const ms_allocator *a, const mq_vmsd *desc, const mq_vmsd_sec
                    const uint8_t *raw, size_t n, const uint64_t *parts, size_t nparts, msi_buf *out,
                    bool *decoded, const char **schema);
 
+/* ------------------------------------------------------------- checks */
+
+/* What the trailer says of a section's bytes (docs/QEMU.md section 3.2). */
+typedef enum mq_vmsd_verdict {
+    MQ_VMSD_OK,          /* described, and the bytes are what it accounts for */
+    MQ_VMSD_NONE,        /* nothing to check: no description of any device,
+                            or an iterable section, which QEMU never describes */
+    MQ_VMSD_UNDESCRIBED, /* no description of its name and instance */
+    MQ_VMSD_INSTANCE,    /* descriptions of its name for other instances only
+                            (instance: the first of them) */
+    MQ_VMSD_VERSION,     /* described at another version (version) */
+    MQ_VMSD_SIZE,        /* the fields account for expected bytes, not n */
+    MQ_VMSD_MARKER,      /* a subsection's header is not at byte at (what) */
+    MQ_VMSD_MALFORMED,   /* the description cannot be walked (what) */
+} mq_vmsd_verdict;
+
+typedef struct mq_vmsd_check {
+    mq_vmsd_verdict verdict;
+    const char *vmsd_name; /* of the description, or NULL (views into it) */
+    long long instance, version;
+    uint64_t expected;
+    size_t at;
+    char what[200];
+} mq_vmsd_check;
+
+/*
+ * Checks section @s, whose bytes are @raw[0, @n), against the trailer: its
+ * description (by name and instance) and the bytes that its fields and
+ * subsections account for, with each subsection's header where the
+ * description puts it. The description found is marked as used (see
+ * mq_vmsd_unused). @desc may be NULL (MQ_VMSD_NONE). MS_ENOMEM only.
+ */
+int mq_vmsd_check_section(mq_vmsd *desc, const mq_vmsd_section *s, const uint8_t *raw, size_t n,
+                          mq_vmsd_check *out);
+
+/* The next description (from *@iter, 0 first) that no section was checked
+ * against: its name, instance and vmsd name (NULL when it has none), and
+ * whether an earlier description has the same name and instance. false
+ * when there is none left. */
+bool mq_vmsd_unused(const mq_vmsd *desc, size_t *iter, const char **name, long long *instance,
+                    const char **vmsd_name, bool *twice);
+
 #endif /* MSI_QEMU_VMSD_H */

@@ -62,6 +62,7 @@ typedef struct overlay {
 typedef struct side {
     const char *label; /* "A" / "B" */
     bool loaded;
+    const char *format; /* ms_reader_format(): static */
     msi_pm_budget budget;
     ms_header hdr;
     char *machine, *description; /* NULL: absent */
@@ -566,6 +567,7 @@ int ms_diff_load(ms_diff *df, ms_diff_side which, ms_reader *r, const char *name
     if (s->loaded || df->compared)
         return MS_ESTATE;
     s->loaded = true;
+    s->format = ms_reader_format(r);
     ms_replay_callbacks cb = {.struct_size = sizeof cb,
                               .header = on_header,
                               .info = on_info,
@@ -653,8 +655,24 @@ static bool str_eq(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* Two streams of different formats (a QEMU stream and its import): only
+ * what describes the guest is compared, the page size and the machine; the
+ * format version, feature bits, writer and description describe each
+ * container. */
+static int compare_meta_across(ms_diff *df, const side *a, const side *b)
+{
+    int rc = 0;
+    if (a->hdr.page_size != b->hdr.page_size)
+        rc = meta(df, "page_size", v_uint(a->hdr.page_size), v_uint(b->hdr.page_size));
+    if (!rc && !str_eq(a->machine, b->machine))
+        rc = meta(df, "machine", v_text(a->machine), v_text(b->machine));
+    return rc;
+}
+
 static int compare_meta(ms_diff *df, const side *a, const side *b)
 {
+    if (!str_eq(a->format, b->format))
+        return compare_meta_across(df, a, b);
     char va[16], vb[16];
     snprintf(va, sizeof va, "%u.%u", a->hdr.major, a->hdr.minor);
     snprintf(vb, sizeof vb, "%u.%u", b->hdr.major, b->hdr.minor);

@@ -104,7 +104,12 @@ typedef struct replay {
     ms_totals totals;
     uint64_t digest;
     bool punch_unsupported;
+    /* FILL patterns and view copies: the replay's own, so that replays in
+     * different threads share nothing (common.h, "Handles"). */
+    uint8_t *chunk;
 } replay;
+
+#define CHUNK 65536u
 
 /* Keeps the first status and message: later failures are consequences. */
 __attribute__((format(printf, 3, 4))) static int fail(replay *rp, int status, const char *fmt, ...)
@@ -117,6 +122,15 @@ __attribute__((format(printf, 3, 4))) static int fail(replay *rp, int status, co
         rp->status = status;
     }
     return CB_FAIL;
+}
+
+/* The replay's CHUNK-byte buffer, allocated on first use; NULL when out of
+ * memory (the failure is recorded). */
+static uint8_t *chunk_of(replay *rp)
+{
+    if (!rp->chunk && !(rp->chunk = malloc(CHUNK)))
+        fail(rp, MS_ENOMEM, "out of memory");
+    return rp->chunk;
 }
 
 static bool stopped(const replay *rp)
@@ -478,8 +492,10 @@ static int apply_hole(replay *rp, image *im, uint64_t first, uint64_t count, uns
 /* Pages [first, first + count) hold the little-endian word @word repeated. */
 static int apply_fill(replay *rp, image *im, uint64_t first, uint64_t count, uint64_t word)
 {
-    static uint8_t pattern[65536]; /* each write starts at a page, so on the pattern */
-    for (size_t k = 0; k < sizeof pattern; k++)
+    uint8_t *pattern = chunk_of(rp); /* each write starts at a page, so on the pattern */
+    if (!pattern)
+        return CB_FAIL;
+    for (size_t k = 0; k < CHUNK; k++)
         pattern[k] = (uint8_t)(word >> (8 * (k % 8)));
     const uint64_t ps = im->r.page_size;
     int fd = image_fd(rp, im);
@@ -487,7 +503,7 @@ static int apply_fill(replay *rp, image *im, uint64_t first, uint64_t count, uin
         return CB_FAIL;
     uint64_t off = first * ps, left = count * ps;
     while (left) {
-        size_t n = left < sizeof pattern ? (size_t)left : sizeof pattern;
+        size_t n = left < CHUNK ? (size_t)left : CHUNK;
         int rc = write_all(rp, fd, pattern, n, off, im->file);
         if (rc)
             return rc;
@@ -849,18 +865,36 @@ static void write_overlays(const replay *rp, FILE *f)
 static void write_manifest_to(const replay *rp, FILE *f)
 {
     const ms_header *h = &rp->header;
+    /* A stream of another format (open.h) has no preamble of this format
+     * and no checksums: its format's name, and null where the preamble's
+     * members and the digest would be. */
+    const char *format = ms_reader_format(rp->reader);
+    const bool foreign = format && strcmp(format, "migstream") != 0;
     fprintf(f, "{\n  \"manifest_version\": 1,\n");
-    fprintf(f, "  \"format\": \"%u.%u\",\n", h->major, h->minor);
+    if (foreign) {
+        fputs("  \"format\": ", f);
+        json_string(f, format);
+        fputs(",\n", f);
+    } else {
+        fprintf(f, "  \"format\": \"%u.%u\",\n", h->major, h->minor);
+    }
     fprintf(f, "  \"page_size\": %" PRIu32 ",\n", h->page_size);
-    fputs("  \"writer_name\": ", f);
-    json_string(f, h->writer_name);
-    fputs(",\n  \"writer_version\": ", f);
-    json_string(f, h->writer_version);
+    if (foreign) {
+        fputs("  \"writer_name\": null,\n  \"writer_version\": null", f);
+    } else {
+        fputs("  \"writer_name\": ", f);
+        json_string(f, h->writer_name);
+        fputs(",\n  \"writer_version\": ", f);
+        json_string(f, h->writer_version);
+    }
     fputs(",\n  \"machine\": ", f);
     json_opt_string(f, rp->machine);
     fputs(",\n  \"description\": ", f);
     json_opt_string(f, rp->description);
-    fprintf(f, ",\n  \"digest\": \"0x%016" PRIx64 "\",\n", rp->digest);
+    if (foreign)
+        fputs(",\n  \"digest\": null,\n", f);
+    else
+        fprintf(f, ",\n  \"digest\": \"0x%016" PRIx64 "\",\n", rp->digest);
     fprintf(f,
             "  \"totals\": {\n    \"records\": %" PRIu64 ",\n    \"bytes\": %" PRIu64
             ",\n    \"pages\": {",
@@ -959,7 +993,9 @@ static int write_view(replay *rp, image *im)
                  ? fail(rp, MS_EIO, "cannot write %s/%s: %s", rp->tmp, name, strerror(errno))
                  : 0;
     /* Copy the data extents only, so the view is as sparse as the image. */
-    static uint8_t buf[1 << 16];
+    uint8_t *buf = chunk_of(rp);
+    if (!buf)
+        rc = CB_FAIL;
     off_t at = 0, size = (off_t)im->r.size;
     while (rc == 0 && at < size) {
         off_t data = lseek(src, at, SEEK_DATA);
@@ -969,7 +1005,7 @@ static int write_view(replay *rp, image *im)
         if (hole < 0)
             hole = size;
         for (off_t p = data; rc == 0 && p < hole;) {
-            size_t n = hole - p < (off_t)sizeof buf ? (size_t)(hole - p) : sizeof buf;
+            size_t n = hole - p < (off_t)CHUNK ? (size_t)(hole - p) : CHUNK;
             ssize_t got = pread(src, buf, n, p);
             if (got <= 0)
                 rc = fail(rp, MS_EIO, "cannot read %s/%s: %s", rp->tmp, im->file,
@@ -1066,6 +1102,7 @@ static void replay_free(replay *rp)
     free(rp->dev_index);
     free(rp->machine);
     free(rp->description);
+    free(rp->chunk);
 }
 
 /* ------------------------------------------------------------------- entry */

@@ -116,18 +116,30 @@ static void test_refusals(void **state)
     char *a = temp_file(s.data, s.len), *b = temp_file(s.data, s.len),
          *j = temp_file(junk, sizeof junk - 1), *e = temp_file("", 0);
 
+    /* A lone input no format recognizes: this library's reader says what
+     * is wrong with it, as it would have read alone. */
     const char *one[] = {j};
     ms_reader *r = ms_open_files(NULL, one, 1);
-    assert_status(ms_reader_status(r), MS_EMAGIC);
-    assert_contains(ms_reader_errmsg(r), j);
-    assert_contains(ms_reader_errmsg(r), "first bytes 74 68 69 73");
-    assert_contains(ms_reader_errmsg(r), "libmigstream stream");
+    assert_status(ms_reader_status(r), 0);
+    assert_status(drain(r, NULL), MS_EMAGIC);
+    assert_contains(ms_reader_errmsg(r), "bad magic 74 68 69 73");
+    assert_contains(ms_reader_errmsg(r), "not a libmigstream stream");
+    assert_string_equal(ms_reader_format(r), "migstream");
     ms_reader_free(r);
 
     one[0] = e;
     r = ms_open_files(NULL, one, 1);
-    assert_status(ms_reader_status(r), MS_EMAGIC);
+    assert_status(drain(r, NULL), MS_ETRUNCATED);
     assert_contains(ms_reader_errmsg(r), "empty");
+    ms_reader_free(r);
+
+    /* Among several inputs, one no format recognizes is refused by name. */
+    const char *pair[] = {j, e};
+    r = ms_open_files(NULL, pair, 2);
+    assert_status(ms_reader_status(r), MS_EMAGIC);
+    assert_contains(ms_reader_errmsg(r), j);
+    assert_contains(ms_reader_errmsg(r), "first bytes 74 68 69 73");
+    assert_contains(ms_reader_errmsg(r), "libmigstream stream");
     ms_reader_free(r);
 
     const char *two[] = {a, b};
@@ -265,12 +277,33 @@ static void test_qemu_channels_refused(void **state)
     char *mig = temp_file(s.data, s.len);
     const char *one[] = {chan};
     ms_reader *r = ms_open_files(NULL, one, 1);
-    assert_status(ms_reader_status(r), MS_EMAGIC);
+    assert_status(ms_reader_status(r), MS_EINVAL);
+    assert_contains(ms_reader_errmsg(r), chan);
+    assert_contains(ms_reader_errmsg(r),
+                    "a multifd channel of a QEMU migration stream, given without its main input");
     ms_reader_free(r);
+    const char *both[] = {chan, chan};
+    r = ms_open_files(NULL, both, 2);
+    assert_status(ms_reader_status(r), MS_EINVAL);
+    assert_contains(ms_reader_errmsg(r), "without its main input");
+    ms_reader_free(r);
+    size_t qn;
+    uint8_t *q = th_qemu_fixture("q35-multifd", &qn);
+    char *main_stream = temp_file(q, qn);
+    free(q);
+    const char *mixed[] = {mig, main_stream};
+    r = ms_open_files(NULL, mixed, 2);
+    assert_status(ms_reader_status(r), MS_EINVAL);
+    assert_contains(ms_reader_errmsg(r), "(a libmigstream stream) and ");
+    assert_contains(ms_reader_errmsg(r), "(a QEMU migration stream) are both main inputs");
+    ms_reader_free(r);
+    unlink(main_stream);
+    free(main_stream);
     const char *two[] = {mig, chan};
     r = ms_open_files(NULL, two, 2);
     assert_status(ms_reader_status(r), MS_EINVAL);
-    assert_contains(ms_reader_errmsg(r), "has none");
+    assert_contains(ms_reader_errmsg(r), "a multifd channel of a QEMU migration stream, not an "
+                                         "extra input of the libmigstream stream");
     ms_reader_free(r);
     unlink(chan);
     unlink(mig);

@@ -664,14 +664,130 @@ static void test_limits(void **state)
     th_buf_free(&a);
 }
 
+#if MS_HAVE_QEMU
+/* A buffer read sequentially, as a pipe would give it. */
+typedef struct memin {
+    const uint8_t *p;
+    size_t n, pos;
+} memin;
+
+static ssize_t mem_read(void *ctx, void *buf, size_t len)
+{
+    memin *m = ctx;
+    size_t k = m->n - m->pos < len ? m->n - m->pos : len;
+    memcpy(buf, m->p + m->pos, k);
+    m->pos += k;
+    return (ssize_t)k;
+}
+
+/* A guest written by this library's writer, with @machine, and the same
+ * guest exported as a QEMU migration stream into @q. */
+static void guest_both(th_buf *mig, th_buf *q, const char *machine, uint64_t seed)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.writer_name = "vmm";
+    o.writer_version = "2.0";
+    o.description = "a guest";
+    o.machine = machine;
+    o.features = MS_FEATURE_FILL;
+    mig->len = 0;
+    ms_writer *w = ms_writer_new(&o, th_sink_write, mig);
+    const ms_region r = region(0, "pc.ram", 16, PS);
+    assert_status(ms_writer_add_region(w, &r), 0);
+    uint8_t mem[4 * PS];
+    th_rand_fill(&seed, mem, sizeof mem);
+    assert_status(ms_writer_pages(w, 0, 0, 4, mem), 0);
+    assert_status(ms_writer_zero_pages(w, 0, 4, 12), 0);
+    /* QEMU's device state as the import keeps it: its raw bytes. */
+    const uint8_t state[] = {0xa1, 0x63, 'r', 'a', 'w', 0x42, 0x01, 0x02};
+    assert_status(ms_writer_device(w, "timer", 0, "timer", 2, state, sizeof state), 0);
+    end(w);
+
+    memin in = {mig->data, mig->len, 0};
+    ms_qemu_export *x = ms_qemu_export_new(NULL);
+    q->len = 0;
+    assert_status(ms_qemu_export_run(x, mem_read, &in, th_sink_write, q), 0);
+    ms_qemu_export_free(x);
+}
+
+/* Across formats only the guest's metadata is compared: the page size and
+ * the machine, not the format version, feature bits, writer or
+ * description, which describe each container. */
+static void test_across_formats(void **state)
+{
+    (void)state;
+    th_buf mig = {0}, q = {0}, other = {0}, unused = {0};
+    guest_both(&mig, &q, "pc-q35-7.2", 3);
+    guest_both(&other, &unused, "pc-i440fx-7.2", 3);
+
+    const th_buf *b_side[] = {&mig, &other};
+    for (int k = 0; k < 2; k++) {
+        memin in = {q.data, q.len, 0};
+        ms_input input = {.read = mem_read, .read_ctx = &in, .name = "vm.qemu"};
+        ms_reader *ra = ms_open(NULL, &input, 1);
+        ms_reader *rb = ms_reader_new_memory(NULL, b_side[k]->data, b_side[k]->len);
+        ms_diff *d = ms_diff_new(NULL);
+        assert_status(ms_diff_load(d, MS_DIFF_A, ra, "vm.qemu"), 0);
+        assert_string_equal(ms_reader_format(ra), "qemu");
+        assert_status(ms_diff_load(d, MS_DIFF_B, rb, "vm.mig"), 0);
+        log_t l;
+        memset(&l, 0, sizeof l);
+        l.stop_at = SIZE_MAX;
+        int n = ms_diff_compare(d, collect, &l);
+        if (k == 0) {
+            /* writer "qemu" against "vmm" 2.0, no description against one,
+             * feature bits: none of it reported. */
+            assert_int_equal(n, 0);
+        } else {
+            assert_int_equal(n, 1);
+            assert_int_equal(l.it[0].kind, MS_DIFF_META);
+            assert_string_equal(l.it[0].field, "machine");
+            assert_string_equal(l.it[0].a, "pc-q35-7.2");
+            assert_string_equal(l.it[0].b, "pc-i440fx-7.2");
+        }
+        ms_diff_free(d);
+        ms_reader_free(ra);
+        ms_reader_free(rb);
+    }
+
+    /* The same format on both sides: every field, as before. */
+    log_t l;
+    ms_diff_totals t;
+    th_buf plain = {0};
+    ms_writer *w = begin(&plain, "t", 0, 0, 0);
+    end(w);
+    assert_int_equal(diff(&mig, &plain, &l, &t), 7);
+    static const char *const fields[] = {"required_features", "writer_name", "writer_version",
+                                         "machine", "description"};
+    for (size_t i = 0, k = 0; i < l.n; i++)
+        if (l.it[i].kind == MS_DIFF_META)
+            assert_string_equal(l.it[i].field, fields[k++]);
+    assert_int_equal(t.metadata, 5);
+    th_buf_free(&mig);
+    th_buf_free(&q);
+    th_buf_free(&other);
+    th_buf_free(&unused);
+    th_buf_free(&plain);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same),          cmocka_unit_test(test_meta),
-        cmocka_unit_test(test_regions),       cmocka_unit_test(test_pages),
-        cmocka_unit_test(test_page_sizes),    cmocka_unit_test(test_overlays),
-        cmocka_unit_test(test_devices),       cmocka_unit_test(test_damaged),
-        cmocka_unit_test(test_handle_states), cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_same),
+        cmocka_unit_test(test_meta),
+        cmocka_unit_test(test_regions),
+        cmocka_unit_test(test_pages),
+        cmocka_unit_test(test_page_sizes),
+        cmocka_unit_test(test_overlays),
+        cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_damaged),
+        cmocka_unit_test(test_handle_states),
+        cmocka_unit_test(test_limits),
+#if MS_HAVE_QEMU
+        cmocka_unit_test(test_across_formats),
+#endif
     };
     return th_run_tests(tests);
 }

@@ -2,14 +2,16 @@
  * Replaying a stream into a directory (ms_replay_dir), over the public API
  * with streams the public writer makes: the images, the device files, the
  * manifest and the result; the guest's view with overlays; an existing
- * output with and without force; the stop flag; and refusals, which leave
- * nothing behind. Each test works in its own directory under $TMPDIR (or
- * /tmp). tests/props/test_hostile.c holds the hostile names and links.
+ * output with and without force; the stop flag; refusals, which leave
+ * nothing behind; and two replays at once in two threads, which share
+ * nothing. Each test works in its own directory under $TMPDIR (or /tmp).
+ * tests/props/test_hostile.c holds the hostile names and links.
  */
 #define _GNU_SOURCE /* mkdtemp */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -549,6 +551,91 @@ static void test_in_place_rules(void **state)
     scratch_free(dir);
 }
 
+/* ------------------------------------------------------- two at once */
+
+#define FILL_PAGES 512u
+
+static uint64_t fill_word(int which, unsigned page)
+{
+    return 0x0101010101010101u * (uint64_t)(1 + which * 2 + page % 2);
+}
+
+/* A stream of one-page FILL extents, alternating two words. */
+static void fill_stream(th_buf *out, int which)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.features = MS_FEATURE_FILL;
+    ms_writer *w = ms_writer_new(&o, th_sink_write, out);
+    ms_region r = {.id = 0, .name = "ram", .size = FILL_PAGES * PS, .page_size = PS};
+    assert_status(ms_writer_add_region(w, &r), 0);
+    for (unsigned p = 0; p < FILL_PAGES; p++)
+        assert_status(ms_writer_fill_pages(w, 0, p, 1, fill_word(which, p)), 0);
+    assert_status(ms_writer_finish(w, NULL), 0);
+    ms_writer_free(w);
+}
+
+typedef struct job {
+    const th_buf *s;
+    const char *path;
+    int rc;
+} job;
+
+/* No cmocka assertion here: it would jump across threads. */
+static void *replay_job(void *arg)
+{
+    job *j = arg;
+    ms_replay_dir_options o = quick();
+    ms_replay_dir *rd = ms_replay_dir_new(&o);
+    ms_reader *r = ms_reader_new_memory(NULL, j->s->data, j->s->len);
+    j->rc = ms_replay_dir_write(rd, r, "fill.mig", j->path);
+    ms_reader_free(r);
+    ms_replay_dir_free(rd);
+    return NULL;
+}
+
+static void test_two_at_once(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    th_buf s[2] = {{0}};
+    job jobs[2];
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) {
+        fill_stream(&s[k], k);
+        jobs[k] = (job){.s = &s[k], .path = path_in(dir, k ? "b" : "a")};
+    }
+    for (int round = 0; round < 4; round++) {
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(pthread_create(&t[k], NULL, replay_job, &jobs[k]), 0);
+        for (int k = 0; k < 2; k++) {
+            pthread_join(t[k], NULL);
+            assert_status(jobs[k].rc, 0);
+        }
+        for (int k = 0; k < 2; k++) {
+            size_t size;
+            uint8_t *img = slurp(jobs[k].path, "region-0.img", &size);
+            assert_int_equal(size, FILL_PAGES * PS);
+            for (unsigned p = 0; p < FILL_PAGES; p++) {
+                uint8_t b = (uint8_t)fill_word(k, p);
+                for (unsigned i = 0; i < PS; i++)
+                    if (img[p * PS + i] != b)
+                        fail_msg("replay %d, page %u, byte %u: %02x, expected %02x", k, p, i,
+                                 img[p * PS + i], b);
+            }
+            free(img);
+            char *victim = path_in(dir, k ? "b" : "a");
+            nftw(victim, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            free(victim);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        free((char *)jobs[k].path);
+        th_buf_free(&s[k]);
+    }
+    scratch_free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_stop_and_progress),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_in_place_rules),
+        cmocka_unit_test(test_two_at_once),
     };
     return th_run_tests(tests);
 }
