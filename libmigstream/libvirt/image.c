@@ -174,14 +174,14 @@ int mlv_header_read(msi_source *s, mlv_in *in, uint32_t max_data_len, mlv_header
 
     /* What libvirt ignores: reported, not refused. */
     if (h->was_running > 1)
-        msi_source_problem(s, MS_ECORRUPT, MLV_OFF_WAS_RUNNING,
+        msi_source_problem(s, 0, MLV_OFF_WAS_RUNNING,
                            "libvirt header, was_running at offset %u: %u (libvirt writes 0 or "
                            "1; taken as running)",
                            MLV_OFF_WAS_RUNNING, h->was_running);
     for (unsigned i = 0; i < MLV_UNUSED_WORDS; i++) {
         uint32_t w = get32(b + MLV_OFF_UNUSED + 4 * i, h->swapped);
         if (w) {
-            msi_source_problem(s, MS_ECORRUPT, MLV_OFF_UNUSED + 4 * i,
+            msi_source_problem(s, 0, MLV_OFF_UNUSED + 4 * i,
                                "libvirt header, unused[%u] at offset %u: 0x%08x (libvirt "
                                "writes zero)",
                                i, MLV_OFF_UNUSED + 4 * i, w);
@@ -207,7 +207,7 @@ static size_t bad_control(const uint8_t *p, size_t n)
  * Reads the @len bytes of one text of the data area, which starts at byte
  * @start of the image: the bytes before the first NUL go to @out (then
  * NUL-terminated, the NUL not counted in its length), the rest must be
- * zero (a problem otherwise). Memory grows with the text, never with @len.
+ * zero (a warning otherwise). Memory grows with the text, never with @len.
  */
 static int read_text(msi_source *s, mlv_in *in, uint64_t start, uint32_t len, const char *what,
                      uint64_t data_end, msi_buf *out)
@@ -249,7 +249,7 @@ static int read_text(msi_source *s, mlv_in *in, uint64_t start, uint32_t len, co
         }
         for (size_t i = text; i < n && !reported; i++) {
             if (chunk[i]) {
-                msi_source_problem(s, MS_ECORRUPT, start + done + i,
+                msi_source_problem(s, 0, start + done + i,
                                    "libvirt %s at offset %llu: byte 0x%02x at offset %llu, "
                                    "after the text's NUL, is not padding (zero); libvirt "
                                    "ignores it",

@@ -82,16 +82,16 @@ ssize_t mlv_in_read(mlv_in *in, void *buf, size_t len);
 /* Reads the header: 0, or the source's failure (the image ends within it,
  * another magic, the incomplete save's magic, a version other than 2, a
  * data_len of 0 or above @max_data_len, a cookie offset outside data_len,
- * a format this module does not read). Problems it steps over (unused
- * words not zero, was_running other than 0 or 1) go to
- * msi_source_problem(). */
+ * a format this module does not read). What libvirt ignores (unused words
+ * not zero, was_running other than 0 or 1) goes to msi_source_problem() as
+ * a warning (status 0). */
 int mlv_header_read(msi_source *s, mlv_in *in, uint32_t max_data_len, mlv_header *h);
 
 /* Reads the data area after the header: the domain XML into @xml and the
  * cookie, when the header has one, into @cookie, each NUL-terminated and
  * checked (UTF-8, no control characters but tab and line ends; the XML a
  * <domain> element). The padding is read and dropped; bytes other than
- * zero in it are a problem, not a failure (libvirt ignores them). 0, or
+ * zero in it are a warning, not a failure (libvirt ignores them). 0, or
  * the source's failure. */
 int mlv_data_read(msi_source *s, mlv_in *in, const mlv_header *h, msi_buf *xml, msi_buf *cookie);
 
