@@ -64,12 +64,18 @@ if [ "${1:-}" != --inner ]; then
             "${need[@]}" </dev/null
     fi
     work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
-    # The mount points must exist on the machine (empty directories that
-    # Debian's libvirt-daemon-system would create anyway).
+    # The mount points must exist on the machine: those made here (empty)
+    # are removed again at the end.
+    made=()
     for d in /etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do
+        [ -d "$d" ] || made+=("$d")
         mkdir -p "$d" "$work/root$d"
     done
+    cleanup() {
+        rm -rf "$work"
+        for d in "${made[@]}"; do rmdir "$d" 2>/dev/null || true; done
+    }
+    trap cleanup EXIT
     # The rest runs in the mount namespace.
     unshare -m --propagation private "$0" --inner "$out" "$work"
     exit
@@ -93,7 +99,10 @@ fi
 getent group libvirt-qemu >/dev/null || echo 'libvirt-qemu:x:64055:' >>"$work/group"
 mount --bind "$work/passwd" /etc/passwd
 mount --bind "$work/group" /etc/group
-python3 "$here/guest-files.py" "$work"
+# The pattern at a path that is the same on every run (the namespace's own
+# /var/lib/libvirt), so that the domain XML in the images is too.
+mkdir -p /var/lib/libvirt/images
+python3 "$here/guest-files.py" /var/lib/libvirt/images
 
 cat >/etc/libvirt/libvirtd.conf <<'EOF'
 auth_unix_ro = "none"
@@ -118,7 +127,7 @@ cat >"$work/domain.xml" <<EOF
   </devices>
   <qemu:commandline>
     <qemu:arg value='-device'/>
-    <qemu:arg value='loader,file=$work/pattern.bin,addr=0x100000'/>
+    <qemu:arg value='loader,file=/var/lib/libvirt/images/pattern.bin,addr=0x100000'/>
   </qemu:commandline>
 </domain>
 EOF

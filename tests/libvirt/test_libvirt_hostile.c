@@ -189,13 +189,13 @@ static void test_lengths(void **state)
     put32(im.p + TH_LV_COOKIE, 0);
     o = read_image(im.p, im.n, NULL);
     assert_status(o.status, MS_ETRUNCATED);
-    assert_contains(o.msg, "libvirt domain XML at offset 92: the image ends after 487742 bytes");
+    assert_contains(o.msg, "libvirt domain XML at offset 92: the image ends after 487746 bytes");
     assert_true(o.peak < (1u << 20));
     free(im.p);
 
     im = load("q35-raw");
     put32(im.p + TH_LV_COOKIE, data_len);
-    expect(&im, MS_ECORRUPT, "cookieOffset at offset 32: 67044 lies outside data_len (67044)",
+    expect(&im, MS_ECORRUPT, "cookieOffset at offset 32: 67048 lies outside data_len (67048)",
            NULL);
     put32(im.p + TH_LV_COOKIE, 0xfffffff0);
     expect(&im, MS_ECORRUPT, "cookieOffset at offset 32", NULL);
@@ -251,13 +251,13 @@ static void test_texts(void **state)
     xml[10] = ' ';
     /* No NUL within the XML's area (up to the cookie). */
     memset(xml + cookie - 40, 'x', 40);
-    expect(&im, MS_ECORRUPT, "domain XML at offset 92: no NUL ends it within its 1272 bytes", NULL);
+    expect(&im, MS_ECORRUPT, "domain XML at offset 92: no NUL ends it within its 1276 bytes", NULL);
     free(im.p);
 
     im = load("q35-raw");
     uint8_t *ck = im.p + TH_LV_HEADER + th_get32(im.p + TH_LV_COOKIE);
     ck[3] = 0x1b;
-    expect(&im, MS_ECORRUPT, "libvirt cookie at offset 1364: control character 0x1b", NULL);
+    expect(&im, MS_ECORRUPT, "libvirt cookie at offset 1368: control character 0x1b", NULL);
     free(im.p);
 }
 
@@ -271,7 +271,7 @@ static void test_problems(void **state)
     outcome o = read_image(im.p, im.n, NULL);
     assert_status(o.status, 0);
     assert_int_equal(o.problems, 1);
-    assert_contains(o.problem, "byte 0x55 at offset 67126");
+    assert_contains(o.problem, "byte 0x55 at offset 67130");
     im.p[start - 10] = 0;
     put32(im.p + TH_LV_UNUSED + 8, 7);
     put32(im.p + TH_LV_WAS_RUNNING, 9);
@@ -300,11 +300,11 @@ static void test_truncation(void **state)
     }
     outcome o = read_image(im.p, start, NULL);
     assert_status(o.status, MS_ETRUNCATED);
-    assert_contains(o.msg, "QEMU stream (from offset 67136 of the image; offsets below count from "
+    assert_contains(o.msg, "QEMU stream (from offset 67140 of the image; offsets below count from "
                            "there): file header at offset 0");
     o = read_image(im.p, start + 300000, NULL);
     assert_status(o.status, MS_ETRUNCATED);
-    assert_contains(o.msg, "QEMU stream (from offset 67136");
+    assert_contains(o.msg, "QEMU stream (from offset 67140");
     free(im.p);
 
     im = load("q35-gzip");
@@ -340,7 +340,7 @@ static void test_corrupt(void **state)
             assert_contains(o.msg, want);
         } else {
             assert_true(o.status < 0);
-            assert_contains(o.msg, "-compressed from offset 67136 of the image; offsets below "
+            assert_contains(o.msg, "-compressed from offset 67140 of the image; offsets below "
                                    "count its decompressed bytes): ");
         }
         /* Bytes after the end of the compressed stream. */

@@ -9,8 +9,8 @@ zstd -qdc "$data/q35-lzop.libvirt.zst" > lzop.img
 head -c 150000 gzip.img > cut.img
 python3 - <<'PY'
 d = bytearray(open("gzip.img", "rb").read())
-assert d[67126] == 0
-d[67126] = 0x55
+assert d[67130] == 0
+d[67130] = 0x55
 open("padded.img", "wb").write(d)
 PY
 V=$TOOLS/migstream-validate
