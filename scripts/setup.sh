@@ -13,7 +13,8 @@ required=(
     libzstd-dev libcbor-dev libxxhash-dev
     libcmocka-dev
     libjansson-dev # migstream-pack reads device state given as JSON; the QEMU importer its trailer
-    zlib1g-dev # the QEMU importer inflates QEMU 7.x's compressed pages
+    zlib1g-dev # the QEMU importer inflates QEMU 7.x's compressed pages; gzip'd libvirt save images
+    liblzma-dev libbz2-dev # xz and bzip2 libvirt save images (-Dlibvirt, the default)
     zstd # the CLI tests of migstream-import decompress the QEMU captures
     python3 # scripts/test-summary.py and the CLI tests' helpers
     python3-dev # the Python package migstream (python/), built when its headers are there

@@ -28,8 +28,10 @@ fi
 # (139,000 variants) and test_alloc (every allocation failing in turn) are
 # left to the ASan build, as is test_zero (minutes of page scans); test_cbor
 # counts allocations by replacing malloc, which valgrind replaces too.
+# test_libvirt_hostile runs the codecs (zlib, libbz2, liblzma, libzstd) on
+# damaged libvirt save images.
 tests=(test_vectors test_refusals test_device test_replay test_cbor_format test_hostile
-    test_roundtrip)
+    test_roundtrip test_libvirt_hostile)
 tools=(migstream-dump migstream-validate migstream-diff migstream-replay migstream-pack)
 
 opts=(-Dbuildtype=debug -Db_sanitize=none -Dfuzz=false -Dtests=true -Dtools=true)

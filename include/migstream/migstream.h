@@ -19,6 +19,8 @@
  *             (when MS_HAVE_SCHEMA)
  *   qemu.h    ms_qemu_import, ms_qemu_export: QEMU migration streams
  *             (when MS_HAVE_QEMU)
+ *   libvirt.h ms_libvirt_options: libvirt save images, read by ms_open()
+ *             (when MS_HAVE_LIBVIRT)
  *
  * The format itself is specified in docs/FORMAT.md.
  */
@@ -43,6 +45,9 @@
 #endif
 #if MS_HAVE_QEMU
 #include "qemu.h"
+#endif
+#if MS_HAVE_LIBVIRT
+#include "libvirt.h"
 #endif
 
 #endif /* MIGSTREAM_H */

@@ -6,10 +6,11 @@
  * hands out its contents as this format's records, whatever the format:
  * this library's own streams, and the streams of the VMMs whose modules
  * this build holds (modules.h): QEMU's migration stream with its multifd
- * channels or as a mapped-ram file, ... Everything reader.h and replay.h
- * say then holds; the records of another VMM's stream carry no wire bytes
- * (payload NULL, length and checksum 0) and their offsets are byte offsets
- * in that stream, where its own tools would look:
+ * channels or as a mapped-ram file, libvirt's save images (libvirt.h) ...
+ * Everything reader.h and replay.h say then holds; the records of another
+ * VMM's stream carry no wire bytes (payload NULL, length and checksum 0)
+ * and their offsets are byte offsets in that stream, where its own tools
+ * would look:
  *
  *     const char *files[] = {"vm.qemu", "vm.qemu.channel1", "vm.qemu.channel2"};
  *     ms_reader *r = ms_open_files(NULL, files, 3);
@@ -54,6 +55,7 @@ extern "C" {
 #endif
 
 struct ms_qemu_import_options; /* qemu.h, when the QEMU module is built */
+struct ms_libvirt_options;     /* libvirt.h, when the libvirt module is built */
 
 /** One input of a stream. */
 typedef struct ms_input {
@@ -82,6 +84,11 @@ typedef struct ms_open_options {
      *  options are not used), or NULL for the defaults. Ignored when the
      *  module is not built. */
     const struct ms_qemu_import_options *qemu;
+    /** [borrow] the libvirt module's limits (libvirt.h), or NULL for the
+     *  defaults; copied. Its qemu member, when set, replaces @p qemu for
+     *  the QEMU stream inside a save image. Ignored when the module is not
+     *  built. */
+    const struct ms_libvirt_options *libvirt;
 } ms_open_options;
 
 /** Fills @p opts with the defaults. */
@@ -115,7 +122,8 @@ MS_API ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, s
 MS_API ms_reader *ms_open_files(const ms_open_options *opts, const char *const *paths, size_t n);
 
 /** The names of the formats this build reads, in the order they bid,
- *  NULL-terminated: "migstream", then the modules' ("qemu" ...). Static. */
+ *  NULL-terminated: "migstream", then the modules' ("qemu", "libvirt"
+ *  ...). Static. */
 MS_API const char *const *ms_formats(void);
 
 #ifdef __cplusplus

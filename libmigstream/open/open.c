@@ -27,6 +27,9 @@
 #if MS_HAVE_QEMU
 #include "qemu/source.h"
 #endif
+#if MS_HAVE_LIBVIRT
+#include "libvirt/source.h"
+#endif
 
 #define HEAD MSI_SOURCE_BID_BYTES
 
@@ -54,6 +57,9 @@ static const msi_source_ops *const formats[] = {
 #if MS_HAVE_QEMU
     &mq_source_ops,
 #endif
+#if MS_HAVE_LIBVIRT
+    &mlv_source_ops,
+#endif
 };
 #define NFORMATS (sizeof formats / sizeof formats[0])
 
@@ -63,6 +69,9 @@ const char *const *ms_formats(void)
         "migstream",
 #if MS_HAVE_QEMU
         "qemu",
+#endif
+#if MS_HAVE_LIBVIRT
+        "libvirt",
 #endif
         NULL,
     };
@@ -96,6 +105,9 @@ typedef struct input_set {
     input *in;
     size_t n;
     msi_source_channel *channels;
+#if MS_HAVE_LIBVIRT
+    ms_libvirt_options libvirt; /* the caller's, taken by the struct rule */
+#endif
 } input_set;
 
 static void set_free(void *ctx)
@@ -335,6 +347,15 @@ static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n
     if (ops == &mq_source_ops)
         module_options = o->qemu;
 #endif
+#if MS_HAVE_LIBVIRT
+    /* The QEMU stream inside takes the libvirt options' QEMU limits, else
+     * those given for QEMU streams. */
+    if (ops == &mlv_source_ops) {
+        if (!set->libvirt.qemu)
+            set->libvirt.qemu = o->qemu;
+        module_options = &set->libvirt;
+    }
+#endif
     const ms_allocator *alloc = o->reader ? &o->reader->allocator : NULL;
     msi_source *src = msi_source_create(ops, alloc, &io, module_options);
     if (!src) {
@@ -374,10 +395,30 @@ static const char *take_options(ms_open_options *o, const ms_open_options *given
     if (!given)
         return NULL;
     const char *why =
-        msi_struct_take(o, MSI_STRUCT_END(ms_open_options, qemu), given, given->struct_size);
+        msi_struct_take(o, MSI_STRUCT_END(ms_open_options, libvirt), given, given->struct_size);
     if (why)
         ms_open_options_init(o);
     return why;
+}
+
+/* The libvirt module's options into @set, by the struct rule: NULL, or why
+ * they cannot be taken. */
+static const char *take_libvirt(input_set *set, const ms_open_options *o)
+{
+#if MS_HAVE_LIBVIRT
+    ms_libvirt_options_init(&set->libvirt);
+    const ms_libvirt_options *lo = o->libvirt;
+    if (!lo)
+        return NULL;
+    const char *why = msi_struct_take(&set->libvirt, MSI_STRUCT_END(ms_libvirt_options, qemu), lo,
+                                      lo->struct_size);
+    mlv_options_defaults(&set->libvirt);
+    return why;
+#else
+    (void)set;
+    (void)o;
+    return NULL;
+#endif
 }
 
 ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, size_t n)
@@ -394,6 +435,8 @@ ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, size_t n
     input_set *set = new_set(&o, n);
     if (!set)
         return NULL;
+    if ((why = take_libvirt(set, &o)))
+        return refuse(&o, set, MS_EINVAL, "invalid libvirt options: %s", why);
     for (size_t i = 0; i < n; i++) {
         input *in = &set->in[i];
         in->in = inputs[i];
@@ -423,6 +466,8 @@ ms_reader *ms_open_files(const ms_open_options *opts, const char *const *paths, 
     input_set *set = new_set(&o, n);
     if (!set)
         return NULL;
+    if ((why = take_libvirt(set, &o)))
+        return refuse(&o, set, MS_EINVAL, "invalid libvirt options: %s", why);
     for (size_t i = 0; i < n; i++) {
         input *in = &set->in[i];
         bool std = strcmp(paths[i], "-") == 0;

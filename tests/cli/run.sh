@@ -14,9 +14,10 @@
 #   NAME.stderr  exact standard error
 #   NAME.exit    exit status (default 0)
 #   NAME.needs   the optional modules the case needs, separated by spaces:
-#                "qemu" (built with it), "no-qemu" (built without it); the
-#                case is skipped in other builds. MS_MODULES lists the
-#                build's modules (meson sets it; default: every module).
+#                "qemu", "libvirt", "schema" (built with it), "no-qemu"
+#                (built without it); the case is skipped in other builds.
+#                MS_MODULES lists the build's modules (meson sets it;
+#                default: every module).
 # Set UPDATE=1 to rewrite .stdout/.stderr files from the actual output (then
 # review the diff before committing).
 set -u
@@ -30,7 +31,7 @@ trap 'rm -rf "$work"' EXIT
 "$gen" "$work/samples" || { echo "gen-streams failed"; exit 1; }
 chmod -R a-w "$work/samples"
 
-modules=" ${MS_MODULES-qemu schema} "
+modules=" ${MS_MODULES-qemu schema libvirt} "
 # Whether the build has what NAME.needs asks for.
 has_needs() {
   local need

@@ -4,7 +4,7 @@
 Each folder of libmigstream/ is a layer; a file may include headers of its
 own layer and of the layers below it, never of a layer above or beside it:
 
-    common  <-  format  <-  { state, schema, qemu }
+    common  <-  format  <-  { state, schema, qemu }  <-  libvirt  <-  open
 
 The public headers of include/migstream/ belong to layers too (writer.h is
 format's, qemu.h is qemu's), so a file of the format layer may not include
@@ -27,7 +27,8 @@ import sys
 # each other. Foreign-format modules sit at 2; a module that wraps another
 # (a libvirt save image holds a QEMU stream) at 3; open/, which lists every
 # module, above them all.
-LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'open': 4}
+LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'libvirt': 3,
+          'open': 4}
 TOP = 9  # the umbrella header, which includes every layer's headers
 
 # The layer of each public header.
@@ -45,6 +46,7 @@ PUBLIC = {
     'replay_dir.h': 'state',
     'schema.h': 'schema',
     'qemu.h': 'qemu',
+    'libvirt.h': 'libvirt',
     'open.h': 'open',
     'migstream.h': None,  # the umbrella: includes everything
 }

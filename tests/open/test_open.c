@@ -63,12 +63,14 @@ static void test_formats(void **state)
     (void)state;
     const char *const *f = ms_formats();
     assert_string_equal(f[0], "migstream");
+    size_t i = 1;
 #if MS_HAVE_QEMU
-    assert_string_equal(f[1], "qemu");
-    assert_null(f[2]);
-#else
-    assert_null(f[1]);
+    assert_string_equal(f[i++], "qemu");
 #endif
+#if MS_HAVE_LIBVIRT
+    assert_string_equal(f[i++], "libvirt");
+#endif
+    assert_null(f[i]);
 }
 
 /* This library's own streams: from a file (read by position for the bid)
