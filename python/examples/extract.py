@@ -6,7 +6,8 @@ QEMU's scripts/analyze-migration.py -x does, plus the devices' state.
 
 STREAM is any stream the migstream package reads: a QEMU migration stream
 (precopy, XBZRLE, compressed pages, multifd with its channel captures given
-after it in any order, mapped-ram) or a libmigstream stream. Each RAM block
+after it in any order, mapped-ram), a libvirt save image, or a libmigstream
+stream. Each RAM block
 becomes DIR/NAME, NAME the block's name ("pc.ram", "0000:00:02.0/vga.vram",
 "/rom@etc/acpi/tables" as rom@etc/acpi/tables), exactly the block's size,
 sparse where pages are zero; DIR/state.json holds each device's last state.

@@ -1,6 +1,7 @@
-"""QEMU migration streams read directly by migstream.open(): every capture of
-tests/data/qemu with its multifd channels, QEMU's own counters, device state
-decoded, and the same state as the stream migstream-import makes."""
+"""Other VMMs' streams read directly by migstream.open(): every QEMU capture
+of tests/data/qemu with its multifd channels, QEMU's own counters, device
+state decoded, the same state as the stream migstream-import makes; and
+the libvirt save images of tests/data/libvirt."""
 
 import io
 import json
@@ -20,7 +21,7 @@ def apply(path_list):
     {region name: bytearray}."""
     mem = {}
     with migstream.open(path_list) as r:
-        assert r.format == "qemu"
+        assert r.format in ("qemu", "libvirt")
         for rec in r:
             if isinstance(rec, migstream.Regions):
                 for g in rec.regions:
@@ -132,3 +133,46 @@ def test_a_damaged_capture_names_the_byte(qemu_capture):
     with pytest.raises(migstream.Error) as e:
         apply([bytes(blob)])
     assert e.value.offset is not None and e.value.offset <= len(blob)
+
+
+LIBVIRT_DATA = QEMU_DATA.parent / "libvirt"
+PATTERN = bytes((7 * i + 3) % 256 for i in range(8192))  # tests/data/libvirt/README.md
+
+
+@pytest.fixture(scope="session")
+def libvirt_image(tmp_path_factory):
+    if "libvirt" not in migstream.formats():
+        pytest.skip("the library is built without its libvirt module")
+    import shutil
+    zstd = shutil.which("zstd")
+    if not zstd:
+        pytest.skip("the zstd program is not installed")
+    out = tmp_path_factory.mktemp("libvirt")
+
+    def get(name):
+        p = out / f"{name}.libvirt"
+        if not p.exists():
+            subprocess.run([zstd, "-qdf", str(LIBVIRT_DATA / f"{name}.libvirt.zst"), "-o",
+                            str(p)], check=True)
+        return p
+
+    return get
+
+
+@pytest.mark.parametrize("name", ["q35-raw", "q35-gzip", "q35-bzip2", "q35-xz", "q35-zstd"])
+def test_libvirt_save_images(libvirt_image, name):
+    """Another format the build reads, through the same open(): the guest's
+    known pattern at 0x100000 of pc.ram, whatever the compression."""
+    p = libvirt_image(name)
+    with migstream.open(p) as r:
+        assert r.format == "libvirt"
+        assert r.header.writer_name == "libvirt"
+    mem = apply([p])
+    assert mem["pc.ram"][0x100000:0x100000 + len(PATTERN)] == PATTERN
+    assert migstream.region_image(p, "pc.ram")[0x100000:0x102000] == PATTERN
+
+
+def test_libvirt_lzop_is_refused_with_a_way_out(libvirt_image):
+    with pytest.raises(migstream.FeatureError) as e:
+        migstream.open(libvirt_image("q35-lzop"))
+    assert "lzop" in str(e.value) and e.value.offset == 28
