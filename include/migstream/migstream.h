@@ -18,6 +18,8 @@
  *             (when MS_HAVE_SCHEMA)
  *   qemu.h    ms_qemu_import, ms_qemu_export: QEMU migration streams
  *             (when MS_HAVE_QEMU)
+ *   xen.h     ms_xen_import, ms_xen_export: Xen migration streams v2
+ *             (when MS_HAVE_XEN)
  *
  * The format itself is specified in docs/FORMAT.md.
  */
@@ -41,6 +43,9 @@
 #endif
 #if MS_HAVE_QEMU
 #include "qemu.h"
+#endif
+#if MS_HAVE_XEN
+#include "xen.h"
 #endif
 
 #endif /* MIGSTREAM_H */

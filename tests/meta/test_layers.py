@@ -4,7 +4,7 @@
 Each folder of libmigstream/ is a layer; a file may include headers of its
 own layer and of the layers below it, never of a layer above or beside it:
 
-    common  <-  format  <-  { state, schema, qemu }
+    common  <-  format  <-  { state, schema, qemu, xen }
 
 The public headers of include/migstream/ belong to layers too (writer.h is
 format's, qemu.h is qemu's), so a file of the format layer may not include
@@ -12,10 +12,10 @@ qemu.h either, and a public header may only include headers of its own
 layer or below. Programs outside the library (tools/, examples/, bench/,
 fuzz/) see only the public headers; tests/ may look inside for unit tests.
 
-Within libmigstream/qemu/ the parts of the QEMU module are ranked too
-(QEMU_PARTS): a part includes only its own header and headers of parts of a
-lower rank, so that nothing calls up or across (a sync point is reported to
-the driver, not called in multifd).
+Within libmigstream/qemu/ and libmigstream/xen/ the parts of each module
+are ranked too (QEMU_PARTS, XEN_PARTS): a part includes only its own header
+and headers of parts of a lower rank, so that nothing calls up or across (a
+sync point is reported to the driver, not called in multifd).
 
 usage: test_layers.py SOURCE_ROOT
 """
@@ -25,7 +25,7 @@ import sys
 
 # Rank of each layer; layers of equal rank are siblings and may not include
 # each other.
-LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2}
+LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'xen': 2}
 TOP = 9  # the umbrella header, which includes every layer's headers
 
 # The layer of each public header.
@@ -43,6 +43,7 @@ PUBLIC = {
     'replay_dir.h': 'state',
     'schema.h': 'schema',
     'qemu.h': 'qemu',
+    'xen.h': 'xen',
     'migstream.h': None,  # the umbrella: includes everything
 }
 
@@ -61,6 +62,21 @@ QEMU_PARTS = {
     'source': 4,       # the driver: the module's msi_source_ops
     'import': 5,       # the public ms_qemu_import_* API
 }
+
+# The parts of libmigstream/xen/, the same way.
+XEN_PARTS = {
+    'wire': 0,     # Xen's wire constants
+    'input': 1,    # errors, the buffered cursor
+    'records': 2,  # the record table: lengths, DEVICE paths and states
+    'rules': 2,    # the order of libxc records
+    'pages': 2,    # regions, the PAGES records pages coalesce into
+    'export': 3,   # the exporter
+    'source': 4,   # the driver: the module's msi_source_ops
+    'import': 5,   # the public ms_xen_import_* API
+}
+
+# Each module with ranked parts: its folder and its ranks.
+MODULE_PARTS = {'qemu': ('QEMU', QEMU_PARTS), 'xen': ('Xen', XEN_PARTS)}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 
@@ -89,17 +105,18 @@ def header_layer(name):
     return ''
 
 
-def qemu_part_problem(rel, name):
-    """Why the QEMU part @rel may not include @name, or None."""
+def part_problem(module, rel, name):
+    """Why the part @rel of @module may not include @name, or None."""
+    title, parts = MODULE_PARTS[module]
     src = os.path.splitext(os.path.basename(rel))[0]
-    if not name.startswith('qemu/'):
+    if not name.startswith(module + '/'):
         return None
-    dst = os.path.splitext(name[len('qemu/'):])[0]
-    if dst not in QEMU_PARTS:
-        return '%s includes %s, which is not a ranked part of the QEMU module' % (rel, name)
-    if dst != src and QEMU_PARTS[dst] >= QEMU_PARTS[src]:
-        return '%s (QEMU part %s, rank %d) includes %s (rank %d)' % (
-            rel, src, QEMU_PARTS[src], name, QEMU_PARTS[dst])
+    dst = os.path.splitext(name[len(module) + 1:])[0]
+    if dst not in parts:
+        return '%s includes %s, which is not a ranked part of the %s module' % (rel, name, title)
+    if dst != src and parts[dst] >= parts[src]:
+        return '%s (%s part %s, rank %d) includes %s (rank %d)' % (
+            rel, title, src, parts[src], name, parts[dst])
     return None
 
 
@@ -128,8 +145,8 @@ def main():
             elif not public_only and not may_include(src_layer, dst):
                 problems.append('%s (layer %s) includes %s (layer %s)' %
                                 (rel, src_layer, name, dst or 'umbrella'))
-            elif src_layer == 'qemu' and rel.startswith('libmigstream/qemu/'):
-                why = qemu_part_problem(rel, name)
+            elif src_layer in MODULE_PARTS and rel.startswith('libmigstream/%s/' % src_layer):
+                why = part_problem(src_layer, rel, name)
                 if why:
                     problems.append(why)
 
@@ -143,9 +160,10 @@ def main():
             continue
         for f in sorted(os.listdir(d)):
             if f.endswith(('.c', '.h')):
-                if layer == 'qemu' and os.path.splitext(f)[0] not in QEMU_PARTS:
-                    problems.append('libmigstream/qemu/%s is not a ranked part of the QEMU '
-                                    'module (tests/meta/test_layers.py)' % f)
+                if layer in MODULE_PARTS and os.path.splitext(f)[0] not in MODULE_PARTS[layer][1]:
+                    problems.append('libmigstream/%s/%s is not a ranked part of the %s '
+                                    'module (tests/meta/test_layers.py)' %
+                                    (layer, f, MODULE_PARTS[layer][0]))
                     continue
                 check(os.path.join(d, f), layer, False)
     for f in os.listdir(lib):
