@@ -21,6 +21,7 @@
 #include "xen/input.h"
 #include "xen/records.h"
 #include "xen/rules.h"
+#include "xen/types.h"
 #include "xen/wire.h"
 
 #define OUT_CAP (256u << 10)
@@ -29,13 +30,6 @@
 
 /* Where the libxc part of the stream is. */
 enum { MODE_LIBXC, MODE_CKPT, MODE_AFTER };
-
-/* A page type that a "xen/page_types" record gives one pfn. */
-typedef struct ptype {
-    uint64_t pfn;
-    uint8_t type;
-    bool used;
-} ptype;
 
 typedef struct mx_exp {
     ms_xen_export_options o;
@@ -62,16 +56,20 @@ typedef struct mx_exp {
     bool last_ckpt; /* the last libxc record written was CHECKPOINT */
     mx_rules rules;
 
-    /* The PAGE_DATA record being filled. */
+    /* The PAGE_DATA record being filled, and its pfns (a hash set, so that
+     * a pfn sent twice starts the next record, as Xen's saver never puts
+     * one twice in a record). */
     uint8_t *batch; /* pfn entries as on the wire */
     uint8_t *data;
     uint32_t nbatch, ndata;
+    uint64_t *in_batch; /* UINT64_MAX: empty */
+    size_t in_batch_cap;
     uint8_t *fill; /* one page of a FILL word */
 
-    /* Page types of the last "xen/page_types", sorted by pfn. */
-    ptype *pt;
-    size_t npt, pt_cap, pt_left;
-    uint64_t pt_index; /* its input record */
+    /* The page types of "xen/page_types" records, per block of pfns. */
+    mx_types *kept;
+    uint64_t *entries; /* a record's entries, decoded */
+    size_t entries_cap;
 
     uint8_t *body; /* a device's raw bytes, reserved fields cleared */
     size_t body_cap;
@@ -254,6 +252,23 @@ static int enter_libxc(mx_exp *x, const ms_record *rec)
     return 0;
 }
 
+/* The libxc END, with the STATIC_DATA_END a version 3 stream must hold
+ * when nothing called for it before. */
+static int end_libxc(mx_exp *x, const ms_record *rec)
+{
+    char why[256];
+    int rc;
+    if (x->version >= 3 && !x->rules.static_end) {
+        const char *bad = mx_rules_next(&x->rules, MX_STATIC_DATA_END, NULL, 0, why, sizeof why);
+        if (bad)
+            return rec_fail(x, MS_EFEATURE, rec, "%s", bad);
+        if ((rc = put_simple(x, MX_STATIC_DATA_END, NULL, 0)))
+            return rc;
+    }
+    x->mode = MODE_AFTER;
+    return put_simple(x, MX_END, NULL, 0);
+}
+
 /* Before a libxl record goes out: after a CHECKPOINT its records belong to
  * the checkpoint; otherwise the libxc stream ends first. */
 static int enter_libxl(mx_exp *x, const ms_record *rec, const char *name)
@@ -267,10 +282,8 @@ static int enter_libxl(mx_exp *x, const ms_record *rec, const char *name)
     if (x->libxc_started && x->mode == MODE_LIBXC) {
         if (x->last_ckpt) {
             x->mode = MODE_CKPT;
-        } else {
-            if ((rc = put_simple(x, MX_END, NULL, 0)))
-                return rc;
-            x->mode = MODE_AFTER;
+        } else if ((rc = end_libxc(x, rec))) {
+            return rc;
         }
     }
     return 0;
@@ -299,6 +312,16 @@ static int libxc_rules(mx_exp *x, const ms_record *rec, uint32_t type, const uin
 
 /* ------------------------------------------------------------- pages */
 
+/* The slot of @pfn in the batch's set: where it is, or the empty one where
+ * it would go. */
+static size_t batch_slot(const mx_exp *x, uint64_t pfn)
+{
+    size_t m = x->in_batch_cap - 1, i = (size_t)(pfn * 0x9e3779b97f4a7c15ull >> 20) & m;
+    while (x->in_batch[i] != UINT64_MAX && x->in_batch[i] != pfn)
+        i = (i + 1) & m;
+    return i;
+}
+
 static int flush_batch(mx_exp *x, const ms_record *rec)
 {
     if (!x->nbatch)
@@ -314,56 +337,41 @@ static int flush_batch(mx_exp *x, const ms_record *rec)
                          {.iov_base = x->data, .iov_len = (size_t)MX_PAGE_SIZE * x->ndata}};
     rc = put_record(x, MX_PAGE_DATA, v, x->ndata ? 3 : 2);
     x->st->page_data++;
+    for (uint32_t i = 0; i < x->nbatch; i++)
+        x->in_batch[batch_slot(x, msi_get64(x->batch + 8 * (size_t)i) & MX_PFN_MASK)] = UINT64_MAX;
     x->nbatch = x->ndata = 0;
     return rc;
-}
-
-/* The type "xen/page_types" gives @pfn (taken), or -1. */
-static int take_type(mx_exp *x, uint64_t pfn)
-{
-    size_t lo = 0, hi = x->npt;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (x->pt[mid].pfn < pfn)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == x->npt || x->pt[lo].pfn != pfn || x->pt[lo].used)
-        return -1;
-    x->pt[lo].used = true;
-    x->pt_left--;
-    return x->pt[lo].type;
 }
 
 /* One Xen page: pfn, its state, and its bytes (DATA, FILL) or NULL. */
 static int add_page(mx_exp *x, const ms_record *rec, uint64_t pfn, uint8_t state,
                     const uint8_t *bytes)
 {
-    int t = take_type(x, pfn);
-    unsigned type;
+    unsigned t = mx_types_get(x->kept, pfn), type;
     const char *clash = NULL;
     if (state == MS_PAGE_DISCARDED) {
-        type = t < 0 ? MX_PT_XTAB : (unsigned)t;
+        type = t ? t : MX_PT_XTAB;
         if (type != MX_PT_XTAB && type != MX_PT_BROKEN)
             clash = "a DISCARDED page";
     } else {
-        type = t < 0 ? MX_PT_NOTAB : (unsigned)t;
-        if (type == MX_PT_BROKEN || type == MX_PT_XTAB)
+        type = t ? t : MX_PT_NOTAB;
+        if (type == MX_PT_BROKEN)
             clash = state == MS_PAGE_ZERO ? "a ZERO page" : "a page with data";
         else if (type == MX_PT_XALLOC && state != MS_PAGE_ZERO)
             clash = "a page with data (XALLOC pages have none: zero)";
     }
     if (clash)
         return rec_fail(x, MS_EFEATURE, rec,
-                        "pfn 0x%llx: \"" MX_PATH_PAGE_TYPES "\" (record %llu) gives it page type "
+                        "pfn 0x%llx: \"" MX_PATH_PAGE_TYPES "\" instance %llu gives it page type "
                         "0x%x, but it is %s",
-                        (unsigned long long)pfn, (unsigned long long)x->pt_index, type, clash);
-    if (x->nbatch == x->o.batch_pfns) {
+                        (unsigned long long)pfn, (unsigned long long)(pfn >> MX_TYPES_SHIFT), type,
+                        clash);
+    if (x->nbatch == x->o.batch_pfns || x->in_batch[batch_slot(x, pfn)] == pfn) {
         int rc = flush_batch(x, rec);
         if (rc)
             return rc;
     }
+    x->in_batch[batch_slot(x, pfn)] = pfn;
     msi_put64(x->batch + 8 * (size_t)x->nbatch++, (uint64_t)type << MX_TYPE_SHIFT | pfn);
     x->st->pages[type]++;
     if (mx_page_type_has_data(type)) {
@@ -420,7 +428,8 @@ static int write_pages(mx_exp *x, const ms_record *rec)
     return 0;
 }
 
-/* Regions map to pfns through their guest-physical address. */
+/* Regions map to pfns through their guest-physical address (a region ends
+ * below 2^64, so its pfns are below 2^52, as PAGE_DATA needs). */
 static int check_regions(mx_exp *x, const ms_record *rec)
 {
     for (size_t k = 0; k < rec->region_count; k++) {
@@ -429,11 +438,6 @@ static int check_regions(mx_exp *x, const ms_record *rec)
             return rec_fail(x, MS_EFEATURE, rec,
                             "region %u '%s' has no guest-physical address: Xen's PAGE_DATA names "
                             "guest frames (pfns)",
-                            g->id, g->name);
-        if ((g->gpa + (g->size - 1)) / MX_PAGE_SIZE >= MX_PFN_LIMIT)
-            return rec_fail(x, MS_EFEATURE, rec,
-                            "region %u '%s' reaches beyond pfn 2^52 - 1, the last a PAGE_DATA "
-                            "entry can name",
                             g->id, g->name);
     }
     return 0;
@@ -485,61 +489,48 @@ static int find_raw(const ms_device *d, const uint8_t **raw, size_t *len, const 
     return found;
 }
 
-/* Page types left from the last "xen/page_types" mean pages that never
- * came: the types would be lost. */
-static int check_types_used(mx_exp *x, const ms_record *rec)
-{
-    if (!x->pt_left)
-        return 0;
-    for (size_t i = 0; i < x->npt; i++)
-        if (!x->pt[i].used)
-            return rec_fail(x, MS_EFEATURE, rec,
-                            "\"" MX_PATH_PAGE_TYPES "\" (record %llu) gives pfn 0x%llx page type "
-                            "0x%x, but no page 0x%llx came before this record",
-                            (unsigned long long)x->pt_index, (unsigned long long)x->pt[i].pfn,
-                            x->pt[i].type, (unsigned long long)x->pt[i].pfn);
-    return 0;
-}
-
-static int compare_ptype(const void *a, const void *b)
-{
-    const ptype *p = a, *q = b;
-    return p->pfn < q->pfn ? -1 : p->pfn > q->pfn;
-}
-
+/* A block's page types, as the importer wrote them: ascending pfns of the
+ * block (its instance), kept types, no reserved bit. */
 static int load_page_types(mx_exp *x, const ms_record *rec, const uint8_t *raw, size_t len)
 {
-    if (len % 8 || len == 0)
+    uint64_t block = rec->device.instance;
+    if (len % 8)
         return rec_fail(x, MS_EFEATURE, rec,
                         "\"" MX_PATH_PAGE_TYPES "\": %zu raw bytes are not pfn entries (8 bytes "
                         "each)",
                         len);
     size_t n = len / 8;
-    if (n > x->pt_cap) {
-        ptype *p = msi_realloc(x->alloc, x->pt, n * sizeof *p);
-        if (!p)
+    if (n > MX_TYPES_BLOCK)
+        return rec_fail(x, MS_EFEATURE, rec,
+                        "\"" MX_PATH_PAGE_TYPES "\": %zu entries for a block of %u pfns", n,
+                        MX_TYPES_BLOCK);
+    if (n > x->entries_cap) {
+        uint64_t *e = msi_realloc(x->alloc, x->entries, n * sizeof *e);
+        if (!e)
             return rec_fail(x, MS_ENOMEM, rec, "out of memory");
-        x->pt = p;
-        x->pt_cap = n;
+        x->entries = e;
+        x->entries_cap = n;
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t e = msi_get64(raw + 8 * i);
+        uint64_t e = msi_get64(raw + 8 * i), pfn = e & MX_PFN_MASK;
         unsigned t = (unsigned)(e >> MX_TYPE_SHIFT);
-        if (!mx_page_type_known(t) || (e & MX_PFN_RESERVED))
+        if (!mx_page_type_known(t) || !mx_types_kept(t) || (e & MX_PFN_RESERVED) ||
+            pfn >> MX_TYPES_SHIFT != block || (i && pfn <= (x->entries[i - 1] & MX_PFN_MASK)))
             return rec_fail(x, MS_EFEATURE, rec,
-                            "\"" MX_PATH_PAGE_TYPES "\": entry %zu (0x%016llx) has a reserved "
-                            "page type or reserved bits set",
-                            i, (unsigned long long)e);
-        x->pt[i] = (ptype){.pfn = e & MX_PFN_MASK, .type = (uint8_t)t};
+                            "\"" MX_PATH_PAGE_TYPES "\" instance %llu: entry %zu (0x%016llx) is "
+                            "not a page table, XALLOC or BROKEN entry above the one before in "
+                            "pfns 0x%llx to 0x%llx",
+                            (unsigned long long)block, i, (unsigned long long)e,
+                            (unsigned long long)(block << MX_TYPES_SHIFT),
+                            (unsigned long long)(((block + 1) << MX_TYPES_SHIFT) - 1));
+        x->entries[i] = e;
     }
-    qsort(x->pt, n, sizeof *x->pt, compare_ptype);
-    for (size_t i = 1; i < n; i++)
-        if (x->pt[i].pfn == x->pt[i - 1].pfn)
-            return rec_fail(x, MS_EFEATURE, rec,
-                            "\"" MX_PATH_PAGE_TYPES "\" gives pfn 0x%llx two types",
-                            (unsigned long long)x->pt[i].pfn);
-    x->npt = x->pt_left = n;
-    x->pt_index = rec->index;
+    int rc = mx_types_replace(x->kept, block, x->entries, n);
+    if (rc)
+        return rec_fail(x, rc, rec,
+                        rc == MS_ELIMIT ? "more than %u pfns with page types"
+                                        : "out of memory keeping %u page types",
+                        MX_TYPES_MAX);
     return 0;
 }
 
@@ -607,8 +598,6 @@ static int write_device(mx_exp *x, const ms_record *rec)
     if (found <= 0)
         return rec_fail(x, MS_EFEATURE, rec, "device '%s' instance %u: %s", d->path, d->instance,
                         found < 0 ? why : "the state has no \"raw\" bytes");
-    if ((rc = check_types_used(x, rec)))
-        return rc;
     switch (pr.kind) {
     case MX_PK_HEADER:
         return load_header(x, rec, raw, len);
@@ -674,7 +663,7 @@ static int write_device(mx_exp *x, const ms_record *rec)
 static int finish(mx_exp *x, const ms_record *rec)
 {
     int rc;
-    if ((rc = check_types_used(x, rec)) || (rc = flush_batch(x, rec)))
+    if ((rc = flush_batch(x, rec)))
         return rc;
     if (!x->libxc_started && (rc = enter_libxc(x, rec)))
         return rc;
@@ -683,11 +672,11 @@ static int finish(mx_exp *x, const ms_record *rec)
             x->mode = MODE_CKPT;
         if (x->mode == MODE_CKPT && (rc = put_simple(x, MX_XL_CHECKPOINT_END, NULL, 0)))
             return rc;
-        if (x->mode != MODE_AFTER && (rc = put_simple(x, MX_END, NULL, 0)))
+        if (x->mode != MODE_AFTER && (rc = end_libxc(x, rec)))
             return rc;
         rc = put_simple(x, MX_XL_END, NULL, 0);
     } else {
-        rc = put_simple(x, MX_END, NULL, 0);
+        rc = end_libxc(x, rec);
     }
     return rc ? rc : flush_out(x);
 }
@@ -810,7 +799,9 @@ static void exp_free(mx_exp *x)
     msi_free(x->alloc, x->batch);
     msi_free(x->alloc, x->data);
     msi_free(x->alloc, x->fill);
-    msi_free(x->alloc, x->pt);
+    msi_free(x->alloc, x->in_batch);
+    msi_free(x->alloc, x->entries);
+    mx_types_free(x->kept);
     msi_free(x->alloc, x->body);
 }
 
@@ -828,8 +819,15 @@ static int exp_run(mx_exp *x, const ms_reader_options *ro, ms_read_fn in, void *
     if (!(x->obuf = msi_alloc(x->alloc, OUT_CAP)) ||
         !(x->batch = msi_alloc(x->alloc, (size_t)x->o.batch_pfns * 8)) ||
         !(x->data = msi_alloc(x->alloc, (size_t)x->o.batch_pfns * MX_PAGE_SIZE)) ||
-        !(x->fill = msi_alloc(x->alloc, MX_PAGE_SIZE)) || !(x->r = ms_reader_new(ro, in, in_ctx)))
+        !(x->fill = msi_alloc(x->alloc, MX_PAGE_SIZE)) || !(x->kept = mx_types_new(x->alloc)) ||
+        !(x->r = ms_reader_new(ro, in, in_ctx)))
         return mx_fail(&x->err, MS_ENOMEM, 0, "export", "out of memory");
+    x->in_batch_cap = 2;
+    while (x->in_batch_cap < 2 * (size_t)x->o.batch_pfns)
+        x->in_batch_cap *= 2;
+    if (!(x->in_batch = msi_alloc(x->alloc, x->in_batch_cap * sizeof *x->in_batch)))
+        return mx_fail(&x->err, MS_ENOMEM, 0, "export", "out of memory");
+    memset(x->in_batch, 0xff, x->in_batch_cap * sizeof *x->in_batch);
     int rc = run(x);
     if (!x->st->bytes_read)
         x->st->bytes_read = ms_reader_offset(x->r);

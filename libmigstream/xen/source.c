@@ -16,6 +16,7 @@
 #include "xen/records.h"
 #include "xen/rules.h"
 #include "xen/source.h"
+#include "xen/types.h"
 #include "xen/wire.h"
 
 #define DEF_GUEST (1ull << 40)
@@ -64,7 +65,6 @@ enum {
     ORD_LIBXL = MX_LIBXC_TYPES,
     ORD_OPT_LIBXC = ORD_LIBXL + MX_LIBXL_TYPES,
     ORD_OPT_LIBXL,
-    ORD_PAGE_TYPES,
     ORD_COUNT,
 };
 
@@ -107,17 +107,20 @@ typedef struct mx_src {
     char rwhat[80];
     msi_buf body;
 
-    /* The PAGE_DATA record being read: its pfn entries, those whose type
-     * the page states do not say, and its place. */
+    /* The PAGE_DATA record being read: its pfn entries, the blocks of
+     * page types it changes (handed out before its first page), its
+     * place. */
     msi_buf pfns, types;
-    uint64_t *sorted;
-    size_t sorted_cap;
+    uint64_t *changed;
+    size_t nchanged, changed_cap, next_changed;
+    bool entry_ready; /* the round of the entry is decided */
     uint32_t count, entry;
     uint64_t page_off;
     char page_what[80];
 
-    /* Pages and rounds. */
+    /* Pages, page types and rounds. */
     mx_pages *pages;
+    mx_types *kept;
     bool any_page;
     uint64_t last_pfn;
     int force_round; /* after CHECKPOINT (1) or VERIFY (2) */
@@ -393,15 +396,14 @@ static int page_data(mx_src *d, uint32_t len)
     if (d->domain == MS_XEN_DOMAIN_HVM && mx_pages_end(d->pages) == 0 &&
         mx_pages_add_region(d->pages, 0, d->max_pfns))
         return mx_fail(&d->err, MS_ENOMEM, d->roff, d->rwhat, "out of memory");
-    if (d->sorted_cap < count) {
-        uint64_t *n = msi_realloc(d->alloc, d->sorted, (size_t)count * sizeof *n);
+    if (d->changed_cap < count) {
+        uint64_t *n = msi_realloc(d->alloc, d->changed, (size_t)count * sizeof *n);
         if (!n)
             return mx_fail(&d->err, MS_ENOMEM, d->roff, d->rwhat, "out of memory");
-        d->sorted = n;
-        d->sorted_cap = count;
+        d->changed = n;
+        d->changed_cap = count;
     }
     uint64_t with_data = 0;
-    d->types.len = 0;
     for (uint32_t i = 0; i < count; i++) {
         uint64_t e = msi_get64(d->pfns.data + 8 * (size_t)i);
         unsigned t = (unsigned)(e >> MX_TYPE_SHIFT);
@@ -427,28 +429,42 @@ static int page_data(mx_src *d, uint32_t len)
                            (unsigned long long)(mx_pages_end(d->pages) - 1));
         }
         with_data += mx_page_type_has_data(t) ? 1 : 0;
-        d->sorted[i] = pfn;
-        /* Types the page states leave unsaid: page tables (with data),
-         * XALLOC (a ZERO page), BROKEN (a DISCARDED one). */
-        if (t != MX_PT_NOTAB && t != MX_PT_XTAB) {
-            uint8_t *p = msi_buf_grow(&d->types, 8);
-            if (!p)
-                return mx_fail(&d->err, MS_ENOMEM, d->roff, d->rwhat, "out of memory");
-            msi_put64(p, (uint64_t)t << MX_TYPE_SHIFT | pfn);
-        }
     }
     uint64_t want = 8 + 8 * (uint64_t)count + MX_PAGE_SIZE * with_data;
     if (len != want)
         return mx_fail(&d->err, MS_ECORRUPT, d->roff, d->rwhat,
                        "count %u with %llu pages of data needs a body of %llu bytes, not %u", count,
                        (unsigned long long)with_data, (unsigned long long)want, len);
-    qsort(d->sorted, count, sizeof *d->sorted, compare_u64);
-    for (uint32_t i = 1; i < count; i++)
-        if (d->sorted[i] == d->sorted[i - 1])
-            return mx_fail(&d->err, MS_ECORRUPT, d->roff, d->rwhat,
-                           "pfn 0x%llx appears twice (Xen's saver sends a page once per record, "
-                           "and which copy's type counts would be unclear)",
-                           (unsigned long long)d->sorted[i]);
+    /* Each entry's type replaces its pfn's, in entry order (a pfn twice
+     * takes the later one's, as Xen's restore sets them); the blocks whose
+     * types changed go out before the record's first page. */
+    d->nchanged = d->next_changed = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t e = msi_get64(d->pfns.data + 8 * (size_t)i);
+        unsigned t = (unsigned)(e >> MX_TYPE_SHIFT);
+        uint64_t pfn = e & MX_PFN_MASK;
+        if (mx_types_kept(t) && pfn >= MX_TYPES_PFN_LIMIT)
+            return mx_fail(&d->err, MS_ELIMIT, d->roff, d->rwhat,
+                           "pfn[%u] 0x%llx has page type 0x%x, and types are kept for pfns below "
+                           "2^44 only",
+                           i, (unsigned long long)pfn, t);
+        int set = mx_types_set(d->kept, pfn, t);
+        if (set < 0)
+            return mx_fail(&d->err, set, d->roff, d->rwhat,
+                           set == MS_ELIMIT ? "more than %u pfns with page types kept at once"
+                                            : "out of memory keeping page types (%u at most)",
+                           MX_TYPES_MAX);
+        if (set == 1 && (!d->nchanged || d->changed[d->nchanged - 1] != pfn >> MX_TYPES_SHIFT))
+            d->changed[d->nchanged++] = pfn >> MX_TYPES_SHIFT;
+    }
+    if (d->nchanged > 1) {
+        qsort(d->changed, d->nchanged, sizeof *d->changed, compare_u64);
+        size_t k = 1;
+        for (size_t i = 1; i < d->nchanged; i++)
+            if (d->changed[i] != d->changed[k - 1])
+                d->changed[k++] = d->changed[i];
+        d->nchanged = k;
+    }
     for (uint32_t i = 0; i < count; i++)
         d->st.pages[msi_get64(d->pfns.data + 8 * (size_t)i) >> MX_TYPE_SHIFT]++;
     d->st.page_data++;
@@ -475,7 +491,9 @@ static int page_entry(mx_src *d)
     uint64_t pfn = e & MX_PFN_MASK, idx;
     uint32_t rid = 0;
     mx_pages_locate(d->pages, pfn, &rid, &idx); /* checked with the entries */
-    if (!d->any_page) {
+    if (d->entry_ready) {
+        /* The round is decided: the blocks of page types come next. */
+    } else if (!d->any_page) {
         if (d->domain == MS_XEN_DOMAIN_HVM)
             push_regions(d, d->page_off, d->page_what);
         d->any_page = true;
@@ -496,19 +514,29 @@ static int page_entry(mx_src *d)
         d->st.rounds++;
     }
     d->force_round = 0;
-    if (d->entry == 0 && d->types.len) {
-        uint32_t ordinal;
-        if (next_ordinal(d, ORD_PAGE_TYPES, &ordinal))
-            return d->err.status;
+    d->entry_ready = true;
+    if (d->entry == 0 && d->next_changed < d->nchanged) {
+        /* One block of page types a step, as it stands after this record. */
+        uint64_t block = d->changed[d->next_changed++];
+        size_t n;
+        const uint64_t *types = mx_types_block(d->kept, block, &n);
+        d->types.len = 0;
+        uint8_t *w = n ? msi_buf_grow(&d->types, 8 * n) : NULL;
+        if (n && !w)
+            return mx_fail(&d->err, MS_ENOMEM, d->page_off, d->page_what, "out of memory");
+        for (size_t i = 0; i < n; i++)
+            msi_put64(w + 8 * i, types[i]);
         d->dev_state.len = 0;
-        if (mx_page_types_state(&d->dev_state, d->types.data, d->types.len / 8))
+        if (mx_page_types_state(&d->dev_state, d->types.data, n))
             return mx_fail(&d->err, MS_ENOMEM, d->page_off, d->page_what, "out of memory");
         snprintf(d->dev_path, sizeof d->dev_path, "%s", MX_PATH_PAGE_TYPES);
         d->dev_schema = "PAGE_DATA";
-        d->dev_instance = ordinal;
+        d->dev_instance = (uint32_t)block;
         d->dev_version = d->version;
         push_device(d, d->page_off, d->page_what);
+        return 0;
     }
+    d->entry_ready = false;
     uint8_t state = mx_page_type_has_data(t) ? MS_PAGE_DATA
                     : t == MX_PT_XALLOC      ? MS_PAGE_ZERO
                                              : MS_PAGE_DISCARDED;
@@ -713,7 +741,7 @@ static int open_stream(msi_source *s, mx_src *d)
     if (!s->io.read)
         return mx_fail(&d->err, MS_EINVAL, 0, "input", "no read callback");
     if (mx_in_open(&d->in, d->alloc, s->io.read, s->io.read_ctx, &d->err) ||
-        !(d->pages = mx_pages_new(d->alloc)))
+        !(d->pages = mx_pages_new(d->alloc)) || !(d->kept = mx_types_new(d->alloc)))
         return mx_fail(&d->err, MS_ENOMEM, 0, "input", "out of memory");
     int rc = mx_in_fill(&d->in, MX_XL_MAGIC_LEN, 0, "stream header");
     if (rc)
@@ -882,7 +910,8 @@ static void src_close(msi_source *s)
     msi_buf_free(&d->pfns);
     msi_buf_free(&d->types);
     msi_buf_free(&d->dev_state);
-    msi_free(d->alloc, d->sorted);
+    msi_free(d->alloc, d->changed);
+    mx_types_free(d->kept);
     mx_in_close(&d->in, d->alloc);
     msi_free(d->alloc, d);
     s->state = NULL;

@@ -70,6 +70,7 @@ XEN_PARTS = {
     'records': 2,  # the record table: lengths, DEVICE paths and states
     'rules': 2,    # the order of libxc records
     'pages': 2,    # regions, the PAGES records pages coalesce into
+    'types': 2,    # the page types kept per block of pfns
     'export': 3,   # the exporter
     'source': 4,   # the driver: the module's msi_source_ops
     'import': 5,   # the public ms_xen_import_* API
