@@ -144,6 +144,11 @@ static void seal(mx_pages *k)
     o->count = 0;
 }
 
+bool mx_pages_empty(const mx_pages *k)
+{
+    return k->s[k->open].next == 0;
+}
+
 bool mx_pages_seal(mx_pages *k)
 {
     if (!k->s[k->open].next)

@@ -55,6 +55,8 @@ int mx_pages_new_regions(mx_pages *k, const ms_region **out, size_t *count);
  * first (it waits to be handed out), 0, or MS_ESTATE when a sealed record
  * still waits (a bug of the caller's). */
 int mx_pages_add(mx_pages *k, uint32_t region, uint64_t index, uint8_t state, uint8_t **data);
+/* Whether the open record holds no page yet. */
+bool mx_pages_empty(const mx_pages *k);
 /* Seals the open record when it holds pages: true when it did. */
 bool mx_pages_seal(mx_pages *k);
 /* Whether a sealed record waits. */

@@ -117,6 +117,9 @@ typedef struct mx_src {
     uint32_t count, entry;
     uint64_t page_off;
     char page_what[80];
+    /* The PAGE_DATA record of the open PAGES record's first page. */
+    uint64_t open_off;
+    char open_what[80];
 
     /* Pages, page types and rounds. */
     mx_pages *pages;
@@ -158,7 +161,7 @@ static item *push(mx_src *d, uint8_t kind, uint64_t off, const char *what)
 static void seal_pages(mx_src *d)
 {
     if (mx_pages_seal(d->pages))
-        push(d, IT_PAGES, d->page_off, d->page_what);
+        push(d, IT_PAGES, d->open_off, d->open_what);
 }
 
 /* Queues the DEVICE in d->dev_*, whose state is in d->dev_state. */
@@ -541,12 +544,17 @@ static int page_entry(mx_src *d)
                     : t == MX_PT_XALLOC      ? MS_PAGE_ZERO
                                              : MS_PAGE_DISCARDED;
     uint8_t *data = NULL;
+    bool first = mx_pages_empty(d->pages);
     int rc = mx_pages_add(d->pages, rid, idx, state, &data);
     if (rc < 0)
         return mx_fail(&d->err, rc == MS_ENOMEM ? MS_ENOMEM : MS_ESTATE, d->page_off, d->page_what,
                        "%s", rc == MS_ENOMEM ? "out of memory" : "page queue");
     if (rc == 1)
-        push(d, IT_PAGES, d->page_off, d->page_what);
+        push(d, IT_PAGES, d->open_off, d->open_what);
+    if (rc == 1 || first) {
+        d->open_off = d->page_off;
+        memcpy(d->open_what, d->page_what, sizeof d->open_what);
+    }
     if (data && (rc = mx_in_read(&d->in, data, MX_PAGE_SIZE, d->page_off, d->page_what)))
         return rc;
     d->last_pfn = pfn;
@@ -790,7 +798,8 @@ static int open_stream(msi_source *s, mx_src *d)
         snprintf(s->header.writer_version, sizeof s->header.writer_version, "%u.%u",
                  d->st.xen_major, d->st.xen_minor);
         s->info.machine = d->machine;
-        push(d, IT_INFO, d->hdr_off, "libxc domain header");
+        /* INFO comes first, before the DEVICE of the header at offset 0. */
+        push(d, IT_INFO, 0, "libxc domain header");
     }
     return 0;
 }
