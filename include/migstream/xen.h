@@ -27,8 +27,9 @@
  *   - PAGE_DATA pages with data (normal pages, page tables) become DATA
  *     pages (ZERO when all zero), XALLOC pages ZERO pages, XTAB and BROKEN
  *     pages DISCARDED pages; the types that this does not say (page
- *     tables, pinned or not, XALLOC, BROKEN) go into a DEVICE
- *     "xen/page_types" just before the pages they describe;
+ *     tables, pinned or not, XALLOC, BROKEN) are kept per block of 4096
+ *     pfns in DEVICE records "xen/page_types" (instance: the block), one
+ *     before the pages that change its types;
  *   - every other record becomes a DEVICE record in stream order, its path
  *     naming the record ("xen/hvm_context", "xen/vcpu/0/basic",
  *     "xen/emulator/qemu-upstream/context" ...), its state a CBOR map
@@ -270,9 +271,9 @@ MS_API void ms_xen_export_free(ms_xen_export *exp);
  * Regions must have a guest-physical address (page i of a region at gpa G
  * is pfn (G + i * page_size) / 4096); DATA, ZERO and FILL pages become
  * pages with data (ZERO ones as 4096 zero bytes: Xen's stream has no zero
- * pages), DISCARDED pages XTAB entries, each with the type a preceding
- * "xen/page_types" gives it; DEVICE records with the paths the importer
- * writes become their Xen records, in stream order.
+ * pages), DISCARDED pages XTAB entries, each with the type the last
+ * "xen/page_types" of its block gives it; DEVICE records with the paths
+ * the importer writes become their Xen records, in stream order.
  *
  * @return 0, or with ms_xen_export_errmsg() naming the input record (index,
  *         byte offset):

@@ -6,6 +6,7 @@
  * states), rules (the order of libxc records), pages (regions, PAGES
  * records), export (for the source's export op).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,8 +148,9 @@ typedef struct mx_src {
 
 static item *push(mx_src *d, uint8_t kind, uint64_t off, const char *what)
 {
-    /* A step queues a handful of records at most (sealed PAGES, REGIONS,
-     * ROUND, one DEVICE). */
+    /* A step queues three records at most (sealed PAGES, REGIONS and ROUND
+     * or a DEVICE), and only runs once the queue is empty. */
+    assert(d->qn < QUEUE);
     item *it = &d->q[(d->qh + d->qn++) % QUEUE];
     memset(it, 0, sizeof *it);
     it->kind = kind;
