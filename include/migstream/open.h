@@ -6,7 +6,8 @@
  * hands out its contents as this format's records, whatever the format:
  * this library's own streams, and the streams of the VMMs whose modules
  * this build holds (modules.h): QEMU's migration stream with its multifd
- * channels or as a mapped-ram file, libvirt's save images (libvirt.h) ...
+ * channels or as a mapped-ram file, libvirt's save images (libvirt.h), Xen's
+ * migration stream v2 (xen.h) ...
  * Everything reader.h and replay.h say then holds; the records of another
  * VMM's stream carry no wire bytes (payload NULL, length and checksum 0)
  * and their offsets are byte offsets in that stream, where its own tools
@@ -56,6 +57,7 @@ extern "C" {
 
 struct ms_qemu_import_options; /* qemu.h, when the QEMU module is built */
 struct ms_libvirt_options;     /* libvirt.h, when the libvirt module is built */
+struct ms_xen_import_options;  /* xen.h, when the Xen module is built */
 
 /** One input of a stream. */
 typedef struct ms_input {
@@ -89,6 +91,10 @@ typedef struct ms_open_options {
      *  the QEMU stream inside a save image. Ignored when the module is not
      *  built. */
     const struct ms_libvirt_options *libvirt;
+    /** [borrow] the Xen module's limits (its import options, xen.h; their
+     *  writer options are not used), or NULL for the defaults. Ignored
+     *  when the module is not built. */
+    const struct ms_xen_import_options *xen;
 } ms_open_options;
 
 /** Fills @p opts with the defaults. */
@@ -122,8 +128,8 @@ MS_API ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, s
 MS_API ms_reader *ms_open_files(const ms_open_options *opts, const char *const *paths, size_t n);
 
 /** The names of the formats this build reads, in the order they bid,
- *  NULL-terminated: "migstream", then the modules' ("qemu", "libvirt"
- *  ...). Static. */
+ *  NULL-terminated: "migstream", then the modules' ("qemu", "libvirt",
+ *  "xen"). Static. */
 MS_API const char *const *ms_formats(void);
 
 #ifdef __cplusplus

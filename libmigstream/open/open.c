@@ -30,6 +30,9 @@
 #if MS_HAVE_LIBVIRT
 #include "libvirt/source.h"
 #endif
+#if MS_HAVE_XEN
+#include "xen/source.h"
+#endif
 
 #define HEAD MSI_SOURCE_BID_BYTES
 
@@ -60,6 +63,9 @@ static const msi_source_ops *const formats[] = {
 #if MS_HAVE_LIBVIRT
     &mlv_source_ops,
 #endif
+#if MS_HAVE_XEN
+    &mx_source_ops,
+#endif
 };
 #define NFORMATS (sizeof formats / sizeof formats[0])
 
@@ -72,6 +78,9 @@ const char *const *ms_formats(void)
 #endif
 #if MS_HAVE_LIBVIRT
         "libvirt",
+#endif
+#if MS_HAVE_XEN
+        "xen",
 #endif
         NULL,
     };
@@ -356,6 +365,10 @@ static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n
         module_options = &set->libvirt;
     }
 #endif
+#if MS_HAVE_XEN
+    if (ops == &mx_source_ops)
+        module_options = o->xen;
+#endif
     const ms_allocator *alloc = o->reader ? &o->reader->allocator : NULL;
     msi_source *src = msi_source_create(ops, alloc, &io, module_options);
     if (!src) {
@@ -395,7 +408,7 @@ static const char *take_options(ms_open_options *o, const ms_open_options *given
     if (!given)
         return NULL;
     const char *why =
-        msi_struct_take(o, MSI_STRUCT_END(ms_open_options, libvirt), given, given->struct_size);
+        msi_struct_take(o, MSI_STRUCT_END(ms_open_options, xen), given, given->struct_size);
     if (why)
         ms_open_options_init(o);
     return why;

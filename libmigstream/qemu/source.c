@@ -1156,11 +1156,13 @@ static int src_open(msi_source *s)
     s->state = d;
     d->src = s;
     d->alloc = &s->alloc;
-    d->o.struct_size = sizeof d->o;
-    if (s->options) {
+    ms_qemu_import_options_init(&d->o);
+    if (s->options) { /* the caller's, by common.h's "Growing structs" */
         const ms_qemu_import_options *o = s->options;
-        memcpy(&d->o, o,
-               o->struct_size && o->struct_size < sizeof d->o ? o->struct_size : sizeof d->o);
+        const char *why = msi_struct_take(&d->o, MSI_STRUCT_END(ms_qemu_import_options, allocator),
+                                          o, o->struct_size);
+        if (why)
+            return msi_source_fail(s, MS_EINVAL, 0, "invalid QEMU options: %s", why);
         d->o.struct_size = sizeof d->o;
     }
     d->o.writer = NULL;
