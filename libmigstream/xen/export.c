@@ -449,44 +449,23 @@ static int check_regions(mx_exp *x, const ms_record *rec)
  * -1 (with @why) when the state is not a map or "raw" no byte string. */
 static int find_raw(const ms_device *d, const uint8_t **raw, size_t *len, const char **why)
 {
+    size_t at;
+    int found = msi_cbor_find_text_key(d->state, d->state_size, "raw", &at, why);
+    if (found == -2)
+        *why = "its state map has \"raw\" twice";
+    if (found <= 0)
+        return found < 0 ? -1 : 0;
     msi_cbor_in in;
-    msi_cbor_tok t;
+    msi_cbor_tok v;
     msi_cbor_in_init(&in, d->state, d->state_size);
-    if (msi_cbor_next(&in, &t) || t.kind != MSI_CBOR_MAP) {
-        *why = "the state is not a CBOR map";
+    in.pos = at;
+    if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_BYTES) {
+        *why = "its \"raw\" is not a byte string";
         return -1;
     }
-    int found = 0;
-    for (uint64_t i = 0; i < t.u; i++) {
-        size_t at = in.pos;
-        msi_cbor_tok k;
-        if (msi_cbor_next(&in, &k)) {
-            *why = in.err;
-            return -1;
-        }
-        if (k.kind == MSI_CBOR_TEXT && k.len == 3 && memcmp(k.str, "raw", 3) == 0) {
-            msi_cbor_tok v;
-            if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_BYTES) {
-                *why = "its \"raw\" is not a byte string";
-                return -1;
-            }
-            if (found) {
-                *why = "its state map has \"raw\" twice";
-                return -1;
-            }
-            *raw = v.str;
-            *len = v.len;
-            found = 1;
-            continue;
-        }
-        in.pos = at;
-        if (msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true) ||
-            msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true)) {
-            *why = in.err;
-            return -1;
-        }
-    }
-    return found;
+    *raw = v.str;
+    *len = v.len;
+    return 1;
 }
 
 /* A block's page types, as the importer wrote them: ascending pfns of the
