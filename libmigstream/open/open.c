@@ -434,22 +434,41 @@ static const char *take_libvirt(input_set *set, const ms_open_options *o)
 #endif
 }
 
+/* What ms_open() and ms_open_files() do first: the options by the struct
+ * rule, at least one input (@what: "input", "file"), a set of @n inputs.
+ * NULL with *@r set when that fails (a failed reader, or NULL without
+ * memory). */
+static input_set *begin(ms_open_options *o, const ms_open_options *opts, const void *inputs,
+                        size_t n, const char *what, ms_reader **r)
+{
+    const char *why = take_options(o, opts);
+    char msg[256];
+    *r = NULL;
+    if (why) {
+        snprintf(msg, sizeof msg, "invalid open options: %s", why);
+        *r = msi_reader_new_failed(NULL, MS_EINVAL, msg);
+        return NULL;
+    }
+    if (n == 0 || !inputs) {
+        snprintf(msg, sizeof msg, "invalid argument: no %s", what);
+        *r = msi_reader_new_failed(o->reader, MS_EINVAL, msg);
+        return NULL;
+    }
+    input_set *set = new_set(o, n);
+    if (set && (why = take_libvirt(set, o))) {
+        *r = refuse(o, set, MS_EINVAL, "invalid libvirt options: %s", why);
+        return NULL;
+    }
+    return set;
+}
+
 ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, size_t n)
 {
     ms_open_options o;
-    const char *why = take_options(&o, opts);
-    if (why) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "invalid open options: %s", why);
-        return msi_reader_new_failed(NULL, MS_EINVAL, msg);
-    }
-    if (n == 0 || !inputs)
-        return msi_reader_new_failed(o.reader, MS_EINVAL, "invalid argument: no input");
-    input_set *set = new_set(&o, n);
+    ms_reader *r;
+    input_set *set = begin(&o, opts, inputs, n, "input", &r);
     if (!set)
-        return NULL;
-    if ((why = take_libvirt(set, &o)))
-        return refuse(&o, set, MS_EINVAL, "invalid libvirt options: %s", why);
+        return r;
     for (size_t i = 0; i < n; i++) {
         input *in = &set->in[i];
         in->in = inputs[i];
@@ -468,19 +487,10 @@ ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, size_t n
 ms_reader *ms_open_files(const ms_open_options *opts, const char *const *paths, size_t n)
 {
     ms_open_options o;
-    const char *why = take_options(&o, opts);
-    if (why) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "invalid open options: %s", why);
-        return msi_reader_new_failed(NULL, MS_EINVAL, msg);
-    }
-    if (n == 0 || !paths)
-        return msi_reader_new_failed(o.reader, MS_EINVAL, "invalid argument: no file");
-    input_set *set = new_set(&o, n);
+    ms_reader *r;
+    input_set *set = begin(&o, opts, paths, n, "file", &r);
     if (!set)
-        return NULL;
-    if ((why = take_libvirt(set, &o)))
-        return refuse(&o, set, MS_EINVAL, "invalid libvirt options: %s", why);
+        return r;
     for (size_t i = 0; i < n; i++) {
         input *in = &set->in[i];
         bool std = strcmp(paths[i], "-") == 0;
