@@ -272,6 +272,21 @@ int mst_out_open(mst_out *o, const char *path, bool force)
         return 0;
     }
     struct stat st;
+    if (stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        o->fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (o->fd < 0) {
+            mst_error("cannot open %s: %s", path, strerror(errno));
+            return -1;
+        }
+        if (isatty(o->fd)) {
+            mst_error("refusing to write a binary stream to the terminal %s", path);
+            close(o->fd);
+            o->fd = -1;
+            return -1;
+        }
+        o->device = true;
+        return 0;
+    }
     if (!force && lstat(path, &st) == 0) {
         mst_error("%s exists; use --force to replace it", path);
         return -1;
@@ -300,6 +315,15 @@ int mst_out_open(mst_out *o, const char *path, bool force)
 int mst_out_commit(mst_out *o)
 {
     int rc = 0;
+    if (o->device) {
+        if (close(o->fd) != 0) {
+            mst_error("cannot write the output: %s", strerror(errno));
+            rc = -1;
+        }
+        o->fd = -1;
+        o->device = false;
+        return rc;
+    }
     if (!o->final_path)
         return 0; /* standard output */
     if (fsync(o->fd) != 0 || close(o->fd) != 0) {
@@ -321,7 +345,7 @@ int mst_out_commit(mst_out *o)
 
 void mst_out_abort(mst_out *o)
 {
-    if (o->final_path && o->fd >= 0)
+    if ((o->final_path || o->device) && o->fd >= 0)
         close(o->fd);
     if (o->tmp_path)
         unlink(o->tmp_path);
@@ -329,6 +353,7 @@ void mst_out_abort(mst_out *o)
     free(o->final_path);
     o->tmp_path = o->final_path = NULL;
     o->fd = -1;
+    o->device = false;
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -118,6 +118,8 @@ static void usage(FILE *f)
             "      --raw-only        keep device state as raw bytes only, without the\n"
             "                        field map the JSON trailer allows\n"
             "      --compress LEVEL  zstd level for page data, 0 (off) to 19\n"
+            "      --fill            send pages of one repeated 8-byte word as FILL pages\n"
+            "                        (format 1.1, feature FILL) instead of data\n"
             "      --tmpdir DIR      directory of the temporary page file that XBZRLE pages\n"
             "                        are decoded against (default: $TMPDIR, else /tmp)\n"
             "      --stats           print what was imported (on standard error when OUT\n"
@@ -150,14 +152,14 @@ typedef struct args {
     bool xen; /* the format: xen, else qemu */
     const char *out, *main_path, *tmpdir;
     char **channels;
-    bool force, quiet, raw_only, stats;
+    bool force, quiet, raw_only, stats, fill;
     int level;
     int nchannels;
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_RAW_ONLY, O_COMPRESS, O_TMPDIR, O_STATS };
+    enum { O_FORCE = 256, O_RAW_ONLY, O_COMPRESS, O_TMPDIR, O_STATS, O_FILL };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
@@ -165,6 +167,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"compress", required_argument, NULL, O_COMPRESS},
         {"tmpdir", required_argument, NULL, O_TMPDIR},
         {"stats", no_argument, NULL, O_STATS},
+        {"fill", no_argument, NULL, O_FILL},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -196,6 +199,9 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_STATS:
             a->stats = true;
+            break;
+        case O_FILL:
+            a->fill = true;
             break;
         case 'q':
             a->quiet = true;
@@ -340,6 +346,8 @@ static int import(const args *a)
     ms_writer_options wo;
     ms_writer_options_init(&wo);
     wo.compress_level = a->level;
+    if (a->fill)
+        wo.features |= MS_FEATURE_FILL;
     wo.description = "imported from a QEMU migration stream by migstream-import";
     ms_qemu_import_options io;
     ms_qemu_import_options_init(&io);
@@ -455,6 +463,8 @@ static int import_xen(const args *a)
     ms_writer_options wo;
     ms_writer_options_init(&wo);
     wo.compress_level = a->level;
+    if (a->fill)
+        wo.features |= MS_FEATURE_FILL;
     wo.description = "imported from a Xen migration stream by migstream-import";
     ms_xen_import_options xo;
     ms_xen_import_options_init(&xo);

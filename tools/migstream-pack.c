@@ -714,6 +714,9 @@ static void usage(FILE *f)
             "                                *.json, JSON; repeatable\n"
             "      --compress LEVEL          zstd level for page data, 0 (off) to 19\n"
             "      --threads N               compress on N threads (1 to 64; same stream)\n"
+            "      --fill                    send pages of one repeated 8-byte word as FILL\n"
+            "                                pages (format 1.1, feature FILL): 16 bytes\n"
+            "                                instead of a page of data\n"
             "  -q, --quiet                   no progress bar\n"
             "  -h, --help                    show this help and exit\n"
             "  -V, --version                 show the version and exit\n"
@@ -738,7 +741,7 @@ static int bad_usage(const char *fmt, ...)
 /* The command line, before any file is looked at. */
 typedef struct args {
     const char *out, *input; /* input: IMAGE or DIR, NULL with --region */
-    bool force, quiet, have_ps, dir_mode;
+    bool force, quiet, have_ps, dir_mode, fill;
     uint64_t page_size, level, threads;
     char **regions, **devices; /* the --region and --device values */
     size_t nregions, ndevices;
@@ -746,7 +749,7 @@ typedef struct args {
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_REGION, O_PAGE_SIZE, O_DEVICE, O_COMPRESS, O_THREADS };
+    enum { O_FORCE = 256, O_REGION, O_PAGE_SIZE, O_DEVICE, O_COMPRESS, O_THREADS, O_FILL };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
@@ -755,6 +758,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"device", required_argument, NULL, O_DEVICE},
         {"compress", required_argument, NULL, O_COMPRESS},
         {"threads", required_argument, NULL, O_THREADS},
+        {"fill", no_argument, NULL, O_FILL},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -776,6 +780,9 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_FORCE:
             a->force = true;
+            break;
+        case O_FILL:
+            a->fill = true;
             break;
         case 'q':
             a->quiet = true;
@@ -1035,6 +1042,8 @@ int main(int argc, char **argv)
         rc = a.dir_mode ? load_dir(&pk, a.input) : load_args(&pk, &a);
     pk.opts.compress_level = (int)a.level;
     pk.opts.threads = (uint32_t)a.threads;
+    if (a.fill)
+        pk.opts.features |= MS_FEATURE_FILL;
     if (rc == 0)
         rc = check_inputs(&pk, &a);
     if (rc == 0)
