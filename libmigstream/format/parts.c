@@ -212,6 +212,7 @@ static int open_part(msi_source *s, part_in *p)
                                "valid PART record: the part cannot be placed in its migration",
                                label(p, l, sizeof l), (unsigned long long)rec->offset);
     p->info.part = *rec->part;
+    p->info.header_size = (uint32_t)rec->offset; /* record 0 starts right after it */
     p->info.records = 1;
     p->known = true;
     p->held = rec;
@@ -594,6 +595,7 @@ static int parts_next(msi_source *s, const ms_record **out)
             if (x->type == MS_REC_ROUND || x->type == MS_REC_END) {
                 p->held = x;
                 if (x->type == MS_REC_END) {
+                    p->info.bytes = ms_reader_offset(p->r);
                     p->info.ended = true;
                     p->info.totals = x->totals;
                     p->info.digest = x->checksum;
@@ -635,7 +637,8 @@ static const ms_part_info *parts_info(msi_source *s, uint32_t i)
     if (!ps || !ps->opened || i >= ps->n)
         return NULL;
     part_in *p = ps->order[i];
-    p->info.bytes = ms_reader_offset(p->r);
+    if (!p->info.ended) /* after END, what expect_eof() read is not the part's */
+        p->info.bytes = ms_reader_offset(p->r);
     return &p->info;
 }
 

@@ -1096,6 +1096,7 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
     if (rec->type == MS_REC_END) {
         r->done = true; /* even an END too damaged to decode ends the stream */
         r->part_info.ended = true;
+        r->part_info.bytes = r->pos;
         r->part_info.totals = rec->totals;
         r->part_info.digest = rec->checksum;
     }
@@ -1223,9 +1224,11 @@ const ms_part_info *ms_reader_part_info(ms_reader *r, uint32_t i)
         return NULL;
     ms_part_info *pi = &r->part_info; /* a view, refreshed here */
     pi->header = r->hdr;
+    pi->header_size = r->pre_size;
     pi->part = r->part;
     pi->records = r->index;
-    pi->bytes = r->pos;
+    if (!pi->ended) /* after END, what expect_eof() read is not the part's */
+        pi->bytes = r->pos;
     return pi;
 }
 
