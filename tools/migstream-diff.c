@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "parts.h"
 
 /* The reader's input: a descriptor, read as ms_reader_new_fd() would. */
 static ssize_t read_fd(void *ctx, void *buf, size_t len)
@@ -27,21 +28,32 @@ static ssize_t read_fd(void *ctx, void *buf, size_t len)
     }
 }
 
-/* Loads one side; 0, or -1 after printing why. */
+/* Loads one side, a stream or the comma-separated part files of a
+ * migration in parts; 0, or -1 after printing why. */
 static int load(ms_diff *d, ms_diff_side side, const char *path)
 {
-    int fd = mst_open_input(path);
-    if (fd < 0)
+    size_t nparts = 0;
+    char **parts = mst_split_parts(path, &nparts);
+    if (!parts) {
+        mst_error("out of memory");
         return -1;
+    }
+    int fd = nparts > 1 ? -1 : mst_open_input(path);
+    if (fd < 0 && nparts == 1) {
+        mst_split_free(parts);
+        return -1;
+    }
     const char *name = strcmp(path, "-") == 0 ? "standard input" : path;
-    ms_reader *r = ms_reader_new(NULL, read_fd, &fd);
+    ms_reader *r = nparts > 1 ? mst_open_parts(NULL, (const char *const *)parts, nparts)
+                              : ms_reader_new(NULL, read_fd, &fd);
+    mst_split_free(parts); /* the reader keeps copies of the names */
     int rc = r ? ms_diff_load(d, side, r, name) : MS_ENOMEM;
     if (!r)
         mst_error("out of memory");
     else if (rc < 0)
         mst_error("%s", ms_diff_errmsg(d));
     ms_reader_free(r);
-    if (fd != STDIN_FILENO)
+    if (fd > STDIN_FILENO)
         close(fd);
     return rc < 0 ? -1 : 0;
 }
@@ -357,7 +369,9 @@ static void usage(FILE *f)
                "\n"
                "Compares two libmigstream streams by the guest state they describe:\n"
                "memory page by page, device state field by field, and stream metadata.\n"
-               "A or B (not both) may be \"-\" for standard input.\n"
+               "A or B (not both) may be \"-\" for standard input. A side that is a\n"
+               "migration in parts is its part files joined by commas (a.0,a.1,a.2), in\n"
+               "any order; a file whose own name holds a comma is taken whole.\n"
                "\n"
                "  --json     one JSON object per line (JSON Lines) instead of text\n"
                "  --help     print this help and exit\n"

@@ -24,6 +24,7 @@
 #include <migstream/migstream.h>
 
 #include "common.h"
+#include "parts.h"
 
 #define DIAG_MAX 200 /* text mode: device state shown on a record line, bytes */
 #define HEAD_MAX 16  /* unknown records: payload bytes shown */
@@ -112,11 +113,16 @@ typedef struct dump {
     unsigned page_state; /* MST_STATE_MISSING until a copy arrives */
     uint64_t page_arg;   /* FILL word or IN_PLACE address of the last copy */
     uint64_t page_copies, page_index, page_offset;
+    int64_t page_part; /* of the last copy, read among several parts; else -1 */
 
     /* --device */
     const char *device_path;
     device_copy *devs;
     size_t ndevs;
+
+    /* STREAM is several part files: the parts of one migration */
+    const char *const *paths;
+    size_t npaths;
 } dump;
 
 /* ------------------------------------------------------------ small output */
@@ -387,6 +393,10 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
     char tmp[8];
     fprintf(d->out, "%12" PRIu64 " %7" PRIu64 " %-8s %9" PRIu32 "  ", rec->offset, rec->index,
             type_label(rec->type, tmp), rec->length);
+    if (rec->part) /* offset and index count in this part's stream */
+        fprintf(d->out, "part %" PRIu32 " ", rec->part->index);
+    else if (d->npaths > 1 && rec->type == MS_REC_END)
+        fputs("migration ", d->out);
     if (!rec->known) {
         fputs("unknown optional record, skipped; payload ", d->out);
         for (uint32_t i = 0; i < rec->length && i < HEAD_MAX; i++)
@@ -445,6 +455,12 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
     case MS_REC_ROUND:
         put_round_text(d, &rec->round);
         break;
+    case MS_REC_PART:
+        fputs("migration ", d->out);
+        for (unsigned i = 0; i < MS_MIGRATION_ID_SIZE; i++)
+            fprintf(d->out, "%02x", rec->part->migration_id[i]);
+        fprintf(d->out, " index %" PRIu32 " count %" PRIu32, rec->part->index, rec->part->count);
+        break;
     case MS_REC_OVERLAY:
         fprintf(d->out, "overlays %zu:", rec->overlay_count);
         for (size_t i = 0; i < rec->overlay_count; i++) {
@@ -480,6 +496,10 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
             rec->offset, rec->index, type_label(rec->type, tmp), rec->type, rec->flags,
             rec->length);
     put_hex64(d, rec->checksum);
+    if (rec->part)
+        fprintf(o, ",\"part\":%" PRIu32, rec->part->index);
+    else if (d->npaths > 1)
+        fputs(",\"part\":null", o);
     fprintf(o, ",\"known\":%s", rec->known ? "true" : "false");
     if (!rec->known) {
         fputs(",\"payload_head\":", o);
@@ -556,6 +576,12 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         fputc(',', o);
         put_round_json(d, &rec->round);
         break;
+    case MS_REC_PART:
+        fputs(",\"migration\":", o);
+        mst_json_hex(o, rec->part->migration_id, MS_MIGRATION_ID_SIZE);
+        fprintf(o, ",\"part_index\":%" PRIu32 ",\"part_count\":%" PRIu32, rec->part->index,
+                rec->part->count);
+        break;
     case MS_REC_OVERLAY:
         fputs(",\"overlays\":[", o);
         for (size_t i = 0; i < rec->overlay_count; i++) {
@@ -581,6 +607,71 @@ static void print_record(dump *d, const ms_record *rec, const key_list *keys)
 }
 
 /* ---------------------------------------------------------------- header */
+
+/* The parts of a migration read as one (FORMAT.md section 2.1): in the
+ * header, each part's file, preamble and writer; in the totals (@end),
+ * what each part held, as its own END counts it, and its digest. */
+static void print_parts(dump *d, bool end)
+{
+    FILE *o = d->out;
+    uint32_t n = d->npaths > 1 ? ms_reader_part_count(d->r) : 0;
+    if (!n)
+        return;
+    if (d->json)
+        fputs(",\"parts\":[", o);
+    for (uint32_t i = 0; i < n; i++) {
+        const ms_part_info *pi = ms_reader_part_info(d->r, i);
+        if (d->json) {
+            fprintf(o, "%s{\"index\":%" PRIu32 ",\"file\":", i ? "," : "", pi->part.index);
+            put_str(d, pi->name);
+            if (end) {
+                fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":",
+                        pi->records, pi->bytes);
+                put_counts_json(d, pi->totals.pages, false);
+                fprintf(o, ",\"devices\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"overlays\":%" PRIu64
+                        ",\"digest\":",
+                        pi->totals.devices, pi->totals.rounds, pi->totals.overlays);
+                put_hex64(d, pi->digest);
+            } else {
+                fputs(",\"migration\":", o);
+                mst_json_hex(o, pi->part.migration_id, MS_MIGRATION_ID_SIZE);
+                fprintf(o, ",\"count\":%" PRIu32 ",\"required_features\":", pi->part.count);
+                put_hex64(d, pi->header.required_features);
+                fputs(",\"writer_name\":", o);
+                put_str(d, pi->header.writer_name);
+                fputs(",\"writer_version\":", o);
+                put_str(d, pi->header.writer_version);
+                fprintf(o, ",\"preamble_bytes\":%" PRIu32, pi->header_size);
+            }
+            fputc('}', o);
+        } else if (end) {
+            fprintf(o, "  part      %" PRIu32 " records %" PRIu64 " bytes %" PRIu64 " pages ",
+                    pi->part.index, pi->records, pi->bytes);
+            put_counts_text(d, pi->totals.pages);
+            fprintf(o, " devices %" PRIu64 " rounds %" PRIu64, pi->totals.devices,
+                    pi->totals.rounds);
+            if (pi->totals.overlays)
+                fprintf(o, " overlays %" PRIu64, pi->totals.overlays);
+            fprintf(o, " digest 0x%016" PRIx64 "\n", pi->digest);
+        } else {
+            if (i == 0) {
+                fprintf(o, "  parts     %" PRIu32 " migration ", n);
+                for (unsigned k = 0; k < MS_MIGRATION_ID_SIZE; k++)
+                    fprintf(o, "%02x", pi->part.migration_id[k]);
+                fputc('\n', o);
+            }
+            fprintf(o, "  part      %" PRIu32 " file ", pi->part.index);
+            put_str(d, pi->name);
+            fprintf(o, " required 0x%016" PRIx64 " writer ", pi->header.required_features);
+            put_str(d, pi->header.writer_name);
+            fputs(" version ", o);
+            put_str(d, pi->header.writer_version);
+            fprintf(o, " preamble %" PRIu32 "\n", pi->header_size);
+        }
+    }
+    if (d->json)
+        fputc(']', o);
+}
 
 static void print_header(dump *d)
 {
@@ -616,6 +707,7 @@ static void print_header(dump *d)
                 ",\"page_size\":%" PRIu32 ",\"preamble_bytes\":%" PRIu64 ",\"preamble_checksum\":",
                 h->page_size, d->preamble);
         put_hex64(d, h->checksum);
+        print_parts(d, false);
         fputs(",\"regions\":[", o);
         for (size_t i = 0; i < nreg; i++) {
             if (i)
@@ -639,6 +731,7 @@ static void print_header(dump *d)
         fprintf(o, "\n  page-size %" PRIu32 "\n", h->page_size);
         fprintf(o, "  preamble  bytes %" PRIu64 " checksum 0x%016" PRIx64 "\n", d->preamble,
                 h->checksum);
+        print_parts(d, false);
         fprintf(o, "  regions   %zu\n", nreg);
         for (size_t i = 0; i < nreg; i++) {
             fputs("  region    ", o);
@@ -867,14 +960,17 @@ static void print_totals(dump *d, uint64_t digest)
         }
     }
     if (d->json) {
-        fprintf(o,
-                "],\"devices_complete\":%s,\"digest\":", mst_devset_full(d->ds) ? "false" : "true");
+        fprintf(o, "],\"devices_complete\":%s", mst_devset_full(d->ds) ? "false" : "true");
+        print_parts(d, true);
+        fputs(",\"digest\":", o);
         put_hex64(d, digest);
         fputs("}\n", o);
     } else {
         if (mst_devset_full(d->ds))
             fputs("  devices   incomplete (memory limit)\n", o);
-        fprintf(o, "  digest    0x%016" PRIx64 "\n", digest);
+        print_parts(d, true);
+        fprintf(o, "  digest    0x%016" PRIx64 "%s\n", digest,
+                d->npaths > 1 ? " (migration)" : "");
     }
 }
 
@@ -912,6 +1008,7 @@ static int page_apply(dump *d, const ms_record *rec)
             d->page_copies++;
             d->page_index = rec->index;
             d->page_offset = rec->offset;
+            d->page_part = rec->part && d->npaths > 1 ? (int64_t)rec->part->index : -1;
             if (e->state == MS_PAGE_DATA) {
                 size_t ps = pg->region->page_size;
                 if (!d->page && !(d->page = malloc(ps)))
@@ -990,6 +1087,8 @@ static int print_page(dump *d)
             fprintf(o, "%" PRIu64 ",\"record_offset\":%" PRIu64, d->page_index, d->page_offset);
         else
             fputs("null,\"record_offset\":null", o);
+        if (d->page_copies && d->page_part >= 0)
+            fprintf(o, ",\"record_part\":%" PRId64, d->page_part);
         if (d->page_state == MS_PAGE_FILL || d->page_state == MS_PAGE_IN_PLACE)
             fprintf(o, ",\"%s\":\"0x%" PRIx64 "\"",
                     d->page_state == MS_PAGE_FILL ? "fill" : "address", d->page_arg);
@@ -1005,10 +1104,12 @@ static int print_page(dump *d)
         if (g->has_gpa)
             fprintf(o, " gpa 0x%" PRIx64, g->gpa + d->pfn * ps);
         fprintf(o, " page-size %zu: %s", ps, state);
+        if (d->page_copies && d->page_part >= 0)
+            fprintf(o, ", last copy in part %" PRId64 ",", d->page_part);
         if (d->page_copies)
-            fprintf(o, ", last copy in record %" PRIu64 " at byte %" PRIu64 " (%" PRIu64 " %s)",
-                    d->page_index, d->page_offset, d->page_copies,
-                    d->page_copies == 1 ? "copy" : "copies");
+            fprintf(o, "%s record %" PRIu64 " at byte %" PRIu64 " (%" PRIu64 " %s)",
+                    d->page_part >= 0 ? "" : ", last copy in", d->page_index, d->page_offset,
+                    d->page_copies, d->page_copies == 1 ? "copy" : "copies");
         if (d->page_state == MS_PAGE_ZERO)
             fputs("; a ZERO page: every byte is zero", o);
         else if (d->page_state == MS_PAGE_FILL)
@@ -1112,11 +1213,13 @@ static int print_devices(dump *d)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json | --summary] STREAM\n"
-            "       %s [--json] --page REGION:PFN STREAM\n"
-            "       %s [--json] --device PATH STREAM\n"
+            "usage: %s [--json | --summary] STREAM [PART...]\n"
+            "       %s [--json] --page REGION:PFN STREAM [PART...]\n"
+            "       %s [--json] --device PATH STREAM [PART...]\n"
             "Shows a libmigstream stream: a header block, one line per record and a\n"
-            "totals block. STREAM \"-\" reads standard input.\n"
+            "totals block. STREAM \"-\" reads standard input. Several files are the parts\n"
+            "of one migration, in any order: shown as one, round by round, each record\n"
+            "with its part, and each part's own facts in the header and totals.\n"
             "\n"
             "  --json            JSON Lines: one object per header, record and totals\n"
             "  --summary         only the totals block\n"
@@ -1177,7 +1280,7 @@ static int run(dump *d, int fd)
 {
     ms_reader_options opts;
     ms_reader_options_init(&opts);
-    d->r = ms_reader_new_fd(&opts, fd);
+    d->r = d->npaths > 1 ? mst_open_parts(&opts, d->paths, d->npaths) : ms_reader_new_fd(&opts, fd);
     if (!d->r) {
         mst_error("out of memory");
         return MST_EXIT_ERROR;
@@ -1189,6 +1292,9 @@ static int run(dump *d, int fd)
     key_list keys;
     if (rc == 0) {
         d->preamble = ms_reader_offset(d->r);
+        for (uint32_t i = 0; d->npaths > 1 && i < ms_reader_part_count(d->r); i++)
+            d->preamble = i ? d->preamble + ms_reader_part_info(d->r, i)->header_size
+                            : ms_reader_part_info(d->r, i)->header_size;
         while ((rc = ms_reader_next(d->r, &rec)) > 0) {
             if (count_type(d, rec) || ms_pagemap_sync(d->pm, d->r) == MS_ENOMEM) {
                 nomem = true;
@@ -1227,7 +1333,8 @@ static int run(dump *d, int fd)
                 continue;
             unknown_keys(rec, &keys);
             if (!d->header_done && d->nsaved < SAVED_MAX &&
-                (rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known)) {
+                (rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS ||
+                 rec->type == MS_REC_PART || !rec->known)) {
                 if (save_record(d, rec, &keys)) {
                     nomem = true;
                     break;
@@ -1252,7 +1359,16 @@ static int run(dump *d, int fd)
     const char *why = ms_reader_errmsg(d->r);
     int64_t where = ms_reader_error_record(d->r);
     bool trailing = false;
-    if (rc == 0 && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
+    if (rc == 0 && d->npaths > 1) { /* the parts' bytes, as read to their ENDs */
+        d->stream_bytes = 0;
+        for (uint32_t i = 0; i < ms_reader_part_count(d->r); i++)
+            d->stream_bytes += ms_reader_part_info(d->r, i)->bytes;
+    }
+    if (rc == 0 && d->npaths > 1 && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
+        trailing = true; /* the reader names the part and its END */
+        where = ms_reader_error_record(d->r);
+        why = ms_reader_errmsg(d->r);
+    } else if (rc == 0 && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
         trailing = true;
         where = (int64_t)d->end_index;
         snprintf(msg, sizeof msg,
@@ -1302,16 +1418,20 @@ static int run(dump *d, int fd)
 
 int main(int argc, char **argv)
 {
-    dump d = {.out = stdout, .mode = MODE_FULL};
+    dump d = {.out = stdout, .mode = MODE_FULL, .page_part = -1};
     const char *path = NULL, *page_arg = NULL;
     bool summary = false, only_args = false;
     mst_init(argv[0]);
+    /* STREAM [PART...]: gathered at the front of argv, as getopt permutes
+     * it (a slot is overwritten only once it has been read). */
+    const char **paths = (const char **)argv + 1;
+    d.paths = paths;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
-            if (path)
-                return usage_error("unexpected argument '%s': one STREAM only", a);
-            path = a;
+            if (!path)
+                path = a;
+            paths[d.npaths++] = a;
         } else if (strcmp(a, "--") == 0) {
             only_args = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -1370,8 +1490,8 @@ int main(int argc, char **argv)
         d.mode = MODE_SUMMARY;
     }
 
-    int fd = mst_open_input(path);
-    if (fd < 0) {
+    int fd = d.npaths > 1 ? -1 : mst_open_input(path); /* parts: the library opens them */
+    if (fd < 0 && d.npaths == 1) {
         free(region_part);
         return MST_EXIT_ERROR;
     }
@@ -1404,7 +1524,7 @@ int main(int argc, char **argv)
     ms_pagemap_free(d.pm);
     mst_devset_free(d.ds);
     ms_reader_free(d.r);
-    if (fd != STDIN_FILENO)
+    if (fd > STDIN_FILENO)
         close(fd);
     return status;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "parts.h"
 
 static volatile sig_atomic_t got_signal;
 
@@ -87,8 +88,9 @@ static void show_progress(void *ctx, uint64_t bytes, uint64_t pages)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [options] -o DIR STREAM\n"
-            "Applies STREAM (a file, or - for standard input) and writes the guest's final\n"
+            "usage: %s [options] -o DIR STREAM [PART...]\n"
+            "Applies STREAM (a file, or - for standard input; several files are the parts\n"
+            "of one migration, in any order) and writes the guest's final\n"
             "state to DIR: region-<id>.img (sparse raw images), device-<n>.cbor and\n"
             "device-<n>.json, overlay-<n>.bin (each overlay's 4 KiB), and manifest.json.\n"
             "\n"
@@ -150,29 +152,61 @@ int main(int argc, char **argv)
             return MST_EXIT_ERROR;
         }
     }
-    if (!out || !*out || optind != argc - 1) {
-        mst_error(!out || !*out ? "-o DIR is required" : "expected exactly one STREAM");
+    if (!out || !*out || optind >= argc) {
+        mst_error(!out || !*out ? "-o DIR is required" : "expected a STREAM");
         fprintf(stderr, "Try '%s --help'.\n", mst_prog);
         return MST_EXIT_ERROR;
     }
     const char *name = argv[optind];
-    const char *label = strcmp(name, "-") ? name : "standard input";
+    char label[4200];
+    snprintf(label, sizeof label, "%s", strcmp(name, "-") ? name : "standard input");
+    /* Several STREAMs: the parts of one migration, read as one by the
+     * library, each through read_input() as a single stream is. */
+    const size_t nparts = (size_t)(argc - optind);
+    if (nparts > 1)
+        snprintf(label, sizeof label, "%s and %zu more part%s", name, nparts - 1,
+                 nparts > 2 ? "s" : "");
+    input one = {-1, 0}, *ins = nparts > 1 ? calloc(nparts, sizeof *ins) : &one;
+    ms_input *mi = nparts > 1 ? calloc(nparts, sizeof *mi) : NULL;
+    if (!ins || (nparts > 1 && !mi)) {
+        mst_error("out of memory");
+        if (ins != &one)
+            free(ins);
+        return MST_EXIT_ERROR;
+    }
 
     /* An interrupted run removes its temporary directory, then dies of the
      * signal as it would have. */
     catch_signals();
-    input in = {mst_open_input(name), 0};
-    if (in.fd < 0)
-        return MST_EXIT_ERROR;
-    struct stat st;
-    if (!force && lstat(out, &st) == 0) { /* the library refuses it too */
-        mst_error("%s exists; use --force to replace it", out);
-        if (in.fd != STDIN_FILENO)
-            close(in.fd);
-        return MST_EXIT_ERROR;
+    uint64_t total = 0;
+    int status = MST_EXIT_OK;
+    for (size_t i = 0; i < nparts; i++) {
+        ins[i] = (input){mst_open_input(argv[optind + (int)i]), 0};
+        if (ins[i].fd < 0) {
+            status = MST_EXIT_ERROR;
+            break;
+        }
+        total += mst_input_size(ins[i].fd);
+        if (mi)
+            mi[i] = (ms_input){.read = read_input, .read_ctx = &ins[i], .name = argv[optind + (int)i]};
     }
+    struct stat st;
+    if (!status && !force && lstat(out, &st) == 0) { /* the library refuses it too */
+        mst_error("%s exists; use --force to replace it", out);
+        status = MST_EXIT_ERROR;
+    }
+    if (status) {
+        for (size_t i = 0; i < nparts; i++)
+            if (ins[i].fd > STDIN_FILENO)
+                close(ins[i].fd);
+        if (ins != &one)
+            free(ins);
+        free(mi);
+        return status;
+    }
+    input *in = ins; /* the one whose read failed, below */
     mst_progress progress;
-    mst_progress_init(&progress, quiet, mst_input_size(in.fd));
+    mst_progress_init(&progress, quiet, total);
     ms_replay_dir_options o;
     ms_replay_dir_options_init(&o);
     o.force = force;
@@ -181,10 +215,12 @@ int main(int argc, char **argv)
     o.progress = show_progress;
     o.progress_ctx = &progress;
     ms_replay_dir *rd = ms_replay_dir_new(&o);
-    ms_reader *r = rd ? ms_reader_new(NULL, read_input, &in) : NULL;
+    ms_reader *r = !rd ? NULL : mi ? ms_open(NULL, mi, nparts) : ms_reader_new(NULL, read_input, in);
     int rc = r ? ms_replay_dir_write(rd, r, label, out) : MS_ENOMEM;
     mst_progress_done(&progress);
-    int status = MST_EXIT_OK;
+    for (size_t i = 0; i < nparts; i++)
+        if (ins[i].err)
+            in = &ins[i];
     if (rc == MS_REPLAY_DIR_STOPPED || got_signal) {
         status = MST_EXIT_ERROR;
     } else if (!r) {
@@ -195,8 +231,9 @@ int main(int argc, char **argv)
          * all; a failed read is reported with its errno, which only we
          * know. Failures on the output side exit 2. */
         int ss = ms_replay_dir_get_result(rd)->stream_status;
-        if (ss == MS_EIO && in.err)
-            mst_error("cannot read %s: %s", label, strerror(in.err));
+        if (ss == MS_EIO && in->err)
+            mst_error("cannot read %s: %s", nparts > 1 ? argv[optind + (int)(in - ins)] : label,
+                      strerror(in->err));
         else
             mst_error("%s", ms_replay_dir_errmsg(rd));
         status = ss && ss != MS_EIO && ss != MS_ENOMEM && ss != MS_EINVAL ? MST_EXIT_FAIL
@@ -204,8 +241,12 @@ int main(int argc, char **argv)
     }
     ms_reader_free(r);
     ms_replay_dir_free(rd);
-    if (in.fd != STDIN_FILENO)
-        close(in.fd);
+    for (size_t i = 0; i < nparts; i++)
+        if (ins[i].fd != STDIN_FILENO)
+            close(ins[i].fd);
+    if (ins != &one)
+        free(ins);
+    free(mi);
     if (got_signal) { /* die of it as we would have, the temporary directory gone */
         signal(got_signal, SIG_DFL);
         sigprocmask(SIG_SETMASK, &unblocked, NULL);

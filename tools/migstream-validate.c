@@ -23,6 +23,7 @@
 #include <migstream/migstream.h>
 
 #include "common.h"
+#include "parts.h"
 
 #define PENDING_MAX 16 /* reader problems held per record, for context */
 
@@ -42,6 +43,7 @@ typedef struct pending {
     int status;
     uint64_t offset;
     int64_t record;
+    int64_t part; /* of a migration in parts, or -1 */
     char *msg;
 } pending;
 
@@ -72,6 +74,12 @@ typedef struct validator {
 #if MS_HAVE_SCHEMA
     ms_schema_set *schema; /* --schema: device states are checked against it */
 #endif
+    /* STREAM is several part files: the parts of one migration */
+    const char *const *paths;
+    size_t npaths;
+    mst_round_check *rounds; /* pages and devices of a round in one part */
+    uint64_t round;          /* the round in effect */
+    int64_t part;            /* the part of the problem being reported, or -1 */
 } validator;
 
 /* ------------------------------------------------------------- reporting */
@@ -149,6 +157,12 @@ static void report(validator *v, severity sev, const char *check, int status, ui
         fprintf(o, "%" PRId64, record);
     else
         fputs("null", o);
+    if (v->npaths > 1) { /* offset and record count in this part */
+        if (v->part >= 0)
+            fprintf(o, ",\"part\":%" PRId64, v->part);
+        else
+            fputs(",\"part\":null", o);
+    }
     fputs(",\"message\":", o);
     mst_json_string(o, msg);
     fputs(",\"concerns\":", o);
@@ -178,12 +192,14 @@ reportf(validator *v, severity sev, const char *check, uint64_t offset, int64_t 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    v->part = rec && rec->part && v->npaths > 1 ? (int64_t)rec->part->index : -1;
     if (rec) { /* worded like the reader's own messages */
         const char *name = ms_record_type_name(rec->type);
-        char tn[16];
+        char tn[16], in_part[320];
         if (!name)
             snprintf(tn, sizeof tn, "type 0x%04x", rec->type);
-        snprintf(msg, sizeof msg, "record %" PRIu64 " (%s at byte %" PRIu64 "): %s", rec->index,
+        snprintf(msg, sizeof msg, "%srecord %" PRIu64 " (%s at byte %" PRIu64 "): %s",
+                 mst_part_prefix(v->r, rec, in_part, sizeof in_part), rec->index,
                  name ? name : tn, rec->offset, detail);
     } else if (record < 0) {
         snprintf(msg, sizeof msg, "preamble, byte %" PRIu64 ": %s", offset, detail);
@@ -198,6 +214,7 @@ reportf(validator *v, severity sev, const char *check, uint64_t offset, int64_t 
 static void on_problem(void *ctx, int status, uint64_t offset, int64_t record, const char *message)
 {
     validator *v = ctx;
+    v->part = ms_reader_error_part(v->r);
     if (v->npend == PENDING_MAX) {
         report(v, SEV_ERROR, check_name(status), status, offset, record, NULL, false, message);
         return;
@@ -211,6 +228,7 @@ static void on_problem(void *ctx, int status, uint64_t offset, int64_t record, c
     p->status = status;
     p->offset = offset;
     p->record = record;
+    p->part = v->part;
     v->npend++;
 }
 
@@ -243,8 +261,12 @@ static void flush_pending(validator *v, const ms_record *rec)
     bool have = record_concerns(rec, &c);
     for (size_t i = 0; i < v->npend; i++) {
         pending *p = &v->pend[i];
+        /* In parts, the record handed out next may be another part's. */
+        bool same = !rec || p->part < 0 ||
+                    (rec->part && p->part == rec->part->index && p->record == (int64_t)rec->index);
+        v->part = p->part;
         report(v, SEV_ERROR, check_name(p->status), p->status, p->offset, p->record,
-               have ? &c : NULL, true, p->msg);
+               have && same ? &c : NULL, true, p->msg);
         free(p->msg);
     }
     v->npend = 0;
@@ -406,6 +428,8 @@ static void check_schema(validator *v, const ms_record *rec)
 
 static void check_record(validator *v, const ms_record *rec)
 {
+    if (rec->type == MS_REC_ROUND && !rec->status)
+        v->round = rec->round.number;
     if (!rec->known && !(rec->flags & MS_RECORD_MUST_UNDERSTAND))
         reportf(v, SEV_WARNING, "unknown-record", rec->offset, (int64_t)rec->index, NULL, rec,
                 "unknown record type 0x%04x without must-understand, %" PRIu32 " bytes: skipped",
@@ -424,7 +448,12 @@ static void check_record(validator *v, const ms_record *rec)
         const mst_device_stats *e = mst_devset_add(v->ds, rec);
         concerns c;
         record_concerns(rec, &c);
-        if (e && e->records > 1)
+        if (e && e->records > 1 && v->npaths > 1) /* the earlier record may be another part's */
+            reportf(v, SEV_WARNING, "duplicate-device", rec->offset, (int64_t)rec->index, &c, rec,
+                    "device \"%s\" instance %" PRIu32 " was already sent; this copy (%" PRIu64
+                    " of the instance) replaces the earlier ones",
+                    e->path, e->instance, e->records);
+        else if (e && e->records > 1)
             reportf(v, SEV_WARNING, "duplicate-device", rec->offset, (int64_t)rec->index, &c, rec,
                     "device \"%s\" instance %" PRIu32 " was already sent in record %" PRIu64
                     " at byte %" PRIu64 "; this copy (%" PRIu64 " of the instance) replaces "
@@ -482,14 +511,50 @@ static void check_missing(validator *v)
     }
 }
 
+/* A migration in parts (FORMAT.md section 2.1): within one round, a page
+ * and a device instance travel in one part. */
+static void on_clash(void *ctx, const ms_record *rec, const mst_clash *k)
+{
+    validator *v = ctx;
+    concerns c;
+    record_concerns(rec, &c);
+    if (k->region) {
+        c.first = k->first;
+        c.last = k->last;
+        reportf(v, SEV_ERROR, "part-pages", rec->offset, (int64_t)rec->index, &c, rec,
+                "pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32 " \"%s\" were sent by part "
+                "%" PRIu32 " too in this round (%" PRIu64 "): within a round, a page travels in "
+                "one part",
+                k->first, k->last, k->region->id, k->region->name, k->other, v->round);
+    } else {
+        reportf(v, SEV_ERROR, "part-device", rec->offset, (int64_t)rec->index, &c, rec,
+                "device \"%s\" instance %" PRIu32 " was sent by part %" PRIu32 " too in this "
+                "round (%" PRIu64 "): within a round, a device instance travels in one part",
+                k->path, k->instance, k->other, v->round);
+    }
+}
+
+static void on_untracked(void *ctx, const ms_record *rec, const ms_region *g)
+{
+    validator *v = ctx;
+    concerns c = {.kind = ABOUT_PAGES, .region = g->id, .region_name = g->name, .first = 0,
+                  .last = g->size / g->page_size - 1};
+    reportf(v, SEV_WARNING, "untracked-pages", rec->offset, (int64_t)rec->index, &c, rec,
+            "region %" PRIu32 " \"%s\" is too large for the map of a round's pages: pages "
+            "sent by two parts in one round are not checked in it",
+            g->id, g->name);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json] [--strict] [--schema FILE|DIR] STREAM\n"
+            "usage: %s [--json] [--strict] [--schema FILE|DIR] STREAM [PART...]\n"
             "Checks a libmigstream stream and reports every problem found, each with its\n"
-            "byte offset and record index. STREAM \"-\" reads standard input.\n"
+            "byte offset and record index. STREAM \"-\" reads standard input. Several\n"
+            "files are the parts of one migration, in any order: checked as one, with\n"
+            "the rules that tie the parts together, each problem naming its part.\n"
             "\n"
             "  --json     JSON Lines: one object per problem, then a result object\n"
             "  --strict   warnings (e.g. unknown optional records) make the stream invalid\n"
@@ -520,22 +585,39 @@ static void print_result(validator *v)
     bool valid = v->errors == 0 && !(v->strict && v->warnings);
     /* Bytes of the stream, END included: not what was read after it. */
     uint64_t bytes = v->end_seen ? v->stream_bytes : ms_reader_offset(v->r);
+    uint64_t records = v->records;
     size_t nreg = ms_pagemap_region_count(v->pm), ndev = mst_devset_count(v->ds);
+    uint32_t nparts = v->npaths > 1 ? ms_reader_part_count(v->r) : 0;
+    if (nparts) { /* every part's, as read */
+        bytes = records = 0;
+        for (uint32_t i = 0; i < nparts; i++) {
+            const ms_part_info *pi = ms_reader_part_info(v->r, i);
+            bytes += pi->bytes;
+            records += pi->records;
+        }
+    }
     if (v->json) {
         fprintf(o,
                 "{\"kind\":\"result\",\"valid\":%s,\"strict\":%s,\"errors\":%" PRIu64
                 ",\"warnings\":%" PRIu64 ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
-                ",\"end\":%s,\"regions\":%zu,\"devices\":%zu,\"digest\":",
+                ",\"end\":%s,\"regions\":%zu,\"devices\":%zu,",
                 valid ? "true" : "false", v->strict ? "true" : "false", v->errors, v->warnings,
-                v->records, bytes, v->end_seen ? "true" : "false", nreg, ndev);
+                records, bytes, v->end_seen ? "true" : "false", nreg, ndev);
+        if (v->npaths > 1)
+            fprintf(o, "\"parts\":%" PRIu32 ",", nparts);
+        fputs("\"digest\":", o);
         if (v->end_seen)
             fprintf(o, "\"0x%016" PRIx64 "\"}\n", v->digest);
         else
             fputs("null}\n", o);
         return;
     }
-    fprintf(o, "stream: records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, ",
-            v->records, bytes, nreg, ndev);
+    if (v->npaths > 1)
+        fprintf(o, "migration: parts %" PRIu32 ", ", nparts);
+    else
+        fputs("stream: ", o);
+    fprintf(o, "records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, ", records,
+            bytes, nreg, ndev);
     if (v->end_seen)
         fprintf(o, "digest 0x%016" PRIx64 "\n", v->digest);
     else
@@ -552,7 +634,8 @@ static int run(validator *v, int fd)
     ms_reader_options_init(&opts);
     opts.on_problem = on_problem;
     opts.problem_ctx = v;
-    if (!(v->r = ms_reader_new_fd(&opts, fd))) {
+    v->r = v->npaths > 1 ? mst_open_parts(&opts, v->paths, v->npaths) : ms_reader_new_fd(&opts, fd);
+    if (!v->r) {
         mst_error("out of memory");
         return MST_EXIT_ERROR;
     }
@@ -569,6 +652,10 @@ static int run(validator *v, int fd)
             }
             flush_pending(v, rec);
             check_record(v, rec);
+            if (v->rounds && mst_round_check_record(v->rounds, rec, on_clash, on_untracked, v)) {
+                rc = MS_ENOMEM;
+                break;
+            }
         }
     }
     flush_pending(v, NULL);
@@ -577,7 +664,11 @@ static int run(validator *v, int fd)
          * reader's message for this names the record after END, so the
          * message is worded here. */
         int eof = ms_reader_expect_eof(v->r);
-        if (eof == MS_ECORRUPT)
+        if (eof == MS_ECORRUPT && v->npaths > 1) { /* the reader names the part */
+            v->part = ms_reader_error_part(v->r);
+            report(v, SEV_ERROR, "trailing-bytes", 0, ms_reader_error_offset(v->r),
+                   ms_reader_error_record(v->r), NULL, false, ms_reader_errmsg(v->r));
+        } else if (eof == MS_ECORRUPT)
             reportf(v, SEV_ERROR, "trailing-bytes", ms_reader_error_offset(v->r),
                     (int64_t)v->end_index, NULL, NULL,
                     "record %" PRIu64 " (END at byte %" PRIu64 "), byte %" PRIu64
@@ -596,25 +687,31 @@ static int run(validator *v, int fd)
                                                                    : ms_reader_errmsg(v->r));
         return MST_EXIT_ERROR;
     }
-    if (rc < 0)
+    if (rc < 0) {
+        v->part = ms_reader_error_part(v->r);
         report(v, SEV_ERROR, check_name(rc), rc, ms_reader_error_offset(v->r),
                ms_reader_error_record(v->r), NULL, false, ms_reader_errmsg(v->r));
+    }
     print_result(v);
     return v->errors == 0 && !(v->strict && v->warnings) ? MST_EXIT_OK : MST_EXIT_FAIL;
 }
 
 int main(int argc, char **argv)
 {
-    validator v = {.out = stdout};
+    validator v = {.out = stdout, .part = -1};
     const char *path = NULL, *schema_path = NULL;
     bool only_args = false;
     mst_init(argv[0]);
+    /* STREAM [PART...]: gathered at the front of argv, as getopt permutes
+     * it (a slot is overwritten only once it has been read). */
+    const char **paths = (const char **)argv + 1;
+    v.paths = paths;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
-            if (path)
-                return usage_error("unexpected argument '%s': one STREAM only", a);
-            path = a;
+            if (!path)
+                path = a;
+            paths[v.npaths++] = a;
         } else if (strcmp(a, "--") == 0) {
             only_args = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -657,8 +754,8 @@ int main(int argc, char **argv)
         return usage_error("%s", "--schema: this build of libmigstream has no schema module "
                                  "(built with -Dschema=false)");
 #endif
-    int fd = mst_open_input(path);
-    if (fd < 0) {
+    int fd = v.npaths > 1 ? -1 : mst_open_input(path); /* parts: the library opens them */
+    if (fd < 0 && v.npaths == 1) {
 #if MS_HAVE_SCHEMA
         ms_schema_set_free(v.schema);
 #endif
@@ -671,7 +768,9 @@ int main(int argc, char **argv)
     ms_pagemap_options_init(&po);
     po.max_in_place = MS_IN_PLACE_MAX_EXTENTS; /* the overlap check: 40 MiB at most */
     v.inp = ms_in_place_new(&po);
-    if (!v.pm || !v.ds || !v.inp)
+    if (v.npaths > 1)
+        v.rounds = mst_round_check_new();
+    if (!v.pm || !v.ds || !v.inp || (v.npaths > 1 && !v.rounds))
         mst_error("out of memory");
     else
         status = run(&v, fd);
@@ -687,7 +786,8 @@ int main(int argc, char **argv)
     ms_schema_set_free(v.schema);
 #endif
     ms_reader_free(v.r);
-    if (fd != STDIN_FILENO)
+    mst_round_check_free(v.rounds);
+    if (fd > STDIN_FILENO)
         close(fd);
     return status;
 }
