@@ -649,8 +649,8 @@ typedef struct bench_channel {
     uint32_t ps;
     uint64_t first, count; /* its pages */
     int level;
-    const uint8_t *id;     /* the migration id */
-    uint8_t *out;          /* the part's bytes, as its connection took them */
+    const uint8_t *id; /* the migration id */
+    uint8_t *out;      /* the part's bytes, as its connection took them */
     size_t len, cap;
     pthread_barrier_t *barrier;
     char err[300];
@@ -679,7 +679,11 @@ static void *bench_send(void *arg)
     memcpy(part.migration_id, c->id, MS_MIGRATION_ID_SIZE);
     o.part = c->n > 1 ? &part : NULL;
     ms_writer *w = ms_writer_new(&o, bench_sink, c);
-    ms_region r = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = c->img_bytes,
+    ms_region r = {.id = 0,
+                   .name = "ram",
+                   .has_gpa = true,
+                   .gpa = 0,
+                   .size = c->img_bytes,
                    .page_size = c->ps};
     int rc = ms_writer_status(w);
     if (!rc)
@@ -794,8 +798,14 @@ static int cmd_channels(int argc, char **argv)
     const uint64_t pages = size / ps;
     for (int k = 0; k < n; k++) {
         bench_channel *c = &ch[k];
-        *c = (bench_channel){.k = k, .n = n, .img = img, .dst = dst, .img_bytes = size,
-                             .ps = ps, .level = level, .id = id,
+        *c = (bench_channel){.k = k,
+                             .n = n,
+                             .img = img,
+                             .dst = dst,
+                             .img_bytes = size,
+                             .ps = ps,
+                             .level = level,
+                             .id = id,
                              .barrier = n > 1 ? &barrier : NULL};
         c->first = pages * (uint64_t)k / (uint64_t)n;
         c->count = pages * (uint64_t)(k + 1) / (uint64_t)n - c->first;
@@ -1426,17 +1436,18 @@ static int cmd_channels_run(int argc, char **argv)
                     im[i].send_cpu[level][c][r] = sc;
                     im[i].recv_cpu[level][c][r] = rc;
                     im[i].bytes[level][c] = res.bytes;
-                    fprintf(stderr, "run %d/%d: %s %s, %s channel%s: send %.3f s (CPU %.3f s), "
+                    fprintf(stderr,
+                            "run %d/%d: %s %s, %s channel%s: send %.3f s (CPU %.3f s), "
                             "receive %.3f s (CPU %.3f s)\n",
-                            r + 1, runs, im[i].pr->name, level ? "zstd-1" : "raw", nc,
-                            c ? "s" : "", res.secs, sc, rs, rc);
+                            r + 1, runs, im[i].pr->name, level ? "zstd-1" : "raw", nc, c ? "s" : "",
+                            res.secs, sc, rs, rc);
                 }
     printf("migstream-bench channels: %s, %d runs, medians; aggregate throughput in GB/s of\n"
            "guest memory (all channels together); the ratio is the median of the per-run\n"
            "ratios %d channels / 1 channel\n\n",
            ms_version_string(), runs, n);
-    printf("%-11s %-7s %12s %9s %9s %8s %9s %9s %8s\n", "profile", "pages", "stream MiB",
-           "send 1", "send N", "ratio", "recv 1", "recv N", "ratio");
+    printf("%-11s %-7s %12s %9s %9s %8s %9s %9s %8s\n", "profile", "pages", "stream MiB", "send 1",
+           "send N", "ratio", "recv 1", "recv N", "ratio");
     for (size_t i = 0; i < nim; i++)
         for (int level = 0; level < 2; level++) {
             double s1[MAXRUNS], sn[MAXRUNS], r1[MAXRUNS], rn[MAXRUNS], sr[MAXRUNS], rr[MAXRUNS];
@@ -1460,8 +1471,8 @@ static int cmd_channels_run(int argc, char **argv)
      * what the wall-time ratio misses of N then is cores the machine did not
      * give (other load), not work the channels added. */
     printf("CPU time of all threads (medians, seconds) and its ratio %d channels / 1:\n", n);
-    printf("%-11s %-7s %9s %9s %8s %9s %9s %8s\n", "profile", "pages", "send 1", "send N",
-           "ratio", "recv 1", "recv N", "ratio");
+    printf("%-11s %-7s %9s %9s %8s %9s %9s %8s\n", "profile", "pages", "send 1", "send N", "ratio",
+           "recv 1", "recv N", "ratio");
     for (size_t i = 0; i < nim; i++)
         for (int level = 0; level < 2; level++) {
             double s1[MAXRUNS], sn[MAXRUNS], r1[MAXRUNS], rn[MAXRUNS], sr[MAXRUNS], rr[MAXRUNS];

@@ -16,8 +16,7 @@
 
 #define MAX_INPUT_PARTS 4
 
-static void count_problem(void *ctx, int status, uint64_t offset, int64_t record,
-                          const char *msg)
+static void count_problem(void *ctx, int status, uint64_t offset, int64_t record, const char *msg)
 {
     uint64_t *n = ctx;
     *n += (uint64_t)status + offset + (uint64_t)record + strlen(msg);
@@ -72,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_mem m[MAX_INPUT_PARTS];
     size_t n = 0, pos = 1;
     while (n < want && pos + 4 <= size) {
-        size_t len = (size_t)data[pos] | (size_t)data[pos + 1] << 8 |
-                     (size_t)data[pos + 2] << 16 | (size_t)data[pos + 3] << 24;
+        size_t len = (size_t)data[pos] | (size_t)data[pos + 1] << 8 | (size_t)data[pos + 2] << 16 |
+                     (size_t)data[pos + 3] << 24;
         pos += 4;
         if (len > size - pos)
             len = size - pos;

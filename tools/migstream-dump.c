@@ -625,10 +625,11 @@ static void print_parts(dump *d, bool end)
             fprintf(o, "%s{\"index\":%" PRIu32 ",\"file\":", i ? "," : "", pi->part.index);
             put_str(d, pi->name);
             if (end) {
-                fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":",
-                        pi->records, pi->bytes);
+                fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", pi->records,
+                        pi->bytes);
                 put_counts_json(d, pi->totals.pages, false);
-                fprintf(o, ",\"devices\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"overlays\":%" PRIu64
+                fprintf(o,
+                        ",\"devices\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"overlays\":%" PRIu64
                         ",\"digest\":",
                         pi->totals.devices, pi->totals.rounds, pi->totals.overlays);
                 put_hex64(d, pi->digest);
@@ -969,8 +970,7 @@ static void print_totals(dump *d, uint64_t digest)
         if (mst_devset_full(d->ds))
             fputs("  devices   incomplete (memory limit)\n", o);
         print_parts(d, true);
-        fprintf(o, "  digest    0x%016" PRIx64 "%s\n", digest,
-                d->npaths > 1 ? " (migration)" : "");
+        fprintf(o, "  digest    0x%016" PRIx64 "%s\n", digest, d->npaths > 1 ? " (migration)" : "");
     }
 }
 

@@ -188,7 +188,8 @@ int main(int argc, char **argv)
         }
         total += mst_input_size(ins[i].fd);
         if (mi)
-            mi[i] = (ms_input){.read = read_input, .read_ctx = &ins[i], .name = argv[optind + (int)i]};
+            mi[i] =
+                (ms_input){.read = read_input, .read_ctx = &ins[i], .name = argv[optind + (int)i]};
     }
     struct stat st;
     if (!status && !force && lstat(out, &st) == 0) { /* the library refuses it too */
@@ -215,7 +216,9 @@ int main(int argc, char **argv)
     o.progress = show_progress;
     o.progress_ctx = &progress;
     ms_replay_dir *rd = ms_replay_dir_new(&o);
-    ms_reader *r = !rd ? NULL : mi ? ms_open(NULL, mi, nparts) : ms_reader_new(NULL, read_input, in);
+    ms_reader *r = !rd  ? NULL
+                   : mi ? ms_open(NULL, mi, nparts)
+                        : ms_reader_new(NULL, read_input, in);
     int rc = r ? ms_replay_dir_write(rd, r, label, out) : MS_ENOMEM;
     mst_progress_done(&progress);
     for (size_t i = 0; i < nparts; i++)

@@ -199,8 +199,8 @@ reportf(validator *v, severity sev, const char *check, uint64_t offset, int64_t 
         if (!name)
             snprintf(tn, sizeof tn, "type 0x%04x", rec->type);
         snprintf(msg, sizeof msg, "%srecord %" PRIu64 " (%s at byte %" PRIu64 "): %s",
-                 mst_part_prefix(v->r, rec, in_part, sizeof in_part), rec->index,
-                 name ? name : tn, rec->offset, detail);
+                 mst_part_prefix(v->r, rec, in_part, sizeof in_part), rec->index, name ? name : tn,
+                 rec->offset, detail);
     } else if (record < 0) {
         snprintf(msg, sizeof msg, "preamble, byte %" PRIu64 ": %s", offset, detail);
     } else {
@@ -537,7 +537,10 @@ static void on_clash(void *ctx, const ms_record *rec, const mst_clash *k)
 static void on_untracked(void *ctx, const ms_record *rec, const ms_region *g)
 {
     validator *v = ctx;
-    concerns c = {.kind = ABOUT_PAGES, .region = g->id, .region_name = g->name, .first = 0,
+    concerns c = {.kind = ABOUT_PAGES,
+                  .region = g->id,
+                  .region_name = g->name,
+                  .first = 0,
                   .last = g->size / g->page_size - 1};
     reportf(v, SEV_WARNING, "untracked-pages", rec->offset, (int64_t)rec->index, &c, rec,
             "region %" PRIu32 " \"%s\" is too large for the map of a round's pages: pages "
@@ -616,8 +619,8 @@ static void print_result(validator *v)
         fprintf(o, "migration: parts %" PRIu32 ", ", nparts);
     else
         fputs("stream: ", o);
-    fprintf(o, "records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, ", records,
-            bytes, nreg, ndev);
+    fprintf(o, "records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, ", records, bytes,
+            nreg, ndev);
     if (v->end_seen)
         fprintf(o, "digest 0x%016" PRIx64 "\n", v->digest);
     else

@@ -507,8 +507,12 @@ static void sender_start(sender *s, const options *o, const int *fds, uint8_t *m
             die("out of memory");
         check(c->w, ms_writer_status(c->w), "writer");
         /* Every part declares the region it sends pages of. */
-        ms_region ram = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0,
-                         .size = o->mem_mib << 20, .page_size = PAGE};
+        ms_region ram = {.id = 0,
+                         .name = "ram",
+                         .has_gpa = true,
+                         .gpa = 0,
+                         .size = o->mem_mib << 20,
+                         .page_size = PAGE};
         check(c->w, ms_writer_add_region(c->w, &ram), "region");
         if (s->n > 1 && !(c->bm = calloc(s->words, sizeof *c->bm)))
             die("out of memory");
@@ -587,7 +591,7 @@ static uint64_t run_source(const options *o, const int *fds, uint64_t *mem_diges
     split_full(&snd, size / PAGE);
     send_round(&snd, JOB_FULL, &(ms_round){.number = 0});
     fprintf(msg, "round 0: all %" PRIu64 " pages, %.1f KiB, %.1f ms\n", size / PAGE,
-           (double)(sender_bytes(&snd) - b) / 1024, ms_since(t));
+            (double)(sender_bytes(&snd) - b) / 1024, ms_since(t));
 
     uint64_t n = 1;
     uint64_t paused_at = 0;
@@ -613,8 +617,8 @@ static uint64_t run_source(const options *o, const int *fds, uint64_t *mem_diges
         split_dirty(&snd, bm, dirty + 1);
         send_round(&snd, JOB_DIRTY, &r);
         fprintf(msg, "round %" PRIu64 "%s: %" PRIu64 " dirty pages, %.1f KiB, %.1f ms\n", n,
-               final ? " (final, vCPU paused)" : "", dirty,
-               (double)(sender_bytes(&snd) - b) / 1024, ms_since(t));
+                final ? " (final, vCPU paused)" : "", dirty,
+                (double)(sender_bytes(&snd) - b) / 1024, ms_since(t));
         if (final)
             break;
         if (dirty <= o->threshold)
@@ -656,7 +660,7 @@ static uint64_t run_source(const options *o, const int *fds, uint64_t *mem_diges
            "\n",
            load32(mem, GUEST_COUNTER), *mem_digest, *cpu_digest);
     fprintf(msg, "source: %" PRIu64 " rounds, stream %.1f KiB, stop-and-copy %.1f ms\n", n + 1,
-           (double)sender_bytes(&snd) / 1024, stop_copy);
+            (double)sender_bytes(&snd) / 1024, stop_copy);
     for (int k = 0; k < snd.n; k++) {
         channel *c = &snd.ch[k];
         ms_writer_free(c->w);
@@ -832,8 +836,10 @@ static int ch_region(void *ctx, const ms_region *r)
         rc = on_region(rv->d, r);
         rv->region_id = r->id;
     } else if (r->id != rv->region_id || r->size != vm_mem_size(rv->d->v)) {
-        rc = dest_fail(&c->local, "channel %d: region %u '%s' is not the region the other "
-                       "parts declare", c->k, r->id, r->name);
+        rc = dest_fail(&c->local,
+                       "channel %d: region %u '%s' is not the region the other "
+                       "parts declare",
+                       c->k, r->id, r->name);
     }
     c->local.v = rv->d->v;
     pthread_mutex_unlock(&rv->lock);
@@ -873,10 +879,13 @@ static int ch_round(void *ctx, const ms_round *r)
     pthread_barrier_wait(&rv->round);
     for (int k = 0; k < rv->n; k++) {
         if (rv->number[parity][k] == ENDED)
-            return dest_fail(&c->local, "channel %d starts round %" PRIu64 " where channel %d "
-                             "ends: the parts disagree", c->k, r->number, k);
+            return dest_fail(&c->local,
+                             "channel %d starts round %" PRIu64 " where channel %d "
+                             "ends: the parts disagree",
+                             c->k, r->number, k);
         if (rv->number[parity][k] != r->number)
-            return dest_fail(&c->local, "channel %d starts round %" PRIu64 " where channel %d "
+            return dest_fail(&c->local,
+                             "channel %d starts round %" PRIu64 " where channel %d "
                              "starts round %" PRIu64 ": the parts disagree",
                              c->k, r->number, k, rv->number[parity][k]);
     }
@@ -888,9 +897,10 @@ static int ch_round(void *ctx, const ms_round *r)
             if (!x->have_part || x->part.count != (uint32_t)rv->n ||
                 memcmp(x->part.migration_id, c->part.migration_id, MS_MIGRATION_ID_SIZE) ||
                 seen[x->part.index])
-                return dest_fail(&c->local, "channel %d does not carry the part of this "
-                                 "migration it should (a part of %u, index %u)", k,
-                                 x->part.count, x->part.index);
+                return dest_fail(&c->local,
+                                 "channel %d does not carry the part of this "
+                                 "migration it should (a part of %u, index %u)",
+                                 k, x->part.count, x->part.index);
             seen[x->part.index] = true;
         }
     }
@@ -909,7 +919,8 @@ static int ch_end(void *ctx, const ms_totals *t, uint64_t digest)
     pthread_barrier_wait(&rv->round); /* every part complete */
     for (int k = 0; k < rv->n; k++)
         if (rv->number[parity][k] != ENDED)
-            return dest_fail(&c->local, "channel %d ends where channel %d starts round %" PRIu64
+            return dest_fail(&c->local,
+                             "channel %d ends where channel %d starts round %" PRIu64
                              ": the parts disagree",
                              c->k, k, rv->number[parity][k]);
     return 0;
@@ -921,9 +932,13 @@ static void *rchannel_thread(void *arg)
     ms_reader *r = ms_reader_new_fd(NULL, c->fd);
     if (!r)
         die("out of memory");
-    ms_replay_callbacks cb = {.struct_size = sizeof cb, .region = ch_region,
-                              .extent = ch_extent, .device = ch_device, .round = ch_round,
-                              .part = ch_part, .end = ch_end};
+    ms_replay_callbacks cb = {.struct_size = sizeof cb,
+                              .region = ch_region,
+                              .extent = ch_extent,
+                              .device = ch_device,
+                              .round = ch_round,
+                              .part = ch_part,
+                              .end = ch_end};
     int rc = ms_replay(r, &cb, c);
     if (rc) {
         if (c->local.err[0])
@@ -967,8 +982,11 @@ static report run_dest(const options *o, const int *fds)
         ms_reader *r = ms_reader_new_fd(NULL, fds[0]);
         if (!r)
             die("out of memory");
-        ms_replay_callbacks cb = {.struct_size = sizeof cb, .region = on_region,
-                                  .extent = on_extent, .device = on_device, .round = on_round};
+        ms_replay_callbacks cb = {.struct_size = sizeof cb,
+                                  .region = on_region,
+                                  .extent = on_extent,
+                                  .device = on_device,
+                                  .round = on_round};
         int rc = ms_replay(r, &cb, &d);
         if (rc) {
             if (d.err[0])
@@ -1157,37 +1175,36 @@ static int mode_receive(const options *o, const char *source)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kvm-migrate migrate [options]\n"
-            "       kvm-migrate send [options] TARGET     (a file, - or unix:PATH)\n"
-            "       kvm-migrate receive [options] SOURCE  (a file, - or unix:PATH)\n"
-            "Live pre-copy migration of a small KVM guest through libmigstream. \"migrate\"\n"
-            "runs the source and the destination as two processes joined by a pipe and\n"
-            "checks that memory and vCPU state at resume equal the source's at pause.\n"
-            "\n"
-            "Source options (migrate, send):\n"
-            "  --mem MIB          guest memory (default 256)\n"
-            "  --rate PAGES       pages the guest writes per second (default 4000)\n"
-            "  --working-set N    pages it writes into, from 1 MiB up (default 2048)\n"
-            "  --max-rounds N     rounds before stop-and-copy, round 0 included (default 16)\n"
-            "  --threshold N      stop and copy once a round found at most N dirty pages\n"
-            "                     (default 64)\n"
-            "  --warmup MS        run the guest this long before round 0 (default 200)\n"
-            "  --compress LEVEL   zstd level of page data (default 0: none)\n"
-            "  --out FILE         also write the stream to FILE (migrate); with channels,\n"
-            "                     part K to FILE.K\n"
-            "  --force            replace FILE or TARGET if it exists\n"
-            "Both sides (they must agree):\n"
-            "  --channels N       migrate over N connections at once, a thread each side per\n"
-            "                     connection, each carrying one part of the migration\n"
-            "                     (default 1: one stream); TARGET and SOURCE files are then\n"
-            "                     FILE.0 .. FILE.N-1, unix:PATH takes N connections\n"
-            "Destination options (migrate, receive):\n"
-            "  --run MS           run the resumed guest this long (default 300)\n"
-            "  --max-mem MIB      largest guest memory accepted (default 4096)\n"
-            "\n"
-            "Exit status: 0 success; 1 failure (also: KVM unusable, exit 1 with the reason;\n"
-            "2 for usage errors).\n");
+    fprintf(f, "usage: kvm-migrate migrate [options]\n"
+               "       kvm-migrate send [options] TARGET     (a file, - or unix:PATH)\n"
+               "       kvm-migrate receive [options] SOURCE  (a file, - or unix:PATH)\n"
+               "Live pre-copy migration of a small KVM guest through libmigstream. \"migrate\"\n"
+               "runs the source and the destination as two processes joined by a pipe and\n"
+               "checks that memory and vCPU state at resume equal the source's at pause.\n"
+               "\n"
+               "Source options (migrate, send):\n"
+               "  --mem MIB          guest memory (default 256)\n"
+               "  --rate PAGES       pages the guest writes per second (default 4000)\n"
+               "  --working-set N    pages it writes into, from 1 MiB up (default 2048)\n"
+               "  --max-rounds N     rounds before stop-and-copy, round 0 included (default 16)\n"
+               "  --threshold N      stop and copy once a round found at most N dirty pages\n"
+               "                     (default 64)\n"
+               "  --warmup MS        run the guest this long before round 0 (default 200)\n"
+               "  --compress LEVEL   zstd level of page data (default 0: none)\n"
+               "  --out FILE         also write the stream to FILE (migrate); with channels,\n"
+               "                     part K to FILE.K\n"
+               "  --force            replace FILE or TARGET if it exists\n"
+               "Both sides (they must agree):\n"
+               "  --channels N       migrate over N connections at once, a thread each side per\n"
+               "                     connection, each carrying one part of the migration\n"
+               "                     (default 1: one stream); TARGET and SOURCE files are then\n"
+               "                     FILE.0 .. FILE.N-1, unix:PATH takes N connections\n"
+               "Destination options (migrate, receive):\n"
+               "  --run MS           run the resumed guest this long (default 300)\n"
+               "  --max-mem MIB      largest guest memory accepted (default 4096)\n"
+               "\n"
+               "Exit status: 0 success; 1 failure (also: KVM unusable, exit 1 with the reason;\n"
+               "2 for usage errors).\n");
 }
 
 static uint64_t num(const char *opt, const char *s, uint64_t lo, uint64_t hi)
@@ -1210,8 +1227,14 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *mode = argv[1];
-    options o = {.mem_mib = 256, .rate = 4000, .working_set = 2048, .max_rounds = 16,
-                 .threshold = 64, .warmup_ms = 200, .run_ms = 300, .max_mem_mib = 4096,
+    options o = {.mem_mib = 256,
+                 .rate = 4000,
+                 .working_set = 2048,
+                 .max_rounds = 16,
+                 .threshold = 64,
+                 .warmup_ms = 200,
+                 .run_ms = 300,
+                 .max_mem_mib = 4096,
                  .channels = 1};
     const char *arg = NULL;
     for (int i = 2; i < argc; i++) {

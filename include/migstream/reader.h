@@ -257,15 +257,15 @@ MS_API const ms_region *ms_reader_find_region(const ms_reader *r, uint32_t id);
  * section 2.1). A read-only view; later versions add members at its end.
  */
 typedef struct ms_part_info {
-    const char *name;  /**< the input's name (open.h), or NULL */
-    ms_header header;  /**< the part's preamble */
+    const char *name;     /**< the input's name (open.h), or NULL */
+    ms_header header;     /**< the part's preamble */
     uint32_t header_size; /**< its preamble's bytes: where the part's record 0 starts */
-    ms_part part;      /**< its PART record */
-    uint64_t records;  /**< records read from the part so far */
-    uint64_t bytes;    /**< bytes of the part read so far, up to the end of its END */
-    bool ended;        /**< its END record has been read, and with it: */
-    ms_totals totals;  /**< ... the part's own END totals */
-    uint64_t digest;   /**< ... its END's checksum: the part's stream digest */
+    ms_part part;         /**< its PART record */
+    uint64_t records;     /**< records read from the part so far */
+    uint64_t bytes;       /**< bytes of the part read so far, up to the end of its END */
+    bool ended;           /**< its END record has been read, and with it: */
+    ms_totals totals;     /**< ... the part's own END totals */
+    uint64_t digest;      /**< ... its END's checksum: the part's stream digest */
 } ms_part_info;
 
 /**

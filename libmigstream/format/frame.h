@@ -19,8 +19,8 @@ extern const uint8_t msi_magic[MSI_MAGIC_LEN];
 #define MSI_RECORD_HEADER 16u
 
 /* Feature bits known to this library (FORMAT.md section 3.2). */
-#define MSI_KNOWN_REQUIRED_FEATURES                                                         \
-    (MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS |       \
+#define MSI_KNOWN_REQUIRED_FEATURES                                                                \
+    (MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS |          \
      MS_FEATURE_PARTS)
 #define MSI_KNOWN_OPTIONAL_FEATURES 0u
 

@@ -86,7 +86,7 @@ struct ms_reader {
     size_t last_region; /* lookup cache */
 
     uint64_t pages_records; /* PAGES records so far */
-    bool have_part; /* the PART record was read: every record is of this part */
+    bool have_part;         /* the PART record was read: every record is of this part */
     ms_part part;
     ms_part_info part_info; /* ms_reader_part_info() */
     bool any_round;
@@ -414,8 +414,10 @@ static int do_info(ms_reader *r, const uint8_t *p, size_t n)
     /* FORMAT.md section 4.3: INFO comes first, right after PART in a part. */
     const bool in_part = r->hdr.required_features & MS_FEATURE_PARTS;
     if (r->index != (in_part ? 1u : 0u))
-        return fail_rec(r, MS_ECORRUPT, r->rec.offset, in_part ? "INFO may only be the second "
-                        "record of a part, right after PART" : "INFO may only be the first record");
+        return fail_rec(r, MS_ECORRUPT, r->rec.offset,
+                        in_part ? "INFO may only be the second "
+                                  "record of a part, right after PART"
+                                : "INFO may only be the first record");
     if ((rc = msi_info_decode(p, n, &machine, &description, &e)))
         return fail_payload(r, rc, &e);
     if ((rc = reserve_strings(r, machine.len + description.len + 2)))
@@ -503,7 +505,8 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
     /* FORMAT.md section 2.1: a part's pages belong to rounds, which tie them
      * to the other parts' pages, even when the part has no ROUND at all. */
     if ((r->hdr.required_features & MS_FEATURE_PARTS) && !r->any_round)
-        return fail_rec(r, MS_ECORRUPT, r->rec.offset, "PAGES before the first ROUND: in a part "
+        return fail_rec(r, MS_ECORRUPT, r->rec.offset,
+                        "PAGES before the first ROUND: in a part "
                         "of a migration in parts, pages appear only inside rounds");
     if ((rc = msi_pages_head(p, n, &rid, &next, &enc, &e)))
         return fail_payload(r, rc, &e);
@@ -647,7 +650,8 @@ static int do_part(ms_reader *r, const uint8_t *p, size_t n)
     ms_part part;
     int rc;
     if (!(r->hdr.required_features & MS_FEATURE_PARTS))
-        return fail_rec(r, MS_ECORRUPT, r->rec.offset, "PART record in a stream whose preamble "
+        return fail_rec(r, MS_ECORRUPT, r->rec.offset,
+                        "PART record in a stream whose preamble "
                         "does not set required feature bit 4 (PARTS)");
     if (r->index != 0)
         return fail_rec(r, MS_ECORRUPT, r->rec.offset, "PART may only be the first record");
@@ -718,8 +722,8 @@ static const struct {
     uint16_t type;
     int (*decode)(ms_reader *, const uint8_t *, size_t);
 } record_table[] = {
-    {MS_REC_INFO, do_info},     {MS_REC_REGIONS, do_regions}, {MS_REC_PAGES, do_pages},
-    {MS_REC_DEVICE, do_device}, {MS_REC_END, do_end},         {MS_REC_ROUND, do_round},
+    {MS_REC_INFO, do_info},       {MS_REC_REGIONS, do_regions}, {MS_REC_PAGES, do_pages},
+    {MS_REC_DEVICE, do_device},   {MS_REC_END, do_end},         {MS_REC_ROUND, do_round},
     {MS_REC_OVERLAY, do_overlay}, {MS_REC_PART, do_part},
 };
 
@@ -855,8 +859,8 @@ static int adopt_source_error(ms_reader *r)
     snprintf(r->msg, sizeof r->msg, "%s", s->msg[0] ? s->msg : ms_strerror(r->status));
     r->err_offset = s->err_offset;
     r->err_record = s->err_record != MSI_SOURCE_NO_RECORD ? s->err_record
-                    : r->have_header                     ? (int64_t)r->index
-                                                         : -1;
+                    : r->have_header                      ? (int64_t)r->index
+                                                          : -1;
     return r->status;
 }
 
@@ -1060,7 +1064,8 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
      * else. */
     if (rec->index == 0 && (r->hdr.required_features & MS_FEATURE_PARTS) &&
         rec->type != MS_REC_PART &&
-        (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset, "the stream requires feature "
+        (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset,
+                                    "the stream requires feature "
                                     "PARTS but does not start with a PART record"))))
         return rc;
     rec->known = false;

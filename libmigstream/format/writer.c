@@ -794,8 +794,10 @@ static int begin_call(ms_writer *w, const data_call *c, uint64_t *from)
     const data_call *o = &w->call;
     if (!o->name) {
         if (w->is_part && !w->any_round)
-            return fail(w, MS_EINVAL, "%s() before the first round: a part of a migration in "
-                        "parts sends pages only inside rounds (start round 0 first)", c->name);
+            return fail(w, MS_EINVAL,
+                        "%s() before the first round: a part of a migration in "
+                        "parts sends pages only inside rounds (start round 0 first)",
+                        c->name);
         w->call = *c;
         w->resume = *from = c->first;
         return MS_OK;

@@ -425,13 +425,13 @@ static void live_parts(const char *dir)
         o.writer_name = "gen-streams";
         o.writer_version = "1";
         o.machine = k == 0 ? "pc-q35-7.2" : NULL;
-        o.features = MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE |
-                     MS_FEATURE_OVERLAYS;
+        o.features =
+            MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS;
         ms_part part = {.migration_id = "gen-streams:live", .index = k, .count = N};
         o.part = &part;
         w[k] = ms_writer_new_fd(&o, fd[k]);
-        ms_region r0 = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = sizeof ram,
-                        .page_size = PS};
+        ms_region r0 = {
+            .id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = sizeof ram, .page_size = PS};
         ms_region r1 = {.id = 1, .name = "vram", .size = 4 * PS, .page_size = PS};
         if (ms_writer_status(w[k]) || ms_writer_add_region(w[k], &r0) ||
             (k == 2 && ms_writer_add_region(w[k], &r1)))
@@ -466,8 +466,11 @@ static void live_parts(const char *dir)
     memset(ram + 6 * PS, 0, PS);
     fill_page(ram + 3 * PS, 0xdeadbeefull);
     static const unsigned dirty1[] = {1, 2, 3, 6, 41};
-    ms_round round1 = {.number = 1, .tracker = MS_TRACKER_BITMAP, .granularity = PS,
-                       .has_dirty = true, .dirty = 5};
+    ms_round round1 = {.number = 1,
+                       .tracker = MS_TRACKER_BITMAP,
+                       .granularity = PS,
+                       .has_dirty = true,
+                       .dirty = 5};
     for (uint32_t k = 0; k < N; k++)
         if (ms_writer_round(w[k], &round1))
             die(w[k], "parts round 1");
@@ -475,8 +478,12 @@ static void live_parts(const char *dir)
         if (ms_writer_pages(PART_OF(1, dirty1[i]), 0, dirty1[i], 1, ram + dirty1[i] * PS))
             die(PART_OF(1, dirty1[i]), "parts round 1 pages");
     memset(ram + 9 * PS + 4000, 0x99, 96);
-    ms_round round2 = {.number = 2, .tracker = MS_TRACKER_BITMAP, .granularity = PS,
-                       .has_dirty = true, .dirty = 1, .final = true};
+    ms_round round2 = {.number = 2,
+                       .tracker = MS_TRACKER_BITMAP,
+                       .granularity = PS,
+                       .has_dirty = true,
+                       .dirty = 1,
+                       .final = true};
     for (uint32_t k = 0; k < N; k++)
         if (ms_writer_round(w[k], &round2))
             die(w[k], "parts round 2");
@@ -529,7 +536,8 @@ static void clash(const char *dir)
             part.migration_id[15] = '!';
         o.part = &part;
         ms_writer *w = ms_writer_new_fd(&o, fd);
-        ms_region r = {.id = 0, .name = "ram", .has_gpa = true, .size = sizeof ram, .page_size = PS};
+        ms_region r = {
+            .id = 0, .name = "ram", .has_gpa = true, .size = sizeof ram, .page_size = PS};
         uint64_t first = k % 2 ? 8 : 0, count = k % 2 ? 8 : 10;
         if (ms_writer_status(w) || ms_writer_add_region(w, &r) ||
             ms_writer_round(w, &(ms_round){.number = 0}) ||

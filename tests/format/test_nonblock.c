@@ -1001,12 +1001,11 @@ static void test_socket_migration(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reader_flaky),         cmocka_unit_test(test_reader_bounded),
-        cmocka_unit_test(test_reader_preamble),      cmocka_unit_test(test_reader_socket),
-        cmocka_unit_test(test_writer_partial),
-        cmocka_unit_test(test_writer_partial_part),       cmocka_unit_test(test_writer_other_call),
-        cmocka_unit_test(test_writer_nothing_taken), cmocka_unit_test(test_writer_stable_secured),
-        cmocka_unit_test(test_socket_migration),
+        cmocka_unit_test(test_reader_flaky),          cmocka_unit_test(test_reader_bounded),
+        cmocka_unit_test(test_reader_preamble),       cmocka_unit_test(test_reader_socket),
+        cmocka_unit_test(test_writer_partial),        cmocka_unit_test(test_writer_partial_part),
+        cmocka_unit_test(test_writer_other_call),     cmocka_unit_test(test_writer_nothing_taken),
+        cmocka_unit_test(test_writer_stable_secured), cmocka_unit_test(test_socket_migration),
     };
     return th_run_tests(tests);
 }
