@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "parts.h"
 
 bool mst_is_parts(const ms_reader *r)
@@ -169,18 +170,10 @@ static void check_pages(mst_round_check *c, const ms_record *rec, region_map *m,
         clash(ctx, rec, &k);
 }
 
-static uint64_t dev_hash(const char *path, uint32_t instance)
-{
-    uint64_t h = 0xcbf29ce484222325u ^ instance;
-    for (const unsigned char *s = (const unsigned char *)path; *s; s++)
-        h = (h ^ *s) * 0x100000001b3u;
-    return h;
-}
-
 static int check_device(mst_round_check *c, const ms_record *rec, mst_clash_fn clash, void *ctx)
 {
     const ms_device *d = &rec->device;
-    size_t i = (size_t)(dev_hash(d->path, d->instance) % DEV_SLOTS);
+    size_t i = mst_device_hash(d->path, d->instance) % DEV_SLOTS;
     for (; c->devs[i].path; i = (i + 1) % DEV_SLOTS) {
         dev_slot *s = &c->devs[i];
         if (s->instance != d->instance || strcmp(s->path, d->path) != 0)
