@@ -553,7 +553,7 @@ void mst_devset_free(mst_devset *s)
     free(s);
 }
 
-static size_t dev_hash(const char *path, uint32_t instance)
+size_t mst_device_hash(const char *path, uint32_t instance)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)path; *p; p++)
@@ -582,7 +582,7 @@ static bool dev_grow(mst_devset *s)
     s->e = e;
     s->cap = cap;
     for (size_t i = 0; i < s->count; i++) {
-        size_t k = dev_hash(e[i].path, e[i].instance) & (n - 1);
+        size_t k = mst_device_hash(e[i].path, e[i].instance) & (n - 1);
         while (slot[k])
             k = (k + 1) & (n - 1);
         slot[k] = i + 1;
@@ -601,7 +601,7 @@ mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
         return NULL;
     size_t k = 0;
     if (s->nslots) {
-        k = dev_hash(d->path, d->instance) & (s->nslots - 1);
+        k = mst_device_hash(d->path, d->instance) & (s->nslots - 1);
         for (; s->slot[k]; k = (k + 1) & (s->nslots - 1)) {
             mst_device_stats *e = &s->e[s->slot[k] - 1];
             if (e->instance != d->instance || strcmp(e->path, d->path) != 0)
@@ -629,7 +629,7 @@ mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
     if ((s->count + 1) * 2 > s->nslots || s->count == s->cap) {
         if (!dev_grow(s))
             return NULL;
-        k = dev_hash(d->path, d->instance) & (s->nslots - 1);
+        k = mst_device_hash(d->path, d->instance) & (s->nslots - 1);
         while (s->slot[k])
             k = (k + 1) & (s->nslots - 1);
     }

@@ -193,6 +193,9 @@ typedef struct mst_device_stats {
 } mst_device_stats;
 typedef struct mst_devset mst_devset;
 #define MST_DEVSET_BUDGET (64u << 20)
+/* A hash of a device instance (path, instance), for the tools' tables of
+ * instances (FNV-1a). */
+size_t mst_device_hash(const char *path, uint32_t instance);
 mst_devset *mst_devset_new(size_t budget);
 void mst_devset_free(mst_devset *s);
 /* Counts a decoded DEVICE record; returns its instance's entry (records == 1

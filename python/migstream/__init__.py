@@ -47,7 +47,10 @@ __version__: str = _migstream.version
 """The version of the C library the package runs on."""
 
 FORMAT_VERSION: Tuple[int, int] = (_migstream.FORMAT_MAJOR, _migstream.FORMAT_MINOR)
-"""The stream format version the library writes."""
+"""The newest stream format version the library reads and writes. A stream
+is stamped with the lowest version that defines what it uses (FORMAT.md
+section 11.2): 1.1 for a stream in one piece, 1.2 only for a part of a
+migration in parts."""
 
 
 def formats() -> Tuple[str, ...]:
