@@ -39,6 +39,33 @@ void mst_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+int mst_exit_for(int status)
+{
+    switch (status) {
+    case 0:
+        return MST_EXIT_OK;
+    case MS_EIO:
+    case MS_ENOMEM:
+    case MS_EINVAL:
+    case MS_ESTATE:
+        return MST_EXIT_ERROR;
+    default:
+        return MST_EXIT_FAIL;
+    }
+}
+
+void mst_print_exit_table(FILE *f)
+{
+    fputs("Exit status (the same in every migstream tool):\n"
+          "  0  success: valid, same, compatible, done\n"
+          "  1  the answer is no: invalid, different, incompatible; or an input\n"
+          "     stream that is bad, damaged or refused (what could be read before\n"
+          "     the damage is reported first)\n"
+          "  2  usage error, I/O error, out of memory, or interrupted\n"
+          "Output formats: docs/OUTPUT.md.\n",
+          f);
+}
+
 int mst_open_input(const char *path)
 {
     if (strcmp(path, "-") == 0)

@@ -16,12 +16,23 @@
 
 #include <migstream/migstream.h>
 
-/* Exit codes shared by every tool (each man page lists its own meaning). */
+/* Exit codes, one table for every tool (docs/OUTPUT.md, each man page's
+ * EXIT STATUS, each --help: mst_print_exit_table()). */
 enum {
-    MST_EXIT_OK = 0,    /* success: valid, same, done */
-    MST_EXIT_FAIL = 1,  /* the answer is no: invalid, different */
-    MST_EXIT_ERROR = 2, /* usage, I/O or a stream that cannot be read */
+    MST_EXIT_OK = 0,    /* success: valid, same, compatible, done */
+    MST_EXIT_FAIL = 1,  /* the answer is no: invalid, different, incompatible,
+                         * or an input stream that is bad, damaged or refused */
+    MST_EXIT_ERROR = 2, /* usage, I/O, out of memory, interrupted */
 };
+
+/* The exit code for a failed library call's status: MST_EXIT_ERROR for
+ * what is not about the stream's contents (MS_EIO, MS_ENOMEM, MS_EINVAL,
+ * MS_ESTATE), MST_EXIT_FAIL for a stream that is bad, damaged or refused
+ * (MS_ECORRUPT, MS_ETRUNCATED, MS_ELIMIT ...). */
+int mst_exit_for(int status);
+
+/* Prints the exit-status table, as every --help ends. */
+void mst_print_exit_table(FILE *f);
 
 /* Program name for messages, set by mst_init(). */
 extern const char *mst_prog;

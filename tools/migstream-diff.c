@@ -387,7 +387,9 @@ static void usage(FILE *f)
                "  --version       print the version and exit\n"
                "\n"
                "DATA pages are kept in temporary files in $TMPDIR (default /tmp).\n"
-               "Exit status: 0 same, 1 different, 2 usage or I/O error or unreadable stream.\n");
+               "A stream that cannot be read to its end is refused (exit status 1).\n"
+               "\n");
+    mst_print_exit_table(f);
 }
 
 static void short_usage(void)
@@ -468,8 +470,10 @@ int main(int argc, char **argv)
         mst_error("out of memory");
         goto out;
     }
-    if (load(d, MS_DIFF_A, &sides[0]) || load(d, MS_DIFF_B, &sides[1]))
+    if (load(d, MS_DIFF_A, &sides[0]) || load(d, MS_DIFF_B, &sides[1])) {
+        status = ms_diff_status(d) ? mst_exit_for(ms_diff_status(d)) : MST_EXIT_ERROR;
         goto out;
+    }
     printer p = {.out = stdout, .json = json};
     print_formats(&p, sides[0].format, sides[1].format);
     int rc = ms_diff_compare(d, print_item, &p);

@@ -1350,10 +1350,11 @@ static void usage(FILE *f)
             "  --help            this text\n"
             "  --version         version of the tool and the library\n"
             "\n"
-            "Exit status: 0 success; 1 --page or --device names nothing in the stream;\n"
-            "2 usage or I/O error, or the stream is bad (everything before the bad\n"
-            "point is printed, the error goes to standard error).\n",
+            "A bad stream is shown up to the damage, then where the damage starts\n"
+            "(exit status 1); so is --page or --device naming nothing in the stream.\n"
+            "\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -1529,7 +1530,7 @@ static int run(dump *d)
     }
     fflush(d->out);
     mst_error("%s", why);
-    return MST_EXIT_ERROR;
+    return mst_exit_for(rc);
 }
 
 int main(int argc, char **argv)

@@ -721,8 +721,10 @@ static void usage(FILE *f)
             "  -h, --help                    show this help and exit\n"
             "  -V, --version                 show the version and exit\n"
             "\n"
-            "Exit status: 0 done; 1 an input's contents were refused; 2 usage or I/O error.\n",
+            "An input whose contents are refused (exit status 1) writes nothing.\n"
+            "\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

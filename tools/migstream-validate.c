@@ -577,9 +577,10 @@ static void usage(FILE *f)
             "  --help     this text\n"
             "  --version  version of the tool and the library\n"
             "\n"
-            "Exit status: 0 valid; 1 invalid (also truncated, or not a libmigstream\n"
-            "stream); 2 usage or I/O error (e.g. STREAM cannot be opened).\n",
+            "A truncated stream, or one that is no stream at all, is invalid (1).\n"
+            "\n",
             mst_prog);
+    mst_print_exit_table(f);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
