@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE /* mkdtemp, nftw flags */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
@@ -275,6 +276,23 @@ void mst_json_hex(FILE *f, const uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++)
         fprintf(f, "%02x", p[i]);
     fputc('"', f);
+}
+
+void mst_json_u64(FILE *f, uint64_t v)
+{
+    fprintf(f, "\"%" PRIu64 "\"", v);
+}
+
+void mst_json_x64(FILE *f, uint64_t v)
+{
+    fprintf(f, "\"0x%" PRIx64 "\"", v);
+}
+
+void mst_json_output_head(FILE *f)
+{
+    fputs("{\"kind\":\"output\",\"tool\":", f);
+    mst_json_string(f, mst_prog);
+    fprintf(f, ",\"schema_version\":%d}\n", MST_SCHEMA_VERSION);
 }
 
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form)

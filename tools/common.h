@@ -124,6 +124,19 @@ void mst_json_string(FILE *f, const char *s);
 /* Writes N bytes as a JSON string of lowercase hex digits. */
 void mst_json_hex(FILE *f, const uint8_t *p, size_t n);
 
+/* The u64 rule of docs/OUTPUT.md: a value a stream sets freely (a size,
+ * a count it declares) is a JSON string, decimal ("4294967296"); an
+ * address, word, checksum or digest a hex string ("0x1000"). Numbers are
+ * only what cannot pass 2^53 - 1 by construction. */
+void mst_json_u64(FILE *f, uint64_t v);
+void mst_json_x64(FILE *f, uint64_t v);
+
+/* The version of the tools' JSON outputs (docs/OUTPUT.md, docs/schemas/). */
+#define MST_SCHEMA_VERSION 1
+/* The first object of every JSON Lines output:
+ * {"kind":"output","tool":PROG,"schema_version":N}. */
+void mst_json_output_head(FILE *f);
+
 /* Formats a CBOR item with ms_cbor_format into a malloc'd string (NULL on
  * malformed input or no memory). */
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);

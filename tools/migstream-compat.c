@@ -275,7 +275,7 @@ static void print_side(const out *ot, const side *sd)
     const char *kind = sd->kind == IN_STREAMS ? "streams" : "schemas";
     size_t count = ms_schema_set_count(sd->set);
     if (ot->json) {
-        fprintf(o, "{\"kind\":\"input\",\"side\":\"%s\",\"type\":\"%s\",\"path\":", sd->label,
+        fprintf(o, "{\"kind\":\"input\",\"side\":\"%s\",\"holds\":\"%s\",\"path\":", sd->label,
                 kind);
         mst_json_string(o, sd->path);
         if (sd->kind == IN_STREAMS)
@@ -450,6 +450,8 @@ int main(int argc, char **argv)
     side old_side = {.label = "old", .path = argv[optind]};
     side new_side = {.label = "new", .path = argv[optind + 1]};
     int status = MST_EXIT_ERROR;
+    if (ot.json)
+        mst_json_output_head(stdout);
     if (load_side(&old_side) < 0 || load_side(&new_side) < 0) {
         /* A bad stream or schema file is refused; an unreadable one is an
          * I/O error. */

@@ -179,7 +179,7 @@ static void report(validator *v, severity sev, const char *check, int status, ui
             fprintf(o, ",\"missing\":%" PRIu64, c->missing);
         fputc('}', o);
     } else if (c && c->kind == ABOUT_DEVICE) {
-        fputs("{\"device\":", o);
+        fputs("{\"path\":", o);
         mst_json_string(o, c->path);
         fprintf(o, ",\"instance\":%" PRIu32 "}", c->instance);
     } else {
@@ -671,6 +671,8 @@ static int run(validator *v)
 {
     const ms_header *h;
     const ms_record *rec;
+    if (v->json)
+        mst_json_output_head(v->out);
     int rc = ms_reader_header(v->r, &h);
     if (rc == 0) {
         if (!v->foreign) /* another format's header is not this format's preamble */
