@@ -295,6 +295,31 @@ void mst_json_output_head(FILE *f)
     fprintf(f, ",\"schema_version\":%d}\n", MST_SCHEMA_VERSION);
 }
 
+void mst_json_status(FILE *f, int status)
+{
+    const char *name = ms_strerror(status), *colon = strchr(name, ':');
+    fprintf(f, "\"%.*s\"", (int)(colon ? (size_t)(colon - name) : strlen(name)), name);
+}
+
+void mst_json_error_head(FILE *f)
+{
+    fputs("{\"kind\":\"error\",", f);
+}
+
+void mst_json_error_tail(FILE *f, int status, uint64_t offset, int64_t record, const char *message)
+{
+    fputs("\"status\":", f);
+    mst_json_status(f, status);
+    fprintf(f, ",\"offset\":%" PRIu64 ",\"record\":", offset);
+    if (record >= 0)
+        fprintf(f, "%" PRId64, record);
+    else
+        fputs("null", f);
+    fputs(",\"message\":", f);
+    mst_json_string(f, message);
+    fputs("}\n", f);
+}
+
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form)
 {
     ssize_t len = ms_cbor_format(cbor, n, form, 0, NULL, 0);

@@ -137,6 +137,15 @@ void mst_json_x64(FILE *f, uint64_t v);
  * {"kind":"output","tool":PROG,"schema_version":N}. */
 void mst_json_output_head(FILE *f);
 
+/* A library status by its name, as a JSON string: "MS_ECHECKSUM". */
+void mst_json_status(FILE *f, int status);
+/* The error object of docs/OUTPUT.md ("Errors in JSON"), in two halves so
+ * that a tool can add members between them: mst_json_error_head() writes
+ * {"kind":"error", and mst_json_error_tail() the status, offset, record
+ * (null when negative), message and the closing brace and newline. */
+void mst_json_error_head(FILE *f);
+void mst_json_error_tail(FILE *f, int status, uint64_t offset, int64_t record, const char *message);
+
 /* Formats a CBOR item with ms_cbor_format into a malloc'd string (NULL on
  * malformed input or no memory). */
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);

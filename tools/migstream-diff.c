@@ -23,10 +23,20 @@ typedef struct side_args {
     const char **paths;
     size_t n;
     const char *format; /* once loaded (ms_reader_format(): static) */
+    /* The input where its damage is (the part that holds it, else the
+     * first), when the side could not be read to its end: the stream's
+     * names live as long as argv. */
+    const char *damaged_input;
+    bool parts; /* a migration in parts: the damage names its part */
+    /* A side that failed to load: where its reader stopped. */
+    uint64_t error_offset;
+    int64_t error_record, error_part;
 } side_args;
 
-/* Loads one side; 0, or -1 after printing why. Messages about the stream
- * name its first input. */
+/* Loads one side; 0 (read to its end, or kept up to its damage:
+ * ms_diff_get_damage()), or -1: ms_diff_errmsg() says why when the handle
+ * failed, else why was printed. Messages about the stream name its first
+ * input. */
 static int load(ms_diff *d, ms_diff_side side, side_args *a)
 {
     mst_stream st;
@@ -35,9 +45,16 @@ static int load(ms_diff *d, ms_diff_side side, side_args *a)
         return -1;
     }
     a->format = st.format;
+    a->parts = ms_reader_part_count(st.r) > 1;
     int rc = ms_diff_load(d, side, st.r, st.in[0].name);
-    if (rc < 0)
-        mst_error("%s", ms_diff_errmsg(d));
+    a->damaged_input = st.in[0].name;
+    int64_t part = ms_reader_error_part(st.r);
+    const ms_part_info *pi = part >= 0 ? ms_reader_part_info(st.r, (uint32_t)part) : NULL;
+    if (pi && pi->name)
+        a->damaged_input = pi->name;
+    a->error_offset = ms_reader_error_offset(st.r);
+    a->error_record = ms_reader_error_record(st.r);
+    a->error_part = part;
     mst_stream_close(&st);
     return rc < 0 ? -1 : 0;
 }
@@ -371,22 +388,48 @@ static void print_formats(printer *p, const char *a, const char *b)
     }
 }
 
-static void print_summary(printer *p, const ms_diff_totals *t, bool same)
+/* A side read up to its damage: where it starts, after the differences
+ * found in what was read, and on standard error. */
+static void print_damage(printer *p, ms_diff_side side, const side_args *a,
+                         const ms_diff_damage *dm)
+{
+    if (p->json) {
+        mst_json_error_head(p->out);
+        fprintf(p->out, "\"side\":\"%c\",\"input\":", side_letter(side, true));
+        mst_json_string(p->out, a->damaged_input);
+        if (a->parts) {
+            fputs(",\"part\":", p->out);
+            if (dm->part >= 0)
+                fprintf(p->out, "%" PRId64, dm->part);
+            else
+                fputs("null", p->out);
+        }
+        fputc(',', p->out);
+        mst_json_error_tail(p->out, dm->status, dm->offset, dm->record, dm->message);
+    } else {
+        fprintf(p->out, "damaged: %s\n", dm->message);
+    }
+    fflush(p->out); /* the output first, then the message */
+    mst_error("%s", dm->message);
+}
+
+static void print_summary(printer *p, const ms_diff_totals *t, bool same, bool partial)
 {
     if (p->json)
         fprintf(p->out,
-                "{\"kind\":\"summary\",\"same\":%s,\"metadata\":%" PRIu64 ",\"regions\":%" PRIu64
+                "{\"kind\":\"summary\",\"same\":%s,%s\"metadata\":%" PRIu64 ",\"regions\":%" PRIu64
                 ",\"pages\":%" PRIu64 ",\"ranges\":%" PRIu64 ",\"devices\":%" PRIu64
                 ",\"overlays\":%" PRIu64 "}\n",
-                same ? "true" : "false", t->metadata, t->regions, t->pages, t->ranges, t->devices,
-                t->overlays);
+                same ? "true" : "false", partial ? "\"partial\":true," : "", t->metadata,
+                t->regions, t->pages, t->ranges, t->devices, t->overlays);
     else if (same)
-        fputs("same\n", p->out);
+        fputs(partial ? "same up to the damage\n" : "same\n", p->out);
     else
         fprintf(p->out,
-                "different: metadata %" PRIu64 ", regions %" PRIu64 ", pages %" PRIu64
+                "different%s: metadata %" PRIu64 ", regions %" PRIu64 ", pages %" PRIu64
                 " in %" PRIu64 " ranges, devices %" PRIu64 "%s",
-                t->metadata, t->regions, t->pages, t->ranges, t->devices, t->overlays ? "" : "\n");
+                partial ? " up to the damage" : "", t->metadata, t->regions, t->pages, t->ranges,
+                t->devices, t->overlays ? "" : "\n");
     if (!p->json && !same && t->overlays)
         fprintf(p->out, ", overlays %" PRIu64 "\n", t->overlays);
 }
@@ -416,7 +459,9 @@ static void usage(FILE *f)
                "  --version       print the version and exit\n"
                "\n"
                "DATA pages are kept in temporary files in $TMPDIR (default /tmp).\n"
-               "A stream that cannot be read to its end is refused (exit status 1).\n"
+               "A stream that cannot be read to its end (a checksum mismatch, truncation)\n"
+               "is compared as far as it was read, then where its damage starts is said\n"
+               "(exit status 1). One whose preamble is bad is refused (1).\n"
                "\n");
     mst_print_exit_table(f);
 }
@@ -441,8 +486,8 @@ int main(int argc, char **argv)
     bool json = false;
     mst_init(argv[0]);
     /* Each side's inputs: its stream first, then its --with-X files. */
-    side_args sides[2] = {{calloc((size_t)argc, sizeof(char *)), 1, NULL},
-                          {calloc((size_t)argc, sizeof(char *)), 1, NULL}};
+    side_args sides[2] = {{.paths = calloc((size_t)argc, sizeof(char *)), .n = 1},
+                          {.paths = calloc((size_t)argc, sizeof(char *)), .n = 1}};
     ms_diff *d = NULL;
     int status = MST_EXIT_ERROR;
     if (!sides[0].paths || !sides[1].paths) {
@@ -494,16 +539,36 @@ int main(int argc, char **argv)
                       : "standard input can be only one of the inputs");
         goto out;
     }
-    d = ms_diff_new(NULL); /* $TMPDIR, else /tmp */
+    ms_diff_options dopts;
+    ms_diff_options_init(&dopts); /* $TMPDIR, else /tmp */
+    dopts.keep_damaged = true;    /* compared up to the damage, which is reported */
+    d = ms_diff_new(&dopts);
     if (!d) {
         mst_error("out of memory");
         goto out;
     }
-    if (load(d, MS_DIFF_A, &sides[0]) || load(d, MS_DIFF_B, &sides[1])) {
-        status = ms_diff_status(d) ? mst_exit_for(ms_diff_status(d)) : MST_EXIT_ERROR;
+    printer p = {.out = stdout, .json = json};
+    for (int k = 0; k < 2; k++) {
+        if (load(d, k ? MS_DIFF_B : MS_DIFF_A, &sides[k]) == 0)
+            continue;
+        if (!ms_diff_status(d))
+            goto out; /* printed */
+        status = mst_exit_for(ms_diff_status(d));
+        if (status != MST_EXIT_FAIL || !json) {
+            mst_error("%s", ms_diff_errmsg(d));
+            goto out;
+        }
+        /* A stream with nothing to compare (its preamble is bad), in
+         * JSON: the error object, and nothing is compared. */
+        const ms_diff_damage dm = {.status = ms_diff_status(d),
+                                   .offset = sides[k].error_offset,
+                                   .record = sides[k].error_record,
+                                   .part = sides[k].error_part,
+                                   .message = ms_diff_errmsg(d)};
+        mst_json_output_head(stdout);
+        print_damage(&p, k ? MS_DIFF_B : MS_DIFF_A, &sides[k], &dm);
         goto out;
     }
-    printer p = {.out = stdout, .json = json};
     if (json)
         mst_json_output_head(stdout);
     print_formats(&p, sides[0].format, sides[1].format);
@@ -517,8 +582,16 @@ int main(int argc, char **argv)
             mst_error("%s", ms_diff_errmsg(d));
         goto out;
     }
-    print_summary(&p, ms_diff_get_totals(d), rc == 0);
-    status = rc == 0 ? MST_EXIT_OK : MST_EXIT_FAIL;
+    bool partial = false;
+    for (int k = 0; k < 2; k++) {
+        const ms_diff_damage *dm = ms_diff_get_damage(d, k ? MS_DIFF_B : MS_DIFF_A);
+        if (dm) {
+            print_damage(&p, k ? MS_DIFF_B : MS_DIFF_A, &sides[k], dm);
+            partial = true;
+        }
+    }
+    print_summary(&p, ms_diff_get_totals(d), rc == 0, partial);
+    status = rc == 0 && !partial ? MST_EXIT_OK : MST_EXIT_FAIL;
 out:
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write the output: %s", strerror(errno));

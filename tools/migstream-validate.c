@@ -121,13 +121,6 @@ static const char *check_name(int status)
     }
 }
 
-/* "MS_ECHECKSUM" from "MS_ECHECKSUM: checksum mismatch". */
-static void put_status_name(FILE *o, int status)
-{
-    const char *s = ms_strerror(status), *colon = strchr(s, ':');
-    fprintf(o, "\"%.*s\"", (int)(colon ? (size_t)(colon - s) : strlen(s)), s);
-}
-
 static void report(validator *v, severity sev, const char *check, int status, uint64_t offset,
                    int64_t record, const concerns *c, bool context_in_text, const char *msg)
 {
@@ -154,7 +147,7 @@ static void report(validator *v, severity sev, const char *check, int status, ui
     fprintf(o, "{\"kind\":\"problem\",\"severity\":\"%s\",\"check\":\"%s\",\"status\":", sname,
             check);
     if (status)
-        put_status_name(o, status);
+        mst_json_status(o, status);
     else
         fputs("null", o);
     fprintf(o, ",\"offset\":%" PRIu64 ",\"record\":", offset);
