@@ -723,6 +723,25 @@ mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
     return e;
 }
 
+void mst_devset_forget(mst_devset *s, size_t count)
+{
+    if (count >= s->count)
+        return;
+    for (size_t i = count; i < s->count; i++) {
+        free(s->e[i].path);
+        free(s->e[i].schema);
+    }
+    s->count = count;
+    /* Open addressing: the table is rebuilt rather than holes made. */
+    memset(s->slot, 0, s->nslots * sizeof *s->slot);
+    for (size_t i = 0; i < s->count; i++) {
+        size_t k = mst_device_hash(s->e[i].path, s->e[i].instance) & (s->nslots - 1);
+        while (s->slot[k])
+            k = (k + 1) & (s->nslots - 1);
+        s->slot[k] = i + 1;
+    }
+}
+
 bool mst_devset_full(const mst_devset *s)
 {
     return s->full;

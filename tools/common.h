@@ -236,6 +236,8 @@ void mst_devset_free(mst_devset *s);
  * memory ran out. */
 mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec);
 bool mst_devset_full(const mst_devset *s);
+/* Forgets the instances after the first @count (first seen last). */
+void mst_devset_forget(mst_devset *s, size_t count);
 size_t mst_devset_count(const mst_devset *s);
 const mst_device_stats *mst_devset_get(const mst_devset *s, size_t i);
 
