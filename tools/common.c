@@ -129,6 +129,8 @@ static ssize_t stream_read(void *ctx, void *buf, size_t len)
         s->bytes += in->seq - in->end;
         in->end = in->seq;
     }
+    if (s->hooks.progress)
+        mst_progress_update(s->hooks.progress, s->bytes, 0);
     return k;
 }
 
@@ -151,6 +153,8 @@ static ssize_t stream_pread(void *ctx, void *buf, size_t len, uint64_t offset)
         in->stream->bytes += offset + (uint64_t)k - (offset > in->end ? offset : in->end);
         in->end = offset + (uint64_t)k;
     }
+    if (in->stream->hooks.progress)
+        mst_progress_update(in->stream->hooks.progress, in->stream->bytes, 0);
     return k;
 }
 
@@ -527,30 +531,130 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+static mst_progress_mode progress_mode = MST_PROGRESS_AUTO;
+
+int mst_progress_option(const char *mode)
+{
+    if (strcmp(mode, "auto") == 0)
+        progress_mode = MST_PROGRESS_AUTO;
+    else if (strcmp(mode, "json") == 0)
+        progress_mode = MST_PROGRESS_JSON;
+    else if (strcmp(mode, "none") == 0)
+        progress_mode = MST_PROGRESS_NONE;
+    else
+        return -1;
+    return 0;
+}
+
+int mst_progress_arg(int argc, char **argv, int *i, bool *quiet)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+        *quiet = true;
+        return 1;
+    }
+    if (strcmp(a, "--progress") != 0 && strncmp(a, "--progress=", 11) != 0)
+        return 0;
+    const char *mode = a[10] == '=' ? a + 11 : (*i + 1 < argc ? argv[++*i] : NULL);
+    if (!mode)
+        mst_error("option --progress needs a MODE (auto, json or none)");
+    else if (mst_progress_option(mode))
+        mst_error("--progress wants auto, json or none, not '%s'", mode);
+    else
+        return 1;
+    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
+    return -1;
+}
+
+/* One option of a --help: its description from column @width + 3, or on
+ * the next lines when the option is wider. */
+static void help_option(FILE *f, int width, const char *opt, const char *const *desc)
+{
+    int n = (int)strlen(opt);
+    fprintf(f, "  %s", opt);
+    for (size_t i = 0; desc[i]; i++) {
+        if (i || n > width)
+            fprintf(f, "\n  %*s", width, "");
+        else
+            fprintf(f, "%*s", width - n, "");
+        fprintf(f, " %s", desc[i]);
+    }
+    fputc('\n', f);
+}
+
+void mst_print_progress_help(FILE *f, int width, bool shorts)
+{
+    static const char *const quiet[] = {"no progress line", NULL};
+    static const char *const mode[] = {"progress on standard error: auto (a line",
+                                       "when it is a terminal; the default), json",
+                                       "(JSON Lines, even with -q), or none", NULL};
+    help_option(f, width, "-q, --quiet", quiet);
+    help_option(f, width, shorts ? "    --progress=MODE" : "--progress=MODE", mode);
+}
+
+uint64_t mst_paths_size(const char *const *paths, size_t n)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (strcmp(paths[i], "-") == 0 || stat(paths[i], &st) != 0 || !S_ISREG(st.st_mode))
+            return 0;
+        sum += (uint64_t)st.st_size;
+    }
+    return sum;
+}
+
 void mst_progress_init(mst_progress *p, bool quiet, uint64_t total)
 {
-    p->enabled = !quiet && isatty(STDERR_FILENO);
+    memset(p, 0, sizeof *p);
+    p->json = progress_mode == MST_PROGRESS_JSON;
+    p->enabled = progress_mode == MST_PROGRESS_AUTO && !quiet && isatty(STDERR_FILENO);
     p->total = total;
-    p->start = p->last = now();
+    p->start = p->last = p->last_json = now();
+}
+
+/* {"kind":"progress",...}: counts the tool made, numbers (docs/OUTPUT.md,
+ * "u64 values"). */
+static void progress_json(mst_progress *p, double t, bool done)
+{
+    fputs("{\"kind\":\"progress\",\"tool\":", stderr);
+    mst_json_string(stderr, mst_prog);
+    fprintf(stderr, ",\"bytes\":%" PRIu64, p->bytes);
+    if (p->total)
+        fprintf(stderr, ",\"total\":%" PRIu64, p->total);
+    fprintf(stderr, ",\"elapsed_s\":%.3f%s}\n", t - p->start, done ? ",\"done\":true" : "");
+    fflush(stderr);
 }
 
 void mst_progress_update(mst_progress *p, uint64_t bytes, uint64_t pages)
 {
-    if (!p->enabled)
+    if (!p->enabled && !p->json)
         return;
+    p->bytes = p->base + bytes;
+    bytes = p->bytes;
     double t = now();
+    if (p->json) {
+        if (t - p->last_json >= 0.25 && !p->finished) {
+            p->last_json = t;
+            progress_json(p, t, false);
+        }
+        return;
+    }
     if (t - p->last < 0.1)
         return;
     p->last = t;
     double rate = bytes / (t - p->start > 1e-6 ? t - p->start : 1e-6);
+    char counted[40] = "";
+    if (pages)
+        snprintf(counted, sizeof counted, "  %llu pages", (unsigned long long)pages);
     if (p->total) {
         double left = p->total > bytes ? (double)(p->total - bytes) / (rate > 1 ? rate : 1) : 0;
-        fprintf(stderr, "\r%5.1f%%  %llu MiB  %llu pages  %.0f MiB/s  ETA %.0fs   ",
+        fprintf(stderr, "\r%5.1f%%  %llu MiB%s  %.0f MiB/s  ETA %.0fs   ",
                 100.0 * (double)bytes / (double)p->total, (unsigned long long)(bytes >> 20),
-                (unsigned long long)pages, rate / 1048576, left);
+                counted, rate / 1048576, left);
     } else {
-        fprintf(stderr, "\r%llu MiB  %llu pages  %.0f MiB/s   ",
-                (unsigned long long)(bytes >> 20), (unsigned long long)pages, rate / 1048576);
+        fprintf(stderr, "\r%llu MiB%s  %.0f MiB/s   ", (unsigned long long)(bytes >> 20), counted,
+                rate / 1048576);
     }
 }
 
@@ -558,6 +662,9 @@ void mst_progress_done(mst_progress *p)
 {
     if (p->enabled)
         fputs("\r\033[K", stderr);
+    if (p->json && !p->finished)
+        progress_json(p, now(), true);
+    p->finished = true;
 }
 
 /* ----------------------------------------------------------- page map */

@@ -37,10 +37,11 @@ typedef struct side_args {
  * ms_diff_get_damage()), or -1: ms_diff_errmsg() says why when the handle
  * failed, else why was printed. Messages about the stream name its first
  * input. */
-static int load(ms_diff *d, ms_diff_side side, side_args *a)
+static int load(ms_diff *d, ms_diff_side side, side_args *a, mst_progress *pg)
 {
     mst_stream st;
-    if (mst_stream_open(&st, a->paths, a->n, NULL)) {
+    const mst_stream_hooks hooks = {.progress = pg};
+    if (mst_stream_open(&st, a->paths, a->n, &hooks)) {
         mst_stream_close(&st);
         return -1;
     }
@@ -55,6 +56,7 @@ static int load(ms_diff *d, ms_diff_side side, side_args *a)
     a->error_offset = ms_reader_error_offset(st.r);
     a->error_record = ms_reader_error_record(st.r);
     a->error_part = part;
+    pg->base += st.bytes; /* B's bytes count on from A's */
     mst_stream_close(&st);
     return rc < 0 ? -1 : 0;
 }
@@ -438,7 +440,8 @@ static void print_summary(printer *p, const ms_diff_totals *t, bool same, bool p
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: migstream-diff [--json] [--with-a FILE]... [--with-b FILE]... A B\n"
+    fprintf(f, "usage: migstream-diff [--json] [-q] [--progress=MODE] [--with-a FILE]...\n"
+               "                      [--with-b FILE]... A B\n"
                "\n"
                "Compares two migration streams by the guest state they describe:\n"
                "memory page by page, device state field by field, and stream metadata.\n"
@@ -454,8 +457,9 @@ static void usage(FILE *f)
                "  --with-a FILE   a further input of stream A (a QEMU multifd channel\n"
                "                  capture, another part of a migration in parts), in any\n"
                "                  order; repeatable\n"
-               "  --with-b FILE   the same for stream B\n"
-               "  --help          print this help and exit\n"
+               "  --with-b FILE   the same for stream B\n");
+    mst_print_progress_help(f, 15, false);
+    fprintf(f, "  --help          print this help and exit\n"
                "  --version       print the version and exit\n"
                "\n"
                "DATA pages are kept in temporary files in $TMPDIR (default /tmp).\n"
@@ -468,8 +472,8 @@ static void usage(FILE *f)
 
 static void short_usage(void)
 {
-    fprintf(stderr, "usage: migstream-diff [--json] [--with-a FILE]... [--with-b FILE]... A B  "
-                    "(see --help)\n");
+    fprintf(stderr, "usage: migstream-diff [--json] [-q] [--progress=MODE] [--with-a FILE]... "
+                    "[--with-b FILE]... A B  (see --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -477,13 +481,16 @@ int main(int argc, char **argv)
     enum { OPT_WITH_A = 256, OPT_WITH_B };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"progress", required_argument, NULL, 'P'},
         {"with-a", required_argument, NULL, OPT_WITH_A},
         {"with-b", required_argument, NULL, OPT_WITH_B},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    bool json = false;
+    bool json = false, quiet = false;
+    mst_progress pg;
     mst_init(argv[0]);
     /* Each side's inputs: its stream first, then its --with-X files. */
     side_args sides[2] = {{.paths = calloc((size_t)argc, sizeof(char *)), .n = 1},
@@ -495,10 +502,20 @@ int main(int argc, char **argv)
         goto out;
     }
     opterr = 0;
-    for (int opt; (opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1;) {
+    for (int opt; (opt = getopt_long(argc, argv, ":q", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'j':
             json = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'P':
+            if (mst_progress_option(optarg)) {
+                mst_error("--progress wants auto, json or none, not '%s'", optarg);
+                short_usage();
+                goto out;
+            }
             break;
         case OPT_WITH_A:
         case OPT_WITH_B:
@@ -548,9 +565,13 @@ int main(int argc, char **argv)
         goto out;
     }
     printer p = {.out = stdout, .json = json};
+    uint64_t size_a = mst_paths_size(sides[0].paths, sides[0].n);
+    uint64_t size_b = mst_paths_size(sides[1].paths, sides[1].n);
+    mst_progress_init(&pg, quiet, size_a && size_b ? size_a + size_b : 0);
     for (int k = 0; k < 2; k++) {
-        if (load(d, k ? MS_DIFF_B : MS_DIFF_A, &sides[k]) == 0)
+        if (load(d, k ? MS_DIFF_B : MS_DIFF_A, &sides[k], &pg) == 0)
             continue;
+        mst_progress_done(&pg);
         if (!ms_diff_status(d))
             goto out; /* printed */
         status = mst_exit_for(ms_diff_status(d));
@@ -573,6 +594,7 @@ int main(int argc, char **argv)
         mst_json_output_head(stdout);
     print_formats(&p, sides[0].format, sides[1].format);
     int rc = ms_diff_compare(d, print_item, &p);
+    mst_progress_done(&pg);
     if (rc < 0) {
         fflush(stdout); /* the differences found so far come first */
         if (p.bad_device)

@@ -137,6 +137,7 @@ typedef struct dump {
 
     /* The inputs are several parts of one migration, read as one */
     bool parts;
+    mst_progress *pg; /* ended once the stream is read */
 } dump;
 
 /* ------------------------------------------------------------ small output */
@@ -1358,7 +1359,7 @@ static int print_devices(dump *d)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json | --summary] STREAM [INPUT...]\n"
+            "usage: %s [--json | --summary] [-q] [--progress=MODE] STREAM [INPUT...]\n"
             "       %s [--json] --page REGION:PFN STREAM [INPUT...]\n"
             "       %s [--json] --device PATH STREAM [INPUT...]\n"
             "Shows a migration stream of any format this build reads (libmigstream's;\n"
@@ -1373,14 +1374,17 @@ static void usage(FILE *f)
             "  --summary         only the totals block\n"
             "  --page REGION:PFN one page's final contents as a hexdump; REGION is a\n"
             "                    region id (decimal) or name, PFN a page index\n"
-            "  --device PATH     the final state of every instance of device PATH\n"
-            "  --help            this text\n"
-            "  --version         version of the tool and the library\n"
-            "\n"
-            "A bad stream is shown up to the damage, then where the damage starts\n"
-            "(exit status 1); so is --page or --device naming nothing in the stream.\n"
-            "\n",
+            "  --device PATH     the final state of every instance of device PATH\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_progress_help(f, 17, false);
+    fputs("  --help            this text\n"
+          "  --version         version of the tool and the library\n"
+          "\n"
+          "A bad stream is shown up to the damage, with the totals of what was read,\n"
+          "then where the damage starts (exit status 1); so is --page or --device\n"
+          "naming nothing in the stream (without totals).\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
@@ -1499,6 +1503,7 @@ static int run(dump *d)
         if (d->mode == MODE_FULL && !d->header_done)
             print_header(d);
     }
+    mst_progress_done(d->pg);
     if (nomem) {
         mst_error("out of memory");
         return MST_EXIT_ERROR;
@@ -1577,7 +1582,9 @@ int main(int argc, char **argv)
 {
     dump d = {.out = stdout, .mode = MODE_FULL, .page_part = -1};
     const char *page_arg = NULL;
-    bool summary = false, only_args = false;
+    bool summary = false, only_args = false, quiet = false;
+    int took;
+    mst_progress pg;
     mst_init(argv[0]);
     /* STREAM [INPUT...]: the inputs of one stream, in any order (QEMU's
      * multifd channels, the parts of a migration in parts). */
@@ -1605,6 +1612,9 @@ int main(int argc, char **argv)
             goto out;
         } else if (strcmp(a, "--json") == 0) {
             d.json = true;
+        } else if ((took = mst_progress_arg(argc, argv, &i, &quiet)) != 0) {
+            if (took < 0)
+                goto out;
         } else if (strcmp(a, "--summary") == 0) {
             summary = true;
         } else if (strcmp(a, "--page") == 0 || strncmp(a, "--page=", 7) == 0 ||
@@ -1666,7 +1676,10 @@ int main(int argc, char **argv)
     }
 
     mst_stream st;
-    if (mst_stream_open(&st, paths, npaths, NULL) == 0) {
+    mst_progress_init(&pg, quiet, mst_paths_size(paths, npaths));
+    const mst_stream_hooks hooks = {.progress = &pg};
+    d.pg = &pg;
+    if (mst_stream_open(&st, paths, npaths, &hooks) == 0) {
         d.r = st.r;
         d.foreign = st.foreign;
         d.format = st.format;
@@ -1680,6 +1693,7 @@ int main(int argc, char **argv)
         else
             status = run(&d);
     }
+    mst_progress_done(&pg); /* when run() did not */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;

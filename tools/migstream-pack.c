@@ -742,14 +742,15 @@ static void usage(FILE *f)
             "      --threads N               compress on N threads (1 to 64; same stream)\n"
             "      --fill                    send pages of one repeated 8-byte word as FILL\n"
             "                                pages (format 1.1, feature FILL): 16 bytes\n"
-            "                                instead of a page of data\n"
-            "  -q, --quiet                   no progress bar\n"
-            "  -h, --help                    show this help and exit\n"
-            "  -V, --version                 show the version and exit\n"
-            "\n"
-            "An input whose contents are refused (exit status 1) writes nothing.\n"
-            "\n",
+            "                                instead of a page of data\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_progress_help(f, 29, true);
+    fputs("  -h, --help                    show this help and exit\n"
+          "  -V, --version                 show the version and exit\n"
+          "\n"
+          "An input whose contents are refused (exit status 1) writes nothing.\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
@@ -788,6 +789,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"threads", required_argument, NULL, O_THREADS},
         {"fill", no_argument, NULL, O_FILL},
         {"quiet", no_argument, NULL, 'q'},
+        {"progress", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -814,6 +816,10 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case 'q':
             a->quiet = true;
+            break;
+        case 'P':
+            if (mst_progress_option(optarg))
+                return bad_usage("--progress wants auto, json or none, not '%s'", optarg);
             break;
         case O_REGION:
             a->regions[a->nregions++] = optarg;

@@ -98,6 +98,7 @@ typedef struct validator {
     size_t sus_devices;
     uint64_t input_size; /* the input's, if a regular file; else 0 */
     bool framing_lost;
+    mst_progress *pg; /* ended once the stream is read */
 } validator;
 
 /* ------------------------------------------------------------- reporting */
@@ -569,7 +570,8 @@ static void on_untracked(void *ctx, const ms_record *rec, const ms_region *g)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json] [--strict] [--schema FILE|DIR] STREAM [INPUT...]\n"
+            "usage: %s [--json] [--strict] [--schema FILE|DIR] [-q] [--progress=MODE]\n"
+            "       STREAM [INPUT...]\n"
             "Checks a migration stream of any format this build reads (libmigstream's;\n"
             "QEMU's with the QEMU module) and reports every problem found, each with its\n"
             "byte offset and record index. STREAM \"-\" reads standard input. INPUTs are\n"
@@ -581,15 +583,17 @@ static void usage(FILE *f)
             "  --json     JSON Lines: one object per problem, then a result object\n"
             "  --strict   warnings (e.g. unknown optional records) make the stream invalid\n"
             "  --schema FILE|DIR\n"
-            "             check device states against a schema file or directory\n"
-            "  --help     this text\n"
-            "  --version  version of the tool and the library\n"
-            "\n"
-            "A truncated stream, or one that is no stream at all, is invalid (1).\n"
-            "When a damaged length leaves the records after it out of line (the\n"
-            "framing is lost), one error says where, and nothing after it is checked.\n"
-            "\n",
+            "             check device states against a schema file or directory\n",
             mst_prog);
+    mst_print_progress_help(f, 10, false);
+    fputs("  --help     this text\n"
+          "  --version  version of the tool and the library\n"
+          "\n"
+          "A truncated stream, or one that is no stream at all, is invalid (1).\n"
+          "When a damaged length leaves the records after it out of line (the\n"
+          "framing is lost), one error says where, and nothing after it is checked.\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
@@ -847,6 +851,7 @@ static int run(validator *v)
             }
         }
     }
+    mst_progress_done(v->pg);
     if (v->suspect && rc < 0)
         framing_stops(v, rc);
     else if (v->suspect)
@@ -897,7 +902,9 @@ int main(int argc, char **argv)
 {
     validator v = {.out = stdout, .part = -1};
     const char *schema_path = NULL;
-    bool only_args = false;
+    bool only_args = false, quiet = false;
+    int took;
+    mst_progress pg;
     mst_init(argv[0]);
     /* STREAM [INPUT...]: the inputs of one stream, in any order (QEMU's
      * multifd channels, the parts of a migration in parts). */
@@ -926,6 +933,9 @@ int main(int argc, char **argv)
             v.json = true;
         } else if (strcmp(a, "--strict") == 0) {
             v.strict = true;
+        } else if ((took = mst_progress_arg(argc, argv, &i, &quiet)) != 0) {
+            if (took < 0)
+                goto out;
         } else if (strcmp(a, "--schema") == 0 || strncmp(a, "--schema=", 9) == 0) {
             if (a[8] == '=') {
                 schema_path = a + 9;
@@ -967,7 +977,9 @@ int main(int argc, char **argv)
     opts.on_problem = on_problem;
     opts.problem_ctx = &v;
     mst_stream st;
-    mst_stream_hooks hooks = {.reader = &opts};
+    mst_progress_init(&pg, quiet, mst_paths_size(paths, npaths));
+    v.pg = &pg;
+    mst_stream_hooks hooks = {.reader = &opts, .progress = &pg};
     if (mst_stream_open(&st, paths, npaths, &hooks) == 0) {
         v.r = st.r;
         v.foreign = st.foreign;
@@ -988,6 +1000,7 @@ int main(int argc, char **argv)
         else
             status = run(&v);
     }
+    mst_progress_done(&pg); /* when run() did not */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;
