@@ -51,8 +51,9 @@ static int load(ms_diff *d, ms_diff_side side, side_args *a, mst_progress *pg)
     a->damaged_input = st.in[0].name;
     int64_t part = ms_reader_error_part(st.r);
     const ms_part_info *pi = part >= 0 ? ms_reader_part_info(st.r, (uint32_t)part) : NULL;
-    if (pi && pi->name)
-        a->damaged_input = pi->name;
+    for (size_t k = 0; pi && pi->name && k < st.n; k++)
+        if (strcmp(st.in[k].name, pi->name) == 0)
+            a->damaged_input = st.in[k].name; /* the reader's copy goes with it */
     a->error_offset = ms_reader_error_offset(st.r);
     a->error_record = ms_reader_error_record(st.r);
     a->error_part = part;
