@@ -133,6 +133,14 @@ typedef struct ms_writer_options {
      * non-zero word and send them as FILL, at no extra cost (the same pass
      * finds zero pages); MS_FEATURE_DISCARDED, MS_FEATURE_IN_PLACE and
      * MS_FEATURE_OVERLAYS enable the calls that write those.
+     * MS_FEATURE_DUPLICATES (format 1.3) makes the writer send a DATA page
+     * equal to one it sent earlier in the same region as a DUPLICATE
+     * reference (dedup_pages below). MS_FEATURE_ZSTD_WINDOW (format 1.3),
+     * with compress_level > 0, compresses each batch with the previous
+     * batch's pages as the zstd window (encoding 2), which finds repeats
+     * across records; the chain restarts at every round and every 64
+     * records with data (docs/PERFORMANCE.md weighs what it costs). A
+     * stream with either bit is stamped minor 3; without, minor 1.
      */
     uint64_t features;
     /**
@@ -182,7 +190,23 @@ typedef struct ms_writer_options {
     void *progress_ctx;
     uint32_t progress_records;
     uint32_t progress_ms;
+    /**
+     * With MS_FEATURE_DUPLICATES in features: how many pages the writer
+     * remembers to find duplicates among (FORMAT.md section 6.2, page state
+     * DUPLICATE). Each costs a copy of the page plus 48 bytes, so the
+     * default, MS_WRITER_DEFAULT_DEDUP_PAGES (16384), holds 64 MiB of
+     * 4 KiB pages; rounded up to a power of two, at most 2^22. A page
+     * whose contents equal a remembered page's (its XXH3 hash matches, then
+     * its bytes are compared) goes out as a DUPLICATE reference to it;
+     * every other DATA page is remembered, in place of an older one with
+     * the same hash slot. Only regions whose page size is the stream's base
+     * page size take part. Without the feature: ignored.
+     */
+    uint32_t dedup_pages;
 } ms_writer_options;
+
+/** Default of ms_writer_options.dedup_pages. */
+#define MS_WRITER_DEFAULT_DEDUP_PAGES 16384u
 
 /** Fills @p opts with defaults. */
 MS_API void ms_writer_options_init(ms_writer_options *opts);

@@ -9,7 +9,7 @@ tests/pylib/msstream.py's.
                                both regions, device "cpu" instance 0 sent
                                twice, a page sent twice (DATA, then ZERO)
     mkstreams.py damaged OUT   one problem of each kind validate reports,
-                               after a preamble with minor 3 and optional
+                               after a preamble with minor 9 and optional
                                feature bit 5 (see damaged() below)
 
 The contents are listed in each function; the cases' expected outputs were
@@ -73,9 +73,9 @@ def sparse():
 
 
 def damaged():
-    # minor 3 (newer than 1.0: a warning), optional feature bit 5 (unknown:
-    # a warning)
-    s = Stream(minor=3, optional=1 << 5)
+    # minor 9 (newer than this library's: a warning), optional feature bit
+    # 5 (unknown: a warning)
+    s = Stream(minor=9, optional=1 << 5)
     s.info("pc-q35-7.2", "damaged")                        # record 0: fine
     s.regions((0, "ram", 0, 16))                           # record 1: fine
     s.record(0x8005, 0, b"xyz")                            # record 2: unknown optional
