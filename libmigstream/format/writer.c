@@ -972,19 +972,35 @@ static int put_memory(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uin
     const uint32_t ps = w->regions[ri].page_size;
     uint64_t arg = 0, next_arg = 0;
     uint8_t state = n ? classify_page(w, ri, idx, p, &arg) : 0, next = 0;
+    /* With duplicates, each DATA page joins the batch (and the table)
+     * before the next page is looked up, so that a page right after its
+     * twin finds it; add_run() still merges the pages into one extent. */
+    const bool one_by_one = dedups(w, ri);
     size_t k = 0;
     while (k < n) {
         size_t j = k + 1;
-        while (j < n &&
-               (next = classify_page(w, ri, idx + j, p + j * ps, &next_arg)) == state &&
-               next_arg == (state == MS_PAGE_DUPLICATE ? arg + (j - k) : arg))
-            j++;
+        bool looked = false; /* page j is classified into next, next_arg */
+        if (!(one_by_one && state == MS_PAGE_DATA)) {
+            while (j < n) {
+                next = classify_page(w, ri, idx + j, p + j * ps, &next_arg);
+                looked = true;
+                if (next != state ||
+                    next_arg != (state == MS_PAGE_DUPLICATE ? arg + (j - k) : arg))
+                    break;
+                j++;
+                looked = false;
+            }
+        }
         int rc = add_run(w, ri, idx + k, j - k, state, arg, p + k * ps);
         if (rc)
             return rc;
         k = j;
-        state = next;
-        arg = next_arg;
+        if (k < n && !looked) {
+            state = classify_page(w, ri, idx + k, p + k * ps, &arg);
+        } else {
+            state = next;
+            arg = next_arg;
+        }
     }
     return MS_OK;
 }

@@ -35,6 +35,7 @@ class PageState(enum.IntEnum):
     DISCARDED = 3
     FILL = 4
     IN_PLACE = 5
+    DUPLICATE = 6  # format 1.3: holds what page `arg` (+ i) held then
 
 
 class Feature(enum.IntFlag):
@@ -44,6 +45,8 @@ class Feature(enum.IntFlag):
     FILL = 1 << 1
     IN_PLACE = 1 << 2
     OVERLAYS = 1 << 3
+    DUPLICATES = 1 << 5  # format 1.3: page state DUPLICATE
+    ZSTD_WINDOW = 1 << 6  # format 1.3: data encoding 2, zstd with a window
 
 
 class Tracker(enum.IntEnum):
