@@ -29,8 +29,10 @@
  * writers are independent (common.h, "Handles"). The output and progress
  * callbacks run on the thread that calls the writer. With
  * ms_writer_options.threads > 1 the writer has compression workers of its
- * own, which only ever see the writer's copies of page batches: the
- * caller's memory is read on the calling thread alone, during the call.
+ * own, which copy the pages of a batch out of the caller's memory (unless
+ * the writer copied them already, as it does with MS_FEATURE_DUPLICATES)
+ * and compress them: the caller's memory is read only during the call
+ * that hands it in, which waits for the workers' copies before returning.
  */
 #ifndef MIGSTREAM_WRITER_H
 #define MIGSTREAM_WRITER_H
@@ -145,10 +147,11 @@ typedef struct ms_writer_options {
     uint64_t features;
     /**
      * Threads that compress page batches (with compress_level > 0): 0 or 1
-     * compresses on the calling thread; N > 1 starts N workers, which
-     * compress batches in parallel while the calling thread goes on, at
-     * the cost of one copy of each batch. The stream is byte for byte the
-     * one a single thread writes. At most 64.
+     * compresses on the calling thread; N > 1 starts N workers, which copy
+     * each batch's pages out of the caller's memory and compress batches in
+     * parallel while the calling thread classifies the next pages and
+     * writes finished records in order. The stream is byte for byte the one
+     * a single thread writes. At most 64.
      */
     uint32_t threads;
     /**
