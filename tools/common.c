@@ -272,6 +272,21 @@ int mst_out_open(mst_out *o, const char *path, bool force)
         return 0;
     }
     struct stat st;
+    if (stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        o->fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (o->fd < 0) {
+            mst_error("cannot open %s: %s", path, strerror(errno));
+            return -1;
+        }
+        if (isatty(o->fd)) {
+            mst_error("refusing to write a binary stream to the terminal %s", path);
+            close(o->fd);
+            o->fd = -1;
+            return -1;
+        }
+        o->device = true;
+        return 0;
+    }
     if (!force && lstat(path, &st) == 0) {
         mst_error("%s exists; use --force to replace it", path);
         return -1;
@@ -300,6 +315,15 @@ int mst_out_open(mst_out *o, const char *path, bool force)
 int mst_out_commit(mst_out *o)
 {
     int rc = 0;
+    if (o->device) {
+        if (close(o->fd) != 0) {
+            mst_error("cannot write the output: %s", strerror(errno));
+            rc = -1;
+        }
+        o->fd = -1;
+        o->device = false;
+        return rc;
+    }
     if (!o->final_path)
         return 0; /* standard output */
     if (fsync(o->fd) != 0 || close(o->fd) != 0) {
@@ -321,7 +345,7 @@ int mst_out_commit(mst_out *o)
 
 void mst_out_abort(mst_out *o)
 {
-    if (o->final_path && o->fd >= 0)
+    if ((o->final_path || o->device) && o->fd >= 0)
         close(o->fd);
     if (o->tmp_path)
         unlink(o->tmp_path);
@@ -329,6 +353,7 @@ void mst_out_abort(mst_out *o)
     free(o->final_path);
     o->tmp_path = o->final_path = NULL;
     o->fd = -1;
+    o->device = false;
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -528,7 +553,7 @@ void mst_devset_free(mst_devset *s)
     free(s);
 }
 
-static size_t dev_hash(const char *path, uint32_t instance)
+size_t mst_device_hash(const char *path, uint32_t instance)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)path; *p; p++)
@@ -557,7 +582,7 @@ static bool dev_grow(mst_devset *s)
     s->e = e;
     s->cap = cap;
     for (size_t i = 0; i < s->count; i++) {
-        size_t k = dev_hash(e[i].path, e[i].instance) & (n - 1);
+        size_t k = mst_device_hash(e[i].path, e[i].instance) & (n - 1);
         while (slot[k])
             k = (k + 1) & (n - 1);
         slot[k] = i + 1;
@@ -576,7 +601,7 @@ mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
         return NULL;
     size_t k = 0;
     if (s->nslots) {
-        k = dev_hash(d->path, d->instance) & (s->nslots - 1);
+        k = mst_device_hash(d->path, d->instance) & (s->nslots - 1);
         for (; s->slot[k]; k = (k + 1) & (s->nslots - 1)) {
             mst_device_stats *e = &s->e[s->slot[k] - 1];
             if (e->instance != d->instance || strcmp(e->path, d->path) != 0)
@@ -604,7 +629,7 @@ mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
     if ((s->count + 1) * 2 > s->nslots || s->count == s->cap) {
         if (!dev_grow(s))
             return NULL;
-        k = dev_hash(d->path, d->instance) & (s->nslots - 1);
+        k = mst_device_hash(d->path, d->instance) & (s->nslots - 1);
         while (s->slot[k])
             k = (k + 1) & (s->nslots - 1);
     }

@@ -122,11 +122,16 @@ char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);
 /* An output file written under a temporary name beside its final path and
  * renamed into place by mst_out_commit(). "-" writes to standard output. */
 typedef struct mst_out {
-    char *final_path; /* NULL for standard output */
+    char *final_path; /* NULL for standard output and devices */
     char *tmp_path;
     int fd;
+    bool device; /* a character device or FIFO, written in place */
 } mst_out;
-/* Fails (printing why) if PATH exists and !force. */
+/* A regular file is written under a temporary name and renamed by
+ * mst_out_commit(); it fails (printing why) if PATH exists and !force.
+ * A character device or FIFO (/dev/null, a tape, a named pipe) is written
+ * in place, force or not: there is no file to lose and no rename to make;
+ * a terminal is refused. */
 int mst_out_open(mst_out *o, const char *path, bool force);
 int mst_out_commit(mst_out *o);  /* fsync + rename; 0 or -1 */
 void mst_out_abort(mst_out *o);  /* removes the temporary file */
@@ -188,6 +193,9 @@ typedef struct mst_device_stats {
 } mst_device_stats;
 typedef struct mst_devset mst_devset;
 #define MST_DEVSET_BUDGET (64u << 20)
+/* A hash of a device instance (path, instance), for the tools' tables of
+ * instances (FNV-1a). */
+size_t mst_device_hash(const char *path, uint32_t instance);
 mst_devset *mst_devset_new(size_t budget);
 void mst_devset_free(mst_devset *s);
 /* Counts a decoded DEVICE record; returns its instance's entry (records == 1

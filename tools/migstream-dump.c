@@ -24,6 +24,7 @@
 #include <migstream/migstream.h>
 
 #include "common.h"
+#include "parts.h"
 
 #define DIAG_MAX 200 /* text mode: device state shown on a record line, bytes */
 #define HEAD_MAX 16  /* unknown records: payload bytes shown */
@@ -121,11 +122,15 @@ typedef struct dump {
     unsigned page_state; /* MST_STATE_MISSING until a copy arrives */
     uint64_t page_arg;   /* FILL word or IN_PLACE address of the last copy */
     uint64_t page_copies, page_index, page_offset;
+    int64_t page_part; /* of the last copy, read among several parts; else -1 */
 
     /* --device */
     const char *device_path;
     device_copy *devs;
     size_t ndevs;
+
+    /* The inputs are several parts of one migration, read as one */
+    bool parts;
 } dump;
 
 /* ------------------------------------------------------------ small output */
@@ -406,6 +411,10 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
     else
         fprintf(d->out, "%12" PRIu64 " %7" PRIu64 " %-8s %9" PRIu32 "  ", rec->offset, rec->index,
                 type_label(rec->type, tmp), rec->length);
+    if (rec->part) /* offset and index count in this part's stream */
+        fprintf(d->out, "part %" PRIu32 " ", rec->part->index);
+    else if (d->parts && rec->type == MS_REC_END)
+        fputs("migration ", d->out);
     if (!rec->known) {
         fputs("unknown optional record, skipped; payload ", d->out);
         for (uint32_t i = 0; i < rec->length && i < HEAD_MAX; i++)
@@ -467,6 +476,12 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
     case MS_REC_ROUND:
         put_round_text(d, &rec->round);
         break;
+    case MS_REC_PART:
+        fputs("migration ", d->out);
+        for (unsigned i = 0; i < MS_MIGRATION_ID_SIZE; i++)
+            fprintf(d->out, "%02x", rec->part->migration_id[i]);
+        fprintf(d->out, " index %" PRIu32 " count %" PRIu32, rec->part->index, rec->part->count);
+        break;
     case MS_REC_OVERLAY:
         fprintf(d->out, "overlays %zu:", rec->overlay_count);
         for (size_t i = 0; i < rec->overlay_count; i++) {
@@ -507,6 +522,10 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         fprintf(o, "\"length\":%" PRIu32 ",\"checksum\":", rec->length);
         put_hex64(d, rec->checksum);
     }
+    if (rec->part)
+        fprintf(o, ",\"part\":%" PRIu32, rec->part->index);
+    else if (d->parts)
+        fputs(",\"part\":null", o);
     fprintf(o, ",\"known\":%s", rec->known ? "true" : "false");
     if (!rec->known) {
         fputs(",\"payload_head\":", o);
@@ -590,6 +609,12 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         fputc(',', o);
         put_round_json(d, &rec->round);
         break;
+    case MS_REC_PART:
+        fputs(",\"migration\":", o);
+        mst_json_hex(o, rec->part->migration_id, MS_MIGRATION_ID_SIZE);
+        fprintf(o, ",\"part_index\":%" PRIu32 ",\"part_count\":%" PRIu32, rec->part->index,
+                rec->part->count);
+        break;
     case MS_REC_OVERLAY:
         fputs(",\"overlays\":[", o);
         for (size_t i = 0; i < rec->overlay_count; i++) {
@@ -625,6 +650,72 @@ static void saved_free(saved_record *s)
 }
 
 /* ---------------------------------------------------------------- header */
+
+/* The parts of a migration read as one (FORMAT.md section 2.1): in the
+ * header, each part's file, preamble and writer; in the totals (@end),
+ * what each part held, as its own END counts it, and its digest. */
+static void print_parts(dump *d, bool end)
+{
+    FILE *o = d->out;
+    uint32_t n = d->parts ? ms_reader_part_count(d->r) : 0;
+    if (!n)
+        return;
+    if (d->json)
+        fputs(",\"parts\":[", o);
+    for (uint32_t i = 0; i < n; i++) {
+        const ms_part_info *pi = ms_reader_part_info(d->r, i);
+        if (d->json) {
+            fprintf(o, "%s{\"index\":%" PRIu32 ",\"file\":", i ? "," : "", pi->part.index);
+            put_str(d, pi->name);
+            if (end) {
+                fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", pi->records,
+                        pi->bytes);
+                put_counts_json(d, pi->totals.pages, false);
+                fprintf(o,
+                        ",\"devices\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"overlays\":%" PRIu64
+                        ",\"digest\":",
+                        pi->totals.devices, pi->totals.rounds, pi->totals.overlays);
+                put_hex64(d, pi->digest);
+            } else {
+                fputs(",\"migration\":", o);
+                mst_json_hex(o, pi->part.migration_id, MS_MIGRATION_ID_SIZE);
+                fprintf(o, ",\"count\":%" PRIu32 ",\"required_features\":", pi->part.count);
+                put_hex64(d, pi->header.required_features);
+                fputs(",\"writer_name\":", o);
+                put_str(d, pi->header.writer_name);
+                fputs(",\"writer_version\":", o);
+                put_str(d, pi->header.writer_version);
+                fprintf(o, ",\"preamble_bytes\":%" PRIu32, pi->header_size);
+            }
+            fputc('}', o);
+        } else if (end) {
+            fprintf(o, "  part      %" PRIu32 " records %" PRIu64 " bytes %" PRIu64 " pages ",
+                    pi->part.index, pi->records, pi->bytes);
+            put_counts_text(d, pi->totals.pages);
+            fprintf(o, " devices %" PRIu64 " rounds %" PRIu64, pi->totals.devices,
+                    pi->totals.rounds);
+            if (pi->totals.overlays)
+                fprintf(o, " overlays %" PRIu64, pi->totals.overlays);
+            fprintf(o, " digest 0x%016" PRIx64 "\n", pi->digest);
+        } else {
+            if (i == 0) {
+                fprintf(o, "  parts     %" PRIu32 " migration ", n);
+                for (unsigned k = 0; k < MS_MIGRATION_ID_SIZE; k++)
+                    fprintf(o, "%02x", pi->part.migration_id[k]);
+                fputc('\n', o);
+            }
+            fprintf(o, "  part      %" PRIu32 " file ", pi->part.index);
+            put_str(d, pi->name);
+            fprintf(o, " required 0x%016" PRIx64 " writer ", pi->header.required_features);
+            put_str(d, pi->header.writer_name);
+            fputs(" version ", o);
+            put_str(d, pi->header.writer_version);
+            fprintf(o, " preamble %" PRIu32 "\n", pi->header_size);
+        }
+    }
+    if (d->json)
+        fputc(']', o);
+}
 
 static void print_header(dump *d)
 {
@@ -685,6 +776,7 @@ static void print_header(dump *d)
                 ",\"page_size\":%" PRIu32 ",\"preamble_bytes\":%" PRIu64 ",\"preamble_checksum\":",
                 h->page_size, d->preamble);
         put_hex64(d, h->checksum);
+        print_parts(d, false);
         fputs(",\"regions\":[", o);
         for (size_t i = 0; i < nreg; i++) {
             if (i)
@@ -708,6 +800,7 @@ static void print_header(dump *d)
         fprintf(o, "\n  page-size %" PRIu32 "\n", h->page_size);
         fprintf(o, "  preamble  bytes %" PRIu64 " checksum 0x%016" PRIx64 "\n", d->preamble,
                 h->checksum);
+        print_parts(d, false);
         fprintf(o, "  regions   %zu\n", nreg);
         for (size_t i = 0; i < nreg; i++) {
             fputs("  region    ", o);
@@ -734,8 +827,8 @@ static bool to_save(const dump *d, const ms_record *rec)
 {
     if (d->header_done || d->nsaved == SAVED_MAX)
         return false;
-    return rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known ||
-           (d->foreign && rec->type == MS_REC_DEVICE && !d->regions_seen);
+    return rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || rec->type == MS_REC_PART ||
+           !rec->known || (d->foreign && rec->type == MS_REC_DEVICE && !d->regions_seen);
 }
 
 /* Keeps a leading INFO or REGIONS record for after the header. */
@@ -989,8 +1082,9 @@ static void print_totals(dump *d, uint64_t digest)
         }
     }
     if (d->json) {
-        fprintf(o,
-                "],\"devices_complete\":%s,\"digest\":", mst_devset_full(d->ds) ? "false" : "true");
+        fprintf(o, "],\"devices_complete\":%s", mst_devset_full(d->ds) ? "false" : "true");
+        print_parts(d, true);
+        fputs(",\"digest\":", o);
         if (d->foreign)
             fputs("null", o);
         else
@@ -999,8 +1093,9 @@ static void print_totals(dump *d, uint64_t digest)
     } else {
         if (mst_devset_full(d->ds))
             fputs("  devices   incomplete (memory limit)\n", o);
+        print_parts(d, true);
         if (!d->foreign)
-            fprintf(o, "  digest    0x%016" PRIx64 "\n", digest);
+            fprintf(o, "  digest    0x%016" PRIx64 "%s\n", digest, d->parts ? " (migration)" : "");
     }
 }
 
@@ -1039,6 +1134,7 @@ static int page_apply(dump *d, const ms_record *rec)
             d->page_copies++;
             d->page_index = rec->index;
             d->page_offset = rec->offset;
+            d->page_part = rec->part && d->parts ? (int64_t)rec->part->index : -1;
             if (e->state == MS_PAGE_DATA) {
                 size_t ps = pg->region->page_size;
                 if (!d->page && !(d->page = malloc(ps)))
@@ -1117,6 +1213,8 @@ static int print_page(dump *d)
             fprintf(o, "%" PRIu64 ",\"record_offset\":%" PRIu64, d->page_index, d->page_offset);
         else
             fputs("null,\"record_offset\":null", o);
+        if (d->page_copies && d->page_part >= 0)
+            fprintf(o, ",\"record_part\":%" PRId64, d->page_part);
         if (d->page_state == MS_PAGE_FILL || d->page_state == MS_PAGE_IN_PLACE)
             fprintf(o, ",\"%s\":\"0x%" PRIx64 "\"",
                     d->page_state == MS_PAGE_FILL ? "fill" : "address", d->page_arg);
@@ -1134,10 +1232,12 @@ static int print_page(dump *d)
         if (g->has_gpa)
             fprintf(o, " gpa 0x%" PRIx64, g->gpa + d->pfn * ps);
         fprintf(o, " page-size %zu: %s", ps, state);
+        if (d->page_copies && d->page_part >= 0)
+            fprintf(o, ", last copy in part %" PRId64 ",", d->page_part);
         if (d->page_copies)
-            fprintf(o, ", last copy in record %" PRIu64 " at byte %" PRIu64 " (%" PRIu64 " %s)",
-                    d->page_index, d->page_offset, d->page_copies,
-                    d->page_copies == 1 ? "copy" : "copies");
+            fprintf(o, "%s record %" PRIu64 " at byte %" PRIu64 " (%" PRIu64 " %s)",
+                    d->page_part >= 0 ? "" : ", last copy in", d->page_index, d->page_offset,
+                    d->page_copies, d->page_copies == 1 ? "copy" : "copies");
         if (d->page_state == MS_PAGE_ZERO)
             fputs("; a ZERO page: every byte is zero", o);
         else if (d->page_state == MS_PAGE_FILL)
@@ -1250,7 +1350,10 @@ static void usage(FILE *f)
             "Shows a migration stream of any format this build reads (libmigstream's;\n"
             "QEMU's with the QEMU module): a header block, one line per record and a\n"
             "totals block. STREAM \"-\" reads standard input. INPUTs are further inputs\n"
-            "of the same stream (QEMU's multifd channel captures), in any order.\n"
+            "of the same stream, in any order: QEMU's multifd channel captures, or the\n"
+            "other parts of a libmigstream migration in parts, shown as one, round by\n"
+            "round, each record with its part, and each part's own facts in the header\n"
+            "and totals.\n"
             "\n"
             "  --json            JSON Lines: one object per header, record and totals\n"
             "  --summary         only the totals block\n"
@@ -1316,6 +1419,9 @@ static int run(dump *d)
     key_list keys;
     if (rc == 0) {
         d->preamble = ms_reader_offset(d->r);
+        for (uint32_t i = 0; d->parts && i < ms_reader_part_count(d->r); i++)
+            d->preamble = i ? d->preamble + ms_reader_part_info(d->r, i)->header_size
+                            : ms_reader_part_info(d->r, i)->header_size;
         while ((rc = ms_reader_next(d->r, &rec)) > 0) {
             if (count_type(d, rec) || ms_pagemap_sync(d->pm, d->r) == MS_ENOMEM) {
                 nomem = true;
@@ -1382,7 +1488,16 @@ static int run(dump *d)
     const char *why = ms_reader_errmsg(d->r);
     int64_t where = ms_reader_error_record(d->r);
     bool trailing = false;
-    if (rc == 0 && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
+    if (rc == 0 && d->parts) { /* the parts' bytes, as read to their ENDs */
+        d->stream_bytes = 0;
+        for (uint32_t i = 0; i < ms_reader_part_count(d->r); i++)
+            d->stream_bytes += ms_reader_part_info(d->r, i)->bytes;
+    }
+    if (rc == 0 && d->parts && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
+        trailing = true; /* the reader names the part and its END */
+        where = ms_reader_error_record(d->r);
+        why = ms_reader_errmsg(d->r);
+    } else if (rc == 0 && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
         trailing = true;
         where = (int64_t)d->end_index;
         snprintf(msg, sizeof msg,
@@ -1432,11 +1547,12 @@ static int run(dump *d)
 
 int main(int argc, char **argv)
 {
-    dump d = {.out = stdout, .mode = MODE_FULL};
+    dump d = {.out = stdout, .mode = MODE_FULL, .page_part = -1};
     const char *page_arg = NULL;
     bool summary = false, only_args = false;
     mst_init(argv[0]);
-    /* STREAM [INPUT...]: the inputs of one stream, in any order. */
+    /* STREAM [INPUT...]: the inputs of one stream, in any order (QEMU's
+     * multifd channels, the parts of a migration in parts). */
     const char **paths = calloc((size_t)argc, sizeof *paths);
     size_t npaths = 0;
     if (!paths) {
@@ -1526,6 +1642,7 @@ int main(int argc, char **argv)
         d.r = st.r;
         d.foreign = st.foreign;
         d.format = st.format;
+        d.parts = mst_is_parts(st.r);
         d.pm = mst_pagemap_new();
         d.ds = mst_devset_new(MST_DEVSET_BUDGET);
         if (!d.pm || !d.ds)

@@ -714,6 +714,9 @@ static void usage(FILE *f)
             "                                *.json, JSON; repeatable\n"
             "      --compress LEVEL          zstd level for page data, 0 (off) to 19\n"
             "      --threads N               compress on N threads (1 to 64; same stream)\n"
+            "      --fill                    send pages of one repeated 8-byte word as FILL\n"
+            "                                pages (format 1.1, feature FILL): 16 bytes\n"
+            "                                instead of a page of data\n"
             "      --dedup                   send pages equal to earlier ones as references\n"
             "                                (format 1.3, DUPLICATE pages)\n"
             "      --dedup-pages N           pages --dedup remembers (default 16384)\n"
@@ -743,7 +746,7 @@ static int bad_usage(const char *fmt, ...)
 /* The command line, before any file is looked at. */
 typedef struct args {
     const char *out, *input; /* input: IMAGE or DIR, NULL with --region */
-    bool force, quiet, have_ps, dir_mode;
+    bool force, quiet, have_ps, dir_mode, fill;
     uint64_t page_size, level, threads;
     uint64_t features, dedup_pages; /* --dedup, --window; --dedup-pages */
     char **regions, **devices; /* the --region and --device values */
@@ -759,6 +762,7 @@ static int parse_args(int argc, char **argv, args *a)
         O_DEVICE,
         O_COMPRESS,
         O_THREADS,
+        O_FILL,
         O_DEDUP,
         O_DEDUP_PAGES,
         O_WINDOW
@@ -771,6 +775,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"device", required_argument, NULL, O_DEVICE},
         {"compress", required_argument, NULL, O_COMPRESS},
         {"threads", required_argument, NULL, O_THREADS},
+        {"fill", no_argument, NULL, O_FILL},
         {"dedup", no_argument, NULL, O_DEDUP},
         {"dedup-pages", required_argument, NULL, O_DEDUP_PAGES},
         {"window", no_argument, NULL, O_WINDOW},
@@ -795,6 +800,9 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_FORCE:
             a->force = true;
+            break;
+        case O_FILL:
+            a->fill = true;
             break;
         case 'q':
             a->quiet = true;
@@ -1066,6 +1074,8 @@ int main(int argc, char **argv)
         rc = a.dir_mode ? load_dir(&pk, a.input) : load_args(&pk, &a);
     pk.opts.compress_level = (int)a.level;
     pk.opts.threads = (uint32_t)a.threads;
+    if (a.fill)
+        pk.opts.features |= MS_FEATURE_FILL;
     pk.opts.features |= a.features;
     pk.opts.dedup_pages = (uint32_t)a.dedup_pages;
     if (rc == 0)

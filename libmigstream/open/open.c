@@ -21,6 +21,7 @@
 #include "common/fdio.h"
 #include "common/util.h"
 #include "format/frame.h"
+#include "format/parts.h"
 #include "format/source.h"
 #include "migstream/modules.h"
 #include "migstream/open.h"
@@ -231,6 +232,33 @@ static const char *head_hex(const input *in, char *buf, size_t size)
     return in->head_len ? buf : "none: it is empty";
 }
 
+/* A reader of @n inputs that are the parts of one migration, in any order.
+ * The parts are read up to their PART records now, so that a set that is
+ * not one migration is refused here. */
+static ms_reader *open_parts(const ms_open_options *o, input_set *set, size_t n)
+{
+    if (!(set->channels = msi_calloc(&set->alloc, n, sizeof *set->channels))) {
+        set_free(set);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        input_reads(&set->in[i], &set->channels[i].read, &set->channels[i].ctx);
+        set->channels[i].name = set->in[i].name;
+    }
+    msi_source *src = msi_parts_create(o->reader, set->channels, n);
+    if (!src) {
+        set_free(set);
+        return NULL;
+    }
+    ms_reader *r = msi_reader_new_source(o->reader, src);
+    if (!r || msi_reader_on_free(r, set_free, set) != 0) {
+        set_free(set);
+        return r;
+    }
+    (void)ms_reader_header(r, NULL); /* a refusal leaves the reader failed */
+    return r;
+}
+
 static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n)
 {
     const msi_source_ops *forced = NULL;
@@ -291,6 +319,15 @@ static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n
                       set->in[0].name, head_hex(&set->in[0], hex, sizeof hex), known);
     }
     const msi_source_ops *ops = forced ? forced : set->in[main].format;
+
+    /* Several libmigstream streams: the parts of one migration (FORMAT.md
+     * section 2.1), which the parts source tells apart by their PART
+     * records, or a refusal naming the input that is none. */
+    bool all_native = ops == &native_ops && n > 1;
+    for (size_t i = 0; i < n && all_native; i++)
+        all_native = set->in[i].format == &native_ops;
+    if (all_native)
+        return open_parts(o, set, n);
 
     /* Every other input must be one of its extra inputs. */
     size_t nextra = 0;

@@ -1139,8 +1139,10 @@ static int open_stream(msi_source *s, mq_src *d)
         if ((rc = mq_multifd_open(d->mfd, d->page_size, d->have_uuid ? d->uuid : NULL)))
             return rc;
     }
+    /* The version a libmigstream stream of the same contents would carry
+     * (FORMAT.md section 11.2), not the newest this library knows. */
     s->header.major = MS_FORMAT_MAJOR;
-    s->header.minor = MS_FORMAT_MINOR;
+    s->header.minor = msi_minor_for(s->header.required_features);
     s->header.page_size = d->page_size;
     snprintf(s->header.writer_name, sizeof s->header.writer_name, "qemu");
     s->info.machine = d->machine[0] ? d->machine : NULL;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/frame.h"
 #include "xen/export.h"
 #include "xen/input.h"
 #include "xen/pages.h"
@@ -792,9 +793,11 @@ static int open_stream(msi_source *s, mx_src *d)
                        "\"XENF\")");
     }
     s->header.major = MS_FORMAT_MAJOR;
-    s->header.minor = MS_FORMAT_MINOR;
     s->header.page_size = MX_PAGE_SIZE;
     s->header.required_features = MS_FEATURE_DISCARDED;
+    /* The version a libmigstream stream of the same contents would carry
+     * (FORMAT.md section 11.2), not the newest this library knows. */
+    s->header.minor = msi_minor_for(s->header.required_features);
     snprintf(s->header.writer_name, sizeof s->header.writer_name, "xen");
     if (d->have_hdr) {
         snprintf(s->header.writer_version, sizeof s->header.writer_version, "%u.%u",

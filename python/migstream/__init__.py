@@ -39,7 +39,8 @@ from ._migstream import (CborError, ChecksumError, CompressionError, CorruptErro
                          UnknownRecordError, VersionError, WouldBlockError)
 from ._reader import Inputs, Reader, Source, open
 from ._types import (MUST_UNDERSTAND, Device, End, Extent, Extents, Feature, Header, Info,
-                     Overlay, OverlayKind, Overlays, Pages, PageState, Problem, RawRecord,
+                     Overlay, OverlayKind, Overlays, Pages, PageState, Part, PartInfo, Problem,
+                     RawRecord,
                      Record, RecordType, Region, Regions, Round, Totals, Tracker)
 from ._writer import Target, Writer
 
@@ -47,7 +48,10 @@ __version__: str = _migstream.version
 """The version of the C library the package runs on."""
 
 FORMAT_VERSION: Tuple[int, int] = (_migstream.FORMAT_MAJOR, _migstream.FORMAT_MINOR)
-"""The stream format version the library writes."""
+"""The newest stream format version the library reads and writes. A stream
+is stamped with the lowest version that defines what it uses (FORMAT.md
+section 11.2): 1.1 for a stream in one piece, 1.2 only for a part of a
+migration in parts."""
 
 
 def formats() -> Tuple[str, ...]:
@@ -73,6 +77,12 @@ def cbor_decode(data: Any, max_depth: int = _migstream.DEFAULT_CBOR_DEPTH) -> An
     return _migstream.cbor_decode(data, max_depth)
 
 
+def new_migration_id() -> bytes:
+    """16 random bytes naming one migration in parts: pass the same to the
+    Writer of every part (part=(id, index, count))."""
+    return _migstream.migration_id()
+
+
 def strerror(status: int) -> str:
     """The library's name of a status ("MS_ECHECKSUM: ...")."""
     return _migstream.strerror(status)
@@ -82,9 +92,9 @@ __all__ = [
     # reading
     "open", "Reader", "Inputs", "Source", "Header", "Region", "Extent", "Extents", "Overlay",
     "Totals", "Problem", "Record", "Info", "Regions", "Pages", "Device", "Round", "Overlays",
-    "End", "RawRecord",
+    "End", "Part", "PartInfo", "RawRecord",
     # writing
-    "Writer", "Target",
+    "Writer", "Target", "new_migration_id",
     # engines
     "replay", "replay_to_dir", "ReplayResult", "final_state", "FinalState", "region_image",
     "DeviceState", "diff", "DiffResult", "Difference", "DiffKind", "DiffTotals",

@@ -7,7 +7,8 @@ import os
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _migstream
-from ._types import (Device, End, Header, Info, Overlay, Overlays, Pages, Problem, RawRecord,
+from ._types import (Device, End, Header, Info, Overlay, Overlays, Pages, Part, PartInfo,
+                     Problem, RawRecord,
                      Record, RecordType, Region, Regions, Round, Totals, Tracker, _enum)
 
 Source = Union[str, "os.PathLike[str]", int, IO[bytes], bytes, bytearray, memoryview,
@@ -109,6 +110,13 @@ class Reader:
         if id not in self._regions:
             self._sync_regions()
         return self._regions[id]
+
+    def parts(self) -> Tuple[PartInfo, ...]:
+        """The parts of a migration in parts (FORMAT.md section 2.1), in
+        part index order: every part for a reader over all of them, the
+        one part once its PART record was read for a reader of one part,
+        none for a stream that is not a part."""
+        return tuple(PartInfo(*t) for t in self._r.parts() if t is not None)
 
     @property
     def problems(self) -> List[Problem]:
@@ -215,6 +223,11 @@ class Reader:
             rec = Overlays.__new__(Overlays)
             rec._common(t)
             rec.overlays = tuple(Overlay._from(o) for o in c)
+            return rec
+        if rtype == RecordType.PART:
+            rec = Part.__new__(Part)
+            rec._common(t)
+            rec.migration_id, _, rec.count = c
             return rec
         if rtype == RecordType.END:
             rec = End.__new__(End)

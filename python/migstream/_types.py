@@ -7,7 +7,7 @@ buffers except Pages.data, which is released at the next record."""
 from __future__ import annotations
 
 import enum
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, NamedTuple, Optional, Tuple
 
 from . import _migstream
 
@@ -25,6 +25,7 @@ class RecordType(enum.IntEnum):
     END = 5
     ROUND = 6
     OVERLAY = 7
+    PART = 8
 
 
 class PageState(enum.IntEnum):
@@ -45,6 +46,7 @@ class Feature(enum.IntFlag):
     FILL = 1 << 1
     IN_PLACE = 1 << 2
     OVERLAYS = 1 << 3
+    PARTS = 1 << 4
     DUPLICATES = 1 << 5  # format 1.3: page state DUPLICATE
     ZSTD_WINDOW = 1 << 6  # format 1.3: data encoding 2, zstd with a window
 
@@ -336,6 +338,13 @@ class Record:
         return self._t[9]
 
     @property
+    def part(self) -> Optional[int]:
+        """For a migration in parts (FORMAT.md section 2.1): the index of
+        the part the record came from, whose stream offset and index count
+        in; None otherwise (and for the END of a whole merged migration)."""
+        return self._t[11]
+
+    @property
     def type_name(self) -> str:
         """"PAGES", or "TYPE 0x8001" for a type this library does not know."""
         return self.type.name if isinstance(self.type, RecordType) else f"TYPE {self.type:#x}"
@@ -505,6 +514,34 @@ class End(Record):
 
     def _describe(self) -> str:
         return f"{self.totals.records} records, digest {self.digest:#018x}"
+
+
+class Part(Record):
+    """PART (FORMAT.md section 5.3): which part of a migration in parts this
+    stream is; its index is the record's part, of count parts, all with
+    migration_id."""
+
+    __slots__ = ("migration_id", "count")
+    migration_id: bytes
+    count: int
+
+    def _describe(self) -> str:
+        return f"part {self.part} of {self.count}, migration {self.migration_id.hex()}"
+
+
+class PartInfo(NamedTuple):
+    """What a reader knows of one part of a migration in parts
+    (Reader.parts()): its index of count, the migration id, the input's
+    name, the records and bytes read from it so far, and whether its END
+    was read."""
+
+    index: int
+    count: int
+    migration_id: bytes
+    name: Optional[str]
+    records: int
+    bytes: int
+    ended: bool
 
 
 class RawRecord(Record):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import IO, Any, Callable, Optional, Sequence, Union
+from typing import IO, Any, Callable, Optional, Sequence, Tuple, Union
 
 from . import _migstream
 from ._types import Overlay, Region, Totals, Tracker
@@ -44,20 +44,26 @@ class Writer:
                  writer_version: Optional[str] = None, page_size: int = 0,
                  machine: Optional[str] = None, description: Optional[str] = None,
                  batch_bytes: int = 0, compress_level: int = 0, max_cbor_depth: int = 0,
-                 features: int = 0, threads: int = 0, stable_memory: bool = False) -> None:
+                 features: int = 0, threads: int = 0, stable_memory: bool = False,
+                 part: Optional[Tuple[bytes, int, int]] = None) -> None:
         """Options as in ms_writer_options (0 or None: the default):
         writer_name and writer_version (at most 32 bytes each), the base
         page_size (4096), INFO's machine and description, batch_bytes (the
         page data of a PAGES record, 1 MiB), compress_level (zstd, 0: raw),
         max_cbor_depth of device state (64), the required features the
         stream may use (Feature flags), compression threads, and
-        stable_memory (see the class)."""
+        stable_memory (see the class). part=(migration_id, index, count)
+        makes the stream one part of a migration in parts (FORMAT.md
+        section 2.1; migration_id from migstream.new_migration_id(), the
+        same for every part): the writer sets Feature.PARTS, stamps format
+        1.2 and writes the PART record first; the caller keeps the parts
+        consistent as ms_writer_options.part (writer.h) says."""
         self._w = _migstream.Writer(
             target, writer_name=writer_name, writer_version=writer_version,
             page_size=page_size, machine=machine, description=description,
             batch_bytes=batch_bytes, compress_level=compress_level,
             max_cbor_depth=max_cbor_depth, features=int(features), threads=threads,
-            stable_memory=stable_memory)
+            stable_memory=stable_memory, part=part)
         self._depth = max_cbor_depth or _migstream.DEFAULT_CBOR_DEPTH
         self.totals: Optional[Totals] = None
         """The totals written in END, once finish() returned."""

@@ -240,6 +240,15 @@ static PyObject *fn_strerror(PyObject *mod, PyObject *arg)
     return mspy_str(ms_strerror((int)st));
 }
 
+static PyObject *fn_migration_id(PyObject *mod, PyObject *unused)
+{
+    uint8_t id[MS_MIGRATION_ID_SIZE];
+    int rc = ms_migration_id_new(id);
+    if (rc)
+        return mspy_raisef(rc, "no random bytes for a migration id");
+    return PyBytes_FromStringAndSize((const char *)id, MS_MIGRATION_ID_SIZE);
+}
+
 static PyObject *fn_formats(PyObject *mod, PyObject *unused)
 {
     PyObject *out = PyList_New(0);
@@ -316,6 +325,8 @@ static PyMethodDef functions[] = {
      "cbor_format(data, form, max_depth=64): the item as text (0: diagnostic, 1: JSON)."},
     {"strerror", fn_strerror, METH_O, "strerror(status): the name of a status code."},
     {"formats", fn_formats, METH_NOARGS, "formats(): the formats this build reads."},
+    {"migration_id", fn_migration_id, METH_NOARGS,
+     "migration_id(): 16 random bytes naming a migration in parts."},
     {"known_features", fn_known_features, METH_NOARGS,
      "known_features(): (required, optional) feature bits this library implements."},
     {"name", fn_name, METH_VARARGS,

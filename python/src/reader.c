@@ -5,9 +5,12 @@
  * into a record object (python/migstream/_records.py):
  *
  *   (type, flags, length, offset, index, checksum, known, status,
- *    unknown_keys, unknown_key_count, contents)
+ *    unknown_keys, unknown_key_count, contents, part)
  *
- * where contents depends on the type (None when the record's status says
+ * where part is the index of the part of a migration in parts the record
+ * came from (offset and index count in that part's stream), else None,
+ *
+ * and contents depends on the type (None when the record's status says
  * its contents were not decoded):
  *
  *   INFO     (machine, description)
@@ -19,6 +22,7 @@
  *   END      (records, bytes, pages, devices, rounds, overlays, digest)
  *   ROUND    (number, tracker, granularity, dirty, final)
  *   OVERLAY  (overlay, ...)           overlay: see mspy_overlay_tuple()
+ *   PART     (migration_id, index, count): migration_id 16 bytes
  *   unknown  payload bytes, or None
  *
  * The GIL is released while the library reads; a second thread calling
@@ -627,6 +631,12 @@ static PyObject *contents(mspy_reader *self, const ms_record *rec)
         return mspy_round_tuple(&rec->round);
     case MS_REC_OVERLAY:
         return array_of(rec->overlays, rec->overlay_count, sizeof *rec->overlays, one_overlay);
+    case MS_REC_PART:
+        if (!rec->part)
+            Py_RETURN_NONE;
+        return Py_BuildValue("(y#II)", (const char *)rec->part->migration_id,
+                             (Py_ssize_t)MS_MIGRATION_ID_SIZE, (unsigned)rec->part->index,
+                             (unsigned)rec->part->count);
     default:
         Py_RETURN_NONE;
     }
@@ -653,11 +663,17 @@ static PyObject *record_tuple(mspy_reader *self, const ms_record *rec)
         Py_DECREF(keys);
         return NULL;
     }
-    return Py_BuildValue("(IIkKKKOiNKN)", (unsigned)rec->type, (unsigned)rec->flags,
+    PyObject *part = rec->part ? PyLong_FromUnsignedLong(rec->part->index) : Py_NewRef(Py_None);
+    if (!part) {
+        Py_DECREF(keys);
+        Py_DECREF(c);
+        return NULL;
+    }
+    return Py_BuildValue("(IIkKKKOiNKNN)", (unsigned)rec->type, (unsigned)rec->flags,
                          (unsigned long)rec->length, (unsigned long long)rec->offset,
                          (unsigned long long)rec->index, (unsigned long long)rec->checksum,
                          rec->known ? Py_True : Py_False, rec->status, keys,
-                         (unsigned long long)rec->unknown_key_count, c);
+                         (unsigned long long)rec->unknown_key_count, c, part);
 }
 
 static PyObject *reader_next(PyObject *o, PyObject *unused)
@@ -723,6 +739,35 @@ static PyObject *reader_regions(PyObject *o, PyObject *unused)
     return t;
 }
 
+/* (index, count, migration_id, name, records, bytes, ended) per part. */
+static PyObject *reader_parts(PyObject *o, PyObject *unused)
+{
+    mspy_reader *self = (mspy_reader *)o;
+    if (!self->r) {
+        PyErr_SetString(PyExc_ValueError, "the reader is closed");
+        return NULL;
+    }
+    uint32_t n = ms_reader_part_count(self->r);
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    for (uint32_t i = 0; t && i < n; i++) {
+        const ms_part_info *pi = ms_reader_part_info(self->r, i);
+        PyObject *x = pi ? Py_BuildValue("(IIy#zKKO)", (unsigned)pi->part.index,
+                                         (unsigned)pi->part.count,
+                                         (const char *)pi->part.migration_id,
+                                         (Py_ssize_t)MS_MIGRATION_ID_SIZE, pi->name,
+                                         (unsigned long long)pi->records,
+                                         (unsigned long long)pi->bytes,
+                                         pi->ended ? Py_True : Py_False)
+                         : Py_NewRef(Py_None);
+        if (!x) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, x);
+    }
+    return t;
+}
+
 static PyObject *reader_take_problems(PyObject *o, PyObject *unused)
 {
     mspy_reader *self = (mspy_reader *)o;
@@ -770,6 +815,7 @@ static PyMethodDef reader_methods[] = {
     {"expect_eof", reader_expect_eof, METH_NOARGS,
      "expect_eof(): after END, checks that no byte follows."},
     {"regions", reader_regions, METH_NOARGS, "regions(): the regions declared so far."},
+    {"parts", reader_parts, METH_NOARGS, "parts(): the parts of a migration in parts read."},
     {"take_problems", reader_take_problems, METH_NOARGS,
      "take_problems(): the problems kept since the last call (keep_going)."},
     {"close", reader_close, METH_NOARGS, "close(): frees the reader and its inputs."},

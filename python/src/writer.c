@@ -183,16 +183,36 @@ static PyObject *writer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     static char *kwlist[] = {
         "target",      "writer_name",    "writer_version", "page_size", "machine", "description",
         "batch_bytes", "compress_level", "max_cbor_depth", "features",  "threads", "stable_memory",
-        NULL};
+        "part",        NULL};
     PyObject *target;
     const char *name = NULL, *version = NULL, *machine = NULL, *description = NULL;
     unsigned long page_size = 0, batch = 0, depth = 0, threads = 0;
     int level = 0, stable = 0;
     unsigned long long features = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zzkzzkikKkp", kwlist, &target, &name, &version,
+    PyObject *part_arg = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zzkzzkikKkpO", kwlist, &target, &name, &version,
                                      &page_size, &machine, &description, &batch, &level, &depth,
-                                     &features, &threads, &stable))
+                                     &features, &threads, &stable, &part_arg))
         return NULL;
+    /* part: (migration_id, index, count), FORMAT.md section 2.1. */
+    ms_part part;
+    memset(&part, 0, sizeof part);
+    if (part_arg != Py_None) {
+        const char *id;
+        Py_ssize_t id_len;
+        unsigned int index, count;
+        if (!PyArg_ParseTuple(part_arg, "y#II;part must be (migration_id, index, count)", &id,
+                              &id_len, &index, &count))
+            return NULL;
+        if (id_len != MS_MIGRATION_ID_SIZE) {
+            PyErr_Format(PyExc_ValueError, "a migration id is %d bytes, not %zd",
+                         MS_MIGRATION_ID_SIZE, id_len);
+            return NULL;
+        }
+        memcpy(part.migration_id, id, MS_MIGRATION_ID_SIZE);
+        part.index = index;
+        part.count = count;
+    }
     if (page_size > UINT32_MAX || batch > UINT32_MAX || depth > UINT32_MAX ||
         threads > UINT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "an option beyond 2**32 - 1");
@@ -263,6 +283,8 @@ static PyObject *writer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     o.features = features;
     o.threads = (uint32_t)threads;
     o.stable_memory = stable;
+    if (part_arg != Py_None)
+        o.part = &part;
     self->w =
         self->kind == T_FD ? ms_writer_new_fd(&o, self->fd) : ms_writer_new(&o, write_cb, self);
     if (!self->w) {
@@ -725,7 +747,7 @@ PyTypeObject mspy_Writer_Type = {
     .tp_dealloc = writer_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Writer(target, *, writer_name, writer_version, page_size, machine, description, "
-              "batch_bytes, compress_level, max_cbor_depth, features, threads, stable_memory)",
+              "batch_bytes, compress_level, max_cbor_depth, features, threads, stable_memory, part)",
     .tp_methods = writer_methods,
     .tp_getset = writer_getset,
     .tp_new = writer_new,

@@ -14,7 +14,7 @@
 #   NAME.stderr  exact standard error
 #   NAME.exit    exit status (default 0)
 #   NAME.needs   the optional modules the case needs, separated by spaces:
-#                "qemu", "libvirt", "schema" (built with it), "no-qemu"
+#                "qemu", "libvirt", "schema", "xen" (built with it), "no-qemu"
 #                (built without it); the case is skipped in other builds.
 #                MS_MODULES lists the build's modules (meson sets it;
 #                default: every module).
@@ -31,7 +31,7 @@ trap 'rm -rf "$work"' EXIT
 "$gen" "$work/samples" || { echo "gen-streams failed"; exit 1; }
 chmod -R a-w "$work/samples"
 
-modules=" ${MS_MODULES-qemu schema libvirt} "
+modules=" ${MS_MODULES-qemu schema libvirt xen} "
 # Whether the build has what NAME.needs asks for.
 has_needs() {
   local need

@@ -327,6 +327,36 @@ static void test_options(void **state)
     assert_int_equal(ms_writer_status(w), 0);
     ms_writer_free(w);
     th_buf_free(&s);
+
+    /* a part of a migration in parts may not hold DUPLICATE pages */
+    ms_part part = {.index = 0, .count = 2};
+    o.dedup_pages = 0;
+    o.part = &part;
+    w = ms_writer_new(&o, th_sink_write, &s);
+    assert_int_equal(ms_writer_status(w), MS_EINVAL);
+    assert_non_null(strstr(ms_writer_errmsg(w), "DUPLICATES"));
+    ms_writer_free(w);
+    o.features = MS_FEATURE_ZSTD_WINDOW; /* a window is fine */
+    w = ms_writer_new(&o, th_sink_write, &s);
+    assert_int_equal(ms_writer_status(w), 0);
+    ms_writer_free(w);
+    th_buf_free(&s);
+
+    /* and a reader refuses the two bits together at the preamble */
+    th_write_small_stream(&s, NULL);
+    th_stream ts;
+    th_stream_parse(&ts, s.data, s.len);
+    th_put64(ts.pre.data + 16, MS_FEATURE_PARTS | MS_FEATURE_DUPLICATES);
+    th_stream_fix_preamble(&ts);
+    th_buf b = {0};
+    th_stream_build(&ts, &b);
+    ms_reader *r = ms_reader_new_memory(NULL, b.data, b.len);
+    assert_int_equal(th_read_all(r, NULL), MS_ECORRUPT);
+    assert_non_null(strstr(ms_reader_errmsg(r), "PARTS (bit 4) and DUPLICATES"));
+    ms_reader_free(r);
+    th_buf_free(&b);
+    th_stream_free(&ts);
+    th_buf_free(&s);
 }
 
 int main(void)

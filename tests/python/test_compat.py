@@ -11,8 +11,11 @@ import pytest
 import migstream
 from conftest import COMPAT
 
-STREAMS = sorted(p for d in ("v1.0", "v1.1", "future") for p in (COMPAT / d).glob("*.mig")
+STREAMS = sorted(p for d in ("v1.0", "v1.1", "v1.2", "future") for p in (COMPAT / d).glob("*.mig")
                  if p.with_suffix("").name not in ("major2", "required-bit", "must-understand"))
+# The migrations in parts of v1.2: NAME.dump.jsonl is the dump of all of
+# NAME.*.mig read as one migration.
+MIGRATIONS = sorted(p for p in (COMPAT / "v1.2").glob("*.dump.jsonl") if p.name.count(".") == 2)
 
 
 def jsonish(v):
@@ -37,6 +40,7 @@ def check(rec, want):
         want["offset"], want["index"], want["type_code"], want["flags"], want["length"],
         int(want["checksum"], 16), want["known"])
     assert list(rec.unknown_keys) == want.get("unknown_keys", [])
+    assert rec.part == want.get("part")
     if not rec.known:
         assert rec.payload.hex().startswith(want["payload_head"])
         return
@@ -73,6 +77,9 @@ def check(rec, want):
                 if key in w:
                     got = getattr(o, key)
                     assert got == (hexnum(w[key]) if isinstance(w[key], str) else w[key]), key
+    elif t == "PART":
+        assert (rec.migration_id.hex(), rec.part, rec.count) == (
+            want["migration"], want["part_index"], want["part_count"])
     elif t == "END":
         tot = rec.totals
         assert (tot.records, tot.bytes, tot.devices, tot.rounds, tot.overlays) == (
@@ -99,4 +106,19 @@ def test_golden_stream_reads_as_dumped(path):
             check(rec, want[n])
             n += 1
         r.expect_eof()
+    assert n == len(want)
+
+
+@pytest.mark.parametrize("dump", MIGRATIONS, ids=lambda p: p.name.split(".")[0])
+def test_golden_migration_in_parts_reads_as_dumped(dump):
+    lines = [json.loads(x) for x in dump.read_text().splitlines()]
+    want = [x for x in lines if x["kind"] == "record"]
+    parts = sorted(dump.parent.glob(dump.name.split(".")[0] + ".*.mig"))
+    with migstream.open([str(p) for p in parts]) as r:
+        n = 0
+        for rec in r:
+            check(rec, want[n])
+            n += 1
+        r.expect_eof()
+        assert [p.index for p in r.parts()] == list(range(len(parts)))
     assert n == len(want)

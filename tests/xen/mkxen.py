@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the Xen streams the tests import, with what each must import to.
 
-usage: mkxen.py OUTDIR
+usage: mkxen.py OUTDIR [NAME...]
 
 For each stream NAME it writes OUTDIR/NAME.xen (the stream, built by
 tests/pylib/xenstream.py from Xen's specs alone) and OUTDIR/NAME.expect (the
@@ -10,6 +10,7 @@ every device with its raw bytes' FNV-1a hash), and OUTDIR/fixtures.txt lists
 them: name, format (libxl or libxc), and what verify-stream-v2 says of the
 stream ("pass"; "fixed": only once its Python 3 bug with xenstore data is
 fixed, see verify.py; "no": a record it refuses, though Xen's spec has it).
+With NAMEs, it writes only those streams (and lists only them).
 
 Between them the streams hold every record type of both specs, HVM and PV
 (64 and 32-bit) guests, every page type, checkpoints, a VERIFY pass, a
@@ -228,10 +229,16 @@ FIXTURES = [
 
 
 def main():
-    out = sys.argv[1]
+    out, only = sys.argv[1], set(sys.argv[2:])
+    unknown = only - {f[0] for f in FIXTURES}
+    if unknown:
+        print("mkxen.py: no stream named %s" % ", ".join(sorted(unknown)), file=sys.stderr)
+        return 2
     os.makedirs(out, exist_ok=True)
     lines = []
     for name, fmt, verdict, make in FIXTURES:
+        if only and name not in only:
+            continue
         s = make()
         with open(os.path.join(out, name + ".xen"), "wb") as f:
             f.write(s.bytes())
