@@ -145,6 +145,13 @@ struct ms_writer {
     bool copied_in_call; /* !borrow: this call copied page data (settle()) */
 
     msi_dedup *dedup; /* MS_FEATURE_DUPLICATES: pages sent as DATA */
+    /* The hash classify_page() took of DATA page `dh_page` of region
+     * `dh_region` (dh_valid), which remember() reuses: the table compares
+     * bytes before it trusts a hash, so a page that changed between the
+     * two costs a missed duplicate at worst, never a wrong reference. */
+    bool dh_valid;
+    size_t dh_region;
+    uint64_t dh_page, dh;
     /* MS_FEATURE_ZSTD_WINDOW with compression: the previous record's data
      * (the next record's window) is `win` on this thread, or job
      * `win_job` of the pool; win_chain counts the records of the chain. */
@@ -770,8 +777,11 @@ static bool dedups(const ms_writer *w, size_t ri)
 static void remember(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, const uint8_t *p)
 {
     const uint32_t ps = w->regions[ri].page_size;
-    for (uint64_t i = 0; i < n; i++, p += ps)
-        msi_dedup_insert(w->dedup, (uint32_t)ri, idx + i, p, msi_dedup_hash(w->dedup, p));
+    for (uint64_t i = 0; i < n; i++, p += ps) {
+        bool known = w->dh_valid && w->dh_region == ri && w->dh_page == idx + i;
+        msi_dedup_insert(w->dedup, (uint32_t)ri, idx + i, p,
+                         known ? w->dh : msi_dedup_hash(w->dedup, p));
+    }
 }
 
 /* Adds @n pages in @state with argument @arg (of the first page) starting
@@ -964,9 +974,16 @@ static uint8_t classify_page(ms_writer *w, size_t ri, uint64_t idx, const uint8_
     if (!dedups(w, ri))
         return state;
     msi_dedup_forget(w->dedup, (uint32_t)ri, idx, 1);
-    if (state == MS_PAGE_DATA &&
-        msi_dedup_find(w->dedup, (uint32_t)ri, idx, p, msi_dedup_hash(w->dedup, p), arg))
+    w->dh_valid = state == MS_PAGE_DATA;
+    if (!w->dh_valid)
+        return state;
+    w->dh_region = ri;
+    w->dh_page = idx;
+    w->dh = msi_dedup_hash(w->dedup, p);
+    if (msi_dedup_find(w->dedup, (uint32_t)ri, idx, p, w->dh, arg)) {
+        w->dh_valid = false;
         return MS_PAGE_DUPLICATE;
+    }
     return state;
 }
 
