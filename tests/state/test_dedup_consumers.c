@@ -56,37 +56,45 @@ static void write_stream(th_buf *s, uint64_t features, uint8_t *final)
     memcpy(final, mem, sizeof mem);
 }
 
-static void test_replay(void **state)
+/* Replays @s into a fresh directory: its status, its message in @msg, and
+ * region 0's image in @img (NPAGES pages) when it succeeded. */
+static int replay(const th_buf *s, char *msg, size_t n, uint8_t *img)
 {
-    (void)state;
-    static uint8_t final[NPAGES * PS];
-    th_buf s = {0};
-    write_stream(&s, MS_FEATURE_DUPLICATES, final);
     char dir[] = "/tmp/test-dedup-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char out[256];
+    char out[256], path[300], cmd[300];
     snprintf(out, sizeof out, "%s/out", dir);
     ms_replay_dir_options o;
     ms_replay_dir_options_init(&o);
     o.no_sync = true;
     ms_replay_dir *rd = ms_replay_dir_new(&o);
-    ms_reader *r = ms_reader_new_memory(NULL, s.data, s.len);
-    int rc = ms_replay_dir_write(rd, r, "dedup.mig", out);
-    if (rc)
-        fail_msg("%s", ms_replay_dir_errmsg(rd));
+    ms_reader *r = ms_reader_new_memory(NULL, s->data, s->len);
+    int rc = ms_replay_dir_write(rd, r, "test.mig", out);
+    snprintf(msg, n, "%s", ms_replay_dir_errmsg(rd));
     ms_reader_free(r);
     ms_replay_dir_free(rd);
-    char img[300];
-    snprintf(img, sizeof img, "%s/region-0.img", out);
-    FILE *f = fopen(img, "rb");
-    assert_non_null(f);
-    static uint8_t got[NPAGES * PS];
-    assert_int_equal(fread(got, 1, sizeof got, f), sizeof got);
-    fclose(f);
-    assert_memory_equal(got, final, sizeof got);
-    char cmd[300];
+    if (rc == 0 && img) {
+        snprintf(path, sizeof path, "%s/region-0.img", out);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        assert_int_equal(fread(img, 1, NPAGES * PS, f), NPAGES * PS);
+        fclose(f);
+    }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
+    return rc;
+}
+
+static void test_replay(void **state)
+{
+    (void)state;
+    static uint8_t final[NPAGES * PS], got[NPAGES * PS];
+    th_buf s = {0};
+    write_stream(&s, MS_FEATURE_DUPLICATES, final);
+    char msg[512];
+    if (replay(&s, msg, sizeof msg, got))
+        fail_msg("%s", msg);
+    assert_memory_equal(got, final, sizeof got);
     th_buf_free(&s);
 }
 
@@ -178,24 +186,11 @@ static int pagemap_verdict(uint64_t src, bool resend_zero)
     ms_reader_free(r);
 
     /* the replay refuses what the map refuses */
-    char dir[] = "/tmp/test-dedup-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char out[256];
-    snprintf(out, sizeof out, "%s/out", dir);
-    ms_replay_dir_options o;
-    ms_replay_dir_options_init(&o);
-    o.no_sync = true;
-    ms_replay_dir *rd = ms_replay_dir_new(&o);
-    r = ms_reader_new_memory(NULL, b.data, b.len);
-    rc = ms_replay_dir_write(rd, r, "hand.mig", out);
+    char msg[512];
+    rc = replay(&b, msg, sizeof msg, NULL);
     if (verdict)
-        assert_non_null(strstr(ms_replay_dir_errmsg(rd), "DUPLICATE"));
+        assert_non_null(strstr(msg, "DUPLICATE"));
     assert_int_equal(rc != 0, verdict != 0);
-    ms_reader_free(r);
-    ms_replay_dir_free(rd);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
     th_buf_free(&b);
     return verdict;
 }
