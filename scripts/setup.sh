@@ -34,6 +34,9 @@ if [ "${1:-}" = "--tests" ]; then
     # tests/python/: the Python package's suite (pytest; numpy for the
     # buffer-protocol tests, which skip without it).
     required+=(python3-pytest python3-numpy)
+    # tests/cli/check-json.py checks every JSON output of the CLI tests
+    # against docs/schemas/ (skipped, with a note, without it).
+    required+=(python3-jsonschema)
     # tests/xen checks every export with Xen's own stream checker,
     # verify-stream-v2, and its Python module xen.migration, which run
     # without a hypervisor; those tests skip without them.

@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE /* mkdtemp, nftw flags */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
@@ -37,6 +38,33 @@ void mst_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+int mst_exit_for(int status)
+{
+    switch (status) {
+    case 0:
+        return MST_EXIT_OK;
+    case MS_EIO:
+    case MS_ENOMEM:
+    case MS_EINVAL:
+    case MS_ESTATE:
+        return MST_EXIT_ERROR;
+    default:
+        return MST_EXIT_FAIL;
+    }
+}
+
+void mst_print_exit_table(FILE *f)
+{
+    fputs("Exit status (the same in every migstream tool):\n"
+          "  0  success: valid, same, compatible, done\n"
+          "  1  the answer is no: invalid, different, incompatible; or an input\n"
+          "     stream that is bad, damaged or refused (what could be read before\n"
+          "     the damage is reported first)\n"
+          "  2  usage error, I/O error, out of memory, or interrupted\n"
+          "Output formats: docs/OUTPUT.md.\n",
+          f);
 }
 
 int mst_open_input(const char *path)
@@ -248,6 +276,23 @@ void mst_json_hex(FILE *f, const uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++)
         fprintf(f, "%02x", p[i]);
     fputc('"', f);
+}
+
+void mst_json_u64(FILE *f, uint64_t v)
+{
+    fprintf(f, "\"%" PRIu64 "\"", v);
+}
+
+void mst_json_x64(FILE *f, uint64_t v)
+{
+    fprintf(f, "\"0x%" PRIx64 "\"", v);
+}
+
+void mst_json_output_head(FILE *f)
+{
+    fputs("{\"kind\":\"output\",\"tool\":", f);
+    mst_json_string(f, mst_prog);
+    fprintf(f, ",\"schema_version\":%d}\n", MST_SCHEMA_VERSION);
 }
 
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form)

@@ -16,12 +16,23 @@
 
 #include <migstream/migstream.h>
 
-/* Exit codes shared by every tool (each man page lists its own meaning). */
+/* Exit codes, one table for every tool (docs/OUTPUT.md, each man page's
+ * EXIT STATUS, each --help: mst_print_exit_table()). */
 enum {
-    MST_EXIT_OK = 0,    /* success: valid, same, done */
-    MST_EXIT_FAIL = 1,  /* the answer is no: invalid, different */
-    MST_EXIT_ERROR = 2, /* usage, I/O or a stream that cannot be read */
+    MST_EXIT_OK = 0,    /* success: valid, same, compatible, done */
+    MST_EXIT_FAIL = 1,  /* the answer is no: invalid, different, incompatible,
+                         * or an input stream that is bad, damaged or refused */
+    MST_EXIT_ERROR = 2, /* usage, I/O, out of memory, interrupted */
 };
+
+/* The exit code for a failed library call's status: MST_EXIT_ERROR for
+ * what is not about the stream's contents (MS_EIO, MS_ENOMEM, MS_EINVAL,
+ * MS_ESTATE), MST_EXIT_FAIL for a stream that is bad, damaged or refused
+ * (MS_ECORRUPT, MS_ETRUNCATED, MS_ELIMIT ...). */
+int mst_exit_for(int status);
+
+/* Prints the exit-status table, as every --help ends. */
+void mst_print_exit_table(FILE *f);
 
 /* Program name for messages, set by mst_init(). */
 extern const char *mst_prog;
@@ -112,6 +123,19 @@ const mst_input *mst_stream_failed_input(const mst_stream *s);
 void mst_json_string(FILE *f, const char *s);
 /* Writes N bytes as a JSON string of lowercase hex digits. */
 void mst_json_hex(FILE *f, const uint8_t *p, size_t n);
+
+/* The u64 rule of docs/OUTPUT.md: a value a stream sets freely (a size,
+ * a count it declares) is a JSON string, decimal ("4294967296"); an
+ * address, word, checksum or digest a hex string ("0x1000"). Numbers are
+ * only what cannot pass 2^53 - 1 by construction. */
+void mst_json_u64(FILE *f, uint64_t v);
+void mst_json_x64(FILE *f, uint64_t v);
+
+/* The version of the tools' JSON outputs (docs/OUTPUT.md, docs/schemas/). */
+#define MST_SCHEMA_VERSION 1
+/* The first object of every JSON Lines output:
+ * {"kind":"output","tool":PROG,"schema_version":N}. */
+void mst_json_output_head(FILE *f);
 
 /* Formats a CBOR item with ms_cbor_format into a malloc'd string (NULL on
  * malformed input or no memory). */

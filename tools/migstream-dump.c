@@ -176,14 +176,26 @@ static void put_counts_text(dump *d, const uint64_t *c)
             fprintf(d->out, " %s %" PRIu64, state_name(st), c[st]);
 }
 
-static void put_counts_json(dump *d, const uint64_t *c, bool missing)
+/* JSON: counts the tool made are numbers; @declared: counts a stream
+ * declares (END's totals), strings (the u64 rule, docs/OUTPUT.md). */
+static void put_count_json(dump *d, const char *sep, const char *name, uint64_t v, bool declared)
 {
-    fprintf(d->out, "{\"DATA\":%" PRIu64 ",\"ZERO\":%" PRIu64, c[MS_PAGE_DATA], c[MS_PAGE_ZERO]);
+    fprintf(d->out, "%s\"%s\":", sep, name);
+    if (declared)
+        mst_json_u64(d->out, v);
+    else
+        fprintf(d->out, "%" PRIu64, v);
+}
+
+static void put_counts_json(dump *d, const uint64_t *c, bool missing, bool declared)
+{
+    put_count_json(d, "{", "DATA", c[MS_PAGE_DATA], declared);
+    put_count_json(d, ",", "ZERO", c[MS_PAGE_ZERO], declared);
     for (unsigned st = MS_PAGE_ZERO + 1; st <= MST_STATE_OTHER; st++)
         if (c[st])
-            fprintf(d->out, ",\"%s\":%" PRIu64, state_name(st), c[st]);
+            put_count_json(d, ",", state_name(st), c[st], declared);
     if (missing)
-        fprintf(d->out, ",\"missing\":%" PRIu64, c[MST_STATE_MISSING]);
+        put_count_json(d, ",", "missing", c[MST_STATE_MISSING], false);
     fputc('}', d->out);
 }
 
@@ -208,8 +220,10 @@ static void put_region_json(dump *d, const ms_region *g)
         fprintf(d->out, "\"0x%" PRIx64 "\"", g->gpa);
     else
         fputs("null", d->out);
-    fprintf(d->out, ",\"size\":%" PRIu64 ",\"page_size\":%" PRIu32 ",\"pages\":%" PRIu64 "}",
-            g->size, g->page_size, g->size / g->page_size);
+    fputs(",\"size\":", d->out);
+    mst_json_u64(d->out, g->size);
+    fprintf(d->out, ",\"page_size\":%" PRIu32 ",\"pages\":%" PRIu64 "}", g->page_size,
+            g->size / g->page_size);
 }
 
 /* Device state in diagnostic notation, cut at DIAG_MAX bytes (on a UTF-8
@@ -285,7 +299,7 @@ static void put_round_json(dump *d, const ms_round *r)
         fprintf(o, "%" PRIu32, r->tracker);
     fprintf(o, ",\"granularity\":%" PRIu32 ",\"dirty\":", r->granularity);
     if (r->has_dirty)
-        fprintf(o, "%" PRIu64, r->dirty);
+        mst_json_u64(o, r->dirty);
     else
         fputs("null", o);
     fprintf(o, ",\"final\":%s", r->final ? "true" : "false");
@@ -298,7 +312,7 @@ static void put_param(dump *d, bool json, const char *name, uint64_t v, bool hex
     if (json && hex)
         fprintf(d->out, ",\"%s\":\"0x%" PRIx64 "\"", name, v);
     else if (json)
-        fprintf(d->out, ",\"%s\":%" PRIu64, name, v);
+        fprintf(d->out, ",\"%s\":\"%" PRIu64 "\"", name, v);
     else if (hex)
         fprintf(d->out, " %s 0x%" PRIx64, name, v);
     else
@@ -319,7 +333,7 @@ static void put_overlay_params(dump *d, const ms_overlay *v, bool json)
             put_param(d, json, "scale", v->tsc.scale, true);
         }
         if (json)
-            fprintf(d->out, ",\"offset\":%" PRId64, v->tsc.offset);
+            fprintf(d->out, ",\"offset\":\"%" PRId64 "\"", v->tsc.offset);
         else
             fprintf(d->out, " offset %" PRId64, v->tsc.offset);
         break;
@@ -561,7 +575,7 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         fprintf(o, ",\"region\":%" PRIu32 ",\"region_name\":", rec->pages.region->id);
         put_str(d, rec->pages.region->name);
         fprintf(o, ",\"first_page\":%" PRIu64 ",\"last_page\":%" PRIu64 ",\"pages\":", first, last);
-        put_counts_json(d, c, false);
+        put_counts_json(d, c, false, false);
         if (d->foreign)
             fprintf(o, ",\"encoding\":null,\"data_bytes\":null,\"decoded_bytes\":%zu",
                     rec->pages.data_size);
@@ -591,14 +605,15 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         put_json_state(d, rec->device.state, rec->device.state_size);
         break;
     case MS_REC_END:
-        fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", rec->totals.records,
-                rec->totals.bytes);
-        put_counts_json(d, rec->totals.pages, false);
-        fprintf(o, ",\"devices\":%" PRIu64, rec->totals.devices);
+        /* END's totals are what the stream declares: strings. */
+        fprintf(o, ",\"records\":\"%" PRIu64 "\",\"bytes\":\"%" PRIu64 "\",\"pages\":",
+                rec->totals.records, rec->totals.bytes);
+        put_counts_json(d, rec->totals.pages, false, true);
+        fprintf(o, ",\"devices\":\"%" PRIu64 "\"", rec->totals.devices);
         if (rec->totals.rounds)
-            fprintf(o, ",\"rounds\":%" PRIu64, rec->totals.rounds);
+            fprintf(o, ",\"rounds\":\"%" PRIu64 "\"", rec->totals.rounds);
         if (rec->totals.overlays)
-            fprintf(o, ",\"overlays\":%" PRIu64, rec->totals.overlays);
+            fprintf(o, ",\"overlays\":\"%" PRIu64 "\"", rec->totals.overlays);
         fputs(",\"digest\":", o);
         if (d->foreign)
             fputs("null", o);
@@ -670,10 +685,10 @@ static void print_parts(dump *d, bool end)
             if (end) {
                 fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", pi->records,
                         pi->bytes);
-                put_counts_json(d, pi->totals.pages, false);
+                put_counts_json(d, pi->totals.pages, false, true);
                 fprintf(o,
-                        ",\"devices\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"overlays\":%" PRIu64
-                        ",\"digest\":",
+                        ",\"devices\":\"%" PRIu64 "\",\"rounds\":\"%" PRIu64
+                        "\",\"overlays\":\"%" PRIu64 "\",\"digest\":",
                         pi->totals.devices, pi->totals.rounds, pi->totals.overlays);
                 put_hex64(d, pi->digest);
             } else {
@@ -955,7 +970,7 @@ static void print_rounds(dump *d, uint64_t total)
             put_round_json(d, &r->round);
             fprintf(o, ",\"index\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"sent\":", r->index,
                     r->offset);
-            put_counts_json(d, r->sent, false);
+            put_counts_json(d, r->sent, false, false);
             fprintf(o, ",\"records\":%" PRIu64, r->records);
             put_share(d, r->bytes, total);
             fputc('}', o);
@@ -1031,11 +1046,11 @@ static void print_totals(dump *d, uint64_t digest)
             put_str(d, s->region.name);
             fprintf(o, ",\"pages\":%" PRIu64 ",\"final\":", s->pages);
             if (tracked)
-                put_counts_json(d, c, true);
+                put_counts_json(d, c, true, false);
             else
                 fputs("null", o);
             fputs(",\"sent\":", o);
-            put_counts_json(d, sent, false);
+            put_counts_json(d, sent, false, false);
             fprintf(o, ",\"records\":%" PRIu64, s->records);
             put_share(d, s->bytes, total);
             fputc('}', o);
@@ -1363,10 +1378,11 @@ static void usage(FILE *f)
             "  --help            this text\n"
             "  --version         version of the tool and the library\n"
             "\n"
-            "Exit status: 0 success; 1 --page or --device names nothing in the stream;\n"
-            "2 usage or I/O error, or the stream is bad (everything before the bad\n"
-            "point is printed, the error goes to standard error).\n",
+            "A bad stream is shown up to the damage, then where the damage starts\n"
+            "(exit status 1); so is --page or --device naming nothing in the stream.\n"
+            "\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -1413,6 +1429,8 @@ static bool all_digits(const char *s)
 static int run(dump *d)
 {
     const ms_record *rec = NULL;
+    if (d->json)
+        mst_json_output_head(d->out);
     int rc = ms_reader_header(d->r, &d->hdr);
     bool nomem = false;
     uint64_t digest = 0;
@@ -1542,7 +1560,7 @@ static int run(dump *d)
     }
     fflush(d->out);
     mst_error("%s", why);
-    return MST_EXIT_ERROR;
+    return mst_exit_for(rc);
 }
 
 int main(int argc, char **argv)

@@ -97,11 +97,13 @@ static void usage(FILE *f)
             "  -h, --help            show this help and exit\n"
             "  -V, --version         show the version and exit\n"
             "\n"
-            "Exit status: 0 exported; 1 the stream is damaged or holds what the format\n"
-            "cannot carry (QEMU: IN_PLACE pages, overlays, device state without raw bytes;\n"
-            "Xen: regions without a guest-physical address, devices that are not Xen\n"
-            "records); 2 usage or I/O error.\n",
+            "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
+            "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
+            "without a guest-physical address, devices that are not Xen records) is\n"
+            "refused (exit status 1).\n"
+            "\n",
             mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

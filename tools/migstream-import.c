@@ -135,9 +135,11 @@ static void usage(FILE *f)
             "\n"
             "      --raw-only and --tmpdir apply to QEMU streams only.\n"
             "\n"
-            "Exit status: 0 imported; 1 the input stream is malformed or uses a feature\n"
-            "that is not supported; 2 usage or I/O error.\n",
+            "An input stream that is malformed or uses a feature that is not supported\n"
+            "is refused (exit status 1).\n"
+            "\n",
             mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

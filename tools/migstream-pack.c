@@ -364,6 +364,27 @@ static bool mf_uint(json_t *o, const char *where, const char *key, uint64_t max,
     return true;
 }
 
+/* A u64 member under the u64 rule (docs/OUTPUT.md): a decimal string; in
+ * a manifest of layout 1 (@number), an integer. */
+static bool mf_u64(json_t *o, const char *where, const char *key, bool number, uint64_t max,
+                   uint64_t *v)
+{
+    if (number)
+        return mf_uint(o, where, key, max, v);
+    json_t *j = json_object_get(o, key);
+    const char *t = json_is_string(j) ? json_string_value(j) : "";
+    char *end;
+    errno = 0;
+    unsigned long long x = *t >= '0' && *t <= '9' ? strtoull(t, &end, 10) : 0;
+    if (!*t || *t < '0' || *t > '9' || errno || *end || x > max) {
+        mst_error("%s: %s: \"%s\" must be a string of decimal digits, from 0 to %" PRIu64,
+                  mf_file, where, key, max);
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
 /* A string member; with @nullable, null (or absence) gives NULL. */
 static bool mf_string(json_t *o, const char *where, const char *key, bool nullable, const char **s)
 {
@@ -427,11 +448,16 @@ static int load_dir(pack *pk, const char *dir)
     uint64_t v, ps;
     const char *s[4];
     json_t *regions = json_object_get(m, "regions"), *devices = json_object_get(m, "devices");
-    if (!mf_uint(m, "top level", "manifest_version", UINT32_MAX, &v))
+    /* Layout 2 ("schema_version": 2) is what migstream-replay writes; layout
+     * 1 ("manifest_version": 1, sizes as numbers) what it wrote before. */
+    bool layout1 = json_object_get(m, "schema_version") == NULL;
+    if (!mf_uint(m, "top level", layout1 ? "manifest_version" : "schema_version", UINT32_MAX, &v))
         goto out;
-    if (v != 1) {
-        mst_error("%s: manifest_version %" PRIu64 " is not supported (this tool reads 1)", mpath,
-                  v);
+    if (v != (layout1 ? 1 : MS_REPLAY_DIR_SCHEMA_VERSION)) {
+        mst_error("%s: %s %" PRIu64 " is not supported (this tool reads schema_version %d, "
+                  "and manifest_version 1)",
+                  mpath, layout1 ? "manifest_version" : "schema_version", v,
+                  MS_REPLAY_DIR_SCHEMA_VERSION);
         goto out;
     }
     if (!mf_uint(m, "top level", "page_size", UINT32_MAX, &ps) ||
@@ -476,7 +502,7 @@ static int load_dir(pack *pk, const char *dir)
         if (!mf_uint(r, where, "id", UINT32_MAX, &id) ||
             !mf_string(r, where, "name", false, &rname) ||
             !mf_string(r, where, "gpa", true, &gpa) ||
-            !mf_uint(r, where, "size", INT64_MAX, &size) ||
+            !mf_u64(r, where, "size", layout1, INT64_MAX, &size) ||
             !mf_uint(r, where, "page_size", UINT32_MAX, &rps))
             goto out;
         snprintf(name, sizeof name, "region-%" PRIu64 ".img", id);
@@ -726,8 +752,10 @@ static void usage(FILE *f)
             "  -h, --help                    show this help and exit\n"
             "  -V, --version                 show the version and exit\n"
             "\n"
-            "Exit status: 0 done; 1 an input's contents were refused; 2 usage or I/O error.\n",
+            "An input whose contents are refused (exit status 1) writes nothing.\n"
+            "\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

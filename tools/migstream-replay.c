@@ -103,9 +103,10 @@ static void usage(FILE *f)
             "  -h, --help        show this help and exit\n"
             "  -V, --version     show the version and exit\n"
             "\n"
-            "Exit status: 0 done; 1 the stream was refused (damaged, truncated or\n"
-            "unsupported), nothing written; 2 usage or I/O error, nothing written.\n",
+            "A refused stream (damaged, truncated or unsupported) writes nothing.\n"
+            "\n",
             mst_prog);
+    mst_print_exit_table(f);
 }
 
 int main(int argc, char **argv)

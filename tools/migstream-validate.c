@@ -179,7 +179,7 @@ static void report(validator *v, severity sev, const char *check, int status, ui
             fprintf(o, ",\"missing\":%" PRIu64, c->missing);
         fputc('}', o);
     } else if (c && c->kind == ABOUT_DEVICE) {
-        fputs("{\"device\":", o);
+        fputs("{\"path\":", o);
         mst_json_string(o, c->path);
         fprintf(o, ",\"instance\":%" PRIu32 "}", c->instance);
     } else {
@@ -581,9 +581,10 @@ static void usage(FILE *f)
             "  --help     this text\n"
             "  --version  version of the tool and the library\n"
             "\n"
-            "Exit status: 0 valid; 1 invalid (also truncated, or not a libmigstream\n"
-            "stream); 2 usage or I/O error (e.g. STREAM cannot be opened).\n",
+            "A truncated stream, or one that is no stream at all, is invalid (1).\n"
+            "\n",
             mst_prog);
+    mst_print_exit_table(f);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -674,6 +675,8 @@ static int run(validator *v)
 {
     const ms_header *h;
     const ms_record *rec;
+    if (v->json)
+        mst_json_output_head(v->out);
     int rc = ms_reader_header(v->r, &h);
     if (rc == 0) {
         if (!v->foreign) /* another format's header is not this format's preamble */

@@ -178,7 +178,7 @@ class FinalState:
             self._cleanup()
             raise
         self.regions: List[Region] = [
-            Region(g["id"], g["name"], g["size"], g["page_size"],
+            Region(g["id"], g["name"], int(g["size"]), g["page_size"],
                    None if g["gpa"] is None else int(g["gpa"], 16))
             for g in self.manifest["regions"]]
 

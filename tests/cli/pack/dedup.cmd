@@ -17,7 +17,7 @@ $P --dedup --window --compress 3 -o both.mig img || exit
 for s in plain dedup both; do
   "$TOOLS/migstream-validate" $s.mig | tail -n 1
   "$TOOLS/migstream-replay" -o out-$s $s.mig && cmp img out-$s/region-0.img && echo "$s: replays to img"
-  "$TOOLS/migstream-dump" --json $s.mig | head -n 1 | grep -o '"format":"[0-9.]*","major":1,"minor":[0-9]*,"required_features":"[0-9a-fx]*"'
+  "$TOOLS/migstream-dump" --json $s.mig | grep -m 1 -o '"format":"[0-9.]*","major":1,"minor":[0-9]*,"required_features":"[0-9a-fx]*"'
 done
 "$TOOLS/migstream-dump" --summary dedup.mig | grep region
 [ $(stat -c %s dedup.mig) -lt $(stat -c %s plain.mig) ] && echo "dedup.mig is smaller than plain.mig"
