@@ -578,9 +578,11 @@ static void test_writer_partial(void **state)
         unsigned threads;
         bool stable;
         uint64_t extra;
-    } cfg[] = {{0, 0, false, 0}, {0, 0, true, 0},    {3, 0, false, 0},  {3, 0, true, 0},
-               {1, 3, false, 0}, {1, 2, true, 0},    {0, 0, false, v13}, {3, 0, false, v13},
-               {1, 2, false, v13}, {1, 3, true, v13}};
+    } cfg[] = {
+        {0, 0, false, 0},   {0, 0, true, 0},   {3, 0, false, 0},   {3, 0, true, 0},
+        {1, 3, false, 0},   {1, 2, true, 0},   {0, 0, false, v13}, {3, 0, false, v13},
+        {1, 2, false, v13}, {1, 3, true, v13},
+    };
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         ms_writer_options o = script_options(cfg[c].level, cfg[c].threads, cfg[c].stable);
         o.features |= cfg[c].extra;
