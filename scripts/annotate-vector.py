@@ -11,7 +11,7 @@ serves as a second, independent reading of the layout.
 import struct
 import sys
 
-STATES = {1: "DATA", 2: "ZERO", 3: "DISCARDED", 4: "FILL", 5: "IN_PLACE"}
+STATES = {1: "DATA", 2: "ZERO", 3: "DISCARDED", 4: "FILL", 5: "IN_PLACE", 6: "DUPLICATE"}
 TYPES = {1: "INFO", 2: "REGIONS", 3: "PAGES", 4: "DEVICE", 5: "END", 6: "ROUND",
          7: "OVERLAY", 8: "PART"}
 KEYS = {
@@ -130,7 +130,8 @@ def main():
     o.emit(12, b[12:16], "header_size = %d" % hs)
     o.emit(16, b[16:24], "required_features")
     o.emit(24, b[24:32], "optional_features")
-    o.emit(32, b[32:36], "page_size = %d" % struct.unpack_from("<I", b, 32))
+    base_ps = struct.unpack_from("<I", b, 32)[0]
+    o.emit(32, b[32:36], "page_size = %d" % base_ps)
     o.emit(36, b[36:40], "reserved")
     o.emit(40, b[40:72], 'writer_name = "%s"' % b[40:72].rstrip(b"\0").decode())
     o.emit(72, b[72:104], 'writer_version = "%s"' % b[72:104].rstrip(b"\0").decode())
@@ -152,11 +153,17 @@ def main():
                 first, cnt, st = struct.unpack_from("<QIB", pl, q)
                 arg = struct.unpack_from("<Q", pl, q + 16)[0]
                 note = "extent: pages %d..%d %s" % (first, first + cnt - 1, STATES.get(st, st))
-                if arg:
+                if st == 6:
+                    note += " of pages %d..%d" % (arg, arg + cnt - 1)
+                elif arg:
                     note += ", argument 0x%x" % arg
                 o.emit(p + q, pl[q:q + 24], note)
             q = 16 + 24 * n
-            if q < ln:
+            if q < ln and enc == 0 and (ln - q) % base_ps == 0 and ln - q > base_ps:
+                for k in range(q, ln, base_ps):  # raw pages one by one: shorter lines
+                    o.emit(p + k, pl[k:k + base_ps], "page data, page %d of the record" %
+                           ((k - q) // base_ps))
+            elif q < ln:
                 o.emit(p + q, pl[q:], "page data")
         else:
             cbor_items(pl, 0, 0, o, p, "", KEYS.get(t))

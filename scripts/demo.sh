@@ -10,7 +10,8 @@
 # migstream-diff against the same guest written with other batching
 # (equal) and against the guest with 3 pages changed (exactly those).
 # Extra arguments go to the first migstream-demo run (try --help,
-# --compress 3).
+# --compress 3). Last, it says where `meson install -C build` would install:
+# a prefix set on build/ (meson configure build --prefix=DIR) is kept.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -80,3 +81,10 @@ $t/migstream-demo --force -o demo-out/changed.mig --change 3 "$@" | grep '^chang
 status=0
 $t/migstream-diff demo-out/demo.mig demo-out/changed.mig || status=$?
 echo "  (migstream-diff exit status $status: 1 means the streams differ)"
+
+prefix=$(meson introspect build --buildoptions | python3 -c '
+import json, sys
+print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
+echo
+echo "demo.sh: \`meson install -C build\` installs into $prefix; to change that:"
+echo "         meson configure build --prefix=DIR (README.md, \"Install\")"

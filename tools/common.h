@@ -226,9 +226,9 @@ uint64_t mst_paths_size(const char *const *paths, size_t n);
 /* ---- final page states and device instances, for dump and validate ---- */
 
 /* Page states as dump and validate print them: index 0 is "missing" (never
- * sent), 1.. are the wire states (ms_page_state, DATA to IN_PLACE);
+ * sent), 1.. are the wire states (ms_page_state, DATA to DUPLICATE);
  * MST_STATE_OTHER lumps together states a later format may add. */
-enum { MST_STATE_MISSING = 0, MST_STATE_OTHER = MS_PAGE_IN_PLACE + 1, MST_STATES };
+enum { MST_STATE_MISSING = 0, MST_STATE_OTHER = MS_PAGE_DUPLICATE + 1, MST_STATES };
 
 /* The page map's memory budget in dump and validate (ms_pagemap_options):
  * a region whose map would take the total past it is given up (its final

@@ -161,6 +161,12 @@ static const char *type_label(uint16_t type, char tmp[8])
     return tmp;
 }
 
+/* FORMAT.md section 6.3's data encodings, as dump prints them. */
+static const char *encoding_name(unsigned e)
+{
+    return e == MS_ENCODING_ZSTD ? "zstd" : e == MS_ENCODING_ZSTD_WINDOW ? "zstd-window" : "raw";
+}
+
 static const char *state_name(unsigned st)
 {
     const char *n = ms_page_state_name(st);
@@ -471,8 +477,9 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
         put_counts_text(d, c);
         if (d->foreign) /* no encoding on the wire: the pages as read */
             fprintf(d->out, " data %zu", rec->pages.data_size);
-        else if (rec->pages.encoding == MS_ENCODING_ZSTD)
-            fprintf(d->out, " encoding zstd data %" PRIu64 " decoded %zu", pages_wire_data(rec),
+        else if (rec->pages.encoding != MS_ENCODING_RAW)
+            fprintf(d->out, " encoding %s data %" PRIu64 " decoded %zu",
+                    encoding_name(rec->pages.encoding), pages_wire_data(rec),
                     rec->pages.data_size);
         else
             fprintf(d->out, " encoding raw data %zu", rec->pages.data_size);
@@ -581,7 +588,7 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
                     rec->pages.data_size);
         else
             fprintf(o, ",\"encoding\":\"%s\",\"data_bytes\":%" PRIu64 ",\"decoded_bytes\":%zu",
-                    rec->pages.encoding == MS_ENCODING_ZSTD ? "zstd" : "raw", pages_wire_data(rec),
+                    encoding_name(rec->pages.encoding), pages_wire_data(rec),
                     rec->pages.data_size);
         fputs(",\"extents\":[", o);
         for (size_t i = 0; i < rec->pages.extent_count; i++) {
@@ -1150,7 +1157,8 @@ static int page_apply(dump *d, const ms_record *rec)
             d->page_state = e->state < MST_STATE_OTHER ? e->state : MST_STATE_OTHER;
             d->page_arg = e->state == MS_PAGE_IN_PLACE
                               ? e->arg + (d->pfn - e->first) * pg->region->page_size
-                              : e->arg;
+                          : e->state == MS_PAGE_DUPLICATE ? e->arg + (d->pfn - e->first)
+                                                          : e->arg;
             d->page_copies++;
             d->page_index = rec->index;
             d->page_offset = rec->offset;
@@ -1238,6 +1246,8 @@ static int print_page(dump *d)
         if (d->page_state == MS_PAGE_FILL || d->page_state == MS_PAGE_IN_PLACE)
             fprintf(o, ",\"%s\":\"0x%" PRIx64 "\"",
                     d->page_state == MS_PAGE_FILL ? "fill" : "address", d->page_arg);
+        if (d->page_state == MS_PAGE_DUPLICATE)
+            fprintf(o, ",\"source\":%" PRIu64, d->page_arg);
         fputs(",\"data\":", o);
         if (bytes)
             mst_json_hex(o, bytes, ps);
@@ -1266,6 +1276,9 @@ static int print_page(dump *d)
         else if (d->page_state == MS_PAGE_IN_PLACE)
             fprintf(o, "; an IN_PLACE page: not in the stream, kept in place at address 0x%" PRIx64,
                     d->page_arg);
+        else if (d->page_state == MS_PAGE_DUPLICATE)
+            fprintf(o, "; a DUPLICATE page: it holds what page %" PRIu64 " of the region held "
+                    "when that record came (migstream-replay writes its bytes)", d->page_arg);
         else if (d->page_state == MST_STATE_MISSING)
             fputs("; never sent in this stream", o);
         fputc('\n', o);

@@ -120,6 +120,11 @@ static void usage(FILE *f)
             "      --compress LEVEL  zstd level for page data, 0 (off) to 19\n"
             "      --fill            send pages of one repeated 8-byte word as FILL pages\n"
             "                        (format 1.1, feature FILL) instead of data\n"
+            "      --dedup           send pages equal to earlier ones as references\n"
+            "                        (format 1.3, DUPLICATE pages)\n"
+            "      --dedup-pages N   pages --dedup remembers (default 16384)\n"
+            "      --window          compress each batch with the previous one as its\n"
+            "                        window (format 1.3; with --compress)\n"
             "      --tmpdir DIR      directory of the temporary page file that XBZRLE pages\n"
             "                        are decoded against (default: $TMPDIR, else /tmp)\n"
             "      --stats           print what was imported (on standard error when OUT\n"
@@ -157,13 +162,28 @@ typedef struct args {
     char **channels;
     bool force, quiet, raw_only, stats, fill;
     int level;
+    uint64_t features;    /* --dedup, --window */
+    uint32_t dedup_pages; /* --dedup-pages */
     int nchannels;
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_RAW_ONLY, O_COMPRESS, O_TMPDIR, O_STATS, O_FILL };
+    enum {
+        O_FORCE = 256,
+        O_RAW_ONLY,
+        O_COMPRESS,
+        O_TMPDIR,
+        O_STATS,
+        O_FILL,
+        O_DEDUP,
+        O_DEDUP_PAGES,
+        O_WINDOW
+    };
     static const struct option longopts[] = {
+        {"dedup", no_argument, NULL, O_DEDUP},
+        {"dedup-pages", required_argument, NULL, O_DEDUP_PAGES},
+        {"window", no_argument, NULL, O_WINDOW},
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
         {"raw-only", no_argument, NULL, O_RAW_ONLY},
@@ -200,6 +220,20 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_TMPDIR:
             a->tmpdir = optarg;
+            break;
+        case O_DEDUP:
+            a->features |= MS_FEATURE_DUPLICATES;
+            break;
+        case O_DEDUP_PAGES:
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 1 || v > (1l << 22))
+                return bad_usage("--dedup-pages %s: must be 1 to 4194304", optarg);
+            a->dedup_pages = (uint32_t)v;
+            a->features |= MS_FEATURE_DUPLICATES;
+            break;
+        case O_WINDOW:
+            a->features |= MS_FEATURE_ZSTD_WINDOW;
             break;
         case O_STATS:
             a->stats = true;
@@ -356,6 +390,8 @@ static int import(const args *a)
     wo.compress_level = a->level;
     if (a->fill)
         wo.features |= MS_FEATURE_FILL;
+    wo.features |= a->features;
+    wo.dedup_pages = a->dedup_pages;
     wo.description = "imported from a QEMU migration stream by migstream-import";
     ms_qemu_import_options io;
     ms_qemu_import_options_init(&io);

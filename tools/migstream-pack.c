@@ -742,7 +742,12 @@ static void usage(FILE *f)
             "      --threads N               compress on N threads (1 to 64; same stream)\n"
             "      --fill                    send pages of one repeated 8-byte word as FILL\n"
             "                                pages (format 1.1, feature FILL): 16 bytes\n"
-            "                                instead of a page of data\n",
+            "                                instead of a page of data\n"
+            "      --dedup                   send pages equal to earlier ones as references\n"
+            "                                (format 1.3, DUPLICATE pages)\n"
+            "      --dedup-pages N           pages --dedup remembers (default 16384)\n"
+            "      --window                  compress each batch with the previous one as\n"
+            "                                its window (format 1.3; with --compress)\n",
             mst_prog, mst_prog, mst_prog);
     mst_print_progress_help(f, 29, true);
     fputs("  -h, --help                    show this help and exit\n"
@@ -772,13 +777,25 @@ typedef struct args {
     const char *out, *input; /* input: IMAGE or DIR, NULL with --region */
     bool force, quiet, have_ps, dir_mode, fill;
     uint64_t page_size, level, threads;
+    uint64_t features, dedup_pages; /* --dedup, --window; --dedup-pages */
     char **regions, **devices; /* the --region and --device values */
     size_t nregions, ndevices;
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_REGION, O_PAGE_SIZE, O_DEVICE, O_COMPRESS, O_THREADS, O_FILL };
+    enum {
+        O_FORCE = 256,
+        O_REGION,
+        O_PAGE_SIZE,
+        O_DEVICE,
+        O_COMPRESS,
+        O_THREADS,
+        O_FILL,
+        O_DEDUP,
+        O_DEDUP_PAGES,
+        O_WINDOW
+    };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
@@ -788,6 +805,9 @@ static int parse_args(int argc, char **argv, args *a)
         {"compress", required_argument, NULL, O_COMPRESS},
         {"threads", required_argument, NULL, O_THREADS},
         {"fill", no_argument, NULL, O_FILL},
+        {"dedup", no_argument, NULL, O_DEDUP},
+        {"dedup-pages", required_argument, NULL, O_DEDUP_PAGES},
+        {"window", no_argument, NULL, O_WINDOW},
         {"quiet", no_argument, NULL, 'q'},
         {"progress", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
@@ -836,6 +856,18 @@ static int parse_args(int argc, char **argv, args *a)
         case O_COMPRESS:
             if (!parse_u64(optarg, &a->level) || a->level > 19)
                 return bad_usage("--compress %s: must be 0 (off) to 19", optarg);
+            break;
+        case O_DEDUP:
+            a->features |= MS_FEATURE_DUPLICATES;
+            break;
+        case O_DEDUP_PAGES:
+            if (!parse_u64(optarg, &a->dedup_pages) || a->dedup_pages < 1 ||
+                a->dedup_pages > (1u << 22))
+                return bad_usage("--dedup-pages %s: must be 1 to 4194304", optarg);
+            a->features |= MS_FEATURE_DUPLICATES;
+            break;
+        case O_WINDOW:
+            a->features |= MS_FEATURE_ZSTD_WINDOW;
             break;
         case O_THREADS:
             if (!parse_u64(optarg, &a->threads) || a->threads < 1 || a->threads > 64)
@@ -1078,6 +1110,8 @@ int main(int argc, char **argv)
     pk.opts.threads = (uint32_t)a.threads;
     if (a.fill)
         pk.opts.features |= MS_FEATURE_FILL;
+    pk.opts.features |= a.features;
+    pk.opts.dedup_pages = (uint32_t)a.dedup_pages;
     if (rc == 0)
         rc = check_inputs(&pk, &a);
     if (rc == 0)

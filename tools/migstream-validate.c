@@ -456,7 +456,14 @@ static void check_record(validator *v, const ms_record *rec)
                 "%zu unknown map key%s (payload path%s %s): ignored", keys.n,
                 keys.n == 1 ? "" : "s", keys.n == 1 ? "" : "s", keys.text);
     if (rec->type == MS_REC_PAGES) {
-        ms_pagemap_apply(v->pm, rec); /* a region past the budget is untracked */
+        /* A region past the budget is untracked; a DUPLICATE that names a
+         * page without DATA is an error (FORMAT.md section 6.2). */
+        if (ms_pagemap_apply(v->pm, rec) == MS_ECORRUPT) {
+            /* the report names the record already: from the extent on */
+            const char *m = ms_pagemap_errmsg(v->pm), *x = strstr(m, "extent ");
+            reportf(v, SEV_ERROR, "duplicate-source", rec->offset, (int64_t)rec->index, NULL,
+                    rec, "%s", x ? x : m);
+        }
         keep_in_place(v, rec);
     }
     if (rec->type == MS_REC_DEVICE && rec->device.path) {

@@ -35,12 +35,14 @@ extern "C" {
 /**
  * The newest stream format version this library reads and writes (FORMAT.md
  * section 11). Its writer stamps a stream with the lowest minor version that
- * defines everything the stream uses, never below 1: minor 2 for a part of
- * a migration in parts (MS_FEATURE_PARTS), 1 otherwise, so that the same
- * calls give the same bytes as the 1.1 writer did (section 11.2).
+ * defines everything the stream uses, never below 1: minor 3 for a stream
+ * that may hold DUPLICATE pages or zstd-window data (MS_FEATURE_DUPLICATES,
+ * MS_FEATURE_ZSTD_WINDOW), else 2 for a part of a migration in parts
+ * (MS_FEATURE_PARTS), 1 otherwise, so that the same calls give the same
+ * bytes as the 1.1 writer did (section 11.2).
  */
 #define MS_FORMAT_MAJOR 1
-#define MS_FORMAT_MINOR 2
+#define MS_FORMAT_MINOR 3
 
 /** Returns the library version as "MAJOR.MINOR.PATCH". Static string. */
 MS_API const char *ms_version_string(void);
@@ -245,7 +247,12 @@ typedef enum ms_page_state {
      *  extent's argument is its byte address in the in-place space (1.1,
      *  needs MS_FEATURE_IN_PLACE). */
     MS_PAGE_IN_PLACE = 5,
+    /** The page holds what page `arg + i` of the same region holds at this
+     *  point of the stream, a page whose contents travelled as DATA (1.3,
+     *  needs MS_FEATURE_DUPLICATES; FORMAT.md section 6.2). */
+    MS_PAGE_DUPLICATE = 6,
 } ms_page_state;
+
 
 /**
  * Required feature bits (FORMAT.md section 3.2). A stream that uses one of
@@ -260,6 +267,12 @@ typedef enum ms_page_state {
  *  (1.2): it starts with a PART record, and only a merge of every part
  *  gives the migration's final state (FORMAT.md section 2.1). */
 #define MS_FEATURE_PARTS (1u << 4)
+/** Page state DUPLICATE: a page equal to one sent earlier travels as a
+ *  reference to it (1.3). */
+#define MS_FEATURE_DUPLICATES (1u << 5)
+/** Data encoding 2, zstd with the previous record's pages as its window
+ *  (1.3). */
+#define MS_FEATURE_ZSTD_WINDOW (1u << 6)
 
 /** Dirty-page trackers a ROUND record names (FORMAT.md section 6.4).
  *  Readers pass values they do not know through. */
@@ -279,10 +292,13 @@ typedef enum ms_overlay_kind {
     MS_OVERLAY_SYNIC_EVENT_FLAGS = 4, /**< SynIC event flags page (SIEFP) */
 } ms_overlay_kind;
 
-/** Encoding of a PAGES record's data section. */
+/** Encoding of a PAGES record's data section (FORMAT.md section 6.3). */
 typedef enum ms_data_encoding {
-    MS_ENCODING_RAW = 0,
-    MS_ENCODING_ZSTD = 1,
+    MS_ENCODING_RAW = 0,  /**< the pages' bytes as they are */
+    MS_ENCODING_ZSTD = 1, /**< one zstd frame */
+    /** One zstd frame compressed with the previous PAGES record's decoded
+     *  data section as its window (1.3, needs MS_FEATURE_ZSTD_WINDOW). */
+    MS_ENCODING_ZSTD_WINDOW = 2,
 } ms_data_encoding;
 
 /** The feature bits (FORMAT.md section 3.2) this library implements: a

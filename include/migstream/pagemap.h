@@ -150,7 +150,11 @@ MS_API int ms_pagemap_sync(ms_pagemap *m, const ms_reader *r);
  *         applied); MS_ELIMIT when the region's map would exceed max_memory
  *         or MS_ENOMEM: the region is then given up (tracked becomes
  *         false; ms_pagemap_errmsg() names it), its counts still grow, and
- *         the map goes on with the other regions.
+ *         the map goes on with the other regions; MS_ECORRUPT when a
+ *         DUPLICATE extent names a source page whose last copy is not DATA
+ *         or DUPLICATE (FORMAT.md section 6.2: extents apply in order), in
+ *         a tracked region: the record is applied all the same, and
+ *         ms_pagemap_errmsg() says which pages.
  */
 MS_API int ms_pagemap_apply(ms_pagemap *m, const ms_record *rec);
 

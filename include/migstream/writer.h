@@ -29,8 +29,10 @@
  * writers are independent (common.h, "Handles"). The output and progress
  * callbacks run on the thread that calls the writer. With
  * ms_writer_options.threads > 1 the writer has compression workers of its
- * own, which only ever see the writer's copies of page batches: the
- * caller's memory is read on the calling thread alone, during the call.
+ * own, which copy the pages of a batch out of the caller's memory (unless
+ * the writer copied them already, as it does with MS_FEATURE_DUPLICATES)
+ * and compress them: the caller's memory is read only during the call
+ * that hands it in, which waits for the workers' copies before returning.
  */
 #ifndef MIGSTREAM_WRITER_H
 #define MIGSTREAM_WRITER_H
@@ -133,14 +135,23 @@ typedef struct ms_writer_options {
      * non-zero word and send them as FILL, at no extra cost (the same pass
      * finds zero pages); MS_FEATURE_DISCARDED, MS_FEATURE_IN_PLACE and
      * MS_FEATURE_OVERLAYS enable the calls that write those.
+     * MS_FEATURE_DUPLICATES (format 1.3) makes the writer send a DATA page
+     * equal to one it sent earlier in the same region as a DUPLICATE
+     * reference (dedup_pages below). MS_FEATURE_ZSTD_WINDOW (format 1.3),
+     * with compress_level > 0, compresses each batch with the previous
+     * batch's pages as the zstd window (encoding 2), which finds repeats
+     * across records; the chain restarts at every round and every 64
+     * records with data (docs/PERFORMANCE.md weighs what it costs). A
+     * stream with either bit is stamped minor 3; without, minor 1.
      */
     uint64_t features;
     /**
      * Threads that compress page batches (with compress_level > 0): 0 or 1
-     * compresses on the calling thread; N > 1 starts N workers, which
-     * compress batches in parallel while the calling thread goes on, at
-     * the cost of one copy of each batch. The stream is byte for byte the
-     * one a single thread writes. At most 64.
+     * compresses on the calling thread; N > 1 starts N workers, which copy
+     * each batch's pages out of the caller's memory and compress batches in
+     * parallel while the calling thread classifies the next pages and
+     * writes finished records in order. The stream is byte for byte the one
+     * a single thread writes. At most 64.
      */
     uint32_t threads;
     /**
@@ -208,7 +219,23 @@ typedef struct ms_writer_options {
      *     }
      */
     const ms_part *part;
+    /**
+     * With MS_FEATURE_DUPLICATES in features: how many pages the writer
+     * remembers to find duplicates among (FORMAT.md section 6.2, page state
+     * DUPLICATE). Each costs a copy of the page plus 48 bytes, so the
+     * default, MS_WRITER_DEFAULT_DEDUP_PAGES (16384), holds 64 MiB of
+     * 4 KiB pages; rounded up to a power of two, at most 2^22. A page
+     * whose contents equal a remembered page's (its XXH3 hash matches, then
+     * its bytes are compared) goes out as a DUPLICATE reference to it;
+     * every other DATA page is remembered, in place of an older one with
+     * the same hash slot. Only regions whose page size is the stream's base
+     * page size take part. Without the feature: ignored.
+     */
+    uint32_t dedup_pages;
 } ms_writer_options;
+
+/** Default of ms_writer_options.dedup_pages. */
+#define MS_WRITER_DEFAULT_DEDUP_PAGES 16384u
 
 /** Fills @p opts with defaults. */
 MS_API void ms_writer_options_init(ms_writer_options *opts);

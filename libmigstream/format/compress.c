@@ -7,7 +7,7 @@
 #include "format/compress.h"
 
 int msi_zstd_compress(void **cctx, int level, const struct iovec *iov, int iovcnt, size_t total,
-                      msi_buf *out)
+                      const void *window, size_t window_len, msi_buf *out)
 {
     if (!*cctx && !(*cctx = ZSTD_createCCtx()))
         return MS_ENOMEM;
@@ -27,6 +27,10 @@ int msi_zstd_compress(void **cctx, int level, const struct iovec *iov, int iovcn
         ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)) ||
         ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(c, total)))
+        return MS_ECOMPRESS;
+    /* The prefix is for this frame only (zstd forgets it at the frame's
+     * end), and its bytes must stay put until then. */
+    if (window_len && ZSTD_isError(ZSTD_CCtx_refPrefix(c, window, window_len)))
         return MS_ECOMPRESS;
     out->len = 0;
     int rc = msi_buf_reserve(out, ZSTD_compressBound(total));
@@ -53,7 +57,7 @@ int msi_zstd_compress(void **cctx, int level, const struct iovec *iov, int iovcn
 }
 
 int msi_zstd_decompress(void **dctx, const void *src, size_t n, void *dst, size_t expected,
-                        const char **why)
+                        const void *window, size_t window_len, const char **why)
 {
     unsigned long long declared = ZSTD_getFrameContentSize(src, n);
     if (declared == ZSTD_CONTENTSIZE_ERROR) {
@@ -77,7 +81,13 @@ int msi_zstd_decompress(void **dctx, const void *src, size_t n, void *dst, size_
         *why = "out of memory";
         return MS_ENOMEM;
     }
-    size_t got = ZSTD_decompressDCtx(*dctx, dst, expected, src, n);
+    ZSTD_DCtx *d = *dctx;
+    ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
+    if (window_len && ZSTD_isError(ZSTD_DCtx_refPrefix(d, window, window_len))) {
+        *why = "zstd refused the window";
+        return MS_ECOMPRESS;
+    }
+    size_t got = ZSTD_decompressDCtx(d, dst, expected, src, n);
     if (ZSTD_isError(got)) {
         *why = ZSTD_getErrorName(got);
         return MS_ECOMPRESS;

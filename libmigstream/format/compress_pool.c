@@ -2,8 +2,11 @@
  * The compression pool (see compress_pool.h). Jobs live in a ring: the
  * writer fills them at `tail`, workers take them in order at `start`, and
  * the writer writes them out in order from `head`. One mutex guards the
- * indexes; compressing happens outside it, each worker with its own zstd
- * context, reused for every job.
+ * indexes and flags; copying and compressing happen outside it, each
+ * worker with its own zstd context, reused for every job. A job whose
+ * window is the job before it waits, after its own copy, for that job's
+ * copy (never for its compression): workers take jobs in order, so the
+ * job waited for has a worker already, and nothing waits in a circle.
  */
 #include <pthread.h>
 #include <string.h>
@@ -16,7 +19,9 @@ struct msi_pool {
     int level;
     msi_job *jobs;
     bool *done;
+    bool *copied; /* the job's `src` is in its `data` */
     unsigned njobs;
+    unsigned reserve; /* jobs kept out of use: 1 with windows (msi_pool_new) */
     unsigned head, start, count; /* oldest in flight, next to compress, in flight */
     unsigned queued;             /* submitted, not yet taken by a worker */
     bool stop;
@@ -42,8 +47,21 @@ static void *worker(void *arg)
         p->queued--;
         pthread_mutex_unlock(&p->lock);
         msi_job *j = &p->jobs[i];
+        for (size_t k = 0; k < j->nsrc; k++) /* reserved by the writer */
+            msi_buf_append(&j->data, j->src[k].iov_base, j->src[k].iov_len);
+        const msi_job *w = NULL;
+        pthread_mutex_lock(&p->lock);
+        p->copied[i] = true;
+        pthread_cond_broadcast(&p->finished);
+        if (j->prev >= 0) {
+            while (!p->copied[j->prev])
+                pthread_cond_wait(&p->finished, &p->lock);
+            w = &p->jobs[j->prev];
+        }
+        pthread_mutex_unlock(&p->lock);
         struct iovec iov = {j->data.data, j->data.len};
-        j->rc = msi_zstd_compress(&cctx, p->level, &iov, 1, j->data.len, &j->zbuf);
+        j->rc = msi_zstd_compress(&cctx, p->level, &iov, 1, j->data.len, w ? w->data.data : NULL,
+                                  w ? w->data.len : 0, &j->zbuf);
         pthread_mutex_lock(&p->lock);
         p->done[i] = true;
         pthread_cond_broadcast(&p->finished);
@@ -53,19 +71,25 @@ static void *worker(void *arg)
     return NULL;
 }
 
-msi_pool *msi_pool_new(const ms_allocator *a, unsigned threads, int level, uint32_t max_extents)
+msi_pool *msi_pool_new(const ms_allocator *a, unsigned threads, int level, uint32_t max_extents,
+                       bool window)
 {
     msi_pool *p = msi_calloc(a, 1, sizeof *p);
     if (!p)
         return NULL;
     p->alloc = *a;
     p->level = level;
-    /* Two jobs per worker: one compressing while the writer fills the next. */
-    p->njobs = 2 * threads;
+    /* Two jobs per worker: one compressing while the writer fills the next.
+     * With windows one more, never in use: a job's slot is filled again
+     * only once the job after it (which may read its data as its window)
+     * is retired. */
+    p->reserve = window ? 1 : 0;
+    p->njobs = 2 * threads + p->reserve;
     p->jobs = msi_calloc(a, p->njobs, sizeof *p->jobs);
     p->done = msi_calloc(a, p->njobs, sizeof *p->done);
+    p->copied = msi_calloc(a, p->njobs, sizeof *p->copied);
     p->threads = msi_calloc(a, threads, sizeof *p->threads);
-    bool ok = p->jobs && p->done && p->threads && pthread_mutex_init(&p->lock, NULL) == 0;
+    bool ok = p->jobs && p->done && p->copied && p->threads && pthread_mutex_init(&p->lock, NULL) == 0;
     if (ok && pthread_cond_init(&p->work, NULL) != 0) {
         pthread_mutex_destroy(&p->lock);
         ok = false;
@@ -107,6 +131,7 @@ void msi_pool_free(msi_pool *p)
         msi_free(&p->alloc, p->jobs[i].ext);
         msi_buf_free(&p->jobs[i].data);
         msi_buf_free(&p->jobs[i].zbuf);
+        msi_free(&p->alloc, p->jobs[i].src);
     }
     if (p->sync) {
         pthread_cond_destroy(&p->work);
@@ -116,6 +141,7 @@ void msi_pool_free(msi_pool *p)
     ms_allocator a = p->alloc;
     msi_free(&a, p->jobs);
     msi_free(&a, p->done);
+    msi_free(&a, p->copied);
     msi_free(&a, p->threads);
     msi_free(&a, p);
 }
@@ -123,9 +149,14 @@ void msi_pool_free(msi_pool *p)
 msi_job *msi_pool_slot(msi_pool *p)
 {
     /* Only the writer's thread changes head and count's growth. */
-    if (p->count == p->njobs)
+    if (p->count + p->reserve >= p->njobs)
         return NULL;
     return &p->jobs[(p->head + p->count) % p->njobs];
+}
+
+int msi_pool_index(const msi_pool *p, const msi_job *j)
+{
+    return (int)(j - p->jobs);
 }
 
 void msi_pool_submit(msi_pool *p, msi_job *j)
@@ -133,9 +164,21 @@ void msi_pool_submit(msi_pool *p, msi_job *j)
     unsigned i = (unsigned)(j - p->jobs);
     pthread_mutex_lock(&p->lock);
     p->done[i] = false;
+    p->copied[i] = false;
     p->count++;
     p->queued++;
     pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void msi_pool_wait_copied(msi_pool *p)
+{
+    if (p->count == 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    for (unsigned k = 0; k < p->count; k++)
+        while (!p->copied[(p->head + k) % p->njobs])
+            pthread_cond_wait(&p->finished, &p->lock);
     pthread_mutex_unlock(&p->lock);
 }
 

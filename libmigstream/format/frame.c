@@ -27,6 +27,8 @@ uint64_t msi_preamble_checksum(const uint8_t *p, size_t header_size)
 
 uint16_t msi_minor_for(uint64_t features)
 {
+    if (features & (MS_FEATURE_DUPLICATES | MS_FEATURE_ZSTD_WINDOW))
+        return 3;
     return features & MS_FEATURE_PARTS ? 2 : 1;
 }
 

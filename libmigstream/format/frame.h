@@ -21,7 +21,7 @@ extern const uint8_t msi_magic[MSI_MAGIC_LEN];
 /* Feature bits known to this library (FORMAT.md section 3.2). */
 #define MSI_KNOWN_REQUIRED_FEATURES                                                                \
     (MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS |          \
-     MS_FEATURE_PARTS)
+     MS_FEATURE_PARTS | MS_FEATURE_DUPLICATES | MS_FEATURE_ZSTD_WINDOW)
 #define MSI_KNOWN_OPTIONAL_FEATURES 0u
 
 /* The minor version a writer stamps on a stream that requires @features:

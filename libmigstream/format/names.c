@@ -28,6 +28,7 @@ const char *ms_page_state_name(unsigned state)
     case MS_PAGE_DISCARDED: return "DISCARDED";
     case MS_PAGE_FILL: return "FILL";
     case MS_PAGE_IN_PLACE: return "IN_PLACE";
+    case MS_PAGE_DUPLICATE: return "DUPLICATE";
     default: return NULL;
     }
 }
@@ -40,6 +41,8 @@ const char *ms_feature_name(unsigned bit)
     case 2: return "IN_PLACE";
     case 3: return "OVERLAYS";
     case 4: return "PARTS";
+    case 5: return "DUPLICATES";
+    case 6: return "ZSTD_WINDOW";
     default: return NULL;
     }
 }

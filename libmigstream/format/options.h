@@ -13,7 +13,7 @@
 #include "migstream/reader.h"
 #include "migstream/writer.h"
 
-#define MSI_WRITER_OPTIONS_END MSI_STRUCT_END(ms_writer_options, part)
+#define MSI_WRITER_OPTIONS_END MSI_STRUCT_END(ms_writer_options, dedup_pages)
 #define MSI_READER_OPTIONS_END MSI_STRUCT_END(ms_reader_options, accept_features)
 
 #endif /* MSI_OPTIONS_H */

@@ -36,7 +36,7 @@ int msi_pages_head(const uint8_t *p, size_t n, uint32_t *region_id, uint32_t *ex
         if (p[i])
             return msi_perr_set(e, MS_ECORRUPT, (size_t)i, "PAGES header reserved byte %d is "
                                 "0x%02x, must be zero", i, p[i]);
-    if (*encoding != MS_ENCODING_RAW && *encoding != MS_ENCODING_ZSTD)
+    if (*encoding > MS_ENCODING_ZSTD_WINDOW)
         return msi_perr_set(e, MS_ECORRUPT, 8, "PAGES data encoding %u is unknown", *encoding);
     if (*extents == 0)
         return msi_perr_set(e, MS_ECORRUPT, 4, "PAGES record has no extents");
@@ -54,6 +54,7 @@ uint64_t msi_state_feature(uint8_t state)
     case MS_PAGE_DISCARDED: return MS_FEATURE_DISCARDED;
     case MS_PAGE_FILL: return MS_FEATURE_FILL;
     case MS_PAGE_IN_PLACE: return MS_FEATURE_IN_PLACE;
+    case MS_PAGE_DUPLICATE: return MS_FEATURE_DUPLICATES;
     default: return 0;
     }
 }
@@ -76,6 +77,17 @@ const char *msi_extent_check(const ms_extent *x, const ms_region *r, uint64_t fe
         if (msi_add_overflow(x->arg, (uint64_t)x->count * r->page_size - 1, &last))
             return "IN_PLACE reference range wraps around 2^64";
         return NULL;
+    case MS_PAGE_DUPLICATE: {
+        /* The source pages [arg, arg + count) lie in the region and apart
+         * from the extent's own pages (section 6.2); that each holds
+         * contents sent earlier needs page states (a consumer's check). */
+        const uint64_t pages = r->size / r->page_size;
+        if (x->arg >= pages || x->count > pages - x->arg)
+            return "DUPLICATE source pages lie outside the region";
+        if (x->arg < x->first + x->count && x->first < x->arg + x->count)
+            return "DUPLICATE source pages overlap the extent's own pages";
+        return NULL;
+    }
     default:
         return x->arg == 0 ? NULL : "argument must be zero for this page state";
     }

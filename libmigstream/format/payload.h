@@ -110,7 +110,7 @@ int msi_overlays_decode(const uint8_t *p, size_t n, size_t max, const ms_allocat
                         ms_overlay **outp, size_t *cap, size_t *count, msi_perr *e);
 
 /* ---- PAGES (section 6) ---- */
-#define MSI_LAST_PAGE_STATE MS_PAGE_IN_PLACE
+#define MSI_LAST_PAGE_STATE MS_PAGE_DUPLICATE
 /* The feature bit a page state needs in the preamble, or 0 (DATA, ZERO). */
 uint64_t msi_state_feature(uint8_t state);
 #define MSI_PAGES_HEADER 16u

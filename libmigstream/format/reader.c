@@ -100,6 +100,11 @@ struct ms_reader {
     msi_buf payload;  /* non-memory sources */
     msi_buf strings;  /* NUL-terminated copies for the current record */
     msi_buf dbuf;     /* decompressed page data */
+    /* ZSTD_WINDOW streams: the last PAGES record's decoded data section,
+     * the window of an encoding 2 record that follows (FORMAT.md 6.3);
+     * win_ok is false before any, and after a ROUND. */
+    msi_buf win;
+    bool win_ok;
     ms_extent *ext;
     size_t ext_cap;
     ms_region *rec_regions;
@@ -366,6 +371,13 @@ static int read_header(ms_reader *r)
                         (unsigned long long)unknown, __builtin_ctzll(unknown));
     if ((rc = check_accepted(r, 16)))
         return rc;
+    /* FORMAT.md section 6.2: a part's DUPLICATE sources would depend on
+     * what the other parts sent. */
+    if ((r->hdr.required_features & MS_FEATURE_PARTS) &&
+        (r->hdr.required_features & MS_FEATURE_DUPLICATES))
+        return fail_pre(r, MS_ECORRUPT, 16, "required features PARTS (bit 4) and DUPLICATES "
+                        "(bit 5) together: a part of a migration in parts may not hold "
+                        "DUPLICATE pages");
     if (msi_get32(p + 36))
         return fail_pre(r, MS_ECORRUPT, 36, "reserved preamble field is not zero");
     if (!msi_is_pow2(r->hdr.page_size) || r->hdr.page_size < MS_MIN_PAGE_SIZE ||
@@ -502,6 +514,10 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
     msi_perr e = {.keys = &r->keys};
     int rc;
     const uint64_t payload_at = r->rec.offset + MSI_RECORD_HEADER;
+    /* A record that fails leaves no window behind: a reader that goes on
+     * past it must not decode the next record against other bytes. */
+    const bool win_ok = r->win_ok;
+    r->win_ok = false;
     /* FORMAT.md section 2.1: a part's pages belong to rounds, which tie them
      * to the other parts' pages, even when the part has no ROUND at all. */
     if ((r->hdr.required_features & MS_FEATURE_PARTS) && !r->any_round)
@@ -535,6 +551,13 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
         return fail_rec(r, MS_ELIMIT, payload_at + 4, "DATA extents declare %llu pages of %u "
                         "bytes: more than a record may hold (limit %u bytes)",
                         (unsigned long long)data_pages, reg->page_size, r->max_record);
+    if (enc == MS_ENCODING_ZSTD_WINDOW && !(r->hdr.required_features & MS_FEATURE_ZSTD_WINDOW))
+        return fail_rec(r, MS_ECORRUPT, payload_at + 8, "encoding 2 (zstd-window) needs "
+                        "required feature bit 6 (ZSTD_WINDOW), which the preamble does not set");
+    if (enc == MS_ENCODING_ZSTD_WINDOW && !win_ok)
+        return fail_rec(r, MS_ECORRUPT, payload_at + 8, "encoding 2 (zstd-window) without a "
+                        "window: no PAGES record with data since the stream's start or the "
+                        "last ROUND");
     if (enc == MS_ENCODING_RAW) {
         if (stored != need)
             return fail_rec(r, MS_ECORRUPT, payload_at + meta, "data section holds %zu bytes; "
@@ -546,19 +569,41 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
     } else {
         const char *why = "";
         if (need == 0) /* FORMAT.md section 6.3: one encoding per content */
-            return fail_rec(r, MS_ECORRUPT, payload_at + 8, "encoding 1 (zstd) in a record with "
-                            "no DATA extent, which must use encoding 0");
+            return fail_rec(r, MS_ECORRUPT, payload_at + 8, "encoding %u (%s) in a record with "
+                            "no DATA extent, which must use encoding 0", enc,
+                            enc == MS_ENCODING_ZSTD ? "zstd" : "zstd-window");
         if (stored == 0)
             return fail_rec(r, MS_ECORRUPT, payload_at + meta, "empty zstd data section for "
                             "%llu DATA pages", (unsigned long long)data_pages);
         r->dbuf.len = 0;
         if (msi_buf_reserve(&r->dbuf, (size_t)need))
             return fail_rec(r, MS_ENOMEM, payload_at + meta, "out of memory");
-        rc = msi_zstd_decompress(&r->dctx, p + meta, stored, r->dbuf.data, (size_t)need, &why);
+        bool wnd = enc == MS_ENCODING_ZSTD_WINDOW;
+        rc = msi_zstd_decompress(&r->dctx, p + meta, stored, r->dbuf.data, (size_t)need,
+                                 wnd ? r->win.data : NULL, wnd ? r->win.len : 0, &why);
         if (rc)
             return fail_rec(r, rc, payload_at + meta, "%s", why);
+        r->dbuf.len = (size_t)need;
         pg->data = r->dbuf.data;
         pg->data_size = (size_t)need;
+    }
+    if ((r->hdr.required_features & MS_FEATURE_ZSTD_WINDOW) && need > 0) {
+        /* This record's data is the next one's window: a decoded buffer
+         * changes hands (the view stays valid until the next call, as
+         * reader.h promises), raw data is copied out of the payload. */
+        if (enc != MS_ENCODING_RAW) {
+            msi_buf t = r->win;
+            r->win = r->dbuf;
+            r->dbuf = t;
+        } else {
+            r->win.len = 0;
+            if (msi_buf_append(&r->win, pg->data, pg->data_size))
+                return fail_rec(r, MS_ENOMEM, payload_at + meta, "out of memory keeping the "
+                                "zstd window");
+        }
+        r->win_ok = true;
+    } else {
+        r->win_ok = win_ok; /* no data: the window stays the one before */
     }
     for (uint32_t i = 0; i < next; i++)
         r->seen.pages[r->ext[i].state] += r->ext[i].count;
@@ -583,6 +628,7 @@ static int do_round(ms_reader *r, const uint8_t *p, size_t n)
                         "increase", (unsigned long long)rd->number,
                         (unsigned long long)r->last_round);
     r->any_round = true;
+    r->win_ok = false; /* a zstd window never spans a ROUND (FORMAT.md 6.3) */
     r->last_round = rd->number;
     r->seen.rounds++;
     return MS_OK;
@@ -795,6 +841,7 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
     msi_buf_init(&r->payload, &r->alloc);
     msi_buf_init(&r->strings, &r->alloc);
     msi_buf_init(&r->dbuf, &r->alloc);
+    msi_buf_init(&r->win, &r->alloc);
     return r;
 }
 
@@ -835,6 +882,7 @@ void ms_reader_free(ms_reader *r)
     msi_buf_free(&r->payload);
     msi_buf_free(&r->strings);
     msi_buf_free(&r->dbuf);
+    msi_buf_free(&r->win);
     msi_zstd_free(NULL, r->dctx);
     msi_hash_state_free(r->hash);
     r->magic = 0;

@@ -40,6 +40,7 @@
 #include "common/fdio.h"
 #include "format/compress.h"
 #include "format/compress_pool.h"
+#include "format/dedup.h"
 #include "format/frame.h"
 #include "format/options.h"
 #include "migstream/overlay.h"
@@ -53,6 +54,10 @@
 #define DEFAULT_BATCH (1u << 20)
 #define MAX_BATCH (32u << 20)
 #define MAX_THREADS 64u
+/* MS_FEATURE_ZSTD_WINDOW: records with data in one window chain at most,
+ * so that a reader that starts at a chain's first record (encoding 1 or
+ * 0) decodes at most this many records to reach any one (PERFORMANCE.md). */
+#define WINDOW_CHAIN 64u
 
 /* A data call (pages, dirty, zero, fill, discard, in place) that returned
  * MS_EAGAIN, to be repeated with the same arguments. */
@@ -132,7 +137,29 @@ struct ms_writer {
     uint8_t *stage;
     size_t stage_cap;
     bool stable; /* stable_memory: DATA pages are not copied (see the top) */
-    bool copied_in_call; /* !stable: this call copied page data (settle()) */
+    /* DATA pages stay in the caller's memory until their batch goes out or
+     * the call ends, as with stable_memory: stable_memory, or workers that
+     * copy each batch themselves (threads > 1 without DUPLICATES), in which
+     * case every call waits for the workers' copies before it returns. */
+    bool borrow;
+    bool copied_in_call; /* !borrow: this call copied page data (settle()) */
+
+    msi_dedup *dedup; /* MS_FEATURE_DUPLICATES: pages sent as DATA */
+    /* The hash classify_page() took of DATA page `dh_page` of region
+     * `dh_region` (dh_valid), which remember() reuses: the table compares
+     * bytes before it trusts a hash, so a page that changed between the
+     * two costs a missed duplicate at worst, never a wrong reference. */
+    bool dh_valid;
+    size_t dh_region;
+    uint64_t dh_page, dh;
+    /* MS_FEATURE_ZSTD_WINDOW with compression: the previous record's data
+     * (the next record's window) is `win` on this thread, or job
+     * `win_job` of the pool; win_chain counts the records of the chain. */
+    bool window;
+    msi_buf win;
+    bool win_valid;
+    int win_job;
+    uint32_t win_chain;
 
     msi_buf zbuf;
     void *cctx;
@@ -450,10 +477,13 @@ static int emit_regions(ms_writer *w)
 
 /* Writes one PAGES record (FORMAT.md section 6) for region @ri: @next
  * extents, then the DATA pages' bytes @data (@bytes in all), or the zstd
- * frame @z instead when it is smaller. Queued small records go out first.
- * `back` must be empty (push() first): the record is then taken. */
+ * frame @z instead when it is smaller (@windowed: compressed with the
+ * previous record's data as its window, encoding 2). Queued small records
+ * go out first. `back` must be empty (push() first): the record is then
+ * taken. */
 static int write_pages(ms_writer *w, size_t ri, const ms_extent *ext, uint32_t next,
-                       const struct iovec *data, size_t ndata, size_t bytes, const msi_buf *z)
+                       const struct iovec *data, size_t ndata, size_t bytes, const msi_buf *z,
+                       bool windowed)
 {
     int rc;
     const ms_region *r = &w->regions[ri];
@@ -461,7 +491,7 @@ static int write_pages(ms_writer *w, size_t ri, const ms_extent *ext, uint32_t n
     uint8_t encoding = MS_ENCODING_RAW;
     struct iovec zio;
     if (z && z->len < bytes) { /* else incompressible: store raw */
-        encoding = MS_ENCODING_ZSTD;
+        encoding = windowed ? MS_ENCODING_ZSTD_WINDOW : MS_ENCODING_ZSTD;
         zio.iov_base = z->data;
         zio.iov_len = z->len;
         data = &zio;
@@ -515,7 +545,8 @@ static int write_job(ms_writer *w, msi_job *j)
         rc = fail(w, rc, "zstd compression of %zu bytes failed", j->data.len);
     struct iovec raw = {j->data.data, j->data.len};
     if (!rc)
-        rc = write_pages(w, j->region, j->ext, j->next, &raw, 1, j->data.len, &j->zbuf);
+        rc = write_pages(w, j->region, j->ext, j->next, &raw, 1, j->data.len, &j->zbuf,
+                         j->prev >= 0);
     msi_pool_retire(w->pool, j);
     return rc;
 }
@@ -531,7 +562,20 @@ static int drain(ms_writer *w)
     return rc;
 }
 
-/* Hands the pending batch to the workers. */
+/* Whether the next record with data takes the previous one's as its zstd
+ * window (FORMAT.md section 6.3, encoding 2), and what that makes of the
+ * chain. */
+static bool chain_on(ms_writer *w)
+{
+    bool on = w->window && w->win_valid && w->win_chain < WINDOW_CHAIN;
+    w->win_chain = on ? w->win_chain + 1 : 1;
+    w->win_valid = w->window;
+    return on;
+}
+
+/* Hands the pending batch to the workers: pages already in the stage go
+ * with the stage itself, pages still in the caller's memory as iovecs the
+ * worker copies (the call waits for that before it returns: end_call()). */
 static int submit_pages(ms_writer *w)
 {
     msi_job *j;
@@ -539,29 +583,64 @@ static int submit_pages(ms_writer *w)
     while (!(j = msi_pool_slot(w->pool))) /* all busy: write the oldest */
         if ((rc = write_job(w, msi_pool_oldest(w->pool))))
             return rc;
-    j->region = (uint32_t)w->p_region;
-    j->next = w->next;
-    memcpy(j->ext, w->ext, (size_t)w->next * sizeof *w->ext);
-    if (!w->stable) {
-        /* The batch is the writer's own copy already (copy_segment): the
-         * job takes the buffer and leaves its previous one to the writer,
-         * which is one pass over the data fewer on the calling thread. */
+    size_t first = 0;
+    if (w->first_borrowed) {
+        /* The stage is the writer's copy already (copy_segment, secure):
+         * the job takes the buffer and leaves its previous one to the
+         * writer, which is one pass over the data fewer on this thread. */
         uint8_t *spare = j->data.data;
         size_t spare_cap = j->data.cap;
         j->data.data = w->stage;
         j->data.cap = w->stage_cap;
-        j->data.len = w->data_bytes;
+        j->data.len = w->seg[0].iov_len;
         w->stage = spare;
         w->stage_cap = spare_cap;
-        msi_pool_submit(w->pool, j);
+        first = 1;
+    } else {
+        j->data.len = 0;
+    }
+    size_t n = w->nseg - first;
+    if (msi_buf_reserve(&j->data, w->data_bytes - j->data.len))
+        return fail(w, MS_ENOMEM, "out of memory handing pages to a compression thread");
+    if (n > j->src_cap) {
+        struct iovec *v = msi_realloc(&w->alloc, j->src, n * sizeof *v);
+        if (!v)
+            return fail(w, MS_ENOMEM, "out of memory handing pages to a compression thread");
+        j->src = v;
+        j->src_cap = n;
+    }
+    if (n)
+        memcpy(j->src, w->seg + first, n * sizeof *j->src);
+    j->nsrc = n;
+    j->region = (uint32_t)w->p_region;
+    j->next = w->next;
+    memcpy(j->ext, w->ext, (size_t)w->next * sizeof *w->ext);
+    j->prev = chain_on(w) ? w->win_job : -1;
+    w->win_job = msi_pool_index(w->pool, j);
+    msi_pool_submit(w->pool, j);
+    return MS_OK;
+}
+
+/* Single thread, ZSTD_WINDOW: keeps the data of the record just written as
+ * the next one's window; the stage's buffer changes hands, caller memory
+ * (stable_memory) is copied. */
+static int keep_window(ms_writer *w)
+{
+    if (w->nseg == 1 && w->seg[0].iov_base == w->stage) {
+        uint8_t *spare = w->win.data;
+        size_t spare_cap = w->win.cap;
+        w->win.data = w->stage;
+        w->win.cap = w->stage_cap;
+        w->win.len = w->data_bytes;
+        w->stage = spare;
+        w->stage_cap = spare_cap;
         return MS_OK;
     }
-    j->data.len = 0;
-    if (msi_buf_reserve(&j->data, w->data_bytes))
-        return fail(w, MS_ENOMEM, "out of memory handing pages to a compression thread");
+    w->win.len = 0;
+    if (msi_buf_reserve(&w->win, w->data_bytes))
+        return fail(w, MS_ENOMEM, "out of memory keeping the zstd window");
     for (size_t i = 0; i < w->nseg; i++)
-        msi_buf_append(&j->data, w->seg[i].iov_base, w->seg[i].iov_len); /* reserved */
-    msi_pool_submit(w->pool, j);
+        msi_buf_append(&w->win, w->seg[i].iov_base, w->seg[i].iov_len); /* reserved */
     return MS_OK;
 }
 
@@ -581,14 +660,20 @@ static int emit_pages(ms_writer *w)
         if ((rc = drain(w)) || (rc = push(w)))
             return rc;
         const msi_buf *z = NULL;
+        bool windowed = false;
         if (w->level > 0 && w->data_bytes > 0) {
+            windowed = chain_on(w);
             rc = msi_zstd_compress(&w->cctx, w->level, w->seg, (int)w->nseg, w->data_bytes,
+                                   windowed ? w->win.data : NULL, windowed ? w->win.len : 0,
                                    &w->zbuf);
             if (rc)
                 return fail(w, rc, "zstd compression of %zu bytes failed", w->data_bytes);
             z = &w->zbuf;
         }
-        rc = write_pages(w, w->p_region, w->ext, w->next, w->seg, w->nseg, w->data_bytes, z);
+        rc = write_pages(w, w->p_region, w->ext, w->next, w->seg, w->nseg, w->data_bytes, z,
+                         windowed);
+        if (!rc && w->window && w->data_bytes > 0)
+            rc = keep_window(w);
     }
     if (rc)
         return rc;
@@ -641,7 +726,7 @@ static int copy_segment(ms_writer *w, const uint8_t *p, size_t len)
 
 static int add_segment(ms_writer *w, const uint8_t *p, size_t len)
 {
-    if (!w->stable)
+    if (!w->borrow)
         return copy_segment(w, p, len);
     /* Contiguous caller memory extends the last segment; the staged copy is
      * never extended, since caller memory that happens to follow it is not
@@ -669,11 +754,34 @@ static int add_segment(ms_writer *w, const uint8_t *p, size_t len)
     return MS_OK;
 }
 
-/* The argument an extent that continues @x must have: IN_PLACE references
- * advance with the pages, every other argument repeats. */
+/* The argument an extent that continues @x must have: IN_PLACE and
+ * DUPLICATE references advance with the pages, every other argument
+ * repeats. */
 static uint64_t continued_arg(const ms_extent *x, uint32_t ps)
 {
-    return x->state == MS_PAGE_IN_PLACE ? x->arg + (uint64_t)x->count * ps : x->arg;
+    if (x->state == MS_PAGE_IN_PLACE)
+        return x->arg + (uint64_t)x->count * ps;
+    if (x->state == MS_PAGE_DUPLICATE)
+        return x->arg + x->count;
+    return x->arg;
+}
+
+/* Whether the writer looks for duplicates of region @ri's pages. */
+static bool dedups(const ms_writer *w, size_t ri)
+{
+    return w->dedup && w->regions[ri].page_size == w->hdr.page_size;
+}
+
+/* Remembers @n DATA pages of region @ri from @idx, as they went out: the
+ * writer's copy at @p (or the caller's stable memory). */
+static void remember(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, const uint8_t *p)
+{
+    const uint32_t ps = w->regions[ri].page_size;
+    for (uint64_t i = 0; i < n; i++, p += ps) {
+        bool known = w->dh_valid && w->dh_region == ri && w->dh_page == idx + i;
+        msi_dedup_insert(w->dedup, (uint32_t)ri, idx + i, p,
+                         known ? w->dh : msi_dedup_hash(w->dedup, p));
+    }
 }
 
 /* Adds @n pages in @state with argument @arg (of the first page) starting
@@ -709,8 +817,14 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
             if (take > room)
                 take = room;
         }
+        /* A DUPLICATE extent's sources stay clear of its own pages (FORMAT.md
+         * section 6.2): no longer than the distance between the two. */
+        uint64_t dist = state != MS_PAGE_DUPLICATE ? UINT64_MAX : arg > idx ? arg - idx : idx - arg;
+        if (take > dist)
+            take = dist;
         bool merge = last && last->state == state && last->first + last->count == idx &&
-                     last->count < UINT32_MAX && continued_arg(last, ps) == arg;
+                     last->count < UINT32_MAX && continued_arg(last, ps) == arg &&
+                     last->count < dist;
         if (!merge && w->next == MAX_EXTENTS) {
             if ((rc = emit_pages(w)))
                 return rc;
@@ -719,6 +833,8 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
         if (merge) {
             if (take > UINT32_MAX - last->count)
                 take = UINT32_MAX - last->count;
+            if (take > dist - last->count)
+                take = dist - last->count;
             last->count += (uint32_t)take;
         } else {
             if (take > UINT32_MAX)
@@ -729,10 +845,15 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
         if (state == MS_PAGE_DATA) {
             if ((rc = add_segment(w, p, (size_t)take * ps)))
                 return rc;
+            if (dedups(w, ri))
+                remember(w, ri, idx, take,
+                         w->borrow ? p : w->stage + w->seg[0].iov_len - (size_t)take * ps);
             p += (size_t)take * ps;
         }
         if (state == MS_PAGE_IN_PLACE)
             arg += take * ps;
+        if (state == MS_PAGE_DUPLICATE)
+            arg += take;
         idx += take;
         n -= take;
         w->resume = idx;
@@ -745,7 +866,7 @@ static int add_run(ms_writer *w, size_t ri, uint64_t idx, uint64_t n, uint8_t st
  * call returns. */
 static int secure(ms_writer *w)
 {
-    if (!w->stable || !w->pending || w->nseg == w->first_borrowed)
+    if (!w->borrow || !w->pending || w->nseg == w->first_borrowed)
         return MS_OK;
     size_t staged = w->first_borrowed ? w->seg[0].iov_len : 0;
     if (stage_reserve(w, w->data_bytes > w->batch_bytes ? w->data_bytes : w->batch_bytes))
@@ -770,7 +891,7 @@ static int settle(ms_writer *w)
         w->copied_in_call = false;
         if (!w->pending)
             return MS_OK;
-        if (!w->stable) {
+        if (!w->borrow) {
             /* Everything is copied already; end records where stable_memory
              * would, so that both write the same stream. */
             if (!fresh || w->data_bytes < w->batch_bytes / 2)
@@ -810,14 +931,18 @@ static int begin_call(ms_writer *w, const data_call *c, uint64_t *from)
     return MS_OK;
 }
 
-/* Ends a data call with status @rc; MS_EAGAIN keeps it for the repeat. */
+/* Ends a data call with status @rc; MS_EAGAIN keeps it for the repeat.
+ * Whatever the status, no worker reads the caller's memory after this. */
 static int end_call(ms_writer *w, int rc)
 {
     if (rc == MS_EAGAIN) {
         int s = secure(w);
-        return s ? s : MS_EAGAIN;
+        rc = s ? s : MS_EAGAIN;
+    } else {
+        w->call.name = NULL;
     }
-    w->call.name = NULL;
+    if (w->pool && w->borrow)
+        msi_pool_wait_copied(w->pool);
     return rc;
 }
 
@@ -837,25 +962,68 @@ static uint8_t classify(const ms_writer *w, const uint8_t *p, uint32_t ps, uint6
     return MS_PAGE_FILL;
 }
 
+/* classify() for page @idx of region @ri, which is about to be sent: the
+ * duplicate table forgets the page's earlier copy, and a DATA page whose
+ * bytes it holds under another page becomes a DUPLICATE of that page
+ * (FORMAT.md section 6.2). */
+static uint8_t classify_page(ms_writer *w, size_t ri, uint64_t idx, const uint8_t *p,
+                             uint64_t *arg)
+{
+    const uint32_t ps = w->regions[ri].page_size;
+    uint8_t state = classify(w, p, ps, arg);
+    if (!dedups(w, ri))
+        return state;
+    msi_dedup_forget(w->dedup, (uint32_t)ri, idx, 1);
+    w->dh_valid = state == MS_PAGE_DATA;
+    if (!w->dh_valid)
+        return state;
+    w->dh_region = ri;
+    w->dh_page = idx;
+    w->dh = msi_dedup_hash(w->dedup, p);
+    if (msi_dedup_find(w->dedup, (uint32_t)ri, idx, p, w->dh, arg)) {
+        w->dh_valid = false;
+        return MS_PAGE_DUPLICATE;
+    }
+    return state;
+}
+
 /* Adds @n pages of region @ri from @p, page @idx on, each classified once,
- * one add_run() per run of pages with the same state and argument. */
+ * one add_run() per run of pages with the same state and argument (a
+ * DUPLICATE run's sources advance with its pages). */
 static int put_memory(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uint8_t *p)
 {
     const uint32_t ps = w->regions[ri].page_size;
-    uint64_t arg, next_arg = 0;
-    uint8_t state = n ? classify(w, p, ps, &arg) : 0, next = 0;
+    uint64_t arg = 0, next_arg = 0;
+    uint8_t state = n ? classify_page(w, ri, idx, p, &arg) : 0, next = 0;
+    /* With duplicates, each DATA page joins the batch (and the table)
+     * before the next page is looked up, so that a page right after its
+     * twin finds it; add_run() still merges the pages into one extent. */
+    const bool one_by_one = dedups(w, ri);
     size_t k = 0;
     while (k < n) {
         size_t j = k + 1;
-        while (j < n && (next = classify(w, p + j * ps, ps, &next_arg)) == state &&
-               next_arg == arg)
-            j++;
+        bool looked = false; /* page j is classified into next, next_arg */
+        if (!(one_by_one && state == MS_PAGE_DATA)) {
+            while (j < n) {
+                next = classify_page(w, ri, idx + j, p + j * ps, &next_arg);
+                looked = true;
+                if (next != state ||
+                    next_arg != (state == MS_PAGE_DUPLICATE ? arg + (j - k) : arg))
+                    break;
+                j++;
+                looked = false;
+            }
+        }
         int rc = add_run(w, ri, idx + k, j - k, state, arg, p + k * ps);
         if (rc)
             return rc;
         k = j;
-        state = next;
-        arg = next_arg;
+        if (k < n && !looked) {
+            state = classify_page(w, ri, idx + k, p + k * ps, &arg);
+        } else {
+            state = next;
+            arg = next_arg;
+        }
     }
     return MS_OK;
 }
@@ -897,12 +1065,17 @@ static const char *options_problem(const ms_writer_options *o)
         return "compress_level must be 0 (off) to 19";
     if (o->threads > MAX_THREADS)
         return "threads must be at most 64";
+    if (o->dedup_pages > (1u << 22))
+        return "dedup_pages must be at most 2^22";
     if (o->max_cbor_depth > MSI_CBOR_MAX_DEPTH)
         return "max_cbor_depth exceeds the format's 256";
     if (o->features & ~(uint64_t)MSI_KNOWN_REQUIRED_FEATURES)
         return "features holds bits this library does not define";
     if ((o->features & MS_FEATURE_PARTS) && !o->part)
         return "features holds PARTS, which only part (the part the stream is) may set";
+    if (o->part && (o->features & MS_FEATURE_DUPLICATES))
+        return "features holds DUPLICATES, which a part of a migration in parts may not use "
+               "(FORMAT.md section 6.2)";
     if (o->part && msi_part_check(o->part))
         return msi_part_check(o->part);
     if (o->writer_name && strlen(o->writer_name) > MS_WRITER_FIELD_LEN)
@@ -964,9 +1137,18 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
         w->batch_bytes = o.page_size;
     w->ext = msi_calloc(&w->alloc, MAX_EXTENTS, sizeof *w->ext);
     w->hash = msi_hash_state_new();
+    w->window = (o.features & MS_FEATURE_ZSTD_WINDOW) && w->level > 0;
+    msi_buf_init(&w->win, &w->alloc);
     /* Workers only help when there is compression to do. */
     if (o.threads > 1 && w->level > 0 &&
-        !(w->pool = msi_pool_new(&w->alloc, o.threads, w->level, MAX_EXTENTS))) {
+        !(w->pool = msi_pool_new(&w->alloc, o.threads, w->level, MAX_EXTENTS, w->window))) {
+        ms_writer_free(w);
+        return NULL;
+    }
+    if ((o.features & MS_FEATURE_DUPLICATES) &&
+        !(w->dedup = msi_dedup_new(&w->alloc, o.dedup_pages ? o.dedup_pages
+                                                            : MS_WRITER_DEFAULT_DEDUP_PAGES,
+                                   o.page_size))) {
         ms_writer_free(w);
         return NULL;
     }
@@ -974,6 +1156,10 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
     w->features = o.features | (o.part ? MS_FEATURE_PARTS : 0);
     w->is_part = o.part != NULL;
     w->stable = o.stable_memory;
+    /* Workers copy the pages of their batches from the caller's memory,
+     * unless the duplicate table needs the copy first: it must remember a
+     * page's bytes as they went out, which only the writer's copy is. */
+    w->borrow = w->stable || (w->pool && !w->dedup);
     if (o.max_bandwidth) {
         w->rate = (double)o.max_bandwidth;
         w->burst = w->rate / 100 > 65536 ? w->rate / 100 : 65536;
@@ -1052,6 +1238,8 @@ void ms_writer_free(ms_writer *w)
     msi_buf_free(&w->scratch);
     msi_buf_free(&w->zbuf);
     msi_pool_free(w->pool);
+    msi_dedup_free(w->dedup);
+    msi_buf_free(&w->win);
     msi_zstd_free(w->cctx, NULL);
     msi_hash_state_free(w->hash);
     w->magic = 0;
@@ -1182,6 +1370,8 @@ static int run_call(ms_writer *w, const char *name, size_t ri, uint64_t first, u
     int rc = begin_call(w, &c, &from);
     if (rc)
         return rc;
+    if (dedups(w, ri))
+        msi_dedup_forget(w->dedup, (uint32_t)ri, from, first + count - from);
     if (state == MS_PAGE_IN_PLACE) /* the reference of page `from` */
         arg += (from - first) * w->regions[ri].page_size;
     rc = add_run(w, ri, from, first + count - from, state, arg, NULL);
@@ -1344,6 +1534,7 @@ int ms_writer_round(ms_writer *w, const ms_round *round)
         return fail(w, MS_ENOMEM, "out of memory encoding ROUND");
     w->any_round = true;
     w->last_round = round->number;
+    w->win_valid = false; /* a zstd window never spans a ROUND (FORMAT.md 6.3) */
     w->totals.rounds++;
     /* Not must-understand: a reader that skips rounds still gets the final
      * state right, since a later copy of a page wins anyway. */

@@ -347,6 +347,44 @@ static int store_fill(side *s, region *rg, uint64_t first, uint64_t count, uint6
     return rc;
 }
 
+/* DUPLICATE pages (FORMAT.md section 6.2) take their sources' contents as
+ * the comparison holds them: a DATA page's stored bytes, or zero. The
+ * comparison keeps contents, not how they came (a FILL page is stored as
+ * DATA, a DATA page of zeros as ZERO), so it refuses only sources with no
+ * contents at all; migstream-validate and the replay check the rest. */
+static int store_duplicate(side *s, region *rg, uint64_t first, uint32_t count, uint64_t src)
+{
+    const size_t ps = rg->r.page_size;
+    uint8_t *page = NULL;
+    int rc = 0;
+    for (uint32_t k = 0; k < count && rc == 0; k++) {
+        uint64_t n[MSI_PM_STATES] = {0};
+        msi_pm_range_counts(rg->map, src + k, 1, n);
+        if (n[ST_ZERO]) {
+            rc = set_range(s, rg, first + k, 1, ST_ZERO);
+            continue;
+        }
+        const int64_t *slot = msi_pm_slot(rg->map, src + k);
+        if (!n[ST_DATA] || !slot || *slot < 0) {
+            rc = fail(s, MS_ECORRUPT,
+                      "region %" PRIu32 ": DUPLICATE page %" PRIu64 " refers to page %" PRIu64
+                      ", which holds no DATA sent earlier (FORMAT.md section 6.2)",
+                      rg->r.id, first + k, src + k);
+            break;
+        }
+        if (!page && !(page = malloc(ps)))
+            return fail(s, MS_ENOMEM, "out of memory");
+        uint64_t cstart = (src + k) / MSI_PM_CHUNK_PAGES * MSI_PM_CHUNK_PAGES;
+        if (pread_all(s->fd, page, ps, *slot + (int64_t)((src + k - cstart) * ps))) {
+            rc = fail(s, MS_EIO, "cannot read the temporary file: %s", strerror(errno));
+            break;
+        }
+        rc = store_data(s, rg, first + k, 1, page);
+    }
+    free(page);
+    return rc;
+}
+
 static int on_overlay(void *ctx, const ms_overlay *o)
 {
     side *s = ctx;
@@ -383,6 +421,8 @@ static int on_extent(void *ctx, const ms_region *r, const ms_extent *x, const ui
     }
     if (x->state == MS_PAGE_FILL)
         return store_fill(s, rg, x->first, x->count, x->arg);
+    if (x->state == MS_PAGE_DUPLICATE)
+        return store_duplicate(s, rg, x->first, x->count, x->arg);
     if (x->state != MS_PAGE_DATA || !data)
         return fail(s, MS_EFEATURE, "page state %u is not one the comparison knows", x->state);
     /* A DATA page of zero bytes has the effect of a ZERO page: it is

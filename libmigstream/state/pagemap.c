@@ -265,6 +265,22 @@ int ms_pagemap_apply(ms_pagemap *m, const ms_record *rec)
     for (size_t i = 0; i < pg->extent_count; i++) {
         const ms_extent *x = &pg->extents[i];
         pr->v.sent[x->state] += x->count;
+        /* FORMAT.md section 6.2: a DUPLICATE's sources hold DATA sent
+         * earlier (their last copy DATA or DUPLICATE), extents applied in
+         * order. Applied all the same, so that the map follows the stream. */
+        if (x->state == MS_PAGE_DUPLICATE && pr->v.tracked && !rc) {
+            uint64_t n[MS_PAGEMAP_STATES] = {0};
+            if (pr->pm)
+                msi_pm_range_counts(pr->pm, x->arg, x->count, n);
+            if (n[MS_PAGE_DATA] + n[MS_PAGE_DUPLICATE] != x->count)
+                rc = fail(m, MS_ECORRUPT,
+                          "record %" PRIu64 " (PAGES at byte %" PRIu64 "), extent %zu: "
+                          "DUPLICATE pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32
+                          " refer to pages %" PRIu64 "..%" PRIu64 ", not all of which hold "
+                          "DATA sent earlier (FORMAT.md section 6.2)",
+                          rec->index, rec->offset, i, x->first, x->first + x->count - 1,
+                          pr->v.region.id, x->arg, x->arg + x->count - 1);
+        }
         if (pr->v.tracked) {
             int r = set_pages(m, pr, x->first, x->count, x->state, NULL);
             if (r)

@@ -480,6 +480,11 @@ int msi_pm_set(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had
     return rc;
 }
 
+void msi_pm_range_counts(const msi_pm *m, uint64_t first, uint64_t n, uint64_t *counts)
+{
+    count_range(m, first, first + n, counts);
+}
+
 void msi_pm_counts(const msi_pm *m, uint64_t *counts)
 {
     memset(counts, 0, MSI_PM_STATES * sizeof *counts);

@@ -67,6 +67,11 @@ int msi_pm_set(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had
 /* Pages per state over the whole map, in counts[MSI_PM_STATES]. */
 void msi_pm_counts(const msi_pm *m, uint64_t *counts);
 
+/* Adds to counts[s] how many of pages [first, first + n) are in state s
+ * (the range must lie in the map): what a DUPLICATE extent's sources hold
+ * (FORMAT.md section 6.2). */
+void msi_pm_range_counts(const msi_pm *m, uint64_t first, uint64_t n, uint64_t *counts);
+
 /* A value the caller keeps per chunk (the diff: where the chunk's pages
  * are stored), -1 until set. The slot of the chunk holding @page, or NULL
  * when that chunk has no entry (its pages are all MISSING or in the state

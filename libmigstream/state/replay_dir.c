@@ -110,6 +110,10 @@ typedef struct replay {
 } replay;
 
 #define CHUNK 65536u
+/* The map's state of a DATA page whose bytes are all zero: a hole in the
+ * image, counted as zero in the manifest, but still a page a DUPLICATE may
+ * name as its source (FORMAT.md section 6.2), which a ZERO page is not. */
+#define ST_DATA_ZERO 7u
 
 /* Keeps the first status and message: later failures are consequences. */
 __attribute__((format(printf, 3, 4))) static int fail(replay *rp, int status, const char *fmt, ...)
@@ -513,6 +517,52 @@ static int apply_fill(replay *rp, image *im, uint64_t first, uint64_t count, uin
     return set_pages(rp, im, first, count, MS_PAGE_FILL, NULL);
 }
 
+/* Pages [first, first + count) take the contents of pages [src, src +
+ * count), each of which must hold what a DATA copy brought (FORMAT.md
+ * section 6.2): a source whose last copy is ZERO, FILL, DISCARDED or
+ * IN_PLACE, or which was never sent, is refused. */
+static int apply_duplicate(replay *rp, image *im, uint64_t first, uint32_t count, uint64_t src)
+{
+    uint64_t n[MSI_PM_STATES] = {0};
+    msi_pm_range_counts(im->map, src, count, n);
+    if (n[MSI_PM_DATA] + n[ST_DATA_ZERO] != count) {
+        fail(rp, MS_ECORRUPT,
+             "region %" PRIu32 " \"%s\": DUPLICATE pages %" PRIu64 "..%" PRIu64
+             " refer to pages %" PRIu64 "..%" PRIu64 ", not all of which hold DATA sent "
+             "earlier (FORMAT.md section 6.2)",
+             im->r.id, im->r.name, first, first + count - 1, src, src + count - 1);
+        return CB_REFUSE;
+    }
+    uint8_t *buf = chunk_of(rp);
+    int fd = image_fd(rp, im);
+    if (!buf || fd < 0)
+        return CB_FAIL;
+    const uint64_t ps = im->r.page_size;
+    for (uint32_t k = 0; k < count; k++) {
+        uint64_t one[MSI_PM_STATES] = {0};
+        msi_pm_range_counts(im->map, src + k, 1, one);
+        int rc;
+        if (one[ST_DATA_ZERO]) {
+            rc = apply_hole(rp, im, first + k, 1, ST_DATA_ZERO);
+        } else {
+            rc = 0;
+            for (uint64_t off = 0; off < ps && !rc; off += CHUNK) {
+                size_t len = ps - off < CHUNK ? (size_t)(ps - off) : CHUNK;
+                ssize_t got = pread(fd, buf, len, (off_t)((src + k) * ps + off));
+                if (got != (ssize_t)len)
+                    return fail(rp, MS_EIO, "cannot read back %s/%s: %s", rp->tmp, im->file,
+                                got < 0 ? strerror(errno) : "short read");
+                rc = write_all(rp, fd, buf, len, (first + k) * ps + off, im->file);
+            }
+            if (!rc)
+                rc = set_pages(rp, im, first + k, 1, MSI_PM_DATA, NULL);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int on_round(void *c, const ms_round *round)
 {
     (void)round; /* a later copy wins whatever the round: nothing to apply */
@@ -567,6 +617,8 @@ static int on_extent(void *c, const ms_region *reg, const ms_extent *x, const ui
         rc = apply_hole(rp, im, x->first, x->count, MS_PAGE_IN_PLACE);
     } else if (x->state == MS_PAGE_FILL) {
         rc = apply_fill(rp, im, x->first, x->count, x->arg);
+    } else if (x->state == MS_PAGE_DUPLICATE) {
+        rc = apply_duplicate(rp, im, x->first, x->count, x->arg);
     } else if (x->state == MS_PAGE_DATA && bytes) {
         /* Runs of non-zero pages are written; zero pages stay (or become)
          * holes, so the image is sparse whatever the writer sent as DATA. */
@@ -576,7 +628,7 @@ static int on_extent(void *c, const ms_region *reg, const ms_extent *x, const ui
             while (j < x->count && page_is_zero(bytes + (size_t)j * ps, ps) == zero)
                 j++;
             if (zero) {
-                rc = apply_hole(rp, im, x->first + i, j - i, MSI_PM_ZERO);
+                rc = apply_hole(rp, im, x->first + i, j - i, ST_DATA_ZERO);
             } else {
                 int fd = image_fd(rp, im);
                 rc = fd < 0 ? CB_FAIL
@@ -937,7 +989,7 @@ static void write_manifest_to(const replay *rp, FILE *f)
                 ",\n      \"size\": \"%" PRIu64 "\",\n      \"page_size\": %" PRIu32
                 ",\n      \"pages\": %" PRIu64 ",\n      \"final\": {\"DATA\": %" PRIu64
                 ", \"ZERO\": %" PRIu64,
-                im->r.size, im->r.page_size, im->pages, data, n[MSI_PM_ZERO]);
+                im->r.size, im->r.page_size, im->pages, data, n[MSI_PM_ZERO] + n[ST_DATA_ZERO]);
         /* The states of format 1.1, when the region has any: FILL pages are
          * in the image; DISCARDED and IN_PLACE pages are holes. */
         static const unsigned more[] = {MS_PAGE_FILL, MS_PAGE_DISCARDED, MS_PAGE_IN_PLACE};

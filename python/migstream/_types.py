@@ -36,6 +36,7 @@ class PageState(enum.IntEnum):
     DISCARDED = 3
     FILL = 4
     IN_PLACE = 5
+    DUPLICATE = 6  # format 1.3: holds what page `arg` (+ i) held then
 
 
 class Feature(enum.IntFlag):
@@ -46,6 +47,8 @@ class Feature(enum.IntFlag):
     IN_PLACE = 1 << 2
     OVERLAYS = 1 << 3
     PARTS = 1 << 4
+    DUPLICATES = 1 << 5  # format 1.3: page state DUPLICATE
+    ZSTD_WINDOW = 1 << 6  # format 1.3: data encoding 2, zstd with a window
 
 
 class Tracker(enum.IntEnum):

@@ -410,7 +410,7 @@ PyMODINIT_FUNC PyInit__migstream(void)
         {"first", "first page index within the region"},
         {"count", "pages in the run"},
         {"state", "page state (PageState)"},
-        {"arg", "FILL: the 8-byte word; IN_PLACE: the byte address; else 0"},
+        {"arg", "FILL: the 8-byte word; IN_PLACE: the byte address; DUPLICATE: the source page; else 0"},
         {NULL, NULL},
     };
     static PyStructSequence_Desc extent_desc = {

@@ -948,6 +948,75 @@ typedef struct golden {
     void (*make)(buf *out);
 } golden;
 
+/* Format 1.3: DUPLICATE pages, raw. Round 0 sends data pages with copies
+ * at every distance (right after their twin, far, in runs); round 1
+ * changes a source and copies its old and new bytes elsewhere, one page
+ * per call, so that some copies refer to it and others cannot. */
+static void v13_duplicates(buf *out)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.features = MS_FEATURE_DUPLICATES | MS_FEATURE_FILL;
+    o.batch_bytes = 8 * PS;
+    o.machine = "pc-q35-9.2";
+    ms_writer *w = start(&o, out);
+    const ms_region ram = {
+        .id = 0, .name = "pc.ram", .has_gpa = true, .gpa = 0, .size = 64 * PS, .page_size = PS};
+    const ms_region rom = {.id = 1, .name = "pc.rom", .has_gpa = false, .size = 4 * PS,
+                           .page_size = PS};
+    W(ms_writer_add_region(w, &ram));
+    W(ms_writer_add_region(w, &rom));
+    static uint8_t mem[64 * PS], rommem[4 * PS];
+    memset(mem, 0, sizeof mem);
+    for (unsigned p = 0; p < 8; p++)
+        page_text(mem + (size_t)p * PS, PS, 500 + p);
+    memcpy(mem + 8 * PS, mem + 7 * PS, PS);       /* right after its twin */
+    memcpy(mem + 20 * PS, mem, 4 * PS);           /* a run of four */
+    memcpy(mem + 40 * PS, mem + 2 * PS, PS);      /* far */
+    page_word(mem + 41 * PS, PS, 0xdeadbeefdeadbeefull); /* FILL, never a source */
+    memcpy(rommem, mem, PS); /* another region: DATA, not a reference */
+    W(ms_writer_round(w, &(ms_round){.number = 0}));
+    W(ms_writer_pages(w, 0, 0, 64, mem));
+    W(ms_writer_pages(w, 1, 0, 4, rommem));
+
+    memcpy(mem + 50 * PS, mem + 2 * PS, PS); /* page 2's round-0 bytes */
+    page_text(mem + 2 * PS, PS, 777);        /* page 2 changes */
+    memcpy(mem + 51 * PS, mem + 2 * PS, PS); /* and its new bytes */
+    W(ms_writer_round(w, &(ms_round){.number = 1, .tracker = MS_TRACKER_RING,
+                                     .granularity = PS, .has_dirty = true, .dirty = 4}));
+    static const unsigned order[] = {2, 50, 51, 60};
+    for (unsigned i = 0; i < 4; i++)
+        W(ms_writer_pages(w, 0, order[i], 1, mem + (size_t)order[i] * PS));
+    finish(w);
+}
+
+/* Format 1.3 with compression: DUPLICATE pages and zstd-window records
+ * (encoding 2) over two rounds, on two worker threads. */
+static void v13_window_zstd(buf *out)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.features = MS_FEATURE_DUPLICATES | MS_FEATURE_ZSTD_WINDOW;
+    o.compress_level = 3;
+    o.threads = 2;
+    o.batch_bytes = 4 * PS;
+    ms_writer *w = start(&o, out);
+    const ms_region ram = {
+        .id = 0, .name = "pc.ram", .has_gpa = true, .gpa = 0, .size = 48 * PS, .page_size = PS};
+    W(ms_writer_add_region(w, &ram));
+    static uint8_t mem[48 * PS];
+    memset(mem, 0, sizeof mem);
+    for (unsigned p = 0; p < 32; p++)
+        page_text(mem + (size_t)p * PS, PS, 900 + p % 12); /* repeats across records */
+    W(ms_writer_round(w, &(ms_round){.number = 0}));
+    W(ms_writer_pages(w, 0, 0, 48, mem));
+    for (unsigned p = 0; p < 16; p++)
+        page_text(mem + (size_t)p * PS, PS, 1000 + p);
+    W(ms_writer_round(w, &(ms_round){.number = 1, .final = true}));
+    W(ms_writer_pages(w, 0, 0, 16, mem));
+    finish(w);
+}
+
 static const golden goldens[] = {
     {"v1.0", "empty.mig", false, v10_empty},
     {"v1.0", "info.mig", false, v10_info},
@@ -966,6 +1035,8 @@ static const golden goldens[] = {
     {"v1.2", "pair-zstd.0.mig", true, v12_pair_zstd_0},
     {"v1.2", "pair-zstd.1.mig", true, v12_pair_zstd_1},
     {"v1.2", "one.0.mig", false, v12_one_0},
+    {"v1.3", "duplicates.mig", false, v13_duplicates},
+    {"v1.3", "window-zstd.mig", true, v13_window_zstd},
 };
 
 /* The migrations in parts of a set: name, then the part files in order. */

@@ -1440,8 +1440,19 @@ static void test_refuse_page_states(void **state)
     expect_extent_fault(ALL_FEATURES, MS_PAGE_IN_PLACE, 16, 0 - 15 * (uint64_t)PS, 16, "wraps");
     expect_extent_ok(ALL_FEATURES, MS_PAGE_IN_PLACE, 2, 0 - 2 * (uint64_t)PS);
     expect_extent_ok(ALL_FEATURES, MS_PAGE_IN_PLACE, 16, 0 - 16 * (uint64_t)PS);
-    /* states past IN_PLACE are reserved (section 11.2) */
-    expect_extent_fault(ALL_FEATURES, 6, 1, 0, 12, "unknown page state 6");
+    /* DUPLICATE (1.3): its feature bit, sources inside the region and
+     * apart from its own pages; that the sources hold data is a
+     * consumer's check (tests/state/test_dedup_consumers.c) */
+    expect_extent_fault(ALL_FEATURES, MS_PAGE_DUPLICATE, 1, 4, 12, "feature bit 5");
+    expect_extent_fault(MS_FEATURE_DUPLICATES, MS_PAGE_DUPLICATE, 1, 16, 16, "outside");
+    expect_extent_fault(MS_FEATURE_DUPLICATES, MS_PAGE_DUPLICATE, 2, 15, 16, "outside");
+    expect_extent_fault(MS_FEATURE_DUPLICATES, MS_PAGE_DUPLICATE, 1, UINT64_MAX, 16, "outside");
+    expect_extent_fault(MS_FEATURE_DUPLICATES, MS_PAGE_DUPLICATE, 1, 0, 16, "overlap");
+    expect_extent_fault(MS_FEATURE_DUPLICATES, MS_PAGE_DUPLICATE, 4, 3, 16, "overlap");
+    expect_extent_ok(MS_FEATURE_DUPLICATES, MS_PAGE_DUPLICATE, 4, 4);
+    expect_extent_ok(MS_FEATURE_DUPLICATES, MS_PAGE_DUPLICATE, 8, 8);
+    /* states past DUPLICATE are reserved (section 11.2) */
+    expect_extent_fault(ALL_FEATURES, 7, 1, 0, 12, "unknown page state 7");
     expect_extent_fault(ALL_FEATURES, 255, 1, 0, 12, "unknown page state 255");
 }
 
@@ -2087,11 +2098,11 @@ static void test_refuse_end_totals(void **state)
     }
 }
 
-/* Bits 4..63 are reserved for later versions: still refused up front. */
+/* Bits 7..63 are reserved for later versions: still refused up front. */
 static void test_refuse_unknown_feature(void **state)
 {
     (void)state;
-    static const uint64_t bits[] = {1u << 5, 1u << 6, 1ull << 63};
+    static const uint64_t bits[] = {1u << 7, 1u << 8, 1ull << 63};
     for (size_t i = 0; i < 3; i++) {
         th_stream ts;
         th_buf b = {0};
@@ -2107,7 +2118,8 @@ static void test_refuse_unknown_feature(void **state)
     }
     uint64_t req = 0;
     ms_known_features(&req, NULL);
-    assert_int_equal(req, ALL_FEATURES | MS_FEATURE_PARTS);
+    assert_int_equal(req, ALL_FEATURES | MS_FEATURE_PARTS | MS_FEATURE_DUPLICATES |
+                              MS_FEATURE_ZSTD_WINDOW);
 }
 
 /* ====================================================== writer refusals */
@@ -2339,7 +2351,7 @@ static void test_writer_refusals(void **state)
     th_buf s = {0};
     ms_writer_options o;
     ms_writer_options_init(&o);
-    o.features = 1u << 5;
+    o.features = 1u << 7;
     ms_writer *w = ms_writer_new(&o, th_sink_write, &s);
     assert_non_null(w);
     assert_status(ms_writer_status(w), MS_EINVAL);
@@ -2519,12 +2531,15 @@ static void test_overlay_priorities_and_names(void **state)
     assert_string_equal(ms_feature_name(2), "IN_PLACE");
     assert_string_equal(ms_feature_name(3), "OVERLAYS");
     assert_string_equal(ms_feature_name(4), "PARTS");
-    assert_null(ms_feature_name(5));
+    assert_string_equal(ms_feature_name(5), "DUPLICATES");
+    assert_string_equal(ms_feature_name(6), "ZSTD_WINDOW");
+    assert_null(ms_feature_name(7));
     assert_null(ms_feature_name(63));
     assert_string_equal(ms_page_state_name(3), "DISCARDED");
     assert_string_equal(ms_page_state_name(4), "FILL");
     assert_string_equal(ms_page_state_name(5), "IN_PLACE");
-    assert_null(ms_page_state_name(6));
+    assert_string_equal(ms_page_state_name(6), "DUPLICATE");
+    assert_null(ms_page_state_name(7));
     assert_null(ms_page_state_name(0));
     assert_string_equal(ms_record_type_name(6), "ROUND");
     assert_string_equal(ms_record_type_name(7), "OVERLAY");

@@ -571,14 +571,21 @@ static void same_stream(const th_buf *a, const th_buf *b, const char *what)
 static void test_writer_partial(void **state)
 {
     (void)state;
-    static const struct {
+    /* extra: format 1.3's DUPLICATE pages and zstd windows */
+    const uint64_t v13 = MS_FEATURE_DUPLICATES | MS_FEATURE_ZSTD_WINDOW;
+    const struct {
         int level;
         unsigned threads;
         bool stable;
-    } cfg[] = {{0, 0, false}, {0, 0, true},  {3, 0, false},
-               {3, 0, true},  {1, 3, false}, {1, 2, true}};
+        uint64_t extra;
+    } cfg[] = {
+        {0, 0, false, 0},   {0, 0, true, 0},   {3, 0, false, 0},   {3, 0, true, 0},
+        {1, 3, false, 0},   {1, 2, true, 0},   {0, 0, false, v13}, {3, 0, false, v13},
+        {1, 2, false, v13}, {1, 3, true, v13},
+    };
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         ms_writer_options o = script_options(cfg[c].level, cfg[c].threads, cfg[c].stable);
+        o.features |= cfg[c].extra;
         th_buf ref = {0};
         reference_stream(&ref, &o, c + 1);
         assert_int_equal(th_check_chain(ref.data, ref.len) > 10, true);
@@ -592,8 +599,8 @@ static void test_writer_partial(void **state)
             ms_writer *w = part_writer(&o, &out);
             size_t eagain = script(w, mem);
             char what[96];
-            snprintf(what, sizeof what, "level %d, %u threads, stable %d, output mode %d",
-                     cfg[c].level, cfg[c].threads, cfg[c].stable, mode);
+            snprintf(what, sizeof what, "level %d, %u threads, stable %d, 1.3 %d, output mode %d",
+                     cfg[c].level, cfg[c].threads, cfg[c].stable, cfg[c].extra != 0, mode);
             same_stream(&got, &ref, what);
             if (mode != OUT_ALL_OR_NOTHING && eagain == 0)
                 fail_msg("%s: no MS_EAGAIN", what);

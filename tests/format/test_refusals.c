@@ -223,9 +223,9 @@ static void test_unknown_required_feature(void **state)
 {
     (void)state;
     th_buf b = {0};
-    uint64_t bit5[] = {16, 1u << 5};
-    patched_preamble(set64, bit5, true, &b);
-    expect_fail(&b, MS_EFEATURE, -1, 16, 23, "bit 5");
+    uint64_t bit7[] = {16, 1u << 7};
+    patched_preamble(set64, bit7, true, &b);
+    expect_fail(&b, MS_EFEATURE, -1, 16, 23, "bit 7");
     th_buf_free(&b);
     uint64_t bit63[] = {16, 1ull << 63};
     patched_preamble(set64, bit63, true, &b);

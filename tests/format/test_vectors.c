@@ -194,6 +194,34 @@ static void build_part(sink *s, uint32_t k)
     ms_writer_free(w);
 }
 
+/* Vector 12.7, format 1.3: DUPLICATE pages. */
+static void build_duplicates(sink *s)
+{
+    ms_writer *w = vector_writer_features(s, NULL, MS_FEATURE_DUPLICATES);
+    ms_region r = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = 8 * 4096,
+                   .page_size = 4096};
+    static uint8_t mem[8 * 4096];
+    memset(mem, 0, sizeof mem);
+    memcpy(mem, "page A", 6);                   /* page 0 */
+    memcpy(mem + 4096, "page B", 6);            /* page 1 */
+    memcpy(mem + 2 * 4096, mem, 2 * 4096);      /* pages 2..3: copies of 0..1 */
+    memcpy(mem + 4 * 4096, mem + 4096, 4096);   /* page 4: a copy of 1 */
+    assert_int_equal(ms_writer_add_region(w, &r), 0);
+    assert_int_equal(ms_writer_round(w, &(ms_round){.number = 0}), 0);
+    assert_int_equal(ms_writer_pages(w, 0, 0, 8, mem), 0);
+
+    /* Round 1: page 0 now reads "page C"; page 6 became a copy of it. */
+    memcpy(mem, "page C", 6);
+    memcpy(mem + 6 * 4096, mem, 4096);
+    uint64_t dirty = (1u << 0) | (1u << 6);
+    ms_round r1 = {.number = 1, .tracker = MS_TRACKER_BITMAP, .granularity = 4096,
+                   .has_dirty = true, .dirty = 2, .final = true};
+    assert_int_equal(ms_writer_round(w, &r1), 0);
+    assert_int_equal(ms_writer_dirty(w, 0, &dirty, 4096, mem), 0);
+    assert_int_equal(ms_writer_finish(w, NULL), 0);
+    ms_writer_free(w);
+}
+
 static void build_parts_0(sink *s)
 {
     build_part(s, 0);
@@ -215,6 +243,7 @@ static const struct vector {
     {"live", build_live},
     {"parts-0", build_parts_0},
     {"parts-1", build_parts_1},
+    {"duplicates", build_duplicates},
 };
 
 /* ---- parsing FORMAT.md ---- */

@@ -18,7 +18,7 @@ def test_every_record_type(every_record):
     # A stream in one piece carries the lowest minor that defines what it
     # uses (FORMAT.md section 11.2), below the newest the library knows.
     assert (h.major, h.minor) == (1, 1)
-    assert migstream.FORMAT_VERSION == (1, 2)
+    assert migstream.FORMAT_VERSION == (1, 3)
     assert (h.writer_name, h.writer_version, h.page_size) == ("pytest", "1.0", 4096)
     assert h.required_features == int(
         migstream.Feature.FILL | migstream.Feature.DISCARDED | migstream.Feature.IN_PLACE |

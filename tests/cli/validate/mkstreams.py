@@ -9,8 +9,10 @@ tests/pylib/msstream.py's.
                                both regions, device "cpu" instance 0 sent
                                twice, a page sent twice (DATA, then ZERO)
     mkstreams.py damaged OUT   one problem of each kind validate reports,
-                               after a preamble with minor 3 and optional
+                               after a preamble with minor 9 and optional
                                feature bit 5 (see damaged() below)
+    mkstreams.py dupsource OUT format 1.3: DUPLICATE pages, two of which
+                               name sources without DATA (see dupsource())
 
 The contents are listed in each function; the cases' expected outputs were
 checked against these lists.
@@ -73,9 +75,9 @@ def sparse():
 
 
 def damaged():
-    # minor 3 (newer than 1.0: a warning), optional feature bit 5 (unknown:
-    # a warning)
-    s = Stream(minor=3, optional=1 << 5)
+    # minor 9 (newer than this library's: a warning), optional feature bit
+    # 5 (unknown: a warning)
+    s = Stream(minor=9, optional=1 << 5)
     s.info("pc-q35-7.2", "damaged")                        # record 0: fine
     s.regions((0, "ram", 0, 16))                           # record 1: fine
     s.record(0x8005, 0, b"xyz")                            # record 2: unknown optional
@@ -90,8 +92,27 @@ def damaged():
     return bytes(s.out)
 
 
+DUPLICATE = 6
+
+
+def dupsource():
+    # format 1.3, required feature DUPLICATES; region 0 "ram", 8 pages
+    s = msstream.Stream("mkstreams", "1", minor=3, required=1 << 5, page_size=PS)
+    s.regions(region(0, "ram", 0, 8 * PS, PS))
+    page = bytearray(b"\x5a") * PS
+    page[0:8] = b"source 0"
+    # record 1: page 0 DATA, page 1 ZERO
+    s.pages_rec(0, [(0, 1, DATA, 0), (1, 1, ZERO, 0)], bytes(page))
+    # record 2: page 4 a DUPLICATE of page 0 (fine), page 5 of page 1 (ZERO:
+    # an error), page 6 of page 2 (never sent: an error)
+    s.pages_rec(0, [(4, 1, DUPLICATE, 0), (5, 1, DUPLICATE, 1), (6, 1, DUPLICATE, 2)])
+    s.end()
+    return bytes(s.out)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("sparse", "damaged"):
+    makers = {"sparse": sparse, "damaged": damaged, "dupsource": dupsource}
+    if len(sys.argv) != 3 or sys.argv[1] not in makers:
         sys.exit(__doc__)
     with open(sys.argv[2], "wb") as f:
-        f.write({"sparse": sparse, "damaged": damaged}[sys.argv[1]]())
+        f.write(makers[sys.argv[1]]())
