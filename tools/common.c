@@ -541,8 +541,11 @@ int mst_progress_option(const char *mode)
         progress_mode = MST_PROGRESS_JSON;
     else if (strcmp(mode, "none") == 0)
         progress_mode = MST_PROGRESS_NONE;
-    else
+    else {
+        mst_error("--progress wants auto, json or none, not '%s'", mode);
+        fprintf(stderr, "Try '%s --help'.\n", mst_prog);
         return -1;
+    }
     return 0;
 }
 
@@ -556,12 +559,9 @@ int mst_progress_arg(int argc, char **argv, int *i, bool *quiet)
     if (strcmp(a, "--progress") != 0 && strncmp(a, "--progress=", 11) != 0)
         return 0;
     const char *mode = a[10] == '=' ? a + 11 : (*i + 1 < argc ? argv[++*i] : NULL);
-    if (!mode)
-        mst_error("option --progress needs a MODE (auto, json or none)");
-    else if (mst_progress_option(mode))
-        mst_error("--progress wants auto, json or none, not '%s'", mode);
-    else
-        return 1;
+    if (mode)
+        return mst_progress_option(mode) ? -1 : 1;
+    mst_error("option --progress needs a MODE (auto, json or none)");
     fprintf(stderr, "Try '%s --help'.\n", mst_prog);
     return -1;
 }

@@ -190,7 +190,8 @@ void mst_dir_abort(mst_dir *d); /* removes the temporary tree */
  * "done":true); none: nothing. */
 typedef enum { MST_PROGRESS_AUTO, MST_PROGRESS_JSON, MST_PROGRESS_NONE } mst_progress_mode;
 /* --progress=MODE: "auto", "json" or "none" for every progress of the
- * process; -1 (nothing set) for another word. */
+ * process; for another word, -1 after printing the usage error (the
+ * message and "Try 'PROG --help'."), nothing set. */
 int mst_progress_option(const char *mode);
 /* For the tools that read their arguments one by one: when ARGV[*I] is
  * -q, --quiet, --progress MODE or --progress=MODE, takes it (and MODE),

@@ -447,7 +447,7 @@ int main(int argc, char **argv)
             break;
         case 'P':
             if (mst_progress_option(optarg))
-                return usage_error("--progress wants auto, json or none, not '%s'", optarg);
+                return MST_EXIT_ERROR;
             break;
         case 'h':
             usage(stdout);

@@ -512,11 +512,8 @@ int main(int argc, char **argv)
             quiet = true;
             break;
         case 'P':
-            if (mst_progress_option(optarg)) {
-                mst_error("--progress wants auto, json or none, not '%s'", optarg);
-                short_usage();
+            if (mst_progress_option(optarg))
                 goto out;
-            }
             break;
         case OPT_WITH_A:
         case OPT_WITH_B:

@@ -246,7 +246,7 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case 'P':
             if (mst_progress_option(optarg))
-                return bad_usage("--progress wants auto, json or none, not '%s'", optarg);
+                return MST_EXIT_ERROR;
             break;
         case 'h':
             usage(stdout);

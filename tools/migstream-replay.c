@@ -137,11 +137,8 @@ int main(int argc, char **argv)
             quiet = true;
             break;
         case 'P':
-            if (mst_progress_option(optarg)) {
-                mst_error("--progress wants auto, json or none, not '%s'", optarg);
-                fprintf(stderr, "Try '%s --help'.\n", mst_prog);
+            if (mst_progress_option(optarg))
                 return MST_EXIT_ERROR;
-            }
             break;
         case 'h':
             usage(stdout);
