@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""The resource tests (meson suite 'resources'): the cost model of
+docs/SECURITY.md ("Cost") checked on hostile inputs from gen.py.
+
+    run.py CASE TOOLS_DIR       runs one case of CASES below
+    run.py --list               names the cases
+
+A case runs a tool on generated inputs of size n and k*n in the same run
+and checks that
+  - its CPU time (user + system, the best of 3 runs, less the time the
+    tool takes on a tiny input of the class) grows at most as n log n:
+    the ratio stays below SLACK * k * log(k*n) / log(n). Comparing sizes
+    within one run, rather than absolute times, keeps the check meaningful
+    on a loaded machine; n is doubled first until the work is long enough
+    to measure;
+  - its peak RSS stays within the case's bound (MiB), which is the bound
+    docs/SECURITY.md states for it, and does not grow with n by more than
+    the case allows;
+  - the bytes it writes (the disk blocks of its output) stay within the
+    case's bound;
+  - it exits with the status the case expects and, where given, says what
+    the case expects on standard error.
+A case with "fixed": True has an input of one size (a single extent that
+claims terabytes): it is run once and only its bounds are checked, with
+its CPU time held below "cpu" seconds.
+
+Under a sanitizer (MS_SANITIZED set by meson) RSS bounds are scaled by
+SAN_RSS_FACTOR and given SAN_RSS_EXTRA MiB more: shadow memory and the
+allocator's quarantine are the sanitizer's, not the tool's.
+"""
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GEN = os.path.join(HERE, "gen.py")
+
+SLACK = 2.0  # times n log n growth allowed: only clear super-linear growth fails
+K = 8  # the larger input is K times the smaller
+MIN_WORK = 0.08  # seconds of CPU the smaller input must take to be measured
+MAX_DOUBLINGS = 10
+SAN_RSS_FACTOR = 3
+SAN_RSS_EXTRA = 192
+
+MiB = 1 << 20
+
+# Each case: gen (gen.py class), n0 (first size), cmd (argv; {in} the input,
+# {out} a fresh output path, {tmp} a scratch directory), exit (statuses
+# allowed), rss (MiB, peak), rss_growth (MiB the peak may grow from n to
+# k*n; default 32), out (bytes the output may take on disk; default 0,
+# unchecked without {out}), stderr (a regular expression the standard error
+# must match), max_n (the largest n tried; default 2^19), fixed and cpu
+# (see above).
+CASES = {
+    # Page-state maps (libmigstream/state/region_map.c): long ZERO runs over
+    # a map with many chunks, and many spans laid down from the top.
+    "pagemap-runs-validate": dict(gen="pm-runs", n0=20000,
+                                  cmd=["migstream-validate", "{in}"], exit=(0,), rss=64),
+    "pagemap-runs-dump": dict(gen="pm-runs", n0=20000,
+                              cmd=["migstream-dump", "--summary", "{in}"], exit=(0,), rss=64),
+    "pagemap-runs-diff": dict(gen="pm-runs", n0=20000,
+                              cmd=["migstream-diff", "{in}", "{in}"], exit=(0,), rss=64),
+    "pagemap-runs-replay": dict(gen="pm-runs", n0=20000,
+                                cmd=["migstream-replay", "-o", "{out}", "{in}"], exit=(0,),
+                                rss=64, out=1 * MiB),
+    "pagemap-spans-validate": dict(gen="pm-spans", n0=20000,
+                                   cmd=["migstream-validate", "{in}"], exit=(0,), rss=64),
+    "pagemap-spans-dump": dict(gen="pm-spans", n0=20000,
+                               cmd=["migstream-dump", "--summary", "{in}"], exit=(0,), rss=64),
+}
+
+
+def generate(cls, n, path):
+    subprocess.run([sys.executable, GEN, cls, str(n), path], check=True)
+
+
+def disk_bytes(path):
+    """Bytes of disk blocks under @path (a file or a directory)."""
+    if not os.path.lexists(path):
+        return 0
+    if not os.path.isdir(path) or os.path.islink(path):
+        return os.lstat(path).st_blocks * 512
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+class Failed(Exception):
+    pass
+
+
+def run_once(case, tools, inp, work, timeout):
+    """One run: (cpu seconds, peak RSS in MiB, disk bytes of {out})."""
+    out = os.path.join(work, "out")
+    shutil.rmtree(out, ignore_errors=True)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        os.unlink(out)
+    tmp = os.path.join(work, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    argv = [a.format(**{"in": inp, "out": out, "tmp": tmp}) for a in case["cmd"]]
+    argv[0] = os.path.join(tools, argv[0])
+    with open(os.path.join(work, "stderr"), "wb") as err, \
+            open(os.devnull, "wb") as devnull:
+        p = subprocess.Popen(argv, stdout=devnull, stderr=err, stdin=subprocess.DEVNULL,
+                             env=dict(os.environ, TMPDIR=tmp))
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                os.wait4(p.pid, 0)
+                raise Failed("%s took longer than %.1f s on %s" %
+                             (" ".join(argv), timeout, os.path.basename(inp)))
+            time.sleep(0.005)
+    code = os.waitstatus_to_exitcode(status)
+    with open(os.path.join(work, "stderr"), "rb") as f:
+        stderr = f.read().decode("utf-8", "replace")
+    if code not in case["exit"]:
+        raise Failed("%s exited with %d (expected %s): %s" %
+                     (" ".join(argv), code, case["exit"], stderr[-2000:]))
+    if "stderr" in case and not re.search(case["stderr"], stderr):
+        raise Failed("%s: standard error does not match /%s/:\n%s" %
+                     (" ".join(argv), case["stderr"], stderr[-2000:]))
+    used = disk_bytes(out) + disk_bytes(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        os.unlink(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, used
+
+
+def best_of(case, tools, inp, work, runs=3, timeout=120.0):
+    cpu, rss, used = [], 0.0, 0
+    for _ in range(runs):
+        c, r, u = run_once(case, tools, inp, work, timeout)
+        cpu.append(c)
+        rss, used = max(rss, r), max(used, u)
+    return min(cpu), rss, used
+
+
+def check_bounds(name, case, n, rss, used, sanitized):
+    bound = case.get("rss")
+    if bound is not None:
+        if sanitized:
+            bound = bound * SAN_RSS_FACTOR + SAN_RSS_EXTRA
+        if rss > bound:
+            raise Failed("%s: peak RSS %.1f MiB at n=%d exceeds %.0f MiB" % (name, rss, n, bound))
+    if "out" in case and used > case["out"]:
+        raise Failed("%s: %d bytes written at n=%d exceed %d" % (name, used, n, case["out"]))
+
+
+def run_case(name, tools):
+    case = CASES[name]
+    sanitized = bool(os.environ.get("MS_SANITIZED"))
+    work = tempfile.mkdtemp(prefix="ms-resources-")
+    try:
+        if case.get("fixed"):
+            inp = os.path.join(work, "input")
+            generate(case["gen"], case["n0"], inp)
+            cpu, rss, used = best_of(case, tools, inp, work, runs=1,
+                                     timeout=max(30.0, 4 * case["cpu"]))
+            print("%s: input %d bytes: cpu %.3f s, rss %.1f MiB, written %d bytes" %
+                  (name, os.path.getsize(inp), cpu, rss, used))
+            if cpu > case["cpu"] * (4 if sanitized else 1):
+                raise Failed("%s: %.2f s of CPU exceeds %.2f s" % (name, cpu, case["cpu"]))
+            check_bounds(name, case, case["n0"], rss, used, sanitized)
+            return
+        tiny = os.path.join(work, "tiny")
+        generate(case["gen"], max(case["n0"] // 64, 256), tiny)
+        t0, _, _ = best_of(case, tools, tiny, work)
+        n = case["n0"]
+        small = os.path.join(work, "small")
+        for _ in range(MAX_DOUBLINGS):
+            generate(case["gen"], n, small)
+            t_small, rss_small, used_small = best_of(case, tools, small, work)
+            if t_small - t0 >= MIN_WORK or 2 * n > case.get("max_n", 1 << 19):
+                break
+            n *= 2
+        check_bounds(name, case, n, rss_small, used_small, sanitized)
+        large = os.path.join(work, "large")
+        generate(case["gen"], K * n, large)
+        w_small = max(t_small - t0, 0.01)
+        allowed = SLACK * K * math.log(K * n) / math.log(n)
+        t_large, rss_large, used_large = best_of(
+            case, tools, large, work, timeout=max(20.0, 3 * allowed * t_small + 10))
+        w_large = max(t_large - t0, 0.0)
+        ratio = w_large / w_small
+        print("%s: tiny %.3f s; n=%d (%d bytes) %.3f s, rss %.1f MiB, written %d; "
+              "n=%d (%d bytes) %.3f s, rss %.1f MiB, written %d; work ratio %.2f (allowed %.2f)" %
+              (name, t0, n, os.path.getsize(small), t_small, rss_small, used_small, K * n,
+               os.path.getsize(large), t_large, rss_large, used_large, ratio, allowed))
+        check_bounds(name, case, K * n, rss_large, used_large, sanitized)
+        growth = case.get("rss_growth", 32) * (SAN_RSS_FACTOR if sanitized else 1)
+        if rss_large - rss_small > growth:
+            raise Failed("%s: peak RSS grew from %.1f to %.1f MiB between n=%d and n=%d" %
+                         (name, rss_small, rss_large, n, K * n))
+        if ratio > allowed:
+            raise Failed("%s: CPU time grew %.1f times for %d times the input (at most %.1f "
+                         "allowed)" % (name, ratio, K, allowed))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    if len(sys.argv) == 2 and sys.argv[1] == "--list":
+        print("\n".join(sorted(CASES)))
+        return 0
+    if len(sys.argv) != 3 or sys.argv[1] not in CASES:
+        sys.stderr.write("usage: run.py CASE TOOLS_DIR | --list\n")
+        return 2
+    try:
+        run_case(sys.argv[1], sys.argv[2])
+    except Failed as e:
+        print("FAIL " + str(e))
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
