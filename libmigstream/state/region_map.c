@@ -1,33 +1,26 @@
 /*
  * One region's page-state map (region_map.h): chunks and spans, each kept in
- * a balanced search tree (AVL) on its chunk number. A chunk that has an
+ * a balanced search tree (common/tree.h) on its chunk number. A chunk that has an
  * entry is always newer than any span over it: laying down a span drops the
  * chunks it covers, so lookups never have to compare ages.
  *
  * Every operation costs O(log n) per entry it finds or changes, never a
  * scan of every entry: a stream can send one long run after another over
  * the same pages, and each must cost what it changes (docs/SECURITY.md,
- * "Cost"). The trees' depth is at most 1.44 log2(n + 2), which bounds the
- * recursion below whatever the stream.
+ * "Cost").
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/tree.h"
 #include "common/util.h"
 #include "state/region_map.h"
 
 #define CP ((uint64_t)MSI_PM_CHUNK_PAGES)
 #define BITS_BYTES (MSI_PM_CHUNK_PAGES / 2)
 
-/* A node of a tree, first in the structs kept in one. */
-typedef struct pm_node {
-    uint64_t key; /* a chunk number */
-    struct pm_node *l, *r;
-    int h; /* height: 1 for a leaf */
-} pm_node;
-
 typedef struct pm_chunk {
-    pm_node node; /* key: chunk number, pages [key * CP, key * CP + CP) */
+    msi_tree_node node; /* key: chunk number, pages [key * CP, key * CP + CP) */
     int64_t slot;
     uint8_t *bits;                 /* 4 bits per page, page i at bits[i / 2] >> 4 * (i % 2);
                                       NULL: every page is in state 'uniform' */
@@ -36,8 +29,8 @@ typedef struct pm_chunk {
 } pm_chunk;
 
 typedef struct pm_span {
-    pm_node node; /* key: the first chunk, c0 */
-    uint64_t c1;  /* chunks [c0, c1) */
+    msi_tree_node node; /* key: the first chunk, c0 */
+    uint64_t c1;        /* chunks [c0, c1) */
     uint8_t st;
 } pm_span;
 
@@ -45,12 +38,12 @@ struct msi_pm {
     uint64_t pages;
     msi_pm_budget *budget;
     size_t charged;
-    pm_node *chunks; /* tree of pm_chunk */
+    msi_tree_node *chunks; /* tree of pm_chunk */
     size_t nchunks;
-    pm_node *spans; /* tree of pm_span, disjoint */
+    msi_tree_node *spans; /* tree of pm_span, disjoint */
     size_t nspans;
-    pm_node **sorted; /* set by msi_pm_freeze: the chunks in order, and the spans */
-    pm_node **sorted_spans;
+    msi_tree_node **sorted; /* set by msi_pm_freeze: the chunks in order, and the spans */
+    msi_tree_node **sorted_spans;
     bool frozen;
     const ms_allocator *alloc;
 };
@@ -77,143 +70,31 @@ static void refund(msi_pm *m, size_t n)
 
 /* -------------------------------------------------------------------- trees */
 
-static int height(const pm_node *t)
+static msi_tree_node *tree_insert(msi_tree_node *t, msi_tree_node *n)
 {
-    return t ? t->h : 0;
+    return msi_tree_insert(t, n, &n->key, msi_tree_cmp_u64);
 }
 
-static void fix_height(pm_node *t)
+static msi_tree_node *tree_remove(msi_tree_node *t, uint64_t key)
 {
-    int a = height(t->l), b = height(t->r);
-    t->h = (a > b ? a : b) + 1;
+    return msi_tree_remove(t, &key, msi_tree_cmp_u64);
 }
 
-static pm_node *rotate_right(pm_node *t)
+static msi_tree_node *tree_find(const msi_tree_node *t, uint64_t key)
 {
-    pm_node *l = t->l;
-    t->l = l->r;
-    l->r = t;
-    fix_height(t);
-    fix_height(l);
-    return l;
-}
-
-static pm_node *rotate_left(pm_node *t)
-{
-    pm_node *r = t->r;
-    t->r = r->l;
-    r->l = t;
-    fix_height(t);
-    fix_height(r);
-    return r;
-}
-
-static pm_node *rebalance(pm_node *t)
-{
-    fix_height(t);
-    int bal = height(t->l) - height(t->r);
-    if (bal > 1) {
-        if (height(t->l->l) < height(t->l->r))
-            t->l = rotate_left(t->l);
-        return rotate_right(t);
-    }
-    if (bal < -1) {
-        if (height(t->r->r) < height(t->r->l))
-            t->r = rotate_right(t->r);
-        return rotate_left(t);
-    }
-    return t;
-}
-
-/* Inserts @n, whose key is not in @t yet. */
-static pm_node *tree_insert(pm_node *t, pm_node *n)
-{
-    if (!t) {
-        n->l = n->r = NULL;
-        n->h = 1;
-        return n;
-    }
-    if (n->key < t->key)
-        t->l = tree_insert(t->l, n);
-    else
-        t->r = tree_insert(t->r, n);
-    return rebalance(t);
-}
-
-static pm_node *remove_min(pm_node *t, pm_node **min)
-{
-    if (!t->l) {
-        *min = t;
-        return t->r;
-    }
-    t->l = remove_min(t->l, min);
-    return rebalance(t);
-}
-
-/* Unlinks the node with @key, which is in @t. */
-static pm_node *tree_remove(pm_node *t, uint64_t key)
-{
-    if (key < t->key) {
-        t->l = tree_remove(t->l, key);
-    } else if (key > t->key) {
-        t->r = tree_remove(t->r, key);
-    } else {
-        pm_node *l = t->l, *r = t->r, *min;
-        if (!r)
-            return l;
-        r = remove_min(r, &min);
-        min->l = l;
-        min->r = r;
-        return rebalance(min);
-    }
-    return rebalance(t);
-}
-
-static pm_node *tree_find(pm_node *t, uint64_t key)
-{
-    while (t && t->key != key)
-        t = key < t->key ? t->l : t->r;
-    return t;
+    return msi_tree_find(t, &key, msi_tree_cmp_u64);
 }
 
 /* The node with the smallest key not below @key, or NULL. */
-static pm_node *tree_ceil(pm_node *t, uint64_t key)
+static msi_tree_node *tree_ceil(const msi_tree_node *t, uint64_t key)
 {
-    pm_node *best = NULL;
-    while (t) {
-        if (t->key >= key) {
-            best = t;
-            t = t->l;
-        } else {
-            t = t->r;
-        }
-    }
-    return best;
+    return msi_tree_ceil(t, &key, msi_tree_cmp_u64);
 }
 
 /* The node with the largest key not above @key, or NULL. */
-static pm_node *tree_floor(pm_node *t, uint64_t key)
+static msi_tree_node *tree_floor(const msi_tree_node *t, uint64_t key)
 {
-    pm_node *best = NULL;
-    while (t) {
-        if (t->key <= key) {
-            best = t;
-            t = t->r;
-        } else {
-            t = t->l;
-        }
-    }
-    return best;
-}
-
-/* The nodes of @t in key order into @out from @n on; returns the count. */
-static size_t tree_list(pm_node *t, pm_node **out, size_t n)
-{
-    if (!t)
-        return n;
-    n = tree_list(t->l, out, n);
-    out[n++] = t;
-    return tree_list(t->r, out, n);
+    return msi_tree_floor(t, &key, msi_tree_cmp_u64);
 }
 
 /* ------------------------------------------------------------------ chunks */
@@ -340,7 +221,7 @@ static int set_in_chunk(msi_pm *m, uint64_t ci, uint64_t lo, uint64_t hi, unsign
 /* Drops every chunk among [c0, c1). */
 static void drop_chunks(msi_pm *m, uint64_t c0, uint64_t c1)
 {
-    pm_node *n;
+    msi_tree_node *n;
     while ((n = tree_ceil(m->chunks, c0)) && n->key < c1)
         delete_chunk(m, (pm_chunk *)n);
 }
@@ -391,7 +272,7 @@ static int add_span(msi_pm *m, uint64_t c0, uint64_t c1, unsigned st)
     drop_chunks(m, c0, c1);
     if (head && head->node.key < c0 && head->c1 > c0)
         head->c1 = c0; /* keep the part before c0 */
-    pm_node *n;
+    msi_tree_node *n;
     while ((n = tree_ceil(m->spans, c0)) && n->key < c1) {
         pm_span *x = (pm_span *)n;
         if (x->c1 > c1) { /* keep the part after c1, under its new first chunk */
@@ -455,7 +336,7 @@ static void count_range(const msi_pm *m, uint64_t first, uint64_t end, uint64_t 
         }
     }
     had[MSI_PM_MISSING] += (end - first) - spanned;
-    for (const pm_node *n = tree_ceil(m->chunks, cf); n && n->key <= cl;
+    for (const msi_tree_node *n = tree_ceil(m->chunks, cf); n && n->key <= cl;
          n = n->key == UINT64_MAX ? NULL : tree_ceil(m->chunks, n->key + 1))
         count_chunk(m, (const pm_chunk *)n, first, end, had);
 }
@@ -480,23 +361,15 @@ int msi_pm_new(msi_pm **out, uint64_t pages, msi_pm_budget *budget, const ms_all
     return 0;
 }
 
-static void free_chunks(const ms_allocator *a, pm_node *t)
+static void free_chunk(msi_tree_node *n, void *alloc)
 {
-    if (!t)
-        return;
-    free_chunks(a, t->l);
-    free_chunks(a, t->r);
-    msi_free(a, ((pm_chunk *)t)->bits);
-    msi_free(a, t);
+    msi_free(alloc, ((pm_chunk *)n)->bits);
+    msi_free(alloc, n);
 }
 
-static void free_spans(const ms_allocator *a, pm_node *t)
+static void free_span(msi_tree_node *n, void *alloc)
 {
-    if (!t)
-        return;
-    free_spans(a, t->l);
-    free_spans(a, t->r);
-    msi_free(a, t);
+    msi_free(alloc, n);
 }
 
 static void unfreeze(msi_pm *m)
@@ -512,8 +385,8 @@ void msi_pm_free(msi_pm *m)
 {
     if (!m)
         return;
-    free_chunks(m->alloc, m->chunks);
-    free_spans(m->alloc, m->spans);
+    msi_tree_each_post(m->chunks, free_chunk, (void *)m->alloc);
+    msi_tree_each_post(m->spans, free_span, (void *)m->alloc);
     unfreeze(m);
     if (m->budget)
         m->budget->used -= m->charged;
@@ -579,8 +452,8 @@ int msi_pm_freeze(msi_pm *m)
         unfreeze(m);
         return MS_ENOMEM;
     }
-    tree_list(m->chunks, m->sorted, 0);
-    tree_list(m->spans, m->sorted_spans, 0);
+    msi_tree_list(m->chunks, m->sorted, 0);
+    msi_tree_list(m->spans, m->sorted_spans, 0);
     m->frozen = true;
     return 0;
 }
