@@ -52,9 +52,171 @@ def pm_spans(n):
     return s.end()
 
 
+# ------------------------------------------------------------------ QEMU
+
+PS = 4096  # QEMU's target page size in the streams below
+
+
+def be16(v):
+    return struct.pack(">H", v)
+
+
+def be32(v):
+    return struct.pack(">I", v)
+
+
+def be64(v):
+    return struct.pack(">Q", v)
+
+
+def name8(s):
+    b = s.encode() if isinstance(s, str) else s
+    return bytes([len(b)]) + b
+
+
+class Qemu:
+    """A QEMU migration stream (docs/QEMU.md section 1): the file header,
+    CONFIGURATION, the "ram" section (id 1) with its MEM_SIZE table, then
+    what the caller adds, and finish() with EOF and the JSON trailer."""
+
+    def __init__(self, blocks=(("pc.ram", 4 * PS),)):
+        self.out = bytearray(be32(0x5145564D) + be32(3))
+        self.out += b"\x07" + be32(6) + b"pc-7.2"
+        self.out += b"\x01" + be32(1) + name8("ram") + be32(0) + be32(4)
+        self.out += be64(sum(n for _, n in blocks) | 0x04)
+        for name, length in blocks:
+            self.out += name8(name) + be64(length)
+
+    def zero(self, addr, block=None):
+        """A ZERO item: of @block, or CONTINUE with the last one named."""
+        self.out += be64(addr | (0x02 if block else 0x22))
+        if block:
+            self.out += name8(block)
+        self.out += b"\0"
+
+    def end_ram(self):
+        self.out += be64(0x10) + b"\x7e" + be32(1)
+
+    def full(self, sid, idstr, data, instance=0, version=1):
+        self.out += b"\x04" + be32(sid) + name8(idstr) + be32(instance) + be32(version)
+        self.out += data + b"\x7e" + be32(sid)
+
+    def finish(self, trailer=None):
+        self.out += b"\0"
+        if trailer is not None:
+            t = trailer.encode() if isinstance(trailer, str) else trailer
+            self.out += b"\x06" + be32(len(t)) + t
+        return bytes(self.out)
+
+
+def qemu_vmsd_expand(n):
+    """QEMU importer: a device section of S bytes that the trailer describes
+    as S one-byte structs, each with Z fields of no size besides its byte:
+    the fields are expanded S * Z times unless the work is bounded by the
+    section's bytes."""
+    q = Qemu()
+    q.end_ram()
+    size = n // 2
+    zero = max(1, n // 2 // 24)
+    fields = ['{"name":"b","type":"uint8","size":1}']
+    fields += ['{"name":"z%x","size":0}' % i for i in range(zero)]
+    q.full(2, "dev", b"\x01" * size)
+    trailer = ('{"page_size":4096,"devices":[{"name":"dev","instance_id":0,"vmsd_name":"dev",'
+               '"version":1,"fields":[{"name":"a","array_len":%d,"size":1,"type":"struct",'
+               '"struct":{"vmsd_name":"s","version":1,"fields":[%s]}}]}]}'
+               % (size, ",".join(fields)))
+    return q.finish(trailer)
+
+
+def qemu_zero_pass(n):
+    """QEMU importer: ZERO items that touch one page in each 2^15-page
+    chunk of a 16 TiB block, then the same page again and again: each
+    repeat starts a pass, which cleared the whole 64 MiB bitmap."""
+    q = Qemu(blocks=(("pc.ram", 1 << 44),))
+    chunks = min(n // 18, 16000)
+    q.zero(0, "pc.ram")
+    for c in range(1, chunks):
+        q.zero(c << (15 + 12))
+    for _ in range(n // 18):
+        q.zero(0)
+    q.end_ram()
+    return q.finish()
+
+
+def qemu_sections(n):
+    """QEMU importer: many FULL sections with distinct ids (each looked up
+    among all before it), then one whose bytes hold many candidate
+    footers, each naming a section id to look up."""
+    q = Qemu()
+    q.end_ram()
+    count = min(n // 2 // 22, 60000)
+    for i in range(count):
+        q.full(10 + i, "dev", b"")
+    last = 10 + count
+    # 0x7e, the section's own id, then a START of the first section's id
+    # under another name: a footer candidate refused after a lookup.
+    fake = b"\x7e" + be32(last) + b"\x01" + be32(10) + name8("other") + be32(0) + be32(0)
+    q.full(last, "big", fake * (n // 2 // len(fake)))
+    return q.finish()
+
+
+def qemu_trailer_dup(n):
+    """QEMU importer: N sections "dev" instance 0 and a trailer describing
+    "dev" instance 0 N times: each section takes the next description not
+    used yet, found by a scan from the first."""
+    q = Qemu()
+    q.end_ram()
+    count = n // 100
+    for i in range(count):
+        q.full(10 + i, "dev", b"")
+    desc = '{"name":"dev","instance_id":0,"vmsd_name":"dev","version":1,"fields":[]}'
+    return q.finish('{"page_size":4096,"devices":[%s]}' % ",".join([desc] * count))
+
+
+def qemu_trailer_big(n):
+    """QEMU importer: one description of many fields without bytes, and
+    many sections it describes: each section walked the whole description
+    again, to check and to decode it."""
+    q = Qemu()
+    q.end_ram()
+    count = n // 2 // 22
+    for i in range(count):
+        q.full(10 + i, "dev", b"")
+    fields = ",".join('{"name":"z%x","size":0}' % i for i in range(n // 2 // 24))
+    return q.finish('{"page_size":4096,"devices":[{"name":"dev","instance_id":0,'
+                    '"vmsd_name":"dev","version":1,"fields":[%s]}]}' % fields)
+
+
+def qemu_trailer_empty(n):
+    """QEMU importer: a trailer of n bytes, nearly all empty objects, the
+    JSON that takes the most memory per byte once parsed."""
+    q = Qemu()
+    q.end_ram()
+    count = max(1, (n - 40) // 3)
+    return q.finish('{"page_size":4096,"devices":[%s]}' % ",".join(["{}"] * count))
+
+
+def qemu_blocks(n):
+    """QEMU importer: 4096 RAM blocks, then ZERO items each naming the last
+    block by name: a lookup per item among all blocks."""
+    blocks = [("b%04d" % i, PS) for i in range(4096)]
+    q = Qemu(blocks=blocks)
+    for _ in range(n // 15):
+        q.zero(0, "b4095")
+    q.end_ram()
+    return q.finish()
+
+
 GENERATORS = {
     "pm-runs": pm_runs,
     "pm-spans": pm_spans,
+    "qemu-vmsd-expand": qemu_vmsd_expand,
+    "qemu-zero-pass": qemu_zero_pass,
+    "qemu-sections": qemu_sections,
+    "qemu-trailer-dup": qemu_trailer_dup,
+    "qemu-trailer-big": qemu_trailer_big,
+    "qemu-trailer-empty": qemu_trailer_empty,
+    "qemu-blocks": qemu_blocks,
 }
 
 
