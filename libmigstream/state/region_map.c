@@ -28,6 +28,13 @@ typedef struct pm_chunk {
     uint8_t uniform;
 } pm_chunk;
 
+/* A run of pages sharing an argument (msi_pm_set_arg). */
+typedef struct pm_arg {
+    msi_tree_node node; /* key: the first page */
+    uint64_t end;
+    uint64_t arg;
+} pm_arg;
+
 typedef struct pm_span {
     msi_tree_node node; /* key: the first chunk, c0 */
     uint64_t c1;        /* chunks [c0, c1) */
@@ -42,6 +49,7 @@ struct msi_pm {
     size_t nchunks;
     msi_tree_node *spans; /* tree of pm_span, disjoint */
     size_t nspans;
+    msi_tree_node *args;    /* tree of pm_arg, disjoint */
     msi_tree_node **sorted; /* set by msi_pm_freeze: the chunks in order, and the spans */
     msi_tree_node **sorted_spans;
     bool frozen;
@@ -367,6 +375,7 @@ static void free_chunk(msi_tree_node *n, void *alloc)
     msi_free(alloc, n);
 }
 
+/* Spans and argument runs: nodes that own nothing else. */
 static void free_span(msi_tree_node *n, void *alloc)
 {
     msi_free(alloc, n);
@@ -387,6 +396,7 @@ void msi_pm_free(msi_pm *m)
         return;
     msi_tree_each_post(m->chunks, free_chunk, (void *)m->alloc);
     msi_tree_each_post(m->spans, free_span, (void *)m->alloc);
+    msi_tree_each_post(m->args, free_span, (void *)m->alloc);
     unfreeze(m);
     if (m->budget)
         m->budget->used -= m->charged;
@@ -425,6 +435,119 @@ int msi_pm_set(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had
     }
     for (uint64_t ci = cf; ci <= cl && !rc; ci++)
         rc = set_in_chunk(m, ci, ci == cf ? first : ci * CP, min_u64(end, ci * CP + CP), st);
+    return rc;
+}
+
+/* A new argument run [first, end) of @arg, not yet in the tree. */
+static int new_arg(msi_pm *m, uint64_t first, uint64_t end, uint64_t arg, pm_arg **out)
+{
+    if (!charge(m, sizeof **out))
+        return MS_ELIMIT;
+    pm_arg *x = msi_calloc(m->alloc, 1, sizeof *x);
+    if (!x) {
+        refund(m, sizeof *x);
+        return MS_ENOMEM;
+    }
+    x->node.key = first;
+    x->end = end;
+    x->arg = arg;
+    *out = x;
+    return 0;
+}
+
+static void delete_arg(msi_pm *m, pm_arg *x)
+{
+    m->args = tree_remove(m->args, x->node.key);
+    msi_free(m->alloc, x);
+    refund(m, sizeof *x);
+}
+
+/* Pages [first, end) now have @arg: as add_span, amortized O(log n). */
+static int add_arg(msi_pm *m, uint64_t first, uint64_t end, uint64_t arg)
+{
+    pm_arg *x, *tail = NULL;
+    int rc = new_arg(m, first, end, arg, &x);
+    if (rc)
+        return rc;
+    pm_arg *head = (pm_arg *)tree_floor(m->args, first);
+    if (head && head->node.key < first && head->end > end) {
+        if ((rc = new_arg(m, end, head->end, head->arg, &tail))) {
+            msi_free(m->alloc, x);
+            refund(m, sizeof *x);
+            return rc;
+        }
+    }
+    if (head && head->node.key < first && head->end > first)
+        head->end = first;
+    msi_tree_node *n;
+    while ((n = tree_ceil(m->args, first)) && n->key < end) {
+        pm_arg *y = (pm_arg *)n;
+        if (y->end > end) {
+            m->args = tree_remove(m->args, y->node.key);
+            y->node.key = end;
+            m->args = tree_insert(m->args, &y->node);
+            break;
+        }
+        delete_arg(m, y);
+    }
+    if (tail)
+        m->args = tree_insert(m->args, &tail->node);
+    m->args = tree_insert(m->args, &x->node);
+    return 0;
+}
+
+int msi_pm_set_arg(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t arg, uint64_t *had)
+{
+    int rc = msi_pm_set(m, first, n, st, had);
+    return rc || n == 0 ? rc : add_arg(m, first, first + n, arg);
+}
+
+uint64_t msi_pm_arg(const msi_pm *m, uint64_t page, uint64_t *end)
+{
+    const pm_arg *x = (const pm_arg *)tree_floor(m->args, page);
+    if (x && x->end > page) {
+        *end = x->end;
+        return x->arg;
+    }
+    const msi_tree_node *next = page == UINT64_MAX ? NULL : tree_ceil(m->args, page + 1);
+    *end = next ? next->key : m->pages;
+    return 0;
+}
+
+int msi_pm_each_chunk_run(const msi_pm *m, uint64_t first, uint64_t end, unsigned st,
+                          int (*fn)(void *ctx, uint64_t a, uint64_t b), void *ctx)
+{
+    if (first >= end)
+        return 0;
+    uint64_t cf = first / CP, cl = (end - 1) / CP;
+    uint64_t open = UINT64_MAX, last = 0; /* the run so far: [open, last) */
+    int rc = 0;
+    for (const msi_tree_node *n = tree_ceil(m->chunks, cf); n && n->key <= cl && !rc;
+         n = n->key == UINT64_MAX ? NULL : tree_ceil(m->chunks, n->key + 1)) {
+        const pm_chunk *c = (const pm_chunk *)n;
+        uint64_t base = c->node.key * CP, len = chunk_len(m, c->node.key);
+        uint64_t lo = first > base ? first : base, hi = min_u64(end, base + len);
+        if (open != UINT64_MAX && lo != last) { /* a gap: chunks without an entry */
+            rc = fn(ctx, open, last);
+            open = UINT64_MAX;
+        }
+        for (uint64_t p = lo; p < hi && !rc;) {
+            /* A chunk in one state is one step. */
+            uint64_t q = c->bits ? p + 1 : hi;
+            bool in = c->bits ? nib_get(c, p - base) == st : c->uniform == st;
+            if (in) {
+                if (open == UINT64_MAX)
+                    open = p;
+                last = q;
+            } else if (open != UINT64_MAX) {
+                rc = fn(ctx, open, last);
+                open = UINT64_MAX;
+            }
+            p = q;
+        }
+    }
+    if (!rc && open != UINT64_MAX)
+        rc = fn(ctx, open, last);
     return rc;
 }
 
