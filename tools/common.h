@@ -201,4 +201,10 @@ const mst_device_stats *mst_devset_get(const mst_devset *s, size_t i);
 /* Percentage of PART in WHOLE (0 when WHOLE is 0). */
 double mst_percent(uint64_t part, uint64_t whole);
 
+/* Parses the value of a --max-output option: a number of bytes with an
+ * optional binary suffix K, M, G or T (1G = 2^30), or "none" (UINT64_MAX:
+ * no limit but the free space). 0, or -1 after printing why, naming
+ * OPTION. */
+int mst_parse_output_limit(const char *option, const char *s, uint64_t *out);
+
 #endif /* MST_COMMON_H */

@@ -311,6 +311,16 @@ MS_API const char *ms_tracker_name(unsigned tracker);
 #define MS_OVERLAY_PAGE_SIZE 4096u                /**< every overlay covers 4 KiB */
 #define MS_MAX_GFN ((UINT64_C(1) << 52) - 1)      /**< largest overlay frame number */
 
+/**
+ * Default of the output limits (max_output) of the work that writes what a
+ * stream describes rather than what it carries: ms_replay_dir (images),
+ * ms_diff (temporary files of page contents) and ms_qemu_export (QEMU page
+ * items): 1 TiB. A stream of a few bytes can describe terabytes of FILL
+ * pages; each refuses before writing past its limit, or past the free
+ * space of the file system it writes to (docs/SECURITY.md, "Cost").
+ */
+#define MS_MAX_OUTPUT_DEFAULT (UINT64_C(1) << 40)
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,7 +15,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from msstream import ZERO, Stream, region  # noqa: E402
+from msstream import DATA, F_FILL, FILL, ZERO, Stream, cbor, region  # noqa: E402
 
 CP = 4096  # pages per chunk of a page-state map (libmigstream/state/region_map.h)
 REGION_PAGES = 1 << 31  # 8 TiB of 4 KiB pages: a sparse image ext4 can hold
@@ -49,6 +49,28 @@ def pm_spans(n):
     runs = n // 56
     for m in range(runs):
         s.pages_rec(0, [((runs - m) * 16 * CP, 16 * CP, ZERO, 0)])
+    return s.end()
+
+
+def fill_huge(n):
+    """FILL: one extent of 2^31 pages (8 TiB) in an 8 TiB region, after a
+    DATA page: 109 bytes of stream describe 8 TiB of contents. (@n is not
+    used: the input has one size.)"""
+    s = Stream("resources", "1", minor=1, required=F_FILL)
+    s.regions(region(0, "ram", 0, REGION_PAGES * 4096, 4096))
+    s.pages_rec(0, [(0, 1, DATA, 0)], b"\x5a" * 4096)
+    s.pages_rec(0, [(1, REGION_PAGES - 1, FILL, 0x0123456789abcdef)])
+    return s.end()
+
+
+def fill_repeat(n):
+    """FILL: one run of 4096 pages (16 MiB) sent again and again, each time
+    with another word: written once, the run is 16 MiB however often it
+    comes; written each time, n / 56 times that."""
+    s = Stream("resources", "1", minor=1, required=F_FILL)
+    s.regions(region(0, "ram", 0, 1 << 30, 4096))
+    for i in range(n // 56):
+        s.pages_rec(0, [(4096, 4096, FILL, 0x0101010101010101 * (1 + i % 255))])
     return s.end()
 
 
@@ -210,6 +232,8 @@ def qemu_blocks(n):
 GENERATORS = {
     "pm-runs": pm_runs,
     "pm-spans": pm_spans,
+    "fill-huge": fill_huge,
+    "fill-repeat": fill_repeat,
     "qemu-vmsd-expand": qemu_vmsd_expand,
     "qemu-zero-pass": qemu_zero_pass,
     "qemu-sections": qemu_sections,

@@ -75,6 +75,15 @@ CASES = {
                                    cmd=["migstream-validate", "{in}"], exit=(0,), rss=64),
     "pagemap-spans-dump": dict(gen="pm-spans", n0=20000,
                                cmd=["migstream-dump", "--summary", "{in}"], exit=(0,), rss=64),
+    # FILL extents that describe far more than the stream carries: refused
+    # before anything is written past the output limit (1 TiB by default)
+    # or the free space, and FILL runs sent again and again written once.
+    "fill-huge-replay": dict(gen="fill-huge", n0=1, fixed=True, cpu=1.0,
+                             cmd=["migstream-replay", "-q", "-o", "{out}", "{in}"], exit=(2,),
+                             rss=64, out=0, says="the output would take 8796093022208 bytes"),
+    "fill-repeat-replay": dict(gen="fill-repeat", n0=20000,
+                               cmd=["migstream-replay", "-q", "-o", "{out}", "{in}"], exit=(0,),
+                               rss=64, out=17 * MiB),
     # The QEMU importer (libmigstream/qemu/), through ms_open() and through
     # the import: the trailer's descriptions against device sections, pass
     # detection, sections and RAM blocks looked up by id and name.
