@@ -74,6 +74,18 @@ def fill_repeat(n):
     return s.end()
 
 
+def devices_many(n):
+    """Device states: DEVICE records of one path, each a new instance, in
+    descending order, each state 64 bytes: a sorted array moves its whole
+    tail for each; kept without a limit, memory follows the input."""
+    s = Stream("resources", "1")
+    count = n // 110
+    state = cbor(b"\x5a" * 64)
+    for i in range(count):
+        s.device("dev", count - i, "dev", 1, state)
+    return s.end()
+
+
 # ------------------------------------------------------------------ QEMU
 
 PS = 4096  # QEMU's target page size in the streams below
@@ -234,6 +246,7 @@ GENERATORS = {
     "pm-spans": pm_spans,
     "fill-huge": fill_huge,
     "fill-repeat": fill_repeat,
+    "devices-many": devices_many,
     "qemu-vmsd-expand": qemu_vmsd_expand,
     "qemu-zero-pass": qemu_zero_pass,
     "qemu-sections": qemu_sections,

@@ -84,6 +84,19 @@ CASES = {
     "fill-repeat-replay": dict(gen="fill-repeat", n0=20000,
                                cmd=["migstream-replay", "-q", "-o", "{out}", "{in}"], exit=(0,),
                                rss=64, out=17 * MiB),
+    "fill-huge-diff": dict(gen="fill-huge", n0=1, fixed=True, cpu=1.0,
+                           cmd=["migstream-diff", "{in}", "{in}"], exit=(0,), rss=64, out=MiB),
+    "fill-repeat-diff": dict(gen="fill-repeat", n0=20000,
+                             cmd=["migstream-diff", "{in}", "{in}"], exit=(0,), rss=64, out=MiB),
+    # Device states kept by diff (within 256 MiB, max_device_memory) and
+    # dump --device (within 64 MiB): memory follows the input up to there;
+    # found by a hash, not inserted in a sorted array.
+    "devices-many-diff": dict(gen="devices-many", n0=20000,
+                              cmd=["migstream-diff", "{in}", "{in}"], exit=(0,),
+                              rss=(64, 8)),
+    "devices-many-dump": dict(gen="devices-many", n0=20000,
+                              cmd=["migstream-dump", "--device", "dev", "{in}"], exit=(0,),
+                              rss=(64, 8)),
     # The QEMU importer (libmigstream/qemu/), through ms_open() and through
     # the import: the trailer's descriptions against device sections, pass
     # detection, sections and RAM blocks looked up by id and name.
