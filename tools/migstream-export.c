@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,10 @@ static void usage(FILE *f)
             "      --machine TYPE    machine type for QEMU's CONFIGURATION section, instead\n"
             "                        of the stream's (the destination's must be the same)\n"
             "      --no-vmdesc       write no JSON trailer after QEMU's EOF\n"
+            "      --max-output SIZE most bytes OUT may take (K, M, G, T suffixes; 'none':\n"
+            "                        only the free space); default 1T. QEMU's stream has\n"
+            "                        an item per page, which a few bytes of ZERO or FILL\n"
+            "                        extent can stand for\n"
             "      --stats           print what was exported (on standard error when OUT\n"
             "                        is -)\n"
             "  -q, --quiet           no progress line\n"
@@ -92,8 +97,8 @@ static void usage(FILE *f)
             "  -V, --version         show the version and exit\n"
             "\n"
             "Exit status: 0 exported; 1 the stream is damaged or holds what a QEMU stream\n"
-            "cannot carry (IN_PLACE pages, overlays, device state without raw bytes);\n"
-            "2 usage or I/O error.\n",
+            "cannot carry (IN_PLACE pages, overlays, device state without raw bytes),\n"
+            "or would take more than --max-output or the free space; 2 usage or I/O error.\n",
             mst_prog);
 }
 
@@ -113,17 +118,19 @@ static int bad_usage(const char *fmt, ...)
 typedef struct args {
     const char *out, *in_path, *machine;
     bool force, quiet, no_vmdesc, stats;
+    uint64_t max_output;
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_MACHINE, O_NO_VMDESC, O_STATS };
+    enum { O_FORCE = 256, O_MACHINE, O_NO_VMDESC, O_STATS, O_MAX_OUTPUT };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
         {"machine", required_argument, NULL, O_MACHINE},
         {"no-vmdesc", no_argument, NULL, O_NO_VMDESC},
         {"stats", no_argument, NULL, O_STATS},
+        {"max-output", required_argument, NULL, O_MAX_OUTPUT},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -148,6 +155,10 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_STATS:
             a->stats = true;
+            break;
+        case O_MAX_OUTPUT:
+            if (mst_parse_output_limit("--max-output", optarg, &a->max_output))
+                return MST_EXIT_ERROR;
             break;
         case 'q':
             a->quiet = true;
@@ -244,6 +255,12 @@ static int export(const args *a)
     ms_qemu_export_options_init(&eo);
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
+    eo.max_output = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
+    /* A file may take the free space of its file system at most. */
+    struct statvfs v;
+    if (!to_stdout && fstatvfs(o.fd, &v) == 0 && v.f_frsize &&
+        (uint64_t)v.f_bavail <= eo.max_output / v.f_frsize)
+        eo.max_output = (uint64_t)v.f_bavail * v.f_frsize;
     ms_qemu_export *exp = ms_qemu_export_new(&eo);
     mst_progress pg;
     mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));

@@ -88,6 +88,15 @@ CASES = {
                            cmd=["migstream-diff", "{in}", "{in}"], exit=(0,), rss=64, out=MiB),
     "fill-repeat-diff": dict(gen="fill-repeat", n0=20000,
                              cmd=["migstream-diff", "{in}", "{in}"], exit=(0,), rss=64, out=MiB),
+    # Export writes an item per page: refused before it writes past its
+    # limit (1 TiB by default, or --max-output) or the free space.
+    "fill-huge-export": dict(gen="fill-huge", n0=1, fixed=True, cpu=1.0, qemu=True,
+                             cmd=["migstream-export", "qemu", "-q", "-o", "{out}", "{in}"],
+                             exit=(1,), rss=64, out=0, says="would take the stream past its limit"),
+    "fill-repeat-export": dict(gen="fill-repeat", n0=20000, qemu=True,
+                               cmd=["migstream-export", "qemu", "-q", "--max-output", "64M", "-o",
+                                    "{out}", "{in}"],
+                               exit=(1,), rss=64, out=0, says="past its limit of 67108864 bytes"),
     # Device states kept by diff (within 256 MiB, max_device_memory) and
     # dump --device (within 64 MiB): memory follows the input up to there;
     # found by a hash, not inserted in a sorted array.
