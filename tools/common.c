@@ -30,14 +30,21 @@ void mst_print_version(void)
            MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
 }
 
+void mst_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    char raw[4096];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    ms_escape_text(buf, size, raw);
+}
+
 void mst_error(const char *fmt, ...)
 {
+    char msg[4096];
     va_list ap;
-    fprintf(stderr, "%s: ", mst_prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    mst_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "%s: %s\n", mst_prog, msg);
 }
 
 int mst_open_input(const char *path)
@@ -66,7 +73,7 @@ __attribute__((format(printf, 3, 4))) static int stream_fail(mst_stream *s, int 
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    mst_vformat(s->why, sizeof s->why, fmt, ap);
     va_end(ap);
     s->status = status;
     if (!s->hooks.quiet)

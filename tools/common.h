@@ -9,6 +9,7 @@
 #ifndef MST_COMMON_H
 #define MST_COMMON_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,8 +31,12 @@ void mst_init(const char *argv0);
 /* Prints the --version line: "PROG (libmigstream X.Y.Z, format M.N)". */
 void mst_print_version(void);
 
-/* Prints "PROG: message\n" to stderr. */
+/* Prints "PROG: message\n" to stderr, its control characters escaped
+ * (ms_escape_text): messages quote names from streams. */
 void mst_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* vsnprintf into BUF, then its control characters escaped, as mst_error
+ * does: for messages printed elsewhere. */
+void mst_vformat(char *buf, size_t size, const char *fmt, va_list ap);
 
 /* Opens PATH for reading ("-": standard input). Returns an fd or -1 after
  * printing why. */

@@ -182,7 +182,7 @@ reportf(validator *v, severity sev, const char *check, uint64_t offset, int64_t 
     char msg[1024], detail[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    mst_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     if (rec) { /* worded like the reader's own messages */
         const char *name = ms_record_type_name(rec->type);

@@ -72,6 +72,19 @@ typedef enum ms_status {
 /** Static, human-readable name of a status code ("MS_ECHECKSUM: ..."). */
 MS_API const char *ms_strerror(int status);
 
+/**
+ * Copies the text @p src into @p dst (@p size bytes with its NUL; @p dst
+ * may be NULL when @p size is 0) with every control character written as
+ * \xNN: the C0 controls and DEL, the C1 controls (U+0080 to U+009F, as
+ * their two UTF-8 bytes), and any byte that is not part of well-formed
+ * UTF-8. Text from a stream (region and RAM block names, device paths)
+ * then cannot drive a terminal it is printed on. Every message of this
+ * library (the errmsg functions) is written through it, and so are the
+ * tools' messages. Truncates, as snprintf does, without cutting an escape.
+ * @return the length of the whole escaped text (not counting the NUL).
+ */
+MS_API size_t ms_escape_text(char *dst, size_t size, const char *src);
+
 /* ------------------------------------------------------------------------ */
 /* Handles                                                                  */
 /* ------------------------------------------------------------------------ */

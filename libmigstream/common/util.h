@@ -7,6 +7,7 @@
 #ifndef MSI_UTIL_H
 #define MSI_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -125,5 +126,10 @@ size_t msi_strnlen(const char *s, size_t max);
 /* True when s[0..len) is valid UTF-8 (no overlong forms, surrogates or code
  * points past U+10FFFF); NUL bytes only when @allow_nul. */
 bool msi_utf8_ok(const uint8_t *s, size_t len, bool allow_nul);
+
+/* vsnprintf into @buf, then every control character of the result
+ * escaped (ms_escape_text): how every message of the library is made, so
+ * that the stream's strings it quotes reach no terminal raw. */
+void msi_vformat(char *buf, size_t size, const char *fmt, va_list ap);
 
 #endif /* MSI_UTIL_H */

@@ -120,7 +120,7 @@ __attribute__((format(printf, 5, 0))) static int vfail(ms_reader *r, int code, u
     if (r->status)
         return r->status;
     char detail[400];
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     char tn[16];
     if (record < 0)
         snprintf(r->msg, sizeof r->msg, "preamble, byte %llu: %s", (unsigned long long)at,

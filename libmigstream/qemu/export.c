@@ -96,7 +96,7 @@ static int export_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec,
     x->err_record = rec;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(x->msg, sizeof x->msg, fmt, ap);
+    msi_vformat(x->msg, sizeof x->msg, fmt, ap);
     va_end(ap);
     return status;
 }
@@ -111,7 +111,7 @@ static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const c
     char what[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    msi_vformat(what, sizeof what, fmt, ap);
     va_end(ap);
     const char *name = ms_record_type_name(rec->type);
     return export_fail(x, status, rec->offset, (int64_t)rec->index,

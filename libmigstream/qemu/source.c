@@ -777,7 +777,7 @@ __attribute__((format(printf, 6, 7))) static void problem(mq_src *d, int status,
     char detail[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     /* Names from the trailer are any JSON string: one line, printable. */
     for (char *c = detail; *c; c++)

@@ -146,7 +146,7 @@ void msi_schema_err(ms_schema_set *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    msi_vformat(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
 }
 
@@ -318,7 +318,7 @@ __attribute__((format(printf, 3, 4))) static int fail(loader *l, int status, con
     char detail[700];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     msi_schema_err(l->s, "%s: %s%s%s", l->origin, l->where, l->where[0] ? ": " : "", detail);
     return status;

@@ -116,7 +116,7 @@ __attribute__((format(printf, 3, 4))) static int fail(side *s, int status, const
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    msi_vformat(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
     s->status = status;
     return CB_FAIL;
@@ -127,7 +127,7 @@ __attribute__((format(printf, 3, 4))) static int oops(ms_diff *df, int status, c
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(df->err, sizeof df->err, fmt, ap);
+    msi_vformat(df->err, sizeof df->err, fmt, ap);
     va_end(ap);
     df->status = status;
     return status;

@@ -130,7 +130,7 @@ __attribute__((format(printf, 3, 4))) static int fail(replay *rp, int status, co
     if (!rp->status) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(rp->err, rp->err_size, fmt, ap);
+        msi_vformat(rp->err, rp->err_size, fmt, ap);
         va_end(ap);
         rp->status = status;
     }
