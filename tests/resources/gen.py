@@ -15,7 +15,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from msstream import DATA, F_FILL, FILL, ZERO, Stream, cbor, region  # noqa: E402
+from msstream import DATA, F_FILL, FILL, MUST, PAGES, ZERO, Stream, cbor, region  # noqa: E402
 
 CP = 4096  # pages per chunk of a page-state map (libmigstream/state/region_map.h)
 REGION_PAGES = 1 << 31  # 8 TiB of 4 KiB pages: a sparse image ext4 can hold
@@ -71,6 +71,33 @@ def fill_repeat(n):
     s.regions(region(0, "ram", 0, 1 << 30, 4096))
     for i in range(n // 56):
         s.pages_rec(0, [(4096, 4096, FILL, 0x0101010101010101 * (1 + i % 255))])
+    return s.end()
+
+
+def zstd_rle_frame(size):
+    """A zstd frame (RFC 8878) of RLE blocks, @size zero bytes: 4 bytes per
+    128 KiB of content."""
+    f = struct.pack("<IB", 0xFD2FB528, 0xE0) + struct.pack("<Q", size)  # single segment, FCS 8
+    left = size
+    while left:
+        n = min(left, 128 << 10)
+        left -= n
+        f += struct.pack("<I", (n << 3) | (1 << 1) | (left == 0))[:3] + b"\0"
+    return f
+
+
+def zstd_amp(n):
+    """zstd: PAGES records of 16383 DATA pages whose data section is a
+    2 KiB frame decoding to 64 MiB, each about 2 KiB of stream: the
+    decoding work is 30000 times the input unless it is bounded."""
+    s = Stream("resources", "1")
+    pages = 16383
+    s.regions(region(0, "ram", 0, pages * 4096, 4096))
+    frame = zstd_rle_frame(pages * 4096)
+    head = struct.pack("<IIB7x", 0, 1, 1) + struct.pack("<QIB3xQ", 0, pages, DATA, 0)
+    for _ in range(max(1, n // (len(head) + len(frame) + 24))):
+        s.record(PAGES, MUST, head + frame)
+        s.pages[DATA] = s.pages.get(DATA, 0) + pages
     return s.end()
 
 
@@ -248,6 +275,7 @@ GENERATORS = {
     "fill-huge": fill_huge,
     "fill-repeat": fill_repeat,
     "devices-many": devices_many,
+    "zstd-amp": zstd_amp,
     "qemu-vmsd-expand": qemu_vmsd_expand,
     "qemu-zero-pass": qemu_zero_pass,
     "qemu-sections": qemu_sections,

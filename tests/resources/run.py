@@ -97,6 +97,15 @@ CASES = {
                                cmd=["migstream-export", "qemu", "-q", "--max-output", "64M", "-o",
                                     "{out}", "{in}"],
                                exit=(1,), rss=64, out=0, says="past its limit of 67108864 bytes"),
+    # zstd frames of 2 KiB that decode to 64 MiB each: the stream's
+    # decoding is bounded by 1 GiB and 1024 times its bytes
+    # (max_decode_ratio), so time grows with the input, not 30000 times it.
+    "zstd-amp-validate": dict(gen="zstd-amp", n0=80000,
+                              cmd=["migstream-validate", "{in}"], exit=(1,), rss=(160, 0),
+                              says="zstd data would decode to"),
+    "zstd-amp-dump": dict(gen="zstd-amp", n0=80000,
+                          cmd=["migstream-dump", "--summary", "{in}"], exit=(2,), rss=(160, 0),
+                          says="zstd data would decode to"),
     # Device states kept by diff (within 256 MiB, max_device_memory) and
     # dump --device (within 64 MiB): memory follows the input up to there;
     # found by a hash, not inserted in a sorted array.
