@@ -101,6 +101,26 @@ def zstd_amp(n):
     return s.end()
 
 
+def compat_fields(n):
+    """Schemas learned from streams (migstream-compat): one DEVICE whose
+    state is a map of n / 8 distinct keys: each key looked up among all
+    fields before it is quadratic."""
+    s = Stream("resources", "1")
+    count = max(1, min(n // 8, 1 << 20))
+    state = bytearray(b"\xba" + struct.pack(">I", count))
+    for i in range(count):
+        state += b"\x66k%05x\x00" % i
+    s.device("dev", 0, "dev", 1, bytes(state))
+    return s.end()
+
+
+def schema_cbor_arrays(n):
+    """A CBOR schema file: {"schemas": [[], [], ...]}, n empty arrays of one
+    byte each, each 3 bytes and a parsed JSON value once turned into JSON
+    text: refused before parsing past the values max_fields allows."""
+    return b"\xa1\x67schemas\x9a" + struct.pack(">I", n) + b"\x80" * n
+
+
 def devices_many(n):
     """Device states: DEVICE records of one path, each a new instance, in
     descending order, each state 64 bytes: a sorted array moves its whole
@@ -275,6 +295,8 @@ GENERATORS = {
     "fill-huge": fill_huge,
     "fill-repeat": fill_repeat,
     "devices-many": devices_many,
+    "compat-fields": compat_fields,
+    "schema-cbor-arrays": schema_cbor_arrays,
     "zstd-amp": zstd_amp,
     "qemu-vmsd-expand": qemu_vmsd_expand,
     "qemu-zero-pass": qemu_zero_pass,

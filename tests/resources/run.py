@@ -57,8 +57,9 @@ MiB = 1 << 20
 # rss allows per byte; default 32), out (bytes the output and the scratch
 # directory may take on disk, or (bytes, bytes per input byte); unchecked
 # when absent), says (a regular expression the standard output and error
-# together must match), max_n (the largest n tried; default 2^19), fixed and cpu (see
-# above).
+# together must match), max_n (the largest n tried; default 2^19), suffix
+# (of the input files' names: ".cbor" makes migstream-compat read a schema
+# file), fixed and cpu (see above).
 CASES = {
     # Page-state maps (libmigstream/state/region_map.c): long ZERO runs over
     # a map with many chunks, and many spans laid down from the top.
@@ -106,6 +107,15 @@ CASES = {
     "zstd-amp-dump": dict(gen="zstd-amp", n0=80000,
                           cmd=["migstream-dump", "--summary", "{in}"], exit=(2,), rss=(160, 0),
                           says="zstd data would decode to"),
+    # Schemas: fields learned from streams found by a hash, not a scan (past
+    # 65536 fields, max_fields, the stream is refused: exit 2); a
+    # CBOR schema refused before it is parsed past the JSON values its
+    # max_fields allows (16 per field), so memory stays bounded.
+    "compat-fields": dict(gen="compat-fields", n0=20000, schema=True,
+                          cmd=["migstream-compat", "{in}", "{in}"], exit=(0, 2), rss=(64, 16)),
+    "compat-schema-cbor": dict(gen="schema-cbor-arrays", n0=1 << 20, schema=True, fixed=True,
+                               cpu=2.0, cmd=["migstream-compat", "{in}", "{in}"], exit=(2,),
+                               rss=(48, 0), says="JSON values, more than", suffix=".cbor"),
     # Device states kept by diff (within 256 MiB, max_device_memory) and
     # dump --device (within 64 MiB): memory follows the input up to there;
     # found by a hash, not inserted in a sorted array.
@@ -266,7 +276,7 @@ def run_case(name, tools):
     work = tempfile.mkdtemp(prefix="ms-resources-")
     try:
         if case.get("fixed"):
-            inp = os.path.join(work, "input")
+            inp = os.path.join(work, "input" + case.get("suffix", ""))
             generate(case["gen"], case["n0"], inp)
             cpu, rss, used = best_of(case, tools, inp, work, runs=1,
                                      timeout=max(30.0, 4 * case["cpu"]))
@@ -276,11 +286,11 @@ def run_case(name, tools):
                 raise Failed("%s: %.2f s of CPU exceeds %.2f s" % (name, cpu, case["cpu"]))
             check_bounds(name, case, case["n0"], os.path.getsize(inp), rss, used, sanitized)
             return
-        tiny = os.path.join(work, "tiny")
+        tiny = os.path.join(work, "tiny" + case.get("suffix", ""))
         generate(case["gen"], max(case["n0"] // 64, 256), tiny)
         t0, _, _ = best_of(case, tools, tiny, work, baseline=True)
         n = case["n0"]
-        small = os.path.join(work, "small")
+        small = os.path.join(work, "small" + case.get("suffix", ""))
         for _ in range(MAX_DOUBLINGS):
             generate(case["gen"], n, small)
             t_small, rss_small, used_small = best_of(case, tools, small, work)
@@ -288,7 +298,7 @@ def run_case(name, tools):
                 break
             n *= 2
         check_bounds(name, case, n, os.path.getsize(small), rss_small, used_small, sanitized)
-        large = os.path.join(work, "large")
+        large = os.path.join(work, "large" + case.get("suffix", ""))
         generate(case["gen"], K * n, large)
         # Work too short to measure counts as MIN_WORK: noise alone must not
         # make a ratio.
