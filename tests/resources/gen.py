@@ -121,6 +121,16 @@ def schema_cbor_arrays(n):
     return b"\xa1\x67schemas\x9a" + struct.pack(">I", n) + b"\x80" * n
 
 
+def json_values(n):
+    """migstream-pack: a device state as JSON, an array of n / 3 empty
+    arrays: every 3 bytes a value that jansson takes tens of bytes for.
+    Refused before it is parsed past the values the tool reads. Padded
+    with spaces to a multiple of 4096 bytes, so that it serves as the
+    region's image of the command too."""
+    j = b"[" + b",".join([b"[]"] * max(1, n // 3)) + b"]"
+    return j + b" " * (-len(j) % 4096)
+
+
 def devices_many(n):
     """Device states: DEVICE records of one path, each a new instance, in
     descending order, each state 64 bytes: a sorted array moves its whole
@@ -296,6 +306,7 @@ GENERATORS = {
     "fill-repeat": fill_repeat,
     "devices-many": devices_many,
     "compat-fields": compat_fields,
+    "json-values": json_values,
     "schema-cbor-arrays": schema_cbor_arrays,
     "zstd-amp": zstd_amp,
     "qemu-vmsd-expand": qemu_vmsd_expand,

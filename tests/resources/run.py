@@ -116,6 +116,12 @@ CASES = {
     "compat-schema-cbor": dict(gen="schema-cbor-arrays", n0=1 << 20, schema=True, fixed=True,
                                cpu=2.0, cmd=["migstream-compat", "{in}", "{in}"], exit=(2,),
                                rss=(48, 0), says="JSON values, more than", suffix=".cbor"),
+    # migstream-pack parses device states given as JSON (and manifests)
+    # only after counting their values: at most 2^20.
+    "pack-json-values": dict(gen="json-values", n0=8 << 20, fixed=True, cpu=1.0,
+                             cmd=["migstream-pack", "-o", "{out}", "--region", "ram:-:{in}",
+                                  "--device", "dev:dev:1:{in}"],
+                             exit=(1,), rss=(32, 0), says="JSON values, more than", suffix=".json"),
     # Device states kept by diff (within 256 MiB, max_device_memory) and
     # dump --device (within 64 MiB): memory follows the input up to there;
     # found by a hash, not inserted in a sorted array.
