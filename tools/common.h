@@ -36,7 +36,8 @@ void mst_print_version(void);
 void mst_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* vsnprintf into BUF, then its control characters escaped, as mst_error
  * does: for messages printed elsewhere. */
-void mst_vformat(char *buf, size_t size, const char *fmt, va_list ap);
+void mst_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Opens PATH for reading ("-": standard input). Returns an fd or -1 after
  * printing why. */

@@ -130,6 +130,7 @@ bool msi_utf8_ok(const uint8_t *s, size_t len, bool allow_nul);
 /* vsnprintf into @buf, then every control character of the result
  * escaped (ms_escape_text): how every message of the library is made, so
  * that the stream's strings it quotes reach no terminal raw. */
-void msi_vformat(char *buf, size_t size, const char *fmt, va_list ap);
+void msi_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif /* MSI_UTIL_H */
