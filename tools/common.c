@@ -250,25 +250,6 @@ void mst_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-size_t mst_json_values(const uint8_t *p, size_t n)
-{
-    size_t v = 1;
-    bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
-        if (in_string) {
-            if (p[i] == '\\')
-                i++;
-            else if (p[i] == '"')
-                in_string = false;
-        } else if (p[i] == '"') {
-            in_string = true;
-        } else {
-            v += p[i] == ',' || p[i] == ':' || p[i] == '[' || p[i] == '{';
-        }
-    }
-    return v;
-}
-
 void mst_json_hex(FILE *f, const uint8_t *p, size_t n)
 {
     fputc('"', f);

@@ -116,10 +116,6 @@ const mst_input *mst_stream_failed_input(const mst_stream *s);
 
 /* Writes S as a JSON string literal (quotes and escapes included). */
 void mst_json_string(FILE *f, const char *s);
-/* JSON values (and object keys) the text P of N bytes holds at most: the
- * root and one after each comma, colon or opening bracket outside strings.
- * For a bound on what parsing it takes, before parsing. */
-size_t mst_json_values(const uint8_t *p, size_t n);
 /* Writes N bytes as a JSON string of lowercase hex digits. */
 void mst_json_hex(FILE *f, const uint8_t *p, size_t n);
 

@@ -144,7 +144,7 @@ static bool is_pow2(uint64_t v)
  * text of more than MAX_JSON_VALUES values; NULL after printing why. */
 static json_t *load_json(const char *path, const uint8_t *buf, size_t n, size_t flags, int *rc)
 {
-    size_t values = mst_json_values(buf, n);
+    size_t values = ms_json_values(buf, n);
     *rc = MST_EXIT_FAIL;
     if (values > MAX_JSON_VALUES) {
         mst_error("%s: about %zu JSON values, more than this tool reads (%u)", path, values,

@@ -85,6 +85,16 @@ MS_API const char *ms_strerror(int status);
  */
 MS_API size_t ms_escape_text(char *dst, size_t size, const char *src);
 
+/**
+ * An upper bound of the JSON values (object keys included) the text @p
+ * text of @p size bytes holds: the root, and one after each comma, colon
+ * or opening bracket outside strings. A JSON parser takes tens of bytes per
+ * value, so a file of many small values takes far more memory than its
+ * size: count them first, and refuse past a limit, before parsing a JSON
+ * file from elsewhere (the schema loader does, and migstream-pack).
+ */
+MS_API size_t ms_json_values(const void *text, size_t size);
+
 /* ------------------------------------------------------------------------ */
 /* Handles                                                                  */
 /* ------------------------------------------------------------------------ */

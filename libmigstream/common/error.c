@@ -1,6 +1,7 @@
 /*
  * Status names and the library version (common.h): the error model every
- * layer shares.
+ * layer shares; the text helpers every message and every JSON input from
+ * elsewhere go through (ms_escape_text, msi_vformat, ms_json_values).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,4 +124,24 @@ void msi_vformat(char *buf, size_t size, const char *fmt, va_list ap)
         return;
     vsnprintf(raw, sizeof raw < size ? sizeof raw : size, fmt, ap);
     ms_escape_text(buf, size, raw);
+}
+
+size_t ms_json_values(const void *text, size_t size)
+{
+    const uint8_t *p = text;
+    size_t v = 1;
+    bool in_string = false;
+    for (size_t i = 0; p && i < size; i++) {
+        if (in_string) {
+            if (p[i] == '\\')
+                i++;
+            else if (p[i] == '"')
+                in_string = false;
+        } else if (p[i] == '"') {
+            in_string = true;
+        } else {
+            v += p[i] == ',' || p[i] == ':' || p[i] == '[' || p[i] == '{';
+        }
+    }
+    return v;
 }

@@ -787,29 +787,6 @@ static int parse_document(loader *l, json_t *root)
     return 0;
 }
 
-/* JSON values (and object keys) the text @p (@n bytes) can hold at most:
- * the root, and one after each comma, colon or opening bracket outside
- * strings. Parsed, each takes tens of bytes: counted before parsing so
- * that memory follows max_fields rather than the text's size. */
-static size_t json_values(const uint8_t *p, size_t n)
-{
-    size_t v = 1;
-    bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
-        if (in_string) {
-            if (p[i] == '\\')
-                i++;
-            else if (p[i] == '"')
-                in_string = false;
-        } else if (p[i] == '"') {
-            in_string = true;
-        } else {
-            v += p[i] == ',' || p[i] == ':' || p[i] == '[' || p[i] == '{';
-        }
-    }
-    return v;
-}
-
 /* JSON values a document may hold: a field takes a handful (its object,
  * name, type, since, required, and its nested "fields" or "items"). */
 #define VALUES_PER_FIELD 16u
@@ -850,7 +827,7 @@ static int load_one(ms_schema_set *s, const void *data, size_t size, const char 
     } else if (k == size || p[k] != '{') {
         return fail(&l, MS_ECORRUPT, "neither a JSON object nor a CBOR map");
     }
-    size_t values = json_values(p, text_len);
+    size_t values = ms_json_values(p, text_len);
     uint64_t most = (uint64_t)VALUES_PER_FIELD * s->opts.max_fields + 4096;
     if (values > most) {
         msi_free(&s->alloc, text);

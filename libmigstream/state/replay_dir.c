@@ -327,6 +327,22 @@ static int write_all(replay *rp, int fd, const void *p, size_t n, uint64_t off, 
     return 0;
 }
 
+/* Writes [off, off + len) of @fd from @chunk (CHUNK bytes) again and
+ * again: zeros, or a FILL pattern, whose period divides CHUNK. */
+static int write_repeated(replay *rp, int fd, const uint8_t *chunk, uint64_t off, uint64_t len,
+                          const char *what)
+{
+    while (len > 0) {
+        size_t n = len < CHUNK ? (size_t)len : CHUNK;
+        int rc = write_all(rp, fd, chunk, n, off, what);
+        if (rc)
+            return rc;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
 static void image_close(replay *rp, image *im)
 {
     if (im->fd >= 0) {
@@ -404,16 +420,8 @@ static int zero_range(replay *rp, image *im, uint64_t off, uint64_t len)
         return fail(rp, MS_EIO, "cannot punch a hole in %s/%s: %s", rp->tmp, im->file,
                     strerror(errno));
     }
-    static const uint8_t zeros[65536];
-    while (len > 0) {
-        size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
-        int rc = write_all(rp, fd, zeros, n, off, im->file);
-        if (rc)
-            return rc;
-        off += n;
-        len -= n;
-    }
-    return 0;
+    static const uint8_t zeros[CHUNK];
+    return write_repeated(rp, fd, zeros, off, len, im->file);
 }
 
 /* Whether the file system of the output punches holes, from the first
@@ -654,14 +662,9 @@ static int write_fills(replay *rp, image *im)
             for (size_t k = 0; k < CHUNK; k++)
                 pattern[k] = (uint8_t)(word >> (8 * (k % 8)));
             /* Each write starts at a page, so on the pattern. */
-            for (uint64_t off = q * ps, left = (stop - q) * ps; left;) {
-                size_t len = left < CHUNK ? (size_t)left : CHUNK;
-                int rc = write_all(rp, fd, pattern, len, off, im->file);
-                if (rc)
-                    return rc;
-                off += len;
-                left -= len;
-            }
+            int rc = write_repeated(rp, fd, pattern, q * ps, (stop - q) * ps, im->file);
+            if (rc)
+                return rc;
         }
     }
     return 0;

@@ -236,6 +236,10 @@ static void test_escape_text(void **state)
     assert_int_equal(ms_escape_text(NULL, 0, "\x01"), 4);
     assert_int_equal(ms_escape_text(out, sizeof out, "pc.ram"), 6);
     assert_string_equal(out, "pc.ram");
+    /* ms_json_values: the root, then one per [ { , : outside strings. */
+    static const char j[] = "[1,{\"a,[\\\"\":2}]";
+    assert_int_equal(ms_json_values(j, sizeof j - 1), 5);
+    assert_int_equal(ms_json_values("", 0), 1);
 }
 
 int main(void)
