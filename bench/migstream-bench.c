@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <migstream/migstream.h>
 
 #include "format/zero.h" /* internal: zero-speed times both routines directly */
@@ -625,6 +627,212 @@ static int cmd_zero_speed(int argc, char **argv)
     return 0;
 }
 
+/* ============================================================== channels */
+
+/* A migration over N channels (FORMAT.md section 2.1), all in memory: N
+ * sender threads, each with its own writer making part k of N (a plain
+ * stream for one channel) of its range of the image, into a buffer of its
+ * own, as a socket would take the bytes; then N receiver threads, each
+ * reading its part with its own reader and applying it into guest memory
+ * (DATA copied, FILL written; ZERO pages left as the fresh, zeroed memory
+ * has them), with a barrier at each ROUND and at END as a receiver of
+ * parts must have. The aggregate throughput is image bytes over the wall
+ * time of all the threads. */
+
+#define MAX_BENCH_CHANNELS 16
+
+typedef struct bench_channel {
+    int k, n;
+    const uint8_t *img;
+    uint8_t *dst;
+    uint64_t img_bytes;
+    uint32_t ps;
+    uint64_t first, count; /* its pages */
+    int level;
+    const uint8_t *id; /* the migration id */
+    uint8_t *out;      /* the part's bytes, as its connection took them */
+    size_t len, cap;
+    pthread_barrier_t *barrier;
+    char err[300];
+} bench_channel;
+
+static int bench_sink(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    bench_channel *c = ctx;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > c->cap - c->len)
+            return -ENOSPC;
+        memcpy(c->out + c->len, iov[i].iov_base, iov[i].iov_len);
+        c->len += iov[i].iov_len;
+    }
+    return 0;
+}
+
+static void *bench_send(void *arg)
+{
+    bench_channel *c = arg;
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.writer_name = "migstream-bench";
+    o.compress_level = c->level;
+    ms_part part = {.index = (uint32_t)c->k, .count = (uint32_t)c->n};
+    memcpy(part.migration_id, c->id, MS_MIGRATION_ID_SIZE);
+    o.part = c->n > 1 ? &part : NULL;
+    ms_writer *w = ms_writer_new(&o, bench_sink, c);
+    ms_region r = {.id = 0,
+                   .name = "ram",
+                   .has_gpa = true,
+                   .gpa = 0,
+                   .size = c->img_bytes,
+                   .page_size = c->ps};
+    int rc = ms_writer_status(w);
+    if (!rc)
+        rc = ms_writer_add_region(w, &r);
+    if (!rc)
+        rc = ms_writer_round(w, &(ms_round){.number = 0, .final = true});
+    if (!rc)
+        rc = ms_writer_pages(w, 0, c->first, c->count, c->img + c->first * c->ps);
+    if (!rc)
+        rc = ms_writer_finish(w, NULL);
+    if (rc)
+        snprintf(c->err, sizeof c->err, "channel %d: %s", c->k, ms_writer_errmsg(w));
+    ms_writer_free(w);
+    return NULL;
+}
+
+static void *bench_receive(void *arg)
+{
+    bench_channel *c = arg;
+    ms_reader *r = ms_reader_new_memory(NULL, c->out, c->len);
+    const ms_record *rec;
+    int rc;
+    while ((rc = ms_reader_next(r, &rec)) > 0) {
+        if (rec->type == MS_REC_ROUND || rec->type == MS_REC_END) {
+            if (c->barrier) /* no part goes on before every part is there */
+                pthread_barrier_wait(c->barrier);
+            continue;
+        }
+        if (rec->type != MS_REC_PAGES)
+            continue;
+        const ms_pages *pg = &rec->pages;
+        const uint8_t *data = pg->data;
+        const size_t ps = pg->region->page_size;
+        for (size_t i = 0; i < pg->extent_count; i++) {
+            const ms_extent *x = &pg->extents[i];
+            uint8_t *to = c->dst + x->first * ps;
+            size_t len = (size_t)x->count * ps;
+            if (x->state == MS_PAGE_DATA) {
+                memcpy(to, data, len);
+                data += len;
+            } else if (x->state == MS_PAGE_FILL) {
+                for (size_t b = 0; b < len; b += 8)
+                    memcpy(to + b, &x->arg, 8);
+            }
+        }
+    }
+    if (rc)
+        snprintf(c->err, sizeof c->err, "channel %d: %s", c->k, ms_reader_errmsg(r));
+    ms_reader_free(r);
+    return NULL;
+}
+
+/* CPU seconds this process has used, every thread's, user and system. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* Runs @fn on every channel, one thread each (the calling thread for one
+ * channel); wall time in seconds, CPU seconds of all the threads in *cpu. */
+static double bench_threads(bench_channel *ch, int n, void *(*fn)(void *), double *cpu)
+{
+    pthread_t t[MAX_BENCH_CHANNELS];
+    double c0 = cpu_seconds();
+    double t0 = now();
+    if (n == 1) {
+        fn(&ch[0]);
+    } else {
+        for (int k = 0; k < n; k++)
+            if (pthread_create(&t[k], NULL, fn, &ch[k]))
+                die("cannot start a thread");
+        for (int k = 0; k < n; k++)
+            pthread_join(t[k], NULL);
+    }
+    double t1 = now();
+    *cpu = cpu_seconds() - c0;
+    for (int k = 0; k < n; k++)
+        if (ch[k].err[0])
+            die("%s", ch[k].err);
+    return t1 - t0;
+}
+
+/* channels IMAGE PAGE_SIZE LEVEL N: prints "send_seconds stream_bytes
+ * receive_seconds send_cpu_seconds receive_cpu_seconds" for the image sent
+ * over N channels and received back, and checks that the guest memory
+ * received is the image. */
+static int cmd_channels(int argc, char **argv)
+{
+    if (argc < 5)
+        die("channels IMAGE PAGE_SIZE LEVEL N");
+    size_t size;
+    uint8_t *img = load(argv[1], &size);
+    uint32_t ps = (uint32_t)strtoul(argv[2], NULL, 0);
+    int level = atoi(argv[3]), n = atoi(argv[4]);
+    if (ps == 0 || size % ps)
+        die("image size %zu is not a multiple of the page size %u", size, ps);
+    if (n < 1 || n > MAX_BENCH_CHANNELS)
+        die("N must be 1 to %d", MAX_BENCH_CHANNELS);
+    uint8_t id[MS_MIGRATION_ID_SIZE] = "migstream-bench!";
+    /* Guest memory on the destination, fresh (zero) and already mapped, as
+     * a VMM's is before the migration starts. */
+    uint8_t *dst = xmalloc(size);
+    memset(dst, 0, size);
+    __asm__ volatile("" : : "r"(dst) : "memory");
+    pthread_barrier_t barrier;
+    if (n > 1 && pthread_barrier_init(&barrier, NULL, (unsigned)n))
+        die("cannot set up a barrier");
+    static bench_channel ch[MAX_BENCH_CHANNELS];
+    const uint64_t pages = size / ps;
+    for (int k = 0; k < n; k++) {
+        bench_channel *c = &ch[k];
+        *c = (bench_channel){.k = k,
+                             .n = n,
+                             .img = img,
+                             .dst = dst,
+                             .img_bytes = size,
+                             .ps = ps,
+                             .level = level,
+                             .id = id,
+                             .barrier = n > 1 ? &barrier : NULL};
+        c->first = pages * (uint64_t)k / (uint64_t)n;
+        c->count = pages * (uint64_t)(k + 1) / (uint64_t)n - c->first;
+        /* Room for the part raw, with its headers; mapped before the clock
+         * starts, as a socket's buffers are. */
+        c->cap = (size_t)(c->count * ps + c->count / 8 * 64 + (4u << 20));
+        c->out = xmalloc(c->cap);
+        memset(c->out, 0, c->cap);
+    }
+    double send_cpu, receive_cpu;
+    double send = bench_threads(ch, n, bench_send, &send_cpu);
+    uint64_t bytes = 0;
+    for (int k = 0; k < n; k++)
+        bytes += ch[k].len;
+    double receive = bench_threads(ch, n, bench_receive, &receive_cpu);
+    if (memcmp(dst, img, size) != 0)
+        die("the memory received is not the image sent");
+    printf("%.9f %" PRIu64 " %.9f %.6f %.6f\n", send, bytes, receive, send_cpu, receive_cpu);
+    for (int k = 0; k < n; k++)
+        free(ch[k].out);
+    if (n > 1)
+        pthread_barrier_destroy(&barrier);
+    free(dst);
+    free(img);
+    return 0;
+}
+
 static int cmd_gen(int argc, char **argv)
 {
     if (argc < 4)
@@ -643,6 +851,10 @@ typedef struct result {
     uint64_t bytes; /* the child's second field */
     double rss_mib; /* peak RSS */
 } result;
+
+/* The last line a child reported (spawn()), for results of more than two
+ * numbers. */
+static char spawn_line[256];
 
 /* Runs argv with stdout to @out_path (or a pipe we parse when NULL), waits
  * with wait4(); the timing is the child's own when it reports one, else the
@@ -692,6 +904,7 @@ static result spawn(char *const argv[], const char *out_path, bool reports)
         exit(2);
     }
     result r = {t1 - t0, 0, (double)ru.ru_maxrss / 1024.0};
+    snprintf(spawn_line, sizeof spawn_line, "%s", line);
     if (reports && sscanf(line, "%lf %" SCNu64, &r.secs, &r.bytes) != 2)
         die("%s printed no result", argv[1]);
     return r;
@@ -1041,12 +1254,20 @@ static void usage(FILE *f)
             "  encode IMAGE PAGE_SIZE LEVEL THREADS CALL_BYTES [OUT]\n"
             "  memcpy IMAGE | decode STREAM | replay STREAM OUT\n"
             "  zero-speed [MIB]   uniform-page detection alone, portable and AVX2\n"
+            "  channels IMAGE PAGE_SIZE LEVEL N  the image sent and received over N channels\n"
+            "                     (threads, in memory): \"send_s bytes receive_s send_cpu_s\n"
+            "                     receive_cpu_s\"\n"
+            "\n"
+            "%s channels-run [--dir DIR] [--size MIB] [--runs N] [--profiles LIST]\n"
+            "                     [--channels N]\n"
+            "  the channels table: aggregate send and receive throughput over 1 and N\n"
+            "  channels (default 2), raw and zstd-1, profiles idle-linux,busy-db by default\n"
             "Environment, for experiments by hand (the table sets only MIGSTREAM_BENCH_STABLE):\n"
             "  MIGSTREAM_BENCH_FEATURES=BITS     writer features for encode (2: FILL)\n"
             "  MIGSTREAM_BENCH_WRITE_CHUNK=BYTES largest pwrite in replay (default 262144; 0: whole runs)\n"
             "  MIGSTREAM_BENCH_BATCH=BYTES       writer batch_bytes for encode\n"
             "  MIGSTREAM_BENCH_STABLE=1          encode with stable_memory (zero-copy)\n",
-            prog, MAXRUNS);
+            prog, MAXRUNS, prog);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -1135,6 +1356,143 @@ static int cmd_run(int argc, char **argv)
     return 0;
 }
 
+/* channels-run: the channels table (docs/PERFORMANCE.md). For each image,
+ * raw and zstd-1, the image sent and received over one channel (a plain
+ * stream) and over N (a migration in N parts), in one child process each,
+ * the runs interleaved; medians of the throughputs and of the per-run
+ * ratios N channels / 1 channel. */
+static int cmd_channels_run(int argc, char **argv)
+{
+    const char *dir = "build-bench/data", *list = "idle-linux,busy-db";
+    uint64_t mib = 1024;
+    int runs = 5, n = 2;
+    for (int i = 1; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            die("%s needs a value (see --help)", a);
+        if (strcmp(a, "--dir") == 0)
+            dir = v;
+        else if (strcmp(a, "--size") == 0)
+            mib = strtoull(v, NULL, 0);
+        else if (strcmp(a, "--runs") == 0)
+            runs = atoi(v);
+        else if (strcmp(a, "--profiles") == 0)
+            list = v;
+        else if (strcmp(a, "--channels") == 0)
+            n = atoi(v);
+        else
+            die("unknown option %s (see --help)", a);
+    }
+    if (runs < 1 || runs > MAXRUNS || mib < 2 || mib % 2 || n < 2 || n > MAX_BENCH_CHANNELS)
+        die("--runs must be 1..%d, --size an even number of MiB, --channels 2..%d", MAXRUNS,
+            MAX_BENCH_CHANNELS);
+    static char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0)
+        die("cannot find my own executable");
+    self[len] = 0;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        die("cannot create %s: %s", dir, strerror(errno));
+    enum { MAXIM = 8 };
+    struct {
+        const profile *pr;
+        char path[4096];
+        /* [level 0/1][1 channel / n][run] */
+        double send[2][2][MAXRUNS], recv[2][2][MAXRUNS];
+        double send_cpu[2][2][MAXRUNS], recv_cpu[2][2][MAXRUNS];
+        uint64_t bytes[2][2];
+        uint64_t size;
+    } *im = calloc(MAXIM, sizeof *im);
+    size_t nim = 0;
+    char *names = strdup(list);
+    for (char *save = NULL, *t = strtok_r(names, ",", &save); t && nim < MAXIM;
+         t = strtok_r(NULL, ",", &save)) {
+        if (!(im[nim].pr = find_profile(t)))
+            die("unknown profile %s", t);
+        snprintf(im[nim].path, sizeof im[nim].path, "%s/%s-%" PRIu64 "m-g%d.img", dir, t, mib,
+                 GEN_VERSION);
+        if (access(im[nim].path, R_OK) != 0) {
+            fprintf(stderr, "generating %s\n", im[nim].path);
+            generate(im[nim].pr, mib << 20, im[nim].path);
+        }
+        im[nim].size = file_size(im[nim].path);
+        nim++;
+    }
+    for (int r = 0; r < runs; r++)
+        for (size_t i = 0; i < nim; i++)
+            for (int level = 0; level < 2; level++)
+                for (int c = 0; c < 2; c++) {
+                    char ps[32], lv[8], nc[8];
+                    snprintf(ps, sizeof ps, "%" PRIu32, im[i].pr->page_size);
+                    snprintf(lv, sizeof lv, "%d", level);
+                    snprintf(nc, sizeof nc, "%d", c ? n : 1);
+                    char *av[] = {self, "channels", im[i].path, ps, lv, nc, NULL};
+                    result res = spawn(av, NULL, true);
+                    double rs = 0, sc = 0, rc = 0;
+                    if (sscanf(spawn_line, "%*f %*s %lf %lf %lf", &rs, &sc, &rc) != 3)
+                        die("channels printed no receive time");
+                    im[i].send[level][c][r] = res.secs;
+                    im[i].recv[level][c][r] = rs;
+                    im[i].send_cpu[level][c][r] = sc;
+                    im[i].recv_cpu[level][c][r] = rc;
+                    im[i].bytes[level][c] = res.bytes;
+                    fprintf(stderr,
+                            "run %d/%d: %s %s, %s channel%s: send %.3f s (CPU %.3f s), "
+                            "receive %.3f s (CPU %.3f s)\n",
+                            r + 1, runs, im[i].pr->name, level ? "zstd-1" : "raw", nc, c ? "s" : "",
+                            res.secs, sc, rs, rc);
+                }
+    printf("migstream-bench channels: %s, %d runs, medians; aggregate throughput in GB/s of\n"
+           "guest memory (all channels together); the ratio is the median of the per-run\n"
+           "ratios %d channels / 1 channel\n\n",
+           ms_version_string(), runs, n);
+    printf("%-11s %-7s %12s %9s %9s %8s %9s %9s %8s\n", "profile", "pages", "stream MiB", "send 1",
+           "send N", "ratio", "recv 1", "recv N", "ratio");
+    for (size_t i = 0; i < nim; i++)
+        for (int level = 0; level < 2; level++) {
+            double s1[MAXRUNS], sn[MAXRUNS], r1[MAXRUNS], rn[MAXRUNS], sr[MAXRUNS], rr[MAXRUNS];
+            for (int r = 0; r < runs; r++) {
+                s1[r] = im[i].send[level][0][r];
+                sn[r] = im[i].send[level][1][r];
+                r1[r] = im[i].recv[level][0][r];
+                rn[r] = im[i].recv[level][1][r];
+                sr[r] = s1[r] / sn[r];
+                rr[r] = r1[r] / rn[r];
+            }
+            const double gb = (double)im[i].size / 1e9;
+            printf("%-11s %-7s %12.1f %9.2f %9.2f %7.2fx %9.2f %9.2f %7.2fx\n", im[i].pr->name,
+                   level ? "zstd-1" : "raw", (double)im[i].bytes[level][1] / MIB,
+                   gb / median(s1, runs), gb / median(sn, runs), median(sr, runs),
+                   gb / median(r1, runs), gb / median(rn, runs), median(rr, runs));
+        }
+    printf("\n(send N and recv N with N = %d channels)\n\n", n);
+    /* Where the time goes: CPU seconds of all threads per run. A ratio near
+     * 1.00 means N channels do the same work as one, spread over N threads:
+     * what the wall-time ratio misses of N then is cores the machine did not
+     * give (other load), not work the channels added. */
+    printf("CPU time of all threads (medians, seconds) and its ratio %d channels / 1:\n", n);
+    printf("%-11s %-7s %9s %9s %8s %9s %9s %8s\n", "profile", "pages", "send 1", "send N", "ratio",
+           "recv 1", "recv N", "ratio");
+    for (size_t i = 0; i < nim; i++)
+        for (int level = 0; level < 2; level++) {
+            double s1[MAXRUNS], sn[MAXRUNS], r1[MAXRUNS], rn[MAXRUNS], sr[MAXRUNS], rr[MAXRUNS];
+            for (int r = 0; r < runs; r++) {
+                s1[r] = im[i].send_cpu[level][0][r];
+                sn[r] = im[i].send_cpu[level][1][r];
+                r1[r] = im[i].recv_cpu[level][0][r];
+                rn[r] = im[i].recv_cpu[level][1][r];
+                sr[r] = sn[r] / s1[r];
+                rr[r] = rn[r] / r1[r];
+            }
+            printf("%-11s %-7s %9.3f %9.3f %7.2fx %9.3f %9.3f %7.2fx\n", im[i].pr->name,
+                   level ? "zstd-1" : "raw", median(s1, runs), median(sn, runs), median(sr, runs),
+                   median(r1, runs), median(rn, runs), median(rr, runs));
+        }
+    free(names);
+    free(im);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1156,6 +1514,10 @@ int main(int argc, char **argv)
         return cmd_replay(argc - 1, argv + 1);
     if (strcmp(c, "zero-speed") == 0)
         return cmd_zero_speed(argc - 1, argv + 1);
+    if (strcmp(c, "channels") == 0)
+        return cmd_channels(argc - 1, argv + 1);
+    if (strcmp(c, "channels-run") == 0)
+        return cmd_channels_run(argc - 1, argv + 1);
     if (strcmp(c, "-h") == 0 || strcmp(c, "--help") == 0) {
         usage(stdout);
         return 0;

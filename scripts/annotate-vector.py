@@ -13,7 +13,7 @@ import sys
 
 STATES = {1: "DATA", 2: "ZERO", 3: "DISCARDED", 4: "FILL", 5: "IN_PLACE"}
 TYPES = {1: "INFO", 2: "REGIONS", 3: "PAGES", 4: "DEVICE", 5: "END", 6: "ROUND",
-         7: "OVERLAY"}
+         7: "OVERLAY", 8: "PART"}
 KEYS = {
     1: {0: "machine", 1: "description"},
     2: {0: "id", 1: "name", 2: "gpa", 3: "size", 4: "page_size"},
@@ -21,6 +21,7 @@ KEYS = {
     5: {0: "records", 1: "bytes", 2: "pages", 3: "devices", 4: "rounds", 5: "overlays"},
     6: {0: "number", 1: "tracker", 2: "granularity", 3: "dirty", 4: "final"},
     7: {0: "gfn", 1: "kind", 2: "params"},
+    8: {0: "migration", 1: "index", 2: "count"},
 }
 
 

@@ -44,11 +44,13 @@ for t in "${targets[@]}"; do
         cp -r fuzz/corpus/$t/. "$work/"
     fi
     log=$dir/$t-smoke.log
-    # The QEMU importer reads QEMU's format: its own dictionary, and inputs
-    # long enough to hold a block table, pages and device sections.
+    # The QEMU and Xen importers read their own formats: their own
+    # dictionaries, and inputs long enough to hold pages and device state.
     dict=fuzz/migstream.dict max_len=16384
     if [ "$t" = fuzz_import_qemu ]; then
         dict=fuzz/qemu.dict max_len=65536
+    elif [ "$t" = fuzz_xen ]; then
+        dict=fuzz/xen.dict max_len=65536
     fi
     if "$dir/fuzz/$t" -max_total_time="$seconds" -dict="$dict" -max_len="$max_len" \
         -timeout="$timeout" -rss_limit_mb="$rss_mb" -malloc_limit_mb="$rss_mb" \

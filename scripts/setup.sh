@@ -17,6 +17,7 @@ required=(
     liblzma-dev libbz2-dev # xz and bzip2 libvirt save images (-Dlibvirt, the default)
     zstd # the CLI tests of migstream-import decompress the QEMU captures
     python3 # scripts/test-summary.py and the CLI tests' helpers
+    python3-dev # the Python package migstream (python/), built when its headers are there
     time # GNU time: the CLI tests measure peak memory with /usr/bin/time
     valgrind # scripts/valgrind.sh: memcheck on a plain build, where ASan cannot look
 )
@@ -30,6 +31,16 @@ if [ "${1:-}" = "--tests" ]; then
     # usable here (examples/kvm-migrate/nested.sh), from Debian's kernel
     # and a static busybox.
     required+=(qemu-system-x86)
+    # tests/python/: the Python package's suite (pytest; numpy for the
+    # buffer-protocol tests, which skip without it).
+    required+=(python3-pytest python3-numpy)
+    # tests/cli/check-json.py checks every JSON output of the CLI tests
+    # against docs/schemas/ (skipped, with a note, without it).
+    required+=(python3-jsonschema)
+    # tests/xen checks every export with Xen's own stream checker,
+    # verify-stream-v2, and its Python module xen.migration, which run
+    # without a hypervisor; those tests skip without them.
+    required+=(xen-utils-4.17)
     if ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
         required+=(linux-image-amd64 busybox-static cpio)
     fi

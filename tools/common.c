@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* mkdtemp, nftw flags */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
@@ -45,6 +46,33 @@ void mst_error(const char *fmt, ...)
     mst_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "%s: %s\n", mst_prog, msg);
+}
+
+int mst_exit_for(int status)
+{
+    switch (status) {
+    case 0:
+        return MST_EXIT_OK;
+    case MS_EIO:
+    case MS_ENOMEM:
+    case MS_EINVAL:
+    case MS_ESTATE:
+        return MST_EXIT_ERROR;
+    default:
+        return MST_EXIT_FAIL;
+    }
+}
+
+void mst_print_exit_table(FILE *f)
+{
+    fputs("Exit status (the same in every migstream tool):\n"
+          "  0  success: valid, same, compatible, done\n"
+          "  1  the answer is no: invalid, different, incompatible; or an input\n"
+          "     stream that is bad, damaged or refused (what could be read before\n"
+          "     the damage is reported first)\n"
+          "  2  usage error, I/O error, out of memory, or interrupted\n"
+          "Output formats: docs/OUTPUT.md.\n",
+          f);
 }
 
 int mst_open_input(const char *path)
@@ -258,6 +286,23 @@ void mst_json_hex(FILE *f, const uint8_t *p, size_t n)
     fputc('"', f);
 }
 
+void mst_json_u64(FILE *f, uint64_t v)
+{
+    fprintf(f, "\"%" PRIu64 "\"", v);
+}
+
+void mst_json_x64(FILE *f, uint64_t v)
+{
+    fprintf(f, "\"0x%" PRIx64 "\"", v);
+}
+
+void mst_json_output_head(FILE *f)
+{
+    fputs("{\"kind\":\"output\",\"tool\":", f);
+    mst_json_string(f, mst_prog);
+    fprintf(f, ",\"schema_version\":%d}\n", MST_SCHEMA_VERSION);
+}
+
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form)
 {
     ssize_t len = ms_cbor_format(cbor, n, form, 0, NULL, 0);
@@ -280,6 +325,21 @@ int mst_out_open(mst_out *o, const char *path, bool force)
         return 0;
     }
     struct stat st;
+    if (stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        o->fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (o->fd < 0) {
+            mst_error("cannot open %s: %s", path, strerror(errno));
+            return -1;
+        }
+        if (isatty(o->fd)) {
+            mst_error("refusing to write a binary stream to the terminal %s", path);
+            close(o->fd);
+            o->fd = -1;
+            return -1;
+        }
+        o->device = true;
+        return 0;
+    }
     if (!force && lstat(path, &st) == 0) {
         mst_error("%s exists; use --force to replace it", path);
         return -1;
@@ -308,6 +368,15 @@ int mst_out_open(mst_out *o, const char *path, bool force)
 int mst_out_commit(mst_out *o)
 {
     int rc = 0;
+    if (o->device) {
+        if (close(o->fd) != 0) {
+            mst_error("cannot write the output: %s", strerror(errno));
+            rc = -1;
+        }
+        o->fd = -1;
+        o->device = false;
+        return rc;
+    }
     if (!o->final_path)
         return 0; /* standard output */
     if (fsync(o->fd) != 0 || close(o->fd) != 0) {
@@ -329,7 +398,7 @@ int mst_out_commit(mst_out *o)
 
 void mst_out_abort(mst_out *o)
 {
-    if (o->final_path && o->fd >= 0)
+    if ((o->final_path || o->device) && o->fd >= 0)
         close(o->fd);
     if (o->tmp_path)
         unlink(o->tmp_path);
@@ -337,6 +406,7 @@ void mst_out_abort(mst_out *o)
     free(o->final_path);
     o->tmp_path = o->final_path = NULL;
     o->fd = -1;
+    o->device = false;
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -536,7 +606,7 @@ void mst_devset_free(mst_devset *s)
     free(s);
 }
 
-static size_t dev_hash(const char *path, uint32_t instance)
+size_t mst_device_hash(const char *path, uint32_t instance)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)path; *p; p++)
@@ -565,7 +635,7 @@ static bool dev_grow(mst_devset *s)
     s->e = e;
     s->cap = cap;
     for (size_t i = 0; i < s->count; i++) {
-        size_t k = dev_hash(e[i].path, e[i].instance) & (n - 1);
+        size_t k = mst_device_hash(e[i].path, e[i].instance) & (n - 1);
         while (slot[k])
             k = (k + 1) & (n - 1);
         slot[k] = i + 1;
@@ -584,7 +654,7 @@ mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
         return NULL;
     size_t k = 0;
     if (s->nslots) {
-        k = dev_hash(d->path, d->instance) & (s->nslots - 1);
+        k = mst_device_hash(d->path, d->instance) & (s->nslots - 1);
         for (; s->slot[k]; k = (k + 1) & (s->nslots - 1)) {
             mst_device_stats *e = &s->e[s->slot[k] - 1];
             if (e->instance != d->instance || strcmp(e->path, d->path) != 0)
@@ -612,7 +682,7 @@ mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
     if ((s->count + 1) * 2 > s->nslots || s->count == s->cap) {
         if (!dev_grow(s))
             return NULL;
-        k = dev_hash(d->path, d->instance) & (s->nslots - 1);
+        k = mst_device_hash(d->path, d->instance) & (s->nslots - 1);
         while (s->slot[k])
             k = (k + 1) & (s->nslots - 1);
     }

@@ -17,12 +17,23 @@
 
 #include <migstream/migstream.h>
 
-/* Exit codes shared by every tool (each man page lists its own meaning). */
+/* Exit codes, one table for every tool (docs/OUTPUT.md, each man page's
+ * EXIT STATUS, each --help: mst_print_exit_table()). */
 enum {
-    MST_EXIT_OK = 0,    /* success: valid, same, done */
-    MST_EXIT_FAIL = 1,  /* the answer is no: invalid, different */
-    MST_EXIT_ERROR = 2, /* usage, I/O or a stream that cannot be read */
+    MST_EXIT_OK = 0,    /* success: valid, same, compatible, done */
+    MST_EXIT_FAIL = 1,  /* the answer is no: invalid, different, incompatible,
+                         * or an input stream that is bad, damaged or refused */
+    MST_EXIT_ERROR = 2, /* usage, I/O, out of memory, interrupted */
 };
+
+/* The exit code for a failed library call's status: MST_EXIT_ERROR for
+ * what is not about the stream's contents (MS_EIO, MS_ENOMEM, MS_EINVAL,
+ * MS_ESTATE), MST_EXIT_FAIL for a stream that is bad, damaged or refused
+ * (MS_ECORRUPT, MS_ETRUNCATED, MS_ELIMIT ...). */
+int mst_exit_for(int status);
+
+/* Prints the exit-status table, as every --help ends. */
+void mst_print_exit_table(FILE *f);
 
 /* Program name for messages, set by mst_init(). */
 extern const char *mst_prog;
@@ -119,6 +130,19 @@ void mst_json_string(FILE *f, const char *s);
 /* Writes N bytes as a JSON string of lowercase hex digits. */
 void mst_json_hex(FILE *f, const uint8_t *p, size_t n);
 
+/* The u64 rule of docs/OUTPUT.md: a value a stream sets freely (a size,
+ * a count it declares) is a JSON string, decimal ("4294967296"); an
+ * address, word, checksum or digest a hex string ("0x1000"). Numbers are
+ * only what cannot pass 2^53 - 1 by construction. */
+void mst_json_u64(FILE *f, uint64_t v);
+void mst_json_x64(FILE *f, uint64_t v);
+
+/* The version of the tools' JSON outputs (docs/OUTPUT.md, docs/schemas/). */
+#define MST_SCHEMA_VERSION 1
+/* The first object of every JSON Lines output:
+ * {"kind":"output","tool":PROG,"schema_version":N}. */
+void mst_json_output_head(FILE *f);
+
 /* Formats a CBOR item with ms_cbor_format into a malloc'd string (NULL on
  * malformed input or no memory). */
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);
@@ -128,11 +152,16 @@ char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);
 /* An output file written under a temporary name beside its final path and
  * renamed into place by mst_out_commit(). "-" writes to standard output. */
 typedef struct mst_out {
-    char *final_path; /* NULL for standard output */
+    char *final_path; /* NULL for standard output and devices */
     char *tmp_path;
     int fd;
+    bool device; /* a character device or FIFO, written in place */
 } mst_out;
-/* Fails (printing why) if PATH exists and !force. */
+/* A regular file is written under a temporary name and renamed by
+ * mst_out_commit(); it fails (printing why) if PATH exists and !force.
+ * A character device or FIFO (/dev/null, a tape, a named pipe) is written
+ * in place, force or not: there is no file to lose and no rename to make;
+ * a terminal is refused. */
 int mst_out_open(mst_out *o, const char *path, bool force);
 int mst_out_commit(mst_out *o);  /* fsync + rename; 0 or -1 */
 void mst_out_abort(mst_out *o);  /* removes the temporary file */
@@ -194,6 +223,9 @@ typedef struct mst_device_stats {
 } mst_device_stats;
 typedef struct mst_devset mst_devset;
 #define MST_DEVSET_BUDGET (64u << 20)
+/* A hash of a device instance (path, instance), for the tools' tables of
+ * instances (FNV-1a). */
+size_t mst_device_hash(const char *path, uint32_t instance);
 mst_devset *mst_devset_new(size_t budget);
 void mst_devset_free(mst_devset *s);
 /* Counts a decoded DEVICE record; returns its instance's entry (records == 1

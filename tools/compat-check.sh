@@ -65,8 +65,8 @@ run() {
     0) echo "ok   $label" ;;
     1) echo "FAIL $label"; sed 's/^/    /' "$log"; failed=$((failed + 1)) ;;
     126|127) echo "ERROR $label: cannot run the tool"; sed 's/^/    /' "$log"; broken=$((broken + 1)) ;;
-    # exit 2: the tool could not read an input (a corrupt artifact, say):
-    # that fails the check as surely as an incompatibility does.
+    # exit 2: the tool could not read an input (an I/O error, say): that
+    # fails the check as surely as an incompatibility does.
     *) echo "FAIL $label (exit $status)"; sed 's/^/    /' "$log"; failed=$((failed + 1)) ;;
   esac
 }

@@ -36,6 +36,7 @@ typedef struct side {
     const char *formats[8];
     size_t nformats;
     bool foreign;
+    int status; /* why it failed to load: an MS_E* status (mst_exit_for()) */
 } side;
 
 typedef struct out {
@@ -121,8 +122,10 @@ static int learn_stream(side *sd, const char *path)
         if (rec->type == MS_REC_DEVICE && (rc = ms_schema_set_learn_device(sd->set, &rec->device)))
             set_failed = true;
     }
-    if (rc < 0)
+    if (rc < 0) {
         mst_error("%s: %s", path, set_failed ? ms_schema_set_errmsg(sd->set) : ms_reader_errmsg(r));
+        sd->status = rc;
+    }
     mst_stream_close(&st);
     if (rc < 0)
         return -1;
@@ -188,7 +191,7 @@ static int load_dir(side *sd, DIR *dir)
         status = -1;
     } else if (status == 0 && schemas) {
         sd->kind = IN_SCHEMAS;
-        if (ms_schema_set_load_path(sd->set, sd->path) < 0) {
+        if ((sd->status = ms_schema_set_load_path(sd->set, sd->path)) < 0) {
             mst_error("%s", ms_schema_set_errmsg(sd->set));
             status = -1;
         }
@@ -231,7 +234,7 @@ static int load_side(side *sd)
         return learn_stream(sd, sd->path);
     }
     sd->kind = IN_SCHEMAS;
-    if (ms_schema_set_load_path(sd->set, sd->path) < 0) {
+    if ((sd->status = ms_schema_set_load_path(sd->set, sd->path)) < 0) {
         mst_error("%s", ms_schema_set_errmsg(sd->set));
         return -1;
     }
@@ -272,7 +275,7 @@ static void print_side(const out *ot, const side *sd)
     const char *kind = sd->kind == IN_STREAMS ? "streams" : "schemas";
     size_t count = ms_schema_set_count(sd->set);
     if (ot->json) {
-        fprintf(o, "{\"kind\":\"input\",\"side\":\"%s\",\"type\":\"%s\",\"path\":", sd->label,
+        fprintf(o, "{\"kind\":\"input\",\"side\":\"%s\",\"holds\":\"%s\",\"path\":", sd->label,
                 kind);
         mst_json_string(o, sd->path);
         if (sd->kind == IN_STREAMS)
@@ -393,8 +396,9 @@ static void usage(FILE *f)
                "  --help       this text\n"
                "  --version    version of the tool and the library\n"
                "\n"
-               "Exit status: 0 compatible; 1 incompatible; 2 usage error, unreadable input,\n"
-               "bad stream or bad schema file.\n");
+               "A bad stream or schema file is refused (exit status 1).\n"
+               "\n");
+    mst_print_exit_table(f);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -446,7 +450,15 @@ int main(int argc, char **argv)
     side old_side = {.label = "old", .path = argv[optind]};
     side new_side = {.label = "new", .path = argv[optind + 1]};
     int status = MST_EXIT_ERROR;
-    if (load_side(&old_side) == 0 && load_side(&new_side) == 0) {
+    if (ot.json)
+        mst_json_output_head(stdout);
+    if (load_side(&old_side) < 0 || load_side(&new_side) < 0) {
+        /* A bad stream or schema file is refused; an unreadable one is an
+         * I/O error. */
+        int why = old_side.status ? old_side.status : new_side.status;
+        if (why < 0)
+            status = mst_exit_for(why);
+    } else {
         print_side(&ot, &old_side);
         print_side(&ot, &new_side);
         int rc = ms_schema_compare(old_side.set, new_side.set, both ? MS_COMPAT_BOTH_WAYS : 0,

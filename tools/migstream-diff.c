@@ -50,10 +50,24 @@ typedef struct printer {
     const ms_device *bad_device; /* a state that could not be printed */
 } printer;
 
+/* Page states as docs/FORMAT.md spells them; "missing": never sent (not a
+ * state). A FILL page compares as the DATA it stands for. */
 static const char *state_name(unsigned st)
 {
-    static const char *const name[] = {"missing", "data", "zero", "discarded", "other", "in-place"};
-    return st < sizeof name / sizeof name[0] ? name[st] : "other";
+    switch (st) {
+    case MS_PAGEMAP_MISSING:
+        return "missing";
+    case MS_PAGE_DATA:
+        return "DATA";
+    case MS_PAGE_ZERO:
+        return "ZERO";
+    case MS_PAGE_DISCARDED:
+        return "DISCARDED";
+    case MS_PAGE_IN_PLACE:
+        return "IN_PLACE";
+    default:
+        return "OTHER";
+    }
 }
 
 /* Text form of a name (region, device path): as is, but with control bytes
@@ -102,14 +116,24 @@ static int put_val(printer *p, const ms_diff_value *v)
     return 0;
 }
 
+/* A value in JSON under the u64 rule (docs/OUTPUT.md): a region's size,
+ * which the stream sets freely, is a string; the other numbers are u32. */
+static void put_json_val(printer *p, const ms_diff_item *it, const ms_diff_value *v)
+{
+    if (v->type == MS_DIFF_UINT && strcmp(it->field, "size") == 0)
+        mst_json_u64(p->out, v->num);
+    else
+        put_val(p, v);
+}
+
 /* "FIELD: A -> B" in text, "field":F,"a":A,"b":B} in JSON. */
 static void put_change(printer *p, const ms_diff_item *it)
 {
     if (p->json) {
         fprintf(p->out, ",\"field\":\"%s\",\"a\":", it->field);
-        put_val(p, &it->a);
+        put_json_val(p, it, &it->a);
         fputs(",\"b\":", p->out);
-        put_val(p, &it->b);
+        put_json_val(p, it, &it->b);
         fputs("}\n", p->out);
     } else {
         fprintf(p->out, " %s: ", it->field);
@@ -131,14 +155,16 @@ static void print_region_only(printer *p, const ms_diff_item *it)
     const uint64_t *n = it->states;
     ms_diff_value gpa = {.type = g->has_gpa ? MS_DIFF_ADDRESS : MS_DIFF_NONE, .num = g->gpa};
     if (p->json) {
-        fprintf(p->out, "{\"type\":\"region-only\",\"side\":\"%c\",\"region\":",
-                side_letter(it->side, true));
+        fprintf(p->out, "{\"kind\":\"region-only\",\"side\":\"%c\",\"region\":%" PRIu32
+                ",\"region_name\":",
+                side_letter(it->side, true), g->id);
         mst_json_string(p->out, g->name);
-        fprintf(p->out,
-                ",\"id\":%" PRIu32 ",\"size\":%" PRIu64 ",\"page_size\":%" PRIu32 ",\"gpa\":",
-                g->id, g->size, g->page_size);
+        fputs(",\"size\":", p->out);
+        mst_json_u64(p->out, g->size);
+        fprintf(p->out, ",\"page_size\":%" PRIu32 ",\"gpa\":", g->page_size);
         put_val(p, &gpa);
-        fprintf(p->out, ",\"data\":%" PRIu64 ",\"zero\":%" PRIu64 ",\"missing\":%" PRIu64 "}\n",
+        fprintf(p->out,
+                ",\"pages\":{\"DATA\":%" PRIu64 ",\"ZERO\":%" PRIu64 ",\"missing\":%" PRIu64 "}}\n",
                 n[MS_PAGE_DATA], n[MS_PAGE_ZERO], n[MS_PAGEMAP_MISSING]);
     } else {
         fputs("region ", p->out);
@@ -147,7 +173,7 @@ static void print_region_only(printer *p, const ms_diff_item *it)
                 ": only in %c (id %" PRIu32 ", size %" PRIu64 ", page_size %" PRIu32 ", gpa ",
                 side_letter(it->side, false), g->id, g->size, g->page_size);
         put_val(p, &gpa);
-        fprintf(p->out, "): %" PRIu64 " data, %" PRIu64 " zero, %" PRIu64 " missing pages\n",
+        fprintf(p->out, "): %" PRIu64 " DATA, %" PRIu64 " ZERO, %" PRIu64 " missing pages\n",
                 n[MS_PAGE_DATA], n[MS_PAGE_ZERO], n[MS_PAGEMAP_MISSING]);
     }
 }
@@ -156,10 +182,11 @@ static void print_pages(printer *p, const ms_diff_item *it)
 {
     uint64_t last = it->first + it->count - 1;
     if (p->json) {
-        fputs("{\"type\":\"memory\",\"region\":", p->out);
+        fprintf(p->out, "{\"kind\":\"memory\",\"region\":%" PRIu32 ",\"region_name\":",
+                it->region->id);
         mst_json_string(p->out, it->region->name);
         fprintf(p->out,
-                ",\"first\":%" PRIu64 ",\"last\":%" PRIu64 ",\"count\":%" PRIu64
+                ",\"first_page\":%" PRIu64 ",\"last_page\":%" PRIu64 ",\"pages\":%" PRIu64
                 ",\"a\":\"%s\",\"b\":\"%s\"}\n",
                 it->first, last, it->count, state_name(it->state_a), state_name(it->state_b));
         return;
@@ -171,7 +198,7 @@ static void print_pages(printer *p, const ms_diff_item *it)
     else
         fprintf(p->out, " pages %" PRIu64 "..%" PRIu64 ": ", it->first, last);
     if (it->state_a == it->state_b && it->state_a == MS_PAGE_IN_PLACE)
-        fputs("in-place address differs", p->out);
+        fputs("IN_PLACE address differs", p->out);
     else if (it->state_a == it->state_b)
         fputs("data differs", p->out);
     else
@@ -182,7 +209,8 @@ static void print_pages(printer *p, const ms_diff_item *it)
 static void print_pages_total(printer *p, const ms_diff_item *it)
 {
     if (p->json) {
-        fputs("{\"type\":\"memory-total\",\"region\":", p->out);
+        fprintf(p->out, "{\"kind\":\"memory-total\",\"region\":%" PRIu32 ",\"region_name\":",
+                it->region->id);
         mst_json_string(p->out, it->region->name);
         fprintf(p->out, ",\"pages\":%" PRIu64 ",\"ranges\":%" PRIu64 "}\n", it->pages, it->ranges);
     } else {
@@ -204,7 +232,7 @@ static void print_overlay(printer *p, const ms_diff_item *it)
         kind = "unknown";
     if (p->json)
         fprintf(p->out,
-                "{\"type\":\"overlay\",\"gfn\":\"0x%" PRIx64 "\",\"kind\":\"%s\","
+                "{\"kind\":\"overlay\",\"gfn\":\"0x%" PRIx64 "\",\"overlay_kind\":\"%s\","
                 "\"difference\":\"%s\"}\n",
                 it->overlay->gfn, kind, what);
     else
@@ -216,7 +244,7 @@ static void dev_head(printer *p, const char *type, const ms_diff_item *it, bool 
 {
     const ms_device *d = it->device;
     if (p->json) {
-        fprintf(p->out, "{\"type\":\"%s\",", type);
+        fprintf(p->out, "{\"kind\":\"%s\",", type);
         if (only)
             fprintf(p->out, "\"side\":\"%c\",", side_letter(it->side, true));
         fputs("\"path\":", p->out);
@@ -289,14 +317,15 @@ static int print_item(void *ctx, const ms_diff_item *it)
     switch (it->kind) {
     case MS_DIFF_META:
         if (p->json)
-            fputs("{\"type\":\"meta\"", p->out);
+            fputs("{\"kind\":\"meta\"", p->out);
         else
             fputs("meta", p->out);
         put_change(p, it);
         break;
     case MS_DIFF_REGION:
         if (p->json) {
-            fputs("{\"type\":\"region\",\"region\":", p->out);
+            fprintf(p->out, "{\"kind\":\"region\",\"region\":%" PRIu32 ",\"region_name\":",
+                    it->region->id);
             mst_json_string(p->out, it->region->name);
         } else {
             fputs("region ", p->out);
@@ -332,7 +361,7 @@ static void print_formats(printer *p, const char *a, const char *b)
     if (strcmp(a, "migstream") == 0 && strcmp(b, "migstream") == 0)
         return;
     if (p->json) {
-        fputs("{\"type\":\"formats\",\"a\":", p->out);
+        fputs("{\"kind\":\"formats\",\"a\":", p->out);
         mst_json_string(p->out, a);
         fputs(",\"b\":", p->out);
         mst_json_string(p->out, b);
@@ -346,7 +375,7 @@ static void print_summary(printer *p, const ms_diff_totals *t, bool same)
 {
     if (p->json)
         fprintf(p->out,
-                "{\"type\":\"summary\",\"same\":%s,\"metadata\":%" PRIu64 ",\"regions\":%" PRIu64
+                "{\"kind\":\"summary\",\"same\":%s,\"metadata\":%" PRIu64 ",\"regions\":%" PRIu64
                 ",\"pages\":%" PRIu64 ",\"ranges\":%" PRIu64 ",\"devices\":%" PRIu64
                 ",\"overlays\":%" PRIu64 "}\n",
                 same ? "true" : "false", t->metadata, t->regions, t->pages, t->ranges, t->devices,
@@ -372,12 +401,16 @@ static void usage(FILE *f)
                "memory page by page, device state field by field, and stream metadata.\n"
                "A and B may be of any format this build reads (libmigstream's; QEMU's\n"
                "with the QEMU module), each its own; across formats only the metadata\n"
-               "that describes the guest (page size, machine) is compared. One input\n"
-               "may be \"-\" for standard input.\n"
+               "that describes the guest (page size, machine) is compared. A side that\n"
+               "is a migration in parts is its first part, the others given with\n"
+               "--with-a or --with-b; it compares as the same migration in one stream\n"
+               "would (the PARTS feature and the format version it needs are not counted).\n"
+               "One input may be \"-\" for standard input.\n"
                "\n"
                "  --json          one JSON object per line (JSON Lines) instead of text\n"
                "  --with-a FILE   a further input of stream A (a QEMU multifd channel\n"
-               "                  capture), in any order; repeatable\n"
+               "                  capture, another part of a migration in parts), in any\n"
+               "                  order; repeatable\n"
                "  --with-b FILE   the same for stream B\n"
                "  --max-output SIZE\n"
                "                  most bytes the temporary files may take (K, M, G, T\n"
@@ -387,7 +420,10 @@ static void usage(FILE *f)
                "\n"
                "DATA pages are kept in temporary files in $TMPDIR (default /tmp), within\n"
                "--max-output and the free space there; device states within 256 MiB.\n"
-               "Exit status: 0 same, 1 different, 2 usage or I/O error or unreadable stream.\n");
+               "A stream that cannot be read to its end, or past those limits, is refused\n"
+               "(exit status 1).\n"
+               "\n");
+    mst_print_exit_table(f);
 }
 
 static void short_usage(void)
@@ -475,9 +511,13 @@ int main(int argc, char **argv)
         mst_error("out of memory");
         goto out;
     }
-    if (load(d, MS_DIFF_A, &sides[0]) || load(d, MS_DIFF_B, &sides[1]))
+    if (load(d, MS_DIFF_A, &sides[0]) || load(d, MS_DIFF_B, &sides[1])) {
+        status = ms_diff_status(d) ? mst_exit_for(ms_diff_status(d)) : MST_EXIT_ERROR;
         goto out;
+    }
     printer p = {.out = stdout, .json = json};
+    if (json)
+        mst_json_output_head(stdout);
     print_formats(&p, sides[0].format, sides[1].format);
     int rc = ms_diff_compare(d, print_item, &p);
     if (rc < 0) {

@@ -24,6 +24,7 @@
 #include <migstream/migstream.h>
 
 #include "common.h"
+#include "parts.h"
 
 #define DIAG_MAX 200 /* text mode: device state shown on a record line, bytes */
 #define HEAD_MAX 16  /* unknown records: payload bytes shown */
@@ -121,11 +122,15 @@ typedef struct dump {
     unsigned page_state; /* MST_STATE_MISSING until a copy arrives */
     uint64_t page_arg;   /* FILL word or IN_PLACE address of the last copy */
     uint64_t page_copies, page_index, page_offset;
+    int64_t page_part; /* of the last copy, read among several parts; else -1 */
 
     /* --device */
     const char *device_path;
     device_copy *devs; /* by first appearance (the device set's order) */
     size_t ndevs, devs_cap, devs_bytes;
+
+    /* The inputs are several parts of one migration, read as one */
+    bool parts;
 } dump;
 
 /* ------------------------------------------------------------ small output */
@@ -165,14 +170,26 @@ static void put_counts_text(dump *d, const uint64_t *c)
             fprintf(d->out, " %s %" PRIu64, state_name(st), c[st]);
 }
 
-static void put_counts_json(dump *d, const uint64_t *c, bool missing)
+/* JSON: counts the tool made are numbers; @declared: counts a stream
+ * declares (END's totals), strings (the u64 rule, docs/OUTPUT.md). */
+static void put_count_json(dump *d, const char *sep, const char *name, uint64_t v, bool declared)
 {
-    fprintf(d->out, "{\"DATA\":%" PRIu64 ",\"ZERO\":%" PRIu64, c[MS_PAGE_DATA], c[MS_PAGE_ZERO]);
+    fprintf(d->out, "%s\"%s\":", sep, name);
+    if (declared)
+        mst_json_u64(d->out, v);
+    else
+        fprintf(d->out, "%" PRIu64, v);
+}
+
+static void put_counts_json(dump *d, const uint64_t *c, bool missing, bool declared)
+{
+    put_count_json(d, "{", "DATA", c[MS_PAGE_DATA], declared);
+    put_count_json(d, ",", "ZERO", c[MS_PAGE_ZERO], declared);
     for (unsigned st = MS_PAGE_ZERO + 1; st <= MST_STATE_OTHER; st++)
         if (c[st])
-            fprintf(d->out, ",\"%s\":%" PRIu64, state_name(st), c[st]);
+            put_count_json(d, ",", state_name(st), c[st], declared);
     if (missing)
-        fprintf(d->out, ",\"missing\":%" PRIu64, c[MST_STATE_MISSING]);
+        put_count_json(d, ",", "missing", c[MST_STATE_MISSING], false);
     fputc('}', d->out);
 }
 
@@ -197,8 +214,10 @@ static void put_region_json(dump *d, const ms_region *g)
         fprintf(d->out, "\"0x%" PRIx64 "\"", g->gpa);
     else
         fputs("null", d->out);
-    fprintf(d->out, ",\"size\":%" PRIu64 ",\"page_size\":%" PRIu32 ",\"pages\":%" PRIu64 "}",
-            g->size, g->page_size, g->size / g->page_size);
+    fputs(",\"size\":", d->out);
+    mst_json_u64(d->out, g->size);
+    fprintf(d->out, ",\"page_size\":%" PRIu32 ",\"pages\":%" PRIu64 "}", g->page_size,
+            g->size / g->page_size);
 }
 
 /* Device state in diagnostic notation, cut at DIAG_MAX bytes (on a UTF-8
@@ -274,7 +293,7 @@ static void put_round_json(dump *d, const ms_round *r)
         fprintf(o, "%" PRIu32, r->tracker);
     fprintf(o, ",\"granularity\":%" PRIu32 ",\"dirty\":", r->granularity);
     if (r->has_dirty)
-        fprintf(o, "%" PRIu64, r->dirty);
+        mst_json_u64(o, r->dirty);
     else
         fputs("null", o);
     fprintf(o, ",\"final\":%s", r->final ? "true" : "false");
@@ -287,7 +306,7 @@ static void put_param(dump *d, bool json, const char *name, uint64_t v, bool hex
     if (json && hex)
         fprintf(d->out, ",\"%s\":\"0x%" PRIx64 "\"", name, v);
     else if (json)
-        fprintf(d->out, ",\"%s\":%" PRIu64, name, v);
+        fprintf(d->out, ",\"%s\":\"%" PRIu64 "\"", name, v);
     else if (hex)
         fprintf(d->out, " %s 0x%" PRIx64, name, v);
     else
@@ -308,7 +327,7 @@ static void put_overlay_params(dump *d, const ms_overlay *v, bool json)
             put_param(d, json, "scale", v->tsc.scale, true);
         }
         if (json)
-            fprintf(d->out, ",\"offset\":%" PRId64, v->tsc.offset);
+            fprintf(d->out, ",\"offset\":\"%" PRId64 "\"", v->tsc.offset);
         else
             fprintf(d->out, " offset %" PRId64, v->tsc.offset);
         break;
@@ -400,6 +419,10 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
     else
         fprintf(d->out, "%12" PRIu64 " %7" PRIu64 " %-8s %9" PRIu32 "  ", rec->offset, rec->index,
                 type_label(rec->type, tmp), rec->length);
+    if (rec->part) /* offset and index count in this part's stream */
+        fprintf(d->out, "part %" PRIu32 " ", rec->part->index);
+    else if (d->parts && rec->type == MS_REC_END)
+        fputs("migration ", d->out);
     if (!rec->known) {
         fputs("unknown optional record, skipped; payload ", d->out);
         for (uint32_t i = 0; i < rec->length && i < HEAD_MAX; i++)
@@ -460,6 +483,12 @@ static void record_text(dump *d, const ms_record *rec, const key_list *keys)
     case MS_REC_ROUND:
         put_round_text(d, &rec->round);
         break;
+    case MS_REC_PART:
+        fputs("migration ", d->out);
+        for (unsigned i = 0; i < MS_MIGRATION_ID_SIZE; i++)
+            fprintf(d->out, "%02x", rec->part->migration_id[i]);
+        fprintf(d->out, " index %" PRIu32 " count %" PRIu32, rec->part->index, rec->part->count);
+        break;
     case MS_REC_OVERLAY:
         fprintf(d->out, "overlays %zu:", rec->overlay_count);
         for (size_t i = 0; i < rec->overlay_count; i++) {
@@ -500,6 +529,10 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         fprintf(o, "\"length\":%" PRIu32 ",\"checksum\":", rec->length);
         put_hex64(d, rec->checksum);
     }
+    if (rec->part)
+        fprintf(o, ",\"part\":%" PRIu32, rec->part->index);
+    else if (d->parts)
+        fputs(",\"part\":null", o);
     fprintf(o, ",\"known\":%s", rec->known ? "true" : "false");
     if (!rec->known) {
         fputs(",\"payload_head\":", o);
@@ -535,7 +568,7 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         fprintf(o, ",\"region\":%" PRIu32 ",\"region_name\":", rec->pages.region->id);
         put_str(d, rec->pages.region->name);
         fprintf(o, ",\"first_page\":%" PRIu64 ",\"last_page\":%" PRIu64 ",\"pages\":", first, last);
-        put_counts_json(d, c, false);
+        put_counts_json(d, c, false, false);
         if (d->foreign)
             fprintf(o, ",\"encoding\":null,\"data_bytes\":null,\"decoded_bytes\":%zu",
                     rec->pages.data_size);
@@ -565,14 +598,15 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         put_json_state(d, rec->device.state, rec->device.state_size);
         break;
     case MS_REC_END:
-        fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", rec->totals.records,
-                rec->totals.bytes);
-        put_counts_json(d, rec->totals.pages, false);
-        fprintf(o, ",\"devices\":%" PRIu64, rec->totals.devices);
+        /* END's totals are what the stream declares: strings. */
+        fprintf(o, ",\"records\":\"%" PRIu64 "\",\"bytes\":\"%" PRIu64 "\",\"pages\":",
+                rec->totals.records, rec->totals.bytes);
+        put_counts_json(d, rec->totals.pages, false, true);
+        fprintf(o, ",\"devices\":\"%" PRIu64 "\"", rec->totals.devices);
         if (rec->totals.rounds)
-            fprintf(o, ",\"rounds\":%" PRIu64, rec->totals.rounds);
+            fprintf(o, ",\"rounds\":\"%" PRIu64 "\"", rec->totals.rounds);
         if (rec->totals.overlays)
-            fprintf(o, ",\"overlays\":%" PRIu64, rec->totals.overlays);
+            fprintf(o, ",\"overlays\":\"%" PRIu64 "\"", rec->totals.overlays);
         fputs(",\"digest\":", o);
         if (d->foreign)
             fputs("null", o);
@@ -582,6 +616,12 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
     case MS_REC_ROUND:
         fputc(',', o);
         put_round_json(d, &rec->round);
+        break;
+    case MS_REC_PART:
+        fputs(",\"migration\":", o);
+        mst_json_hex(o, rec->part->migration_id, MS_MIGRATION_ID_SIZE);
+        fprintf(o, ",\"part_index\":%" PRIu32 ",\"part_count\":%" PRIu32, rec->part->index,
+                rec->part->count);
         break;
     case MS_REC_OVERLAY:
         fputs(",\"overlays\":[", o);
@@ -618,6 +658,72 @@ static void saved_free(saved_record *s)
 }
 
 /* ---------------------------------------------------------------- header */
+
+/* The parts of a migration read as one (FORMAT.md section 2.1): in the
+ * header, each part's file, preamble and writer; in the totals (@end),
+ * what each part held, as its own END counts it, and its digest. */
+static void print_parts(dump *d, bool end)
+{
+    FILE *o = d->out;
+    uint32_t n = d->parts ? ms_reader_part_count(d->r) : 0;
+    if (!n)
+        return;
+    if (d->json)
+        fputs(",\"parts\":[", o);
+    for (uint32_t i = 0; i < n; i++) {
+        const ms_part_info *pi = ms_reader_part_info(d->r, i);
+        if (d->json) {
+            fprintf(o, "%s{\"index\":%" PRIu32 ",\"file\":", i ? "," : "", pi->part.index);
+            put_str(d, pi->name);
+            if (end) {
+                fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", pi->records,
+                        pi->bytes);
+                put_counts_json(d, pi->totals.pages, false, true);
+                fprintf(o,
+                        ",\"devices\":\"%" PRIu64 "\",\"rounds\":\"%" PRIu64
+                        "\",\"overlays\":\"%" PRIu64 "\",\"digest\":",
+                        pi->totals.devices, pi->totals.rounds, pi->totals.overlays);
+                put_hex64(d, pi->digest);
+            } else {
+                fputs(",\"migration\":", o);
+                mst_json_hex(o, pi->part.migration_id, MS_MIGRATION_ID_SIZE);
+                fprintf(o, ",\"count\":%" PRIu32 ",\"required_features\":", pi->part.count);
+                put_hex64(d, pi->header.required_features);
+                fputs(",\"writer_name\":", o);
+                put_str(d, pi->header.writer_name);
+                fputs(",\"writer_version\":", o);
+                put_str(d, pi->header.writer_version);
+                fprintf(o, ",\"preamble_bytes\":%" PRIu32, pi->header_size);
+            }
+            fputc('}', o);
+        } else if (end) {
+            fprintf(o, "  part      %" PRIu32 " records %" PRIu64 " bytes %" PRIu64 " pages ",
+                    pi->part.index, pi->records, pi->bytes);
+            put_counts_text(d, pi->totals.pages);
+            fprintf(o, " devices %" PRIu64 " rounds %" PRIu64, pi->totals.devices,
+                    pi->totals.rounds);
+            if (pi->totals.overlays)
+                fprintf(o, " overlays %" PRIu64, pi->totals.overlays);
+            fprintf(o, " digest 0x%016" PRIx64 "\n", pi->digest);
+        } else {
+            if (i == 0) {
+                fprintf(o, "  parts     %" PRIu32 " migration ", n);
+                for (unsigned k = 0; k < MS_MIGRATION_ID_SIZE; k++)
+                    fprintf(o, "%02x", pi->part.migration_id[k]);
+                fputc('\n', o);
+            }
+            fprintf(o, "  part      %" PRIu32 " file ", pi->part.index);
+            put_str(d, pi->name);
+            fprintf(o, " required 0x%016" PRIx64 " writer ", pi->header.required_features);
+            put_str(d, pi->header.writer_name);
+            fputs(" version ", o);
+            put_str(d, pi->header.writer_version);
+            fprintf(o, " preamble %" PRIu32 "\n", pi->header_size);
+        }
+    }
+    if (d->json)
+        fputc(']', o);
+}
 
 static void print_header(dump *d)
 {
@@ -678,6 +784,7 @@ static void print_header(dump *d)
                 ",\"page_size\":%" PRIu32 ",\"preamble_bytes\":%" PRIu64 ",\"preamble_checksum\":",
                 h->page_size, d->preamble);
         put_hex64(d, h->checksum);
+        print_parts(d, false);
         fputs(",\"regions\":[", o);
         for (size_t i = 0; i < nreg; i++) {
             if (i)
@@ -701,6 +808,7 @@ static void print_header(dump *d)
         fprintf(o, "\n  page-size %" PRIu32 "\n", h->page_size);
         fprintf(o, "  preamble  bytes %" PRIu64 " checksum 0x%016" PRIx64 "\n", d->preamble,
                 h->checksum);
+        print_parts(d, false);
         fprintf(o, "  regions   %zu\n", nreg);
         for (size_t i = 0; i < nreg; i++) {
             fputs("  region    ", o);
@@ -727,8 +835,8 @@ static bool to_save(const dump *d, const ms_record *rec)
 {
     if (d->header_done || d->nsaved == SAVED_MAX)
         return false;
-    return rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || !rec->known ||
-           (d->foreign && rec->type == MS_REC_DEVICE && !d->regions_seen);
+    return rec->type == MS_REC_INFO || rec->type == MS_REC_REGIONS || rec->type == MS_REC_PART ||
+           !rec->known || (d->foreign && rec->type == MS_REC_DEVICE && !d->regions_seen);
 }
 
 /* Keeps a leading INFO or REGIONS record for after the header. */
@@ -855,7 +963,7 @@ static void print_rounds(dump *d, uint64_t total)
             put_round_json(d, &r->round);
             fprintf(o, ",\"index\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"sent\":", r->index,
                     r->offset);
-            put_counts_json(d, r->sent, false);
+            put_counts_json(d, r->sent, false, false);
             fprintf(o, ",\"records\":%" PRIu64, r->records);
             put_share(d, r->bytes, total);
             fputc('}', o);
@@ -931,11 +1039,11 @@ static void print_totals(dump *d, uint64_t digest)
             put_str(d, s->region.name);
             fprintf(o, ",\"pages\":%" PRIu64 ",\"final\":", s->pages);
             if (tracked)
-                put_counts_json(d, c, true);
+                put_counts_json(d, c, true, false);
             else
                 fputs("null", o);
             fputs(",\"sent\":", o);
-            put_counts_json(d, sent, false);
+            put_counts_json(d, sent, false, false);
             fprintf(o, ",\"records\":%" PRIu64, s->records);
             put_share(d, s->bytes, total);
             fputc('}', o);
@@ -982,8 +1090,9 @@ static void print_totals(dump *d, uint64_t digest)
         }
     }
     if (d->json) {
-        fprintf(o,
-                "],\"devices_complete\":%s,\"digest\":", mst_devset_full(d->ds) ? "false" : "true");
+        fprintf(o, "],\"devices_complete\":%s", mst_devset_full(d->ds) ? "false" : "true");
+        print_parts(d, true);
+        fputs(",\"digest\":", o);
         if (d->foreign)
             fputs("null", o);
         else
@@ -992,8 +1101,9 @@ static void print_totals(dump *d, uint64_t digest)
     } else {
         if (mst_devset_full(d->ds))
             fputs("  devices   incomplete (memory limit)\n", o);
+        print_parts(d, true);
         if (!d->foreign)
-            fprintf(o, "  digest    0x%016" PRIx64 "\n", digest);
+            fprintf(o, "  digest    0x%016" PRIx64 "%s\n", digest, d->parts ? " (migration)" : "");
     }
 }
 
@@ -1031,6 +1141,7 @@ static int page_apply(dump *d, const ms_record *rec)
             d->page_copies++;
             d->page_index = rec->index;
             d->page_offset = rec->offset;
+            d->page_part = rec->part && d->parts ? (int64_t)rec->part->index : -1;
             if (e->state == MS_PAGE_DATA) {
                 size_t ps = pg->region->page_size;
                 if (!d->page && !(d->page = malloc(ps)))
@@ -1109,6 +1220,8 @@ static int print_page(dump *d)
             fprintf(o, "%" PRIu64 ",\"record_offset\":%" PRIu64, d->page_index, d->page_offset);
         else
             fputs("null,\"record_offset\":null", o);
+        if (d->page_copies && d->page_part >= 0)
+            fprintf(o, ",\"record_part\":%" PRId64, d->page_part);
         if (d->page_state == MS_PAGE_FILL || d->page_state == MS_PAGE_IN_PLACE)
             fprintf(o, ",\"%s\":\"0x%" PRIx64 "\"",
                     d->page_state == MS_PAGE_FILL ? "fill" : "address", d->page_arg);
@@ -1124,10 +1237,12 @@ static int print_page(dump *d)
         if (g->has_gpa)
             fprintf(o, " gpa 0x%" PRIx64, g->gpa + d->pfn * ps);
         fprintf(o, " page-size %zu: %s", ps, state);
+        if (d->page_copies && d->page_part >= 0)
+            fprintf(o, ", last copy in part %" PRId64 ",", d->page_part);
         if (d->page_copies)
-            fprintf(o, ", last copy in record %" PRIu64 " at byte %" PRIu64 " (%" PRIu64 " %s)",
-                    d->page_index, d->page_offset, d->page_copies,
-                    d->page_copies == 1 ? "copy" : "copies");
+            fprintf(o, "%s record %" PRIu64 " at byte %" PRIu64 " (%" PRIu64 " %s)",
+                    d->page_part >= 0 ? "" : ", last copy in", d->page_index, d->page_offset,
+                    d->page_copies, d->page_copies == 1 ? "copy" : "copies");
         if (d->page_state == MS_PAGE_ZERO)
             fputs("; a ZERO page: every byte is zero", o);
         else if (d->page_state == MS_PAGE_FILL)
@@ -1258,7 +1373,10 @@ static void usage(FILE *f)
             "Shows a migration stream of any format this build reads (libmigstream's;\n"
             "QEMU's with the QEMU module): a header block, one line per record and a\n"
             "totals block. STREAM \"-\" reads standard input. INPUTs are further inputs\n"
-            "of the same stream (QEMU's multifd channel captures), in any order.\n"
+            "of the same stream, in any order: QEMU's multifd channel captures, or the\n"
+            "other parts of a libmigstream migration in parts, shown as one, round by\n"
+            "round, each record with its part, and each part's own facts in the header\n"
+            "and totals.\n"
             "\n"
             "  --json            JSON Lines: one object per header, record and totals\n"
             "  --summary         only the totals block\n"
@@ -1268,10 +1386,11 @@ static void usage(FILE *f)
             "  --help            this text\n"
             "  --version         version of the tool and the library\n"
             "\n"
-            "Exit status: 0 success; 1 --page or --device names nothing in the stream;\n"
-            "2 usage or I/O error, or the stream is bad (everything before the bad\n"
-            "point is printed, the error goes to standard error).\n",
+            "A bad stream is shown up to the damage, then where the damage starts\n"
+            "(exit status 1); so is --page or --device naming nothing in the stream.\n"
+            "\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -1318,6 +1437,8 @@ static bool all_digits(const char *s)
 static int run(dump *d)
 {
     const ms_record *rec = NULL;
+    if (d->json)
+        mst_json_output_head(d->out);
     int rc = ms_reader_header(d->r, &d->hdr);
     bool nomem = false;
     int kept = 0; /* device_apply: 1 past a budget */
@@ -1325,6 +1446,9 @@ static int run(dump *d)
     key_list keys;
     if (rc == 0) {
         d->preamble = ms_reader_offset(d->r);
+        for (uint32_t i = 0; d->parts && i < ms_reader_part_count(d->r); i++)
+            d->preamble = i ? d->preamble + ms_reader_part_info(d->r, i)->header_size
+                            : ms_reader_part_info(d->r, i)->header_size;
         while ((rc = ms_reader_next(d->r, &rec)) > 0) {
             if (count_type(d, rec) || ms_pagemap_sync(d->pm, d->r) == MS_ENOMEM) {
                 nomem = true;
@@ -1380,10 +1504,10 @@ static int run(dump *d)
         if (d->mode == MODE_FULL && !d->header_done)
             print_header(d);
     }
-    if (nomem && kept > 0) {
+    if (nomem && kept > 0) { /* a limit, as the reader's: exit 1 */
         mst_error("the states of device \"%s\" would take more than %u MiB",
                   d->device_path, MST_DEVSET_BUDGET >> 20);
-        return MST_EXIT_ERROR;
+        return MST_EXIT_FAIL;
     }
     if (nomem) {
         mst_error("out of memory");
@@ -1396,7 +1520,16 @@ static int run(dump *d)
     const char *why = ms_reader_errmsg(d->r);
     int64_t where = ms_reader_error_record(d->r);
     bool trailing = false;
-    if (rc == 0 && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
+    if (rc == 0 && d->parts) { /* the parts' bytes, as read to their ENDs */
+        d->stream_bytes = 0;
+        for (uint32_t i = 0; i < ms_reader_part_count(d->r); i++)
+            d->stream_bytes += ms_reader_part_info(d->r, i)->bytes;
+    }
+    if (rc == 0 && d->parts && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
+        trailing = true; /* the reader names the part and its END */
+        where = ms_reader_error_record(d->r);
+        why = ms_reader_errmsg(d->r);
+    } else if (rc == 0 && (rc = ms_reader_expect_eof(d->r)) == MS_ECORRUPT) {
         trailing = true;
         where = (int64_t)d->end_index;
         snprintf(msg, sizeof msg,
@@ -1441,16 +1574,17 @@ static int run(dump *d)
     }
     fflush(d->out);
     mst_error("%s", why);
-    return MST_EXIT_ERROR;
+    return mst_exit_for(rc);
 }
 
 int main(int argc, char **argv)
 {
-    dump d = {.out = stdout, .mode = MODE_FULL};
+    dump d = {.out = stdout, .mode = MODE_FULL, .page_part = -1};
     const char *page_arg = NULL;
     bool summary = false, only_args = false;
     mst_init(argv[0]);
-    /* STREAM [INPUT...]: the inputs of one stream, in any order. */
+    /* STREAM [INPUT...]: the inputs of one stream, in any order (QEMU's
+     * multifd channels, the parts of a migration in parts). */
     const char **paths = calloc((size_t)argc, sizeof *paths);
     size_t npaths = 0;
     if (!paths) {
@@ -1540,6 +1674,7 @@ int main(int argc, char **argv)
         d.r = st.r;
         d.foreign = st.foreign;
         d.format = st.format;
+        d.parts = mst_is_parts(st.r);
         d.pm = mst_pagemap_new();
         d.ds = mst_devset_new(MST_DEVSET_BUDGET);
         if (!d.pm || !d.ds)

@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -77,11 +78,13 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s qemu [options] -o OUT STREAM\n"
+            "       %s xen [options] -o OUT STREAM\n"
             "Exports a stream imported from QEMU back as a QEMU migration stream (QEVM\n"
-            "version 3) that qemu-system-* -incoming loads. STREAM - reads standard input;\n"
-            "OUT - writes to standard output.\n"
+            "version 3) that qemu-system-* -incoming loads; with xen, a stream as a Xen\n"
+            "migration stream v2 (docs/XEN.md). STREAM - reads standard input; OUT -\n"
+            "writes to standard output.\n"
             "\n"
-            "  -o, --output OUT      QEMU stream to create (required)\n"
+            "  -o, --output OUT      the stream to create (required)\n"
             "      --force           replace OUT if it exists\n"
             "      --machine TYPE    machine type for QEMU's CONFIGURATION section, instead\n"
             "                        of the stream's (the destination's must be the same)\n"
@@ -90,16 +93,24 @@ static void usage(FILE *f)
             "                        only the free space); default 1T. QEMU's stream has\n"
             "                        an item per page, which a few bytes of ZERO or FILL\n"
             "                        extent can stand for\n"
+            "      --libxl, --libxc  xen: write a libxl-wrapped or a bare libxc stream\n"
+            "                        (default: as the stream came from the importer)\n"
+            "      --verifiable      xen: leave out the records Xen 4.17's verify-stream-v2\n"
+            "                        refuses although the spec allows them\n"
             "      --stats           print what was exported (on standard error when OUT\n"
             "                        is -)\n"
             "  -q, --quiet           no progress line\n"
             "  -h, --help            show this help and exit\n"
             "  -V, --version         show the version and exit\n"
             "\n"
-            "Exit status: 0 exported; 1 the stream is damaged or holds what a QEMU stream\n"
-            "cannot carry (IN_PLACE pages, overlays, device state without raw bytes),\n"
-            "or would take more than --max-output or the free space; 2 usage or I/O error.\n",
-            mst_prog);
+            "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
+            "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
+            "without a guest-physical address, devices that are not Xen records), or\n"
+            "whose QEMU stream would take more than --max-output or the free space, is\n"
+            "refused (exit status 1).\n"
+            "\n",
+            mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -119,11 +130,14 @@ typedef struct args {
     const char *out, *in_path, *machine;
     bool force, quiet, no_vmdesc, stats;
     uint64_t max_output;
+    bool xen, verifiable;
+    uint32_t xen_format; /* an ms_xen_format, 0: auto */
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_MACHINE, O_NO_VMDESC, O_STATS, O_MAX_OUTPUT };
+    enum { O_FORCE = 256, O_MACHINE, O_NO_VMDESC, O_STATS, O_LIBXL, O_LIBXC, O_VERIFIABLE,
+           O_MAX_OUTPUT };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
@@ -131,6 +145,9 @@ static int parse_args(int argc, char **argv, args *a)
         {"no-vmdesc", no_argument, NULL, O_NO_VMDESC},
         {"stats", no_argument, NULL, O_STATS},
         {"max-output", required_argument, NULL, O_MAX_OUTPUT},
+        {"libxl", no_argument, NULL, O_LIBXL},
+        {"libxc", no_argument, NULL, O_LIBXC},
+        {"verifiable", no_argument, NULL, O_VERIFIABLE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -160,6 +177,13 @@ static int parse_args(int argc, char **argv, args *a)
             if (mst_parse_output_limit("--max-output", optarg, &a->max_output))
                 return MST_EXIT_ERROR;
             break;
+        case O_LIBXL:
+        case O_LIBXC:
+            a->xen_format = opt == O_LIBXL ? 1u : 2u; /* MS_XEN_FORMAT_LIBXL, _LIBXC */
+            break;
+        case O_VERIFIABLE:
+            a->verifiable = true;
+            break;
         case 'q':
             a->quiet = true;
             break;
@@ -179,9 +203,16 @@ static int parse_args(int argc, char **argv, args *a)
     }
     int npos = argc - optind;
     if (npos < 1)
-        return bad_usage("expected a format (qemu), then STREAM");
-    if (strcmp(argv[optind], "qemu") != 0)
-        return bad_usage("unknown format '%s' (only qemu is supported)", argv[optind]);
+        return bad_usage("expected a format (qemu or xen), then STREAM");
+    a->xen = strcmp(argv[optind], "xen") == 0;
+    if (!a->xen && strcmp(argv[optind], "qemu") != 0)
+        return bad_usage("unknown format '%s' (qemu and xen are supported)", argv[optind]);
+    if (a->xen && (a->machine || a->no_vmdesc))
+        return bad_usage("%s applies to QEMU streams only",
+                         a->machine ? "--machine" : "--no-vmdesc");
+    if (!a->xen && (a->xen_format || a->verifiable))
+        return bad_usage("%s applies to Xen streams only",
+                         a->verifiable ? "--verifiable" : "--libxl/--libxc");
     if (npos < 2)
         return bad_usage("expected STREAM, the stream to export");
     if (npos > 2)
@@ -190,21 +221,6 @@ static int parse_args(int argc, char **argv, args *a)
         return bad_usage("-o OUT is required");
     a->in_path = argv[optind + 1];
     return 0;
-}
-
-static void print_stats(FILE *f, const ms_qemu_export_stats *s)
-{
-    char machine[1100]; /* from the stream: its control characters escaped */
-    ms_escape_text(machine, sizeof machine, s->machine[0] ? s->machine : "-");
-    fprintf(f, "machine: %s\n", machine);
-    fprintf(f, "ram blocks: %" PRIu32 " (%" PRIu64 " bytes)\n", s->ram_blocks, s->ram_bytes);
-    fprintf(f, "zero pages: %" PRIu64 "\n", s->zero_pages);
-    fprintf(f, "normal pages: %" PRIu64 " (%" PRIu64 " from FILL)\n", s->normal_pages,
-            s->fill_pages);
-    fprintf(f, "discarded pages, not sent: %" PRIu64 "\n", s->discarded_pages);
-    fprintf(f, "ram parts: %" PRIu64 "\n", s->ram_parts);
-    fprintf(f, "devices: %" PRIu64 " (%" PRIu64 " records)\n", s->devices, s->device_records);
-    fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
 }
 
 /* Library statuses that mean "this input is refused" rather than "the
@@ -234,6 +250,22 @@ static void catch_signals(void)
             sigaction(sigs[i], &sa, NULL);
 }
 
+#if MS_HAVE_QEMU
+static void print_stats(FILE *f, const ms_qemu_export_stats *s)
+{
+    char machine[1100]; /* from the stream: its control characters escaped */
+    ms_escape_text(machine, sizeof machine, s->machine[0] ? s->machine : "-");
+    fprintf(f, "machine: %s\n", machine);
+    fprintf(f, "ram blocks: %" PRIu32 " (%" PRIu64 " bytes)\n", s->ram_blocks, s->ram_bytes);
+    fprintf(f, "zero pages: %" PRIu64 "\n", s->zero_pages);
+    fprintf(f, "normal pages: %" PRIu64 " (%" PRIu64 " from FILL)\n", s->normal_pages,
+            s->fill_pages);
+    fprintf(f, "discarded pages, not sent: %" PRIu64 "\n", s->discarded_pages);
+    fprintf(f, "ram parts: %" PRIu64 "\n", s->ram_parts);
+    fprintf(f, "devices: %" PRIu64 " (%" PRIu64 " records)\n", s->devices, s->device_records);
+    fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
+}
+
 static int export(const args *a)
 {
     bool to_stdout = strcmp(a->out, "-") == 0;
@@ -258,10 +290,12 @@ static int export(const args *a)
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
     eo.max_output = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
-    /* A file may take the free space of its file system at most. */
+    /* A file may take the free space of its file system at most (a FIFO
+     * or a device written in place, standard output: the limit alone). */
     struct statvfs v;
-    if (!to_stdout && fstatvfs(o.fd, &v) == 0 && v.f_frsize &&
-        (uint64_t)v.f_bavail <= eo.max_output / v.f_frsize)
+    struct stat sb;
+    if (!to_stdout && fstat(o.fd, &sb) == 0 && S_ISREG(sb.st_mode) && fstatvfs(o.fd, &v) == 0 &&
+        v.f_frsize && (uint64_t)v.f_bavail <= eo.max_output / v.f_frsize)
         eo.max_output = (uint64_t)v.f_bavail * v.f_frsize;
     ms_qemu_export *exp = ms_qemu_export_new(&eo);
     mst_progress pg;
@@ -292,6 +326,85 @@ static int export(const args *a)
     return got_signal ? MST_EXIT_ERROR : rc;
 }
 
+#else
+static int export(const args *a)
+{
+    (void)a;
+    mst_error("this build of libmigstream has no QEMU module (built with -Dqemu=false)");
+    return MST_EXIT_ERROR;
+}
+#endif
+
+#if MS_HAVE_XEN
+static void print_xen_stats(FILE *f, const ms_xen_export_stats *s)
+{
+    fprintf(f, "format: %s\n", s->libxl ? "libxl" : "libxc");
+    fprintf(f, "domain: %s\n", s->domain_type == MS_XEN_DOMAIN_PV ? "PV" : "HVM");
+    fprintf(f, "xen records: %" PRIu64 " (%" PRIu64 " PAGE_DATA)\n", s->xen_records,
+            s->page_data);
+    fprintf(f, "records left out (--verifiable): %" PRIu64 "\n", s->dropped);
+    fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
+}
+
+/* A stream as a Xen migration stream v2. */
+static int export_xen(const args *a)
+{
+    bool to_stdout = strcmp(a->out, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        mst_error("refusing to write a Xen stream to a terminal");
+        return MST_EXIT_ERROR;
+    }
+    int in_fd = mst_open_input(a->in_path);
+    if (in_fd < 0)
+        return MST_EXIT_ERROR;
+    mst_out o;
+    if (mst_out_open(&o, a->out, a->force)) {
+        if (in_fd != STDIN_FILENO)
+            close(in_fd);
+        return MST_EXIT_ERROR;
+    }
+    if (!to_stdout)
+        catch_signals();
+    ms_xen_export_options xo;
+    ms_xen_export_options_init(&xo);
+    xo.format = a->xen_format;
+    xo.verifiable = a->verifiable;
+    ms_xen_export *exp = ms_xen_export_new(&xo);
+    mst_progress pg;
+    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
+    input in = {.fd = in_fd, .bytes = 0, .progress = &pg};
+    int rc = MST_EXIT_OK;
+    if (ms_xen_export_status(exp)) {
+        mst_error("%s", ms_xen_export_errmsg(exp));
+        rc = MST_EXIT_ERROR;
+    } else if (ms_xen_export_run(exp, read_input, &in, write_output, &o.fd)) {
+        mst_progress_done(&pg);
+        if (!got_signal)
+            mst_error("%s: %s", strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path,
+                      ms_xen_export_errmsg(exp));
+        rc = exit_for(ms_xen_export_status(exp));
+    }
+    mst_progress_done(&pg);
+    if (!rc && !got_signal && mst_out_commit(&o))
+        rc = MST_EXIT_ERROR;
+    if (rc || got_signal)
+        mst_out_abort(&o);
+    if (!rc && !got_signal && a->stats)
+        print_xen_stats(to_stdout ? stderr : stdout, ms_xen_export_get_stats(exp));
+    ms_xen_export_free(exp);
+    if (in_fd != STDIN_FILENO)
+        close(in_fd);
+    return got_signal ? MST_EXIT_ERROR : rc;
+}
+#else
+static int export_xen(const args *a)
+{
+    (void)a;
+    mst_error("this build of libmigstream has no Xen module (built with -Dxen=false)");
+    return MST_EXIT_ERROR;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     args a;
@@ -299,7 +412,7 @@ int main(int argc, char **argv)
     mst_init(argv[0]);
     int rc = parse_args(argc, argv, &a);
     if (rc == 0)
-        rc = export(&a);
+        rc = a.xen ? export_xen(&a) : export(&a);
     if (got_signal) {
         signal(got_signal, SIG_DFL);
         raise(got_signal);

@@ -2,12 +2,14 @@
  * migstream-import: turns another VMM's migration stream into a stream.
  *
  *     migstream-import qemu [options] -o OUT MAIN [CHANNEL...]
+ *     migstream-import xen [options] -o OUT STREAM
  *
  * MAIN is QEMU's main migration stream (a file, or - for standard input:
  * QEMU's "exec:" and "fd:" migration write a pipe); each CHANNEL is the
- * capture of one multifd channel connection. The library does the reading
- * (include/migstream/qemu.h); this file handles the command line, the
- * atomic output file and the summary.
+ * capture of one multifd channel connection. STREAM is a Xen migration
+ * stream v2, libxl-wrapped or bare. The library does the reading
+ * (include/migstream/qemu.h, xen.h); this file handles the command line,
+ * the atomic output file and the summary.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -56,6 +58,7 @@ static ssize_t read_input(void *ctx, void *buf, size_t len)
     }
 }
 
+#if MS_HAVE_QEMU
 /* The main stream of a regular file, read by offset (mapped-ram streams
  * need it). Progress counts the bytes read. */
 static ssize_t pread_input(void *ctx, void *buf, size_t len, uint64_t offset)
@@ -74,6 +77,7 @@ static ssize_t pread_input(void *ctx, void *buf, size_t len, uint64_t offset)
         return k;
     }
 }
+#endif
 
 typedef struct out_ctx {
     int fd;
@@ -102,16 +106,20 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s qemu [options] -o OUT MAIN [CHANNEL...]\n"
+            "       %s xen [options] -o OUT STREAM\n"
             "Imports a QEMU migration stream (QEVM version 3, QEMU 7.2 to 10.x) into a\n"
             "stream. MAIN is the main migration stream, - for standard input; each CHANNEL\n"
             "is the capture of one multifd channel connection, in any order; OUT - writes\n"
-            "to standard output.\n"
+            "to standard output. With xen, imports a Xen migration stream v2 (libxl-\n"
+            "wrapped or bare libxc, docs/XEN.md) the same way.\n"
             "\n"
             "  -o, --output OUT      stream to create (required)\n"
             "      --force           replace OUT if it exists\n"
             "      --raw-only        keep device state as raw bytes only, without the\n"
             "                        field map the JSON trailer allows\n"
             "      --compress LEVEL  zstd level for page data, 0 (off) to 19\n"
+            "      --fill            send pages of one repeated 8-byte word as FILL pages\n"
+            "                        (format 1.1, feature FILL) instead of data\n"
             "      --tmpdir DIR      directory of the temporary page file that XBZRLE pages\n"
             "                        are decoded against (default: $TMPDIR, else /tmp)\n"
             "      --stats           print what was imported (on standard error when OUT\n"
@@ -120,9 +128,13 @@ static void usage(FILE *f)
             "  -h, --help            show this help and exit\n"
             "  -V, --version         show the version and exit\n"
             "\n"
-            "Exit status: 0 imported; 1 the QEMU stream is malformed or uses a feature\n"
-            "that is not supported; 2 usage or I/O error.\n",
-            mst_prog);
+            "      --raw-only and --tmpdir apply to QEMU streams only.\n"
+            "\n"
+            "An input stream that is malformed or uses a feature that is not supported\n"
+            "is refused (exit status 1).\n"
+            "\n",
+            mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -139,16 +151,17 @@ static int bad_usage(const char *fmt, ...)
 }
 
 typedef struct args {
+    bool xen; /* the format: xen, else qemu */
     const char *out, *main_path, *tmpdir;
     char **channels;
-    bool force, quiet, raw_only, stats;
+    bool force, quiet, raw_only, stats, fill;
     int level;
     int nchannels;
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_RAW_ONLY, O_COMPRESS, O_TMPDIR, O_STATS };
+    enum { O_FORCE = 256, O_RAW_ONLY, O_COMPRESS, O_TMPDIR, O_STATS, O_FILL };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
@@ -156,6 +169,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"compress", required_argument, NULL, O_COMPRESS},
         {"tmpdir", required_argument, NULL, O_TMPDIR},
         {"stats", no_argument, NULL, O_STATS},
+        {"fill", no_argument, NULL, O_FILL},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -188,6 +202,9 @@ static int parse_args(int argc, char **argv, args *a)
         case O_STATS:
             a->stats = true;
             break;
+        case O_FILL:
+            a->fill = true;
+            break;
         case 'q':
             a->quiet = true;
             break;
@@ -207,25 +224,61 @@ static int parse_args(int argc, char **argv, args *a)
     }
     int npos = argc - optind;
     if (npos < 1)
-        return bad_usage("expected a format (qemu), then MAIN");
-    if (strcmp(argv[optind], "qemu") != 0)
-        return bad_usage("unknown format '%s' (only qemu is supported)", argv[optind]);
+        return bad_usage("expected a format (qemu or xen), then MAIN");
+    a->xen = strcmp(argv[optind], "xen") == 0;
+    if (!a->xen && strcmp(argv[optind], "qemu") != 0)
+        return bad_usage("unknown format '%s' (qemu and xen are supported)", argv[optind]);
     if (npos < 2)
-        return bad_usage("expected MAIN, QEMU's main migration stream");
+        return bad_usage(a->xen ? "expected STREAM, the Xen migration stream"
+                                : "expected MAIN, QEMU's main migration stream");
+    if (a->xen && npos > 2)
+        return bad_usage("a Xen migration stream is one input: '%s' is one too many",
+                         argv[optind + 2]);
+    if (a->xen && (a->raw_only || a->tmpdir))
+        return bad_usage("%s applies to QEMU streams only", a->raw_only ? "--raw-only" : "--tmpdir");
     if (!a->out || !*a->out)
         return bad_usage("-o OUT is required");
     a->main_path = argv[optind + 1];
     a->channels = argv + optind + 2;
     a->nchannels = npos - 2;
+#if MS_HAVE_QEMU
     if (a->nchannels > (int)MS_QEMU_MAX_CHANNELS)
         return bad_usage("%d channels given (QEMU uses at most %u)", a->nchannels,
                          MS_QEMU_MAX_CHANNELS);
+#endif
     for (int i = 0; i < a->nchannels; i++)
         if (strcmp(a->channels[i], "-") == 0)
             return bad_usage("a CHANNEL cannot be standard input");
     return 0;
 }
 
+/* Library statuses that mean "this input is refused" rather than "the
+ * import could not be carried out". */
+static int exit_for(int status)
+{
+    switch (status) {
+    case MS_EIO:
+    case MS_ENOMEM:
+    case MS_ESTATE:
+        return MST_EXIT_ERROR;
+    default:
+        return MST_EXIT_FAIL;
+    }
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+}
+
+#if MS_HAVE_QEMU
 static void print_stats(FILE *f, const ms_qemu_import_stats *s, char *const *names)
 {
     char machine[1100]; /* from the stream: its control characters escaped */
@@ -253,32 +306,6 @@ static void print_stats(FILE *f, const ms_qemu_import_stats *s, char *const *nam
                     c->id, names[i], c->packets, c->normal_pages, c->zero_pages, c->bytes_read);
         }
     }
-}
-
-/* Library statuses that mean "this input is refused" rather than "the
- * import could not be carried out". */
-static int exit_for(int status)
-{
-    switch (status) {
-    case MS_EIO:
-    case MS_ENOMEM:
-    case MS_ESTATE:
-        return MST_EXIT_ERROR;
-    default:
-        return MST_EXIT_FAIL;
-    }
-}
-
-static void catch_signals(void)
-{
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-            sigaction(sigs[i], &sa, NULL);
 }
 
 static void close_channels(input *ch, int n)
@@ -323,6 +350,8 @@ static int import(const args *a)
     ms_writer_options wo;
     ms_writer_options_init(&wo);
     wo.compress_level = a->level;
+    if (a->fill)
+        wo.features |= MS_FEATURE_FILL;
     wo.description = "imported from a QEMU migration stream by migstream-import";
     ms_qemu_import_options io;
     ms_qemu_import_options_init(&io);
@@ -392,6 +421,96 @@ static int import(const args *a)
     return got_signal ? MST_EXIT_ERROR : rc;
 }
 
+#else
+static int import(const args *a)
+{
+    (void)a;
+    mst_error("this build of libmigstream has no QEMU module (built with -Dqemu=false)");
+    return MST_EXIT_ERROR;
+}
+#endif
+
+#if MS_HAVE_XEN
+static void print_xen_stats(FILE *f, const ms_xen_import_stats *s)
+{
+    fprintf(f, "format: %s, image version %" PRIu32 "\n", s->libxl ? "libxl" : "libxc",
+            s->version);
+    fprintf(f, "domain: %s, Xen %" PRIu32 ".%" PRIu32 "\n",
+            s->domain_type == MS_XEN_DOMAIN_PV ? "PV" : "HVM", s->xen_major, s->xen_minor);
+    fprintf(f, "records: %" PRIu64 " (%" PRIu64 " PAGE_DATA)\n", s->records, s->page_data);
+    fprintf(f, "rounds: %" PRIu64 "\n", s->rounds);
+    fprintf(f, "checkpoints: %" PRIu64 "\n", s->checkpoints);
+    fprintf(f, "devices: %" PRIu64 "\n", s->devices);
+    fprintf(f, "unknown optional records kept: %" PRIu64 "\n", s->optional);
+    fprintf(f, "bytes read: %" PRIu64 "\n", s->bytes_read);
+}
+
+/* A Xen stream: one input, no page file. */
+static int import_xen(const args *a)
+{
+    bool to_stdout = strcmp(a->out, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        mst_error("refusing to write a stream to a terminal");
+        return MST_EXIT_ERROR;
+    }
+    int in_fd = mst_open_input(a->main_path);
+    if (in_fd < 0)
+        return MST_EXIT_ERROR;
+    mst_out o;
+    if (mst_out_open(&o, a->out, a->force)) {
+        if (in_fd != STDIN_FILENO)
+            close(in_fd);
+        return MST_EXIT_ERROR;
+    }
+    if (!to_stdout)
+        catch_signals();
+    ms_writer_options wo;
+    ms_writer_options_init(&wo);
+    wo.compress_level = a->level;
+    if (a->fill)
+        wo.features |= MS_FEATURE_FILL;
+    wo.description = "imported from a Xen migration stream by migstream-import";
+    ms_xen_import_options xo;
+    ms_xen_import_options_init(&xo);
+    xo.writer = &wo;
+    ms_xen_import *imp = ms_xen_import_new(&xo);
+    mst_progress pg;
+    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
+    progress shared = {.bytes = 0, .line = &pg};
+    input in = {.fd = in_fd, .pg = &shared};
+    out_ctx oc = {.fd = o.fd};
+    int rc = MST_EXIT_OK;
+    if (ms_xen_import_status(imp)) {
+        mst_error("%s", ms_xen_import_errmsg(imp));
+        rc = MST_EXIT_ERROR;
+    } else if (ms_xen_import_run(imp, read_input, &in, write_output, &oc)) {
+        mst_progress_done(&pg);
+        if (!got_signal)
+            mst_error("%s: %s", strcmp(a->main_path, "-") == 0 ? "standard input" : a->main_path,
+                      ms_xen_import_errmsg(imp));
+        rc = exit_for(ms_xen_import_status(imp));
+    }
+    mst_progress_done(&pg);
+    if (!rc && !got_signal && mst_out_commit(&o))
+        rc = MST_EXIT_ERROR;
+    if (rc || got_signal)
+        mst_out_abort(&o);
+    if (!rc && !got_signal && a->stats)
+        print_xen_stats(to_stdout ? stderr : stdout, ms_xen_import_get_stats(imp));
+    ms_xen_import_free(imp);
+    if (in_fd != STDIN_FILENO)
+        close(in_fd);
+    return got_signal ? MST_EXIT_ERROR : rc;
+}
+#else
+static int import_xen(const args *a)
+{
+    (void)a;
+    mst_error("this build of libmigstream has no Xen module (built with -Dxen=false)");
+    return MST_EXIT_ERROR;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     args a;
@@ -399,7 +518,7 @@ int main(int argc, char **argv)
     mst_init(argv[0]);
     int rc = parse_args(argc, argv, &a);
     if (rc == 0)
-        rc = import(&a);
+        rc = a.xen ? import_xen(&a) : import(&a);
     if (got_signal) {
         signal(got_signal, SIG_DFL);
         raise(got_signal);

@@ -393,6 +393,27 @@ static bool mf_uint(json_t *o, const char *where, const char *key, uint64_t max,
     return true;
 }
 
+/* A u64 member under the u64 rule (docs/OUTPUT.md): a decimal string; in
+ * a manifest of layout 1 (@number), an integer. */
+static bool mf_u64(json_t *o, const char *where, const char *key, bool number, uint64_t max,
+                   uint64_t *v)
+{
+    if (number)
+        return mf_uint(o, where, key, max, v);
+    json_t *j = json_object_get(o, key);
+    const char *t = json_is_string(j) ? json_string_value(j) : "";
+    char *end;
+    errno = 0;
+    unsigned long long x = *t >= '0' && *t <= '9' ? strtoull(t, &end, 10) : 0;
+    if (!*t || *t < '0' || *t > '9' || errno || *end || x > max) {
+        mst_error("%s: %s: \"%s\" must be a string of decimal digits, from 0 to %" PRIu64,
+                  mf_file, where, key, max);
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
 /* A string member; with @nullable, null (or absence) gives NULL. */
 static bool mf_string(json_t *o, const char *where, const char *key, bool nullable, const char **s)
 {
@@ -455,11 +476,16 @@ static int load_dir(pack *pk, const char *dir)
     uint64_t v, ps;
     const char *s[4];
     json_t *regions = json_object_get(m, "regions"), *devices = json_object_get(m, "devices");
-    if (!mf_uint(m, "top level", "manifest_version", UINT32_MAX, &v))
+    /* Layout 2 ("schema_version": 2) is what migstream-replay writes; layout
+     * 1 ("manifest_version": 1, sizes as numbers) what it wrote before. */
+    bool layout1 = json_object_get(m, "schema_version") == NULL;
+    if (!mf_uint(m, "top level", layout1 ? "manifest_version" : "schema_version", UINT32_MAX, &v))
         goto out;
-    if (v != 1) {
-        mst_error("%s: manifest_version %" PRIu64 " is not supported (this tool reads 1)", mpath,
-                  v);
+    if (v != (layout1 ? 1 : MS_REPLAY_DIR_SCHEMA_VERSION)) {
+        mst_error("%s: %s %" PRIu64 " is not supported (this tool reads schema_version %d, "
+                  "and manifest_version 1)",
+                  mpath, layout1 ? "manifest_version" : "schema_version", v,
+                  MS_REPLAY_DIR_SCHEMA_VERSION);
         goto out;
     }
     if (!mf_uint(m, "top level", "page_size", UINT32_MAX, &ps) ||
@@ -504,7 +530,7 @@ static int load_dir(pack *pk, const char *dir)
         if (!mf_uint(r, where, "id", UINT32_MAX, &id) ||
             !mf_string(r, where, "name", false, &rname) ||
             !mf_string(r, where, "gpa", true, &gpa) ||
-            !mf_uint(r, where, "size", INT64_MAX, &size) ||
+            !mf_u64(r, where, "size", layout1, INT64_MAX, &size) ||
             !mf_uint(r, where, "page_size", UINT32_MAX, &rps))
             goto out;
         snprintf(name, sizeof name, "region-%" PRIu64 ".img", id);
@@ -742,12 +768,17 @@ static void usage(FILE *f)
             "                                *.json, JSON; repeatable\n"
             "      --compress LEVEL          zstd level for page data, 0 (off) to 19\n"
             "      --threads N               compress on N threads (1 to 64; same stream)\n"
+            "      --fill                    send pages of one repeated 8-byte word as FILL\n"
+            "                                pages (format 1.1, feature FILL): 16 bytes\n"
+            "                                instead of a page of data\n"
             "  -q, --quiet                   no progress bar\n"
             "  -h, --help                    show this help and exit\n"
             "  -V, --version                 show the version and exit\n"
             "\n"
-            "Exit status: 0 done; 1 an input's contents were refused; 2 usage or I/O error.\n",
+            "An input whose contents are refused (exit status 1) writes nothing.\n"
+            "\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_exit_table(f);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -766,7 +797,7 @@ static int bad_usage(const char *fmt, ...)
 /* The command line, before any file is looked at. */
 typedef struct args {
     const char *out, *input; /* input: IMAGE or DIR, NULL with --region */
-    bool force, quiet, have_ps, dir_mode;
+    bool force, quiet, have_ps, dir_mode, fill;
     uint64_t page_size, level, threads;
     char **regions, **devices; /* the --region and --device values */
     size_t nregions, ndevices;
@@ -774,7 +805,7 @@ typedef struct args {
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_REGION, O_PAGE_SIZE, O_DEVICE, O_COMPRESS, O_THREADS };
+    enum { O_FORCE = 256, O_REGION, O_PAGE_SIZE, O_DEVICE, O_COMPRESS, O_THREADS, O_FILL };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
@@ -783,6 +814,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"device", required_argument, NULL, O_DEVICE},
         {"compress", required_argument, NULL, O_COMPRESS},
         {"threads", required_argument, NULL, O_THREADS},
+        {"fill", no_argument, NULL, O_FILL},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -804,6 +836,9 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_FORCE:
             a->force = true;
+            break;
+        case O_FILL:
+            a->fill = true;
             break;
         case 'q':
             a->quiet = true;
@@ -1063,6 +1098,8 @@ int main(int argc, char **argv)
         rc = a.dir_mode ? load_dir(&pk, a.input) : load_args(&pk, &a);
     pk.opts.compress_level = (int)a.level;
     pk.opts.threads = (uint32_t)a.threads;
+    if (a.fill)
+        pk.opts.features |= MS_FEATURE_FILL;
     if (rc == 0)
         rc = check_inputs(&pk, &a);
     if (rc == 0)

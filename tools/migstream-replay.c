@@ -102,8 +102,9 @@ static void usage(FILE *f)
             "format this build reads (libmigstream's; QEMU's with the QEMU module), and\n"
             "writes the guest's final state to DIR: region-<id>.img (sparse raw images),\n"
             "device-<n>.cbor and device-<n>.json, overlay-<n>.bin (each overlay's 4 KiB),\n"
-            "and manifest.json. INPUTs are further inputs of the same stream (QEMU's\n"
-            "multifd channel captures), in any order.\n"
+            "and manifest.json. INPUTs are further inputs of the same stream, in any\n"
+            "order: QEMU's multifd channel captures, or the other parts of a libmigstream\n"
+            "migration in parts, replayed as one.\n"
             "\n"
             "  -o, --output DIR  directory to create (required)\n"
             "      --force       replace DIR if it exists\n"
@@ -118,10 +119,11 @@ static void usage(FILE *f)
             "  -h, --help        show this help and exit\n"
             "  -V, --version     show the version and exit\n"
             "\n"
-            "Exit status: 0 done; 1 the stream was refused (damaged, truncated or\n"
-            "unsupported), nothing written; 2 usage or I/O error, or the output would\n"
-            "take more than --max-output or the free space, nothing written.\n",
+            "A refused stream (damaged, truncated or unsupported), or an output that\n"
+            "would take more than --max-output or the free space, writes nothing.\n"
+            "\n",
             mst_prog);
+    mst_print_exit_table(f);
 }
 
 int main(int argc, char **argv)

@@ -23,6 +23,7 @@
 #include <migstream/migstream.h>
 
 #include "common.h"
+#include "parts.h"
 
 #define PENDING_MAX 16 /* reader problems held per record, for context */
 
@@ -42,6 +43,7 @@ typedef struct pending {
     int status;
     uint64_t offset;
     int64_t record;
+    int64_t part; /* of a migration in parts, or -1 */
     char *msg;
 } pending;
 
@@ -76,6 +78,11 @@ typedef struct validator {
 #if MS_HAVE_SCHEMA
     ms_schema_set *schema; /* --schema: device states are checked against it */
 #endif
+    /* The inputs are several parts of one migration, read as one */
+    bool parts;
+    mst_round_check *rounds; /* pages and devices of a round in one part */
+    uint64_t round;          /* the round in effect */
+    int64_t part;            /* the part of the problem being reported, or -1 */
 } validator;
 
 /* ------------------------------------------------------------- reporting */
@@ -155,6 +162,12 @@ static void report(validator *v, severity sev, const char *check, int status, ui
         fprintf(o, "%" PRId64, record);
     else
         fputs("null", o);
+    if (v->parts) { /* offset and record count in this part */
+        if (v->part >= 0)
+            fprintf(o, ",\"part\":%" PRId64, v->part);
+        else
+            fputs(",\"part\":null", o);
+    }
     fputs(",\"message\":", o);
     mst_json_string(o, msg);
     fputs(",\"concerns\":", o);
@@ -166,7 +179,7 @@ static void report(validator *v, severity sev, const char *check, int status, ui
             fprintf(o, ",\"missing\":%" PRIu64, c->missing);
         fputc('}', o);
     } else if (c && c->kind == ABOUT_DEVICE) {
-        fputs("{\"device\":", o);
+        fputs("{\"path\":", o);
         mst_json_string(o, c->path);
         fprintf(o, ",\"instance\":%" PRIu32 "}", c->instance);
     } else {
@@ -184,13 +197,15 @@ reportf(validator *v, severity sev, const char *check, uint64_t offset, int64_t 
     va_start(ap, fmt);
     mst_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    v->part = rec && rec->part && v->parts ? (int64_t)rec->part->index : -1;
     if (rec) { /* worded like the reader's own messages */
         const char *name = ms_record_type_name(rec->type);
-        char tn[16];
+        char tn[16], in_part[320];
         if (!name)
             snprintf(tn, sizeof tn, "type 0x%04x", rec->type);
-        snprintf(msg, sizeof msg, "record %" PRIu64 " (%s at byte %" PRIu64 "): %s", rec->index,
-                 name ? name : tn, rec->offset, detail);
+        snprintf(msg, sizeof msg, "%srecord %" PRIu64 " (%s at byte %" PRIu64 "): %s",
+                 mst_part_prefix(v->r, rec, in_part, sizeof in_part), rec->index, name ? name : tn,
+                 rec->offset, detail);
     } else if (record < 0) {
         snprintf(msg, sizeof msg, "preamble, byte %" PRIu64 ": %s", offset, detail);
     } else {
@@ -205,6 +220,7 @@ static void on_problem(void *ctx, int status, uint64_t offset, int64_t record, c
 {
     validator *v = ctx;
     severity sev = status ? SEV_ERROR : SEV_WARNING; /* 0: a warning (reader.h) */
+    v->part = ms_reader_error_part(v->r);
     if (v->npend == PENDING_MAX) {
         report(v, sev, check_name(status), status, offset, record, NULL, false, message);
         return;
@@ -218,6 +234,7 @@ static void on_problem(void *ctx, int status, uint64_t offset, int64_t record, c
     p->status = status;
     p->offset = offset;
     p->record = record;
+    p->part = v->part;
     v->npend++;
 }
 
@@ -250,8 +267,12 @@ static void flush_pending(validator *v, const ms_record *rec)
     bool have = record_concerns(rec, &c);
     for (size_t i = 0; i < v->npend; i++) {
         pending *p = &v->pend[i];
+        /* In parts, the record handed out next may be another part's. */
+        bool same = !rec || p->part < 0 ||
+                    (rec->part && p->part == rec->part->index && p->record == (int64_t)rec->index);
+        v->part = p->part;
         report(v, p->status ? SEV_ERROR : SEV_WARNING, check_name(p->status), p->status, p->offset,
-               p->record, have ? &c : NULL, true, p->msg);
+               p->record, have && same ? &c : NULL, true, p->msg);
         free(p->msg);
     }
     v->npend = 0;
@@ -413,6 +434,8 @@ static void check_schema(validator *v, const ms_record *rec)
 
 static void check_record(validator *v, const ms_record *rec)
 {
+    if (rec->type == MS_REC_ROUND && !rec->status)
+        v->round = rec->round.number;
     if (!rec->known && !(rec->flags & MS_RECORD_MUST_UNDERSTAND))
         reportf(v, SEV_WARNING, "unknown-record", rec->offset, (int64_t)rec->index, NULL, rec,
                 "unknown record type 0x%04x without must-understand, %" PRIu32 " bytes: skipped",
@@ -431,7 +454,12 @@ static void check_record(validator *v, const ms_record *rec)
         const mst_device_stats *e = mst_devset_add(v->ds, rec);
         concerns c;
         record_concerns(rec, &c);
-        if (e && e->records > 1)
+        if (e && e->records > 1 && v->parts) /* the earlier record may be another part's */
+            reportf(v, SEV_WARNING, "duplicate-device", rec->offset, (int64_t)rec->index, &c, rec,
+                    "device \"%s\" instance %" PRIu32 " was already sent; this copy (%" PRIu64
+                    " of the instance) replaces the earlier ones",
+                    e->path, e->instance, e->records);
+        else if (e && e->records > 1)
             reportf(v, SEV_WARNING, "duplicate-device", rec->offset, (int64_t)rec->index, &c, rec,
                     "device \"%s\" instance %" PRIu32 " was already sent in record %" PRIu64
                     " at byte %" PRIu64 "; this copy (%" PRIu64 " of the instance) replaces "
@@ -491,6 +519,43 @@ static void check_missing(validator *v)
     }
 }
 
+/* A migration in parts (FORMAT.md section 2.1): within one round, a page
+ * and a device instance travel in one part. */
+static void on_clash(void *ctx, const ms_record *rec, const mst_clash *k)
+{
+    validator *v = ctx;
+    concerns c;
+    record_concerns(rec, &c);
+    if (k->region) {
+        c.first = k->first;
+        c.last = k->last;
+        reportf(v, SEV_ERROR, "part-pages", rec->offset, (int64_t)rec->index, &c, rec,
+                "pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32 " \"%s\" were sent by part "
+                "%" PRIu32 " too in this round (%" PRIu64 "): within a round, a page travels in "
+                "one part",
+                k->first, k->last, k->region->id, k->region->name, k->other, v->round);
+    } else {
+        reportf(v, SEV_ERROR, "part-device", rec->offset, (int64_t)rec->index, &c, rec,
+                "device \"%s\" instance %" PRIu32 " was sent by part %" PRIu32 " too in this "
+                "round (%" PRIu64 "): within a round, a device instance travels in one part",
+                k->path, k->instance, k->other, v->round);
+    }
+}
+
+static void on_untracked(void *ctx, const ms_record *rec, const ms_region *g)
+{
+    validator *v = ctx;
+    concerns c = {.kind = ABOUT_PAGES,
+                  .region = g->id,
+                  .region_name = g->name,
+                  .first = 0,
+                  .last = g->size / g->page_size - 1};
+    reportf(v, SEV_WARNING, "untracked-pages", rec->offset, (int64_t)rec->index, &c, rec,
+            "region %" PRIu32 " \"%s\" is too large for the map of a round's pages: pages "
+            "sent by two parts in one round are not checked in it",
+            g->id, g->name);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *f)
@@ -500,8 +565,10 @@ static void usage(FILE *f)
             "Checks a migration stream of any format this build reads (libmigstream's;\n"
             "QEMU's with the QEMU module) and reports every problem found, each with its\n"
             "byte offset and record index. STREAM \"-\" reads standard input. INPUTs are\n"
-            "further inputs of the same stream (QEMU's multifd channel captures), in any\n"
-            "order.\n"
+            "further inputs of the same stream, in any order: QEMU's multifd channel\n"
+            "captures, or the other parts of a libmigstream migration in parts, checked\n"
+            "as one with the rules that tie the parts together, each problem naming its\n"
+            "part.\n"
             "\n"
             "  --json     JSON Lines: one object per problem, then a result object\n"
             "  --strict   warnings (e.g. unknown optional records) make the stream invalid\n"
@@ -510,9 +577,10 @@ static void usage(FILE *f)
             "  --help     this text\n"
             "  --version  version of the tool and the library\n"
             "\n"
-            "Exit status: 0 valid; 1 invalid (also truncated, or not a libmigstream\n"
-            "stream); 2 usage or I/O error (e.g. STREAM cannot be opened).\n",
+            "A truncated stream, or one that is no stream at all, is invalid (1).\n"
+            "\n",
             mst_prog);
+    mst_print_exit_table(f);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -535,10 +603,22 @@ static void print_result(validator *v)
     /* Another format's stream not read to its end: its reader gives the
      * offset of its last record's item, not the bytes there were. */
     const bool no_bytes = v->foreign && !v->end_seen;
-    char bytes_json[24] = "null";
+    uint64_t records = v->records;
+    size_t nreg = ms_pagemap_region_count(v->pm), ndev = mst_devset_count(v->ds);
+    uint32_t nparts = v->parts ? ms_reader_part_count(v->r) : 0;
+    if (nparts) { /* every part's, as read */
+        bytes = records = 0;
+        for (uint32_t i = 0; i < nparts; i++) {
+            const ms_part_info *pi = ms_reader_part_info(v->r, i);
+            bytes += pi->bytes;
+            records += pi->records;
+        }
+    }
+    char bytes_json[24] = "null", head[48] = "stream: ";
     if (!no_bytes)
         snprintf(bytes_json, sizeof bytes_json, "%" PRIu64, bytes);
-    size_t nreg = ms_pagemap_region_count(v->pm), ndev = mst_devset_count(v->ds);
+    if (nparts)
+        snprintf(head, sizeof head, "migration: parts %" PRIu32 ", ", nparts);
     if (v->json) {
         fputs("{\"kind\":\"result\",", o);
         if (v->foreign) {
@@ -549,9 +629,12 @@ static void print_result(validator *v)
         fprintf(o,
                 "\"valid\":%s,\"strict\":%s,\"errors\":%" PRIu64 ",\"warnings\":%" PRIu64
                 ",\"records\":%" PRIu64 ",\"bytes\":%s"
-                ",\"end\":%s,\"regions\":%zu,\"devices\":%zu,\"digest\":",
+                ",\"end\":%s,\"regions\":%zu,\"devices\":%zu,",
                 valid ? "true" : "false", v->strict ? "true" : "false", v->errors, v->warnings,
-                v->records, bytes_json, v->end_seen ? "true" : "false", nreg, ndev);
+                records, bytes_json, v->end_seen ? "true" : "false", nreg, ndev);
+        if (v->parts)
+            fprintf(o, "\"parts\":%" PRIu32 ",", nparts);
+        fputs("\"digest\":", o);
         if (v->end_seen && !v->foreign)
             fprintf(o, "\"0x%016" PRIx64 "\"}\n", v->digest);
         else
@@ -562,22 +645,22 @@ static void print_result(validator *v)
         fprintf(o,
                 "stream: format %s, records %" PRIu64 ", regions %zu, devices %zu, not read to its "
                 "end\n",
-                v->format, v->records, nreg, ndev);
+                v->format, records, nreg, ndev);
     else if (v->foreign) /* no digest: its records have no checksums */
         fprintf(o,
                 "stream: format %s, records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, "
                 "devices %zu\n",
-                v->format, v->records, bytes, nreg, ndev);
+                v->format, records, bytes, nreg, ndev);
     else if (v->end_seen)
         fprintf(o,
-                "stream: records %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, "
+                "%srecords %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, "
                 "digest 0x%016" PRIx64 "\n",
-                v->records, bytes, nreg, ndev, v->digest);
+                head, records, bytes, nreg, ndev, v->digest);
     else
         fprintf(o,
-                "stream: records %" PRIu64 ", bytes %" PRIu64
+                "%srecords %" PRIu64 ", bytes %" PRIu64
                 ", regions %zu, devices %zu, no END record\n",
-                v->records, bytes, nreg, ndev);
+                head, records, bytes, nreg, ndev);
     fprintf(o, "result: %s, %" PRIu64 " error%s, %" PRIu64 " warning%s%s\n",
             valid ? "valid" : "invalid", v->errors, v->errors == 1 ? "" : "s", v->warnings,
             v->warnings == 1 ? "" : "s", !valid && !v->errors ? " (--strict)" : "");
@@ -588,6 +671,8 @@ static int run(validator *v)
 {
     const ms_header *h;
     const ms_record *rec;
+    if (v->json)
+        mst_json_output_head(v->out);
     int rc = ms_reader_header(v->r, &h);
     if (rc == 0) {
         if (!v->foreign) /* another format's header is not this format's preamble */
@@ -600,6 +685,10 @@ static int run(validator *v)
             }
             flush_pending(v, rec);
             check_record(v, rec);
+            if (v->rounds && mst_round_check_record(v->rounds, rec, on_clash, on_untracked, v)) {
+                rc = MS_ENOMEM;
+                break;
+            }
         }
     }
     flush_pending(v, NULL);
@@ -608,7 +697,11 @@ static int run(validator *v)
          * reader's message for this names the record after END, so the
          * message is worded here. */
         int eof = ms_reader_expect_eof(v->r);
-        if (eof == MS_ECORRUPT)
+        if (eof == MS_ECORRUPT && v->parts) { /* the reader names the part */
+            v->part = ms_reader_error_part(v->r);
+            report(v, SEV_ERROR, "trailing-bytes", 0, ms_reader_error_offset(v->r),
+                   ms_reader_error_record(v->r), NULL, false, ms_reader_errmsg(v->r));
+        } else if (eof == MS_ECORRUPT)
             reportf(v, SEV_ERROR, "trailing-bytes", ms_reader_error_offset(v->r),
                     (int64_t)v->end_index, NULL, NULL,
                     "record %" PRIu64 " (END at byte %" PRIu64 "), byte %" PRIu64
@@ -627,20 +720,23 @@ static int run(validator *v)
                                                                    : ms_reader_errmsg(v->r));
         return MST_EXIT_ERROR;
     }
-    if (rc < 0)
+    if (rc < 0) {
+        v->part = ms_reader_error_part(v->r);
         report(v, SEV_ERROR, check_name(rc), rc, ms_reader_error_offset(v->r),
                ms_reader_error_record(v->r), NULL, false, ms_reader_errmsg(v->r));
+    }
     print_result(v);
     return v->errors == 0 && !(v->strict && v->warnings) ? MST_EXIT_OK : MST_EXIT_FAIL;
 }
 
 int main(int argc, char **argv)
 {
-    validator v = {.out = stdout};
+    validator v = {.out = stdout, .part = -1};
     const char *schema_path = NULL;
     bool only_args = false;
     mst_init(argv[0]);
-    /* STREAM [INPUT...]: the inputs of one stream, in any order. */
+    /* STREAM [INPUT...]: the inputs of one stream, in any order (QEMU's
+     * multifd channels, the parts of a migration in parts). */
     const char **paths = calloc((size_t)argc, sizeof *paths);
     size_t npaths = 0;
     if (!paths) {
@@ -712,13 +808,16 @@ int main(int argc, char **argv)
         v.r = st.r;
         v.foreign = st.foreign;
         v.format = st.format;
+        v.parts = mst_is_parts(st.r);
         v.pm = mst_pagemap_new();
         v.ds = mst_devset_new(MST_DEVSET_BUDGET);
         ms_pagemap_options po;
         ms_pagemap_options_init(&po);
         po.max_in_place = MS_IN_PLACE_MAX_EXTENTS; /* the overlap check: 40 MiB at most */
         v.inp = ms_in_place_new(&po);
-        if (!v.pm || !v.ds || !v.inp)
+        if (v.parts)
+            v.rounds = mst_round_check_new();
+        if (!v.pm || !v.ds || !v.inp || (v.parts && !v.rounds))
             mst_error("out of memory");
         else
             status = run(&v);
@@ -731,6 +830,7 @@ int main(int argc, char **argv)
     ms_in_place_free(v.inp);
     free(v.inp_at);
     mst_devset_free(v.ds);
+    mst_round_check_free(v.rounds);
     mst_stream_close(&st);
 out:
 #if MS_HAVE_SCHEMA

@@ -15,6 +15,11 @@
  * vCPU state and the rate go out as the final round and device records.
  * The destination replays the stream into its own VM (ms_replay), restores
  * the vCPU and resumes the guest, which goes on counting.
+ *
+ * With --channels N, the migration travels over N connections as a
+ * migration in N parts (FORMAT.md section 2.1): N sender threads, each
+ * with its own writer and its share of every round's pages, and N receiver
+ * threads applying their parts at once, with a barrier at every round.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,6 +53,7 @@
 #include "vm.h"
 
 #define PAGE 4096u
+#define MAX_CHANNELS 16
 #define PACER_PATH "pacer"
 #define PACER_SCHEMA "kvm-migrate-pacer"
 
@@ -63,6 +69,7 @@ typedef struct options {
     int compress;          /* zstd level of the stream, 0: none */
     const char *out;       /* a copy of the stream goes there */
     bool force;
+    int channels;          /* connections the migration travels over */
 } options;
 
 /* What the destination reports; in "migrate" mode it goes back to the
@@ -83,10 +90,13 @@ static FILE *msg;
 
 /* Temporary files that become outputs on success; die() removes them, so
  * that a failed run leaves nothing behind. */
-static char *pending_tmp[2];
+static char *pending_tmp[2 * MAX_CHANNELS];
 
 static _Noreturn void die(const char *fmt, ...)
 {
+    /* Channel threads may fail at once: one of them says why and exits. */
+    static pthread_mutex_t dying = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&dying);
     for (size_t i = 0; i < sizeof pending_tmp / sizeof *pending_tmp; i++)
         if (pending_tmp[i])
             unlink(pending_tmp[i]);
@@ -323,19 +333,20 @@ static int connect_unix(const char *path)
     die("cannot connect to unix:%s: %s", path, strerror(errno));
 }
 
-static int accept_unix(const char *path)
+/* Accepts @n connections, one per channel, in any order: each part says
+ * which it is. */
+static void accept_unix(const char *path, int *fds, int n)
 {
     struct sockaddr_un sa;
     int fd = unix_socket(path, &sa);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1) < 0)
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, n) < 0)
         die("cannot listen on unix:%s: %s", path, strerror(errno));
     fprintf(stderr, "destination: waiting on unix:%s\n", path);
-    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-    if (c < 0)
-        die("accept on unix:%s: %s", path, strerror(errno));
+    for (int k = 0; k < n; k++)
+        if ((fds[k] = accept4(fd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+            die("accept on unix:%s: %s", path, strerror(errno));
     close(fd);
     unlink(path);
-    return c;
 }
 
 /* --------------------------------------------------------------- source */
@@ -354,10 +365,193 @@ static void check(ms_writer *w, int rc, const char *what)
         die("%s: %s", what, ms_writer_errmsg(w));
 }
 
-/* Runs the source side into @p fd; returns the time the vCPU was paused
- * (CLOCK_MONOTONIC ns) and its digests through the pointers. */
-static uint64_t run_source(const options *o, int fd, uint64_t *mem_digest, uint64_t *cpu_digest,
-                           uint64_t *rounds_out)
+/* The source's connections: one writer each. With one channel the stream
+ * is a plain stream; with N it is a migration in N parts (FORMAT.md
+ * section 2.1), each part written by its own thread over its own
+ * connection, each round's pages split between the parts by page ranges. */
+typedef struct sender sender;
+
+typedef struct channel {
+    sender *snd;
+    int k;
+    ms_writer *w;
+    sink s;
+    uint64_t first, count; /* round 0: its pages */
+    uint64_t *bm;          /* a dirty round: the bitmap, its own words only */
+    pthread_t thread;
+} channel;
+
+enum job { JOB_FULL, JOB_DIRTY, JOB_STOP };
+
+struct sender {
+    int n;
+    channel ch[MAX_CHANNELS];
+    uint8_t *mem;
+    size_t words; /* of the dirty bitmap */
+    /* the round every channel sends, set before the threads are let go */
+    enum job job;
+    ms_round round;
+    pthread_barrier_t go, done;
+};
+
+/* One channel's part of the round: its ROUND record (every part starts
+ * every round, even with nothing to send), its pages, then everything out. */
+static void channel_round(channel *c)
+{
+    sender *s = c->snd;
+    check(c->w, ms_writer_round(c->w, &s->round), "round");
+    if (s->job == JOB_FULL)
+        check(c->w, ms_writer_pages(c->w, 0, c->first, c->count, s->mem + c->first * PAGE),
+              "round 0");
+    else
+        check(c->w, ms_writer_dirty(c->w, 0, c->bm, PAGE, s->mem), "dirty pages");
+    check(c->w, ms_writer_flush(c->w), "round");
+}
+
+static void *channel_thread(void *arg)
+{
+    channel *c = arg;
+    for (;;) {
+        pthread_barrier_wait(&c->snd->go);
+        if (c->snd->job == JOB_STOP)
+            return NULL;
+        channel_round(c);
+        pthread_barrier_wait(&c->snd->done);
+    }
+}
+
+/* Every channel sends round @r; returns when all are done. */
+static void send_round(sender *s, enum job job, const ms_round *r)
+{
+    s->job = job;
+    s->round = *r;
+    if (s->n == 1) {
+        channel_round(&s->ch[0]);
+        return;
+    }
+    pthread_barrier_wait(&s->go);
+    pthread_barrier_wait(&s->done);
+}
+
+/* Round 0: the region in N ranges of whole bitmap words. */
+static void split_full(sender *s, uint64_t pages)
+{
+    uint64_t words = (pages + 63) / 64;
+    for (int k = 0; k < s->n; k++) {
+        uint64_t a = words * (uint64_t)k / (uint64_t)s->n * 64;
+        uint64_t b = words * (uint64_t)(k + 1) / (uint64_t)s->n * 64;
+        s->ch[k].first = a < pages ? a : pages;
+        s->ch[k].count = (b < pages ? b : pages) - s->ch[k].first;
+    }
+}
+
+/* A dirty round: ranges of whole words holding about the same number of
+ * dirty pages each, so that the channels share the work; each channel's
+ * bitmap keeps its own words. A page goes to one channel in a round, as the
+ * format requires (FORMAT.md section 2.1). */
+static void split_dirty(sender *s, const uint64_t *bm, uint64_t dirty)
+{
+    if (s->n == 1) {
+        s->ch[0].bm = (uint64_t *)(uintptr_t)bm;
+        return;
+    }
+    size_t w = 0;
+    uint64_t seen = 0;
+    for (int k = 0; k < s->n; k++) {
+        size_t a = w;
+        uint64_t goal = dirty * (uint64_t)(k + 1) / (uint64_t)s->n;
+        while (w < s->words && (k == s->n - 1 || seen < goal))
+            seen += (uint64_t)__builtin_popcountll(bm[w++]);
+        memset(s->ch[k].bm, 0, s->words * sizeof *bm);
+        memcpy(s->ch[k].bm + a, bm + a, (w - a) * sizeof *bm);
+    }
+}
+
+/* Opens the writers: a plain stream for one channel, the parts of one
+ * migration for more. */
+static void sender_start(sender *s, const options *o, const int *fds, uint8_t *mem)
+{
+    s->n = o->channels;
+    s->mem = mem;
+    s->words = (size_t)(((o->mem_mib << 20) / PAGE + 63) / 64);
+    uint8_t id[MS_MIGRATION_ID_SIZE];
+    if (s->n > 1 && ms_migration_id_new(id))
+        die("no random bytes for a migration id");
+    for (int k = 0; k < s->n; k++) {
+        channel *c = &s->ch[k];
+        c->snd = s;
+        c->k = k;
+        c->s = (sink){.fd = fds[k], .copy_fd = -1};
+        if (o->out) {
+            char *path = malloc(strlen(o->out) + 16);
+            if (!path)
+                die("out of memory");
+            if (s->n > 1)
+                sprintf(path, "%s.%d", o->out, k);
+            else
+                strcpy(path, o->out);
+            c->s.copy_path = path;
+            c->s.copy_fd = create_beside(path, o->force, &c->s.copy_tmp);
+        }
+        ms_writer_options wo;
+        ms_writer_options_init(&wo);
+        wo.writer_name = "kvm-migrate";
+        wo.writer_version = "0.1";
+        wo.machine = k == 0 ? "kvm-migrate x86 32-bit, 1 vCPU" : NULL; /* INFO in part 0 */
+        wo.compress_level = o->compress;
+        ms_part part = {.index = (uint32_t)k, .count = (uint32_t)s->n};
+        memcpy(part.migration_id, id, sizeof id);
+        wo.part = s->n > 1 ? &part : NULL;
+        c->w = ms_writer_new(&wo, sink_write, &c->s);
+        if (!c->w)
+            die("out of memory");
+        check(c->w, ms_writer_status(c->w), "writer");
+        /* Every part declares the region it sends pages of. */
+        ms_region ram = {.id = 0,
+                         .name = "ram",
+                         .has_gpa = true,
+                         .gpa = 0,
+                         .size = o->mem_mib << 20,
+                         .page_size = PAGE};
+        check(c->w, ms_writer_add_region(c->w, &ram), "region");
+        if (s->n > 1 && !(c->bm = calloc(s->words, sizeof *c->bm)))
+            die("out of memory");
+    }
+    if (s->n == 1)
+        return;
+    if (pthread_barrier_init(&s->go, NULL, (unsigned)s->n + 1) ||
+        pthread_barrier_init(&s->done, NULL, (unsigned)s->n + 1))
+        die("cannot set up the channels");
+    for (int k = 0; k < s->n; k++)
+        if (pthread_create(&s->ch[k].thread, NULL, channel_thread, &s->ch[k]))
+            die("cannot start the sender thread of channel %d", k);
+}
+
+static uint64_t sender_bytes(const sender *s)
+{
+    uint64_t b = 0;
+    for (int k = 0; k < s->n; k++)
+        b += ms_writer_bytes_written(s->ch[k].w);
+    return b;
+}
+
+static void sender_stop(sender *s)
+{
+    if (s->n > 1) {
+        s->job = JOB_STOP;
+        pthread_barrier_wait(&s->go);
+        for (int k = 0; k < s->n; k++)
+            pthread_join(s->ch[k].thread, NULL);
+        pthread_barrier_destroy(&s->go);
+        pthread_barrier_destroy(&s->done);
+    }
+}
+
+/* Runs the source side into @p fds (one per channel); returns the time the
+ * vCPU was paused (CLOCK_MONOTONIC ns) and its digests through the
+ * pointers. */
+static uint64_t run_source(const options *o, const int *fds, uint64_t *mem_digest,
+                           uint64_t *cpu_digest, uint64_t *rounds_out)
 {
     char err[256];
     uint64_t size = o->mem_mib << 20;
@@ -377,27 +571,14 @@ static uint64_t run_source(const options *o, int fd, uint64_t *mem_digest, uint6
         die("%s", vm_error(v));
     fprintf(msg, "source: guest of %" PRIu64 " MiB, working set %u pages, %u pages/s; running %u ms\n",
            o->mem_mib, o->working_set, o->rate, o->warmup_ms);
+    if (o->channels > 1)
+        fprintf(msg, "source: %d channels, one sender thread and one connection each\n",
+                o->channels);
     sleep_ms(o->warmup_ms);
 
-    sink s = {.fd = fd, .copy_fd = -1};
-    if (o->out) {
-        s.copy_path = o->out;
-        s.copy_fd = create_beside(o->out, o->force, &s.copy_tmp);
-    }
-    ms_writer_options wo;
-    ms_writer_options_init(&wo);
-    wo.writer_name = "kvm-migrate";
-    wo.writer_version = "0.1";
-    wo.machine = "kvm-migrate x86 32-bit, 1 vCPU";
-    wo.compress_level = o->compress;
-    ms_writer *w = ms_writer_new(&wo, sink_write, &s);
-    if (!w)
-        die("out of memory");
-    ms_region ram = {.id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = size,
-                     .page_size = PAGE};
-    check(w, ms_writer_add_region(w, &ram), "region");
-
-    size_t words = (size_t)((size / PAGE + 63) / 64);
+    static sender snd;
+    sender_start(&snd, o, fds, mem);
+    size_t words = snd.words;
     uint64_t *bm = calloc(words, sizeof *bm);
     if (!bm)
         die("out of memory");
@@ -406,12 +587,11 @@ static uint64_t run_source(const options *o, int fd, uint64_t *mem_digest, uint6
      * the guest writes from here on are in round 1's bitmap. */
     if (vm_dirty_log(v, bm))
         die("%s", vm_error(v));
-    uint64_t t = now_ns(), b = ms_writer_bytes_written(w);
-    check(w, ms_writer_round(w, &(ms_round){.number = 0}), "round 0");
-    check(w, ms_writer_pages(w, 0, 0, size / PAGE, mem), "round 0");
-    check(w, ms_writer_flush(w), "round 0");
+    uint64_t t = now_ns(), b = sender_bytes(&snd);
+    split_full(&snd, size / PAGE);
+    send_round(&snd, JOB_FULL, &(ms_round){.number = 0});
     fprintf(msg, "round 0: all %" PRIu64 " pages, %.1f KiB, %.1f ms\n", size / PAGE,
-           (double)(ms_writer_bytes_written(w) - b) / 1024, ms_since(t));
+            (double)(sender_bytes(&snd) - b) / 1024, ms_since(t));
 
     uint64_t n = 1;
     uint64_t paused_at = 0;
@@ -431,21 +611,23 @@ static uint64_t run_source(const options *o, int fd, uint64_t *mem_digest, uint6
          * the log; the page goes in every round. */
         bm[GUEST_CTL / PAGE / 64] |= 1ull << (GUEST_CTL / PAGE % 64);
         t = now_ns();
-        b = ms_writer_bytes_written(w);
+        b = sender_bytes(&snd);
         ms_round r = {.number = n, .tracker = MS_TRACKER_BITMAP, .granularity = PAGE,
                       .has_dirty = true, .dirty = dirty, .final = final};
-        check(w, ms_writer_round(w, &r), "round");
-        check(w, ms_writer_dirty(w, 0, bm, PAGE, mem), "dirty pages");
-        check(w, ms_writer_flush(w), "round");
+        split_dirty(&snd, bm, dirty + 1);
+        send_round(&snd, JOB_DIRTY, &r);
         fprintf(msg, "round %" PRIu64 "%s: %" PRIu64 " dirty pages, %.1f KiB, %.1f ms\n", n,
-               final ? " (final, vCPU paused)" : "", dirty,
-               (double)(ms_writer_bytes_written(w) - b) / 1024, ms_since(t));
+                final ? " (final, vCPU paused)" : "", dirty,
+                (double)(sender_bytes(&snd) - b) / 1024, ms_since(t));
         if (final)
             break;
         if (dirty <= o->threshold)
             last = n + 1; /* small enough: pause and send the rest */
     }
+    sender_stop(&snd); /* the threads are done: the writers are this thread's */
 
+    /* The devices go in part 0, in the final round. */
+    ms_writer *w = snd.ch[0].w;
     vcpu_state cs;
     if (vm_get_state(v, &cs))
         die("%s", vm_error(v));
@@ -467,7 +649,8 @@ static uint64_t run_source(const options *o, int fd, uint64_t *mem_digest, uint6
     size_t rate_len = cbor_serialize(m, rate_cbor, sizeof rate_cbor);
     cbor_decref(&m);
     check(w, ms_writer_device(w, PACER_PATH, 0, PACER_SCHEMA, 1, rate_cbor, rate_len), "pacer");
-    check(w, ms_writer_finish(w, NULL), "end");
+    for (int k = 0; k < snd.n; k++)
+        check(snd.ch[k].w, ms_writer_finish(snd.ch[k].w, NULL), "end");
     double stop_copy = ms_since(paused_at);
 
     *mem_digest = memory_digest(mem, size);
@@ -477,11 +660,18 @@ static uint64_t run_source(const options *o, int fd, uint64_t *mem_digest, uint6
            "\n",
            load32(mem, GUEST_COUNTER), *mem_digest, *cpu_digest);
     fprintf(msg, "source: %" PRIu64 " rounds, stream %.1f KiB, stop-and-copy %.1f ms\n", n + 1,
-           (double)ms_writer_bytes_written(w) / 1024, stop_copy);
-    ms_writer_free(w);
-    if (s.copy_fd >= 0) {
-        commit_beside(s.copy_fd, s.copy_tmp, s.copy_path);
-        fprintf(msg, "source: stream written to %s\n", s.copy_path);
+            (double)sender_bytes(&snd) / 1024, stop_copy);
+    for (int k = 0; k < snd.n; k++) {
+        channel *c = &snd.ch[k];
+        ms_writer_free(c->w);
+        if (c->s.copy_fd >= 0) {
+            commit_beside(c->s.copy_fd, c->s.copy_tmp, c->s.copy_path);
+            fprintf(msg, "source: %s written to %s\n", snd.n > 1 ? "part" : "stream",
+                    c->s.copy_path);
+        }
+        free((char *)c->s.copy_path);
+        if (snd.n > 1) /* one channel sends from the round's bitmap itself */
+            free(c->bm);
     }
     free(bm);
     vm_free(v);
@@ -605,22 +795,207 @@ static int on_round(void *ctx, const ms_round *r)
     return 0;
 }
 
-static report run_dest(const options *o, int fd)
+/* With N channels, N receiving threads, each applying its part of the
+ * migration into guest memory as it reads it; the pages of one round in
+ * different parts are disjoint, so the threads never write the same page
+ * at once. A barrier at each ROUND (and at END) keeps the rounds in order:
+ * no thread applies round k + 1 before every part's round k is in place,
+ * so a page sent again in a later round wins whichever part carried it
+ * (FORMAT.md section 2.1). */
+typedef struct receiver receiver;
+
+typedef struct rchannel {
+    receiver *rv;
+    int k;
+    int fd;
+    dest local;      /* its own error message; v once the VM exists */
+    uint64_t rounds; /* ROUND records read */
+    ms_part part;
+    bool have_part;
+    pthread_t thread;
+} rchannel;
+
+struct receiver {
+    dest *d;
+    int n;
+    rchannel ch[MAX_CHANNELS];
+    pthread_mutex_t lock; /* the VM's creation and the devices */
+    pthread_barrier_t round;
+    uint64_t number[2][MAX_CHANNELS]; /* each channel's round number, by the round's parity */
+    uint32_t region_id;
+};
+
+#define ENDED UINT64_MAX /* a channel's round number once its part has ended */
+
+static int ch_region(void *ctx, const ms_region *r)
+{
+    rchannel *c = ctx;
+    receiver *rv = c->rv;
+    int rc = 0;
+    pthread_mutex_lock(&rv->lock);
+    if (!rv->d->v) {
+        rc = on_region(rv->d, r);
+        rv->region_id = r->id;
+    } else if (r->id != rv->region_id || r->size != vm_mem_size(rv->d->v)) {
+        rc = dest_fail(&c->local,
+                       "channel %d: region %u '%s' is not the region the other "
+                       "parts declare",
+                       c->k, r->id, r->name);
+    }
+    c->local.v = rv->d->v;
+    pthread_mutex_unlock(&rv->lock);
+    return rc;
+}
+
+static int ch_extent(void *ctx, const ms_region *r, const ms_extent *e, const uint8_t *data)
+{
+    rchannel *c = ctx;
+    return on_extent(&c->local, r, e, data);
+}
+
+static int ch_device(void *ctx, const ms_device *dev)
+{
+    rchannel *c = ctx;
+    pthread_mutex_lock(&c->rv->lock);
+    int rc = on_device(c->rv->d, dev);
+    pthread_mutex_unlock(&c->rv->lock);
+    return rc;
+}
+
+static int ch_part(void *ctx, const ms_part *p)
+{
+    rchannel *c = ctx;
+    c->part = *p;
+    c->have_part = true;
+    return 0;
+}
+
+/* Every channel has read its ROUND of the same number: then each goes on. */
+static int ch_round(void *ctx, const ms_round *r)
+{
+    rchannel *c = ctx;
+    receiver *rv = c->rv;
+    const int parity = (int)(c->rounds % 2);
+    rv->number[parity][c->k] = r->number;
+    pthread_barrier_wait(&rv->round);
+    for (int k = 0; k < rv->n; k++) {
+        if (rv->number[parity][k] == ENDED)
+            return dest_fail(&c->local,
+                             "channel %d starts round %" PRIu64 " where channel %d "
+                             "ends: the parts disagree",
+                             c->k, r->number, k);
+        if (rv->number[parity][k] != r->number)
+            return dest_fail(&c->local,
+                             "channel %d starts round %" PRIu64 " where channel %d "
+                             "starts round %" PRIu64 ": the parts disagree",
+                             c->k, r->number, k, rv->number[parity][k]);
+    }
+    if (c->rounds == 0 && c->k == 0) {
+        /* All parts have read their PART: one migration, each part once. */
+        bool seen[MAX_CHANNELS] = {false};
+        for (int k = 0; k < rv->n; k++) {
+            const rchannel *x = &rv->ch[k];
+            if (!x->have_part || x->part.count != (uint32_t)rv->n ||
+                memcmp(x->part.migration_id, c->part.migration_id, MS_MIGRATION_ID_SIZE) ||
+                seen[x->part.index])
+                return dest_fail(&c->local,
+                                 "channel %d does not carry the part of this "
+                                 "migration it should (a part of %u, index %u)",
+                                 k, x->part.count, x->part.index);
+            seen[x->part.index] = true;
+        }
+    }
+    c->rounds++;
+    return 0;
+}
+
+static int ch_end(void *ctx, const ms_totals *t, uint64_t digest)
+{
+    (void)t;
+    (void)digest;
+    rchannel *c = ctx;
+    receiver *rv = c->rv;
+    const int parity = (int)(c->rounds % 2);
+    rv->number[parity][c->k] = ENDED;
+    pthread_barrier_wait(&rv->round); /* every part complete */
+    for (int k = 0; k < rv->n; k++)
+        if (rv->number[parity][k] != ENDED)
+            return dest_fail(&c->local,
+                             "channel %d ends where channel %d starts round %" PRIu64
+                             ": the parts disagree",
+                             c->k, k, rv->number[parity][k]);
+    return 0;
+}
+
+static void *rchannel_thread(void *arg)
+{
+    rchannel *c = arg;
+    ms_reader *r = ms_reader_new_fd(NULL, c->fd);
+    if (!r)
+        die("out of memory");
+    ms_replay_callbacks cb = {.struct_size = sizeof cb,
+                              .region = ch_region,
+                              .extent = ch_extent,
+                              .device = ch_device,
+                              .round = ch_round,
+                              .part = ch_part,
+                              .end = ch_end};
+    int rc = ms_replay(r, &cb, c);
+    if (rc) {
+        if (c->local.err[0])
+            die("destination, channel %d: %s (stream offset %" PRIu64 ")", c->k, c->local.err,
+                ms_reader_offset(r));
+        if (c->rv->d->err[0])
+            die("destination, channel %d: %s", c->k, c->rv->d->err);
+        die("destination, channel %d: %s", c->k, ms_reader_errmsg(r));
+    }
+    ms_reader_free(r);
+    return NULL;
+}
+
+/* Applies the migration arriving over @p n connections. */
+static void receive_parts(dest *d, const int *fds, int n)
+{
+    static receiver rv;
+    rv.d = d;
+    rv.n = n;
+    if (pthread_mutex_init(&rv.lock, NULL) || pthread_barrier_init(&rv.round, NULL, (unsigned)n))
+        die("cannot set up the channels");
+    for (int k = 0; k < n; k++) {
+        rv.ch[k] = (rchannel){.rv = &rv, .k = k, .fd = fds[k], .local = {.o = d->o}};
+        if (pthread_create(&rv.ch[k].thread, NULL, rchannel_thread, &rv.ch[k]))
+            die("cannot start the receiver thread of channel %d", k);
+    }
+    for (int k = 0; k < n; k++)
+        pthread_join(rv.ch[k].thread, NULL);
+    d->rounds = rv.ch[0].rounds;
+    pthread_barrier_destroy(&rv.round);
+    pthread_mutex_destroy(&rv.lock);
+}
+
+static report run_dest(const options *o, const int *fds)
 {
     report rep = {0};
     dest d = {.o = o};
-    ms_reader *r = ms_reader_new_fd(NULL, fd);
-    if (!r)
-        die("out of memory");
-    ms_replay_callbacks cb = {.struct_size = sizeof cb, .region = on_region,
-                              .extent = on_extent, .device = on_device, .round = on_round};
-    int rc = ms_replay(r, &cb, &d);
-    if (rc) {
-        if (d.err[0])
-            die("destination: %s (stream offset %" PRIu64 ")", d.err, ms_reader_offset(r));
-        die("destination: %s", ms_reader_errmsg(r));
+    if (o->channels > 1) {
+        receive_parts(&d, fds, o->channels);
+    } else {
+        ms_reader *r = ms_reader_new_fd(NULL, fds[0]);
+        if (!r)
+            die("out of memory");
+        ms_replay_callbacks cb = {.struct_size = sizeof cb,
+                                  .region = on_region,
+                                  .extent = on_extent,
+                                  .device = on_device,
+                                  .round = on_round};
+        int rc = ms_replay(r, &cb, &d);
+        if (rc) {
+            if (d.err[0])
+                die("destination: %s (stream offset %" PRIu64 ")", d.err, ms_reader_offset(r));
+            die("destination: %s", ms_reader_errmsg(r));
+        }
+        ms_reader_free(r);
     }
-    ms_reader_free(r);
     if (!d.v)
         die("destination: the stream holds no guest memory");
     for (int p = 0; p < VCPU_PARTS; p++)
@@ -667,8 +1042,14 @@ static report run_dest(const options *o, int fd)
 
 static int mode_migrate(const options *o)
 {
-    int data[2], back[2];
-    if (pipe2(data, O_CLOEXEC) < 0 || pipe2(back, O_CLOEXEC) < 0)
+    int data[MAX_CHANNELS][2], back[2], rd[MAX_CHANNELS], wr[MAX_CHANNELS];
+    for (int k = 0; k < o->channels; k++) { /* a pipe per channel */
+        if (pipe2(data[k], O_CLOEXEC) < 0)
+            die("pipe: %s", strerror(errno));
+        rd[k] = data[k][0];
+        wr[k] = data[k][1];
+    }
+    if (pipe2(back, O_CLOEXEC) < 0)
         die("pipe: %s", strerror(errno));
     fflush(msg);
     pid_t pid = fork();
@@ -676,19 +1057,22 @@ static int mode_migrate(const options *o)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
         prog = "kvm-migrate (destination)";
-        close(data[1]);
+        for (int k = 0; k < o->channels; k++)
+            close(wr[k]);
         close(back[0]);
-        report rep = run_dest(o, data[0]);
+        report rep = run_dest(o, rd);
         if (write(back[1], &rep, sizeof rep) != (ssize_t)sizeof rep)
             die("cannot report to the source process");
         fflush(msg);
         _exit(0);
     }
-    close(data[0]);
+    for (int k = 0; k < o->channels; k++)
+        close(rd[k]);
     close(back[1]);
     uint64_t md, cd, rounds;
-    uint64_t paused_at = run_source(o, data[1], &md, &cd, &rounds);
-    close(data[1]);
+    uint64_t paused_at = run_source(o, wr, &md, &cd, &rounds);
+    for (int k = 0; k < o->channels; k++)
+        close(wr[k]);
     fflush(msg);
 
     report rep;
@@ -724,68 +1108,104 @@ static int mode_migrate(const options *o)
     return bad;
 }
 
+/* TARGET or SOURCE of channel @k: the path itself for one channel, with
+ * ".K" appended for more. */
+static char *channel_path(const options *o, const char *path, int k)
+{
+    char *p = malloc(strlen(path) + 16);
+    if (!p)
+        die("out of memory");
+    if (o->channels > 1)
+        sprintf(p, "%s.%d", path, k);
+    else
+        strcpy(p, path);
+    return p;
+}
+
 static int mode_send(const options *o, const char *target)
 {
     signal(SIGPIPE, SIG_IGN);
-    int fd;
-    char *tmp = NULL;
-    if (strcmp(target, "-") == 0)
-        fd = STDOUT_FILENO;
-    else if (strncmp(target, "unix:", 5) == 0)
-        fd = connect_unix(target + 5);
-    else
-        fd = create_beside(target, o->force, &tmp);
-    if (fd == STDOUT_FILENO)
+    int fd[MAX_CHANNELS];
+    char *tmp[MAX_CHANNELS] = {NULL}, *path[MAX_CHANNELS] = {NULL};
+    if (strcmp(target, "-") == 0 && o->channels > 1)
+        die("standard output carries one channel, not %d", o->channels);
+    for (int k = 0; k < o->channels; k++) {
+        if (strcmp(target, "-") == 0)
+            fd[k] = STDOUT_FILENO;
+        else if (strncmp(target, "unix:", 5) == 0)
+            fd[k] = connect_unix(target + 5); /* one connection per channel */
+        else
+            fd[k] = create_beside(path[k] = channel_path(o, target, k), o->force, &tmp[k]);
+    }
+    if (fd[0] == STDOUT_FILENO)
         msg = stderr;
     uint64_t md, cd, rounds;
     run_source(o, fd, &md, &cd, &rounds);
-    if (tmp)
-        commit_beside(fd, tmp, target);
-    else
-        close(fd);
+    for (int k = 0; k < o->channels; k++) {
+        if (tmp[k])
+            commit_beside(fd[k], tmp[k], path[k]);
+        else
+            close(fd[k]);
+        free(path[k]);
+    }
     return 0;
 }
 
 static int mode_receive(const options *o, const char *source)
 {
-    int fd;
-    if (strcmp(source, "-") == 0)
-        fd = STDIN_FILENO;
-    else if (strncmp(source, "unix:", 5) == 0)
-        fd = accept_unix(source + 5);
-    else if ((fd = open(source, O_RDONLY | O_CLOEXEC)) < 0)
-        die("cannot open %s: %s", source, strerror(errno));
+    int fd[MAX_CHANNELS];
+    if (strcmp(source, "-") == 0 && o->channels > 1)
+        die("standard input carries one channel, not %d", o->channels);
+    if (strncmp(source, "unix:", 5) == 0) {
+        accept_unix(source + 5, fd, o->channels);
+    } else {
+        for (int k = 0; k < o->channels; k++) {
+            if (strcmp(source, "-") == 0) {
+                fd[k] = STDIN_FILENO;
+                continue;
+            }
+            char *path = channel_path(o, source, k);
+            if ((fd[k] = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+                die("cannot open %s: %s", path, strerror(errno));
+            free(path);
+        }
+    }
     report rep = run_dest(o, fd);
     return rep.ok ? 0 : 1;
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kvm-migrate migrate [options]\n"
-            "       kvm-migrate send [options] TARGET     (a file, - or unix:PATH)\n"
-            "       kvm-migrate receive [options] SOURCE  (a file, - or unix:PATH)\n"
-            "Live pre-copy migration of a small KVM guest through libmigstream. \"migrate\"\n"
-            "runs the source and the destination as two processes joined by a pipe and\n"
-            "checks that memory and vCPU state at resume equal the source's at pause.\n"
-            "\n"
-            "Source options (migrate, send):\n"
-            "  --mem MIB          guest memory (default 256)\n"
-            "  --rate PAGES       pages the guest writes per second (default 4000)\n"
-            "  --working-set N    pages it writes into, from 1 MiB up (default 2048)\n"
-            "  --max-rounds N     rounds before stop-and-copy, round 0 included (default 16)\n"
-            "  --threshold N      stop and copy once a round found at most N dirty pages\n"
-            "                     (default 64)\n"
-            "  --warmup MS        run the guest this long before round 0 (default 200)\n"
-            "  --compress LEVEL   zstd level of page data (default 0: none)\n"
-            "  --out FILE         also write the stream to FILE (migrate)\n"
-            "  --force            replace FILE or TARGET if it exists\n"
-            "Destination options (migrate, receive):\n"
-            "  --run MS           run the resumed guest this long (default 300)\n"
-            "  --max-mem MIB      largest guest memory accepted (default 4096)\n"
-            "\n"
-            "Exit status: 0 success; 1 failure (also: KVM unusable, exit 1 with the reason;\n"
-            "2 for usage errors).\n");
+    fprintf(f, "usage: kvm-migrate migrate [options]\n"
+               "       kvm-migrate send [options] TARGET     (a file, - or unix:PATH)\n"
+               "       kvm-migrate receive [options] SOURCE  (a file, - or unix:PATH)\n"
+               "Live pre-copy migration of a small KVM guest through libmigstream. \"migrate\"\n"
+               "runs the source and the destination as two processes joined by a pipe and\n"
+               "checks that memory and vCPU state at resume equal the source's at pause.\n"
+               "\n"
+               "Source options (migrate, send):\n"
+               "  --mem MIB          guest memory (default 256)\n"
+               "  --rate PAGES       pages the guest writes per second (default 4000)\n"
+               "  --working-set N    pages it writes into, from 1 MiB up (default 2048)\n"
+               "  --max-rounds N     rounds before stop-and-copy, round 0 included (default 16)\n"
+               "  --threshold N      stop and copy once a round found at most N dirty pages\n"
+               "                     (default 64)\n"
+               "  --warmup MS        run the guest this long before round 0 (default 200)\n"
+               "  --compress LEVEL   zstd level of page data (default 0: none)\n"
+               "  --out FILE         also write the stream to FILE (migrate); with channels,\n"
+               "                     part K to FILE.K\n"
+               "  --force            replace FILE or TARGET if it exists\n"
+               "Both sides (they must agree):\n"
+               "  --channels N       migrate over N connections at once, a thread each side per\n"
+               "                     connection, each carrying one part of the migration\n"
+               "                     (default 1: one stream); TARGET and SOURCE files are then\n"
+               "                     FILE.0 .. FILE.N-1, unix:PATH takes N connections\n"
+               "Destination options (migrate, receive):\n"
+               "  --run MS           run the resumed guest this long (default 300)\n"
+               "  --max-mem MIB      largest guest memory accepted (default 4096)\n"
+               "\n"
+               "Exit status: 0 success; 1 failure (also: KVM unusable, exit 1 with the reason;\n"
+               "2 for usage errors).\n");
 }
 
 static uint64_t num(const char *opt, const char *s, uint64_t lo, uint64_t hi)
@@ -808,8 +1228,15 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *mode = argv[1];
-    options o = {.mem_mib = 256, .rate = 4000, .working_set = 2048, .max_rounds = 16,
-                 .threshold = 64, .warmup_ms = 200, .run_ms = 300, .max_mem_mib = 4096};
+    options o = {.mem_mib = 256,
+                 .rate = 4000,
+                 .working_set = 2048,
+                 .max_rounds = 16,
+                 .threshold = 64,
+                 .warmup_ms = 200,
+                 .run_ms = 300,
+                 .max_mem_mib = 4096,
+                 .channels = 1};
     const char *arg = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -839,6 +1266,8 @@ int main(int argc, char **argv)
             o.max_mem_mib = num(a, val, 2, 1u << 20);
         } else if (strcmp(a, "--compress") == 0) {
             o.compress = (int)num(a, val, 0, 19);
+        } else if (strcmp(a, "--channels") == 0) {
+            o.channels = (int)num(a, val, 1, MAX_CHANNELS);
         } else if (strcmp(a, "--out") == 0) {
             o.out = val;
         } else if (a[0] == '-' && a[1] != '\0') {

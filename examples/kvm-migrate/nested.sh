@@ -98,10 +98,11 @@ if [ -c /dev/kvm ]; then
     /opt/bin/kvm-migrate migrate --out /tmp/nested.mig $args
     rc=\$?
     if [ \$rc -eq 0 ]; then
-        echo '\$ migstream-dump --summary nested.mig'
-        /opt/bin/migstream-dump --summary /tmp/nested.mig
-        echo '\$ migstream-validate --strict --schema schema.json nested.mig'
-        /opt/bin/migstream-validate --strict --schema /opt/schema.json /tmp/nested.mig || rc=1
+        # nested.mig, or with --channels N its parts nested.mig.0 ..
+        echo '\$ migstream-dump --summary nested.mig*'
+        /opt/bin/migstream-dump --summary /tmp/nested.mig*
+        echo '\$ migstream-validate --strict --schema schema.json nested.mig*'
+        /opt/bin/migstream-validate --strict --schema /opt/schema.json /tmp/nested.mig* || rc=1
     fi
     echo "NESTED-RESULT \$rc"
 else

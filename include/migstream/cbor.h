@@ -28,7 +28,10 @@ typedef enum ms_cbor_form {
     MS_CBOR_DIAG = 0,
     /** JSON (RFC 8949 section 6.1 style): map keys become strings (an
      *  integer key 0 becomes "0"), byte strings become lowercase hex
-     *  strings, floats that JSON cannot hold (NaN, infinities) become null. */
+     *  strings, floats that JSON cannot hold (NaN, infinities) become null,
+     *  and integers beyond +-(2^53 - 1), which a parser that reads numbers
+     *  as doubles would round, become strings of their decimal digits
+     *  ("18446744071578845184"). */
     MS_CBOR_JSON = 1,
 } ms_cbor_form;
 

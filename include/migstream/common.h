@@ -32,9 +32,15 @@ extern "C" {
 #define MS_VERSION_MINOR 1
 #define MS_VERSION_PATCH 0
 
-/** Stream format version this library writes (FORMAT.md section 2). */
+/**
+ * The newest stream format version this library reads and writes (FORMAT.md
+ * section 11). Its writer stamps a stream with the lowest minor version that
+ * defines everything the stream uses, never below 1: minor 2 for a part of
+ * a migration in parts (MS_FEATURE_PARTS), 1 otherwise, so that the same
+ * calls give the same bytes as the 1.1 writer did (section 11.2).
+ */
 #define MS_FORMAT_MAJOR 1
-#define MS_FORMAT_MINOR 1
+#define MS_FORMAT_MINOR 2
 
 /** Returns the library version as "MAJOR.MINOR.PATCH". Static string. */
 MS_API const char *ms_version_string(void);
@@ -242,6 +248,7 @@ typedef enum ms_record_type {
     MS_REC_END = 5,     /**< totals; the last record of every stream */
     MS_REC_ROUND = 6,   /**< start of a pre-copy round (1.1, CBOR) */
     MS_REC_OVERLAY = 7, /**< hypervisor overlay pages (1.1, CBOR) */
+    MS_REC_PART = 8,    /**< which part of a migration in parts a stream is (1.2, CBOR) */
 } ms_record_type;
 
 /** Record flag: a reader that does not know the type must refuse the stream. */
@@ -272,6 +279,10 @@ typedef enum ms_page_state {
 #define MS_FEATURE_FILL (1u << 1)      /**< page state FILL */
 #define MS_FEATURE_IN_PLACE (1u << 2)  /**< page state IN_PLACE */
 #define MS_FEATURE_OVERLAYS (1u << 3)  /**< OVERLAY records */
+/** The stream is one part of a migration sent over several connections
+ *  (1.2): it starts with a PART record, and only a merge of every part
+ *  gives the migration's final state (FORMAT.md section 2.1). */
+#define MS_FEATURE_PARTS (1u << 4)
 
 /** Dirty-page trackers a ROUND record names (FORMAT.md section 6.4).
  *  Readers pass values they do not know through. */
@@ -333,6 +344,11 @@ MS_API const char *ms_tracker_name(unsigned tracker);
 #define MS_DEFAULT_CBOR_DEPTH 64u                 /**< library default for device state */
 #define MS_OVERLAY_PAGE_SIZE 4096u                /**< every overlay covers 4 KiB */
 #define MS_MAX_GFN ((UINT64_C(1) << 52) - 1)      /**< largest overlay frame number */
+#define MS_MIGRATION_ID_SIZE 16u                  /**< bytes of a PART record's migration id */
+/** Parts of one migration the library merges at most (ms_open(), and
+ *  migstream-validate's cross-part checks): one reader per part is open at
+ *  once, and the validator's page map records a part in a byte. */
+#define MS_MAX_PARTS 255u
 
 /**
  * Default of the output limits (max_output) of the work that writes what a

@@ -56,7 +56,11 @@
  *     when the two sides are of different formats (ms_reader_format():
  *     a QEMU stream read through ms_open() against its libmigstream
  *     import), only what describes the guest, the page size and the
- *     machine, since the rest describes each container;
+ *     machine, since the rest describes each container. A migration in
+ *     parts (open.h) compares as the same migration in one stream: its
+ *     PARTS feature bit, and the format minor version that bit alone
+ *     calls for, are not compared (a difference elsewhere in the version
+ *     or the required features is reported with the headers' values);
  *   - not compared: END totals and the digest, record order and offsets,
  *     rounds, region ids once paired by name, records of unknown types.
  *

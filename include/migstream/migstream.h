@@ -21,6 +21,8 @@
  *             (when MS_HAVE_QEMU)
  *   libvirt.h ms_libvirt_options: libvirt save images, read by ms_open()
  *             (when MS_HAVE_LIBVIRT)
+ *   xen.h     ms_xen_import, ms_xen_export: Xen migration streams v2
+ *             (when MS_HAVE_XEN)
  *
  * The format itself is specified in docs/FORMAT.md.
  */
@@ -48,6 +50,9 @@
 #endif
 #if MS_HAVE_LIBVIRT
 #include "libvirt.h"
+#endif
+#if MS_HAVE_XEN
+#include "xen.h"
 #endif
 
 #endif /* MIGSTREAM_H */

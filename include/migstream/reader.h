@@ -177,6 +177,16 @@ typedef struct ms_record {
      */
     const char *const *unknown_keys;
     size_t unknown_key_count;
+
+    /**
+     * The part of a migration in parts (FORMAT.md section 2.1) the record
+     * belongs to: for MS_REC_PART, what the record declares; for every
+     * record after it, the same part, so that offset and index name a
+     * place in that part's stream (part->index). NULL in a stream that is
+     * not a part, and for the END record of a whole migration that a
+     * merging reader (open.h) hands out. A view, like the rest.
+     */
+    const ms_part *part;
 } ms_record;
 
 /** Creates a reader pulling bytes through @p fn.
@@ -265,6 +275,38 @@ MS_API size_t ms_reader_region_count(const ms_reader *r);
 /** The region with id @p id, or NULL. */
 MS_API const ms_region *ms_reader_find_region(const ms_reader *r, uint32_t id);
 
+/**
+ * What a reader knows of one part of a migration in parts (FORMAT.md
+ * section 2.1). A read-only view; later versions add members at its end.
+ */
+typedef struct ms_part_info {
+    const char *name;     /**< the input's name (open.h), or NULL */
+    ms_header header;     /**< the part's preamble */
+    uint32_t header_size; /**< its preamble's bytes: where the part's record 0 starts */
+    ms_part part;         /**< its PART record */
+    uint64_t records;     /**< records read from the part so far */
+    uint64_t bytes;       /**< bytes of the part read so far, up to the end of its END */
+    bool ended;           /**< its END record has been read, and with it: */
+    ms_totals totals;     /**< ... the part's own END totals */
+    uint64_t digest;      /**< ... its END's checksum: the part's stream digest */
+} ms_part_info;
+
+/**
+ * The parts a reader reads: for the reader ms_open() makes over every part
+ * of a migration (open.h), all of them, once the reader is made; for a
+ * reader of one part, 1 once it has read the PART record; 0 for a stream
+ * that is not a part.
+ */
+MS_API uint32_t ms_reader_part_count(const ms_reader *r);
+
+/**
+ * The @p i th part the reader reads, in part index order (for a reader of
+ * one part, i = 0 is that part, whatever its index).
+ * @return a view valid until the next call on the reader, or NULL when
+ *         @p i is out of range.
+ */
+MS_API const ms_part_info *ms_reader_part_info(ms_reader *r, uint32_t i);
+
 /** Bytes consumed from the input so far. For a stream of another format
  *  (open.h), the byte offset of the last record's item in it. */
 MS_API uint64_t ms_reader_offset(const ms_reader *r);
@@ -283,6 +325,15 @@ MS_API const char *ms_reader_errmsg(const ms_reader *r);
 MS_API uint64_t ms_reader_error_offset(const ms_reader *r);
 /** Index of the failing record, or -1 if the preamble failed. */
 MS_API int64_t ms_reader_error_record(const ms_reader *r);
+/**
+ * For a reader of a migration in parts (open.h): the index of the part
+ * the failure is in, whose stream ms_reader_error_offset() and
+ * ms_reader_error_record() count in; -1 when it is in no one part (parts
+ * that disagree, or a failure before the parts were told apart) or the
+ * stream is not in parts. While ms_reader_options.on_problem runs, the
+ * same for the problem it reports.
+ */
+MS_API int64_t ms_reader_error_part(const ms_reader *r);
 
 /**
  * The cause of an MS_EIO failure (common.h, "Callbacks").

@@ -62,6 +62,11 @@ typedef struct ms_replay_callbacks {
      *  another, and the active one at a frame is the highest-priority kind
      *  (ms_overlay_active()). */
     int (*overlay)(void *ctx, const ms_overlay *overlay);
+    /** The PART record of a stream that is one part of a migration in
+     *  parts (format 1.2), first: which part of which migration it is. A
+     *  reader of every part (open.h) calls it once per part, in part
+     *  order, each part's before its other records. */
+    int (*part)(void *ctx, const ms_part *part);
 } ms_replay_callbacks;
 
 /**

@@ -31,7 +31,9 @@
  *     the devices. For a stream of another format (a reader from
  *     ms_open(), open.h) the format is its name ("qemu") and the members
  *     that belong to this format's preamble and checksums (writer name and
- *     version, digest) are null.
+ *     version, digest) are null. Its "schema_version" member is
+ *     MS_REPLAY_DIR_SCHEMA_VERSION (docs/schemas/manifest.schema.json;
+ *     directories written before it have "manifest_version": 1 instead).
  * Every file name is made up here: names and paths from the stream (device
  * paths such as ../../etc/passwd) appear only inside the manifest, as JSON
  * strings; FORMAT.md section 7 asks consumers to sanitize device paths, and
@@ -77,6 +79,12 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** The version of manifest.json's layout, its "schema_version" member:
+ *  page states spelled as FORMAT.md spells them ("DATA"), sizes and the
+ *  stream's totals as strings (docs/OUTPUT.md). Layout 1 was
+ *  "manifest_version": 1. */
+#define MS_REPLAY_DIR_SCHEMA_VERSION 2
 
 typedef struct ms_replay_dir ms_replay_dir;
 

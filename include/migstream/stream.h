@@ -130,6 +130,22 @@ typedef struct ms_overlay {
     uint64_t reserved[4]; /**< zero (common.h, "Growing structs") */
 } ms_overlay;
 
+/**
+ * Which part of a migration in parts a stream is (PART record, FORMAT.md
+ * section 5.3): a migration sent over several connections at once, each
+ * carrying one part, a stream of its own. The writer takes it in
+ * ms_writer_options.part; readers hand it out with every record of a part
+ * (ms_record.part).
+ */
+typedef struct ms_part {
+    /** The same in every part of one migration, and in no other migration:
+     *  16 random bytes (ms_migration_id_new()). */
+    uint8_t migration_id[MS_MIGRATION_ID_SIZE];
+    uint32_t index;       /**< this part: 0 .. count - 1 */
+    uint32_t count;       /**< parts of the migration: at least 1 */
+    uint64_t reserved[4]; /**< zero (common.h, "Growing structs") */
+} ms_part;
+
 /** Page counts per state, indexed by ms_page_state (index 0 unused). */
 #define MS_PAGE_STATE_SLOTS 8
 

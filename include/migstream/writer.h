@@ -182,10 +182,43 @@ typedef struct ms_writer_options {
     void *progress_ctx;
     uint32_t progress_records;
     uint32_t progress_ms;
+    /**
+     * [borrow] Makes the stream one part of a migration in parts
+     * (FORMAT.md section 2.1), or NULL (the default): a migration sent
+     * over part->count connections at once, one writer per connection,
+     * each with the same migration id and its own index. Copied. The
+     * writer sets required feature MS_FEATURE_PARTS, stamps format 1.2 and
+     * writes the PART record first (INFO after it). The caller keeps the
+     * parts consistent, as section 2.1 requires: every part declares the
+     * regions it sends pages of, identically; every part starts the same
+     * rounds (number, tracker, granularity, dirty count and final flag
+     * equal; a part with nothing to send in a round still starts it), and
+     * pages go only inside rounds (data calls before the first
+     * ms_writer_round() fail); a page goes to at most one part in a round;
+     * a device instance to at most one part in a round; an overlay to one
+     * part.
+     *
+     *     uint8_t id[MS_MIGRATION_ID_SIZE];
+     *     ms_migration_id_new(id);                      // once per migration
+     *     for (uint32_t k = 0; k < n; k++) {           // one writer per connection
+     *         ms_part part = {.index = k, .count = n};
+     *         memcpy(part.migration_id, id, sizeof id);
+     *         o.part = &part;
+     *         w[k] = ms_writer_new_fd(&o, sock[k]);   // each used by its own thread
+     *     }
+     */
+    const ms_part *part;
 } ms_writer_options;
 
 /** Fills @p opts with defaults. */
 MS_API void ms_writer_options_init(ms_writer_options *opts);
+
+/**
+ * Fills @p id with 16 random bytes (getrandom(2)): a migration id for the
+ * parts of one migration (ms_writer_options.part).
+ * @return 0, MS_EINVAL (@p id NULL), MS_EIO (no random bytes to be had).
+ */
+MS_API int ms_migration_id_new(uint8_t id[MS_MIGRATION_ID_SIZE]);
 
 /**
  * Creates a writer that emits through @p fn. The preamble (and INFO, when

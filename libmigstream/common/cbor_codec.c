@@ -318,3 +318,42 @@ int msi_cbor_get_bool(msi_cbor_in *in, bool *v)
     *v = t.u == 1;
     return MS_OK;
 }
+
+int msi_cbor_find_text_key(const uint8_t *p, size_t n, const char *key, size_t *at,
+                           const char **why)
+{
+    msi_cbor_in in;
+    msi_cbor_tok t;
+    const size_t klen = strlen(key);
+    msi_cbor_in_init(&in, p, n);
+    if (msi_cbor_next(&in, &t) || t.kind != MSI_CBOR_MAP) {
+        *why = "the state is not a CBOR map";
+        return -1;
+    }
+    int found = 0;
+    for (uint64_t i = 0; i < t.u; i++) {
+        size_t kat = in.pos;
+        msi_cbor_tok k;
+        if (msi_cbor_next(&in, &k)) {
+            *why = in.err;
+            return -1;
+        }
+        if (k.kind == MSI_CBOR_TEXT && k.len == klen && memcmp(k.str, key, klen) == 0) {
+            if (found)
+                return -2;
+            found = 1;
+            *at = in.pos;
+        } else {
+            in.pos = kat;
+            if (msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true)) {
+                *why = in.err;
+                return -1;
+            }
+        }
+        if (msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true)) {
+            *why = in.err;
+            return -1;
+        }
+    }
+    return found;
+}

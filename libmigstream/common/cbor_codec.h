@@ -83,4 +83,12 @@ int msi_cbor_get_int(msi_cbor_in *in, int64_t *v);
 int msi_cbor_get_bytes(msi_cbor_in *in, const uint8_t **s, size_t *len);
 int msi_cbor_get_bool(msi_cbor_in *in, bool *v);
 
+/* In the CBOR map that @p (@n bytes, checked to MSI_CBOR_MAX_DEPTH with
+ * floats allowed, as device state is) holds, the value of text key @key:
+ * 1 with *@at set to the value's position in @p, 0 when the map has no
+ * such key, -2 when the key is there twice, -1 with *@why (static) when @p
+ * is not a map or an item is malformed. Other keys may be of any kind. */
+int msi_cbor_find_text_key(const uint8_t *p, size_t n, const char *key, size_t *at,
+                           const char **why);
+
 #endif /* MSI_CBOR_CODEC_H */

@@ -60,9 +60,20 @@ static void put_string(out *o, const uint8_t *s, size_t n)
     put(o, "\"", 1);
 }
 
+/* The largest magnitude a JSON parser that reads numbers as doubles keeps
+ * exactly: 2^53 - 1. */
+#define JSON_EXACT_MAX ((UINT64_C(1) << 53) - 1)
+
 static void put_scalar(out *o, const msi_cbor_tok *t, ms_cbor_form form)
 {
     char tmp[64];
+    /* In JSON, an integer beyond +-(2^53 - 1) is a string of its decimal
+     * digits: a parser reading numbers as doubles would round it. */
+    bool quote = form == MS_CBOR_JSON &&
+                 (t->kind == MSI_CBOR_UINT || t->kind == MSI_CBOR_NINT) &&
+                 t->u >= (t->kind == MSI_CBOR_UINT ? JSON_EXACT_MAX + 1 : JSON_EXACT_MAX);
+    if (quote)
+        puts_(o, "\"");
     switch (t->kind) {
     case MSI_CBOR_UINT:
         snprintf(tmp, sizeof tmp, "%" PRIu64, t->u);
@@ -105,6 +116,8 @@ static void put_scalar(out *o, const msi_cbor_tok *t, ms_cbor_form form)
     default:
         break;
     }
+    if (quote)
+        puts_(o, "\"");
 }
 
 typedef struct frame {

@@ -25,6 +25,11 @@ uint64_t msi_preamble_checksum(const uint8_t *p, size_t header_size)
     return XXH3_64bits_withSeed(p, header_size - 8, 0);
 }
 
+uint16_t msi_minor_for(uint64_t features)
+{
+    return features & MS_FEATURE_PARTS ? 2 : 1;
+}
+
 void msi_preamble_encode(ms_header *h, uint8_t *out)
 {
     memset(out, 0, MSI_PREAMBLE_SIZE);

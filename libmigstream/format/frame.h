@@ -19,9 +19,15 @@ extern const uint8_t msi_magic[MSI_MAGIC_LEN];
 #define MSI_RECORD_HEADER 16u
 
 /* Feature bits known to this library (FORMAT.md section 3.2). */
-#define MSI_KNOWN_REQUIRED_FEATURES                                                         \
-    (MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS)
+#define MSI_KNOWN_REQUIRED_FEATURES                                                                \
+    (MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS |          \
+     MS_FEATURE_PARTS)
 #define MSI_KNOWN_OPTIONAL_FEATURES 0u
+
+/* The minor version a writer stamps on a stream that requires @features:
+ * the lowest that defines them all, never below 1 (FORMAT.md section
+ * 11.2), so that a stream using nothing of a later minor keeps its bytes. */
+uint16_t msi_minor_for(uint64_t features);
 
 /* Encodes the 1.0 preamble into out[MSI_PREAMBLE_SIZE] and sets h->checksum. */
 void msi_preamble_encode(ms_header *h, uint8_t *out);

@@ -15,6 +15,7 @@ const char *ms_record_type_name(unsigned type)
     case MS_REC_END: return "END";
     case MS_REC_ROUND: return "ROUND";
     case MS_REC_OVERLAY: return "OVERLAY";
+    case MS_REC_PART: return "PART";
     default: return NULL;
     }
 }
@@ -38,6 +39,7 @@ const char *ms_feature_name(unsigned bit)
     case 1: return "FILL";
     case 2: return "IN_PLACE";
     case 3: return "OVERLAYS";
+    case 4: return "PARTS";
     default: return NULL;
     }
 }

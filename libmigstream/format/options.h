@@ -13,7 +13,7 @@
 #include "migstream/reader.h"
 #include "migstream/writer.h"
 
-#define MSI_WRITER_OPTIONS_END MSI_STRUCT_END(ms_writer_options, progress_ms)
+#define MSI_WRITER_OPTIONS_END MSI_STRUCT_END(ms_writer_options, part)
 #define MSI_READER_OPTIONS_END MSI_STRUCT_END(ms_reader_options, max_decode_ratio)
 
 #endif /* MSI_OPTIONS_H */

@@ -95,6 +95,13 @@ int msi_round_decode(const uint8_t *p, size_t n, ms_round *r, msi_perr *e);
 /* Why @r breaks section 6.4 on its own, or NULL. */
 const char *msi_round_check(const ms_round *r);
 
+/* ---- PART (section 5.3) ---- */
+int msi_part_encode(msi_buf *b, const ms_part *p);
+int msi_part_decode(const uint8_t *p, size_t n, ms_part *part, msi_perr *e);
+/* Why @p breaks section 5.3 on its own (or has reserved words set), or
+ * NULL. */
+const char *msi_part_check(const ms_part *p);
+
 /* ---- OVERLAY (section 7.2) ---- */
 int msi_overlays_encode(msi_buf *b, const ms_overlay *o, size_t count);
 /* Decodes at most @max overlays into *@outp, an array of *@cap entries

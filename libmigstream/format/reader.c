@@ -88,6 +88,9 @@ struct ms_reader {
     uint64_t pages_records; /* PAGES records so far */
     uint64_t decoded;       /* bytes decoded from zstd so far */
     uint32_t decode_ratio;  /* max_decode_ratio */
+    bool have_part;         /* the PART record was read: every record is of this part */
+    ms_part part;
+    ms_part_info part_info; /* ms_reader_part_info() */
     bool any_round;
     uint64_t last_round;
     /* (frame, kind) of every overlay so far: duplicates are refused */
@@ -410,8 +413,13 @@ static int do_info(ms_reader *r, const uint8_t *p, size_t n)
     msi_text machine, description;
     msi_perr e = {.keys = &r->keys};
     int rc;
-    if (r->index != 0)
-        return fail_rec(r, MS_ECORRUPT, r->rec.offset, "INFO may only be the first record");
+    /* FORMAT.md section 4.3: INFO comes first, right after PART in a part. */
+    const bool in_part = r->hdr.required_features & MS_FEATURE_PARTS;
+    if (r->index != (in_part ? 1u : 0u))
+        return fail_rec(r, MS_ECORRUPT, r->rec.offset,
+                        in_part ? "INFO may only be the second "
+                                  "record of a part, right after PART"
+                                : "INFO may only be the first record");
     if ((rc = msi_info_decode(p, n, &machine, &description, &e)))
         return fail_payload(r, rc, &e);
     if ((rc = reserve_strings(r, machine.len + description.len + 2)))
@@ -496,6 +504,12 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
     msi_perr e = {.keys = &r->keys};
     int rc;
     const uint64_t payload_at = r->rec.offset + MSI_RECORD_HEADER;
+    /* FORMAT.md section 2.1: a part's pages belong to rounds, which tie them
+     * to the other parts' pages, even when the part has no ROUND at all. */
+    if ((r->hdr.required_features & MS_FEATURE_PARTS) && !r->any_round)
+        return fail_rec(r, MS_ECORRUPT, r->rec.offset,
+                        "PAGES before the first ROUND: in a part "
+                        "of a migration in parts, pages appear only inside rounds");
     if ((rc = msi_pages_head(p, n, &rid, &next, &enc, &e)))
         return fail_payload(r, rc, &e);
     const ms_region *reg = find_region(r, rid);
@@ -642,6 +656,24 @@ static int do_overlay(ms_reader *r, const uint8_t *p, size_t n)
     return MS_OK;
 }
 
+static int do_part(ms_reader *r, const uint8_t *p, size_t n)
+{
+    msi_perr e = {.keys = &r->keys};
+    ms_part part;
+    int rc;
+    if (!(r->hdr.required_features & MS_FEATURE_PARTS))
+        return fail_rec(r, MS_ECORRUPT, r->rec.offset,
+                        "PART record in a stream whose preamble "
+                        "does not set required feature bit 4 (PARTS)");
+    if (r->index != 0)
+        return fail_rec(r, MS_ECORRUPT, r->rec.offset, "PART may only be the first record");
+    if ((rc = msi_part_decode(p, n, &part, &e)))
+        return fail_payload(r, rc, &e);
+    r->part = part;
+    r->have_part = true;
+    return MS_OK;
+}
+
 static int do_device(ms_reader *r, const uint8_t *p, size_t n)
 {
     msi_device_view d;
@@ -702,9 +734,9 @@ static const struct {
     uint16_t type;
     int (*decode)(ms_reader *, const uint8_t *, size_t);
 } record_table[] = {
-    {MS_REC_INFO, do_info},     {MS_REC_REGIONS, do_regions}, {MS_REC_PAGES, do_pages},
-    {MS_REC_DEVICE, do_device}, {MS_REC_END, do_end},         {MS_REC_ROUND, do_round},
-    {MS_REC_OVERLAY, do_overlay},
+    {MS_REC_INFO, do_info},       {MS_REC_REGIONS, do_regions}, {MS_REC_PAGES, do_pages},
+    {MS_REC_DEVICE, do_device},   {MS_REC_END, do_end},         {MS_REC_ROUND, do_round},
+    {MS_REC_OVERLAY, do_overlay}, {MS_REC_PART, do_part},
 };
 
 /* -------------------------------------------------------------------- API */
@@ -840,7 +872,9 @@ static int adopt_source_error(ms_reader *r)
     r->status = s->status ? s->status : MS_ECORRUPT;
     snprintf(r->msg, sizeof r->msg, "%s", s->msg[0] ? s->msg : ms_strerror(r->status));
     r->err_offset = s->err_offset;
-    r->err_record = r->have_header ? (int64_t)r->index : -1;
+    r->err_record = s->err_record != MSI_SOURCE_NO_RECORD ? s->err_record
+                    : r->have_header                      ? (int64_t)r->index
+                                                          : -1;
     return r->status;
 }
 
@@ -1040,6 +1074,14 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
                                     (unsigned long long)sum))))
         return rc;
 
+    /* FORMAT.md section 5.3: a part says which part it is before anything
+     * else. */
+    if (rec->index == 0 && (r->hdr.required_features & MS_FEATURE_PARTS) &&
+        rec->type != MS_REC_PART &&
+        (rc = step_over(r, fail_rec(r, MS_ECORRUPT, rec->offset,
+                                    "the stream requires feature "
+                                    "PARTS but does not start with a PART record"))))
+        return rc;
     rec->known = false;
     r->keys.count = 0;
     for (size_t i = 0; i < sizeof record_table / sizeof record_table[0]; i++) {
@@ -1070,8 +1112,15 @@ int ms_reader_next(ms_reader *r, const ms_record **out)
                                     "cannot apply it", rec->type, MS_FORMAT_MAJOR,
                                     MS_FORMAT_MINOR))))
         return rc;
-    if (rec->type == MS_REC_END)
+    if (rec->type == MS_REC_END) {
         r->done = true; /* even an END too damaged to decode ends the stream */
+        r->part_info.ended = true;
+        r->part_info.bytes = r->pos;
+        r->part_info.totals = rec->totals;
+        r->part_info.digest = rec->checksum;
+    }
+    if (r->have_part)
+        rec->part = &r->part;
     /* The chain goes on from the stored checksum (FORMAT.md section 4.2), so
      * one corrupt record does not condemn every record after it. */
     sum = rec->checksum;
@@ -1089,8 +1138,12 @@ int ms_reader_expect_eof(ms_reader *r)
         return r->status;
     if (!r->done)
         return MS_ESTATE;
-    if (r->src) /* a source checks its own input's end before its END */
-        return MS_OK;
+    if (r->src) { /* a source checks its own input's end before its END ... */
+        if (!r->src->ops->expect_eof)
+            return MS_OK;
+        int rc = r->src->ops->expect_eof(r->src); /* ... or here, when it has several */
+        return rc ? adopt_source_error(r) : MS_OK;
+    }
     uint64_t at = r->pos;
     if (r->mem && r->pos < r->mem_len) {
         r->index--; /* problems here belong to the END record, already counted */
@@ -1160,6 +1213,42 @@ uint64_t ms_reader_error_offset(const ms_reader *r)
 int64_t ms_reader_error_record(const ms_reader *r)
 {
     return r && r->magic == READER_MAGIC ? r->err_record : -1;
+}
+
+int64_t ms_reader_error_part(const ms_reader *r)
+{
+    if (!r || r->magic != READER_MAGIC)
+        return -1;
+    if (r->src)
+        return r->src->err_part;
+    return r->have_part ? (int64_t)r->part.index : -1;
+}
+
+uint32_t ms_reader_part_count(const ms_reader *r)
+{
+    if (!r || r->magic != READER_MAGIC)
+        return 0;
+    if (r->src)
+        return r->src->ops->part_count ? r->src->ops->part_count(r->src) : 0;
+    return r->have_part ? 1 : 0;
+}
+
+const ms_part_info *ms_reader_part_info(ms_reader *r, uint32_t i)
+{
+    if (!r || r->magic != READER_MAGIC)
+        return NULL;
+    if (r->src)
+        return r->src->ops->part_info ? r->src->ops->part_info(r->src, i) : NULL;
+    if (!r->have_part || i != 0)
+        return NULL;
+    ms_part_info *pi = &r->part_info; /* a view, refreshed here */
+    pi->header = r->hdr;
+    pi->header_size = r->pre_size;
+    pi->part = r->part;
+    pi->records = r->index;
+    if (!pi->ended) /* after END, what expect_eof() read is not the part's */
+        pi->bytes = r->pos;
+    return pi;
 }
 
 int ms_reader_io_error(const ms_reader *r, int *err)

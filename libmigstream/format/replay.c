@@ -35,7 +35,7 @@ int ms_replay(ms_reader *r, const ms_replay_callbacks *user_cb, void *ctx)
     if (!r || !user_cb)
         return MS_EINVAL;
     memset(&cb, 0, sizeof cb);
-    if (msi_struct_take(&cb, MSI_STRUCT_END(ms_replay_callbacks, overlay), user_cb,
+    if (msi_struct_take(&cb, MSI_STRUCT_END(ms_replay_callbacks, part), user_cb,
                         user_cb->struct_size))
         return MS_EINVAL;
     if ((rc = ms_reader_header(r, &h)))
@@ -65,6 +65,9 @@ int ms_replay(ms_reader *r, const ms_replay_callbacks *user_cb, void *ctx)
         case MS_REC_OVERLAY:
             for (size_t i = 0; i < rec->overlay_count && rc >= 0; i++)
                 rc = CALL(&cb, overlay, ctx, &rec->overlays[i]);
+            break;
+        case MS_REC_PART:
+            rc = CALL(&cb, part, ctx, rec->part);
             break;
         case MS_REC_END:
             rc = CALL(&cb, end, ctx, &rec->totals, rec->checksum);

@@ -17,6 +17,8 @@ void msi_source_init(msi_source *s, const msi_source_ops *ops, const ms_allocato
     if (io)
         s->io = *io;
     s->options = options;
+    s->err_record = MSI_SOURCE_NO_RECORD;
+    s->err_part = -1;
 }
 
 msi_source *msi_source_create(const msi_source_ops *ops, const ms_allocator *alloc,
@@ -130,6 +132,7 @@ static int copy_record(ms_writer *w, const ms_record *rec, uint64_t *item)
     switch (rec->type) {
     case MS_REC_INFO:
     case MS_REC_END:
+    case MS_REC_PART: /* the copy is one stream: the parts are merged already */
         return 0;
     case MS_REC_REGIONS:
         for (size_t i = 0; i < rec->region_count && !rc; i++) {

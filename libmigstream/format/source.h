@@ -88,18 +88,38 @@ typedef struct msi_source_ops {
      * module has no exporter. 0, or a status with @err set. */
     int (*export)(ms_read_fn in, void *in_ctx, ms_write_fn out, void *out_ctx, char *err,
                   size_t err_size);
+    /* For a source with several inputs that each end in their own way (the
+     * parts of a migration, format/parts.c), NULL otherwise: after END,
+     * checks that no input holds bytes past its stream, as
+     * ms_reader_expect_eof() does (0, or a status with the error set). */
+    int (*expect_eof)(msi_source *s);
+    /* ms_reader_part_count() and ms_reader_part_info() for a source that
+     * reads a migration in parts; NULL for the others. */
+    uint32_t (*part_count)(const msi_source *s);
+    const ms_part_info *(*part_info)(msi_source *s, uint32_t i);
 } msi_source_ops;
+
+/* msi_source.err_record when the failure names no record of the source's
+ * own: the reader then counts the records it handed out. */
+#define MSI_SOURCE_NO_RECORD INT64_MIN
 
 struct msi_source {
     const msi_source_ops *ops;
     ms_allocator alloc;
     msi_source_io io;
     const void *options; /* the module's own options struct, or NULL */
-    ms_header header;    /* set by open: page size, writer name ... */
+    ms_header header;    /* set by open: page size, writer name ...; minor
+                          * msi_minor_for() of its required features, as a
+                          * libmigstream stream of the same contents has */
     ms_info info;        /* set by open: machine, description (views) */
     int status;          /* sticky: 0, or the failure that stopped it */
     char msg[512];       /* what failed and where */
     uint64_t err_offset; /* byte offset of the failure in its input */
+    /* The record index the failure (or the problem being reported) names
+     * in its input, or MSI_SOURCE_NO_RECORD; the part it is in, or -1
+     * (ms_reader_error_part()). Set by sources with several streams. */
+    int64_t err_record;
+    int64_t err_part;
     void *state;         /* the module's */
     /* Where problems the source can step over go (msi_source_problem()):
      * set by the reader that hands the source's records out, or NULL. */

@@ -114,6 +114,7 @@ struct ms_writer {
     size_t nregions, regions_cap, regions_written;
 
     uint64_t pages_records;
+    bool is_part; /* ms_writer_options.part: pages only inside rounds */
     bool any_round;
     uint64_t last_round;
     struct { uint64_t gfn; uint32_t kind; } *ov; /* overlays written: no duplicates */
@@ -792,6 +793,11 @@ static int begin_call(ms_writer *w, const data_call *c, uint64_t *from)
 {
     const data_call *o = &w->call;
     if (!o->name) {
+        if (w->is_part && !w->any_round)
+            return fail(w, MS_EINVAL,
+                        "%s() before the first round: a part of a migration in "
+                        "parts sends pages only inside rounds (start round 0 first)",
+                        c->name);
         w->call = *c;
         w->resume = *from = c->first;
         return MS_OK;
@@ -895,6 +901,10 @@ static const char *options_problem(const ms_writer_options *o)
         return "max_cbor_depth exceeds the format's 256";
     if (o->features & ~(uint64_t)MSI_KNOWN_REQUIRED_FEATURES)
         return "features holds bits this library does not define";
+    if ((o->features & MS_FEATURE_PARTS) && !o->part)
+        return "features holds PARTS, which only part (the part the stream is) may set";
+    if (o->part && msi_part_check(o->part))
+        return msi_part_check(o->part);
     if (o->writer_name && strlen(o->writer_name) > MS_WRITER_FIELD_LEN)
         return "writer_name is longer than 32 bytes";
     if (o->writer_version && strlen(o->writer_version) > MS_WRITER_FIELD_LEN)
@@ -961,7 +971,8 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
         return NULL;
     }
 
-    w->features = o.features;
+    w->features = o.features | (o.part ? MS_FEATURE_PARTS : 0);
+    w->is_part = o.part != NULL;
     w->stable = o.stable_memory;
     if (o.max_bandwidth) {
         w->rate = (double)o.max_bandwidth;
@@ -970,8 +981,8 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
         w->refill_ns = w->start_ns;
     }
     w->hdr.major = MS_FORMAT_MAJOR;
-    w->hdr.minor = MS_FORMAT_MINOR;
-    w->hdr.required_features = o.features;
+    w->hdr.minor = msi_minor_for(w->features);
+    w->hdr.required_features = w->features;
     w->hdr.page_size = o.page_size;
     memcpy(w->hdr.writer_name, name, strlen(name) + 1);
     memcpy(w->hdr.writer_version, version, strlen(version) + 1);
@@ -982,6 +993,13 @@ static ms_writer *writer_new(const ms_writer_options *opts, ms_write_fn fn,
     }
     msi_preamble_encode(&w->hdr, pre);
     w->chain = w->hdr.checksum;
+    /* A part names itself first (FORMAT.md section 4.3): PART is record 0,
+     * INFO comes after it. */
+    if (o.part && (msi_part_encode(&w->scratch, o.part) ||
+                   put_record(w, MS_REC_PART, MS_RECORD_MUST_UNDERSTAND))) {
+        ms_writer_free(w);
+        return NULL;
+    }
     if (o.machine || o.description) {
         if (msi_info_encode(&w->scratch, o.machine, o.description) ||
             put_record(w, MS_REC_INFO, 0)) {

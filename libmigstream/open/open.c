@@ -21,6 +21,7 @@
 #include "common/fdio.h"
 #include "common/util.h"
 #include "format/frame.h"
+#include "format/parts.h"
 #include "format/source.h"
 #include "migstream/modules.h"
 #include "migstream/open.h"
@@ -29,6 +30,9 @@
 #endif
 #if MS_HAVE_LIBVIRT
 #include "libvirt/source.h"
+#endif
+#if MS_HAVE_XEN
+#include "xen/source.h"
 #endif
 
 #define HEAD MSI_SOURCE_BID_BYTES
@@ -60,6 +64,9 @@ static const msi_source_ops *const formats[] = {
 #if MS_HAVE_LIBVIRT
     &mlv_source_ops,
 #endif
+#if MS_HAVE_XEN
+    &mx_source_ops,
+#endif
 };
 #define NFORMATS (sizeof formats / sizeof formats[0])
 
@@ -72,6 +79,9 @@ const char *const *ms_formats(void)
 #endif
 #if MS_HAVE_LIBVIRT
         "libvirt",
+#endif
+#if MS_HAVE_XEN
+        "xen",
 #endif
         NULL,
     };
@@ -222,6 +232,33 @@ static const char *head_hex(const input *in, char *buf, size_t size)
     return in->head_len ? buf : "none: it is empty";
 }
 
+/* A reader of @n inputs that are the parts of one migration, in any order.
+ * The parts are read up to their PART records now, so that a set that is
+ * not one migration is refused here. */
+static ms_reader *open_parts(const ms_open_options *o, input_set *set, size_t n)
+{
+    if (!(set->channels = msi_calloc(&set->alloc, n, sizeof *set->channels))) {
+        set_free(set);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        input_reads(&set->in[i], &set->channels[i].read, &set->channels[i].ctx);
+        set->channels[i].name = set->in[i].name;
+    }
+    msi_source *src = msi_parts_create(o->reader, set->channels, n);
+    if (!src) {
+        set_free(set);
+        return NULL;
+    }
+    ms_reader *r = msi_reader_new_source(o->reader, src);
+    if (!r || msi_reader_on_free(r, set_free, set) != 0) {
+        set_free(set);
+        return r;
+    }
+    (void)ms_reader_header(r, NULL); /* a refusal leaves the reader failed */
+    return r;
+}
+
 static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n)
 {
     const msi_source_ops *forced = NULL;
@@ -282,6 +319,15 @@ static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n
                       set->in[0].name, head_hex(&set->in[0], hex, sizeof hex), known);
     }
     const msi_source_ops *ops = forced ? forced : set->in[main].format;
+
+    /* Several libmigstream streams: the parts of one migration (FORMAT.md
+     * section 2.1), which the parts source tells apart by their PART
+     * records, or a refusal naming the input that is none. */
+    bool all_native = ops == &native_ops && n > 1;
+    for (size_t i = 0; i < n && all_native; i++)
+        all_native = set->in[i].format == &native_ops;
+    if (all_native)
+        return open_parts(o, set, n);
 
     /* Every other input must be one of its extra inputs. */
     size_t nextra = 0;
@@ -356,6 +402,10 @@ static ms_reader *open_inputs(const ms_open_options *o, input_set *set, size_t n
         module_options = &set->libvirt;
     }
 #endif
+#if MS_HAVE_XEN
+    if (ops == &mx_source_ops)
+        module_options = o->xen;
+#endif
     const ms_allocator *alloc = o->reader ? &o->reader->allocator : NULL;
     msi_source *src = msi_source_create(ops, alloc, &io, module_options);
     if (!src) {
@@ -395,7 +445,7 @@ static const char *take_options(ms_open_options *o, const ms_open_options *given
     if (!given)
         return NULL;
     const char *why =
-        msi_struct_take(o, MSI_STRUCT_END(ms_open_options, libvirt), given, given->struct_size);
+        msi_struct_take(o, MSI_STRUCT_END(ms_open_options, xen), given, given->struct_size);
     if (why)
         ms_open_options_init(o);
     return why;
@@ -421,22 +471,41 @@ static const char *take_libvirt(input_set *set, const ms_open_options *o)
 #endif
 }
 
+/* What ms_open() and ms_open_files() do first: the options by the struct
+ * rule, at least one input (@what: "input", "file"), a set of @n inputs.
+ * NULL with *@r set when that fails (a failed reader, or NULL without
+ * memory). */
+static input_set *begin(ms_open_options *o, const ms_open_options *opts, const void *inputs,
+                        size_t n, const char *what, ms_reader **r)
+{
+    const char *why = take_options(o, opts);
+    char msg[256];
+    *r = NULL;
+    if (why) {
+        snprintf(msg, sizeof msg, "invalid open options: %s", why);
+        *r = msi_reader_new_failed(NULL, MS_EINVAL, msg);
+        return NULL;
+    }
+    if (n == 0 || !inputs) {
+        snprintf(msg, sizeof msg, "invalid argument: no %s", what);
+        *r = msi_reader_new_failed(o->reader, MS_EINVAL, msg);
+        return NULL;
+    }
+    input_set *set = new_set(o, n);
+    if (set && (why = take_libvirt(set, o))) {
+        *r = refuse(o, set, MS_EINVAL, "invalid libvirt options: %s", why);
+        return NULL;
+    }
+    return set;
+}
+
 ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, size_t n)
 {
     ms_open_options o;
-    const char *why = take_options(&o, opts);
-    if (why) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "invalid open options: %s", why);
-        return msi_reader_new_failed(NULL, MS_EINVAL, msg);
-    }
-    if (n == 0 || !inputs)
-        return msi_reader_new_failed(o.reader, MS_EINVAL, "invalid argument: no input");
-    input_set *set = new_set(&o, n);
+    ms_reader *r;
+    input_set *set = begin(&o, opts, inputs, n, "input", &r);
     if (!set)
-        return NULL;
-    if ((why = take_libvirt(set, &o)))
-        return refuse(&o, set, MS_EINVAL, "invalid libvirt options: %s", why);
+        return r;
     for (size_t i = 0; i < n; i++) {
         input *in = &set->in[i];
         in->in = inputs[i];
@@ -455,19 +524,10 @@ ms_reader *ms_open(const ms_open_options *opts, const ms_input *inputs, size_t n
 ms_reader *ms_open_files(const ms_open_options *opts, const char *const *paths, size_t n)
 {
     ms_open_options o;
-    const char *why = take_options(&o, opts);
-    if (why) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "invalid open options: %s", why);
-        return msi_reader_new_failed(NULL, MS_EINVAL, msg);
-    }
-    if (n == 0 || !paths)
-        return msi_reader_new_failed(o.reader, MS_EINVAL, "invalid argument: no file");
-    input_set *set = new_set(&o, n);
+    ms_reader *r;
+    input_set *set = begin(&o, opts, paths, n, "file", &r);
     if (!set)
-        return NULL;
-    if ((why = take_libvirt(set, &o)))
-        return refuse(&o, set, MS_EINVAL, "invalid libvirt options: %s", why);
+        return r;
     for (size_t i = 0; i < n; i++) {
         input *in = &set->in[i];
         bool std = strcmp(paths[i], "-") == 0;

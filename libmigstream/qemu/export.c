@@ -412,64 +412,37 @@ static int write_pages(ms_qemu_export *x, const ms_record *rec)
 static int find_raw(const ms_device *d, const uint8_t **raw, size_t *len, size_t *parts_at,
                     const char **why)
 {
-    *parts_at = 0;
+    size_t at;
     msi_cbor_in in;
-    msi_cbor_tok t;
+    msi_cbor_tok v;
+    *parts_at = 0;
+    int found = msi_cbor_find_text_key(d->state, d->state_size, "raw", &at, why);
+    if (found == -2)
+        *why = "its state map has \"raw\" twice";
+    if (found <= 0)
+        return found < 0 ? -1 : 0;
     msi_cbor_in_init(&in, d->state, d->state_size);
-    if (msi_cbor_next(&in, &t) || t.kind != MSI_CBOR_MAP) {
-        *why = "the state is not a CBOR map";
+    in.pos = at;
+    if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_BYTES) {
+        *why = "its \"raw\" is not a byte string";
         return -1;
     }
-    int found = 0;
-    for (uint64_t i = 0; i < t.u; i++) {
-        size_t at = in.pos;
-        msi_cbor_tok k;
-        if (msi_cbor_next(&in, &k)) {
-            *why = in.err;
-            return -1;
-        }
-        if (k.kind == MSI_CBOR_TEXT && k.len == 3 && memcmp(k.str, "raw", 3) == 0) {
-            msi_cbor_tok v;
-            if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_BYTES) {
-                *why = "its \"raw\" is not a byte string";
-                return -1;
-            }
-            if (found) {
-                *why = "its state map has \"raw\" twice";
-                return -1;
-            }
-            *raw = v.str;
-            *len = v.len;
-            found = 1;
-            continue;
-        }
-        if (k.kind == MSI_CBOR_TEXT && k.len == 5 && memcmp(k.str, "parts", 5) == 0) {
-            size_t vat = in.pos;
-            msi_cbor_tok v;
-            if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_ARRAY) {
-                *why = "its \"parts\" is not an array";
-                return -1;
-            }
-            if (*parts_at) {
-                *why = "its state map has \"parts\" twice";
-                return -1;
-            }
-            *parts_at = vat;
-            in.pos = vat;
-            if (msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true)) {
-                *why = in.err;
-                return -1;
-            }
-            continue;
-        }
+    *raw = v.str;
+    *len = v.len;
+    int parts = msi_cbor_find_text_key(d->state, d->state_size, "parts", &at, why);
+    if (parts == -2)
+        *why = "its state map has \"parts\" twice";
+    if (parts < 0)
+        return -1;
+    if (parts) {
         in.pos = at;
-        if (msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true) ||
-            msi_cbor_skip(&in, MSI_CBOR_MAX_DEPTH, true)) {
-            *why = in.err;
+        if (msi_cbor_next(&in, &v) || v.kind != MSI_CBOR_ARRAY) {
+            *why = "its \"parts\" is not an array";
             return -1;
         }
+        *parts_at = at;
     }
-    return found;
+    return 1;
 }
 
 /* Reads the "parts" array at @at into a new array: at least two lengths

@@ -1167,8 +1167,10 @@ static int open_stream(msi_source *s, mq_src *d)
         if ((rc = mq_multifd_open(d->mfd, d->page_size, d->have_uuid ? d->uuid : NULL)))
             return rc;
     }
+    /* The version a libmigstream stream of the same contents would carry
+     * (FORMAT.md section 11.2), not the newest this library knows. */
     s->header.major = MS_FORMAT_MAJOR;
-    s->header.minor = MS_FORMAT_MINOR;
+    s->header.minor = msi_minor_for(s->header.required_features);
     s->header.page_size = d->page_size;
     snprintf(s->header.writer_name, sizeof s->header.writer_name, "qemu");
     s->info.machine = d->machine[0] ? d->machine : NULL;
@@ -1184,11 +1186,13 @@ static int src_open(msi_source *s)
     s->state = d;
     d->src = s;
     d->alloc = &s->alloc;
-    d->o.struct_size = sizeof d->o;
-    if (s->options) {
+    ms_qemu_import_options_init(&d->o);
+    if (s->options) { /* the caller's, by common.h's "Growing structs" */
         const ms_qemu_import_options *o = s->options;
-        memcpy(&d->o, o,
-               o->struct_size && o->struct_size < sizeof d->o ? o->struct_size : sizeof d->o);
+        const char *why = msi_struct_take(&d->o, MSI_STRUCT_END(ms_qemu_import_options, allocator),
+                                          o, o->struct_size);
+        if (why)
+            return msi_source_fail(s, MS_EINVAL, 0, "invalid QEMU options: %s", why);
         d->o.struct_size = sizeof d->o;
     }
     d->o.writer = NULL;

@@ -378,6 +378,13 @@ static int dec_elem(dec *d, json_t *f, msi_buf *out)
     return put_leaf(d, out, json_string_value(type), (size_t)size);
 }
 
+/* Whether field description @f is named @name. */
+static bool same_name(json_t *f, const char *name)
+{
+    const char *n = json_string_value(json_object_get(f, "name"));
+    return n && strcmp(n, name) == 0;
+}
+
 /* Adds @key to @seen; MISMATCH when it is there already. */
 static int new_key(json_t *seen, const char *key)
 {
@@ -410,45 +417,45 @@ static int dec_vmsd(dec *d, json_t *desc, msi_buf *out)
         if ((rc = new_key(seen, name)) || (rc = cb_text(&body, name)))
             break;
         pairs++;
-        json_t *index = json_object_get(f, "index");
-        if (index) {
-            /* One entry per element, indexes 0, 1, ...: an array. */
-            size_t j = i;
-            while (j < nf) {
-                json_t *g = json_array_get(fields, j);
-                json_t *gi = json_object_get(g, "index");
-                const char *gn = json_string_value(json_object_get(g, "name"));
-                if (!gi || !gn || strcmp(gn, name) != 0)
-                    break;
-                if (json_size(gi) != (long long)(j - i)) {
-                    rc = MISMATCH;
-                    break;
-                }
-                j++;
-            }
-            if (rc || (rc = cb_head(&body, 4, j - i)))
-                break;
-            for (size_t k = i; k < j && !rc; k++)
-                rc = dec_elem(d, json_array_get(fields, k), &body);
+        /* Consecutive entries of one name are one array, as QEMU's
+         * analyze-migration.py reads them (docs/QEMU.md 3.1): alike
+         * elements come as one entry with "array_len", others one entry
+         * each with "index"; since QEMU 9.1.3 the last of these has no
+         * "index", and an array of pointers comes in runs of null and
+         * non-null elements. A lone entry with neither is a value. */
+        size_t j = i + 1;
+        while (j < nf && same_name(json_array_get(fields, j), name))
+            j++;
+        if (j == i + 1 && !json_object_get(f, "index") && !json_object_get(f, "array_len")) {
+            rc = dec_elem(d, f, &body);
             i = j;
             continue;
         }
-        json_t *alen = json_object_get(f, "array_len");
-        if (alen) {
-            long long n = json_size(alen), size = json_size(json_object_get(f, "size"));
-            /* Each element takes at least a byte: bounds the loop. */
-            if (n < 1 || size < 1 || (unsigned long long)n > (d->n - d->pos) / (size_t)size) {
+        uint64_t count = 0, bytes = 0;
+        for (size_t k = i; k < j && !rc; k++) {
+            json_t *g = json_array_get(fields, k);
+            json_t *gi = json_object_get(g, "index"), *alen = json_object_get(g, "array_len");
+            long long n = alen ? json_size(alen) : 1, size = json_size(json_object_get(g, "size"));
+            /* An index says where its element goes; each element takes
+             * at least a byte, which bounds the count by the section. */
+            if ((gi && json_size(gi) != (long long)count) || n < 1 || size < 1 ||
+                (unsigned long long)n > (d->n - d->pos - bytes) / (size_t)size) {
                 rc = MISMATCH;
                 break;
             }
-            if ((rc = cb_head(&body, 4, (uint64_t)n)))
-                break;
-            for (long long k = 0; k < n && !rc; k++)
-                rc = dec_elem(d, f, &body);
-        } else {
-            rc = dec_elem(d, f, &body);
+            count += (uint64_t)n;
+            bytes += (uint64_t)n * (uint64_t)size;
         }
-        i++;
+        if (rc || (rc = cb_head(&body, 4, count)))
+            break;
+        for (size_t k = i; k < j && !rc; k++) {
+            json_t *g = json_array_get(fields, k);
+            json_t *alen = json_object_get(g, "array_len");
+            long long n = alen ? json_size(alen) : 1;
+            for (long long e = 0; e < n && !rc; e++)
+                rc = dec_elem(d, g, &body);
+        }
+        i = j;
     }
     /* Subsections follow the fields: 0x05, u8 name length, name, u32
      * version, then the subsection's own fields and subsections. */

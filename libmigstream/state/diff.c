@@ -30,6 +30,7 @@
 #include "migstream/replay.h"
 #include "migstream/cbor.h"
 #include "common/util.h"
+#include "format/frame.h"
 #include "state/in_place.h"
 #include "state/region_map.h"
 
@@ -717,6 +718,24 @@ static int compare_meta_across(ms_diff *df, const side *a, const side *b)
     return rc;
 }
 
+/* A migration in parts against the same migration in one stream (FORMAT.md
+ * section 2.1): the PARTS feature, and the minor version a writer stamps
+ * because of it alone, describe how the migration travelled, not the
+ * guest. They are left out of the comparison; a difference in anything
+ * else is reported with the headers' own values. */
+static uint64_t required_by_effect(const ms_header *h)
+{
+    return h->required_features & ~(uint64_t)MS_FEATURE_PARTS;
+}
+
+static uint32_t version_by_effect(const ms_header *h)
+{
+    uint16_t minor = h->minor;
+    if ((h->required_features & MS_FEATURE_PARTS) && minor == msi_minor_for(h->required_features))
+        minor = msi_minor_for(required_by_effect(h));
+    return (uint32_t)h->major << 16 | minor;
+}
+
 static int compare_meta(ms_diff *df, const side *a, const side *b)
 {
     if (!str_eq(a->format, b->format))
@@ -725,7 +744,7 @@ static int compare_meta(ms_diff *df, const side *a, const side *b)
     snprintf(va, sizeof va, "%u.%u", a->hdr.major, a->hdr.minor);
     snprintf(vb, sizeof vb, "%u.%u", b->hdr.major, b->hdr.minor);
     int rc = 0;
-    if (strcmp(va, vb))
+    if (version_by_effect(&a->hdr) != version_by_effect(&b->hdr))
         rc = meta(df, "format",
                   (ms_diff_value){MS_DIFF_VERSION, va, (uint64_t)a->hdr.major << 16 | a->hdr.minor,
                                   NULL, 0},
@@ -733,7 +752,7 @@ static int compare_meta(ms_diff *df, const side *a, const side *b)
                                   NULL, 0});
     if (!rc && a->hdr.page_size != b->hdr.page_size)
         rc = meta(df, "page_size", v_uint(a->hdr.page_size), v_uint(b->hdr.page_size));
-    if (!rc && a->hdr.required_features != b->hdr.required_features)
+    if (!rc && required_by_effect(&a->hdr) != required_by_effect(&b->hdr))
         rc = meta(df, "required_features", v_uint(a->hdr.required_features),
                   v_uint(b->hdr.required_features));
     if (!rc && a->hdr.optional_features != b->hdr.optional_features)

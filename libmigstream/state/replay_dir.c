@@ -1035,7 +1035,10 @@ static void write_manifest_to(const replay *rp, FILE *f)
      * members and the digest would be. */
     const char *format = ms_reader_format(rp->reader);
     const bool foreign = format && strcmp(format, "migstream") != 0;
-    fprintf(f, "{\n  \"manifest_version\": 1,\n");
+    /* schema_version 2 (docs/schemas/manifest.schema.json): manifest_version
+     * 1 was the layout before page states were spelled as FORMAT.md spells
+     * them and the u64 rule of docs/OUTPUT.md applied. */
+    fprintf(f, "{\n  \"schema_version\": %d,\n", MS_REPLAY_DIR_SCHEMA_VERSION);
     if (foreign) {
         fputs("  \"format\": ", f);
         json_string(f, format);
@@ -1060,22 +1063,20 @@ static void write_manifest_to(const replay *rp, FILE *f)
         fputs(",\n  \"digest\": null,\n", f);
     else
         fprintf(f, ",\n  \"digest\": \"0x%016" PRIx64 "\",\n", rp->digest);
+    /* END's totals: what the stream declares, so strings (u64 rule). */
     fprintf(f,
-            "  \"totals\": {\n    \"records\": %" PRIu64 ",\n    \"bytes\": %" PRIu64
-            ",\n    \"pages\": {",
+            "  \"totals\": {\n    \"records\": \"%" PRIu64 "\",\n    \"bytes\": \"%" PRIu64
+            "\",\n    \"pages\": {",
             rp->totals.records, rp->totals.bytes);
     const char *sep = "";
     for (unsigned s = 1; s < MS_PAGE_STATE_SLOTS; s++) {
         const char *name = ms_page_state_name(s);
         if (!name)
             continue;
-        fprintf(f, "%s\"", sep);
-        for (; *name; name++)
-            fputc(*name >= 'A' && *name <= 'Z' ? *name - 'A' + 'a' : *name, f);
-        fprintf(f, "\": %" PRIu64, rp->totals.pages[s]);
+        fprintf(f, "%s\"%s\": \"%" PRIu64 "\"", sep, name, rp->totals.pages[s]);
         sep = ", ";
     }
-    fprintf(f, "},\n    \"devices\": %" PRIu64 "\n  },\n", rp->totals.devices);
+    fprintf(f, "},\n    \"devices\": \"%" PRIu64 "\"\n  },\n", rp->totals.devices);
     fprintf(f, "  \"skipped_records\": %" PRIu64 ",\n", rp->skipped);
     if (rp->rounds)
         fprintf(f, "  \"rounds\": %" PRIu64 ",\n", rp->rounds);
@@ -1095,23 +1096,20 @@ static void write_manifest_to(const replay *rp, FILE *f)
             fprintf(f, ",\n      \"gpa\": \"0x%" PRIx64 "\"", im->r.gpa);
         else
             fputs(",\n      \"gpa\": null", f);
-        /* "zero": every page sent that reads as zero (FORMAT.md section 2). */
+        /* "final": the pages in each final state; ZERO: every page sent
+         * that reads as zero (FORMAT.md section 2); "missing": never sent. */
         fprintf(f,
-                ",\n      \"size\": %" PRIu64 ",\n      \"page_size\": %" PRIu32
-                ",\n      \"pages\": %" PRIu64 ",\n      \"data\": %" PRIu64
-                ",\n      \"zero\": %" PRIu64 ",\n      \"missing\": %" PRIu64,
-                im->r.size, im->r.page_size, im->pages, data, n[MSI_PM_ZERO], missing);
+                ",\n      \"size\": \"%" PRIu64 "\",\n      \"page_size\": %" PRIu32
+                ",\n      \"pages\": %" PRIu64 ",\n      \"final\": {\"DATA\": %" PRIu64
+                ", \"ZERO\": %" PRIu64,
+                im->r.size, im->r.page_size, im->pages, data, n[MSI_PM_ZERO]);
         /* The states of format 1.1, when the region has any: FILL pages are
          * in the image; DISCARDED and IN_PLACE pages are holes. */
-        static const struct {
-            unsigned st;
-            const char *key;
-        } more[] = {{MS_PAGE_FILL, "fill"},
-                    {MS_PAGE_DISCARDED, "discarded"},
-                    {MS_PAGE_IN_PLACE, "in_place"}};
+        static const unsigned more[] = {MS_PAGE_FILL, MS_PAGE_DISCARDED, MS_PAGE_IN_PLACE};
         for (size_t k = 0; k < sizeof more / sizeof more[0]; k++)
-            if (n[more[k].st])
-                fprintf(f, ",\n      \"%s\": %" PRIu64, more[k].key, n[more[k].st]);
+            if (n[more[k]])
+                fprintf(f, ", \"%s\": %" PRIu64, ms_page_state_name(more[k]), n[more[k]]);
+        fprintf(f, ", \"missing\": %" PRIu64 "}", missing);
         if (n[MS_PAGE_IN_PLACE])
             write_in_place_refs(rp, im, f);
         fprintf(f, ",\n      \"file\": \"%s\"\n    }", im->file);
@@ -1126,7 +1124,7 @@ static void write_manifest_to(const replay *rp, FILE *f)
         fprintf(f, ",\n      \"instance\": %" PRIu32 ",\n      \"schema\": ", d->instance);
         json_string(f, d->schema);
         fprintf(f,
-                ",\n      \"version\": %" PRIu32 ",\n      \"size\": %zu"
+                ",\n      \"version\": %" PRIu32 ",\n      \"state_size\": %zu"
                 ",\n      \"cbor\": \"device-%zu.cbor\",\n      \"json\": \"device-%zu.json\"\n"
                 "    }",
                 d->version, d->state_size, i, i);

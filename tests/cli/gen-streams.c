@@ -27,6 +27,14 @@
  *   small.mig             a different, tiny guest (fuzzing seed): 16 pages
  *                         of 4 KiB plus a 2 MiB-page region, zstd level 1,
  *                         a private optional record, 2 devices
+ *
+ * Format 1.2, migrations in parts (see live_parts() and clash()):
+ *   parts.0.mig .. parts.2.mig  live.mig's migration in 3 parts: the same
+ *                         final state, pages moving between parts from
+ *                         round to round
+ *   clash.0.mig, clash.1.mig    2 parts that both send pages 8 and 9 in
+ *                         round 0 and device cpu/0 in round 1
+ *   other.1.mig           part 1 of another migration (another id)
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -396,6 +404,152 @@ static void live(const char *path, enum live_variant v)
     close(fd);
 }
 
+/* live.mig's migration (LIVE) in 3 parts, written into @dir as
+ * parts.K.mig: every part starts the same rounds; a page goes to part
+ * (page / 22 + round) % 3, so that pages 1..6 come in part 1 in round 1
+ * after part 0 sent them in round 0; vram, declared by part 2 only, is
+ * part 2's; the overlays are part 1's, the device part 0's. */
+static void live_parts(const char *dir)
+{
+    enum { PAGES = 64, N = 3 };
+    static uint8_t ram[PAGES * PS];
+    static uint8_t slot[256];
+    ms_writer *w[N];
+    int fd[N];
+    for (uint32_t k = 0; k < N; k++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/parts.%u.mig", dir, k);
+        fd[k] = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+        ms_writer_options o;
+        ms_writer_options_init(&o);
+        o.writer_name = "gen-streams";
+        o.writer_version = "1";
+        o.machine = k == 0 ? "pc-q35-7.2" : NULL;
+        o.features =
+            MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS;
+        ms_part part = {.migration_id = "gen-streams:live", .index = k, .count = N};
+        o.part = &part;
+        w[k] = ms_writer_new_fd(&o, fd[k]);
+        ms_region r0 = {
+            .id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = sizeof ram, .page_size = PS};
+        ms_region r1 = {.id = 1, .name = "vram", .size = 4 * PS, .page_size = PS};
+        if (ms_writer_status(w[k]) || ms_writer_add_region(w[k], &r0) ||
+            (k == 2 && ms_writer_add_region(w[k], &r1)))
+            die(w[k], "parts regions");
+    }
+#define PART_OF(round, page) w[((page) / 22 + (round)) % N]
+    memset(ram, 0, sizeof ram);
+    for (unsigned p = 0; p < 16; p += 3)
+        for (unsigned k = 0; k < PS; k++)
+            ram[p * PS + k] = (uint8_t)("guest memory "[k % 13] + p);
+    for (unsigned p = 16; p < 20; p++)
+        fill_page(ram + p * PS, 0xccccccccccccccccull);
+    uint8_t cpu[64];
+    size_t nc = cpu_state(cpu, 0x2000);
+    for (uint32_t k = 0; k < N; k++)
+        if (ms_writer_round(w[k], &(ms_round){.number = 0}))
+            die(w[k], "parts round 0");
+    /* Round 0: as live.mig's, a page at a time, each to its part. */
+    for (unsigned p = 0; p < PAGES; p++) {
+        ms_writer *x = PART_OF(0, p);
+        int rc = p >= 40 && p < 48   ? ms_writer_discard(x, 0, p, 1)
+                 : p >= 56 && p < 60 ? ms_writer_in_place(x, 0, p, 1, (1ull << 32) + (p - 56) * PS)
+                                     : ms_writer_pages(x, 0, p, 1, ram + p * PS);
+        if (rc)
+            die(x, "parts round 0 pages");
+    }
+    if (ms_writer_zero_pages(w[2], 1, 0, 4))
+        die(w[2], "parts vram");
+    memset(ram + 1 * PS, 0x11, 100);
+    memset(ram + 2 * PS + 7, 0x22, 50);
+    memset(ram + 41 * PS, 0x41, PS / 2);
+    memset(ram + 6 * PS, 0, PS);
+    fill_page(ram + 3 * PS, 0xdeadbeefull);
+    static const unsigned dirty1[] = {1, 2, 3, 6, 41};
+    ms_round round1 = {.number = 1,
+                       .tracker = MS_TRACKER_BITMAP,
+                       .granularity = PS,
+                       .has_dirty = true,
+                       .dirty = 5};
+    for (uint32_t k = 0; k < N; k++)
+        if (ms_writer_round(w[k], &round1))
+            die(w[k], "parts round 1");
+    for (size_t i = 0; i < sizeof dirty1 / sizeof dirty1[0]; i++)
+        if (ms_writer_pages(PART_OF(1, dirty1[i]), 0, dirty1[i], 1, ram + dirty1[i] * PS))
+            die(PART_OF(1, dirty1[i]), "parts round 1 pages");
+    memset(ram + 9 * PS + 4000, 0x99, 96);
+    ms_round round2 = {.number = 2,
+                       .tracker = MS_TRACKER_BITMAP,
+                       .granularity = PS,
+                       .has_dirty = true,
+                       .dirty = 1,
+                       .final = true};
+    for (uint32_t k = 0; k < N; k++)
+        if (ms_writer_round(w[k], &round2))
+            die(w[k], "parts round 2");
+    if (ms_writer_pages(PART_OF(2, 9), 0, 9, 1, ram + 9 * PS) ||
+        ms_writer_discard(PART_OF(2, 50), 0, 50, 1))
+        die(w[0], "parts round 2 pages");
+#undef PART_OF
+    ms_overlay tsc = {.gfn = 10, .kind = MS_OVERLAY_REFERENCE_TSC};
+    tsc.tsc.has_frequency = true;
+    tsc.tsc.frequency = 2500000000u;
+    ms_overlay hc = {.gfn = 10, .kind = MS_OVERLAY_HYPERCALL};
+    hc.hypercall.vendor = 1;
+    ms_overlay msg = {.gfn = 20, .kind = MS_OVERLAY_SYNIC_MESSAGE};
+    slot[0] = 1;
+    slot[4] = 16;
+    memset(slot + 16, 0x5a, 16);
+    msg.synic.slot_mask = 1u << 2;
+    msg.synic.slot[2] = slot;
+    if (ms_writer_overlay(w[1], &tsc) || ms_writer_overlay(w[1], &hc) ||
+        ms_writer_overlay(w[1], &msg) || ms_writer_device(w[0], "cpu", 0, "x86-cpu", 1, cpu, nc))
+        die(w[1], "parts end");
+    for (uint32_t k = 0; k < N; k++) {
+        if (ms_writer_finish(w[k], NULL))
+            die(w[k], "parts finish");
+        ms_writer_free(w[k]);
+        close(fd[k]);
+    }
+}
+
+/* Two parts that break the rules a merging reader leaves to validators
+ * (FORMAT.md section 2.1): clash.0.mig and clash.1.mig both send ram pages
+ * 8 and 9 in round 0 and device cpu/0 in round 1; and other.1.mig, part 1
+ * of another migration. */
+static void clash(const char *dir)
+{
+    static uint8_t ram[16 * PS];
+    uint8_t cpu[64];
+    size_t nc = cpu_state(cpu, 0x3000);
+    memset(ram, 0x77, sizeof ram);
+    for (uint32_t k = 0; k < 3; k++) {
+        char path[4096];
+        snprintf(path, sizeof path, k < 2 ? "%s/clash.%u.mig" : "%s/other.1.mig", dir, k);
+        int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+        ms_writer_options o;
+        ms_writer_options_init(&o);
+        o.writer_name = "gen-streams";
+        o.writer_version = "1";
+        ms_part part = {.migration_id = "gen-streams:clsh", .index = k == 2 ? 1 : k, .count = 2};
+        if (k == 2)
+            part.migration_id[15] = '!';
+        o.part = &part;
+        ms_writer *w = ms_writer_new_fd(&o, fd);
+        ms_region r = {
+            .id = 0, .name = "ram", .has_gpa = true, .size = sizeof ram, .page_size = PS};
+        uint64_t first = k % 2 ? 8 : 0, count = k % 2 ? 8 : 10;
+        if (ms_writer_status(w) || ms_writer_add_region(w, &r) ||
+            ms_writer_round(w, &(ms_round){.number = 0}) ||
+            ms_writer_pages(w, 0, first, count, ram + first * PS) ||
+            ms_writer_round(w, &(ms_round){.number = 1, .final = true}) ||
+            ms_writer_device(w, "cpu", 0, "x86-cpu", 1, cpu, nc) || ms_writer_finish(w, NULL))
+            die(w, "clash");
+        ms_writer_free(w);
+        close(fd);
+    }
+}
+
 static void big(unsigned gib)
 {
     ms_writer_options o;
@@ -459,6 +613,8 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s", argv[1], lives[i].name);
         live(path, lives[i].v);
     }
+    live_parts(argv[1]);
+    clash(argv[1]);
     long first_data = -1, end = -1;
     snprintf(path, sizeof path, "%s/basic.mig", argv[1]);
     locate(path, &first_data, &end);

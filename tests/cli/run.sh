@@ -13,11 +13,18 @@
 #   NAME.stdout  exact standard output
 #   NAME.stderr  exact standard error
 #   NAME.exit    exit status (default 0)
+#   NAME.unchecked  glob patterns of files under the case's directory that
+#                the case breaks on purpose, not checked against the schemas
 #   NAME.needs   the optional modules the case needs, separated by spaces:
-#                "qemu", "libvirt", "schema" (built with it), "no-qemu"
+#                "qemu", "libvirt", "schema", "xen" (built with it), "no-qemu"
 #                (built without it); the case is skipped in other builds.
 #                MS_MODULES lists the build's modules (meson sets it;
 #                default: every module).
+# The JSON a case produces is checked against docs/schemas/ (check-json.py):
+# each JSON Lines output on its standard output (from the tool's
+# {"kind":"output",...} head on), and each manifest.json and device-N.json
+# it leaves in its directory; a case whose JSON does not fit fails. Without
+# python3-jsonschema, this check is skipped with a note.
 # Set UPDATE=1 to rewrite .stdout/.stderr files from the actual output (then
 # review the diff before committing).
 set -u
@@ -31,7 +38,7 @@ trap 'rm -rf "$work"' EXIT
 "$gen" "$work/samples" || { echo "gen-streams failed"; exit 1; }
 chmod -R a-w "$work/samples"
 
-modules=" ${MS_MODULES-qemu schema libvirt} "
+modules=" ${MS_MODULES-qemu schema libvirt xen} "
 # Whether the build has what NAME.needs asks for.
 has_needs() {
   local need
@@ -45,6 +52,8 @@ has_needs() {
   return 0
 }
 
+schemas=$here/../../docs/schemas
+json_unchecked=0
 pass=0 fail=0 skip=0
 for cmd in "$cases_dir"/*.cmd; do
   name=$(basename "$cmd" .cmd)
@@ -70,6 +79,16 @@ for cmd in "$cases_dir"/*.cmd; do
       diff -u "$want" "$work/$name.$ext" | head -40 | sed 's/^/    /'
     fi
   done
+  unchecked=()
+  [ -f "$cases_dir/$name.unchecked" ] && unchecked=("$cases_dir/$name.unchecked")
+  python3 "$here/check-json.py" "$schemas" "$dir" "$work/$name.out" "${unchecked[@]}" \
+      >"$work/$name.json-check" 2>&1
+  case $? in
+    0) ;;
+    77) json_unchecked=1 ;;
+    *) ok=0; why="$why${why:+; }JSON does not fit docs/schemas"
+       head -20 "$work/$name.json-check" | sed 's/^/    /' ;;
+  esac
   if [ $ok = 1 ]; then
     pass=$((pass + 1)); echo "ok   $tool/$name"
   else
@@ -78,5 +97,6 @@ for cmd in "$cases_dir"/*.cmd; do
   fi
 done
 [ $skip = 0 ] || echo "$skip skipped (not built with what they need)"
+[ $json_unchecked = 0 ] || echo "JSON outputs not checked against docs/schemas: no python3-jsonschema"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ] && [ $pass -gt 0 ]

@@ -40,9 +40,14 @@ static void test_format_items(void **state)
 {
     (void)state;
     check("00", "0", "0");
-    check("1b ff ff ff ff ff ff ff ff", "18446744073709551615", "18446744073709551615");
+    /* JSON: integers beyond +-(2^53 - 1) are strings (a double would round them). */
+    check("1b ff ff ff ff ff ff ff ff", "18446744073709551615", "\"18446744073709551615\"");
+    check("1b 00 1f ff ff ff ff ff ff", "9007199254740991", "9007199254740991");
+    check("1b 00 20 00 00 00 00 00 00", "9007199254740992", "\"9007199254740992\"");
     check("20", "-1", "-1");
-    check("3b ff ff ff ff ff ff ff ff", "-18446744073709551616", "-18446744073709551616");
+    check("3b 00 1f ff ff ff ff ff fe", "-9007199254740991", "-9007199254740991");
+    check("3b 00 1f ff ff ff ff ff ff", "-9007199254740992", "\"-9007199254740992\"");
+    check("3b ff ff ff ff ff ff ff ff", "-18446744073709551616", "\"-18446744073709551616\"");
     check("43 01 ab ff", "h'01abff'", "\"01abff\"");
     check("40", "h''", "\"\"");
     check("63 61 22 62", "\"a\\\"b\"", "\"a\\\"b\"");

@@ -4,10 +4,13 @@
  * inputs: no clock, no randomness but a seeded PRNG, nothing from the
  * machine.
  *
- *   gen-golden write SET DIR   writes every stream of SET ("v1.0", "v1.1")
- *                              into DIR; never replaces a file
+ *   gen-golden write SET DIR   writes every stream of SET ("v1.0", "v1.1",
+ *                              "v1.2") into DIR; never replaces a file
  *   gen-golden list SET        prints SET's streams, one a line: the name,
  *                              then "zstd" (compressed pages) or "raw"
+ *   gen-golden migrations SET  prints SET's migrations in parts, one a line:
+ *                              the migration's name, then its part files in
+ *                              part order
  *   gen-golden zstd-version    prints the libzstd version in use
  *   gen-golden same-content A B
  *                              reads two streams and compares what they
@@ -720,7 +723,224 @@ static void v11_live_zstd(buf *out)
     finish(w);
 }
 
-/* ------------------------------------------------------------------ sets */
+/* -------------------------------------------------------- format 1.2 */
+
+/* A migration in parts (FORMAT.md section 2.1): the parts are written
+ * together, one writer each, and make() keeps one of them. */
+#define MAX_PARTS 3u
+
+typedef struct parts_out {
+    ms_writer *w[MAX_PARTS];
+    buf b[MAX_PARTS];
+    uint32_t n;
+} parts_out;
+
+#define WP(w, call)                                                                                \
+    do {                                                                                           \
+        if ((call) != 0)                                                                           \
+            die("%s:%d: %s: %s", __FILE__, __LINE__, #call, ms_writer_errmsg(w));                  \
+    } while (0)
+
+/* @n writers of parts of the migration @id, with the options @o (each
+ * part's INFO only where @info_part says, -1: every part). */
+static void parts_start(parts_out *po, uint32_t n, const char *id, ms_writer_options *o,
+                        int info_part)
+{
+    const char *machine = o->machine;
+    memset(po, 0, sizeof *po);
+    po->n = n;
+    for (uint32_t k = 0; k < n; k++) {
+        ms_part part = {.index = k, .count = n};
+        memcpy(part.migration_id, id, MS_MIGRATION_ID_SIZE);
+        o->writer_name = "gen-golden";
+        o->writer_version = "1";
+        o->part = &part;
+        o->machine = info_part < 0 || (uint32_t)info_part == k ? machine : NULL;
+        po->w[k] = ms_writer_new(o, sink, &po->b[k]);
+        if (!po->w[k] || ms_writer_status(po->w[k]))
+            die("part %u: %s", k, ms_writer_errmsg(po->w[k]));
+    }
+    o->part = NULL;
+}
+
+/* Finishes every part; @out takes part @keep's bytes. */
+static void parts_finish(parts_out *po, uint32_t keep, buf *out)
+{
+    for (uint32_t k = 0; k < po->n; k++) {
+        WP(po->w[k], ms_writer_finish(po->w[k], NULL));
+        ms_writer_free(po->w[k]);
+        if (k == keep)
+            *out = po->b[k];
+        else
+            free(po->b[k].p);
+    }
+}
+
+static void parts_round(parts_out *po, const ms_round *r)
+{
+    for (uint32_t k = 0; k < po->n; k++)
+        WP(po->w[k], ms_writer_round(po->w[k], r));
+}
+
+/* split: three parts of a live migration over two regions. ram is in every
+ * part, vram only in part 2, which alone sends it. Pages move between parts
+ * from round to round (page p goes to part (p / 16 + round) % 3), so that
+ * a later round's copy often comes in another part; FILL, DISCARDED and
+ * IN_PLACE pages; a device per part in round 0, sent again by another part
+ * in the last round; overlays in part 1; INFO in part 0; a private record
+ * in part 2. */
+static void v12_split(buf *out, uint32_t keep)
+{
+    parts_out po;
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.features = MS_FEATURE_DISCARDED | MS_FEATURE_FILL | MS_FEATURE_IN_PLACE | MS_FEATURE_OVERLAYS;
+    o.machine = "pc-q35-9.2";
+    parts_start(&po, 3, "golden-split-012", &o, 0);
+    const ms_region ram = {
+        .id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = 48 * PS, .page_size = PS};
+    const ms_region vram = {.id = 7, .name = "vram", .size = 8 * PS, .page_size = PS};
+    for (uint32_t k = 0; k < 3; k++)
+        WP(po.w[k], ms_writer_add_region(po.w[k], &ram));
+    WP(po.w[2], ms_writer_add_region(po.w[2], &vram));
+    static uint8_t mem[48 * PS], vmem[8 * PS];
+    memset(mem, 0, sizeof mem);
+    memset(vmem, 0, sizeof vmem);
+    for (unsigned p = 0; p < 48; p += 2)
+        page_text(mem + (size_t)p * PS, PS, 500 + p);
+    for (unsigned p = 20; p < 24; p++)
+        page_word(mem + (size_t)p * PS, PS, 0xcccccccccccccccc);
+    page_byte(vmem + 3 * PS, PS, 100, 0x7f);
+#define PART(round, p) po.w[((p) / 16 + (round)) % 3]
+    parts_round(&po, &(ms_round){.number = 0});
+    for (unsigned p = 0; p < 48; p++) {
+        ms_writer *w = PART(0, p);
+        if (p >= 32 && p < 36)
+            WP(w, ms_writer_discard(w, 0, p, 1));
+        else if (p >= 40 && p < 44)
+            WP(w, ms_writer_in_place(w, 0, p, 1, 0x80000000ull + (uint64_t)(p - 40) * PS));
+        else
+            WP(w, ms_writer_pages(w, 0, p, 1, mem + (size_t)p * PS));
+    }
+    WP(po.w[2], ms_writer_pages(po.w[2], 7, 0, 8, vmem));
+    buf s = {0};
+    for (uint32_t k = 0; k < 3; k++) {
+        cpu_state(&s, k, 0xffffffff81000000ull + k);
+        WP(po.w[k], ms_writer_device(po.w[k], "cpu", k, "x86-cpu", 3, s.p, s.n));
+        s.n = 0;
+    }
+    WP(po.w[2], ms_writer_record(po.w[2], 0x8001, 0, "vmm-private", 11));
+
+    /* Round 1: pages 1, 2, 17, 33 (hinted free before) and 47 dirtied. */
+    static const unsigned dirty[] = {1, 2, 17, 33, 47};
+    for (size_t i = 0; i < sizeof dirty / sizeof dirty[0]; i++)
+        page_text(mem + (size_t)dirty[i] * PS, PS, 600 + dirty[i]);
+    parts_round(&po, &(ms_round){.number = 1,
+                                 .tracker = MS_TRACKER_BITMAP,
+                                 .granularity = PS,
+                                 .has_dirty = true,
+                                 .dirty = 5});
+    for (size_t i = 0; i < sizeof dirty / sizeof dirty[0]; i++)
+        WP(PART(1, dirty[i]),
+           ms_writer_pages(PART(1, dirty[i]), 0, dirty[i], 1, mem + (size_t)dirty[i] * PS));
+
+    /* Round 2, final: page 2 zeroed and page 3 filled, both in part 2 (page
+     * 2 came in part 1 in round 1); nothing in part 0 but vCPU 0 again,
+     * from part 1 this time; the overlays, part 1's. */
+    memset(mem + 2 * PS, 0, PS);
+    page_word(mem + 3 * PS, PS, 0xdeadbeefull);
+    parts_round(&po, &(ms_round){.number = 2,
+                                 .tracker = MS_TRACKER_BITMAP,
+                                 .granularity = PS,
+                                 .has_dirty = true,
+                                 .dirty = 2,
+                                 .final = true});
+    WP(PART(2, 2), ms_writer_pages(PART(2, 2), 0, 2, 2, mem + 2 * PS));
+#undef PART
+    cpu_state(&s, 0, 0xffffffff81000040ull);
+    WP(po.w[1], ms_writer_device(po.w[1], "cpu", 0, "x86-cpu", 3, s.p, s.n));
+    ms_overlay tsc = {.gfn = 5, .kind = MS_OVERLAY_REFERENCE_TSC};
+    tsc.tsc.has_frequency = true;
+    tsc.tsc.frequency = 3000000000u;
+    ms_overlay hc = {.gfn = 5, .kind = MS_OVERLAY_HYPERCALL};
+    hc.hypercall.vendor = 1;
+    WP(po.w[1], ms_writer_overlay(po.w[1], &tsc));
+    WP(po.w[1], ms_writer_overlay(po.w[1], &hc));
+    free(s.p);
+    parts_finish(&po, keep, out);
+}
+
+/* pair-zstd: two parts with zstd pages (level 1, two workers), INFO in
+ * both, one round each of data pages and a final round that moves a page
+ * to the other part. */
+static void v12_pair_zstd(buf *out, uint32_t keep)
+{
+    parts_out po;
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.compress_level = 1;
+    o.threads = 2;
+    o.batch_bytes = 8 * PS;
+    o.machine = "microvm";
+    parts_start(&po, 2, "golden-pair-zstd", &o, -1);
+    const ms_region ram = {
+        .id = 0, .name = "mem", .has_gpa = true, .gpa = 0x100000, .size = 32 * PS, .page_size = PS};
+    static uint8_t mem[32 * PS];
+    for (unsigned p = 0; p < 32; p++)
+        page_text(mem + (size_t)p * PS, PS, 700 + p);
+    for (uint32_t k = 0; k < 2; k++)
+        WP(po.w[k], ms_writer_add_region(po.w[k], &ram));
+    parts_round(&po, &(ms_round){.number = 0});
+    WP(po.w[0], ms_writer_pages(po.w[0], 0, 0, 16, mem));
+    WP(po.w[1], ms_writer_pages(po.w[1], 0, 16, 16, mem + 16 * PS));
+    page_text(mem + 20 * PS, PS, 800);
+    parts_round(&po, &(ms_round){.number = 1, .final = true});
+    WP(po.w[0], ms_writer_pages(po.w[0], 0, 20, 1, mem + 20 * PS));
+    parts_finish(&po, keep, out);
+}
+
+/* one: a migration in a single part (count 1), which reads as the stream
+ * it is. */
+static void v12_one(buf *out, uint32_t keep)
+{
+    parts_out po;
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    parts_start(&po, 1, "golden-one-part!", &o, -1);
+    const ms_region ram = {.id = 3, .name = "ram", .size = 8 * PS, .page_size = PS};
+    static uint8_t mem[8 * PS];
+    memset(mem, 0, sizeof mem);
+    page_text(mem + 4 * PS, PS, 900);
+    WP(po.w[0], ms_writer_add_region(po.w[0], &ram));
+    parts_round(&po, &(ms_round){.number = 0, .final = true});
+    WP(po.w[0], ms_writer_pages(po.w[0], 3, 0, 8, mem));
+    parts_finish(&po, keep, out);
+}
+
+static void v12_split_0(buf *out)
+{
+    v12_split(out, 0);
+}
+static void v12_split_1(buf *out)
+{
+    v12_split(out, 1);
+}
+static void v12_split_2(buf *out)
+{
+    v12_split(out, 2);
+}
+static void v12_pair_zstd_0(buf *out)
+{
+    v12_pair_zstd(out, 0);
+}
+static void v12_pair_zstd_1(buf *out)
+{
+    v12_pair_zstd(out, 1);
+}
+static void v12_one_0(buf *out)
+{
+    v12_one(out, 0);
+}
 
 typedef struct golden {
     const char *set, *name;
@@ -740,6 +960,22 @@ static const golden goldens[] = {
     {"v1.1", "states.mig", false, v11_states},
     {"v1.1", "overlays.mig", false, v11_overlays},
     {"v1.1", "live-zstd.mig", true, v11_live_zstd},
+    {"v1.2", "split.0.mig", false, v12_split_0},
+    {"v1.2", "split.1.mig", false, v12_split_1},
+    {"v1.2", "split.2.mig", false, v12_split_2},
+    {"v1.2", "pair-zstd.0.mig", true, v12_pair_zstd_0},
+    {"v1.2", "pair-zstd.1.mig", true, v12_pair_zstd_1},
+    {"v1.2", "one.0.mig", false, v12_one_0},
+};
+
+/* The migrations in parts of a set: name, then the part files in order. */
+static const struct migration {
+    const char *set, *name;
+    const char *parts[MAX_PARTS + 1];
+} migrations[] = {
+    {"v1.2", "split", {"split.0.mig", "split.1.mig", "split.2.mig", NULL}},
+    {"v1.2", "pair-zstd", {"pair-zstd.0.mig", "pair-zstd.1.mig", NULL}},
+    {"v1.2", "one", {"one.0.mig", NULL}},
 };
 #define NGOLDEN (sizeof goldens / sizeof goldens[0])
 
@@ -977,7 +1213,9 @@ static int cmd_same_content(const char *pa, const char *pb)
 
 static int usage(void)
 {
-    fputs("usage: gen-golden write SET DIR | list SET | zstd-version | same-content A B\n", stderr);
+    fputs("usage: gen-golden write SET DIR | list SET | migrations SET | zstd-version | "
+          "same-content A B\n",
+          stderr);
     return 2;
 }
 
@@ -989,6 +1227,17 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < NGOLDEN; i++)
             if (strcmp(goldens[i].set, argv[2]) == 0)
                 printf("%s %s\n", goldens[i].name, goldens[i].zstd ? "zstd" : "raw");
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "migrations") == 0 && set_exists(argv[2])) {
+        for (size_t i = 0; i < sizeof migrations / sizeof migrations[0]; i++) {
+            if (strcmp(migrations[i].set, argv[2]) != 0)
+                continue;
+            printf("%s", migrations[i].name);
+            for (const char *const *p = migrations[i].parts; *p; p++)
+                printf(" %s", *p);
+            putchar('\n');
+        }
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "zstd-version") == 0) {

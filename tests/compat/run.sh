@@ -15,6 +15,12 @@
 #   - migstream-replay --view writes files whose SHA-256 are in
 #     NAME.replay.sha256 (every file but manifest.json and the device-*.json
 #     renderings).
+# For each migration in parts a set's MANIFEST lists ("migration NAME
+# PART..."; gen-golden migrations lists the same), its parts read as one
+# (FORMAT.md section 2.1):
+#   - migstream-validate finds no error;
+#   - migstream-dump --json prints exactly NAME.dump.jsonl;
+#   - migstream-replay --view writes the files of NAME.replay.sha256.
 # For COMPAT_DIR/future/ (hand-made streams of a later format, mkfuture.py):
 #   - mkfuture.py writes the same bytes;
 #   - migstream-dump --json prints exactly NAME.dump.jsonl, and
@@ -57,13 +63,15 @@ expect_file() {
     fi
 }
 
-# SHA-256 of what migstream-replay writes for stream $1, into file $2.
+# SHA-256 of what migstream-replay writes for stream $1 (the parts of a
+# migration: $1 and the arguments after $2), into file $2.
 replay_digests() {
-    local out=$work/replay
+    local out=$work/replay first=$1 sums=$2
+    shift 2
     rm -rf "$out"
-    "$tools/migstream-replay" -q --view -o "$out" "$1" >"$work/replay.log" 2>&1 || return 1
+    "$tools/migstream-replay" -q --view -o "$out" "$first" "$@" >"$work/replay.log" 2>&1 || return 1
     (cd "$out" && find . -type f ! -name manifest.json ! -name 'device-*.json' | sed 's|^\./||' |
-        LC_ALL=C sort | xargs sha256sum) >"$2"
+        LC_ALL=C sort | xargs sha256sum) >"$sums"
 }
 
 # ---------------------------------------------------------- frozen sets
@@ -86,6 +94,7 @@ for setdir in "$here"/v*/; do
             while read -r name enc; do
                 echo "stream $name $enc $(sha256sum <"$setdir/$name" | cut -d' ' -f1)"
             done <"$work/list-$set"
+            "$gen" migrations "$set" | sed 's/^/migration /'
         } >"$manifest"
     fi
     [ -e "$manifest" ] || { bad "$set: no MANIFEST"; continue; }
@@ -145,6 +154,29 @@ for setdir in "$here"/v*/; do
             expect_file "$set/$name: replayed files" "$base.replay.sha256" "$work/sha" create
         else
             bad "$set/$name: migstream-replay failed"; sed 's/^/    /' "$work/replay.log"
+        fi
+    done <"$manifest"
+
+    # Migrations in parts, read whole; file names as the set lists them,
+    # so that the outputs do not depend on where the corpus lives.
+    "$gen" migrations "$set" >"$work/mig-$set"
+    diff <(awk '$1 == "migration" {$1 = ""; sub(/^ /, ""); print}' "$manifest") "$work/mig-$set" \
+        >"$work/d" && ok "$set: gen-golden's migrations are MANIFEST's" ||
+        { bad "$set: gen-golden's migrations differ from MANIFEST's"; sed 's/^/    /' "$work/d"; }
+    while read -r kind name parts; do
+        [ "$kind" = migration ] || continue
+        read -ra files <<<"$parts"
+        (cd "$setdir" && "$tools/migstream-validate" "${files[@]}") >"$work/v" 2>&1 &&
+            ok "$set/$name: the parts validate as one migration" ||
+            { bad "$set/$name: migstream-validate of the parts"; head -5 "$work/v" | sed 's/^/    /'; }
+        (cd "$setdir" && "$tools/migstream-dump" --json "${files[@]}") >"$work/dump" 2>"$work/dump.err" ||
+            { bad "$set/$name: migstream-dump of the parts failed"; sed 's/^/    /' "$work/dump.err"; }
+        expect_file "$set/$name: dump --json of the parts" "$setdir/$name.dump.jsonl" "$work/dump"
+        if (cd "$setdir" && replay_digests "${files[@]:0:1}" "$work/sha" "${files[@]:1}"); then
+            expect_file "$set/$name: replayed files of the parts" "$setdir/$name.replay.sha256" \
+                "$work/sha" create
+        else
+            bad "$set/$name: migstream-replay of the parts failed"; sed 's/^/    /' "$work/replay.log"
         fi
     done <"$manifest"
 done

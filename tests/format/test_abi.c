@@ -278,6 +278,57 @@ static void test_module_options(void **state)
     assert_contains(ms_qemu_export_errmsg(exp), "reader");
     ms_qemu_export_free(exp);
 #endif
+#if MS_HAVE_XEN
+    NEWER(ms_xen_import_options) xo;
+    memset(&xo, 0, sizeof xo);
+    ms_xen_import_options_init(&xo.known);
+    xo.known.struct_size = sizeof xo;
+    ms_xen_import *ximp = ms_xen_import_new(&xo.known);
+    assert_status(ms_xen_import_status(ximp), 0);
+    ms_xen_import_free(ximp);
+    xo.unknown = 1;
+    ximp = ms_xen_import_new(&xo.known);
+    assert_status(ms_xen_import_status(ximp), MS_EINVAL);
+    assert_contains(ms_xen_import_errmsg(ximp), "invalid import options");
+    assert_status(ms_xen_import_run_fd(ximp, 0, 1), MS_EINVAL);
+    ms_xen_import_free(ximp);
+    /* The writer options nested in them follow the same rule. */
+    NEWER(ms_writer_options) xwo;
+    memset(&xwo, 0, sizeof xwo);
+    ms_writer_options_init(&xwo.known);
+    xwo.known.struct_size = sizeof xwo;
+    xwo.unknown = 1;
+    xo.unknown = 0;
+    xo.known.writer = &xwo.known;
+    ximp = ms_xen_import_new(&xo.known);
+    assert_status(ms_xen_import_status(ximp), MS_EINVAL);
+    assert_contains(ms_xen_import_errmsg(ximp), "writer");
+    ms_xen_import_free(ximp);
+
+    NEWER(ms_xen_export_options) xe;
+    memset(&xe, 0, sizeof xe);
+    ms_xen_export_options_init(&xe.known);
+    xe.known.struct_size = sizeof xe;
+    ms_xen_export *xexp = ms_xen_export_new(&xe.known);
+    assert_status(ms_xen_export_status(xexp), 0);
+    ms_xen_export_free(xexp);
+    xe.unknown = 1;
+    xexp = ms_xen_export_new(&xe.known);
+    assert_status(ms_xen_export_status(xexp), MS_EINVAL);
+    assert_contains(ms_xen_export_errmsg(xexp), "invalid export options");
+    ms_xen_export_free(xexp);
+    NEWER(ms_reader_options) xro;
+    memset(&xro, 0, sizeof xro);
+    ms_reader_options_init(&xro.known);
+    xro.known.struct_size = sizeof xro;
+    xro.unknown = 1;
+    xe.unknown = 0;
+    xe.known.reader = &xro.known;
+    xexp = ms_xen_export_new(&xe.known);
+    assert_status(ms_xen_export_status(xexp), MS_EINVAL);
+    assert_contains(ms_xen_export_errmsg(xexp), "reader");
+    ms_xen_export_free(xexp);
+#endif
 }
 
 /* The state layer's handles (pagemap.h, diff.h, replay_dir.h). */

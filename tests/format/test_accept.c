@@ -20,10 +20,16 @@ static void stream_requiring(th_buf *out, uint64_t features)
 {
     ms_writer_options o;
     ms_writer_options_init(&o);
-    o.features = features;
+    /* PARTS comes with the PART record a part starts with, and its pages
+     * go in a round. */
+    ms_part part = {.index = 0, .count = 1};
+    o.features = features & ~(uint64_t)MS_FEATURE_PARTS;
+    o.part = features & MS_FEATURE_PARTS ? &part : NULL;
     ms_writer *w = ms_writer_new(&o, th_sink_write, out);
     ms_region r = {.id = 0, .name = "ram", .has_gpa = true, .size = 16 * PS, .page_size = PS};
     assert_status(ms_writer_add_region(w, &r), 0);
+    if (o.part)
+        assert_status(ms_writer_round(w, &(ms_round){.number = 0}), 0);
     assert_status(ms_writer_zero_pages(w, 0, 0, 16), 0);
     assert_status(ms_writer_finish(w, NULL), 0);
     ms_writer_free(w);

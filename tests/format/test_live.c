@@ -2091,7 +2091,7 @@ static void test_refuse_end_totals(void **state)
 static void test_refuse_unknown_feature(void **state)
 {
     (void)state;
-    static const uint64_t bits[] = {1u << 4, 1u << 5, 1ull << 63};
+    static const uint64_t bits[] = {1u << 5, 1u << 6, 1ull << 63};
     for (size_t i = 0; i < 3; i++) {
         th_stream ts;
         th_buf b = {0};
@@ -2107,7 +2107,7 @@ static void test_refuse_unknown_feature(void **state)
     }
     uint64_t req = 0;
     ms_known_features(&req, NULL);
-    assert_int_equal(req, ALL_FEATURES);
+    assert_int_equal(req, ALL_FEATURES | MS_FEATURE_PARTS);
 }
 
 /* ====================================================== writer refusals */
@@ -2518,7 +2518,8 @@ static void test_overlay_priorities_and_names(void **state)
     assert_string_equal(ms_feature_name(1), "FILL");
     assert_string_equal(ms_feature_name(2), "IN_PLACE");
     assert_string_equal(ms_feature_name(3), "OVERLAYS");
-    assert_null(ms_feature_name(4));
+    assert_string_equal(ms_feature_name(4), "PARTS");
+    assert_null(ms_feature_name(5));
     assert_null(ms_feature_name(63));
     assert_string_equal(ms_page_state_name(3), "DISCARDED");
     assert_string_equal(ms_page_state_name(4), "FILL");
@@ -2527,7 +2528,8 @@ static void test_overlay_priorities_and_names(void **state)
     assert_null(ms_page_state_name(0));
     assert_string_equal(ms_record_type_name(6), "ROUND");
     assert_string_equal(ms_record_type_name(7), "OVERLAY");
-    assert_null(ms_record_type_name(8));
+    assert_string_equal(ms_record_type_name(8), "PART");
+    assert_null(ms_record_type_name(9));
 }
 
 /* ======================================================== compatibility */

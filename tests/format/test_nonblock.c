@@ -606,6 +606,44 @@ static void test_writer_partial(void **state)
     }
 }
 
+/* A part of a migration in parts (ms_writer_options.part) through every
+ * output that would block: the PART record, queued with the preamble and
+ * INFO, and the rest come out as a blocking output gets them. */
+static void test_writer_partial_part(void **state)
+{
+    (void)state;
+    ms_part part = {.migration_id = "nonblocking-part", .index = 1, .count = 2};
+    for (int level = 0; level <= 1; level++) {
+        ms_writer_options o = script_options(level, level ? 2 : 0, false);
+        o.part = &part;
+        th_buf ref = {0};
+        reference_stream(&ref, &o, 7);
+        assert_int_equal(th_get64(ref.data + 16) & MS_FEATURE_PARTS, MS_FEATURE_PARTS);
+        for (int mode = OUT_FEW; mode < OUT_MODES; mode++) {
+            th_buf got = {0};
+            part_out out = {.buf = &got, .mode = (out_mode)mode, .rng = 77 + mode};
+            uint8_t *mem = script_guest(7);
+            ms_writer *w = part_writer(&o, &out);
+            size_t eagain = script(w, mem);
+            char what[64];
+            snprintf(what, sizeof what, "a part, level %d, output mode %d", level, mode);
+            same_stream(&got, &ref, what);
+            if (mode != OUT_ALL_OR_NOTHING && eagain == 0)
+                fail_msg("%s: no MS_EAGAIN", what);
+            ms_writer_free(w);
+            free(mem);
+            th_buf_free(&got);
+        }
+        ms_reader *r = ms_reader_new_memory(NULL, ref.data, ref.len);
+        const ms_record *rec;
+        assert_int_equal(ms_reader_next(r, &rec), 1);
+        assert_int_equal(rec->type, MS_REC_PART);
+        assert_status(th_read_all(r, NULL), 0);
+        ms_reader_free(r);
+        th_buf_free(&ref);
+    }
+}
+
 /* After MS_EAGAIN from a data call: the same call goes on, any other is
  * MS_EINVAL and names the unfinished one. */
 static void test_writer_other_call(void **state)
@@ -963,11 +1001,11 @@ static void test_socket_migration(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reader_flaky),         cmocka_unit_test(test_reader_bounded),
-        cmocka_unit_test(test_reader_preamble),      cmocka_unit_test(test_reader_socket),
-        cmocka_unit_test(test_writer_partial),       cmocka_unit_test(test_writer_other_call),
-        cmocka_unit_test(test_writer_nothing_taken), cmocka_unit_test(test_writer_stable_secured),
-        cmocka_unit_test(test_socket_migration),
+        cmocka_unit_test(test_reader_flaky),          cmocka_unit_test(test_reader_bounded),
+        cmocka_unit_test(test_reader_preamble),       cmocka_unit_test(test_reader_socket),
+        cmocka_unit_test(test_writer_partial),        cmocka_unit_test(test_writer_partial_part),
+        cmocka_unit_test(test_writer_other_call),     cmocka_unit_test(test_writer_nothing_taken),
+        cmocka_unit_test(test_writer_stable_secured), cmocka_unit_test(test_socket_migration),
     };
     return th_run_tests(tests);
 }

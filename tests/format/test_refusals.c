@@ -435,7 +435,7 @@ static void test_record_header_fields(void **state)
 static void test_unknown_must_understand(void **state)
 {
     (void)state;
-    static const uint16_t types[] = {0x0008, 0x0100, 0x8000, 0xffff};
+    static const uint16_t types[] = {0x0009, 0x0100, 0x8000, 0xffff};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         th_stream ts;
         th_buf b = {0};

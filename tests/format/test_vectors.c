@@ -151,6 +151,59 @@ static void build_live(sink *s)
     ms_writer_free(w);
 }
 
+/* Vector 12.6: a migration in two parts. Part @k of it. */
+static void build_part(sink *s, uint32_t k)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.writer_name = "example";
+    o.writer_version = "1.0";
+    o.machine = k == 0 ? "pc" : NULL; /* INFO in part 0 */
+    ms_part part = {.index = k, .count = 2};
+    for (uint8_t i = 0; i < MS_MIGRATION_ID_SIZE; i++)
+        part.migration_id[i] = i;
+    o.part = &part;
+    ms_writer *w = ms_writer_new(&o, sink_write, s);
+    assert_non_null(w);
+    ms_region r = {
+        .id = 0, .name = "ram", .has_gpa = true, .gpa = 0, .size = 4 * 4096, .page_size = 4096};
+    static uint8_t mem[2 * 4096];
+    memset(mem, 0, sizeof mem);
+    assert_int_equal(ms_writer_add_region(w, &r), 0);
+    /* Round 0: part 0 sends pages 0 and 1, part 1 pages 2 and 3. */
+    assert_int_equal(ms_writer_round(w, &(ms_round){.number = 0}), 0);
+    if (k == 0) {
+        memcpy(mem, "part 0", 6); /* page 0: DATA, page 1: ZERO */
+        assert_int_equal(ms_writer_pages(w, 0, 0, 2, mem), 0);
+    } else {
+        memcpy(mem + 4096, "part 1", 6); /* page 2: ZERO, page 3: DATA */
+        assert_int_equal(ms_writer_pages(w, 0, 2, 2, mem), 0);
+    }
+    /* Round 1, final: the guest zeroed page 0, which part 1 sends now;
+     * part 0 has nothing to send, and still starts the round. */
+    ms_round r1 = {.number = 1,
+                   .tracker = MS_TRACKER_BITMAP,
+                   .granularity = 4096,
+                   .has_dirty = true,
+                   .dirty = 1,
+                   .final = true};
+    assert_int_equal(ms_writer_round(w, &r1), 0);
+    if (k == 1)
+        assert_int_equal(ms_writer_zero_pages(w, 0, 0, 1), 0);
+    assert_int_equal(ms_writer_finish(w, NULL), 0);
+    ms_writer_free(w);
+}
+
+static void build_parts_0(sink *s)
+{
+    build_part(s, 0);
+}
+
+static void build_parts_1(sink *s)
+{
+    build_part(s, 1);
+}
+
 static const struct vector {
     const char *name;
     void (*build)(sink *);
@@ -160,6 +213,8 @@ static const struct vector {
     {"zero-gib", build_zero_gib},
     {"device", build_device},
     {"live", build_live},
+    {"parts-0", build_parts_0},
+    {"parts-1", build_parts_1},
 };
 
 /* ---- parsing FORMAT.md ---- */
@@ -286,6 +341,70 @@ static void test_vectors_match_writer(void **state)
     free(doc);
 }
 
+/* Vector 12.6 read whole: the two parts merged through ms_open() give the
+ * totals and the migration digest the document states. */
+typedef struct mem_in {
+    const uint8_t *p;
+    size_t len, pos;
+} mem_in;
+
+static ssize_t mem_read(void *ctx, void *buf, size_t len)
+{
+    mem_in *m = ctx;
+    size_t k = m->len - m->pos < len ? m->len - m->pos : len;
+    memcpy(buf, m->p + m->pos, k);
+    m->pos += k;
+    return (ssize_t)k;
+}
+
+static void test_parts_merged(void **state)
+{
+    (void)state;
+    size_t doc_len, len[2];
+    char *doc = slurp(MS_FORMAT_MD, &doc_len);
+    uint8_t *part[2] = {parse_block(doc, "parts-0", &len[0]), parse_block(doc, "parts-1", &len[1])};
+    assert_non_null(part[0]);
+    assert_non_null(part[1]);
+    const char *sec = strstr(doc, "### 12.6");
+    assert_non_null(sec);
+    const char *at = strstr(sec, "the migration digest (section 8) is\n`0x");
+    assert_non_null(at);
+    unsigned long long want = strtoull(strchr(at, '`') + 1, NULL, 16);
+
+    /* Given in the other order: the PART records say which is which. */
+    mem_in mi[2] = {{part[1], len[1], 0}, {part[0], len[0], 0}};
+    ms_input in[2] = {{.read = mem_read, .read_ctx = &mi[0], .name = "parts-1"},
+                      {.read = mem_read, .read_ctx = &mi[1], .name = "parts-0"}};
+    ms_reader *r = ms_open(NULL, in, 2);
+    const ms_record *rec;
+    int rc, data_pages = 0;
+    uint64_t digest = 0;
+    ms_totals t = {0};
+    while ((rc = ms_reader_next(r, &rec)) > 0) {
+        if (rec->type == MS_REC_END) {
+            digest = rec->checksum;
+            t = rec->totals;
+        }
+        if (rec->type == MS_REC_PAGES)
+            for (size_t i = 0; i < rec->pages.extent_count; i++)
+                data_pages += rec->pages.extents[i].state == MS_PAGE_DATA;
+    }
+    if (rc)
+        fail_msg("vector parts does not read back whole: %s", ms_reader_errmsg(r));
+    assert_int_equal(ms_reader_expect_eof(r), 0);
+    assert_int_equal(digest, want);
+    assert_int_equal(t.records, 12);
+    assert_int_equal(t.bytes, 8901);
+    assert_int_equal(t.pages[MS_PAGE_DATA], 2);
+    assert_int_equal(t.pages[MS_PAGE_ZERO], 3);
+    assert_int_equal(t.rounds, 2);
+    assert_int_equal(data_pages, 2);
+    ms_reader_free(r);
+    free(part[0]);
+    free(part[1]);
+    free(doc);
+}
+
 /* Section 6.2's promise: a 1 GiB zero region is one PAGES record of 56 bytes. */
 static void test_zero_gib_record_size(void **state)
 {
@@ -315,6 +434,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_match_writer),
         cmocka_unit_test(test_zero_gib_record_size),
+        cmocka_unit_test(test_parts_merged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,18 +4,18 @@
 Each folder of libmigstream/ is a layer; a file may include headers of its
 own layer and of the layers below it, never of a layer above or beside it:
 
-    common  <-  format  <-  { state, schema, qemu }  <-  libvirt  <-  open
+    common  <-  format  <-  { state, schema, qemu, xen }  <-  libvirt  <-  open
 
 The public headers of include/migstream/ belong to layers too (writer.h is
 format's, qemu.h is qemu's), so a file of the format layer may not include
 qemu.h either, and a public header may only include headers of its own
 layer or below. Programs outside the library (tools/, examples/, bench/,
-fuzz/) see only the public headers; tests/ may look inside for unit tests.
+fuzz/, the Python extension in python/) see only the public headers; tests/ may look inside for unit tests.
 
-Within libmigstream/qemu/ the parts of the QEMU module are ranked too
-(QEMU_PARTS): a part includes only its own header and headers of parts of a
-lower rank, so that nothing calls up or across (a sync point is reported to
-the driver, not called in multifd).
+Within libmigstream/qemu/ and libmigstream/xen/ the parts of each module
+are ranked too (QEMU_PARTS, XEN_PARTS): a part includes only its own header
+and headers of parts of a lower rank, so that nothing calls up or across (a
+sync point is reported to the driver, not called in multifd).
 
 usage: test_layers.py SOURCE_ROOT
 """
@@ -27,8 +27,8 @@ import sys
 # each other. Foreign-format modules sit at 2; a module that wraps another
 # (a libvirt save image holds a QEMU stream) at 3; open/, which lists every
 # module, above them all.
-LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'libvirt': 3,
-          'open': 4}
+LAYERS = {'common': 0, 'format': 1, 'state': 2, 'schema': 2, 'qemu': 2, 'xen': 2,
+          'libvirt': 3, 'open': 4}
 TOP = 9  # the umbrella header, which includes every layer's headers
 
 # The layer of each public header.
@@ -48,6 +48,7 @@ PUBLIC = {
     'qemu.h': 'qemu',
     'libvirt.h': 'libvirt',
     'open.h': 'open',
+    'xen.h': 'xen',
     'migstream.h': None,  # the umbrella: includes everything
 }
 
@@ -66,6 +67,22 @@ QEMU_PARTS = {
     'source': 4,       # the driver: the module's msi_source_ops
     'import': 5,       # the public ms_qemu_import_* API
 }
+
+# The parts of libmigstream/xen/, the same way.
+XEN_PARTS = {
+    'wire': 0,     # Xen's wire constants
+    'input': 1,    # errors, the buffered cursor
+    'records': 2,  # the record table: lengths, DEVICE paths and states
+    'rules': 2,    # the order of libxc records
+    'pages': 2,    # regions, the PAGES records pages coalesce into
+    'types': 2,    # the page types kept per block of pfns
+    'export': 3,   # the exporter
+    'source': 4,   # the driver: the module's msi_source_ops
+    'import': 5,   # the public ms_xen_import_* API
+}
+
+# Each module with ranked parts: its folder and its ranks.
+MODULE_PARTS = {'qemu': ('QEMU', QEMU_PARTS), 'xen': ('Xen', XEN_PARTS)}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 
@@ -94,17 +111,18 @@ def header_layer(name):
     return ''
 
 
-def qemu_part_problem(rel, name):
-    """Why the QEMU part @rel may not include @name, or None."""
+def part_problem(module, rel, name):
+    """Why the part @rel of @module may not include @name, or None."""
+    title, parts = MODULE_PARTS[module]
     src = os.path.splitext(os.path.basename(rel))[0]
-    if not name.startswith('qemu/'):
+    if not name.startswith(module + '/'):
         return None
-    dst = os.path.splitext(name[len('qemu/'):])[0]
-    if dst not in QEMU_PARTS:
-        return '%s includes %s, which is not a ranked part of the QEMU module' % (rel, name)
-    if dst != src and QEMU_PARTS[dst] >= QEMU_PARTS[src]:
-        return '%s (QEMU part %s, rank %d) includes %s (rank %d)' % (
-            rel, src, QEMU_PARTS[src], name, QEMU_PARTS[dst])
+    dst = os.path.splitext(name[len(module) + 1:])[0]
+    if dst not in parts:
+        return '%s includes %s, which is not a ranked part of the %s module' % (rel, name, title)
+    if dst != src and parts[dst] >= parts[src]:
+        return '%s (%s part %s, rank %d) includes %s (rank %d)' % (
+            rel, title, src, parts[src], name, parts[dst])
     return None
 
 
@@ -133,8 +151,8 @@ def main():
             elif not public_only and not may_include(src_layer, dst):
                 problems.append('%s (layer %s) includes %s (layer %s)' %
                                 (rel, src_layer, name, dst or 'umbrella'))
-            elif src_layer == 'qemu' and rel.startswith('libmigstream/qemu/'):
-                why = qemu_part_problem(rel, name)
+            elif src_layer in MODULE_PARTS and rel.startswith('libmigstream/%s/' % src_layer):
+                why = part_problem(src_layer, rel, name)
                 if why:
                     problems.append(why)
 
@@ -148,9 +166,10 @@ def main():
             continue
         for f in sorted(os.listdir(d)):
             if f.endswith(('.c', '.h')):
-                if layer == 'qemu' and os.path.splitext(f)[0] not in QEMU_PARTS:
-                    problems.append('libmigstream/qemu/%s is not a ranked part of the QEMU '
-                                    'module (tests/meta/test_layers.py)' % f)
+                if layer in MODULE_PARTS and os.path.splitext(f)[0] not in MODULE_PARTS[layer][1]:
+                    problems.append('libmigstream/%s/%s is not a ranked part of the %s '
+                                    'module (tests/meta/test_layers.py)' %
+                                    (layer, f, MODULE_PARTS[layer][0]))
                     continue
                 check(os.path.join(d, f), layer, False)
     for f in os.listdir(lib):
@@ -166,7 +185,7 @@ def main():
                 continue
             check(os.path.join(inc, f), PUBLIC[h], False)
 
-    for outside in ['tools', 'examples', 'bench', 'fuzz']:
+    for outside in ['tools', 'examples', 'bench', 'fuzz', 'python']:
         for dirpath, _, files in os.walk(os.path.join(root, outside)):
             for f in sorted(files):
                 if f.endswith(('.c', '.h')):

@@ -70,6 +70,9 @@ static void test_formats(void **state)
 #if MS_HAVE_LIBVIRT
     assert_string_equal(f[i++], "libvirt");
 #endif
+#if MS_HAVE_XEN
+    assert_string_equal(f[i++], "xen");
+#endif
     assert_null(f[i]);
 }
 

@@ -235,15 +235,15 @@ static void test_images_devices_manifest(void **state)
     assert_contains(m, "\"writer_name\": \"test\"");
     assert_contains(m, "\"machine\": \"pc\"");
     assert_contains(m, "\"skipped_records\": 1,");
-    assert_contains(m, "\"name\": \"ram\",\n      \"gpa\": \"0x0\",\n      \"size\": 131072,\n"
-                       "      \"page_size\": 4096,\n      \"pages\": 32,\n      \"data\": 8,\n"
-                       "      \"zero\": 8,\n      \"missing\": 10,\n      \"fill\": 4,\n"
-                       "      \"in_place\": 2,\n      \"in_place_refs\": [{\"first\": 24, "
+    assert_contains(m, "\"name\": \"ram\",\n      \"gpa\": \"0x0\",\n      \"size\": \"131072\",\n"
+                       "      \"page_size\": 4096,\n      \"pages\": 32,\n      \"final\": "
+                       "{\"DATA\": 8, \"ZERO\": 8, \"FILL\": 4, \"IN_PLACE\": 2, \"missing\": 10},\n"
+                       "      \"in_place_refs\": [{\"first\": 24, "
                        "\"count\": 2, \"address\": \"0x200000\"}],\n      \"file\": "
                        "\"region-0.img\"");
     assert_contains(m, "\"name\": \"vram\",\n      \"gpa\": null");
     assert_contains(m, "\"path\": \"cpu\",\n      \"instance\": 0,\n      \"schema\": \"x86\",\n"
-                       "      \"version\": 3,\n      \"size\": 8,\n      \"cbor\": "
+                       "      \"version\": 3,\n      \"state_size\": 8,\n      \"cbor\": "
                        "\"device-0.cbor\"");
     free(m);
     free(out);

@@ -2,7 +2,8 @@
 "$TOOLS/migstream-dump" --json --page 1:0x3 "$SAMPLES/basic.mig" >page.json || exit
 python3 -c "
 import json
-p = json.load(open(\"page.json\"))
+head, p = [json.loads(x) for x in open(\"page.json\")]
+assert head[\"kind\"] == \"output\" and head[\"schema_version\"] == 1
 data = bytes.fromhex(p.pop(\"data\"))
 assert len(data) == 4096 and data[17] == 0x55 and data.count(0) == 4095
 print(json.dumps(p, sort_keys=True))

@@ -5,10 +5,14 @@ P=$TOOLS/migstream-pack
 edit() { rm -rf bad && cp -r good bad && sed -i "$1" bad/manifest.json; }
 edit 's/"region-0.img"/"..\/..\/etc\/passwd"/'
 $P -o o1.mig bad; echo "file name changed: exit $?"
-edit 's/"size": 4194304/"size": 8192/'
+edit 's/"size": "4194304"/"size": "8192"/'
 $P -o o2.mig bad; echo "size changed: exit $?"
-edit 's/"manifest_version": 1/"manifest_version": 2/'
+edit 's/"schema_version": 2/"schema_version": 3/'
+$P -o o3.mig bad; echo "schema_version 3: exit $?"
+edit 's/"schema_version": 2/"manifest_version": 2/'
 $P -o o3.mig bad; echo "manifest_version 2: exit $?"
+edit 's/"size": "4194304"/"size": 4194304/'
+$P -o o3.mig bad; echo "size a number: exit $?"
 edit 's/"gpa": "0x0"/"gpa": 0/'
 $P -o o4.mig bad; echo "gpa a number: exit $?"
 edit '1s/^/x/'

@@ -1,0 +1,23 @@
+/*
+ * A migration in parts read as one stream (FORMAT.md section 2.1): the
+ * source that merges the parts' readers round by round, for ms_open().
+ */
+#ifndef MSI_PARTS_H
+#define MSI_PARTS_H
+
+#include <stddef.h>
+
+#include "format/source.h"
+
+/*
+ * A source over @n inputs, each a part of one migration (in any order):
+ * it reads every part's preamble and PART record when opened, refuses
+ * inputs that are not the parts of one migration, all of them, and then
+ * hands out the records the single stream would hold (format/parts.c). The
+ * inputs, their names included, must outlive the source; @opts is copied.
+ * NULL when out of memory.
+ */
+msi_source *msi_parts_create(const ms_reader_options *opts, const msi_source_channel *inputs,
+                             size_t n);
+
+#endif /* MSI_PARTS_H */
