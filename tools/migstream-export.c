@@ -90,7 +90,7 @@ static void usage(FILE *f)
             "                        of the stream's (the destination's must be the same)\n"
             "      --no-vmdesc       write no JSON trailer after QEMU's EOF\n"
             "      --max-output SIZE most bytes OUT may take (K, M, G, T suffixes; 'none':\n"
-            "                        only the free space); default 1T. QEMU's stream has\n"
+            "                        only the free space); default 1T. Both formats have\n"
             "                        an item per page, which a few bytes of ZERO or FILL\n"
             "                        extent can stand for\n"
             "      --libxl, --libxc  xen: write a libxl-wrapped or a bare libxc stream\n"
@@ -106,7 +106,7 @@ static void usage(FILE *f)
             "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
             "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
             "without a guest-physical address, devices that are not Xen records), or\n"
-            "whose QEMU stream would take more than --max-output or the free space, is\n"
+            "whose output would take more than --max-output or the free space, is\n"
             "refused (exit status 1).\n"
             "\n",
             mst_prog, mst_prog);
@@ -223,6 +223,20 @@ static int parse_args(int argc, char **argv, args *a)
     return 0;
 }
 
+/* --max-output, and at most the free space of the file system when OUT is
+ * a file (a FIFO or a device written in place, standard output: the limit
+ * alone). */
+static uint64_t output_limit(const args *a, int fd)
+{
+    uint64_t limit = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
+    struct statvfs v;
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fstatvfs(fd, &v) == 0 && v.f_frsize &&
+        (uint64_t)v.f_bavail <= limit / v.f_frsize)
+        limit = (uint64_t)v.f_bavail * v.f_frsize;
+    return limit;
+}
+
 /* Library statuses that mean "this input is refused" rather than "the
  * export could not be carried out". */
 static int exit_for(int status)
@@ -289,14 +303,7 @@ static int export(const args *a)
     ms_qemu_export_options_init(&eo);
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
-    eo.max_output = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
-    /* A file may take the free space of its file system at most (a FIFO
-     * or a device written in place, standard output: the limit alone). */
-    struct statvfs v;
-    struct stat sb;
-    if (!to_stdout && fstat(o.fd, &sb) == 0 && S_ISREG(sb.st_mode) && fstatvfs(o.fd, &v) == 0 &&
-        v.f_frsize && (uint64_t)v.f_bavail <= eo.max_output / v.f_frsize)
-        eo.max_output = (uint64_t)v.f_bavail * v.f_frsize;
+    eo.max_output = output_limit(a, o.fd);
     ms_qemu_export *exp = ms_qemu_export_new(&eo);
     mst_progress pg;
     mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
@@ -369,6 +376,7 @@ static int export_xen(const args *a)
     ms_xen_export_options_init(&xo);
     xo.format = a->xen_format;
     xo.verifiable = a->verifiable;
+    xo.max_output = output_limit(a, o.fd);
     ms_xen_export *exp = ms_xen_export_new(&xo);
     mst_progress pg;
     mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));

@@ -122,6 +122,16 @@ CASES = {
                              cmd=["migstream-pack", "-o", "{out}", "--region", "ram:-:{in}",
                                   "--device", "dev:dev:1:{in}"],
                              exit=(1,), rss=(32, 0), says="JSON values, more than", suffix=".json"),
+    "fill-huge-export-xen": dict(gen="fill-huge", n0=1, fixed=True, cpu=1.0, xen=True,
+                                 cmd=["migstream-export", "xen", "-q", "-o", "{out}", "{in}"],
+                                 exit=(1,), rss=64, out=0,
+                                 says="would take the stream past its limit"),
+    # The same FILL run again and again: its pages also went through the
+    # batch's set of pfns, whose emptying looped for ever.
+    "fill-repeat-export-xen": dict(gen="fill-repeat", n0=20000, xen=True,
+                                   cmd=["migstream-export", "xen", "-q", "--max-output", "64M",
+                                        "-o", "{out}", "{in}"],
+                                   exit=(1,), rss=64, out=0, says="past its limit of 67108864"),
     # Device states kept by diff (within 256 MiB, max_device_memory) and
     # dump --device (within 64 MiB): memory follows the input up to there;
     # found by a hash, not inserted in a sorted array.
@@ -274,8 +284,8 @@ def check_bounds(name, case, n, size, rss, used, sanitized):
 def run_case(name, tools):
     case = CASES[name]
     sanitized = bool(os.environ.get("MS_SANITIZED"))
-    modules = os.environ.get("MS_MODULES", "qemu schema libvirt").split()
-    for m in ("qemu", "schema"):
+    modules = os.environ.get("MS_MODULES", "qemu schema libvirt xen").split()
+    for m in ("qemu", "schema", "xen"):
         if case.get(m) and m not in modules:
             print("skip: needs the %s module" % m)
             return 77
