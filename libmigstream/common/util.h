@@ -67,6 +67,16 @@ static inline bool msi_mul_overflow(uint64_t a, uint64_t b, uint64_t *r)
 {
     return __builtin_mul_overflow(a, b, r);
 }
+/* Whether @n items of @item bytes (not 0), and @slack bytes more, fit in
+ * what is left of @limit after @done: the exporters' check of an extent's
+ * output against max_output before they write it. */
+static inline bool msi_output_fits(uint64_t done, uint64_t limit, uint64_t n, uint64_t item,
+                                   uint64_t slack)
+{
+    uint64_t room = done < limit ? limit - done : 0;
+    return n <= room / item && n * item + slack <= room;
+}
+
 static inline bool msi_is_pow2(uint64_t v)
 {
     return v != 0 && (v & (v - 1)) == 0;

@@ -365,8 +365,7 @@ static int write_pages(ms_qemu_export *x, const ms_record *rec)
          * part: checked against max_output before any is written. */
         bool page = ex->state == MS_PAGE_DATA || ex->state == MS_PAGE_FILL;
         uint64_t item = 8 + (page ? ps : 1), done = x->stats.bytes_written + x->olen;
-        uint64_t room = done < x->opts.max_output ? x->opts.max_output - done : 0;
-        if (qpages > room / item || qpages * item + 512 > room)
+        if (!msi_output_fits(done, x->opts.max_output, qpages, item, 512))
             return rec_fail(x, MS_ELIMIT, rec,
                             "region %u '%s' pages %llu..%llu: %llu QEMU page items would take "
                             "the stream past its limit of %llu bytes (max_output), with %llu "

@@ -242,16 +242,27 @@ static void delete_span(msi_pm *m, pm_span *sp)
     refund(m, sizeof *sp);
 }
 
+/* A zeroed node of @size bytes, charged to the budget: 0, MS_ELIMIT or
+ * MS_ENOMEM. */
+static int new_node(msi_pm *m, size_t size, void **out)
+{
+    if (!charge(m, size))
+        return MS_ELIMIT;
+    if (!(*out = msi_calloc(m->alloc, 1, size))) {
+        refund(m, size);
+        return MS_ENOMEM;
+    }
+    return 0;
+}
+
 /* A new span node [c0, c1) in state @st, not yet in the tree. */
 static int new_span(msi_pm *m, uint64_t c0, uint64_t c1, unsigned st, pm_span **out)
 {
-    if (!charge(m, sizeof **out))
-        return MS_ELIMIT;
-    pm_span *sp = msi_calloc(m->alloc, 1, sizeof *sp);
-    if (!sp) {
-        refund(m, sizeof *sp);
-        return MS_ENOMEM;
-    }
+    void *p;
+    int rc = new_node(m, sizeof **out, &p);
+    if (rc)
+        return rc;
+    pm_span *sp = p;
     sp->node.key = c0;
     sp->c1 = c1;
     sp->st = (uint8_t)st;
@@ -441,13 +452,11 @@ int msi_pm_set(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had
 /* A new argument run [first, end) of @arg, not yet in the tree. */
 static int new_arg(msi_pm *m, uint64_t first, uint64_t end, uint64_t arg, pm_arg **out)
 {
-    if (!charge(m, sizeof **out))
-        return MS_ELIMIT;
-    pm_arg *x = msi_calloc(m->alloc, 1, sizeof *x);
-    if (!x) {
-        refund(m, sizeof *x);
-        return MS_ENOMEM;
-    }
+    void *p;
+    int rc = new_node(m, sizeof **out, &p);
+    if (rc)
+        return rc;
+    pm_arg *x = p;
     x->node.key = first;
     x->end = end;
     x->arg = arg;

@@ -423,8 +423,7 @@ static int write_pages(mx_exp *x, const ms_record *rec)
          * count's 8 rounded): checked against max_output first. */
         uint64_t pages = (uint64_t)ex->count * sub, done = x->st->bytes_written + x->olen;
         uint64_t item = 8 + (ex->state == MS_PAGE_DISCARDED ? 0 : MX_PAGE_SIZE) + 1;
-        uint64_t room = done < x->o.max_output ? x->o.max_output - done : 0;
-        if (pages > room / item || pages * item + 64 > room)
+        if (!msi_output_fits(done, x->o.max_output, pages, item, 64))
             return rec_fail(x, MS_ELIMIT, rec,
                             "region %u '%s' pages %llu..%llu: %llu Xen pages would take the "
                             "stream past its limit of %llu bytes (max_output), with %llu written",
