@@ -88,14 +88,15 @@ size_t ms_escape_text(char *dst, size_t size, const char *src)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)(src ? src : "");
-    size_t out = 0;
+    size_t out = 0, end = 0; /* end: where the NUL goes, once full */
+    bool full = size == 0;
     while (*p) {
         size_t n = utf8_seq(p);
         /* C1 controls: U+0080..U+009F, 0xc2 0x80..0x9f. */
         bool escape = n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f)) ||
                       (n == 2 && p[0] == 0xc2 && p[1] <= 0x9f);
         size_t take = n ? n : 1, len = escape ? 4 * take : take;
-        if (out + len < size) {
+        if (!full && out + len < size) {
             for (size_t k = 0; k < take; k++) {
                 if (escape) {
                     dst[out + 4 * k] = '\\';
@@ -106,14 +107,15 @@ size_t ms_escape_text(char *dst, size_t size, const char *src)
                     dst[out + k] = (char)p[k];
                 }
             }
-        } else if (size) {
-            size = out + 1; /* full: nothing more is written */
+        } else if (!full) {
+            full = true; /* nothing more is written: not part of an escape */
+            end = out;
         }
         out += len;
         p += take;
     }
     if (size)
-        dst[out < size ? out : size - 1] = 0;
+        dst[full ? end : out] = 0;
     return out;
 }
 

@@ -238,6 +238,13 @@ static void test_escape_text(void **state)
     assert_string_equal(out, want);
     assert_int_equal(ms_escape_text(out, 4, "ab\x1b"), 6);
     assert_string_equal(out, "ab");
+    /* Truncated, then more text: nothing past the buffer is touched. */
+    char guard[16];
+    memset(guard, '#', sizeof guard);
+    assert_int_equal(ms_escape_text(guard, 4, "ab\x1b\x1b\x1b" "cdefgh"), 20);
+    assert_string_equal(guard, "ab");
+    for (size_t i = 3; i < sizeof guard; i++)
+        assert_int_equal(guard[i], '#');
     assert_int_equal(ms_escape_text(NULL, 0, "\x01"), 4);
     assert_int_equal(ms_escape_text(out, sizeof out, "pc.ram"), 6);
     assert_string_equal(out, "pc.ram");
