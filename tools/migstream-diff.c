@@ -412,11 +412,16 @@ static void usage(FILE *f)
                "                  capture, another part of a migration in parts), in any\n"
                "                  order; repeatable\n"
                "  --with-b FILE   the same for stream B\n"
+               "  --max-output SIZE\n"
+               "                  most bytes the temporary files may take (K, M, G, T\n"
+               "                  suffixes; 'none': only the free space); default 1T\n"
                "  --help          print this help and exit\n"
                "  --version       print the version and exit\n"
                "\n"
-               "DATA pages are kept in temporary files in $TMPDIR (default /tmp).\n"
-               "A stream that cannot be read to its end is refused (exit status 1).\n"
+               "DATA pages are kept in temporary files in $TMPDIR (default /tmp), within\n"
+               "--max-output and the free space there; device states within 256 MiB.\n"
+               "A stream that cannot be read to its end, or past those limits, is refused\n"
+               "(exit status 1).\n"
                "\n");
     mst_print_exit_table(f);
 }
@@ -429,16 +434,19 @@ static void short_usage(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_WITH_A = 256, OPT_WITH_B };
+    enum { OPT_WITH_A = 256, OPT_WITH_B, OPT_MAX_OUTPUT };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
         {"with-a", required_argument, NULL, OPT_WITH_A},
         {"with-b", required_argument, NULL, OPT_WITH_B},
+        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     bool json = false;
+    ms_diff_options o;
+    ms_diff_options_init(&o); /* temporary files in $TMPDIR, else /tmp */
     mst_init(argv[0]);
     /* Each side's inputs: its stream first, then its --with-X files. */
     side_args sides[2] = {{calloc((size_t)argc, sizeof(char *)), 1, NULL},
@@ -459,6 +467,10 @@ int main(int argc, char **argv)
         case OPT_WITH_B:
             sides[opt - OPT_WITH_A].paths[sides[opt - OPT_WITH_A].n++] = optarg;
             break;
+        case OPT_MAX_OUTPUT:
+            if (mst_parse_output_limit("--max-output", optarg, &o.max_output))
+                goto out;
+            break;
         case 'h':
             usage(stdout);
             status = MST_EXIT_OK;
@@ -468,7 +480,7 @@ int main(int argc, char **argv)
             status = MST_EXIT_OK;
             goto out;
         case ':':
-            mst_error("option %s needs a FILE", argv[optind - 1]);
+            mst_error("option %s needs a value", argv[optind - 1]);
             short_usage();
             goto out;
         default: /* getopt's own message would name the program by its path */
@@ -494,7 +506,7 @@ int main(int argc, char **argv)
                       : "standard input can be only one of the inputs");
         goto out;
     }
-    d = ms_diff_new(NULL); /* $TMPDIR, else /tmp */
+    d = ms_diff_new(&o);
     if (!d) {
         mst_error("out of memory");
         goto out;
