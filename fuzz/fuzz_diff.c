@@ -102,6 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ms_diff_options o;
     ms_diff_options_init(&o);
     o.max_map_memory = 16u << 20;
+    o.max_output = 64u << 20;        /* temporary files */
+    o.max_device_memory = 16u << 20; /* device states kept */
     o.tmpdir = dir;
     o.keep_damaged = (prefix >> 30) & 1;
     ms_cbor_form form = (prefix >> 31) & 1 ? MS_CBOR_JSON : MS_CBOR_DIAG;

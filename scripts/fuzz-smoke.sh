@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a bounded time (FUZZ_SECONDS, default 60)
 # on a scratch copy of its seed corpus, in build-fuzz/ (clang, ASan+UBSan).
+# An input that takes more than FUZZ_TIMEOUT seconds (default 10) or makes
+# the process pass FUZZ_RSS_MB of RSS (default 2048) is a failure too: the
+# cost model of docs/SECURITY.md, "Cost", is held like memory safety.
 # Writes one line per target to build-fuzz/fuzz-smoke.txt ("PASS name runs"
 # or "FAIL name reason") for the test summary, and exits non-zero if a target
 # crashed, leaked or found undefined behaviour; the crashing input is kept in
@@ -8,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${FUZZ_SECONDS:-60}
+timeout=${FUZZ_TIMEOUT:-10}
+rss_mb=${FUZZ_RSS_MB:-2048}
 dir=${FUZZ_BUILD_DIR:-build-fuzz} # another directory: set up the same way
 
 if [ ! -f "$dir/meson-private/coredata.dat" ]; then
@@ -48,6 +53,7 @@ for t in "${targets[@]}"; do
         dict=fuzz/xen.dict max_len=65536
     fi
     if "$dir/fuzz/$t" -max_total_time="$seconds" -dict="$dict" -max_len="$max_len" \
+        -timeout="$timeout" -rss_limit_mb="$rss_mb" -malloc_limit_mb="$rss_mb" \
         -artifact_prefix="$dir/$t-crash-" -print_final_stats=1 "$work" >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
         echo "PASS $t $runs" >>"$out"

@@ -2,6 +2,7 @@
  * Shared tool chores (see common.h).
  */
 #define _GNU_SOURCE /* mkdtemp, nftw flags */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -30,14 +31,21 @@ void mst_print_version(void)
            MS_FORMAT_MAJOR, MS_FORMAT_MINOR);
 }
 
+void mst_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    char raw[4096];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    ms_escape_text(buf, size, raw);
+}
+
 void mst_error(const char *fmt, ...)
 {
+    char msg[4096];
     va_list ap;
-    fprintf(stderr, "%s: ", mst_prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    mst_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "%s: %s\n", mst_prog, msg);
 }
 
 int mst_exit_for(int status)
@@ -93,7 +101,7 @@ __attribute__((format(printf, 3, 4))) static int stream_fail(mst_stream *s, int 
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    mst_vformat(s->why, sizeof s->why, fmt, ap);
     va_end(ap);
     s->status = status;
     if (!s->hooks.quiet)
@@ -867,4 +875,30 @@ const mst_device_stats *mst_devset_get(const mst_devset *s, size_t i)
 double mst_percent(uint64_t part, uint64_t whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+int mst_parse_output_limit(const char *option, const char *s, uint64_t *out)
+{
+    if (strcmp(s, "none") == 0) {
+        *out = UINT64_MAX;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
+    unsigned shift = 0;
+    if (isdigit((unsigned char)*s) && errno == 0 && *end) {
+        const char *units = "KMGT", *u = strchr(units, toupper((unsigned char)*end));
+        if (u && *u && end[1] == 0) {
+            shift = 10 * (unsigned)(u - units + 1);
+            end++;
+        }
+    }
+    if (!isdigit((unsigned char)*s) || errno || *end || v == 0 || v > (UINT64_MAX >> shift)) {
+        mst_error("%s: '%s' is not a size in bytes (a number with K, M, G or T, or 'none')",
+                  option, s);
+        return -1;
+    }
+    *out = (uint64_t)v << shift;
+    return 0;
 }

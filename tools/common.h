@@ -9,6 +9,7 @@
 #ifndef MST_COMMON_H
 #define MST_COMMON_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,8 +42,13 @@ void mst_init(const char *argv0);
 /* Prints the --version line: "PROG (libmigstream X.Y.Z, format M.N)". */
 void mst_print_version(void);
 
-/* Prints "PROG: message\n" to stderr. */
+/* Prints "PROG: message\n" to stderr, its control characters escaped
+ * (ms_escape_text): messages quote names from streams. */
 void mst_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* vsnprintf into BUF, then its control characters escaped, as mst_error
+ * does: for messages printed elsewhere. */
+void mst_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Opens PATH for reading ("-": standard input). Returns an fd or -1 after
  * printing why. */
@@ -275,5 +281,11 @@ const mst_device_stats *mst_devset_get(const mst_devset *s, size_t i);
 
 /* Percentage of PART in WHOLE (0 when WHOLE is 0). */
 double mst_percent(uint64_t part, uint64_t whole);
+
+/* Parses the value of a --max-output option: a number of bytes with an
+ * optional binary suffix K, M, G or T (1G = 2^30), or "none" (UINT64_MAX:
+ * no limit but the free space). 0, or -1 after printing why, naming
+ * OPTION. */
+int mst_parse_output_limit(const char *option, const char *s, uint64_t *out);
 
 #endif /* MST_COMMON_H */

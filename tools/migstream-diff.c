@@ -458,15 +458,20 @@ static void usage(FILE *f)
                "  --with-a FILE   a further input of stream A (a QEMU multifd channel\n"
                "                  capture, another part of a migration in parts), in any\n"
                "                  order; repeatable\n"
-               "  --with-b FILE   the same for stream B\n");
+               "  --with-b FILE   the same for stream B\n"
+               "  --max-output SIZE\n"
+               "                  most bytes the temporary files may take (K, M, G, T\n"
+               "                  suffixes; 'none': only the free space); default 1T\n");
     mst_print_progress_help(f, 15, false);
     fprintf(f, "  --help          print this help and exit\n"
                "  --version       print the version and exit\n"
                "\n"
-               "DATA pages are kept in temporary files in $TMPDIR (default /tmp).\n"
-               "A stream that cannot be read to its end (a checksum mismatch, truncation)\n"
-               "is compared as far as it was read, then where its damage starts is said\n"
-               "(exit status 1). One whose preamble is bad is refused (1).\n"
+               "DATA pages are kept in temporary files in $TMPDIR (default /tmp), within\n"
+               "--max-output and the free space there; device states within 256 MiB.\n"
+               "A stream past those limits is refused (exit status 1). A stream that\n"
+               "cannot be read to its end (a checksum mismatch, truncation) is compared\n"
+               "as far as it was read, then where its damage starts is said (exit status\n"
+               "1). One whose preamble is bad is refused (1).\n"
                "\n");
     mst_print_exit_table(f);
 }
@@ -479,19 +484,22 @@ static void short_usage(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_WITH_A = 256, OPT_WITH_B };
+    enum { OPT_WITH_A = 256, OPT_WITH_B, OPT_MAX_OUTPUT };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
         {"progress", required_argument, NULL, 'P'},
         {"with-a", required_argument, NULL, OPT_WITH_A},
         {"with-b", required_argument, NULL, OPT_WITH_B},
+        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     bool json = false, quiet = false;
     mst_progress pg;
+    ms_diff_options o;
+    ms_diff_options_init(&o); /* temporary files in $TMPDIR, else /tmp */
     mst_init(argv[0]);
     /* Each side's inputs: its stream first, then its --with-X files. */
     side_args sides[2] = {{.paths = calloc((size_t)argc, sizeof(char *)), .n = 1},
@@ -519,6 +527,10 @@ int main(int argc, char **argv)
         case OPT_WITH_B:
             sides[opt - OPT_WITH_A].paths[sides[opt - OPT_WITH_A].n++] = optarg;
             break;
+        case OPT_MAX_OUTPUT:
+            if (mst_parse_output_limit("--max-output", optarg, &o.max_output))
+                goto out;
+            break;
         case 'h':
             usage(stdout);
             status = MST_EXIT_OK;
@@ -528,7 +540,7 @@ int main(int argc, char **argv)
             status = MST_EXIT_OK;
             goto out;
         case ':':
-            mst_error("option %s needs a FILE", argv[optind - 1]);
+            mst_error("option %s needs a value", argv[optind - 1]);
             short_usage();
             goto out;
         default: /* getopt's own message would name the program by its path */
@@ -554,10 +566,8 @@ int main(int argc, char **argv)
                       : "standard input can be only one of the inputs");
         goto out;
     }
-    ms_diff_options dopts;
-    ms_diff_options_init(&dopts); /* $TMPDIR, else /tmp */
-    dopts.keep_damaged = true;    /* compared up to the damage, which is reported */
-    d = ms_diff_new(&dopts);
+    o.keep_damaged = true; /* compared up to the damage, which is reported */
+    d = ms_diff_new(&o);
     if (!d) {
         mst_error("out of memory");
         goto out;

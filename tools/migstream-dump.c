@@ -132,8 +132,8 @@ typedef struct dump {
 
     /* --device */
     const char *device_path;
-    device_copy *devs;
-    size_t ndevs;
+    device_copy *devs; /* by first appearance (the device set's order) */
+    size_t ndevs, devs_cap, devs_bytes;
 
     /* The inputs are several parts of one migration, read as one */
     bool parts;
@@ -1291,25 +1291,38 @@ static int print_page(dump *d)
 
 /* -------------------------------------------------------------- --device */
 
+/* Keeps the state of a record of the --device path. Its instance is found
+ * through the device set (d->ds: a hash of path and instance, in order of
+ * first appearance, within MST_DEVSET_BUDGET), so each record costs the
+ * same however many instances came before; devs[i] is the state of the
+ * set's entry i. The states kept are held within MST_DEVSET_BUDGET too.
+ * 0, -1 without memory, 1 past a budget (d->devs_full says which). */
 static int device_apply(dump *d, const ms_record *rec)
 {
     const ms_device *v = &rec->device;
     if (strcmp(v->path, d->device_path) != 0)
         return 0;
-    size_t i = 0;
-    while (i < d->ndevs && d->devs[i].instance < v->instance)
-        i++;
-    if (i == d->ndevs || d->devs[i].instance != v->instance) {
-        device_copy *p = realloc(d->devs, (d->ndevs + 1) * sizeof *p);
-        if (!p)
-            return -1;
-        d->devs = p;
-        memmove(p + i + 1, p + i, (d->ndevs - i) * sizeof *p);
-        memset(&p[i], 0, sizeof p[i]);
-        p[i].instance = v->instance;
+    const mst_device_stats *e = mst_devset_add(d->ds, rec);
+    if (!e)
+        return mst_devset_full(d->ds) ? 1 : -1;
+    size_t i = (size_t)(e - mst_devset_get(d->ds, 0));
+    if (i == d->ndevs) {
+        if (d->ndevs == d->devs_cap) {
+            size_t cap = d->devs_cap ? 2 * d->devs_cap : 16;
+            device_copy *p = realloc(d->devs, cap * sizeof *p);
+            if (!p)
+                return -1;
+            d->devs = p;
+            d->devs_cap = cap;
+        }
+        memset(&d->devs[i], 0, sizeof d->devs[i]);
+        d->devs[i].instance = v->instance;
         d->ndevs++;
     }
     device_copy *c = &d->devs[i];
+    if (v->state_size > c->state_size &&
+        v->state_size - c->state_size > MST_DEVSET_BUDGET - d->devs_bytes)
+        return 1;
     char *schema = strdup(v->schema);
     uint8_t *state = malloc(v->state_size ? v->state_size : 1);
     if (!schema || !state) {
@@ -1320,6 +1333,7 @@ static int device_apply(dump *d, const ms_record *rec)
     memcpy(state, v->state, v->state_size);
     free(c->schema);
     free(c->state);
+    d->devs_bytes = d->devs_bytes - c->state_size + v->state_size;
     c->schema = schema;
     c->state = state;
     c->state_size = v->state_size;
@@ -1330,6 +1344,12 @@ static int device_apply(dump *d, const ms_record *rec)
     return 0;
 }
 
+static int by_instance(const void *a, const void *b)
+{
+    uint32_t x = ((const device_copy *)a)->instance, y = ((const device_copy *)b)->instance;
+    return x < y ? -1 : x > y;
+}
+
 static int print_devices(dump *d)
 {
     FILE *o = d->out;
@@ -1337,6 +1357,7 @@ static int print_devices(dump *d)
         mst_error("no device with path \"%s\" in the stream", d->device_path);
         return MST_EXIT_FAIL;
     }
+    qsort(d->devs, d->ndevs, sizeof *d->devs, by_instance);
     for (size_t i = 0; i < d->ndevs; i++) {
         const device_copy *c = &d->devs[i];
         if (d->json) {
@@ -1449,6 +1470,7 @@ static int run(dump *d)
         mst_json_output_head(d->out);
     int rc = ms_reader_header(d->r, &d->hdr);
     bool nomem = false;
+    int kept = 0; /* device_apply: 1 past a budget */
     uint64_t digest = 0;
     key_list keys;
     if (rc == 0) {
@@ -1491,7 +1513,7 @@ static int run(dump *d)
                     nomem = true;
                 break;
             case MODE_DEVICE:
-                if (rec->type == MS_REC_DEVICE && device_apply(d, rec))
+                if (rec->type == MS_REC_DEVICE && (kept = device_apply(d, rec)) != 0)
                     nomem = true;
                 break;
             }
@@ -1517,6 +1539,11 @@ static int run(dump *d)
             print_header(d);
     }
     mst_progress_done(d->pg);
+    if (nomem && kept > 0) { /* a limit, as the reader's: exit 1 */
+        mst_error("the states of device \"%s\" would take more than %u MiB",
+                  d->device_path, MST_DEVSET_BUDGET >> 20);
+        return MST_EXIT_FAIL;
+    }
     if (nomem) {
         mst_error("out of memory");
         return MST_EXIT_ERROR;

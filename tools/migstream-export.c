@@ -13,6 +13,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,10 @@ static void usage(FILE *f)
             "      --machine TYPE    machine type for QEMU's CONFIGURATION section, instead\n"
             "                        of the stream's (the destination's must be the same)\n"
             "      --no-vmdesc       write no JSON trailer after QEMU's EOF\n"
+            "      --max-output SIZE most bytes OUT may take (K, M, G, T suffixes; 'none':\n"
+            "                        only the free space); default 1T. Both formats have\n"
+            "                        an item per page, which a few bytes of ZERO or FILL\n"
+            "                        extent can stand for\n"
             "      --libxl, --libxc  xen: write a libxl-wrapped or a bare libxc stream\n"
             "                        (default: as the stream came from the importer)\n"
             "      --verifiable      xen: leave out the records Xen 4.17's verify-stream-v2\n"
@@ -100,7 +106,8 @@ static void usage(FILE *f)
           "\n"
           "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
           "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
-          "without a guest-physical address, devices that are not Xen records) is\n"
+          "without a guest-physical address, devices that are not Xen records), or\n"
+          "whose output would take more than --max-output or the free space, is\n"
           "refused (exit status 1).\n"
           "\n",
           f);
@@ -123,19 +130,22 @@ static int bad_usage(const char *fmt, ...)
 typedef struct args {
     const char *out, *in_path, *machine;
     bool force, quiet, no_vmdesc, stats;
+    uint64_t max_output;
     bool xen, verifiable;
     uint32_t xen_format; /* an ms_xen_format, 0: auto */
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_MACHINE, O_NO_VMDESC, O_STATS, O_LIBXL, O_LIBXC, O_VERIFIABLE };
+    enum { O_FORCE = 256, O_MACHINE, O_NO_VMDESC, O_STATS, O_LIBXL, O_LIBXC, O_VERIFIABLE,
+           O_MAX_OUTPUT };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
         {"machine", required_argument, NULL, O_MACHINE},
         {"no-vmdesc", no_argument, NULL, O_NO_VMDESC},
         {"stats", no_argument, NULL, O_STATS},
+        {"max-output", required_argument, NULL, O_MAX_OUTPUT},
         {"libxl", no_argument, NULL, O_LIBXL},
         {"libxc", no_argument, NULL, O_LIBXC},
         {"verifiable", no_argument, NULL, O_VERIFIABLE},
@@ -164,6 +174,10 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_STATS:
             a->stats = true;
+            break;
+        case O_MAX_OUTPUT:
+            if (mst_parse_output_limit("--max-output", optarg, &a->max_output))
+                return MST_EXIT_ERROR;
             break;
         case O_LIBXL:
         case O_LIBXC:
@@ -215,6 +229,20 @@ static int parse_args(int argc, char **argv, args *a)
     return 0;
 }
 
+/* --max-output, and at most the free space of the file system when OUT is
+ * a file (a FIFO or a device written in place, standard output: the limit
+ * alone). */
+static uint64_t output_limit(const args *a, int fd)
+{
+    uint64_t limit = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
+    struct statvfs v;
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fstatvfs(fd, &v) == 0 && v.f_frsize &&
+        (uint64_t)v.f_bavail <= limit / v.f_frsize)
+        limit = (uint64_t)v.f_bavail * v.f_frsize;
+    return limit;
+}
+
 /* Library statuses that mean "this input is refused" rather than "the
  * export could not be carried out". */
 static int exit_for(int status)
@@ -245,7 +273,9 @@ static void catch_signals(void)
 #if MS_HAVE_QEMU
 static void print_stats(FILE *f, const ms_qemu_export_stats *s)
 {
-    fprintf(f, "machine: %s\n", s->machine[0] ? s->machine : "-");
+    char machine[1100]; /* from the stream: its control characters escaped */
+    ms_escape_text(machine, sizeof machine, s->machine[0] ? s->machine : "-");
+    fprintf(f, "machine: %s\n", machine);
     fprintf(f, "ram blocks: %" PRIu32 " (%" PRIu64 " bytes)\n", s->ram_blocks, s->ram_bytes);
     fprintf(f, "zero pages: %" PRIu64 "\n", s->zero_pages);
     fprintf(f, "normal pages: %" PRIu64 " (%" PRIu64 " from FILL)\n", s->normal_pages,
@@ -279,6 +309,7 @@ static int export(const args *a)
     ms_qemu_export_options_init(&eo);
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
+    eo.max_output = output_limit(a, o.fd);
     ms_qemu_export *exp = ms_qemu_export_new(&eo);
     mst_progress pg;
     mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
@@ -351,6 +382,7 @@ static int export_xen(const args *a)
     ms_xen_export_options_init(&xo);
     xo.format = a->xen_format;
     xo.verifiable = a->verifiable;
+    xo.max_output = output_limit(a, o.fd);
     ms_xen_export *exp = ms_xen_export_new(&xo);
     mst_progress pg;
     mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));

@@ -321,7 +321,9 @@ static void catch_signals(void)
 #if MS_HAVE_QEMU
 static void print_stats(FILE *f, const ms_qemu_import_stats *s, char *const *names)
 {
-    fprintf(f, "machine: %s\n", s->machine[0] ? s->machine : "-");
+    char machine[1100]; /* from the stream: its control characters escaped */
+    ms_escape_text(machine, sizeof machine, s->machine[0] ? s->machine : "-");
+    fprintf(f, "machine: %s\n", machine);
     fprintf(f, "ram blocks: %" PRIu32 " (%" PRIu64 " bytes)\n", s->ram_blocks, s->ram_bytes);
     fprintf(f, "zero pages: %" PRIu64 "\n", s->zero_pages);
     fprintf(f, "normal pages: %" PRIu64 "\n", s->normal_pages);

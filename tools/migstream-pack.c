@@ -131,8 +131,36 @@ static bool is_pow2(uint64_t v)
 
 /* ------------------------------------------------------------ input files */
 
-/* Reads a whole small file (device state) into memory. */
-static int read_small_file(const char *path, uint8_t **out, size_t *n)
+/* JSON values a JSON input of the tool (a device state, the manifest) may
+ * hold: jansson takes tens of bytes for each, so a file of many small
+ * values took gigabytes (64 MB: 5 GB). Counted before parsing. */
+#define MAX_JSON_VALUES (1u << 20)
+
+/* Bytes of manifest.json at most: 4096 regions and thousands of devices
+ * take far less. */
+#define MAX_MANIFEST (16u << 20)
+
+/* Parses the JSON text @buf of @n bytes from @path, refusing (exit 1) a
+ * text of more than MAX_JSON_VALUES values; NULL after printing why. */
+static json_t *load_json(const char *path, const uint8_t *buf, size_t n, size_t flags, int *rc)
+{
+    size_t values = ms_json_values(buf, n);
+    *rc = MST_EXIT_FAIL;
+    if (values > MAX_JSON_VALUES) {
+        mst_error("%s: about %zu JSON values, more than this tool reads (%u)", path, values,
+                  MAX_JSON_VALUES);
+        return NULL;
+    }
+    json_error_t err;
+    json_t *j = json_loadb((const char *)buf, n, flags | JSON_REJECT_DUPLICATES, &err);
+    if (!j)
+        mst_error("%s:%d:%d: %s", path, err.line, err.column, err.text);
+    return j;
+}
+
+/* Reads a whole small file (a device state, at most what a record holds;
+ * the manifest, at most @limit bytes) into memory. */
+static int read_small_file(const char *path, uint8_t **out, size_t *n, uint64_t limit)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -145,9 +173,13 @@ static int read_small_file(const char *path, uint8_t **out, size_t *n)
         close(fd);
         return MST_EXIT_ERROR;
     }
-    if ((uint64_t)st.st_size > MS_MAX_RECORD_PAYLOAD) {
-        mst_error("%s: %lld bytes is more than a device state can hold (%u)", path,
-                  (long long)st.st_size, MS_MAX_RECORD_PAYLOAD);
+    if ((uint64_t)st.st_size > limit) {
+        if (limit == MS_MAX_RECORD_PAYLOAD)
+            mst_error("%s: %lld bytes is more than a device state can hold (%u)", path,
+                      (long long)st.st_size, MS_MAX_RECORD_PAYLOAD);
+        else
+            mst_error("%s: %lld bytes is more than this tool reads (%llu)", path,
+                      (long long)st.st_size, (unsigned long long)limit);
         close(fd);
         return MST_EXIT_FAIL;
     }
@@ -282,7 +314,7 @@ static int load_state(pack_device *d)
 {
     uint8_t *buf;
     size_t n;
-    int rc = read_small_file(d->file, &buf, &n);
+    int rc = read_small_file(d->file, &buf, &n, MS_MAX_RECORD_PAYLOAD);
     if (rc)
         return rc;
     size_t fl = strlen(d->file);
@@ -291,13 +323,10 @@ static int load_state(pack_device *d)
         d->size = n;
         return MST_EXIT_OK;
     }
-    json_error_t err;
-    json_t *j = json_loadb((const char *)buf, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    json_t *j = load_json(d->file, buf, n, JSON_DECODE_ANY, &rc);
     free(buf);
-    if (!j) {
-        mst_error("%s:%d:%d: %s", d->file, err.line, err.column, err.text);
-        return MST_EXIT_FAIL;
-    }
+    if (!j)
+        return rc;
     cbuf b = {NULL, 0, 0};
     rc = json_to_cbor(&b, j);
     json_decref(j);
@@ -434,17 +463,16 @@ static int load_dir(pack *pk, const char *dir)
         return MST_EXIT_ERROR;
     }
     mf_file = mpath;
-    json_error_t err;
-    json_t *m = json_load_file(mpath, JSON_REJECT_DUPLICATES, &err);
-    if (!m) {
-        if (access(mpath, R_OK) != 0) {
-            mst_error("cannot read %s: %s", mpath, strerror(errno));
-            return MST_EXIT_ERROR;
-        }
-        mst_error("%s:%d:%d: %s", mpath, err.line, err.column, err.text);
-        return MST_EXIT_FAIL;
-    }
-    int rc = MST_EXIT_FAIL;
+    uint8_t *text;
+    size_t len;
+    int rc = read_small_file(mpath, &text, &len, MAX_MANIFEST);
+    if (rc)
+        return rc;
+    json_t *m = load_json(mpath, text, len, 0, &rc);
+    free(text);
+    if (!m)
+        return rc;
+    rc = MST_EXIT_FAIL;
     uint64_t v, ps;
     const char *s[4];
     json_t *regions = json_object_get(m, "regions"), *devices = json_object_get(m, "devices");

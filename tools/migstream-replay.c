@@ -25,37 +25,48 @@ static void on_signal(int sig)
 }
 
 static sigset_t unblocked; /* the signal mask at start */
+static sigset_t caught;    /* the signals on_signal takes */
 
-/* Catches the signals that end a run, unless they are ignored (nohup), and
- * blocks them: they are taken only while waiting for input (see read_input),
- * so that a signal cannot slip in between a check and a blocking read. */
+/* Catches the signals that end a run, unless they are ignored (nohup). They
+ * stay deliverable, so that a signal stops a long write at once (the
+ * library checks got_signal within its writes: ms_replay_dir_options.stop),
+ * and are blocked only from the check to the wait for input (see
+ * read_input), so that a signal cannot slip in between a check and a
+ * blocking read. */
 static void catch_signals(void)
 {
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     struct sigaction sa, old;
-    sigset_t set;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigemptyset(&set);
+    sigemptyset(&caught);
+    sigprocmask(SIG_SETMASK, NULL, &unblocked);
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) {
             sigaction(sigs[i], &sa, NULL);
-            sigaddset(&set, sigs[i]);
+            sigaddset(&caught, sigs[i]);
         }
-    sigprocmask(SIG_BLOCK, &set, &unblocked);
 }
 
-/* Sequential reads of every input (mst_stream_hooks.read). Waits in
- * ppoll() with the caught signals unblocked: a signal then stops a read
- * that waits on a pipe, instead of the read being retried. */
+/* Sequential reads of every input (mst_stream_hooks.read). The caught
+ * signals are blocked from the check of got_signal to ppoll(), which
+ * unblocks them while it waits: a signal then stops a read that waits on a
+ * pipe, instead of the read being retried. */
 static ssize_t read_input(void *ctx, int fd, void *buf, size_t len)
 {
     (void)ctx;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (!got_signal && ppoll(&p, 1, NULL, &unblocked) < 0 && errno != EINTR)
+        sigset_t was;
+        sigprocmask(SIG_BLOCK, &caught, &was);
+        int polled = got_signal ? 0 : ppoll(&p, 1, NULL, &was);
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &was, NULL);
+        if (polled < 0 && e != EINTR) {
+            errno = e;
             return -1;
+        }
         if (got_signal) {
             errno = EINTR;
             return -1;
@@ -98,13 +109,19 @@ static void usage(FILE *f)
             "  -o, --output DIR  directory to create (required)\n"
             "      --force       replace DIR if it exists\n"
             "      --view        also write region-<id>.view.img, the guest-visible view\n"
-            "                    of each region with overlays: active overlays applied\n",
+            "                    of each region with overlays: active overlays applied\n"
+            "      --max-output SIZE\n"
+            "                    most bytes the output may take (K, M, G, T suffixes;\n"
+            "                    'none': only the free space); default 1T. A stream can\n"
+            "                    describe far more than it carries (FILL pages): the run\n"
+            "                    is refused before it writes past this or the free space\n",
             mst_prog);
     mst_print_progress_help(f, 17, true);
     fputs("  -h, --help        show this help and exit\n"
           "  -V, --version     show the version and exit\n"
           "\n"
-          "A refused stream (damaged, truncated or unsupported) writes nothing.\n"
+          "A refused stream (damaged, truncated or unsupported), or an output that\n"
+          "would take more than --max-output or the free space, writes nothing.\n"
           "\n",
           f);
     mst_print_exit_table(f);
@@ -113,13 +130,19 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'},   {"force", no_argument, NULL, 'f'},
-        {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
-        {"progress", required_argument, NULL, 'P'}, {"version", no_argument, NULL, 'V'},
-        {"view", no_argument, NULL, 'v'},           {NULL, 0, NULL, 0},
+        {"output", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"progress", required_argument, NULL, 'P'},
+        {"version", no_argument, NULL, 'V'},
+        {"view", no_argument, NULL, 'v'},
+        {"max-output", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
     };
     const char *out = NULL;
     bool force = false, quiet = false, view = false;
+    uint64_t max_output = MS_MAX_OUTPUT_DEFAULT;
     mst_init(argv[0]);
     opterr = 0; /* messages below, as "PROG: ..." */
     for (int opt; (opt = getopt_long(argc, argv, ":o:qhV", longopts, NULL)) != -1;) {
@@ -132,6 +155,10 @@ int main(int argc, char **argv)
             break;
         case 'v':
             view = true;
+            break;
+        case 'm':
+            if (mst_parse_output_limit("--max-output", optarg, &max_output))
+                return MST_EXIT_ERROR;
             break;
         case 'q':
             quiet = true;
@@ -193,6 +220,7 @@ int main(int argc, char **argv)
     ms_replay_dir_options_init(&o);
     o.force = force;
     o.view = view;
+    o.max_output = max_output;
     o.stop = &got_signal;
     o.progress = show_progress;
     o.progress_ctx = &pg;

@@ -204,7 +204,7 @@ reportf(validator *v, severity sev, const char *check, uint64_t offset, int64_t 
     char msg[1024], detail[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    mst_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     v->part = rec && rec->part && v->parts ? (int64_t)rec->part->index : -1;
     if (rec) { /* worded like the reader's own messages */

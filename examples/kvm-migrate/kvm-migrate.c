@@ -695,8 +695,10 @@ static int dest_fail(dest *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(d->err, sizeof d->err, fmt, ap);
+    char raw[sizeof d->err];
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    ms_escape_text(d->err, sizeof d->err, raw); /* names from the stream */
     return MS_EINVAL;
 }
 
@@ -751,20 +753,19 @@ static int on_device(void *ctx, const ms_device *dev)
 {
     dest *d = ctx;
     if (strcmp(dev->path, PACER_PATH) == 0) {
-        struct cbor_load_result res;
-        cbor_item_t *m = cbor_load(dev->state, dev->state_size, &res);
-        bool ok = m && cbor_isa_map(m) && cbor_map_size(m) == 1;
-        if (ok) {
-            struct cbor_pair *pr = cbor_map_handle(m);
-            ok = cbor_isa_string(pr[0].key) && cbor_string_length(pr[0].key) == 4 &&
-                 memcmp(cbor_string_handle(pr[0].key), "rate", 4) == 0 &&
-                 cbor_isa_uint(pr[0].value) && cbor_get_int(pr[0].value) > 0 &&
-                 cbor_get_int(pr[0].value) <= UINT32_MAX;
-            if (ok)
-                d->rate = (uint32_t)cbor_get_int(pr[0].value);
-        }
-        if (m)
-            cbor_decref(&m);
+        /* {"rate": n}, read a head at a time (ms_cbor_next): never with
+         * cbor_load, which allocates what the input declares. */
+        ms_cbor_item m, k, v;
+        size_t pos = 0;
+        bool ok = !ms_cbor_next(dev->state, dev->state_size, &pos, &m) &&
+                  m.kind == MS_CBOR_MAP && m.u == 1 &&
+                  !ms_cbor_next(dev->state, dev->state_size, &pos, &k) &&
+                  k.kind == MS_CBOR_TEXT && k.len == 4 && memcmp(k.str, "rate", 4) == 0 &&
+                  !ms_cbor_next(dev->state, dev->state_size, &pos, &v) &&
+                  v.kind == MS_CBOR_UINT && v.u > 0 && v.u <= UINT32_MAX &&
+                  pos == dev->state_size;
+        if (ok)
+            d->rate = (uint32_t)v.u;
         if (!ok)
             return dest_fail(d, "device '%s': expected {\"rate\": 1..2^32-1}", dev->path);
         d->have_rate = true;

@@ -5,6 +5,8 @@
  */
 #include "vcpu_state.h"
 
+#include <migstream/cbor.h>
+
 #include <cbor.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -178,55 +180,59 @@ static int bad(char *err, size_t err_len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
+    char raw[512];
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    ms_escape_text(err, err_len, raw); /* field names from the stream */
     return -1;
 }
 
-static int decode_map(uint8_t *base, const field *f, size_t n, const cbor_item_t *map,
-                      const char *where, char *err, size_t err_len)
+/* The state comes from the stream: it is read one item head at a time
+ * (ms_cbor_next), allocating nothing, never with libcbor's cbor_load, which
+ * allocates what the input's counts declare. Nesting follows the field
+ * tables, not the input. */
+static int decode_map(uint8_t *base, const field *f, size_t n, const uint8_t *cbor, size_t len,
+                      size_t *pos, const char *where, char *err, size_t err_len)
 {
-    if (!cbor_isa_map(map))
+    ms_cbor_item it;
+    if (ms_cbor_next(cbor, len, pos, &it) || it.kind != MS_CBOR_MAP)
         return bad(err, err_len, "%s: not a map", where);
-    size_t count = cbor_map_size(map);
-    struct cbor_pair *pairs = cbor_map_handle(map);
+    if (it.u > n) /* each key once, each known */
+        return bad(err, err_len, "%s: %llu fields, more than the %zu it has", where,
+                   (unsigned long long)it.u, n);
     bool seen[32] = {false};
-    for (size_t i = 0; i < count; i++) {
-        const cbor_item_t *k = pairs[i].key, *v = pairs[i].value;
-        if (!cbor_isa_string(k) || !cbor_string_is_definite(k))
+    for (uint64_t i = 0, count = it.u; i < count; i++) {
+        ms_cbor_item k, v;
+        if (ms_cbor_next(cbor, len, pos, &k) || k.kind != MS_CBOR_TEXT)
             return bad(err, err_len, "%s: a key is not a text string", where);
-        size_t klen = cbor_string_length(k);
-        const char *kname = (const char *)cbor_string_handle(k);
         size_t j = 0;
-        while (j < n && !(strlen(f[j].name) == klen && memcmp(f[j].name, kname, klen) == 0))
+        while (j < n && !(strlen(f[j].name) == k.len && memcmp(f[j].name, k.str, k.len) == 0))
             j++;
         if (j == n)
-            return bad(err, err_len, "%s: unknown field '%.*s'", where, (int)(klen < 64 ? klen : 64),
-                       kname);
+            return bad(err, err_len, "%s: unknown field '%.*s'", where, (int)(k.len < 64 ? k.len : 64),
+                       (const char *)k.str);
         if (seen[j])
             return bad(err, err_len, "%s.%s: given twice", where, f[j].name);
         seen[j] = true;
         uint8_t *p = base + f[j].off;
         if (f[j].k == F_UINT) {
-            if (!cbor_isa_uint(v))
+            if (ms_cbor_next(cbor, len, pos, &v) || v.kind != MS_CBOR_UINT)
                 return bad(err, err_len, "%s.%s: not an unsigned integer", where, f[j].name);
-            uint64_t x = cbor_get_int(v);
-            if (f[j].size < 8 && x >> (8 * f[j].size))
+            if (f[j].size < 8 && v.u >> (8 * f[j].size))
                 return bad(err, err_len, "%s.%s: %llu does not fit in %zu bytes", where, f[j].name,
-                           (unsigned long long)x, f[j].size);
-            store_uint(p, f[j].size, x);
+                           (unsigned long long)v.u, f[j].size);
+            store_uint(p, f[j].size, v.u);
         } else if (f[j].k == F_BYTES) {
-            if (!cbor_isa_bytestring(v) || !cbor_bytestring_is_definite(v) ||
-                cbor_bytestring_length(v) != f[j].size)
+            if (ms_cbor_next(cbor, len, pos, &v) || v.kind != MS_CBOR_BYTES || v.len != f[j].size)
                 return bad(err, err_len, "%s.%s: not a byte string of %zu bytes", where, f[j].name,
                            f[j].size);
-            memcpy(p, cbor_bytestring_handle(v), f[j].size);
+            memcpy(p, v.str, f[j].size);
         } else {
             char sub_where[64];
             snprintf(sub_where, sizeof sub_where, "%s.%s", where, f[j].name);
             size_t m;
             const field *sub = sub_fields(f[j].k, &m);
-            if (decode_map(p, sub, m, v, sub_where, err, err_len))
+            if (decode_map(p, sub, m, cbor, len, pos, sub_where, err, err_len))
                 return -1;
         }
     }
@@ -240,14 +246,11 @@ int vcpu_decode(vcpu_state *s, int part, const uint8_t *cbor, size_t len, char *
                 size_t err_len)
 {
     const struct part *pt = &parts[part];
-    struct cbor_load_result res;
-    /* The stream reader has checked that the state is one well-formed item
-     * within its limits, so libcbor allocates no more than the bytes hold. */
-    cbor_item_t *item = cbor_load(cbor, len, &res);
-    if (!item)
-        return bad(err, err_len, "%s: not a CBOR item", pt->path);
-    int rc = decode_map((uint8_t *)s + pt->off, pt->fields, pt->nfields, item, pt->path, err,
-                        err_len);
-    cbor_decref(&item);
-    return rc;
+    size_t pos = 0;
+    if (decode_map((uint8_t *)s + pt->off, pt->fields, pt->nfields, cbor, len, &pos, pt->path, err,
+                   err_len))
+        return -1;
+    if (pos != len)
+        return bad(err, err_len, "%s: bytes after the state", pt->path);
+    return 0;
 }

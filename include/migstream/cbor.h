@@ -68,6 +68,43 @@ typedef int (*ms_cbor_diff_fn)(void *ctx, const char *path, const uint8_t *a, si
 MS_API int ms_cbor_diff(const void *a, size_t a_size, const void *b, size_t b_size,
                         ms_cbor_diff_fn fn, void *ctx);
 
+/** Kinds of the item heads ms_cbor_next() gives. */
+typedef enum ms_cbor_kind {
+    MS_CBOR_UINT = 1,   /**< u: the value */
+    MS_CBOR_NINT = 2,   /**< the value is -1 - u */
+    MS_CBOR_BYTES = 3,  /**< str, len: the bytes (a view into the input) */
+    MS_CBOR_TEXT = 4,   /**< str, len: the text (a view, not NUL-terminated) */
+    MS_CBOR_ARRAY = 5,  /**< u: the number of items that follow */
+    MS_CBOR_MAP = 6,    /**< u: the number of key-value pairs that follow */
+    MS_CBOR_SIMPLE = 7, /**< u: false (0), true (1), null (2) */
+    MS_CBOR_FLOAT = 8,  /**< f */
+} ms_cbor_kind;
+
+/** One item head. */
+typedef struct ms_cbor_item {
+    ms_cbor_kind kind;
+    uint64_t u;
+    const uint8_t *str;
+    size_t len;
+    double f;
+} ms_cbor_item;
+
+/**
+ * Decodes the item head at *@p pos of @p cbor (@p size bytes) into @p item
+ * and moves *@p pos past it (past a string's bytes too; a map's or array's
+ * members follow as heads of their own). Allocates nothing and never
+ * recurses; a count (u of a MAP or ARRAY) larger than the bytes left could
+ * not be honest and is refused, so a loop over it is bounded by the
+ * input's size. This is how to
+ * read a device state from a stream without a general CBOR decoder, which
+ * may allocate what the input's counts declare (libcbor's cbor_load).
+ * @return 0; MS_ECBOR when the bytes there are not an item head of the
+ *         profile (FORMAT.md section 10: definite lengths, no tags), the
+ *         input ends inside it, or a count exceeds the bytes left;
+ *         MS_EINVAL on NULL arguments.
+ */
+MS_API int ms_cbor_next(const void *cbor, size_t size, size_t *pos, ms_cbor_item *item);
+
 #ifdef __cplusplus
 }
 #endif

@@ -80,6 +80,29 @@ typedef enum ms_status {
 /** Static, human-readable name of a status code ("MS_ECHECKSUM: ..."). */
 MS_API const char *ms_strerror(int status);
 
+/**
+ * Copies the text @p src into @p dst (@p size bytes with its NUL; @p dst
+ * may be NULL when @p size is 0) with every control character written as
+ * \xNN: the C0 controls and DEL, the C1 controls (U+0080 to U+009F, as
+ * their two UTF-8 bytes), and any byte that is not part of well-formed
+ * UTF-8. Text from a stream (region and RAM block names, device paths)
+ * then cannot drive a terminal it is printed on. Every message of this
+ * library (the errmsg functions) is written through it, and so are the
+ * tools' messages. Truncates, as snprintf does, without cutting an escape.
+ * @return the length of the whole escaped text (not counting the NUL).
+ */
+MS_API size_t ms_escape_text(char *dst, size_t size, const char *src);
+
+/**
+ * An upper bound of the JSON values (object keys included) the text @p
+ * text of @p size bytes holds: the root, and one after each comma, colon
+ * or opening bracket outside strings. A JSON parser takes tens of bytes per
+ * value, so a file of many small values takes far more memory than its
+ * size: count them first, and refuse past a limit, before parsing a JSON
+ * file from elsewhere (the schema loader does, and migstream-pack).
+ */
+MS_API size_t ms_json_values(const void *text, size_t size);
+
 /* ------------------------------------------------------------------------ */
 /* Handles                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -342,6 +365,16 @@ MS_API const char *ms_tracker_name(unsigned tracker);
  *  migstream-validate's cross-part checks): one reader per part is open at
  *  once, and the validator's page map records a part in a byte. */
 #define MS_MAX_PARTS 255u
+
+/**
+ * Default of the output limits (max_output) of the work that writes what a
+ * stream describes rather than what it carries: ms_replay_dir (images),
+ * ms_diff (temporary files of page contents) and ms_qemu_export (QEMU page
+ * items): 1 TiB. A stream of a few bytes can describe terabytes of FILL
+ * pages; each refuses before writing past its limit, or past the free
+ * space of the file system it writes to (docs/SECURITY.md, "Cost").
+ */
+#define MS_MAX_OUTPUT_DEFAULT (UINT64_C(1) << 40)
 
 #ifdef __cplusplus
 }

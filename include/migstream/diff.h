@@ -23,9 +23,13 @@
  * caller made: the caller chooses its limits (ms_reader_options) and its
  * input. Neither guest is held in memory: while a side is read, each region
  * keeps a page-state map (pagemap.h: memory that follows what was sent,
- * within max_map_memory), the contents of DATA pages go to an unlinked
- * sparse temporary file per side (at most the guest's memory, usually much
- * less), and the last state of each device is kept in memory. The
+ * within max_map_memory; a run of FILL pages is one entry with its word),
+ * the contents of DATA pages go to an unlinked sparse temporary file per
+ * side (at most the DATA pages the stream carries, within max_output and
+ * the free space), and the last state of each device is kept in memory
+ * (within max_device_memory). Time: in proportion to the streams' bytes
+ * and the number of runs of page states, times a logarithm; a FILL run is
+ * compared with another by its word, with DATA page by page. The
  * temporary files disappear with the process however it ends.
  *
  * Streams are untrusted input: a side that cannot be read to its END record
@@ -100,6 +104,22 @@ typedef struct ms_diff_options {
     /** Directory of the temporary files; NULL: $TMPDIR, else /tmp. The
      *  string is copied by ms_diff_new(). */
     const char *tmpdir;
+    /** Bytes the temporary files of both sides may take; default
+     *  MS_MAX_OUTPUT_DEFAULT (1 TiB), UINT64_MAX for no limit but the free
+     *  space. Nor may they take more than the free space of the file
+     *  system of tmpdir when the first is made. Each DATA page stored
+     *  counts (again when it comes back as DATA after another state: its
+     *  bytes may take a new place); FILL pages are kept in the page-state
+     *  maps with their word and take no room there. Past it the side fails
+     *  to load with MS_ELIMIT and a message saying how much they would
+     *  take. */
+    uint64_t max_output;
+    /** Bytes the device states kept may take, both sides together (each
+     *  state, its path and schema, and 64 bytes more); default
+     *  MS_DIFF_DEFAULT_DEVICE_MEMORY. A later record of an instance
+     *  replaces the earlier in the count too. Past it the side fails to
+     *  load with MS_ELIMIT. */
+    size_t max_device_memory;
     /** Keep a side that cannot be read to its end (a checksum mismatch,
      *  truncation, a corrupt or refused record, bytes after END) as far as
      *  it was read: ms_diff_load() returns MS_DIFF_DAMAGED, and
@@ -107,6 +127,9 @@ typedef struct ms_diff_options {
      *  side fails to load. */
     bool keep_damaged;
 } ms_diff_options;
+
+/** Default of ms_diff_options.max_device_memory: 256 MiB. */
+#define MS_DIFF_DEFAULT_DEVICE_MEMORY ((size_t)256 << 20)
 
 /** Fills @p opts with the defaults. */
 MS_API void ms_diff_options_init(ms_diff_options *opts);
@@ -270,7 +293,9 @@ MS_API void ms_diff_free(ms_diff *d);
  *         returns it, and ms_diff_errmsg() gives "stream A (NAME): " and
  *         what failed: a reader status (see ms_reader_next(); MS_ECORRUPT
  *         also for bytes after END), MS_ELIMIT (page-state maps past
- *         max_map_memory, or more IN_PLACE extents than 4096), MS_EIO (a
+ *         max_map_memory, more IN_PLACE extents than 4096, temporary
+ *         files past max_output or the free space, device states past
+ *         max_device_memory), MS_EIO (a
  *         temporary file cannot be made or written), MS_ENOMEM; MS_ESTATE
  *         when the side is loaded already; MS_EINVAL.
  */

@@ -342,6 +342,13 @@ typedef struct ms_qemu_export_options {
      *  keep QEMU's own description. */
     bool no_vmdesc;
     ms_allocator allocator; /**< zeroed: malloc/realloc/free */
+    /** Bytes the QEMU stream may take; default MS_MAX_OUTPUT_DEFAULT
+     *  (1 TiB). QEMU's stream has an item per page: a ZERO or FILL extent
+     *  of a few bytes can stand for terabytes of items. Checked before the
+     *  items of each extent are written: past it the export fails with
+     *  MS_ELIMIT, saying how much the stream would take. (migstream-export
+     *  also holds it to the free space where it writes.) */
+    uint64_t max_output;
 } ms_qemu_export_options;
 
 /** Fills @p opts with defaults. */

@@ -115,7 +115,23 @@ typedef struct ms_reader_options {
      * need no feature at all (DATA and ZERO pages, devices).
      */
     uint64_t accept_features;
+    /**
+     * zstd data sections a stream may decode, in all: at most
+     * MS_DECODE_ALLOWANCE (1 GiB) plus this many times the stream's bytes
+     * read so far; default MS_DEFAULT_DECODE_RATIO (1024), UINT32_MAX
+     * nearly no limit. A frame of a few KiB can decode to 64 MiB, and
+     * decoding is the reader's work: without a bound, a 1 MB stream cost
+     * seconds of it (FORMAT.md section 9 lists this limit). Past it the
+     * reader fails with MS_ELIMIT, naming the record and the totals.
+     */
+    uint32_t max_decode_ratio;
 } ms_reader_options;
+
+/** What every stream may decode from zstd whatever its size
+ *  (ms_reader_options.max_decode_ratio): 1 GiB. */
+#define MS_DECODE_ALLOWANCE (UINT64_C(1) << 30)
+/** Default of ms_reader_options.max_decode_ratio. */
+#define MS_DEFAULT_DECODE_RATIO 1024u
 
 /** Fills @p opts with defaults. */
 MS_API void ms_reader_options_init(ms_reader_options *opts);

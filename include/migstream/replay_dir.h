@@ -50,9 +50,12 @@
  * directory and never through a symbolic link.
  *
  * Memory: the reader's largest record, a page-state map per region
- * (pagemap.h: what was sent, not what was declared, within max_map_memory),
- * IN_PLACE references (4096 extents at most) and a small entry per device
- * and overlay; never a whole region. The library allocates with malloc
+ * (pagemap.h: what was sent, not what was declared, within max_map_memory;
+ * a run of FILL pages is one entry with its word), IN_PLACE references
+ * (4096 extents at most) and a small entry per device and overlay; never a
+ * whole region. Output: at most max_output bytes; FILL pages are written
+ * once, at the end, whatever number of times the stream sent them. Time:
+ * in proportion to the stream's bytes and the bytes written. The library allocates with malloc
  * here. Streams are untrusted input: every failure is reported with a
  * message that names what failed and where.
  *
@@ -103,14 +106,25 @@ typedef struct ms_replay_dir_options {
      *  MS_PAGEMAP_DEFAULT_MEMORY. Past it the replay fails with
      *  MS_ELIMIT. */
     size_t max_map_memory;
-    /** Checked between records and callbacks: when it points at a non-zero
-     *  value, the replay stops (MS_REPLAY_DIR_STOPPED) and writes nothing.
-     *  May be set by a signal handler. NULL: never. */
+    /** Checked between records and callbacks, and within long writes
+     *  (every 256 KiB): when it points at a non-zero value, the replay stops
+     *  (MS_REPLAY_DIR_STOPPED) and leaves nothing. May be set by a signal
+     *  handler. NULL: never. */
     const volatile sig_atomic_t *stop;
     /** Called as pages are applied, with the stream bytes read so far and
      *  the pages applied so far (for a progress line). NULL: not called. */
     void (*progress)(void *ctx, uint64_t bytes, uint64_t pages);
     void *progress_ctx;
+    /** Bytes the output may take: the images' DATA and FILL pages, the
+     *  device, overlay and view files and the manifest; default
+     *  MS_MAX_OUTPUT_DEFAULT (1 TiB), UINT64_MAX for no limit but the free
+     *  space. The output may not take more than the free space of the file
+     *  system it is made in either. Checked before anything is written that
+     *  would pass it: the replay then fails with MS_ELIMIT and a message
+     *  saying how much the output would take. FILL pages are contents of
+     *  the image and count; pages that are holes (ZERO, DISCARDED, IN_PLACE,
+     *  never sent) do not. */
+    uint64_t max_output;
 } ms_replay_dir_options;
 
 /** Fills @p opts with the defaults. */
@@ -174,8 +188,8 @@ MS_API void ms_replay_dir_free(ms_replay_dir *rd);
  *         (@p path exists and force is not set, or NULL arguments);
  *         MS_EIO (the output cannot be made or written: the message names
  *         the file and the system's reason); MS_ELIMIT (page-state maps
- *         past max_map_memory, or more than 4096 IN_PLACE extents);
- *         MS_ENOMEM.
+ *         past max_map_memory, more than 4096 IN_PLACE extents, or an
+ *         output past max_output or the free space); MS_ENOMEM.
  */
 MS_API int ms_replay_dir_write(ms_replay_dir *rd, ms_reader *r, const char *name, const char *path);
 

@@ -232,6 +232,12 @@ typedef struct ms_xen_export_options {
      */
     bool verifiable;
     ms_allocator allocator; /**< zeroed: malloc/realloc/free */
+    /** Bytes the Xen stream may take; default MS_MAX_OUTPUT_DEFAULT
+     *  (1 TiB). PAGE_DATA has an entry (and, but for DISCARDED pages, 4 KiB)
+     *  per page: a ZERO or FILL extent of a few bytes can stand for
+     *  terabytes. Checked before the pages of each extent are written:
+     *  past it the export fails with MS_ELIMIT, saying how much. */
+    uint64_t max_output;
 } ms_xen_export_options;
 
 /** Fills @p opts with defaults. */

@@ -357,3 +357,24 @@ int ms_cbor_diff(const void *a, size_t a_size, const void *b, size_t b_size, ms_
     int rc = diff_item(&d, (span){a, a_size}, (span){b, b_size});
     return rc < 0 ? rc : d.count;
 }
+
+int ms_cbor_next(const void *cbor, size_t size, size_t *pos, ms_cbor_item *item)
+{
+    if (!cbor || !pos || !item || *pos > size)
+        return MS_EINVAL;
+    msi_cbor_in in;
+    msi_cbor_tok t;
+    msi_cbor_in_init(&in, cbor, size);
+    in.pos = *pos;
+    if (msi_cbor_next(&in, &t))
+        return MS_ECBOR;
+    static const ms_cbor_kind kinds[] = {
+        [MSI_CBOR_UINT] = MS_CBOR_UINT,   [MSI_CBOR_NINT] = MS_CBOR_NINT,
+        [MSI_CBOR_BYTES] = MS_CBOR_BYTES, [MSI_CBOR_TEXT] = MS_CBOR_TEXT,
+        [MSI_CBOR_ARRAY] = MS_CBOR_ARRAY, [MSI_CBOR_MAP] = MS_CBOR_MAP,
+        [MSI_CBOR_SIMPLE] = MS_CBOR_SIMPLE, [MSI_CBOR_FLOAT] = MS_CBOR_FLOAT,
+    };
+    *item = (ms_cbor_item){kinds[t.kind], t.u, t.str, t.len, t.f};
+    *pos = in.pos;
+    return 0;
+}

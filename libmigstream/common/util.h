@@ -7,6 +7,7 @@
 #ifndef MSI_UTIL_H
 #define MSI_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +67,16 @@ static inline bool msi_mul_overflow(uint64_t a, uint64_t b, uint64_t *r)
 {
     return __builtin_mul_overflow(a, b, r);
 }
+/* Whether @n items of @item bytes (not 0), and @slack bytes more, fit in
+ * what is left of @limit after @done: the exporters' check of an extent's
+ * output against max_output before they write it. */
+static inline bool msi_output_fits(uint64_t done, uint64_t limit, uint64_t n, uint64_t item,
+                                   uint64_t slack)
+{
+    uint64_t room = done < limit ? limit - done : 0;
+    return n <= room / item && n * item + slack <= room;
+}
+
 static inline bool msi_is_pow2(uint64_t v)
 {
     return v != 0 && (v & (v - 1)) == 0;
@@ -125,5 +136,11 @@ size_t msi_strnlen(const char *s, size_t max);
 /* True when s[0..len) is valid UTF-8 (no overlong forms, surrogates or code
  * points past U+10FFFF); NUL bytes only when @allow_nul. */
 bool msi_utf8_ok(const uint8_t *s, size_t len, bool allow_nul);
+
+/* vsnprintf into @buf, then every control character of the result
+ * escaped (ms_escape_text): how every message of the library is made, so
+ * that the stream's strings it quotes reach no terminal raw. */
+void msi_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif /* MSI_UTIL_H */

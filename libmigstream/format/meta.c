@@ -15,7 +15,7 @@ int msi_perr_set(msi_perr *e, int code, size_t at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    msi_vformat(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
     e->at = at;
     return code;

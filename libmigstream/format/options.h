@@ -14,6 +14,6 @@
 #include "migstream/writer.h"
 
 #define MSI_WRITER_OPTIONS_END MSI_STRUCT_END(ms_writer_options, dedup_pages)
-#define MSI_READER_OPTIONS_END MSI_STRUCT_END(ms_reader_options, accept_features)
+#define MSI_READER_OPTIONS_END MSI_STRUCT_END(ms_reader_options, max_decode_ratio)
 
 #endif /* MSI_OPTIONS_H */

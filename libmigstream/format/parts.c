@@ -124,7 +124,7 @@ __attribute__((format(printf, 6, 7))) static int fail_at(msi_source *s, int stat
     char w[400], detail[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     s->err_part = p->known ? (int64_t)p->info.part.index : -1;
     s->err_record = rec ? (int64_t)rec->index : -1;
@@ -145,7 +145,7 @@ __attribute__((format(printf, 6, 7))) static int problem_at(msi_source *s, int s
     char w[400], detail[600], msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     if (!ps->opts.on_problem)
         return fail_at(s, status, p, rec, at, "%s", detail);

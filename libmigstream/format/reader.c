@@ -86,6 +86,8 @@ struct ms_reader {
     size_t last_region; /* lookup cache */
 
     uint64_t pages_records; /* PAGES records so far */
+    uint64_t decoded;       /* bytes decoded from zstd so far */
+    uint32_t decode_ratio;  /* max_decode_ratio */
     bool have_part;         /* the PART record was read: every record is of this part */
     ms_part part;
     ms_part_info part_info; /* ms_reader_part_info() */
@@ -128,7 +130,7 @@ __attribute__((format(printf, 5, 0))) static int vfail(ms_reader *r, int code, u
     if (r->status)
         return r->status;
     char detail[400];
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     char tn[16];
     if (record < 0)
         snprintf(r->msg, sizeof r->msg, "preamble, byte %llu: %s", (unsigned long long)at,
@@ -575,6 +577,16 @@ static int do_pages(ms_reader *r, const uint8_t *p, size_t n)
         if (stored == 0)
             return fail_rec(r, MS_ECORRUPT, payload_at + meta, "empty zstd data section for "
                             "%llu DATA pages", (unsigned long long)data_pages);
+        /* The stream's decoding work, bounded by its bytes (section 9). */
+        uint64_t allowed = MS_DECODE_ALLOWANCE + (uint64_t)r->decode_ratio * r->pos;
+        if (r->decoded + need > allowed)
+            return fail_rec(r, MS_ELIMIT, payload_at + meta, "zstd data would decode to %llu "
+                            "bytes in all, more than the %llu a stream of %llu bytes may "
+                            "(1 GiB and %u times its bytes: max_decode_ratio)",
+                            (unsigned long long)(r->decoded + need),
+                            (unsigned long long)allowed, (unsigned long long)r->pos,
+                            r->decode_ratio);
+        r->decoded += need;
         r->dbuf.len = 0;
         if (msi_buf_reserve(&r->dbuf, (size_t)need))
             return fail_rec(r, MS_ENOMEM, payload_at + meta, "out of memory");
@@ -784,6 +796,7 @@ void ms_reader_options_init(ms_reader_options *o)
     o->max_cbor_depth = MS_DEFAULT_CBOR_DEPTH;
     o->max_overlays = DEFAULT_MAX_OVERLAYS;
     o->accept_features = UINT64_MAX;
+    o->max_decode_ratio = MS_DEFAULT_DECODE_RATIO;
 }
 
 static ssize_t mem_read_unused(void *ctx, void *buf, size_t len)
@@ -832,6 +845,7 @@ static ms_reader *reader_new(const ms_reader_options *opts, ms_read_fn fn, void 
     r->on_problem = o.on_problem;
     r->problem_ctx = o.problem_ctx;
     r->accept_features = o.accept_features;
+    r->decode_ratio = o.max_decode_ratio ? o.max_decode_ratio : MS_DEFAULT_DECODE_RATIO;
     if (r->max_depth > MSI_CBOR_MAX_DEPTH)
         r->max_depth = MSI_CBOR_MAX_DEPTH;
     if (!(r->hash = msi_hash_state_new())) {

@@ -48,7 +48,7 @@ void msi_source_problem(msi_source *s, int status, uint64_t offset, const char *
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    msi_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     s->problem(s->problem_ctx, status, offset, msg);
 }
@@ -59,7 +59,7 @@ int msi_source_fail(msi_source *s, int status, uint64_t offset, const char *fmt,
         return s->status;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    msi_vformat(s->msg, sizeof s->msg, fmt, ap);
     va_end(ap);
     s->status = status;
     s->err_offset = offset;

@@ -174,7 +174,7 @@ static int fail(ms_writer *w, int code, const char *fmt, ...)
         return w->status;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+    msi_vformat(w->msg, sizeof w->msg, fmt, ap);
     va_end(ap);
     w->status = code;
     return code;

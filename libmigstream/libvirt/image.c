@@ -68,7 +68,7 @@ static int hfail(msi_source *s, int status, uint64_t off, const char *field, con
     char detail[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     return msi_source_fail(s, status, off, "libvirt header, %s at offset %llu: %s", field,
                            (unsigned long long)off, detail);

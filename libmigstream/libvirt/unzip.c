@@ -65,7 +65,7 @@ static int zfail(mlv_unzip *z, int status, const char *fmt, ...)
     char detail[320];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     z->status = status;
     z->err_offset = in_offset(z);

@@ -216,7 +216,7 @@ static ms_reader *refuse(const ms_open_options *o, input_set *set, int status, c
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    msi_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     set_free(set);
     return msi_reader_new_failed(o->reader, status, msg);

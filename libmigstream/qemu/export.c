@@ -96,7 +96,7 @@ static int export_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec,
     x->err_record = rec;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(x->msg, sizeof x->msg, fmt, ap);
+    msi_vformat(x->msg, sizeof x->msg, fmt, ap);
     va_end(ap);
     return status;
 }
@@ -111,7 +111,7 @@ static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const c
     char what[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    msi_vformat(what, sizeof what, fmt, ap);
     va_end(ap);
     const char *name = ms_record_type_name(rec->type);
     return export_fail(x, status, rec->offset, (int64_t)rec->index,
@@ -360,6 +360,20 @@ static int write_pages(ms_qemu_export *x, const ms_record *rec)
             return rec_fail(x, MS_EFEATURE, rec, "region %u '%s' page %llu: page state %u unknown",
                             g->id, g->name, (unsigned long long)ex->first, ex->state);
         }
+        /* The items it takes, each of 8 bytes and the fill byte or the
+         * page, and the block's name (1 + 255 bytes) at most once per
+         * part: checked against max_output before any is written. */
+        bool page = ex->state == MS_PAGE_DATA || ex->state == MS_PAGE_FILL;
+        uint64_t item = 8 + (page ? ps : 1), done = x->stats.bytes_written + x->olen;
+        if (!msi_output_fits(done, x->opts.max_output, qpages, item, 512))
+            return rec_fail(x, MS_ELIMIT, rec,
+                            "region %u '%s' pages %llu..%llu: %llu QEMU page items would take "
+                            "the stream past its limit of %llu bytes (max_output), with %llu "
+                            "written",
+                            g->id, g->name, (unsigned long long)ex->first,
+                            (unsigned long long)(ex->first + ex->count - 1),
+                            (unsigned long long)qpages, (unsigned long long)x->opts.max_output,
+                            (unsigned long long)done);
         for (uint64_t i = 0; i < ex->count; i++) {
             uint64_t base = (ex->first + i) * g->page_size;
             for (uint64_t j = 0; j < sub; j++) {
@@ -832,6 +846,7 @@ void ms_qemu_export_options_init(ms_qemu_export_options *opts)
     opts->struct_size = sizeof *opts;
     opts->page_size = 4096;
     opts->max_device_bytes = DEF_DEVICES;
+    opts->max_output = MS_MAX_OUTPUT_DEFAULT;
 }
 
 ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts)
@@ -840,7 +855,7 @@ ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts)
     ms_qemu_export_options_init(&o);
     const char *why = NULL, *which = "export options";
     if (opts)
-        why = msi_struct_take(&o, MSI_STRUCT_END(ms_qemu_export_options, allocator), opts,
+        why = msi_struct_take(&o, MSI_STRUCT_END(ms_qemu_export_options, max_output), opts,
                               opts->struct_size);
     ms_reader_options ro;
     ms_reader_options_init(&ro);
@@ -854,6 +869,8 @@ ms_qemu_export *ms_qemu_export_new(const ms_qemu_export_options *opts)
         why = "page_size must be a power of two from 4096 to 65536";
     if (!o.max_device_bytes)
         o.max_device_bytes = DEF_DEVICES;
+    if (!o.max_output)
+        o.max_output = MS_MAX_OUTPUT_DEFAULT;
     if (!why && o.machine && (!*o.machine || strlen(o.machine) > 255))
         why = "machine must be 1 to 255 bytes";
     if (why) /* the defaults, for a handle that only carries the reason */

@@ -25,7 +25,7 @@ int mq_fail(mq_error *e, int status, uint64_t off, const char *what, const char 
         n += (size_t)k < sizeof e->msg - n ? (size_t)k : sizeof e->msg - n - 1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg + n, sizeof e->msg - n, fmt, ap);
+    msi_vformat(e->msg + n, sizeof e->msg - n, fmt, ap);
     va_end(ap);
     return status;
 }
@@ -37,7 +37,7 @@ void mq_error_context(mq_error *e, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->context, sizeof e->context, fmt, ap);
+    msi_vformat(e->context, sizeof e->context, fmt, ap);
     va_end(ap);
 }
 

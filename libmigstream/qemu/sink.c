@@ -21,12 +21,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/tree.h"
 #include "format/payload.h"
 #include "qemu/sink.h"
 #include "qemu/wire.h"
 
 /* A pass's page bitmap: chunks of 2^15 pages (4 KiB), allocated when a page
- * of the chunk is sent, so memory follows the pages the stream holds. */
+ * of the chunk is sent, so memory follows the pages the stream holds. Each
+ * chunk starts with the number of the pass it holds bits of: a new pass
+ * only changes the number, and a chunk is cleared when a page of it is sent
+ * again, so that a pass costs what it sends, however large the bitmap. */
 #define SENT_SHIFT 15
 #define SENT_WORDS ((1u << SENT_SHIFT) / 64)
 #define SENT_BUDGET (64u << 20)
@@ -55,9 +59,17 @@ typedef struct sink_block {
     uint64_t entry;      /* offset of its MEM_SIZE entry */
     uint64_t cache_base; /* where the block starts in the page file */
     uint64_t cache_high; /* end of the highest page written to the page file */
-    uint64_t **sent;     /* pages sent in the current pass: bitmap chunks */
+    uint64_t **sent;     /* pages sent in the current pass: bitmap chunks, each
+                            the pass number and SENT_WORDS words */
     size_t nchunks;
 } sink_block;
+
+/* A block's place in the tree of names (key: the name, by strcmp). */
+typedef struct block_name {
+    msi_tree_node node;
+    const char *name; /* the block's own copy */
+    uint32_t index;
+} block_name;
 
 /* A record in the FIFO. */
 typedef struct sink_out {
@@ -85,6 +97,7 @@ struct mq_sink {
     sink_block *blocks;
     ms_region *regions;
     uint32_t nblocks;
+    msi_tree_node *names; /* block_name nodes: an item names its block */
 
     /* The page file; a run of zero pages not yet applied to it, or a run
      * of DATA pages not yet written to it (contiguous in the block and in
@@ -106,6 +119,7 @@ struct mq_sink {
     bool any_page;
     bool sent_overflow;
     size_t sent_bytes;
+    uint64_t pass; /* the current pass, as the bitmap chunks number it */
     uint32_t pos_block;
     uint64_t pos_addr;
     uint64_t rounds;
@@ -139,6 +153,17 @@ mq_sink *mq_sink_new(const ms_allocator *a, mq_error *err, const mq_sink_config 
     return k;
 }
 
+static void free_name(msi_tree_node *n, void *alloc)
+{
+    msi_free(alloc, n);
+}
+
+/* Orders block_name nodes by name; @key is a const char *. */
+static int name_cmp(const void *key, const msi_tree_node *n)
+{
+    return strcmp(key, ((const block_name *)n)->name);
+}
+
 void mq_sink_free(mq_sink *k)
 {
     if (!k)
@@ -150,6 +175,7 @@ void mq_sink_free(mq_sink *k)
         msi_free(k->alloc, b->sent);
         msi_free(k->alloc, b->name);
     }
+    msi_tree_each_post(k->names, free_name, (void *)k->alloc);
     msi_free(k->alloc, k->blocks);
     msi_free(k->alloc, k->regions);
     msi_free(k->alloc, k->zero_page);
@@ -170,9 +196,8 @@ void mq_sink_free(mq_sink *k)
 int mq_sink_add_block(mq_sink *k, const char *name, uint64_t length, uint64_t off)
 {
     const char *what = "RAM block entry";
-    for (uint32_t i = 0; i < k->nblocks; i++)
-        if (strcmp(k->blocks[i].name, name) == 0)
-            return mq_fail(k->err, MS_ECORRUPT, off, what, "block '%s' is listed twice", name);
+    if (mq_sink_find_block(k, name) != UINT32_MAX)
+        return mq_fail(k->err, MS_ECORRUPT, off, what, "block '%s' is listed twice", name);
     if (k->nblocks == k->max_blocks)
         return mq_fail(k->err, MS_ELIMIT, off, what, "more than %u RAM blocks (max_ram_blocks)",
                        k->max_blocks);
@@ -185,8 +210,14 @@ int mq_sink_add_block(mq_sink *k, const char *name, uint64_t length, uint64_t of
     k->regions = nr;
     sink_block *b = &k->blocks[k->nblocks];
     memset(b, 0, sizeof *b);
-    if (!(b->name = msi_strdup(k->alloc, name)))
+    block_name *bn = msi_alloc(k->alloc, sizeof *bn);
+    if (!bn || !(b->name = msi_strdup(k->alloc, name))) {
+        msi_free(k->alloc, bn);
         return mq_fail(k->err, MS_ENOMEM, off, what, "out of memory");
+    }
+    bn->name = b->name;
+    bn->index = k->nblocks;
+    k->names = msi_tree_insert(k->names, &bn->node, bn->name, name_cmp);
     b->length = length;
     b->entry = off;
     b->cache_base =
@@ -226,10 +257,8 @@ uint32_t mq_sink_blocks(const mq_sink *k)
 
 uint32_t mq_sink_find_block(const mq_sink *k, const char *name)
 {
-    for (uint32_t i = 0; i < k->nblocks; i++)
-        if (strcmp(k->blocks[i].name, name) == 0)
-            return i;
-    return UINT32_MAX;
+    const block_name *bn = (const block_name *)msi_tree_find(k->names, name, name_cmp);
+    return bn ? bn->index : UINT32_MAX;
 }
 
 const char *mq_sink_block_name(const mq_sink *k, uint32_t bi)
@@ -681,12 +710,16 @@ static int sent_mark(mq_sink *k, sink_block *b, uint64_t page)
         k->sent_bytes += b->nchunks * sizeof *b->sent;
     }
     if (!b->sent[c]) {
-        if (k->sent_bytes + SENT_WORDS * 8 > SENT_BUDGET ||
-            !(b->sent[c] = msi_calloc(k->alloc, SENT_WORDS, 8)))
+        if (k->sent_bytes + (SENT_WORDS + 1) * 8 > SENT_BUDGET ||
+            !(b->sent[c] = msi_calloc(k->alloc, SENT_WORDS + 1, 8)))
             return -1;
-        k->sent_bytes += SENT_WORDS * 8;
+        k->sent_bytes += (SENT_WORDS + 1) * 8;
+        b->sent[c][0] = k->pass;
+    } else if (b->sent[c][0] != k->pass) { /* bits of an earlier pass */
+        memset(b->sent[c] + 1, 0, SENT_WORDS * 8);
+        b->sent[c][0] = k->pass;
     }
-    uint64_t bit = page & ((1u << SENT_SHIFT) - 1), *w = &b->sent[c][bit / 64];
+    uint64_t bit = page & ((1u << SENT_SHIFT) - 1), *w = &b->sent[c][1 + bit / 64];
     uint64_t m = (uint64_t)1 << (bit % 64);
     if (*w & m)
         return 1;
@@ -694,12 +727,10 @@ static int sent_mark(mq_sink *k, sink_block *b, uint64_t page)
     return 0;
 }
 
+/* A new pass: every chunk's bits are now an earlier pass's. */
 static void sent_clear(mq_sink *k)
 {
-    for (uint32_t i = 0; i < k->nblocks; i++)
-        for (size_t c = 0; k->blocks[i].sent && c < k->blocks[i].nchunks; c++)
-            if (k->blocks[i].sent[c])
-                memset(k->blocks[i].sent[c], 0, SENT_WORDS * 8);
+    k->pass++;
 }
 
 static int start_round(mq_sink *k, const ms_round *r, const mq_where *w)

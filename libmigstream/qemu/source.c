@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/tree.h"
 #include "format/frame.h"
 #include "format/payload.h"
 #include "qemu/mapped_ram.h"
@@ -70,8 +71,8 @@ typedef struct mq_section {
     char idstr[256];
     uint64_t offset;      /* of its first header */
     uint64_t data_offset; /* of its bytes, after that header */
-    bool iterable;   /* opened by START */
-    bool ended;      /* END seen */
+    bool iterable;        /* opened by START */
+    bool ended;           /* END seen */
     bool is_ram;
     size_t held; /* index in held, or SIZE_MAX for RAM */
 } mq_section;
@@ -119,6 +120,9 @@ typedef struct mq_src {
 
     mq_section *sections;
     size_t nsections, sections_cap;
+    /* The sections by id (mq_section_id nodes): a section is looked up for
+     * every header and for every candidate footer in a device's bytes. */
+    msi_tree_node *by_id;
     mq_held *held;
     size_t nheld, held_cap;
     uint64_t held_bytes;
@@ -167,12 +171,34 @@ static int sync_error(msi_source *s, mq_src *d)
 
 /* ------------------------------------------------------------ sections */
 
+/* A section's place in the tree of ids; key: the id. */
+typedef struct mq_section_id {
+    msi_tree_node node;
+    size_t index; /* in sections */
+} mq_section_id;
+
 static mq_section *find_section(mq_src *d, uint32_t id)
 {
-    for (size_t i = d->nsections; i-- > 0;)
-        if (d->sections[i].id == id)
-            return &d->sections[i];
-    return NULL;
+    uint64_t key = id;
+    const mq_section_id *x = (const mq_section_id *)msi_tree_find(d->by_id, &key, msi_tree_cmp_u64);
+    return x ? &d->sections[x->index] : NULL;
+}
+
+/* Indexes section @k (not indexed yet) by its id: 0 or MS_ENOMEM. */
+static int index_section(mq_src *d, size_t k)
+{
+    mq_section_id *x = msi_alloc(d->alloc, sizeof *x);
+    if (!x)
+        return MS_ENOMEM;
+    x->node.key = d->sections[k].id;
+    x->index = k;
+    d->by_id = msi_tree_insert(d->by_id, &x->node, &x->node.key, msi_tree_cmp_u64);
+    return 0;
+}
+
+static void free_section_id(msi_tree_node *n, void *alloc)
+{
+    msi_free(alloc, n);
 }
 
 static bool printable(const uint8_t *p, size_t n)
@@ -365,6 +391,8 @@ static int new_section(mq_src *d, uint8_t type, uint32_t id, const char *idstr, 
         msi_buf_init(&d->held[d->nheld].data, d->alloc);
         d->nheld++;
     }
+    if (index_section(d, d->nsections))
+        return mq_fail(&d->err, MS_ENOMEM, off, "section header", "out of memory");
     d->nsections++;
     *out = s;
     return 0;
@@ -749,7 +777,7 @@ __attribute__((format(printf, 6, 7))) static void problem(mq_src *d, int status,
     char detail[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     /* Names from the trailer are any JSON string: one line, printable. */
     for (char *c = detail; *c; c++)
@@ -1217,6 +1245,7 @@ static void src_close(msi_source *s)
     }
     msi_free(d->alloc, d->held);
     msi_free(d->alloc, d->sections);
+    msi_tree_each_post(d->by_id, free_section_id, (void *)d->alloc);
     msi_buf_free(&d->config);
     msi_buf_free(&d->dev_state);
     mq_in_close(&d->in, d->alloc);

@@ -29,7 +29,31 @@ typedef struct desc_key {
     const char *name; /* NULL: the description has none */
     long long instance;
     size_t index; /* in "devices" */
+    size_t next;  /* first key of a group of one name and instance: the
+                     offset of the first one no section was checked against */
 } desc_key;
+
+/* A subsection header where a description puts it (docs/QEMU.md 3.2). */
+typedef struct desc_marker {
+    uint64_t pos;
+    const char *name; /* a view into the trailer */
+    size_t len;
+    long long version; /* -1: not given */
+} desc_marker;
+
+/* What a description accounts for, worked out once however many sections
+ * it is checked against or decodes (docs/SECURITY.md, "Cost"). */
+typedef struct desc_info {
+    uint8_t state;     /* INFO_NONE until worked out */
+    uint64_t expected; /* bytes its fields and subsections account for */
+    uint64_t steps;    /* fields, elements and subsections a decoding visits */
+    uint64_t out;      /* bound on the CBOR bytes a decoding writes */
+    char *what;        /* INFO_MALFORMED: why */
+    desc_marker *markers;
+    size_t nmarkers, markers_cap;
+} desc_info;
+
+enum { INFO_NONE, INFO_OK, INFO_MALFORMED, INFO_NOMEM };
 
 struct mq_vmsd {
     json_t *root;
@@ -39,8 +63,10 @@ struct mq_vmsd {
      * section finds its own in log time however many there are. */
     desc_key *keys;
     size_t nkeys;
-    bool *used;  /* per description: a section was checked against it */
-    bool *twice; /* per description: an earlier one has its name and instance */
+    bool *used;      /* per description: a section was checked against it */
+    bool *twice;     /* per description: an earlier one has its name and instance */
+    desc_info *info; /* per description, worked out when first needed */
+    const ms_allocator *alloc;
 };
 
 static int key_cmp(const void *x, const void *y)
@@ -63,7 +89,8 @@ static int index_descriptions(const ms_allocator *a, mq_vmsd *d)
     d->keys = msi_calloc(a, n, sizeof *d->keys);
     d->used = msi_calloc(a, n, sizeof *d->used);
     d->twice = msi_calloc(a, n, sizeof *d->twice);
-    if (!d->keys || !d->used || !d->twice)
+    d->info = msi_calloc(a, n, sizeof *d->info);
+    if (!d->keys || !d->used || !d->twice || !d->info)
         return MS_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         json_t *dev = json_array_get(d->devices, i);
@@ -71,8 +98,8 @@ static int index_descriptions(const ms_allocator *a, mq_vmsd *d)
         const char *name = json_string_value(json_object_get(dev, "name"));
         if (!name)
             continue;
-        d->keys[d->nkeys++] =
-            (desc_key){name, json_is_integer(inst) ? (long long)json_integer_value(inst) : -1, i};
+        d->keys[d->nkeys++] = (desc_key){
+            name, json_is_integer(inst) ? (long long)json_integer_value(inst) : -1, i, 0};
     }
     qsort(d->keys, d->nkeys, sizeof *d->keys, key_cmp);
     for (size_t k = 1; k < d->nkeys; k++)
@@ -102,11 +129,67 @@ static const desc_key *find_key(const mq_vmsd *d, const char *name, long long in
     return &d->keys[lo];
 }
 
+/* What jansson (2.14, 64-bit) allocates for @json, from its tokens: an
+ * object 224 bytes, an array 128, a string or key 96 and its bytes, a number
+ * 32, a member or element slot 16 (measured; each a little above the
+ * allocator's real use). One pass, no allocation. */
+static uint64_t parsed_bytes(const char *json, size_t len)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        switch (json[i]) {
+        case '"': {
+            size_t j = i + 1;
+            while (j < len && json[j] != '"')
+                j += json[j] == '\\' ? 2 : 1;
+            n += 96 + (j - i - 1);
+            i = j;
+            break;
+        }
+        case '{':
+            n += 224;
+            break;
+        case '[':
+            n += 128;
+            break;
+        case ',':
+            n += 16;
+            break;
+        case '-':
+        case '0':
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7':
+        case '8':
+        case '9':
+            n += 32;
+            while (i + 1 < len && json[i + 1] && strchr("0123456789.eE+-", json[i + 1]))
+                i++;
+            break;
+        default:
+            break;
+        }
+    }
+    return n;
+}
+
 int mq_vmsd_parse(const ms_allocator *a, mq_error *e, const char *json, size_t len, uint64_t off,
                   mq_vmsd **out)
 {
     json_error_t err;
     *out = NULL;
+    /* A trailer of empty objects takes 75 times its size once parsed; the
+     * ones QEMU writes take 12. */
+    uint64_t parsed = parsed_bytes(json, len);
+    if (parsed > (uint64_t)MQ_VMSD_PARSED_PER_BYTE * len + MQ_VMSD_PARSED_MIN)
+        return mq_fail(e, MS_ELIMIT, off, "VMDESCRIPTION",
+                       "the JSON trailer of %zu bytes would take about %llu KiB once parsed, more "
+                       "than %u bytes for each of its bytes",
+                       len, (unsigned long long)(parsed >> 10), MQ_VMSD_PARSED_PER_BYTE);
     json_t *root = json_loadb(json, len, 0, &err);
     if (!root)
         return mq_fail(e, MS_ECORRUPT, off, "VMDESCRIPTION",
@@ -125,6 +208,7 @@ int mq_vmsd_parse(const ms_allocator *a, mq_error *e, const char *json, size_t l
     }
     d->root = root;
     d->devices = devices;
+    d->alloc = a;
     /* Bounded by the trailer's size limit. */
     if (index_descriptions(a, d)) {
         mq_vmsd_free(a, d);
@@ -141,7 +225,12 @@ void mq_vmsd_free(const ms_allocator *a, mq_vmsd *d)
 {
     if (!d)
         return;
+    for (size_t i = 0; d->info && i < json_array_size(d->devices); i++) {
+        msi_free(a, d->info[i].what);
+        msi_free(a, d->info[i].markers);
+    }
     json_decref(d->root);
+    msi_free(a, d->info);
     msi_free(a, d->keys);
     msi_free(a, d->used);
     msi_free(a, d->twice);
@@ -396,17 +485,20 @@ static int dec_vmsd(dec *d, json_t *desc, msi_buf *out)
     return rc;
 }
 
-static json_t *find_device(const mq_vmsd *desc, const mq_vmsd_section *s)
+static const desc_key *find_device(const mq_vmsd *desc, const mq_vmsd_section *s)
 {
-    const desc_key *k = find_key(desc, s->idstr, s->instance, false);
-    return k ? json_array_get(desc->devices, k->index) : NULL;
+    return find_key(desc, s->idstr, s->instance, false);
 }
 
-int mq_vmsd_encode(const ms_allocator *a, const mq_vmsd *desc, const mq_vmsd_section *s,
-                   const uint8_t *raw, size_t n, const uint64_t *parts, size_t nparts,
-                   msi_buf *out, bool *decoded, const char **schema)
+static const desc_info *get_info(mq_vmsd *d, size_t index);
+static bool decodable(const desc_info *in, size_t n);
+
+int mq_vmsd_encode(const ms_allocator *a, mq_vmsd *desc, const mq_vmsd_section *s,
+                   const uint8_t *raw, size_t n, const uint64_t *parts, size_t nparts, msi_buf *out,
+                   bool *decoded, const char **schema)
 {
-    json_t *dev = desc && s && !s->iterable ? find_device(desc, s) : NULL;
+    const desc_key *k = desc && s && !s->iterable ? find_device(desc, s) : NULL;
+    json_t *dev = k ? json_array_get(desc->devices, k->index) : NULL;
     msi_buf fields;
     msi_buf_init(&fields, a);
     *decoded = false;
@@ -416,8 +508,17 @@ int mq_vmsd_encode(const ms_allocator *a, const mq_vmsd *desc, const mq_vmsd_sec
         json_t *ver = json_object_get(dev, "version");
         if (json_is_string(vn) && json_string_length(vn) > 0)
             *schema = json_string_value(vn);
-        /* A description of another version describes other bytes. */
+        /* A description of another version describes other bytes; one that
+         * does not account for exactly these bytes cannot decode them, and
+         * one that would take more work than they justify is not tried. */
+        const desc_info *in = NULL;
         if (!ver || (json_is_integer(ver) && json_integer_value(ver) == (json_int_t)s->version)) {
+            if (!(in = get_info(desc, k->index))) {
+                msi_buf_free(&fields);
+                return MS_ENOMEM;
+            }
+        }
+        if (decodable(in, n)) {
             dec d = {.raw = raw, .n = n, .pos = 0, .depth = 0};
             int rc = dec_vmsd(&d, dev, &fields);
             if (rc < 0) {
@@ -444,16 +545,56 @@ int mq_vmsd_encode(const ms_allocator *a, const mq_vmsd *desc, const mq_vmsd_sec
 
 /* ------------------------------------------------------------- checks */
 
-/* The bytes a description accounts for: its fields (size times array_len,
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+/* The CBOR head of a length or count, at most. */
+#define CB_HEAD 9u
+
+/* What measure() adds up for a description. */
+typedef struct measure {
+    uint64_t bytes, steps, out;
+} measure;
+
+static int add_marker(const ms_allocator *a, desc_info *in, uint64_t pos, const char *name,
+                      long long version)
+{
+    if (in->nmarkers == in->markers_cap) {
+        size_t cap = in->markers_cap ? 2 * in->markers_cap : 4;
+        desc_marker *m = msi_realloc(a, in->markers, cap * sizeof *m);
+        if (!m)
+            return MS_ENOMEM;
+        in->markers = m;
+        in->markers_cap = cap;
+    }
+    in->markers[in->nmarkers++] = (desc_marker){pos, name, strlen(name), version};
+    return 0;
+}
+
+/*
+ * The bytes a description accounts for: its fields (size times array_len,
  * each index entry once) and its subsections (marker, name, version and
  * their own), as QEMU wrote them (docs/QEMU.md section 3.2). A struct's
- * size must be what its own fields account for. false with @what set when
- * the description cannot be walked. */
-static bool desc_size(json_t *vmsd, int depth, uint64_t *out, char *what, size_t what_size)
+ * size must be what its own fields account for. Also what decoding it
+ * costs (steps, CBOR bytes; dec_vmsd), and, when @at is not UINT64_MAX (the
+ * description starts at byte @at of the section, outside any array), where
+ * each subsection header lies, into @in's markers: QEMU's loader expects
+ * them there (vmstate_subsection_load). false with @what set when the
+ * description cannot be walked; MS_ENOMEM in *@nomem.
+ */
+static bool measure_desc(const ms_allocator *a, json_t *vmsd, int depth, uint64_t at, desc_info *in,
+                         measure *m, char *what, size_t what_size, bool *nomem)
 {
     json_t *fields = json_object_get(vmsd, "fields");
     json_t *subs = json_object_get(vmsd, "subsections");
-    uint64_t total = 0;
+    uint64_t total = 0, steps = 1, out = CB_HEAD;
     if (depth > MAX_NEST) {
         snprintf(what, what_size, "descriptions nest deeper than %d", MAX_NEST);
         return false;
@@ -479,16 +620,23 @@ static bool desc_size(json_t *vmsd, int depth, uint64_t *out, char *what, size_t
         json_t *sub = json_object_get(f, "struct");
         if (!sub && json_object_get(f, "fields"))
             sub = f; /* VMSTATE_WITH_TMP */
+        /* One element: a leaf (its bytes, as CBOR) or a struct's map. */
+        uint64_t elem_steps = 1, elem_out = sat_add((uint64_t)size, CB_HEAD);
         if (sub) {
-            uint64_t inner;
-            if (!json_is_object(sub) || !desc_size(sub, depth + 1, &inner, what, what_size))
+            measure inner;
+            /* Alike elements hold no subsections (QEMU compresses only those). */
+            uint64_t sub_at = alen || at == UINT64_MAX ? UINT64_MAX : at + total;
+            if (!json_is_object(sub) ||
+                !measure_desc(a, sub, depth + 1, sub_at, in, &inner, what, what_size, nomem))
                 return false;
-            if (inner != (uint64_t)size) {
+            if (inner.bytes != (uint64_t)size) {
                 snprintf(what, what_size,
                          "struct field '%s' is %lld bytes, but its own fields account for %llu",
-                         name, size, (unsigned long long)inner);
+                         name, size, (unsigned long long)inner.bytes);
                 return false;
             }
+            elem_steps = sat_add(inner.steps, 1);
+            elem_out = inner.out;
         }
         /* Sizes beyond any section (max_section_size) are caught by the
          * comparison; keep the sum from wrapping. */
@@ -499,66 +647,98 @@ static bool desc_size(json_t *vmsd, int depth, uint64_t *out, char *what, size_t
             return false;
         }
         total += (uint64_t)size * (uint64_t)count;
+        steps = sat_add(steps, sat_mul(elem_steps, (uint64_t)count));
+        out = sat_add(
+            out, sat_add(sat_add(strlen(name), 2 * CB_HEAD), sat_mul(elem_out, (uint64_t)count)));
     }
     for (size_t i = 0; i < json_array_size(subs); i++) {
         json_t *sub = json_array_get(subs, i);
         const char *name = json_string_value(json_object_get(sub, "vmsd_name"));
-        uint64_t inner;
+        measure inner;
         if (!name || !*name || strlen(name) > 255) {
             snprintf(what, what_size, "subsection %zu has no vmsd_name of 1 to 255 bytes", i);
             return false;
         }
-        if (!json_is_object(sub) || !desc_size(sub, depth + 1, &inner, what, what_size))
+        if (at != UINT64_MAX &&
+            add_marker(a, in, at + total, name, json_size(json_object_get(sub, "version")))) {
+            *nomem = true;
             return false;
-        if (total > (UINT64_MAX >> 2) || inner > (UINT64_MAX >> 2)) {
+        }
+        uint64_t sub_at = at == UINT64_MAX ? UINT64_MAX : at + total + 6 + strlen(name);
+        if (!json_is_object(sub) ||
+            !measure_desc(a, sub, depth + 1, sub_at, in, &inner, what, what_size, nomem))
+            return false;
+        if (total > (UINT64_MAX >> 2) || inner.bytes > (UINT64_MAX >> 2)) {
             snprintf(what, what_size, "subsection '%s' accounts for too many bytes", name);
             return false;
         }
-        total += 6 + strlen(name) + inner;
+        total += 6 + strlen(name) + inner.bytes;
+        steps = sat_add(steps, sat_add(inner.steps, 1));
+        out = sat_add(out, sat_add(sat_add(strlen(name), CB_HEAD), inner.out));
     }
-    *out = total;
+    *m = (measure){total, steps, out};
     return true;
 }
 
-/* Walks a description whose size matched over the bytes from *@pos: each
- * subsection's header must be where the description puts it, as QEMU's
- * loader expects it (vmstate_subsection_load). false with c->at and
- * c->what at the first that is not. */
-static bool walk_markers(json_t *vmsd, const uint8_t *raw, size_t n, size_t *pos, mq_vmsd_check *c)
+/* The description at @index, worked out on first use; NULL when memory ran
+ * out. */
+static const desc_info *get_info(mq_vmsd *d, size_t index)
 {
-    json_t *fields = json_object_get(vmsd, "fields");
-    json_t *subs = json_object_get(vmsd, "subsections");
-    for (size_t i = 0; i < json_array_size(fields); i++) {
-        json_t *f = json_array_get(fields, i);
-        size_t size = (size_t)json_size(json_object_get(f, "size"));
-        json_t *alen = json_object_get(f, "array_len");
-        json_t *sub = json_object_get(f, "struct");
-        if (!sub && json_object_get(f, "fields"))
-            sub = f;
-        if (alen) { /* alike elements: no subsections in them (QEMU compresses only those) */
-            *pos += size * (size_t)json_size(alen);
-            continue;
-        }
-        size_t start = *pos;
-        if (sub && !walk_markers(sub, raw, n, pos, c))
-            return false;
-        *pos = start + size;
+    desc_info *in = &d->info[index];
+    if (in->state != INFO_NONE)
+        return in->state == INFO_NOMEM ? NULL : in;
+    char what[sizeof((mq_vmsd_check *)0)->what];
+    bool nomem = false;
+    measure m;
+    if (measure_desc(d->alloc, json_array_get(d->devices, index), 0, 0, in, &m, what, sizeof what,
+                     &nomem)) {
+        in->state = INFO_OK;
+        in->expected = m.bytes;
+        in->steps = m.steps;
+        in->out = m.out;
+        return in;
     }
-    for (size_t i = 0; i < json_array_size(subs); i++) {
-        json_t *sub = json_array_get(subs, i);
-        const char *name = json_string_value(json_object_get(sub, "vmsd_name"));
-        long long version = json_size(json_object_get(sub, "version"));
-        size_t len = strlen(name);
-        const uint8_t *p = raw + *pos;
-        if (*pos > n || n - *pos < 6 + len) {
-            c->at = *pos;
+    msi_free(d->alloc, in->markers);
+    in->markers = NULL;
+    in->nmarkers = in->markers_cap = 0;
+    if (nomem || !(in->what = msi_strdup(d->alloc, what))) {
+        in->state = INFO_NOMEM;
+        return NULL;
+    }
+    in->state = INFO_MALFORMED;
+    return in;
+}
+
+/* Whether a section of @n bytes is decoded into fields by the description
+ * @in: only when it accounts for exactly those bytes, when decoding takes
+ * work and output in proportion to them, and when the state still fits a
+ * record. */
+static bool decodable(const desc_info *in, size_t n)
+{
+    return in && in->state == INFO_OK && in->expected == n &&
+           in->steps <= (uint64_t)MQ_VMSD_STEPS_PER_BYTE * n + MQ_VMSD_STEPS_MIN &&
+           in->out <= (uint64_t)MQ_VMSD_OUT_PER_BYTE * n + MQ_VMSD_OUT_MIN &&
+           in->out <= MS_MAX_RECORD_PAYLOAD - n;
+}
+
+/* Each subsection header where the description puts it, as QEMU's loader
+ * expects it. false with c->at and c->what at the first that is not. */
+static bool check_markers(const desc_info *in, const uint8_t *raw, size_t n, mq_vmsd_check *c)
+{
+    for (size_t i = 0; i < in->nmarkers; i++) {
+        const desc_marker *mk = &in->markers[i];
+        const char *name = mk->name;
+        size_t len = mk->len;
+        const uint8_t *p = raw + mk->pos;
+        if (mk->pos > n || n - mk->pos < 6 + len) {
+            c->at = (size_t)mk->pos;
             snprintf(c->what, sizeof c->what, "subsection '%s' runs past the section's end", name);
             return false;
         }
         bool same_name = p[1] == len && memcmp(p + 2, name, len) == 0;
         if (p[0] != MQ_SEC_SUBSECTION || !same_name ||
-            (version >= 0 && mq_be32(p + 2 + len) != (uint64_t)version)) {
-            c->at = *pos;
+            (mk->version >= 0 && mq_be32(p + 2 + len) != (uint64_t)mk->version)) {
+            c->at = (size_t)mk->pos;
             if (p[0] != MQ_SEC_SUBSECTION)
                 snprintf(c->what, sizeof c->what,
                          "subsection '%s' expected (0x05), found byte 0x%02x", name, p[0]);
@@ -567,12 +747,9 @@ static bool walk_markers(json_t *vmsd, const uint8_t *raw, size_t n, size_t *pos
                          "subsection '%s' expected, found another name (%u bytes)", name, p[1]);
             else
                 snprintf(c->what, sizeof c->what, "subsection '%s' version %lld expected, found %u",
-                         name, version, mq_be32(p + 2 + len));
+                         name, mk->version, mq_be32(p + 2 + len));
             return false;
         }
-        *pos += 6 + len;
-        if (!walk_markers(sub, raw, n, pos, c))
-            return false;
     }
     return true;
 }
@@ -585,15 +762,18 @@ int mq_vmsd_check_section(mq_vmsd *desc, const mq_vmsd_section *s, const uint8_t
     if (!desc || !s || json_array_size(desc->devices) == 0)
         return 0; /* a trailer that describes nothing: our exporter's */
     /* A section sent again (QEMU sends one "slirp" instance 0 per user
-     * network) takes the next description of its name and instance. */
-    const desc_key *k = find_key(desc, s->idstr, s->instance, false);
-    for (const desc_key *x = k; x && x < desc->keys + desc->nkeys &&
-                                strcmp(x->name, k->name) == 0 && x->instance == k->instance;
-         x++)
-        if (!desc->used[x->index]) {
-            k = x;
-            break;
-        }
+     * network) takes the next description of its name and instance; the
+     * first once there is none left. The group's cursor only moves on. */
+    desc_key *k = (desc_key *)find_key(desc, s->idstr, s->instance, false);
+    if (k) {
+        desc_key *end = desc->keys + desc->nkeys;
+        while (k + k->next < end && strcmp(k[k->next].name, k->name) == 0 &&
+               k[k->next].instance == k->instance && desc->used[k[k->next].index])
+            k->next++;
+        if (k + k->next < end && strcmp(k[k->next].name, k->name) == 0 &&
+            k[k->next].instance == k->instance)
+            k = k + k->next;
+    }
     if (k)
         desc->used[k->index] = true;
     if (s->iterable)
@@ -612,16 +792,20 @@ int mq_vmsd_check_section(mq_vmsd *desc, const mq_vmsd_section *s, const uint8_t
         c->verdict = MQ_VMSD_VERSION;
         return 0;
     }
-    if (!desc_size(found, 0, &c->expected, c->what, sizeof c->what)) {
+    const desc_info *in = get_info(desc, k->index);
+    if (!in)
+        return MS_ENOMEM;
+    if (in->state == INFO_MALFORMED) {
         c->verdict = MQ_VMSD_MALFORMED;
+        snprintf(c->what, sizeof c->what, "%s", in->what);
         return 0;
     }
+    c->expected = in->expected;
     if (c->expected != n) {
         c->verdict = MQ_VMSD_SIZE;
         return 0;
     }
-    size_t pos = 0;
-    c->verdict = walk_markers(found, raw, n, &pos, c) ? MQ_VMSD_OK : MQ_VMSD_MARKER;
+    c->verdict = check_markers(in, raw, n, c) ? MQ_VMSD_OK : MQ_VMSD_MARKER;
     return 0;
 }
 

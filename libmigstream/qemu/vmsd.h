@@ -19,6 +19,22 @@
 
 typedef struct mq_vmsd mq_vmsd;
 
+/* The bounds of docs/SECURITY.md ("Cost") on the trailer. Parsed, it may
+ * take MQ_VMSD_PARSED_PER_BYTE bytes of memory per byte of JSON, plus
+ * MQ_VMSD_PARSED_MIN (jansson's nodes, estimated before parsing; QEMU's
+ * trailers take 12 to 15). A section is decoded into fields only when its
+ * description's walk takes at most MQ_VMSD_STEPS_PER_BYTE steps (fields,
+ * elements, subsections) per byte of the section plus MQ_VMSD_STEPS_MIN,
+ * and writes at most MQ_VMSD_OUT_PER_BYTE bytes of CBOR per byte plus
+ * MQ_VMSD_OUT_MIN (QEMU 7.2's take at most 1 step and 17 bytes per byte,
+ * counted the way these are), within a record. */
+#define MQ_VMSD_PARSED_PER_BYTE 24u
+#define MQ_VMSD_PARSED_MIN (64u << 10)
+#define MQ_VMSD_STEPS_PER_BYTE 4u
+#define MQ_VMSD_STEPS_MIN 64u
+#define MQ_VMSD_OUT_PER_BYTE 32u
+#define MQ_VMSD_OUT_MIN 512u
+
 /* The section a state belongs to, as its header named it. */
 typedef struct mq_vmsd_section {
     const char *idstr;
@@ -39,10 +55,10 @@ uint64_t mq_vmsd_page_size(const mq_vmsd *d);
 /* Appends to @out the CBOR state of a section's @n bytes @raw (docs/QEMU.md
  * section 3.1): {"raw": bytes[, "parts": [lengths]][, "fields": {...}]};
  * "parts" when @nparts > 0 (a section opened by START). @desc and @s may be
- * NULL (no fields). *decoded tells whether the field map is present;
- * *schema points to the vmsd name from the trailer, or NULL. MS_ENOMEM
- * only. */
-int mq_vmsd_encode(const ms_allocator *a, const mq_vmsd *desc, const mq_vmsd_section *s,
+ * NULL (no fields). Fields are decoded only within the bounds above. *decoded tells whether the
+ * field map is present; *schema points to the vmsd name from the trailer, or NULL. MS_ENOMEM only.
+ */
+int mq_vmsd_encode(const ms_allocator *a, mq_vmsd *desc, const mq_vmsd_section *s,
                    const uint8_t *raw, size_t n, const uint64_t *parts, size_t nparts, msi_buf *out,
                    bool *decoded, const char **schema);
 

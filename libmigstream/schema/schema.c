@@ -109,6 +109,7 @@ void msi_snode_free(const ms_allocator *a, msi_snode *n)
         msi_snode_free(a, &n->fields[i].node);
     }
     msi_free(a, n->fields);
+    msi_free(a, n->slots);
     if (n->items) {
         msi_snode_free(a, n->items);
         msi_free(a, n->items);
@@ -125,12 +126,83 @@ static void device_free(const ms_allocator *a, msi_sdevice *d)
     msi_snode_free(a, &d->root);
 }
 
+static uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then mixed */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
+}
+
+static uint64_t field_hash(const uint8_t *name, size_t len, uint64_t key)
+{
+    if (name)
+        return hash_bytes(name, len);
+    uint8_t b[9] = {0xff}; /* no text key hashes these 9 bytes: they are not UTF-8 */
+    for (int i = 0; i < 8; i++)
+        b[1 + i] = (uint8_t)(key >> (8 * i));
+    return hash_bytes(b, sizeof b);
+}
+
+/* Puts @index + 1 into the table of @nslots (a power of two) at the first
+ * free place from @h. */
+static void slot_put(uint32_t *slots, size_t nslots, uint64_t h, size_t index)
+{
+    size_t k = (size_t)h & (nslots - 1);
+    while (slots[k])
+        k = (k + 1) & (nslots - 1);
+    slots[k] = (uint32_t)(index + 1);
+}
+
+/* Makes a table of at least 2 * @count places for @count entries, or
+ * keeps *@slots when it is large enough; false without memory. */
+static bool slots_fit(const ms_allocator *a, uint32_t **slots, size_t *nslots, size_t count,
+                      bool *grown)
+{
+    *grown = false;
+    if (*slots && 2 * count <= *nslots)
+        return true;
+    size_t n = *nslots ? *nslots : 32;
+    while (n < 2 * count)
+        n *= 2;
+    uint32_t *t = msi_calloc(a, n, sizeof *t);
+    if (!t)
+        return false;
+    msi_free(a, *slots);
+    *slots = t;
+    *nslots = n;
+    *grown = true;
+    return true;
+}
+
+/* The schemas' table, made afresh for the first @n schemas. */
+static bool index_devices(ms_schema_set *s, size_t n)
+{
+    bool grown;
+    if (!slots_fit(&s->alloc, &s->slots, &s->nslots, n, &grown))
+        return false;
+    if (!grown)
+        memset(s->slots, 0, s->nslots * sizeof *s->slots);
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = s->devices[i].schema;
+        slot_put(s->slots, s->nslots, hash_bytes((const uint8_t *)nm, strlen(nm)), i);
+    }
+    return true;
+}
+
 /* Drops every schema from index @keep on: undoes a failed load. */
 static void truncate_set(ms_schema_set *s, size_t keep, size_t nfields)
 {
     while (s->ndevices > keep)
         device_free(&s->alloc, &s->devices[--s->ndevices]);
     s->nfields = nfields;
+    if (s->slots && !index_devices(s, keep)) { /* no memory: scans instead */
+        msi_free(&s->alloc, s->slots);
+        s->slots = NULL;
+        s->nslots = 0;
+    }
 }
 
 void ms_schema_set_free(ms_schema_set *s)
@@ -139,6 +211,7 @@ void ms_schema_set_free(ms_schema_set *s)
         return;
     truncate_set(s, 0, 0);
     msi_free(&s->alloc, s->devices);
+    msi_free(&s->alloc, s->slots);
     msi_free(&s->alloc, s);
 }
 
@@ -146,7 +219,7 @@ void msi_schema_err(ms_schema_set *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    msi_vformat(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
 }
 
@@ -196,11 +269,18 @@ bool ms_schema_set_learned(const ms_schema_set *s)
 
 msi_sdevice *msi_schema_find(const ms_schema_set *s, const char *name)
 {
-    /* Sets hold at most a few thousand schemas and are searched once per
-     * device record: a linear scan keeps insertion order for reports. */
-    for (size_t i = 0; i < s->ndevices; i++)
-        if (strcmp(s->devices[i].schema, name) == 0)
-            return &s->devices[i];
+    /* Searched once per device record: through the table, which keeps
+     * the array in insertion order for reports (a scan without one). */
+    if (!s->slots) {
+        for (size_t i = 0; i < s->ndevices; i++)
+            if (strcmp(s->devices[i].schema, name) == 0)
+                return &s->devices[i];
+        return NULL;
+    }
+    size_t k = (size_t)hash_bytes((const uint8_t *)name, strlen(name)) & (s->nslots - 1);
+    for (; s->slots[k]; k = (k + 1) & (s->nslots - 1))
+        if (strcmp(s->devices[s->slots[k] - 1].schema, name) == 0)
+            return &s->devices[s->slots[k] - 1];
     return NULL;
 }
 
@@ -222,6 +302,13 @@ msi_sdevice *msi_schema_add_device(ms_schema_set *s, const char *name)
     memset(d, 0, sizeof *d);
     if (!(d->schema = msi_strdup(&s->alloc, name)))
         goto nomem;
+    bool grown;
+    if (!slots_fit(&s->alloc, &s->slots, &s->nslots, s->ndevices + 1, &grown) ||
+        (grown && !index_devices(s, s->ndevices))) {
+        msi_free(&s->alloc, d->schema);
+        goto nomem;
+    }
+    slot_put(s->slots, s->nslots, hash_bytes((const uint8_t *)name, strlen(name)), s->ndevices);
     d->root.type = MSI_ST_MAP;
     s->ndevices++;
     return d;
@@ -230,7 +317,18 @@ nomem:
     return NULL;
 }
 
-msi_sfield *msi_snode_add_field(ms_schema_set *s, msi_snode *n)
+/* Fields of a node are scanned up to this many, then found by a table. */
+#define SCAN_FIELDS 8
+
+static bool field_is(const msi_sfield *f, const uint8_t *name, size_t len, uint64_t key)
+{
+    if (!name)
+        return !f->name && f->key == key;
+    return f->name && strlen(f->name) == len && memcmp(f->name, name, len) == 0;
+}
+
+msi_sfield *msi_snode_add_field(ms_schema_set *s, msi_snode *n, const uint8_t *name, size_t len,
+                                uint64_t key)
 {
     if (s->nfields >= s->opts.max_fields) {
         msi_schema_err(s, "more than %u fields (max_fields)", s->opts.max_fields);
@@ -239,35 +337,66 @@ msi_sfield *msi_snode_add_field(ms_schema_set *s, msi_snode *n)
     if (n->nfields == n->cap) {
         size_t cap = n->cap ? n->cap * 2 : 8;
         msi_sfield *p = msi_realloc(&s->alloc, n->fields, cap * sizeof *p);
-        if (!p) {
-            msi_schema_err(s, "out of memory");
-            return NULL;
-        }
+        if (!p)
+            goto nomem;
         n->fields = p;
         n->cap = cap;
     }
+    char *copy = NULL;
+    if (name && !(copy = msi_alloc(&s->alloc, len + 1)))
+        goto nomem;
+    if (name) {
+        memcpy(copy, name, len);
+        copy[len] = 0;
+    }
+    if (n->nfields + 1 > SCAN_FIELDS) {
+        bool grown;
+        if (!slots_fit(&s->alloc, &n->slots, &n->nslots, n->nfields + 1, &grown)) {
+            msi_free(&s->alloc, copy);
+            goto nomem;
+        }
+        for (size_t i = 0; grown && i < n->nfields; i++) {
+            const msi_sfield *g = &n->fields[i];
+            slot_put(n->slots, n->nslots,
+                     field_hash((const uint8_t *)g->name, g->name ? strlen(g->name) : 0, g->key),
+                     i);
+        }
+        slot_put(n->slots, n->nslots, field_hash(name, len, key), n->nfields);
+    }
     msi_sfield *f = &n->fields[n->nfields++];
     memset(f, 0, sizeof *f);
+    f->name = copy;
+    f->key = name ? 0 : key;
     s->nfields++;
     return f;
+nomem:
+    msi_schema_err(s, "out of memory");
+    return NULL;
+}
+
+static msi_sfield *find_field(const msi_snode *n, const uint8_t *name, size_t len, uint64_t key)
+{
+    if (!n->slots) {
+        for (size_t i = 0; i < n->nfields; i++)
+            if (field_is(&n->fields[i], name, len, key))
+                return &n->fields[i];
+        return NULL;
+    }
+    size_t k = (size_t)field_hash(name, len, key) & (n->nslots - 1);
+    for (; n->slots[k]; k = (k + 1) & (n->nslots - 1))
+        if (field_is(&n->fields[n->slots[k] - 1], name, len, key))
+            return &n->fields[n->slots[k] - 1];
+    return NULL;
 }
 
 msi_sfield *msi_snode_find_text(const msi_snode *n, const uint8_t *name, size_t len)
 {
-    for (size_t i = 0; i < n->nfields; i++) {
-        const char *fn = n->fields[i].name;
-        if (fn && strlen(fn) == len && memcmp(fn, name, len) == 0)
-            return &n->fields[i];
-    }
-    return NULL;
+    return find_field(n, name, len, 0);
 }
 
 msi_sfield *msi_snode_find_key(const msi_snode *n, uint64_t key)
 {
-    for (size_t i = 0; i < n->nfields; i++)
-        if (!n->fields[i].name && n->fields[i].key == key)
-            return &n->fields[i];
-    return NULL;
+    return find_field(n, NULL, 0, key);
 }
 
 size_t msi_path_push_raw(char *buf, size_t cap, size_t len, const char *elem)
@@ -318,7 +447,7 @@ __attribute__((format(printf, 3, 4))) static int fail(loader *l, int status, con
     char detail[700];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     msi_schema_err(l->s, "%s: %s%s%s", l->origin, l->where, l->where[0] ? ": " : "", detail);
     return status;
@@ -483,16 +612,13 @@ static int parse_fields(loader *l, json_t *arr, msi_snode *n, uint32_t version, 
         if (since > version)
             return fail(l, MS_ECORRUPT, "\"since\" is %llu, later than the schema's version %u",
                         (unsigned long long)since, version);
-        msi_sfield *f = msi_snode_add_field(l->s, n);
+        msi_sfield *f = msi_snode_add_field(l->s, n, (const uint8_t *)nm, nm ? strlen(nm) : 0, k);
         if (!f)
             return fail(l, l->s->nfields >= l->s->opts.max_fields ? MS_ELIMIT : MS_ENOMEM, "%s",
                         l->s->nfields >= l->s->opts.max_fields ? "too many fields (max_fields)"
                                                                : "out of memory");
-        f->key = k;
         f->required = required;
         f->since = (uint32_t)since;
-        if (nm && !(f->name = msi_strdup(&l->s->alloc, nm)))
-            return fail(l, MS_ENOMEM, "out of memory");
         if ((rc = parse_node(l, fo, &f->node, version, depth + 1)))
             return rc;
     }
@@ -661,6 +787,10 @@ static int parse_document(loader *l, json_t *root)
     return 0;
 }
 
+/* JSON values a document may hold: a field takes a handful (its object,
+ * name, type, since, required, and its nested "fields" or "items"). */
+#define VALUES_PER_FIELD 16u
+
 /* Loads one document; the caller restores the set on failure. */
 static int load_one(ms_schema_set *s, const void *data, size_t size, const char *origin)
 {
@@ -684,6 +814,11 @@ static int load_one(ms_schema_set *s, const void *data, size_t size, const char 
                         "not one CBOR item in the format's profile, or nested "
                         "deeper than %u",
                         depth);
+        /* Compact CBOR grows as JSON (byte strings twice, keys quoted):
+         * the text may take 4 times max_file_size at most. */
+        if ((uint64_t)n > 4 * (uint64_t)s->opts.max_file_size)
+            return fail(&l, MS_ELIMIT, "its JSON form would take %zd bytes, more than 4 times "
+                        "max_file_size (%u)", n, s->opts.max_file_size);
         if (!(text = msi_alloc(&s->alloc, (size_t)n + 1)))
             return fail(&l, MS_ENOMEM, "out of memory");
         ms_cbor_format(data, size, MS_CBOR_JSON, depth, text, (size_t)n + 1);
@@ -691,6 +826,14 @@ static int load_one(ms_schema_set *s, const void *data, size_t size, const char 
         text_len = (size_t)n;
     } else if (k == size || p[k] != '{') {
         return fail(&l, MS_ECORRUPT, "neither a JSON object nor a CBOR map");
+    }
+    size_t values = ms_json_values(p, text_len);
+    uint64_t most = (uint64_t)VALUES_PER_FIELD * s->opts.max_fields + 4096;
+    if (values > most) {
+        msi_free(&s->alloc, text);
+        return fail(&l, MS_ELIMIT, "about %zu JSON values, more than the %llu that %u fields "
+                    "may take (max_fields)", values, (unsigned long long)most,
+                    s->opts.max_fields);
     }
     json_error_t jerr;
     json_t *root = json_loadb((const char *)p, text_len, JSON_REJECT_DUPLICATES, &jerr);

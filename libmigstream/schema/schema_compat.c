@@ -56,7 +56,7 @@ __attribute__((format(printf, 6, 7))) static void issue(cctx *c, ms_compat_check
     char detail[700], msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     if (c->wd)
         snprintf(msg, sizeof msg, "schema \"%s\"%s%s: %s", c->wd->schema, c->plen ? " field " : "",

@@ -46,6 +46,8 @@ typedef struct msi_snode {
     bool open;       /* MAP: keys not declared are allowed */
     msi_sfield *fields;
     size_t nfields, cap;
+    uint32_t *slots; /* past 8 fields: open addressing on the key, index + 1 */
+    size_t nslots;
     struct msi_snode *items; /* ARRAY: the elements' shape, NULL: any */
     /* learned sets */
     uint32_t seen_types; /* bit per msi_stype */
@@ -77,6 +79,8 @@ struct ms_schema_set {
     ms_allocator alloc;
     msi_sdevice *devices;
     size_t ndevices, cap;
+    uint32_t *slots; /* open addressing on the schema name, index + 1 */
+    size_t nslots;
     size_t nfields; /* all levels, against max_fields */
     enum { MSI_SET_EMPTY, MSI_SET_LOADED, MSI_SET_LEARNED } kind;
     bool has_format;
@@ -89,9 +93,12 @@ void msi_schema_err(ms_schema_set *s, const char *fmt, ...) __attribute__((forma
 msi_sdevice *msi_schema_find(const ms_schema_set *s, const char *name);
 msi_sdevice *msi_schema_add_device(ms_schema_set *s, const char *name);
 void msi_snode_free(const ms_allocator *a, msi_snode *n);
-/* Adds a field to a map node: NULL on no memory or past max_fields (the
- * set's error says which). */
-msi_sfield *msi_snode_add_field(ms_schema_set *s, msi_snode *n);
+/* Adds a field to a map node, named @name (@len bytes, copied) or, when
+ * @name is NULL, with the integer key @key: NULL on no memory or past
+ * max_fields (the set's error says which). Fields are found by a hash past
+ * a few, so that a map of many fields costs the same per key. */
+msi_sfield *msi_snode_add_field(ms_schema_set *s, msi_snode *n, const uint8_t *name, size_t len,
+                                uint64_t key);
 msi_sfield *msi_snode_find_text(const msi_snode *n, const uint8_t *name, size_t len);
 msi_sfield *msi_snode_find_key(const msi_snode *n, uint64_t key);
 

@@ -125,17 +125,10 @@ static int learn_map(ms_schema_set *s, msi_cbor_in *in, msi_snode *n, uint64_t p
                 rc = msi_cbor_skip(in, MS_MAX_CBOR_DEPTH, true);
                 continue;
             }
-            if (!(f = msi_snode_add_field(s, n)))
+            bool text = k.kind == MSI_CBOR_TEXT;
+            if (!(f = msi_snode_add_field(s, n, text ? k.str : NULL, k.len, text ? 0 : k.u)))
                 return s->nfields >= s->opts.max_fields ? MS_ELIMIT : MS_ENOMEM;
             f->since = version;
-            if (k.kind == MSI_CBOR_TEXT) {
-                if (!(f->name = msi_alloc(&s->alloc, k.len + 1)))
-                    return MS_ENOMEM;
-                memcpy(f->name, k.str, k.len);
-                f->name[k.len] = 0;
-            } else {
-                f->key = k.u;
-            }
         }
         if (version < f->since)
             f->since = version;

@@ -49,7 +49,7 @@ __attribute__((format(printf, 3, 4))) static void problem(vctx *v, ms_schema_che
     char detail[600], msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    msi_vformat(detail, sizeof detail, fmt, ap);
     va_end(ap);
     const ms_device *d = v->dev;
     snprintf(msg, sizeof msg, "device \"%s\" instance %u (schema \"%s\" version %u)%s%s%s: %s",

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "migstream/diff.h"
@@ -34,14 +35,16 @@
 #include "state/region_map.h"
 
 /* Page states as the comparison tracks them (region_map.h): final contents
- * are compared, so a DATA page of zero bytes is recorded as ZERO and a FILL
- * page as the DATA it stands for. DISCARDED ("don't care") and IN_PLACE
- * (not in the stream: compared by address) keep their own states. */
+ * are compared, so a DATA page of zero bytes is recorded as ZERO, and a FILL
+ * page (its word, which is never 0, kept with it in the map) is reported as
+ * the DATA it stands for. DISCARDED ("don't care") and IN_PLACE (not in the
+ * stream: compared by address) keep their own states. */
 enum {
     ST_MISSING = MSI_PM_MISSING,
     ST_DATA = MSI_PM_DATA,
     ST_ZERO = MSI_PM_ZERO,
     ST_DISCARDED = MS_PAGE_DISCARDED,
+    ST_FILL = MS_PAGE_FILL,
     ST_IN_PLACE = MS_PAGE_IN_PLACE,
 };
 
@@ -60,8 +63,18 @@ typedef struct overlay {
     uint8_t page[MS_OVERLAY_PAGE_SIZE];
 } overlay;
 
+/* What both sides keep, against the options' limits: the temporary files'
+ * bytes (against max_output, or the free space when the first file was
+ * made and it was smaller) and the device states' bytes. */
+typedef struct keep {
+    uint64_t tmp_bytes, tmp_limit;
+    bool tmp_free; /* tmp_limit is the free space */
+    size_t dev_bytes, dev_limit;
+} keep;
+
 typedef struct side {
     const char *label; /* "A" / "B" */
+    keep *keep;
     bool loaded;
     const char *format; /* ms_reader_format(): static */
     msi_pm_budget budget;
@@ -90,6 +103,7 @@ typedef struct side {
 
 struct ms_diff {
     side s[2];
+    keep keep;
     char *tmpdir;
     bool compared;
     bool keep_damaged;
@@ -108,7 +122,7 @@ __attribute__((format(printf, 3, 4))) static int fail(side *s, int status, const
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    msi_vformat(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
     s->status = status;
     return CB_FAIL;
@@ -119,7 +133,7 @@ __attribute__((format(printf, 3, 4))) static int oops(ms_diff *df, int status, c
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(df->err, sizeof df->err, fmt, ap);
+    msi_vformat(df->err, sizeof df->err, fmt, ap);
     va_end(ap);
     df->status = status;
     return status;
@@ -178,11 +192,15 @@ static int pread_all(int fd, uint8_t *p, size_t n, int64_t off)
 
 /* ------------------------------------------------------- page-state maps */
 
-/* Pages [first, first + n) of @p rg now hold state @p st. The range is
- * inside the region: the reader checked it (FORMAT.md section 6.2). */
-static int set_range(side *s, region *rg, uint64_t first, uint64_t n, unsigned st)
+/* Pages [first, first + n) of @p rg now hold state @p st (FILL: with the
+ * word @p arg); @p had, when not NULL, gets what they were before. The
+ * range is inside the region: the reader checked it (FORMAT.md section
+ * 6.2). */
+static int set_range(side *s, region *rg, uint64_t first, uint64_t n, unsigned st, uint64_t arg,
+                     uint64_t *had)
 {
-    int rc = msi_pm_set(rg->map, first, n, st, NULL);
+    int rc = st == ST_FILL ? msi_pm_set_arg(rg->map, first, n, st, arg, had)
+                           : msi_pm_set(rg->map, first, n, st, had);
     if (rc == MS_ELIMIT)
         return fail(s, MS_ELIMIT,
                     "region %" PRIu32 " \"%s\": the page-state maps would exceed %zu MiB; "
@@ -203,23 +221,50 @@ static const char *tmp_dir(const side *s)
     return dir && *dir ? dir : "/tmp";
 }
 
+/* Creates the side's temporary file, and takes the free space of its file
+ * system as the limit of the temporary files when it is below
+ * max_output. */
+static int make_tmp(side *s)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/migstream-diff-XXXXXX", tmp_dir(s));
+    s->fd = mkostemp(path, O_CLOEXEC);
+    if (s->fd < 0)
+        return fail(s, MS_EIO, "cannot create a temporary file in %s: %s", tmp_dir(s),
+                    strerror(errno));
+    unlink(path);
+    struct statvfs v;
+    keep *k = s->keep;
+    if (fstatvfs(s->fd, &v) == 0 && v.f_frsize &&
+        (uint64_t)v.f_bavail <= (k->tmp_limit - k->tmp_bytes) / v.f_frsize) {
+        k->tmp_limit = k->tmp_bytes + (uint64_t)v.f_bavail * v.f_frsize;
+        k->tmp_free = true;
+    }
+    return 0;
+}
+
 /* Marks @p n non-zero pages DATA and stores their contents. */
 static int store_data(side *s, region *rg, uint64_t first, uint64_t n, const uint8_t *data)
 {
-    int rc = set_range(s, rg, first, n, ST_DATA);
+    uint64_t had[MSI_PM_STATES] = {0};
+    int rc = s->fd < 0 ? make_tmp(s) : 0;
     if (rc)
         return rc;
-    if (s->fd < 0) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/migstream-diff-XXXXXX", tmp_dir(s));
-        s->fd = mkostemp(path, O_CLOEXEC);
-        if (s->fd < 0)
-            return fail(s, MS_EIO, "cannot create a temporary file in %s: %s", tmp_dir(s),
-                        strerror(errno));
-        unlink(path);
-    }
-    uint64_t end = first + n, cp = MSI_PM_CHUNK_PAGES;
     size_t ps = rg->r.page_size;
+    if ((rc = set_range(s, rg, first, n, ST_DATA, 0, had)))
+        return rc;
+    /* Pages that were DATA already are written over in place. */
+    keep *k = s->keep;
+    uint64_t more = (n - had[ST_DATA]) * ps;
+    if (more > k->tmp_limit - k->tmp_bytes)
+        return fail(s, MS_ELIMIT,
+                    "region %" PRIu32 " \"%s\": the temporary files would take %" PRIu64
+                    " bytes, more than %s %" PRIu64 " bytes",
+                    rg->r.id, rg->r.name, k->tmp_bytes + more,
+                    k->tmp_free ? "the free space in their directory," : "their limit of",
+                    k->tmp_limit);
+    k->tmp_bytes += more;
+    uint64_t end = first + n, cp = MSI_PM_CHUNK_PAGES;
     while (first < end) {
         uint64_t cstart = first / cp * cp;
         uint64_t e = min_u64(end, min_u64(cstart + cp, rg->pages));
@@ -331,22 +376,6 @@ static region *find_region(side *s, uint32_t id)
     return NULL;
 }
 
-/* FILL pages are compared as the bytes they stand for: stored like DATA,
- * a page at a time from one pattern page. */
-static int store_fill(side *s, region *rg, uint64_t first, uint64_t count, uint64_t word)
-{
-    uint8_t *page = malloc(rg->r.page_size);
-    if (!page)
-        return fail(s, MS_ENOMEM, "out of memory");
-    for (size_t k = 0; k < rg->r.page_size; k++)
-        page[k] = (uint8_t)(word >> (8 * (k % 8))); /* little-endian (FORMAT.md 6.2) */
-    int rc = 0;
-    for (uint64_t i = 0; i < count && rc == 0; i++)
-        rc = store_data(s, rg, first + i, 1, page);
-    free(page);
-    return rc;
-}
-
 /* DUPLICATE pages (FORMAT.md section 6.2) take their sources' contents as
  * the comparison holds them: a DATA page's stored bytes, or zero. The
  * comparison keeps contents, not how they came (a FILL page is stored as
@@ -361,7 +390,7 @@ static int store_duplicate(side *s, region *rg, uint64_t first, uint32_t count, 
         uint64_t n[MSI_PM_STATES] = {0};
         msi_pm_range_counts(rg->map, src + k, 1, n);
         if (n[ST_ZERO]) {
-            rc = set_range(s, rg, first + k, 1, ST_ZERO);
+            rc = set_range(s, rg, first + k, 1, ST_ZERO, 0, NULL);
             continue;
         }
         const int64_t *slot = msi_pm_slot(rg->map, src + k);
@@ -409,7 +438,7 @@ static int on_extent(void *ctx, const ms_region *r, const ms_extent *x, const ui
         return fail(s, MS_ECORRUPT, "pages for region %" PRIu32 ", which was never declared",
                     r->id);
     if (x->state == MS_PAGE_ZERO || x->state == MS_PAGE_DISCARDED)
-        return set_range(s, rg, x->first, x->count, x->state);
+        return set_range(s, rg, x->first, x->count, x->state, 0, NULL);
     if (x->state == MS_PAGE_IN_PLACE) {
         int rc = ms_in_place_add(&s->in_place, r, x);
         if (rc)
@@ -417,10 +446,10 @@ static int on_extent(void *ctx, const ms_region *r, const ms_extent *x, const ui
                         rc == MS_ELIMIT   ? "more IN_PLACE extents than the comparison keeps (4096)"
                         : rc == MS_ENOMEM ? "out of memory"
                                           : "an IN_PLACE reference the reader should refuse");
-        return set_range(s, rg, x->first, x->count, ST_IN_PLACE);
+        return set_range(s, rg, x->first, x->count, ST_IN_PLACE, 0, NULL);
     }
-    if (x->state == MS_PAGE_FILL)
-        return store_fill(s, rg, x->first, x->count, x->arg);
+    if (x->state == MS_PAGE_FILL) /* one entry per run, with its word */
+        return set_range(s, rg, x->first, x->count, ST_FILL, x->arg, NULL);
     if (x->state == MS_PAGE_DUPLICATE)
         return store_duplicate(s, rg, x->first, x->count, x->arg);
     if (x->state != MS_PAGE_DATA || !data)
@@ -436,7 +465,7 @@ static int on_extent(void *ctx, const ms_region *r, const ms_extent *x, const ui
         bool zj = false;
         while (j < x->count && (zj = all_zero(data + j * ps, ps)) == z)
             j++;
-        int rc = z ? set_range(s, rg, x->first + i, j - i, ST_ZERO)
+        int rc = z ? set_range(s, rg, x->first + i, j - i, ST_ZERO, 0, NULL)
                    : store_data(s, rg, x->first + i, j - i, data + i * ps);
         if (rc)
             return rc;
@@ -464,6 +493,12 @@ static void dev_free(ms_device *d)
     free(d);
 }
 
+/* Bytes a kept device state counts for (ms_diff_options.max_device_memory). */
+static size_t dev_cost(const ms_device *d)
+{
+    return d->state_size + strlen(d->path) + strlen(d->schema) + 64;
+}
+
 static int on_device(void *ctx, const ms_device *d)
 {
     side *s = ctx;
@@ -484,6 +519,19 @@ static int on_device(void *ctx, const ms_device *d)
         s->devs = t;
         s->devs_cap = cap;
     }
+    /* A later record for the same path and instance replaces an earlier
+     * one (FORMAT.md section 2), in the count of what is kept too. */
+    size_t mask = s->devs_cap - 1, i = (size_t)dev_hash(d->path, d->instance) & mask;
+    for (; s->devs[i]; i = (i + 1) & mask)
+        if (s->devs[i]->instance == d->instance && strcmp(s->devs[i]->path, d->path) == 0)
+            break;
+    keep *k = s->keep;
+    size_t was = s->devs[i] ? dev_cost(s->devs[i]) : 0, cost = dev_cost(d);
+    if (cost > was && cost - was > k->dev_limit - k->dev_bytes)
+        return fail(s, MS_ELIMIT,
+                    "device \"%s\" instance %" PRIu32 ": the device states kept would take more "
+                    "than %zu MiB",
+                    d->path, d->instance, k->dev_limit >> 20);
     ms_device *nd = calloc(1, sizeof *nd);
     if (!nd)
         return fail(s, MS_ENOMEM, "out of memory");
@@ -500,18 +548,12 @@ static int on_device(void *ctx, const ms_device *d)
         return fail(s, MS_ENOMEM, "out of memory");
     }
     memcpy(state, d->state, d->state_size);
-    /* A later record for the same path and instance replaces an earlier
-     * one (FORMAT.md section 2). */
-    size_t mask = s->devs_cap - 1, i = (size_t)dev_hash(d->path, d->instance) & mask;
-    for (; s->devs[i]; i = (i + 1) & mask) {
-        if (s->devs[i]->instance == d->instance && strcmp(s->devs[i]->path, d->path) == 0) {
-            dev_free(s->devs[i]);
-            s->devs[i] = nd;
-            return 0;
-        }
-    }
+    k->dev_bytes = k->dev_bytes - was + cost;
+    if (s->devs[i])
+        dev_free(s->devs[i]);
+    else
+        s->ndevs++;
     s->devs[i] = nd;
-    s->ndevs++;
     return 0;
 }
 
@@ -543,15 +585,18 @@ void ms_diff_options_init(ms_diff_options *opts)
     memset(opts, 0, sizeof *opts);
     opts->struct_size = sizeof *opts;
     opts->max_map_memory = MS_PAGEMAP_DEFAULT_MEMORY;
+    opts->max_output = MS_MAX_OUTPUT_DEFAULT;
+    opts->max_device_memory = MS_DIFF_DEFAULT_DEVICE_MEMORY;
 }
 
 ms_diff *ms_diff_new(const ms_diff_options *opts)
 {
     ms_diff_options o;
     ms_diff_options_init(&o);
-    const char *why = opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_diff_options, keep_damaged),
-                                             opts, opts->struct_size)
-                           : NULL;
+    const char *why =
+        opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_diff_options, keep_damaged), opts,
+                               opts->struct_size)
+             : NULL;
     ms_diff *df = calloc(1, sizeof *df);
     if (!df)
         return NULL;
@@ -566,8 +611,11 @@ ms_diff *ms_diff_new(const ms_diff_options *opts)
         free(df);
         return NULL;
     }
+    df->keep.tmp_limit = o.max_output ? o.max_output : MS_MAX_OUTPUT_DEFAULT;
+    df->keep.dev_limit = o.max_device_memory ? o.max_device_memory : MS_DIFF_DEFAULT_DEVICE_MEMORY;
     for (int i = 0; i < 2; i++) {
         side *s = &df->s[i];
+        s->keep = &df->keep;
         s->label = i ? "B" : "A";
         s->fd = -1;
         s->tmpdir = df->tmpdir;
@@ -869,6 +917,23 @@ static unsigned run_at(walker *w, uint64_t page, uint64_t *end)
     return st;
 }
 
+/* The state of the run of units of @p ratio per page that starts at unit
+ * @p u, and in @p end the unit where it ends (at most @p units); for FILL,
+ * its word in @p word and the run ends where the word changes. */
+static uint8_t next_run(walker *w, uint64_t u, uint64_t ratio, uint64_t units, uint64_t *end,
+                        uint64_t *word)
+{
+    uint64_t e, page = u / ratio;
+    uint8_t st = (uint8_t)run_at(w, page, &e);
+    if (st == ST_FILL) {
+        uint64_t we;
+        *word = msi_pm_arg(w->rg->map, page, &we);
+        e = min_u64(e, we);
+    }
+    *end = e >= units / ratio + 1 ? units : min_u64(units, e * ratio);
+    return st;
+}
+
 static int region_only(ms_diff *df, const region *rg, ms_diff_side which)
 {
     uint64_t n[MSI_PM_STATES];
@@ -970,25 +1035,29 @@ static int compare_pages(ms_diff *df, const side *sa, const region *ra, const si
     walker_init(&wa, ra);
     walker_init(&wb, rb);
     ranges rr = {.df = df, .ra = ra, .rb = rb, .unit = (uint32_t)unit};
-    uint64_t u = 0, end_a = 0, end_b = 0;
+    uint64_t u = 0, end_a = 0, end_b = 0, word_a = 0, word_b = 0;
     uint8_t st_a = ST_MISSING, st_b = ST_MISSING;
     while (u < units && !rr.rc) {
-        uint64_t e;
-        if (u >= end_a) {
-            st_a = (uint8_t)run_at(&wa, u / ratio_a, &e);
-            end_a = e == UINT64_MAX ? units : min_u64(units, e * ratio_a);
-        }
-        if (u >= end_b) {
-            st_b = (uint8_t)run_at(&wb, u / ratio_b, &e);
-            end_b = e == UINT64_MAX ? units : min_u64(units, e * ratio_b);
-        }
+        if (u >= end_a)
+            st_a = next_run(&wa, u, ratio_a, units, &end_a, &word_a);
+        if (u >= end_b)
+            st_b = next_run(&wb, u, ratio_b, units, &end_b, &word_b);
         uint64_t stop = min_u64(end_a, end_b);
+        /* FILL pages are the DATA they stand for; never zero (their word
+         * is not 0), so that their bytes decide only against DATA. */
+        uint8_t show_a = st_a == ST_FILL ? ST_DATA : st_a, show_b = st_b == ST_FILL ? ST_DATA : st_b;
+        if (st_a == ST_FILL && st_b == ST_FILL) {
+            if (word_a != word_b)
+                range_add(&rr, ST_DATA, ST_DATA, u, stop - u);
+            u = stop;
+            continue;
+        }
         /* Contents are read where they decide: where both sides hold data,
          * and where a side's page is larger than the unit (a unit of a
          * DATA page may hold only zero bytes: it then counts as ZERO, as a
          * whole page of zero bytes does when it is loaded). */
-        bool need_a = st_a == ST_DATA && (ratio_a > 1 || st_b == ST_DATA);
-        bool need_b = st_b == ST_DATA && (ratio_b > 1 || st_a == ST_DATA);
+        bool need_a = st_a == ST_DATA && (ratio_a > 1 || show_b == ST_DATA);
+        bool need_b = st_b == ST_DATA && (ratio_b > 1 || show_a == ST_DATA);
         if (st_a == ST_IN_PLACE && st_b == ST_IN_PLACE) {
             /* Same state: the pages must be in place at the same address. */
             for (uint64_t v = u; v < stop;) {
@@ -1010,15 +1079,20 @@ static int compare_pages(ms_diff *df, const side *sa, const region *ra, const si
             continue;
         }
         if (!need_a && !need_b) {
-            if (st_a != st_b)
-                range_add(&rr, st_a, st_b, u, stop - u);
+            if (show_a != show_b)
+                range_add(&rr, show_a, show_b, u, stop - u);
             u = stop;
             continue;
         }
+        /* Bytes to compare: read from the temporary file (DATA), or the
+         * pattern of a FILL word (against DATA, as much as is read). */
+        bool have_a = need_a || (st_a == ST_FILL && need_b);
+        bool have_b = need_b || (st_b == ST_FILL && need_a);
         /* A run never crosses a chunk boundary of either side, so its
          * bytes are contiguous in each side's temporary file. */
         int64_t off_a = need_a ? unit_offset(&wa, u, unit) : 0;
         int64_t off_b = need_b ? unit_offset(&wb, u, unit) : 0;
+        bool patterned = false;
         for (uint64_t v = u; v < stop && !rr.rc;) {
             uint64_t n = min_u64(stop - v, buf->size / unit);
             size_t bytes = (size_t)(n * unit);
@@ -1033,13 +1107,21 @@ static int compare_pages(ms_diff *df, const side *sa, const region *ra, const si
                 return oops(df, MS_EIO, "stream %s: cannot read its temporary file: %s", bad->label,
                             strerror(saved));
             }
-            if (!need_a || !need_b || memcmp(buf->a, buf->b, bytes) != 0) {
+            if (!patterned && (have_a != need_a || have_b != need_b)) {
+                /* Once per run: every read after it fills no more bytes. */
+                uint8_t *p = have_a != need_a ? buf->a : buf->b;
+                uint64_t word = have_a != need_a ? word_a : word_b;
+                for (size_t k = 0; k < bytes; k++)
+                    p[k] = (uint8_t)(word >> (8 * (k % 8))); /* little-endian (FORMAT.md 6.2) */
+                patterned = true;
+            }
+            if (!have_a || !have_b || memcmp(buf->a, buf->b, bytes) != 0) {
                 for (uint64_t i = 0; i < n; i++) {
                     const uint8_t *pa = buf->a + i * unit, *pb = buf->b + i * unit;
                     uint8_t ea =
-                        need_a && ratio_a > 1 && all_zero(pa, (size_t)unit) ? ST_ZERO : st_a;
+                        need_a && ratio_a > 1 && all_zero(pa, (size_t)unit) ? ST_ZERO : show_a;
                     uint8_t eb =
-                        need_b && ratio_b > 1 && all_zero(pb, (size_t)unit) ? ST_ZERO : st_b;
+                        need_b && ratio_b > 1 && all_zero(pb, (size_t)unit) ? ST_ZERO : show_b;
                     if (ea != eb || (ea == ST_DATA && memcmp(pa, pb, (size_t)unit) != 0))
                         range_add(&rr, ea, eb, v + i, 1);
                 }

@@ -72,7 +72,7 @@ __attribute__((format(printf, 3, 4))) static int fail(ms_pagemap *m, int status,
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(m->err, sizeof m->err, fmt, ap);
+    msi_vformat(m->err, sizeof m->err, fmt, ap);
     va_end(ap);
     return status;
 }

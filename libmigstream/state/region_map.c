@@ -1,12 +1,18 @@
 /*
- * One region's page-state map (region_map.h): chunks in a hash table, spans
- * in a sorted array. A chunk that has an entry is always newer than any
- * span over it: laying down a span drops the chunks it covers, so lookups
- * never have to compare ages.
+ * One region's page-state map (region_map.h): chunks and spans, each kept in
+ * a balanced search tree (common/tree.h) on its chunk number. A chunk that has an
+ * entry is always newer than any span over it: laying down a span drops the
+ * chunks it covers, so lookups never have to compare ages.
+ *
+ * Every operation costs O(log n) per entry it finds or changes, never a
+ * scan of every entry: a stream can send one long run after another over
+ * the same pages, and each must cost what it changes (docs/SECURITY.md,
+ * "Cost").
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/tree.h"
 #include "common/util.h"
 #include "state/region_map.h"
 
@@ -14,7 +20,7 @@
 #define BITS_BYTES (MSI_PM_CHUNK_PAGES / 2)
 
 typedef struct pm_chunk {
-    uint64_t index; /* chunk number: pages [index * CP, index * CP + CP) */
+    msi_tree_node node; /* key: chunk number, pages [key * CP, key * CP + CP) */
     int64_t slot;
     uint8_t *bits;                 /* 4 bits per page, page i at bits[i / 2] >> 4 * (i % 2);
                                       NULL: every page is in state 'uniform' */
@@ -22,8 +28,16 @@ typedef struct pm_chunk {
     uint8_t uniform;
 } pm_chunk;
 
+/* A run of pages sharing an argument (msi_pm_set_arg). */
+typedef struct pm_arg {
+    msi_tree_node node; /* key: the first page */
+    uint64_t end;
+    uint64_t arg;
+} pm_arg;
+
 typedef struct pm_span {
-    uint64_t c0, c1; /* chunks [c0, c1) */
+    msi_tree_node node; /* key: the first chunk, c0 */
+    uint64_t c1;        /* chunks [c0, c1) */
     uint8_t st;
 } pm_span;
 
@@ -31,11 +45,13 @@ struct msi_pm {
     uint64_t pages;
     msi_pm_budget *budget;
     size_t charged;
-    pm_chunk **tab; /* open addressing on chunk index; NULL: empty slot */
-    size_t tab_cap, nchunks;
-    pm_span *spans; /* sorted, disjoint */
-    size_t nspans, spans_cap;
-    pm_chunk **sorted; /* set by msi_pm_freeze */
+    msi_tree_node *chunks; /* tree of pm_chunk */
+    size_t nchunks;
+    msi_tree_node *spans; /* tree of pm_span, disjoint */
+    size_t nspans;
+    msi_tree_node *args;    /* tree of pm_arg, disjoint */
+    msi_tree_node **sorted; /* set by msi_pm_freeze: the chunks in order, and the spans */
+    msi_tree_node **sorted_spans;
     bool frozen;
     const ms_allocator *alloc;
 };
@@ -60,15 +76,36 @@ static void refund(msi_pm *m, size_t n)
     m->charged -= n;
 }
 
-/* ------------------------------------------------------------------ chunks */
+/* -------------------------------------------------------------------- trees */
 
-static uint64_t mix64(uint64_t x)
+static msi_tree_node *tree_insert(msi_tree_node *t, msi_tree_node *n)
 {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
+    return msi_tree_insert(t, n, &n->key, msi_tree_cmp_u64);
 }
+
+static msi_tree_node *tree_remove(msi_tree_node *t, uint64_t key)
+{
+    return msi_tree_remove(t, &key, msi_tree_cmp_u64);
+}
+
+static msi_tree_node *tree_find(const msi_tree_node *t, uint64_t key)
+{
+    return msi_tree_find(t, &key, msi_tree_cmp_u64);
+}
+
+/* The node with the smallest key not below @key, or NULL. */
+static msi_tree_node *tree_ceil(const msi_tree_node *t, uint64_t key)
+{
+    return msi_tree_ceil(t, &key, msi_tree_cmp_u64);
+}
+
+/* The node with the largest key not above @key, or NULL. */
+static msi_tree_node *tree_floor(const msi_tree_node *t, uint64_t key)
+{
+    return msi_tree_floor(t, &key, msi_tree_cmp_u64);
+}
+
+/* ------------------------------------------------------------------ chunks */
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -93,36 +130,16 @@ static uint64_t chunk_len(const msi_pm *m, uint64_t ci)
     return min_u64(CP, m->pages - ci * CP);
 }
 
-/* Table position of chunk @index, or SIZE_MAX. */
-static size_t find_pos(const msi_pm *m, uint64_t index)
-{
-    if (!m->nchunks)
-        return SIZE_MAX;
-    size_t mask = m->tab_cap - 1;
-    for (size_t i = (size_t)mix64(index) & mask; m->tab[i]; i = (i + 1) & mask)
-        if (m->tab[i]->index == index)
-            return i;
-    return SIZE_MAX;
-}
-
 static pm_chunk *find(const msi_pm *m, uint64_t index)
 {
-    size_t i = find_pos(m, index);
-    return i == SIZE_MAX ? NULL : m->tab[i];
+    return (pm_chunk *)tree_find(m->chunks, index);
 }
 
 /* The span over chunk @ci, or NULL. */
 static const pm_span *span_at(const msi_pm *m, uint64_t ci)
 {
-    size_t lo = 0, hi = m->nspans;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->spans[mid].c1 <= ci)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < m->nspans && m->spans[lo].c0 <= ci ? &m->spans[lo] : NULL;
+    const pm_span *sp = (const pm_span *)tree_floor(m->spans, ci);
+    return sp && sp->c1 > ci ? sp : NULL;
 }
 
 static void drop_bits(msi_pm *m, pm_chunk *c)
@@ -134,52 +151,13 @@ static void drop_bits(msi_pm *m, pm_chunk *c)
     }
 }
 
-/* Removes the chunk at table position @i (backward-shift deletion, so that
- * no tombstones are needed). */
-static void delete_at(msi_pm *m, size_t i)
+static void delete_chunk(msi_pm *m, pm_chunk *c)
 {
-    pm_chunk *c = m->tab[i];
+    m->chunks = tree_remove(m->chunks, c->node.key);
+    m->nchunks--;
     drop_bits(m, c);
     msi_free(m->alloc, c);
     refund(m, sizeof *c);
-    m->tab[i] = NULL;
-    m->nchunks--;
-    size_t mask = m->tab_cap - 1;
-    for (size_t j = (i + 1) & mask; m->tab[j]; j = (j + 1) & mask) {
-        size_t h = (size_t)mix64(m->tab[j]->index) & mask;
-        /* Leave the entry if its home lies cyclically in (i, j]. */
-        bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
-        if (!stays) {
-            m->tab[i] = m->tab[j];
-            m->tab[j] = NULL;
-            i = j;
-        }
-    }
-}
-
-static int grow_table(msi_pm *m)
-{
-    size_t cap = m->tab_cap ? 2 * m->tab_cap : 16;
-    if (cap > SIZE_MAX / sizeof *m->tab || !charge(m, cap * sizeof *m->tab))
-        return MS_ELIMIT;
-    pm_chunk **tab = msi_calloc(m->alloc, cap, sizeof *tab);
-    if (!tab) {
-        refund(m, cap * sizeof *tab);
-        return MS_ENOMEM;
-    }
-    for (size_t k = 0; k < m->tab_cap; k++) {
-        if (!m->tab[k])
-            continue;
-        size_t i = (size_t)mix64(m->tab[k]->index) & (cap - 1);
-        while (tab[i])
-            i = (i + 1) & (cap - 1);
-        tab[i] = m->tab[k];
-    }
-    msi_free(m->alloc, m->tab);
-    refund(m, m->tab_cap * sizeof *m->tab);
-    m->tab = tab;
-    m->tab_cap = cap;
-    return 0;
 }
 
 /* Chunk @ci, created in the state its span (or MISSING) gives when absent. */
@@ -190,11 +168,6 @@ static int touch(msi_pm *m, uint64_t ci, pm_chunk **out)
         *out = c;
         return 0;
     }
-    if (2 * (m->nchunks + 1) > m->tab_cap) { /* keep the load under 1/2 */
-        int rc = grow_table(m);
-        if (rc)
-            return rc;
-    }
     if (!charge(m, sizeof *c))
         return MS_ELIMIT;
     c = msi_calloc(m->alloc, 1, sizeof *c);
@@ -203,13 +176,10 @@ static int touch(msi_pm *m, uint64_t ci, pm_chunk **out)
         return MS_ENOMEM;
     }
     const pm_span *sp = span_at(m, ci);
-    c->index = ci;
+    c->node.key = ci;
     c->slot = -1;
     c->uniform = sp ? sp->st : MSI_PM_MISSING;
-    size_t i = (size_t)mix64(ci) & (m->tab_cap - 1);
-    while (m->tab[i])
-        i = (i + 1) & (m->tab_cap - 1);
-    m->tab[i] = c;
+    m->chunks = tree_insert(m->chunks, &c->node);
     m->nchunks++;
     *out = c;
     return 0;
@@ -256,152 +226,138 @@ static int set_in_chunk(msi_pm *m, uint64_t ci, uint64_t lo, uint64_t hi, unsign
     return 0;
 }
 
-/* Calls @fn for every chunk with an entry among chunks [c0, c1], at a cost
- * of min(c1 - c0 + 1, table size) steps. @fn may not change the table. */
-static void each_chunk(const msi_pm *m, uint64_t c0, uint64_t c1,
-                       void (*fn)(const msi_pm *m, const pm_chunk *c, void *ctx), void *ctx)
-{
-    if (!m->nchunks)
-        return;
-    if (c1 - c0 < m->tab_cap) {
-        for (uint64_t ci = c0;; ci++) {
-            const pm_chunk *c = find(m, ci);
-            if (c)
-                fn(m, c, ctx);
-            if (ci == c1)
-                break;
-        }
-        return;
-    }
-    for (size_t i = 0; i < m->tab_cap; i++)
-        if (m->tab[i] && m->tab[i]->index >= c0 && m->tab[i]->index <= c1)
-            fn(m, m->tab[i], ctx);
-}
-
 /* Drops every chunk among [c0, c1). */
 static void drop_chunks(msi_pm *m, uint64_t c0, uint64_t c1)
 {
-    if (!m->nchunks)
-        return;
-    if (c1 - c0 <= m->tab_cap) {
-        for (uint64_t ci = c0; ci < c1; ci++) {
-            size_t i = find_pos(m, ci);
-            if (i != SIZE_MAX)
-                delete_at(m, i);
-        }
-        return;
-    }
-    /* Backward shifts only move entries into the position being looked at
-     * or into positions already looked at, so one pass sees every entry. */
-    for (size_t i = 0; i < m->tab_cap; i++)
-        while (m->tab[i] && m->tab[i]->index >= c0 && m->tab[i]->index < c1)
-            delete_at(m, i);
+    msi_tree_node *n;
+    while ((n = tree_ceil(m->chunks, c0)) && n->key < c1)
+        delete_chunk(m, (pm_chunk *)n);
 }
 
-/* Chunks [c0, c1) now all hold @st. */
+static void delete_span(msi_pm *m, pm_span *sp)
+{
+    m->spans = tree_remove(m->spans, sp->node.key);
+    m->nspans--;
+    msi_free(m->alloc, sp);
+    refund(m, sizeof *sp);
+}
+
+/* A zeroed node of @size bytes, charged to the budget: 0, MS_ELIMIT or
+ * MS_ENOMEM. */
+static int new_node(msi_pm *m, size_t size, void **out)
+{
+    if (!charge(m, size))
+        return MS_ELIMIT;
+    if (!(*out = msi_calloc(m->alloc, 1, size))) {
+        refund(m, size);
+        return MS_ENOMEM;
+    }
+    return 0;
+}
+
+/* A new span node [c0, c1) in state @st, not yet in the tree. */
+static int new_span(msi_pm *m, uint64_t c0, uint64_t c1, unsigned st, pm_span **out)
+{
+    void *p;
+    int rc = new_node(m, sizeof **out, &p);
+    if (rc)
+        return rc;
+    pm_span *sp = p;
+    sp->node.key = c0;
+    sp->c1 = c1;
+    sp->st = (uint8_t)st;
+    *out = sp;
+    return 0;
+}
+
+/* Chunks [c0, c1) now all hold @st. Each span this removes or cuts was laid
+ * down by an earlier call, and a call adds at most two: the cost is
+ * logarithmic per span, amortized. */
 static int add_span(msi_pm *m, uint64_t c0, uint64_t c1, unsigned st)
 {
-    /* Spans are few (each comes from one call covering MSI_PM_SPAN_MIN
-     * chunks or more): a sorted array with memmove is enough. At most two
-     * more spans result from a split. */
-    if (m->nspans + 2 > m->spans_cap) {
-        size_t cap = m->spans_cap ? 2 * m->spans_cap : 8;
-        if (!charge(m, (cap - m->spans_cap) * sizeof *m->spans))
-            return MS_ELIMIT;
-        pm_span *v = msi_realloc(m->alloc, m->spans, cap * sizeof *v);
-        if (!v) {
-            refund(m, (cap - m->spans_cap) * sizeof *m->spans);
-            return MS_ENOMEM;
+    /* Both new nodes first, so that a failure leaves the spans as they were. */
+    pm_span *sp, *tail = NULL;
+    int rc = new_span(m, c0, c1, st, &sp);
+    if (rc)
+        return rc;
+    pm_span *head = (pm_span *)tree_floor(m->spans, c0);
+    if (head && head->node.key < c0 && head->c1 > c1) { /* [c0, c1) inside one span */
+        if ((rc = new_span(m, c1, head->c1, head->st, &tail))) {
+            msi_free(m->alloc, sp);
+            refund(m, sizeof *sp);
+            return rc;
         }
-        m->spans = v;
-        m->spans_cap = cap;
     }
     drop_chunks(m, c0, c1);
-    pm_span *v = m->spans;
-    size_t lo = 0, hi = m->nspans;
-    while (lo < hi) { /* first span ending after c0 */
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].c1 <= c0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    if (head && head->node.key < c0 && head->c1 > c0)
+        head->c1 = c0; /* keep the part before c0 */
+    msi_tree_node *n;
+    while ((n = tree_ceil(m->spans, c0)) && n->key < c1) {
+        pm_span *x = (pm_span *)n;
+        if (x->c1 > c1) { /* keep the part after c1, under its new first chunk */
+            m->spans = tree_remove(m->spans, x->node.key);
+            x->node.key = c1;
+            m->spans = tree_insert(m->spans, &x->node);
+            break;
+        }
+        delete_span(m, x);
     }
-    size_t i = lo;
-    /* v[i..j) overlap [c0, c1); keep the parts outside it. */
-    size_t j = i;
-    while (j < m->nspans && v[j].c0 < c1)
-        j++;
-    pm_span head = i < j ? v[i] : (pm_span){0, 0, 0}, tail = i < j ? v[j - 1] : head;
-    bool keep_head = i < j && head.c0 < c0, keep_tail = i < j && tail.c1 > c1;
-    size_t add = 1 + keep_head + keep_tail;
-    memmove(&v[i + add], &v[j], (m->nspans - j) * sizeof *v);
-    m->nspans = m->nspans - (j - i) + add;
-    if (keep_head) {
-        head.c1 = c0;
-        v[i++] = head;
+    if (tail) {
+        m->spans = tree_insert(m->spans, &tail->node);
+        m->nspans++;
     }
-    v[i++] = (pm_span){c0, c1, (uint8_t)st};
-    if (keep_tail) {
-        tail.c0 = c1;
-        v[i] = tail;
-    }
+    m->spans = tree_insert(m->spans, &sp->node);
+    m->nspans++;
     return 0;
 }
 
 /* ------------------------------------------------------------------ counts */
 
-typedef struct count_ctx {
-    uint64_t first, end;
-    uint64_t *had;
-} count_ctx;
-
-static void count_chunk(const msi_pm *m, const pm_chunk *c, void *vctx)
+/* Adds to had[] the states of chunk @c's pages among [first, end), less the
+ * state its span (or MISSING) gave them. */
+static void count_chunk(const msi_pm *m, const pm_chunk *c, uint64_t first, uint64_t end,
+                        uint64_t *had)
 {
-    count_ctx *x = vctx;
-    uint64_t base = c->index * CP, len = chunk_len(m, c->index);
-    uint64_t lo = x->first > base ? x->first : base, hi = min_u64(x->end, base + len);
+    uint64_t base = c->node.key * CP, len = chunk_len(m, c->node.key);
+    uint64_t lo = first > base ? first : base, hi = min_u64(end, base + len);
     if (lo >= hi)
         return;
     /* The pages were counted in their span's state (or MISSING): correct. */
-    const pm_span *sp = span_at(m, c->index);
-    x->had[sp ? sp->st : MSI_PM_MISSING] -= hi - lo;
+    const pm_span *sp = span_at(m, c->node.key);
+    had[sp ? sp->st : MSI_PM_MISSING] -= hi - lo;
     if (!c->bits)
-        x->had[c->uniform] += hi - lo;
+        had[c->uniform] += hi - lo;
     else if (lo == base && hi == base + len)
         for (unsigned s = 0; s < MSI_PM_STATES; s++)
-            x->had[s] += c->count[s];
+            had[s] += c->count[s];
     else
         for (uint64_t p = lo - base; p < hi - base; p++)
-            x->had[nib_get(c, p)]++;
+            had[nib_get(c, p)]++;
 }
 
-/* Adds the states of pages [first, end) to had[]. */
+/* Adds the states of pages [first, end) to had[]: logarithmic per span and
+ * chunk among them. */
 static void count_range(const msi_pm *m, uint64_t first, uint64_t end, uint64_t *had)
 {
     if (first >= end)
         return;
     uint64_t cf = first / CP, cl = (end - 1) / CP, spanned = 0;
-    /* Spans overlapping [cf, cl]. */
-    size_t lo = 0, hi = m->nspans;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->spans[mid].c1 <= cf)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i < m->nspans && m->spans[i].c0 <= cl; i++) {
-        uint64_t a = m->spans[i].c0 * CP, b = min_u64(m->spans[i].c1 * CP, m->pages);
+    const pm_span *sp = span_at(m, cf);
+    if (!sp)
+        sp = (const pm_span *)tree_ceil(m->spans, cf);
+    for (; sp && sp->node.key <= cl; sp = (const pm_span *)tree_ceil(m->spans, sp->c1)) {
+        uint64_t a = sp->node.key * CP, b = min_u64(sp->c1 * CP, m->pages);
         a = a > first ? a : first;
         b = min_u64(b, end);
         if (a < b) {
-            had[m->spans[i].st] += b - a;
+            had[sp->st] += b - a;
             spanned += b - a;
         }
     }
     had[MSI_PM_MISSING] += (end - first) - spanned;
-    count_ctx x = {first, end, had};
-    each_chunk(m, cf, cl, count_chunk, &x);
+    for (const msi_tree_node *n = tree_ceil(m->chunks, cf); n && n->key <= cl;
+         n = n->key == UINT64_MAX ? NULL : tree_ceil(m->chunks, n->key + 1))
+        count_chunk(m, (const pm_chunk *)n, first, end, had);
 }
 
 /* ------------------------------------------------------------------- API */
@@ -424,19 +380,35 @@ int msi_pm_new(msi_pm **out, uint64_t pages, msi_pm_budget *budget, const ms_all
     return 0;
 }
 
+static void free_chunk(msi_tree_node *n, void *alloc)
+{
+    msi_free(alloc, ((pm_chunk *)n)->bits);
+    msi_free(alloc, n);
+}
+
+/* Spans and argument runs: nodes that own nothing else. */
+static void free_span(msi_tree_node *n, void *alloc)
+{
+    msi_free(alloc, n);
+}
+
+static void unfreeze(msi_pm *m)
+{
+    msi_free(m->alloc, m->sorted);
+    msi_free(m->alloc, m->sorted_spans);
+    m->sorted = NULL;
+    m->sorted_spans = NULL;
+    m->frozen = false;
+}
+
 void msi_pm_free(msi_pm *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->tab_cap; i++) {
-        if (m->tab[i]) {
-            msi_free(m->alloc, m->tab[i]->bits);
-            msi_free(m->alloc, m->tab[i]);
-        }
-    }
-    msi_free(m->alloc, m->tab);
-    msi_free(m->alloc, m->spans);
-    msi_free(m->alloc, m->sorted);
+    msi_tree_each_post(m->chunks, free_chunk, (void *)m->alloc);
+    msi_tree_each_post(m->spans, free_span, (void *)m->alloc);
+    msi_tree_each_post(m->args, free_span, (void *)m->alloc);
+    unfreeze(m);
     if (m->budget)
         m->budget->used -= m->charged;
     msi_free(m->alloc, m);
@@ -453,11 +425,8 @@ int msi_pm_set(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had
         return MS_EINVAL;
     if (n == 0)
         return 0;
-    if (m->frozen) { /* the sorted chunks would go stale */
-        msi_free(m->alloc, m->sorted);
-        m->sorted = NULL;
-        m->frozen = false;
-    }
+    if (m->frozen) /* the sorted chunks would go stale */
+        unfreeze(m);
     uint64_t end = first + n;
     if (had)
         count_range(m, first, end, had);
@@ -485,6 +454,117 @@ void msi_pm_range_counts(const msi_pm *m, uint64_t first, uint64_t n, uint64_t *
     count_range(m, first, first + n, counts);
 }
 
+/* A new argument run [first, end) of @arg, not yet in the tree. */
+static int new_arg(msi_pm *m, uint64_t first, uint64_t end, uint64_t arg, pm_arg **out)
+{
+    void *p;
+    int rc = new_node(m, sizeof **out, &p);
+    if (rc)
+        return rc;
+    pm_arg *x = p;
+    x->node.key = first;
+    x->end = end;
+    x->arg = arg;
+    *out = x;
+    return 0;
+}
+
+static void delete_arg(msi_pm *m, pm_arg *x)
+{
+    m->args = tree_remove(m->args, x->node.key);
+    msi_free(m->alloc, x);
+    refund(m, sizeof *x);
+}
+
+/* Pages [first, end) now have @arg: as add_span, amortized O(log n). */
+static int add_arg(msi_pm *m, uint64_t first, uint64_t end, uint64_t arg)
+{
+    pm_arg *x, *tail = NULL;
+    int rc = new_arg(m, first, end, arg, &x);
+    if (rc)
+        return rc;
+    pm_arg *head = (pm_arg *)tree_floor(m->args, first);
+    if (head && head->node.key < first && head->end > end) {
+        if ((rc = new_arg(m, end, head->end, head->arg, &tail))) {
+            msi_free(m->alloc, x);
+            refund(m, sizeof *x);
+            return rc;
+        }
+    }
+    if (head && head->node.key < first && head->end > first)
+        head->end = first;
+    msi_tree_node *n;
+    while ((n = tree_ceil(m->args, first)) && n->key < end) {
+        pm_arg *y = (pm_arg *)n;
+        if (y->end > end) {
+            m->args = tree_remove(m->args, y->node.key);
+            y->node.key = end;
+            m->args = tree_insert(m->args, &y->node);
+            break;
+        }
+        delete_arg(m, y);
+    }
+    if (tail)
+        m->args = tree_insert(m->args, &tail->node);
+    m->args = tree_insert(m->args, &x->node);
+    return 0;
+}
+
+int msi_pm_set_arg(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t arg, uint64_t *had)
+{
+    int rc = msi_pm_set(m, first, n, st, had);
+    return rc || n == 0 ? rc : add_arg(m, first, first + n, arg);
+}
+
+uint64_t msi_pm_arg(const msi_pm *m, uint64_t page, uint64_t *end)
+{
+    const pm_arg *x = (const pm_arg *)tree_floor(m->args, page);
+    if (x && x->end > page) {
+        *end = x->end;
+        return x->arg;
+    }
+    const msi_tree_node *next = page == UINT64_MAX ? NULL : tree_ceil(m->args, page + 1);
+    *end = next ? next->key : m->pages;
+    return 0;
+}
+
+int msi_pm_each_chunk_run(const msi_pm *m, uint64_t first, uint64_t end, unsigned st,
+                          int (*fn)(void *ctx, uint64_t a, uint64_t b), void *ctx)
+{
+    if (first >= end)
+        return 0;
+    uint64_t cf = first / CP, cl = (end - 1) / CP;
+    uint64_t open = UINT64_MAX, last = 0; /* the run so far: [open, last) */
+    int rc = 0;
+    for (const msi_tree_node *n = tree_ceil(m->chunks, cf); n && n->key <= cl && !rc;
+         n = n->key == UINT64_MAX ? NULL : tree_ceil(m->chunks, n->key + 1)) {
+        const pm_chunk *c = (const pm_chunk *)n;
+        uint64_t base = c->node.key * CP, len = chunk_len(m, c->node.key);
+        uint64_t lo = first > base ? first : base, hi = min_u64(end, base + len);
+        if (open != UINT64_MAX && lo != last) { /* a gap: chunks without an entry */
+            rc = fn(ctx, open, last);
+            open = UINT64_MAX;
+        }
+        for (uint64_t p = lo; p < hi && !rc;) {
+            /* A chunk in one state is one step. */
+            uint64_t q = c->bits ? p + 1 : hi;
+            bool in = c->bits ? nib_get(c, p - base) == st : c->uniform == st;
+            if (in) {
+                if (open == UINT64_MAX)
+                    open = p;
+                last = q;
+            } else if (open != UINT64_MAX) {
+                rc = fn(ctx, open, last);
+                open = UINT64_MAX;
+            }
+            p = q;
+        }
+    }
+    if (!rc && open != UINT64_MAX)
+        rc = fn(ctx, open, last);
+    return rc;
+}
+
 void msi_pm_counts(const msi_pm *m, uint64_t *counts)
 {
     memset(counts, 0, MSI_PM_STATES * sizeof *counts);
@@ -499,24 +579,18 @@ int64_t *msi_pm_slot(msi_pm *m, uint64_t page)
 
 /* ------------------------------------------------------------------ walking */
 
-static int chunk_cmp(const void *x, const void *y)
-{
-    const pm_chunk *a = *(pm_chunk *const *)x, *b = *(pm_chunk *const *)y;
-    return (a->index > b->index) - (a->index < b->index);
-}
-
 int msi_pm_freeze(msi_pm *m)
 {
     if (m->frozen)
         return 0;
     m->sorted = msi_calloc(m->alloc, m->nchunks ? m->nchunks : 1, sizeof *m->sorted);
-    if (!m->sorted)
+    m->sorted_spans = msi_calloc(m->alloc, m->nspans ? m->nspans : 1, sizeof *m->sorted_spans);
+    if (!m->sorted || !m->sorted_spans) {
+        unfreeze(m);
         return MS_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < m->tab_cap; i++)
-        if (m->tab[i])
-            m->sorted[n++] = m->tab[i];
-    qsort(m->sorted, n, sizeof *m->sorted, chunk_cmp);
+    }
+    msi_tree_list(m->chunks, m->sorted, 0);
+    msi_tree_list(m->spans, m->sorted_spans, 0);
     m->frozen = true;
     return 0;
 }
@@ -541,19 +615,22 @@ unsigned msi_pm_run(msi_pm_walk *w, uint64_t page, uint64_t *end, int64_t *slot)
         return MSI_PM_MISSING;
     }
     uint64_t ci = page / CP, base = ci * CP;
-    while (w->k < m->nchunks && m->sorted[w->k]->index < ci)
+    while (w->k < m->nchunks && m->sorted[w->k]->key < ci)
         w->k++;
-    while (w->s < m->nspans && m->spans[w->s].c1 <= ci)
+    while (w->s < m->nspans && ((const pm_span *)m->sorted_spans[w->s])->c1 <= ci)
         w->s++;
-    const pm_span *sp = w->s < m->nspans && m->spans[w->s].c0 <= ci ? &m->spans[w->s] : NULL;
-    const pm_chunk *c = w->k < m->nchunks && m->sorted[w->k]->index == ci ? m->sorted[w->k] : NULL;
+    const pm_span *sp = w->s < m->nspans && m->sorted_spans[w->s]->key <= ci
+                            ? (const pm_span *)m->sorted_spans[w->s]
+                            : NULL;
+    const pm_chunk *c =
+        w->k < m->nchunks && m->sorted[w->k]->key == ci ? (const pm_chunk *)m->sorted[w->k] : NULL;
     if (!c) {
         /* Up to the next chunk with an entry or the next span boundary. */
-        uint64_t next = w->k < m->nchunks ? m->sorted[w->k]->index : UINT64_MAX;
+        uint64_t next = w->k < m->nchunks ? m->sorted[w->k]->key : UINT64_MAX;
         if (sp)
             next = min_u64(next, sp->c1);
         else if (w->s < m->nspans)
-            next = min_u64(next, m->spans[w->s].c0);
+            next = min_u64(next, m->sorted_spans[w->s]->key);
         *end = next == UINT64_MAX ? m->pages : min_u64(next * CP, m->pages);
         return sp ? sp->st : MSI_PM_MISSING;
     }

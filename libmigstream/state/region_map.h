@@ -15,7 +15,8 @@
  * MISSING being 0.
  *
  * Every allocation is charged to a budget shared by the maps of one stream,
- * so that a hostile stream cannot make the library allocate without bound.
+ * so that a hostile stream cannot make the library allocate without bound,
+ * and every operation costs O(log n) per entry it finds or changes.
  */
 #ifndef MSI_REGION_MAP_H
 #define MSI_REGION_MAP_H
@@ -63,6 +64,26 @@ uint64_t msi_pm_pages(const msi_pm *m);
  *         outside the map, or a state of 16 or more).
  */
 int msi_pm_set(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t *had);
+
+/*
+ * As msi_pm_set, and the pages keep @arg (a FILL extent's word) in runs, so
+ * that a long run of one state and argument stays one entry: msi_pm_arg()
+ * gives it back. Only later msi_pm_set_arg calls replace an argument; a page
+ * later set by msi_pm_set keeps a stale one, which its state says to ignore.
+ */
+int msi_pm_set_arg(msi_pm *m, uint64_t first, uint64_t n, unsigned st, uint64_t arg, uint64_t *had);
+/* The argument msi_pm_set_arg last gave page @page (0 when none did), and in
+ * @end the first page after it whose argument may differ. */
+uint64_t msi_pm_arg(const msi_pm *m, uint64_t page, uint64_t *end);
+
+/* Calls @fn for each maximal run [a, b) of pages in state @st among
+ * [first, end) that lies in chunks with an entry: every such page when @st
+ * is MSI_PM_DATA, which never becomes a span. Costs O(log n) per chunk
+ * found and a step per page of the chunks holding several states. Stops at
+ * @fn's first non-zero return, which it returns. The map must not change
+ * meanwhile. */
+int msi_pm_each_chunk_run(const msi_pm *m, uint64_t first, uint64_t end, unsigned st,
+                          int (*fn)(void *ctx, uint64_t a, uint64_t b), void *ctx);
 
 /* Pages per state over the whole map, in counts[MSI_PM_STATES]. */
 void msi_pm_counts(const msi_pm *m, uint64_t *counts);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "migstream/replay_dir.h"
@@ -37,9 +38,10 @@ enum { CB_FAIL = -1000, CB_STOP = -1001, CB_REFUSE = -1002 };
 typedef struct image {
     ms_region r; /* name points at our own copy */
     uint64_t pages;
-    msi_pm *map;   /* final state of each page: MISSING, DATA or FILL (the
-                      file holds its bytes), ZERO, DISCARDED or IN_PLACE (a
-                      hole) */
+    msi_pm *map;   /* final state of each page: MISSING, DATA (the file holds
+                      its bytes), FILL (with its word: written at the end),
+                      ZERO, DISCARDED or IN_PLACE (a hole) */
+    uint64_t held; /* bytes of its DATA and FILL pages */
     int fd;        /* -1 while closed (see image_fd) */
     char file[32]; /* "region-<id>.img" */
 } image;
@@ -48,7 +50,8 @@ typedef struct device {
     char *path, *schema;
     uint32_t instance, version;
     size_t state_size;
-    size_t stage; /* index of its staged files, in order of first appearance */
+    uint64_t files; /* disk bytes of its staged files */
+    size_t stage;   /* index of its staged files, in order of first appearance */
 } device;
 
 /* An overlay (FORMAT.md section 7.2) and the 4 KiB it shows the guest. */
@@ -103,11 +106,21 @@ typedef struct replay {
     bool ended;
     ms_totals totals;
     uint64_t digest;
-    bool punch_unsupported;
+    bool punch_unsupported, punch_probed;
     /* FILL patterns and view copies: the replay's own, so that replays in
      * different threads share nothing (common.h, "Handles"). */
     uint8_t *chunk;
+
+    /* What the output takes (docs/SECURITY.md, "Cost"): the images' DATA
+     * and FILL pages and the other files, against the smaller of
+     * max_output and the free space when the replay began (limit_free). */
+    uint64_t held, files;
+    uint64_t limit;
+    bool limit_free;
 } replay;
+
+/* Disk blocks a small file takes, at least. */
+#define BLOCK 4096u
 
 #define CHUNK 65536u
 /* The map's state of a DATA page whose bytes are all zero: a hole in the
@@ -121,7 +134,7 @@ __attribute__((format(printf, 3, 4))) static int fail(replay *rp, int status, co
     if (!rp->status) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(rp->err, rp->err_size, fmt, ap);
+        msi_vformat(rp->err, rp->err_size, fmt, ap);
         va_end(ap);
         rp->status = status;
     }
@@ -140,6 +153,49 @@ static uint8_t *chunk_of(replay *rp)
 static bool stopped(const replay *rp)
 {
     return rp->o->stop && *rp->o->stop;
+}
+
+static uint64_t blocks_of(uint64_t n)
+{
+    return n > UINT64_MAX - (BLOCK - 1) ? UINT64_MAX : (n + BLOCK - 1) / BLOCK * BLOCK;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* Whether the output may grow by @more bytes; fails (MS_ELIMIT) saying how
+ * much it would take, and why, when it may not. */
+static int output_room(replay *rp, uint64_t more, const char *why)
+{
+    uint64_t total = add_sat(add_sat(rp->held, rp->files), more);
+    if (total <= rp->limit)
+        return 0;
+    bool gib = total >= (UINT64_C(1) << 30);
+    double shown = (double)total / (gib ? (1 << 30) : (1 << 20));
+    if (rp->limit_free)
+        return fail(rp, MS_ELIMIT,
+                    "%s: the output would take %" PRIu64 " bytes (%.1f %s) with %s, more than "
+                    "the %" PRIu64 " bytes free where %s is made",
+                    rp->label, total, shown, gib ? "GiB" : "MiB", why, rp->limit, rp->final);
+    return fail(rp, MS_ELIMIT,
+                "%s: the output would take %" PRIu64 " bytes (%.1f %s) with %s, more than "
+                "its limit of %" PRIu64 " bytes (max_output)",
+                rp->label, total, shown, gib ? "GiB" : "MiB", why, rp->limit);
+}
+
+/* The limit: max_output, or the free space of the output's file system
+ * when smaller. */
+static void output_limit(replay *rp)
+{
+    struct statvfs v;
+    rp->limit = rp->o->max_output ? rp->o->max_output : MS_MAX_OUTPUT_DEFAULT;
+    if (fstatvfs(rp->dirfd, &v) == 0 && v.f_frsize &&
+        (uint64_t)v.f_bavail <= rp->limit / v.f_frsize) {
+        rp->limit = (uint64_t)v.f_bavail * v.f_frsize;
+        rp->limit_free = true;
+    }
 }
 
 /* ------------------------------------------------------------ directory */
@@ -169,6 +225,7 @@ static int dir_begin(replay *rp, const char *path)
     if (rp->dirfd < 0)
         return fail(rp, MS_EIO, "cannot open %s: %s", rp->tmp, strerror(errno));
     fchmod(rp->dirfd, 0755);
+    output_limit(rp);
     return 0;
 }
 
@@ -259,6 +316,8 @@ static int write_all(replay *rp, int fd, const void *p, size_t n, uint64_t off, 
 {
     const uint8_t *b = p;
     while (n > 0) {
+        if (stopped(rp))
+            return CB_STOP;
         ssize_t k = pwrite(fd, b, n < WRITE_CHUNK ? n : WRITE_CHUNK, (off_t)off);
         if (k < 0 && errno == EINTR)
             continue;
@@ -268,6 +327,22 @@ static int write_all(replay *rp, int fd, const void *p, size_t n, uint64_t off, 
         b += k;
         n -= (size_t)k;
         off += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* Writes [off, off + len) of @fd from @chunk (CHUNK bytes) again and
+ * again: zeros, or a FILL pattern, whose period divides CHUNK. */
+static int write_repeated(replay *rp, int fd, const uint8_t *chunk, uint64_t off, uint64_t len,
+                          const char *what)
+{
+    while (len > 0) {
+        size_t n = len < CHUNK ? (size_t)len : CHUNK;
+        int rc = write_all(rp, fd, chunk, n, off, what);
+        if (rc)
+            return rc;
+        off += n;
+        len -= n;
     }
     return 0;
 }
@@ -336,7 +411,8 @@ static int image_fd(replay *rp, image *im)
 }
 
 /* Makes [off, off + len) of the image read as zeros: a hole where the file
- * system can punch one, else written zeros. */
+ * system can punch one (the first image tells, see probe_punch), else
+ * written zeros, which apply_hole keeps to the bytes written before. */
 static int zero_range(replay *rp, image *im, uint64_t off, uint64_t len)
 {
     int fd = image_fd(rp, im);
@@ -345,20 +421,24 @@ static int zero_range(replay *rp, image *im, uint64_t off, uint64_t len)
     if (!rp->punch_unsupported) {
         if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
             return 0;
-        if (errno != EOPNOTSUPP && errno != ENOSYS)
-            return fail(rp, MS_EIO, "cannot punch a hole in %s/%s: %s", rp->tmp, im->file,
-                        strerror(errno));
+        return fail(rp, MS_EIO, "cannot punch a hole in %s/%s: %s", rp->tmp, im->file,
+                    strerror(errno));
+    }
+    static const uint8_t zeros[CHUNK];
+    return write_repeated(rp, fd, zeros, off, len, im->file);
+}
+
+/* Whether the file system of the output punches holes, from the first
+ * image made (the others are in the same directory). */
+static void probe_punch(replay *rp, int fd, uint64_t size)
+{
+    if (rp->punch_probed || size == 0)
+        return;
+    rp->punch_probed = true;
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                  (off_t)(size < BLOCK ? size : BLOCK)) != 0 &&
+        (errno == EOPNOTSUPP || errno == ENOSYS))
         rp->punch_unsupported = true;
-    }
-    static const uint8_t zeros[65536];
-    while (len > 0) {
-        size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
-        if (write_all(rp, fd, zeros, n, off, im->file))
-            return CB_FAIL;
-        off += n;
-        len -= n;
-    }
-    return 0;
 }
 
 /* ---------------------------------------------------------------- regions */
@@ -449,6 +529,7 @@ static int on_region(void *c, const ms_region *reg)
         return fail(rp, MS_EIO, "cannot size %s/%s to %" PRIu64 " bytes: %s", rp->tmp, im->file,
                     reg->size, strerror(e));
     }
+    probe_punch(rp, fd, reg->size);
     close(fd);
     return 0;
 }
@@ -460,12 +541,13 @@ static bool page_is_zero(const uint8_t *p, size_t n)
     return p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
 }
 
-/* Records pages [first, first + count) of @im in state @st; @had gets what
- * they were before. */
+/* Records pages [first, first + count) of @im in state @st (with @arg when
+ * @with_arg: a FILL word); @had gets what they were before. */
 static int set_pages(replay *rp, image *im, uint64_t first, uint64_t count, unsigned st,
-                     uint64_t *had)
+                     bool with_arg, uint64_t arg, uint64_t *had)
 {
-    int rc = msi_pm_set(im->map, first, count, st, had);
+    int rc = with_arg ? msi_pm_set_arg(im->map, first, count, st, arg, had)
+                      : msi_pm_set(im->map, first, count, st, had);
     if (rc == MS_ELIMIT)
         return fail(rp, MS_ELIMIT,
                     "region %" PRIu32 " \"%s\": the page-state maps would exceed %zu MiB; "
@@ -481,40 +563,115 @@ static int set_pages(replay *rp, image *im, uint64_t first, uint64_t count, unsi
     return 0;
 }
 
+typedef struct zero_ctx {
+    replay *rp;
+    image *im;
+} zero_ctx;
+
+static int zero_run(void *ctx, uint64_t a, uint64_t b)
+{
+    zero_ctx *z = ctx;
+    const uint64_t ps = z->im->r.page_size;
+    return zero_range(z->rp, z->im, a * ps, (b - a) * ps);
+}
+
+/* Pages [first, first + count) take state @st (and @arg, see set_pages),
+ * whose bytes are not in the image: a hole (ZERO, DISCARDED, IN_PLACE) or
+ * FILL, written at the end. Only DATA pages have bytes in the image
+ * meanwhile: those are removed, a hole punched over the range, or zeros
+ * written over just them where holes cannot be punched. */
+static int replace_data(replay *rp, image *im, uint64_t first, uint64_t count, unsigned st,
+                        bool with_arg, uint64_t arg)
+{
+    uint64_t had[MSI_PM_STATES] = {0};
+    const uint64_t ps = im->r.page_size;
+    zero_ctx z = {rp, im};
+    int rc = 0;
+    if (rp->punch_unsupported)
+        rc = msi_pm_each_chunk_run(im->map, first, first + count, MSI_PM_DATA, zero_run, &z);
+    if (!rc)
+        rc = set_pages(rp, im, first, count, st, with_arg, arg, had);
+    if (!rc && !rp->punch_unsupported && had[MSI_PM_DATA])
+        rc = zero_range(rp, im, first * ps, count * ps);
+    uint64_t gone = (had[MSI_PM_DATA] + had[MS_PAGE_FILL]) * ps;
+    im->held -= gone;
+    rp->held -= gone;
+    return rc;
+}
+
 /* Pages [first, first + count) now hold no bytes in the image: ZERO, or
  * (@st) DISCARDED or IN_PLACE, which replay leaves as holes too. */
 static int apply_hole(replay *rp, image *im, uint64_t first, uint64_t count, unsigned st)
 {
-    uint64_t had[MSI_PM_STATES] = {0};
-    int rc = set_pages(rp, im, first, count, st, had);
-    if (rc || had[MSI_PM_DATA] + had[MS_PAGE_FILL] == 0)
-        return rc; /* already holes: nothing to do */
-    const uint64_t ps = im->r.page_size;
-    return zero_range(rp, im, first * ps, count * ps);
+    return replace_data(rp, im, first, count, st, false, 0);
 }
 
-/* Pages [first, first + count) hold the little-endian word @word repeated. */
+/* Pages [first, first + count) hold the little-endian word @word repeated:
+ * recorded with the word, and written once the stream is read
+ * (write_fills), so that a stream sending FILL runs again and again over
+ * the same pages writes them once. They count against the output limit
+ * from now. */
 static int apply_fill(replay *rp, image *im, uint64_t first, uint64_t count, uint64_t word)
 {
-    uint8_t *pattern = chunk_of(rp); /* each write starts at a page, so on the pattern */
-    if (!pattern)
-        return CB_FAIL;
-    for (size_t k = 0; k < CHUNK; k++)
-        pattern[k] = (uint8_t)(word >> (8 * (k % 8)));
-    const uint64_t ps = im->r.page_size;
-    int fd = image_fd(rp, im);
-    if (fd < 0)
-        return CB_FAIL;
-    uint64_t off = first * ps, left = count * ps;
-    while (left) {
-        size_t n = left < CHUNK ? (size_t)left : CHUNK;
-        int rc = write_all(rp, fd, pattern, n, off, im->file);
-        if (rc)
-            return rc;
-        off += n;
-        left -= n;
+    int rc = replace_data(rp, im, first, count, MS_PAGE_FILL, true, word);
+    const uint64_t bytes = count * im->r.page_size;
+    if (!rc && !(rc = output_room(rp, bytes, "these FILL pages"))) {
+        im->held += bytes;
+        rp->held += bytes;
     }
-    return set_pages(rp, im, first, count, MS_PAGE_FILL, NULL);
+    return rc;
+}
+
+/* DATA pages [first, first + n), not all zero, from @bytes. */
+static int apply_data(replay *rp, image *im, uint64_t first, uint64_t n, const uint8_t *bytes)
+{
+    uint64_t had[MSI_PM_STATES] = {0};
+    const uint64_t ps = im->r.page_size;
+    int rc = set_pages(rp, im, first, n, MSI_PM_DATA, false, 0, had);
+    if (rc)
+        return rc;
+    /* Pages that held DATA or FILL take no more room. */
+    uint64_t more = (n - had[MSI_PM_DATA] - had[MS_PAGE_FILL]) * ps;
+    if ((rc = output_room(rp, more, "these DATA pages")))
+        return rc;
+    im->held += more;
+    rp->held += more;
+    int fd = image_fd(rp, im);
+    return fd < 0 ? CB_FAIL : write_all(rp, fd, bytes, (size_t)(n * ps), first * ps, im->file);
+}
+
+/* The FILL pages of @im, each written once with its word. */
+static int write_fills(replay *rp, image *im)
+{
+    uint64_t n[MSI_PM_STATES];
+    msi_pm_counts(im->map, n);
+    if (!n[MS_PAGE_FILL])
+        return 0;
+    uint8_t *pattern = chunk_of(rp);
+    int fd = pattern ? image_fd(rp, im) : -1;
+    if (fd < 0 || msi_pm_freeze(im->map))
+        return fd < 0 ? CB_FAIL : fail(rp, MS_ENOMEM, "out of memory");
+    const uint64_t ps = im->r.page_size;
+    msi_pm_walk w;
+    msi_pm_walk_init(&w, im->map);
+    for (uint64_t p = 0, end; p < im->pages; p = end) {
+        int64_t slot;
+        unsigned st = msi_pm_run(&w, p, &end, &slot);
+        if (end > im->pages)
+            end = im->pages;
+        for (uint64_t q = p, stop; st == MS_PAGE_FILL && q < end; q = stop) {
+            uint64_t word = msi_pm_arg(im->map, q, &stop);
+            if (stop > end)
+                stop = end;
+            for (size_t k = 0; k < CHUNK; k++)
+                pattern[k] = (uint8_t)(word >> (8 * (k % 8)));
+            /* Each write starts at a page, so on the pattern. */
+            int rc = write_repeated(rp, fd, pattern, q * ps, (stop - q) * ps, im->file);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
 }
 
 /* Pages [first, first + count) take the contents of pages [src, src +
@@ -545,7 +702,15 @@ static int apply_duplicate(replay *rp, image *im, uint64_t first, uint32_t count
         if (one[ST_DATA_ZERO]) {
             rc = apply_hole(rp, im, first + k, 1, ST_DATA_ZERO);
         } else {
-            rc = 0;
+            /* Accounted as a DATA page (apply_data): a page that held DATA
+             * or FILL takes no more room. */
+            uint64_t had[MSI_PM_STATES] = {0};
+            rc = set_pages(rp, im, first + k, 1, MSI_PM_DATA, false, 0, had);
+            uint64_t more = had[MSI_PM_DATA] + had[MS_PAGE_FILL] ? 0 : ps;
+            if (!rc && !(rc = output_room(rp, more, "these DUPLICATE pages"))) {
+                im->held += more;
+                rp->held += more;
+            }
             for (uint64_t off = 0; off < ps && !rc; off += CHUNK) {
                 size_t len = ps - off < CHUNK ? (size_t)(ps - off) : CHUNK;
                 ssize_t got = pread(fd, buf, len, (off_t)((src + k) * ps + off));
@@ -554,8 +719,6 @@ static int apply_duplicate(replay *rp, image *im, uint64_t first, uint32_t count
                                 got < 0 ? strerror(errno) : "short read");
                 rc = write_all(rp, fd, buf, len, (first + k) * ps + off, im->file);
             }
-            if (!rc)
-                rc = set_pages(rp, im, first + k, 1, MSI_PM_DATA, NULL);
         }
         if (rc)
             return rc;
@@ -586,6 +749,10 @@ static int on_overlay(void *c, const ms_overlay *o)
     char name[32];
     snprintf(name, sizeof name, "overlay-%zu.bin", rp->noverlays);
     rp->noverlays++;
+    int rc = output_room(rp, blocks_of(sizeof v->page), "an overlay's file");
+    if (rc)
+        return rc;
+    rp->files += blocks_of(sizeof v->page);
     return write_file(rp, name, v->page, sizeof v->page);
 }
 
@@ -606,8 +773,10 @@ static int on_extent(void *c, const ms_region *reg, const ms_extent *x, const ui
         /* Not in the stream: the manifest says where each page is. */
         rc = ms_in_place_add(&rp->in_place, reg, x);
         if (rc == MS_ELIMIT) { /* a limit of FORMAT.md section 9: the stream is refused */
-            fail(rp, rc, "region %" PRIu32 " \"%s\": more IN_PLACE extents than the replay "
-                 "keeps (%u)", reg->id, reg->name, MS_IN_PLACE_DEFAULT_EXTENTS);
+            fail(rp, rc,
+                 "region %" PRIu32 " \"%s\": more IN_PLACE extents than the replay "
+                 "keeps (%u)",
+                 reg->id, reg->name, MS_IN_PLACE_DEFAULT_EXTENTS);
             return CB_REFUSE;
         }
         if (rc)
@@ -627,16 +796,10 @@ static int on_extent(void *c, const ms_region *reg, const ms_extent *x, const ui
             uint32_t j = i + 1;
             while (j < x->count && page_is_zero(bytes + (size_t)j * ps, ps) == zero)
                 j++;
-            if (zero) {
+            if (zero)
                 rc = apply_hole(rp, im, x->first + i, j - i, ST_DATA_ZERO);
-            } else {
-                int fd = image_fd(rp, im);
-                rc = fd < 0 ? CB_FAIL
-                            : write_all(rp, fd, bytes + (size_t)i * ps, (size_t)(j - i) * ps,
-                                        (x->first + i) * ps, im->file);
-                if (!rc)
-                    rc = set_pages(rp, im, x->first + i, j - i, MSI_PM_DATA, NULL);
-            }
+            else
+                rc = apply_data(rp, im, x->first + i, j - i, bytes + (size_t)i * ps);
             i = j;
         }
     } else {
@@ -750,9 +913,18 @@ static int on_device(void *c, const ms_device *dv)
         free(json);
         return fail(rp, MS_ENOMEM, "out of memory formatting the state of device \"%s\"", dv->path);
     }
+    /* Its files replace the ones of its earlier records. */
+    uint64_t files = blocks_of(dv->state_size) + blocks_of(strlen(json) + 1);
+    int rc = files > d->files ? output_room(rp, files - d->files, "a device's files") : 0;
+    if (rc) {
+        free(json);
+        return rc;
+    }
+    rp->files = rp->files - d->files + files;
+    d->files = files;
     char name[64];
     snprintf(name, sizeof name, "stage-%zu.cbor", d->stage);
-    int rc = write_file(rp, name, dv->state, dv->state_size);
+    rc = write_file(rp, name, dv->state, dv->state_size);
     if (rc == 0) {
         size_t n = strlen(json);
         json[n] = '\n'; /* replaces the NUL: the file ends with a newline */
@@ -780,8 +952,7 @@ static int on_overlap(void *c, size_t later, size_t earlier)
     fail(rp, MS_ECORRUPT,
          "%s: IN_PLACE pages %" PRIu64 "..%" PRIu64 " of region %" PRIu32 " reference 0x%" PRIx64
          "..0x%" PRIx64 ", which overlaps the bytes that pages %" PRIu64 "..%" PRIu64
-         " of region %" PRIu32 " reference at 0x%" PRIx64 "..0x%" PRIx64
-         " (FORMAT.md section 6.2)",
+         " of region %" PRIu32 " reference at 0x%" PRIx64 "..0x%" PRIx64 " (FORMAT.md section 6.2)",
          rp->label, x->first, x->first + x->count - 1, x->region, x->address,
          x->address + x->count * x->page_size - 1, f->first, f->first + f->count - 1, f->region,
          f->address, f->address + f->count * f->page_size - 1);
@@ -1019,18 +1190,35 @@ static void write_manifest_to(const replay *rp, FILE *f)
     fputs(rp->ndevices ? "\n  ]\n}\n" : "]\n}\n", f);
 }
 
+/* Bytes the manifest takes at most: every name escaped as \u00XX. */
+static uint64_t manifest_bound(const replay *rp)
+{
+    uint64_t n = 4096 + 6 * ((rp->machine ? strlen(rp->machine) : 0) +
+                             (rp->description ? strlen(rp->description) : 0));
+    for (size_t i = 0; i < rp->nimages; i++)
+        n += 1024 + 6 * strlen(rp->images[i].r.name);
+    for (size_t i = 0; i < rp->ndevices; i++)
+        n += 512 + 6 * (strlen(rp->devices[i].path) + strlen(rp->devices[i].schema));
+    return blocks_of(n + 256 * rp->noverlays + 128 * (uint64_t)ms_in_place_count(&rp->in_place));
+}
+
 /* The guest-visible view of @im (ms_replay_dir_options.view): a copy of the
  * image, holes kept, with each active overlay's 4 KiB written over the RAM
  * at its frame. Written only for regions that hold an active overlay. */
 static int write_view(replay *rp, image *im)
 {
-    bool any = false;
-    for (size_t i = 0; i < rp->noverlays && !any; i++) {
+    uint64_t overlays = 0;
+    for (size_t i = 0; i < rp->noverlays; i++) {
         uint64_t gpa = rp->overlays[i].o.gfn * MS_OVERLAY_PAGE_SIZE;
-        any = im->r.has_gpa && gpa >= im->r.gpa && gpa - im->r.gpa < im->r.size;
+        overlays += im->r.has_gpa && gpa >= im->r.gpa && gpa - im->r.gpa < im->r.size;
     }
-    if (!any)
+    if (!overlays)
         return 0;
+    uint64_t bytes = add_sat(im->held, overlays * MS_OVERLAY_PAGE_SIZE);
+    int room = output_room(rp, bytes, "a view image");
+    if (room)
+        return room;
+    rp->files += bytes;
     char name[48];
     snprintf(name, sizeof name, "region-%" PRIu32 ".view.img", im->r.id);
     int src = image_fd(rp, im);
@@ -1099,9 +1287,19 @@ static int finish_output(replay *rp)
     }
     /* Staged names never collide with final ones, so the renames above never
      * replace a file still to be renamed. */
-    for (size_t i = 0; rp->o->view && i < rp->nimages; i++)
-        if (write_view(rp, &rp->images[i]))
-            return CB_FAIL;
+    for (size_t i = 0; i < rp->nimages; i++) {
+        int rc = write_fills(rp, &rp->images[i]);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; rp->o->view && i < rp->nimages; i++) {
+        int rc = write_view(rp, &rp->images[i]);
+        if (rc)
+            return rc;
+    }
+    int rc = output_room(rp, manifest_bound(rp), "the manifest");
+    if (rc)
+        return rc;
     for (size_t i = 0; i < rp->nimages; i++) {
         image *im = &rp->images[i];
         if (!rp->o->no_sync) {
@@ -1164,13 +1362,14 @@ void ms_replay_dir_options_init(ms_replay_dir_options *opts)
     memset(opts, 0, sizeof *opts);
     opts->struct_size = sizeof *opts;
     opts->max_map_memory = MS_PAGEMAP_DEFAULT_MEMORY;
+    opts->max_output = MS_MAX_OUTPUT_DEFAULT;
 }
 
 ms_replay_dir *ms_replay_dir_new(const ms_replay_dir_options *opts)
 {
     ms_replay_dir_options o;
     ms_replay_dir_options_init(&o);
-    const char *why = opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_replay_dir_options, progress_ctx),
+    const char *why = opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_replay_dir_options, max_output),
                                              opts, opts->struct_size)
                            : NULL;
     if (why)

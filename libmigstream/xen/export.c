@@ -16,6 +16,7 @@
 #include "common/cbor_codec.h"
 #include "common/fdio.h"
 #include "common/util.h"
+#include "format/options.h"
 #include "migstream/reader.h"
 #include "xen/export.h"
 #include "xen/input.h"
@@ -86,7 +87,7 @@ rec_fail(mx_exp *x, int status, const ms_record *rec, const char *fmt, ...)
     char what[400], name[64];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    msi_vformat(what, sizeof what, fmt, ap);
     va_end(ap);
     const char *tn = ms_record_type_name(rec->type);
     snprintf(name, sizeof name, "record %llu (%s)", (unsigned long long)rec->index,
@@ -337,8 +338,12 @@ static int flush_batch(mx_exp *x, const ms_record *rec)
                          {.iov_base = x->data, .iov_len = (size_t)MX_PAGE_SIZE * x->ndata}};
     rc = put_record(x, MX_PAGE_DATA, v, x->ndata ? 3 : 2);
     x->st->page_data++;
-    for (uint32_t i = 0; i < x->nbatch; i++)
-        x->in_batch[batch_slot(x, msi_get64(x->batch + 8 * (size_t)i) & MX_PFN_MASK)] = UINT64_MAX;
+    /* Emptied whole: taking the pfns out one by one left later ones of a
+     * probe chain behind an empty slot, unfound, until no slot was empty
+     * and batch_slot() looped for ever (a FILL run sent twice did it). The
+     * set has 2 slots per pfn of a batch, so this costs what the batch
+     * did. */
+    memset(x->in_batch, 0xff, x->in_batch_cap * sizeof *x->in_batch);
     x->nbatch = x->ndata = 0;
     return rc;
 }
@@ -413,6 +418,19 @@ static int write_pages(mx_exp *x, const ms_record *rec)
             return rec_fail(x, MS_EFEATURE, rec, "region %u '%s' page %llu: page state %u unknown",
                             g->id, g->name, (unsigned long long)ex->first, ex->state);
         }
+        /* An entry of 8 bytes per Xen page, and its 4 KiB but for
+         * DISCARDED pages, a record header per batch (16 bytes, and the
+         * count's 8 rounded): checked against max_output first. */
+        uint64_t pages = (uint64_t)ex->count * sub, done = x->st->bytes_written + x->olen;
+        uint64_t item = 8 + (ex->state == MS_PAGE_DISCARDED ? 0 : MX_PAGE_SIZE) + 1;
+        if (!msi_output_fits(done, x->o.max_output, pages, item, 64))
+            return rec_fail(x, MS_ELIMIT, rec,
+                            "region %u '%s' pages %llu..%llu: %llu Xen pages would take the "
+                            "stream past its limit of %llu bytes (max_output), with %llu written",
+                            g->id, g->name, (unsigned long long)ex->first,
+                            (unsigned long long)(ex->first + ex->count - 1),
+                            (unsigned long long)pages, (unsigned long long)x->o.max_output,
+                            (unsigned long long)done);
         for (uint64_t i = 0; i < ex->count; i++) {
             for (uint64_t j = 0; j < sub; j++) {
                 uint64_t pfn = base + (ex->first + i) * sub + j;
@@ -734,6 +752,7 @@ void ms_xen_export_options_init(ms_xen_export_options *opts)
     opts->struct_size = sizeof *opts;
     opts->domain_type = MS_XEN_DOMAIN_HVM;
     opts->batch_pfns = DEF_BATCH;
+    opts->max_output = MS_MAX_OUTPUT_DEFAULT;
 }
 
 /* The caller's options over the defaults; NULL or why they cannot be
@@ -745,16 +764,17 @@ static const char *take_options(ms_xen_export_options *o, ms_reader_options *ro,
     ms_reader_options_init(ro);
     const char *why = NULL;
     if (in)
-        why = msi_struct_take(o, MSI_STRUCT_END(ms_xen_export_options, allocator), in,
+        why = msi_struct_take(o, MSI_STRUCT_END(ms_xen_export_options, max_output), in,
                               in->struct_size);
     if (!why && o->reader &&
-        (why = msi_struct_take(ro, MSI_STRUCT_END(ms_reader_options, max_overlays), o->reader,
-                               o->reader->struct_size)))
+        (why = msi_struct_take(ro, MSI_READER_OPTIONS_END, o->reader, o->reader->struct_size)))
         why = "reader options: newer than this library, or never initialized";
     if (!o->domain_type)
         o->domain_type = MS_XEN_DOMAIN_HVM;
     if (!o->batch_pfns)
         o->batch_pfns = DEF_BATCH;
+    if (!o->max_output)
+        o->max_output = MS_MAX_OUTPUT_DEFAULT;
     if (!why && o->format > MS_XEN_FORMAT_LIBXC)
         why = "format must be MS_XEN_FORMAT_AUTO, _LIBXL or _LIBXC";
     if (!why && !mx_domain_name(o->domain_type))

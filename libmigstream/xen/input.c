@@ -18,7 +18,7 @@ int mx_fail(mx_error *e, int status, uint64_t off, const char *what, const char 
     size_t n = k < 0 ? 0 : (size_t)k < sizeof e->msg ? (size_t)k : sizeof e->msg - 1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg + n, sizeof e->msg - n, fmt, ap);
+    msi_vformat(e->msg + n, sizeof e->msg - n, fmt, ap);
     va_end(ap);
     return status;
 }

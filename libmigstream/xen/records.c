@@ -113,7 +113,7 @@ __attribute__((format(printf, 3, 4))) static const char *say(char *why, size_t s
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
+    msi_vformat(why, size, fmt, ap);
     va_end(ap);
     return why;
 }

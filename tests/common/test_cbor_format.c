@@ -188,6 +188,72 @@ static void test_diff_callback_stops(void **state)
     assert_int_equal(ms_cbor_diff(a, sizeof a, b, sizeof b, NULL, NULL), 2);
 }
 
+/* ms_cbor_next: item heads in order, strings as views; a count beyond the
+ * bytes left (a map claiming 2^64-1 pairs) and other heads outside the
+ * profile refused. */
+static void test_next(void **state)
+{
+    (void)state;
+    /* {"a": [1, -2, h'00ff'], "b": true} */
+    static const uint8_t c[] = {0xa2, 0x61, 'a', 0x83, 0x01, 0x21, 0x42, 0x00, 0xff,
+                                0x61, 'b', 0xf5};
+    static const struct {
+        ms_cbor_kind kind;
+        uint64_t u;
+        size_t len;
+    } want[] = {{MS_CBOR_MAP, 2, 0},  {MS_CBOR_TEXT, 0, 1}, {MS_CBOR_ARRAY, 3, 0},
+                {MS_CBOR_UINT, 1, 0}, {MS_CBOR_NINT, 1, 0}, {MS_CBOR_BYTES, 0, 2},
+                {MS_CBOR_TEXT, 0, 1}, {MS_CBOR_SIMPLE, 1, 0}};
+    size_t pos = 0;
+    ms_cbor_item it;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_int_equal(ms_cbor_next(c, sizeof c, &pos, &it), 0);
+        assert_int_equal(it.kind, want[i].kind);
+        assert_int_equal(it.u, want[i].u);
+        assert_int_equal(it.len, want[i].len);
+    }
+    assert_int_equal(pos, sizeof c);
+    assert_int_equal(ms_cbor_next(c, sizeof c, &pos, &it), MS_ECBOR); /* at the end */
+    static const uint8_t huge[] = {0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    pos = 0;
+    assert_int_equal(ms_cbor_next(huge, sizeof huge, &pos, &it), MS_ECBOR);
+    static const uint8_t cut[] = {0x45, 1, 2}, indef[] = {0xbf}, tag[] = {0xc1, 0x00};
+    pos = 0;
+    assert_int_equal(ms_cbor_next(cut, sizeof cut, &pos, &it), MS_ECBOR);
+    assert_int_equal(pos, 0);
+    assert_int_equal(ms_cbor_next(indef, sizeof indef, &pos, &it), MS_ECBOR);
+    assert_int_equal(ms_cbor_next(tag, sizeof tag, &pos, &it), MS_ECBOR);
+    assert_int_equal(ms_cbor_next(NULL, 0, &pos, &it), MS_EINVAL);
+}
+
+/* ms_escape_text: controls, DEL, C1 and stray bytes as \xNN; UTF-8 kept;
+ * truncation like snprintf, never inside an escape. */
+static void test_escape_text(void **state)
+{
+    (void)state;
+    char out[64];
+    const char *in = "a\x1b[2Jb\x07\x7f\xc2\x9b\xc3\xa9\xff\ne";
+    const char *want = "a\\x1b[2Jb\\x07\\x7f\\xc2\\x9b\xc3\xa9\\xff\\x0ae";
+    assert_int_equal(ms_escape_text(out, sizeof out, in), strlen(want));
+    assert_string_equal(out, want);
+    assert_int_equal(ms_escape_text(out, 4, "ab\x1b"), 6);
+    assert_string_equal(out, "ab");
+    /* Truncated, then more text: nothing past the buffer is touched. */
+    char guard[16];
+    memset(guard, '#', sizeof guard);
+    assert_int_equal(ms_escape_text(guard, 4, "ab\x1b\x1b\x1b" "cdefgh"), 20);
+    assert_string_equal(guard, "ab");
+    for (size_t i = 3; i < sizeof guard; i++)
+        assert_int_equal(guard[i], '#');
+    assert_int_equal(ms_escape_text(NULL, 0, "\x01"), 4);
+    assert_int_equal(ms_escape_text(out, sizeof out, "pc.ram"), 6);
+    assert_string_equal(out, "pc.ram");
+    /* ms_json_values: the root, then one per [ { , : outside strings. */
+    static const char j[] = "[1,{\"a,[\\\"\":2}]";
+    assert_int_equal(ms_json_values(j, sizeof j - 1), 5);
+    assert_int_equal(ms_json_values("", 0), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +262,8 @@ int main(void)
         cmocka_unit_test(test_format_refusals),
         cmocka_unit_test(test_diff),
         cmocka_unit_test(test_diff_callback_stops),
+        cmocka_unit_test(test_next),
+        cmocka_unit_test(test_escape_text),
     };
     return th_run_tests(tests);
 }

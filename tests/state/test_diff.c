@@ -747,6 +747,76 @@ static void test_limits(void **state)
     th_buf_free(&a);
 }
 
+/* FILL runs are compared by their words, whatever their length: 4 TiB of
+ * FILL pages on each side, another word on 2^30 pages of B, and a DATA page
+ * of B that holds the bytes A's FILL word stands for (the same). The
+ * temporary files' limit counts DATA pages; device states have theirs. */
+static void test_fill_and_keep_limits(void **state)
+{
+    (void)state;
+    th_buf a = {0}, b = {0};
+    const uint64_t pages = (uint64_t)1 << 30;
+    const ms_region r = region(0, "ram", pages, PS);
+    const uint64_t word = 0x0123456789abcdefu;
+    uint8_t pat[PS];
+    for (size_t k = 0; k < PS; k++)
+        pat[k] = (uint8_t)(word >> (8 * (k % 8)));
+    ms_writer *w = begin(&a, "t", MS_FEATURE_FILL, 0, 0);
+    assert_status(ms_writer_add_region(w, &r), 0);
+    assert_status(ms_writer_fill_pages(w, 0, 0, pages, word), 0);
+    end(w);
+    w = begin(&b, "t", MS_FEATURE_FILL, 0, 0);
+    assert_status(ms_writer_add_region(w, &r), 0);
+    assert_status(ms_writer_fill_pages(w, 0, 0, pages, word), 0);
+    assert_status(ms_writer_fill_pages(w, 0, pages / 2, pages / 4, 7), 0);
+    assert_status(ms_writer_pages(w, 0, 5, 1, pat), 0);
+    pat[100] ^= 1;
+    assert_status(ms_writer_pages(w, 0, 9, 1, pat), 0);
+    static uint8_t st[3 + PS] = {0x59, PS >> 8, PS & 0xff}; /* h'00...', 4 KiB */
+    assert_status(ms_writer_device(w, "cpu", 0, "cpu", 1, st, sizeof st), 0);
+    end(w);
+    log_t l;
+    ms_diff_totals t;
+    assert_int_equal(diff(&a, &b, &l, &t), 3);
+    assert_int_equal(l.it[0].kind, MS_DIFF_PAGES);
+    assert_int_equal(l.it[0].first, 9);
+    assert_int_equal(l.it[0].count, 1);
+    assert_int_equal(l.it[1].first, pages / 2);
+    assert_int_equal(l.it[1].count, pages / 4);
+    assert_int_equal(l.it[1].sa, MS_PAGE_DATA);
+    assert_int_equal(l.it[1].sb, MS_PAGE_DATA);
+    assert_int_equal(l.it[3].kind, MS_DIFF_DEVICE_ONLY);
+
+    /* The DATA page takes 4 KiB of temporary files (the writer sent the
+     * other as FILL): 4095 bytes are too little. */
+    ms_diff_options o;
+    ms_diff_options_init(&o);
+    assert_true(o.max_output == MS_MAX_OUTPUT_DEFAULT);
+    o.max_output = PS - 1;
+    ms_diff *d = ms_diff_new(&o);
+    ms_reader *rd = ms_reader_new_memory(NULL, b.data, b.len);
+    assert_status(ms_diff_load(d, MS_DIFF_B, rd, "b.mig"), MS_ELIMIT);
+    assert_contains(ms_diff_errmsg(d), "stream B (b.mig): region 0 \"ram\": the temporary "
+                                       "files would take 4096 bytes, more than their limit of "
+                                       "4095 bytes");
+    ms_reader_free(rd);
+    ms_diff_free(d);
+
+    /* The device state (4 KiB) does not fit in 1 KiB. */
+    ms_diff_options_init(&o);
+    assert_int_equal(o.max_device_memory, MS_DIFF_DEFAULT_DEVICE_MEMORY);
+    o.max_device_memory = 1024;
+    d = ms_diff_new(&o);
+    rd = ms_reader_new_memory(NULL, b.data, b.len);
+    assert_status(ms_diff_load(d, MS_DIFF_B, rd, "b.mig"), MS_ELIMIT);
+    assert_contains(ms_diff_errmsg(d), "device \"cpu\" instance 0: the device states kept "
+                                       "would take more than 0 MiB");
+    ms_reader_free(rd);
+    ms_diff_free(d);
+    th_buf_free(&a);
+    th_buf_free(&b);
+}
+
 #if MS_HAVE_QEMU
 /* A buffer read sequentially, as a pipe would give it. */
 typedef struct memin {
@@ -869,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_keep_damaged),
         cmocka_unit_test(test_handle_states),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_fill_and_keep_limits),
 #if MS_HAVE_QEMU
         cmocka_unit_test(test_across_formats),
 #endif

@@ -3,7 +3,7 @@
  * with streams the public writer makes: the images, the device files, the
  * manifest and the result; the guest's view with overlays; an existing
  * output with and without force; the stop flag; refusals, which leave
- * nothing behind; and two replays at once in two threads, which share
+ * nothing behind; FILL pages written once and the output limit; and two replays at once in two threads, which share
  * nothing. Each test works in its own directory under $TMPDIR (or /tmp).
  * tests/props/test_hostile.c holds the hostile names and links.
  */
@@ -551,6 +551,78 @@ static void test_in_place_rules(void **state)
     scratch_free(dir);
 }
 
+/* ----------------------------------------------------------- output */
+
+#define BIG_PAGES 16384u /* 64 MiB of FILL pages */
+
+/* FILL over pages 0..BIG_PAGES-1 again and again with other words, then
+ * DATA over page 1 and ZERO over page 2. */
+static void refill_stream(th_buf *out, int times)
+{
+    ms_writer_options o;
+    ms_writer_options_init(&o);
+    o.features = MS_FEATURE_FILL;
+    ms_writer *w = ms_writer_new(&o, th_sink_write, out);
+    ms_region r = {.id = 0, .name = "ram", .size = (uint64_t)4 * BIG_PAGES * PS, .page_size = PS};
+    assert_status(ms_writer_add_region(w, &r), 0);
+    for (int k = 0; k < times; k++)
+        assert_status(ms_writer_fill_pages(w, 0, 0, BIG_PAGES, 0x0101010101010101u * (1 + k)), 0);
+    assert_status(ms_writer_pages(w, 0, 1, 1, ram), 0);
+    assert_status(ms_writer_zero_pages(w, 0, 2, 1), 0);
+    assert_status(ms_writer_finish(w, NULL), 0);
+    ms_writer_free(w);
+}
+
+/* FILL pages are written once, with their last word, and count against
+ * max_output with the DATA pages; past it the replay is refused before it
+ * writes them, leaving nothing. */
+static void test_output_limit(void **state)
+{
+    (void)state;
+    th_buf s = {0};
+    uint64_t rng = 5;
+    th_rand_fill(&rng, ram, sizeof ram);
+    refill_stream(&s, 40);
+    char *dir = scratch(), *out = path_in(dir, "out"), msg[1024], list[512];
+    ms_replay_dir_options o = quick();
+    o.max_output = (uint64_t)BIG_PAGES * PS + (1 << 20);
+    assert_status(replay(&s, out, &o, msg, sizeof msg, NULL), 0);
+    char *img = path_in(out, "region-0.img");
+    struct stat st;
+    assert_int_equal(stat(img, &st), 0);
+    assert_true((uint64_t)st.st_blocks * 512 <= (uint64_t)BIG_PAGES * PS + (1 << 20));
+    int fd = open(img, O_RDONLY);
+    assert_true(fd >= 0);
+    uint8_t page[PS];
+    for (unsigned p = 0; p < 4; p++) {
+        assert_int_equal(pread(fd, page, PS, (off_t)p * PS), PS);
+        if (p == 1)
+            assert_memory_equal(page, ram, PS);
+        for (unsigned i = 0; p != 1 && i < PS; i++)
+            if (page[i] != (p == 2 ? 0 : 40))
+                fail_msg("page %u byte %u: %02x", p, i, page[i]);
+    }
+    assert_int_equal(pread(fd, page, PS, (off_t)(BIG_PAGES - 1) * PS), PS);
+    assert_int_equal(page[PS - 1], 40);
+    close(fd);
+    free(img);
+    scratch_free(dir);
+
+    /* Half of it: refused, saying how much it would take, nothing left. */
+    dir = scratch();
+    free(out);
+    out = path_in(dir, "out");
+    o.max_output = (uint64_t)BIG_PAGES * PS / 2;
+    assert_int_equal(replay(&s, out, &o, msg, sizeof msg, NULL), MS_ELIMIT);
+    assert_non_null(strstr(msg, "the output would take 67108864 bytes (64.0 MiB) with these "
+                                "FILL pages, more than its limit of 33554432 bytes"));
+    listing(dir, list, sizeof list);
+    assert_string_equal(list, "");
+    scratch_free(dir);
+    free(out);
+    th_buf_free(&s);
+}
+
 /* ------------------------------------------------------- two at once */
 
 #define FILL_PAGES 512u
@@ -646,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_in_place_rules),
         cmocka_unit_test(test_two_at_once),
+        cmocka_unit_test(test_output_limit),
     };
     return th_run_tests(tests);
 }
