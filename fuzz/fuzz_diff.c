@@ -3,7 +3,9 @@
  * two untrusted streams. The input is "u32 LE, A, B": the u32's low 31
  * bits, taken modulo what follows, are A's length; its top bit asks for
  * CBOR values in JSON form instead of diagnostic notation, as
- * migstream-diff --json prints them. Each side is a stream, or records
+ * migstream-diff --json prints them, and bit 30 (also a bit of the length)
+ * keeps a damaged side up to its damage (keep_damaged), as migstream-diff
+ * does. Each side is a stream, or records
  * framed with valid checksums (fuzz_frame.h). Every reported difference is
  * checked and its values formatted; the target aborts when a run leaves a
  * temporary file or a descriptor behind, when a difference is malformed,
@@ -103,13 +105,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.max_output = 64u << 20;        /* temporary files */
     o.max_device_memory = 16u << 20; /* device states kept */
     o.tmpdir = dir;
+    o.keep_damaged = (prefix >> 30) & 1;
     ms_cbor_form form = (prefix >> 31) & 1 ? MS_CBOR_JSON : MS_CBOR_DIAG;
     ms_diff *d = a && b ? ms_diff_new(&o) : NULL;
     fz_mem ma = {a, sa, 0}, mb = {b, sb, 0};
     ms_reader *ra = d ? ms_reader_new(&ro, fz_mem_read, &ma) : NULL;
     ms_reader *rb = d ? ms_reader_new(&ro, fz_mem_read, &mb) : NULL;
     if (ra && rb) {
-        if (ms_diff_load(d, MS_DIFF_A, ra, "a") == 0 && ms_diff_load(d, MS_DIFF_B, rb, "b") == 0) {
+        int la = ms_diff_load(d, MS_DIFF_A, ra, "a");
+        int lb = la >= 0 ? ms_diff_load(d, MS_DIFF_B, rb, "b") : la;
+        for (int k = 0; k < 2 && la >= 0 && lb >= 0; k++) {
+            const ms_diff_damage *dm = ms_diff_get_damage(d, k ? MS_DIFF_B : MS_DIFF_A);
+            if ((dm != NULL) != ((k ? lb : la) == MS_DIFF_DAMAGED) ||
+                (dm && (!o.keep_damaged || dm->status >= 0 || !dm->message[0])))
+                bad("a side kept up to its damage without saying where, or the other way");
+        }
+        if (la >= 0 && lb >= 0) {
             int rc = ms_diff_compare(d, check_item, &form);
             const ms_diff_totals *t = ms_diff_get_totals(d);
             if (rc >= 0 &&

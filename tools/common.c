@@ -137,6 +137,8 @@ static ssize_t stream_read(void *ctx, void *buf, size_t len)
         s->bytes += in->seq - in->end;
         in->end = in->seq;
     }
+    if (s->hooks.progress)
+        mst_progress_update(s->hooks.progress, s->bytes, 0);
     return k;
 }
 
@@ -159,6 +161,8 @@ static ssize_t stream_pread(void *ctx, void *buf, size_t len, uint64_t offset)
         in->stream->bytes += offset + (uint64_t)k - (offset > in->end ? offset : in->end);
         in->end = offset + (uint64_t)k;
     }
+    if (in->stream->hooks.progress)
+        mst_progress_update(in->stream->hooks.progress, in->stream->bytes, 0);
     return k;
 }
 
@@ -301,6 +305,31 @@ void mst_json_output_head(FILE *f)
     fputs("{\"kind\":\"output\",\"tool\":", f);
     mst_json_string(f, mst_prog);
     fprintf(f, ",\"schema_version\":%d}\n", MST_SCHEMA_VERSION);
+}
+
+void mst_json_status(FILE *f, int status)
+{
+    const char *name = ms_strerror(status), *colon = strchr(name, ':');
+    fprintf(f, "\"%.*s\"", (int)(colon ? (size_t)(colon - name) : strlen(name)), name);
+}
+
+void mst_json_error_head(FILE *f)
+{
+    fputs("{\"kind\":\"error\",", f);
+}
+
+void mst_json_error_tail(FILE *f, int status, uint64_t offset, int64_t record, const char *message)
+{
+    fputs("\"status\":", f);
+    mst_json_status(f, status);
+    fprintf(f, ",\"offset\":%" PRIu64 ",\"record\":", offset);
+    if (record >= 0)
+        fprintf(f, "%" PRId64, record);
+    else
+        fputs("null", f);
+    fputs(",\"message\":", f);
+    mst_json_string(f, message);
+    fputs("}\n", f);
 }
 
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form)
@@ -510,30 +539,130 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+static mst_progress_mode progress_mode = MST_PROGRESS_AUTO;
+
+int mst_progress_option(const char *mode)
+{
+    if (strcmp(mode, "auto") == 0)
+        progress_mode = MST_PROGRESS_AUTO;
+    else if (strcmp(mode, "json") == 0)
+        progress_mode = MST_PROGRESS_JSON;
+    else if (strcmp(mode, "none") == 0)
+        progress_mode = MST_PROGRESS_NONE;
+    else {
+        mst_error("--progress wants auto, json or none, not '%s'", mode);
+        fprintf(stderr, "Try '%s --help'.\n", mst_prog);
+        return -1;
+    }
+    return 0;
+}
+
+int mst_progress_arg(int argc, char **argv, int *i, bool *quiet)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+        *quiet = true;
+        return 1;
+    }
+    if (strcmp(a, "--progress") != 0 && strncmp(a, "--progress=", 11) != 0)
+        return 0;
+    const char *mode = a[10] == '=' ? a + 11 : (*i + 1 < argc ? argv[++*i] : NULL);
+    if (mode)
+        return mst_progress_option(mode) ? -1 : 1;
+    mst_error("option --progress needs a MODE (auto, json or none)");
+    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
+    return -1;
+}
+
+/* One option of a --help: its description from column @width + 3, or on
+ * the next lines when the option is wider. */
+static void help_option(FILE *f, int width, const char *opt, const char *const *desc)
+{
+    int n = (int)strlen(opt);
+    fprintf(f, "  %s", opt);
+    for (size_t i = 0; desc[i]; i++) {
+        if (i || n > width)
+            fprintf(f, "\n  %*s", width, "");
+        else
+            fprintf(f, "%*s", width - n, "");
+        fprintf(f, " %s", desc[i]);
+    }
+    fputc('\n', f);
+}
+
+void mst_print_progress_help(FILE *f, int width, bool shorts)
+{
+    static const char *const quiet[] = {"no progress line", NULL};
+    static const char *const mode[] = {"progress on standard error: auto (a line",
+                                       "when it is a terminal; the default), json",
+                                       "(JSON Lines, even with -q), or none", NULL};
+    help_option(f, width, "-q, --quiet", quiet);
+    help_option(f, width, shorts ? "    --progress=MODE" : "--progress=MODE", mode);
+}
+
+uint64_t mst_paths_size(const char *const *paths, size_t n)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (strcmp(paths[i], "-") == 0 || stat(paths[i], &st) != 0 || !S_ISREG(st.st_mode))
+            return 0;
+        sum += (uint64_t)st.st_size;
+    }
+    return sum;
+}
+
 void mst_progress_init(mst_progress *p, bool quiet, uint64_t total)
 {
-    p->enabled = !quiet && isatty(STDERR_FILENO);
+    memset(p, 0, sizeof *p);
+    p->json = progress_mode == MST_PROGRESS_JSON;
+    p->enabled = progress_mode == MST_PROGRESS_AUTO && !quiet && isatty(STDERR_FILENO);
     p->total = total;
-    p->start = p->last = now();
+    p->start = p->last = p->last_json = now();
+}
+
+/* {"kind":"progress",...}: counts the tool made, numbers (docs/OUTPUT.md,
+ * "u64 values"). */
+static void progress_json(mst_progress *p, double t, bool done)
+{
+    fputs("{\"kind\":\"progress\",\"tool\":", stderr);
+    mst_json_string(stderr, mst_prog);
+    fprintf(stderr, ",\"bytes\":%" PRIu64, p->bytes);
+    if (p->total)
+        fprintf(stderr, ",\"total\":%" PRIu64, p->total);
+    fprintf(stderr, ",\"elapsed_s\":%.3f%s}\n", t - p->start, done ? ",\"done\":true" : "");
+    fflush(stderr);
 }
 
 void mst_progress_update(mst_progress *p, uint64_t bytes, uint64_t pages)
 {
-    if (!p->enabled)
+    if (!p->enabled && !p->json)
         return;
+    p->bytes = p->base + bytes;
+    bytes = p->bytes;
     double t = now();
+    if (p->json) {
+        if (t - p->last_json >= 0.25 && !p->finished) {
+            p->last_json = t;
+            progress_json(p, t, false);
+        }
+        return;
+    }
     if (t - p->last < 0.1)
         return;
     p->last = t;
     double rate = bytes / (t - p->start > 1e-6 ? t - p->start : 1e-6);
+    char counted[40] = "";
+    if (pages)
+        snprintf(counted, sizeof counted, "  %llu pages", (unsigned long long)pages);
     if (p->total) {
         double left = p->total > bytes ? (double)(p->total - bytes) / (rate > 1 ? rate : 1) : 0;
-        fprintf(stderr, "\r%5.1f%%  %llu MiB  %llu pages  %.0f MiB/s  ETA %.0fs   ",
+        fprintf(stderr, "\r%5.1f%%  %llu MiB%s  %.0f MiB/s  ETA %.0fs   ",
                 100.0 * (double)bytes / (double)p->total, (unsigned long long)(bytes >> 20),
-                (unsigned long long)pages, rate / 1048576, left);
+                counted, rate / 1048576, left);
     } else {
-        fprintf(stderr, "\r%llu MiB  %llu pages  %.0f MiB/s   ",
-                (unsigned long long)(bytes >> 20), (unsigned long long)pages, rate / 1048576);
+        fprintf(stderr, "\r%llu MiB%s  %.0f MiB/s   ", (unsigned long long)(bytes >> 20), counted,
+                rate / 1048576);
     }
 }
 
@@ -541,6 +670,9 @@ void mst_progress_done(mst_progress *p)
 {
     if (p->enabled)
         fputs("\r\033[K", stderr);
+    if (p->json && !p->finished)
+        progress_json(p, now(), true);
+    p->finished = true;
 }
 
 /* ----------------------------------------------------------- page map */
@@ -704,6 +836,25 @@ mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec)
     e->first_offset = e->last_offset = rec->offset;
     s->slot[k] = ++s->count;
     return e;
+}
+
+void mst_devset_forget(mst_devset *s, size_t count)
+{
+    if (count >= s->count)
+        return;
+    for (size_t i = count; i < s->count; i++) {
+        free(s->e[i].path);
+        free(s->e[i].schema);
+    }
+    s->count = count;
+    /* Open addressing: the table is rebuilt rather than holes made. */
+    memset(s->slot, 0, s->nslots * sizeof *s->slot);
+    for (size_t i = 0; i < s->count; i++) {
+        size_t k = mst_device_hash(s->e[i].path, s->e[i].instance) & (s->nslots - 1);
+        while (s->slot[k])
+            k = (k + 1) & (s->nslots - 1);
+        s->slot[k] = i + 1;
+    }
 }
 
 bool mst_devset_full(const mst_devset *s)

@@ -71,6 +71,8 @@ typedef struct mst_stream_hooks {
     /* Print nothing: mst_stream_open() leaves why it failed in the
      * stream's why and status, for the tool to word (or skip) itself. */
     bool quiet;
+    /* Told the bytes read from all inputs (mst_stream.bytes) as they come. */
+    struct mst_progress *progress;
 } mst_stream_hooks;
 
 typedef struct mst_stream mst_stream;
@@ -143,6 +145,15 @@ void mst_json_x64(FILE *f, uint64_t v);
  * {"kind":"output","tool":PROG,"schema_version":N}. */
 void mst_json_output_head(FILE *f);
 
+/* A library status by its name, as a JSON string: "MS_ECHECKSUM". */
+void mst_json_status(FILE *f, int status);
+/* The error object of docs/OUTPUT.md ("Errors in JSON"), in two halves so
+ * that a tool can add members between them: mst_json_error_head() writes
+ * {"kind":"error", and mst_json_error_tail() the status, offset, record
+ * (null when negative), message and the closing brace and newline. */
+void mst_json_error_head(FILE *f);
+void mst_json_error_tail(FILE *f, int status, uint64_t offset, int64_t record, const char *message);
+
 /* Formats a CBOR item with ms_cbor_format into a malloc'd string (NULL on
  * malformed input or no memory). */
 char *mst_cbor_text(const uint8_t *cbor, size_t n, ms_cbor_form form);
@@ -178,16 +189,46 @@ int mst_dir_begin(mst_dir *d, const char *path, bool force);
 int mst_dir_commit(mst_dir *d);
 void mst_dir_abort(mst_dir *d); /* removes the temporary tree */
 
-/* ---- progress on standard error (only when it is a terminal) ---- */
+/* ---- progress on standard error (docs/OUTPUT.md, "Progress") ----
+ * auto: a line redrawn in place when standard error is a terminal (-q:
+ * none); json: JSON Lines whatever standard error is, -q or not
+ * ({"kind":"progress",...}, at most 4 a second, and a last one with
+ * "done":true); none: nothing. */
+typedef enum { MST_PROGRESS_AUTO, MST_PROGRESS_JSON, MST_PROGRESS_NONE } mst_progress_mode;
+/* --progress=MODE: "auto", "json" or "none" for every progress of the
+ * process; for another word, -1 after printing the usage error (the
+ * message and "Try 'PROG --help'."), nothing set. */
+int mst_progress_option(const char *mode);
+/* For the tools that read their arguments one by one: when ARGV[*I] is
+ * -q, --quiet, --progress MODE or --progress=MODE, takes it (and MODE),
+ * sets *QUIET or the mode, and returns 1; 0 for another argument; -1
+ * after printing why MODE is wrong or missing (a usage error). */
+int mst_progress_arg(int argc, char **argv, int *i, bool *quiet);
+/* Prints the --help lines of -q and --progress, the options @width
+ * columns wide; @shorts: the tool's options column shows short forms, so
+ * that a long-only option is indented. */
+void mst_print_progress_help(FILE *f, int width, bool shorts);
+
 typedef struct mst_progress {
-    bool enabled;
-    uint64_t total;   /* input bytes if known, else 0 */
-    double start, last;
+    bool enabled;   /* the terminal line */
+    bool json;      /* JSON Lines */
+    bool finished;  /* the last JSON line was written */
+    uint64_t total; /* input bytes if known, else 0 */
+    /* Bytes of the inputs read before the current stream (diff's A,
+     * compat's earlier streams): added to what updates count. */
+    uint64_t base;
+    uint64_t bytes; /* the last count, base included */
+    double start, last, last_json;
 } mst_progress;
 void mst_progress_init(mst_progress *p, bool quiet, uint64_t total);
-/* Redraws at most 10 times a second. */
+/* Redraws the line at most 10 times a second, and writes a JSON line at
+ * most 4 times; @pages: 0 when not counted. */
 void mst_progress_update(mst_progress *p, uint64_t bytes, uint64_t pages);
+/* Clears the line; writes the last JSON line (once). */
 void mst_progress_done(mst_progress *p);
+/* The bytes of regular files PATHS[0..N) together; 0 when one is not a
+ * regular file (standard input, a pipe) or cannot be looked at. */
+uint64_t mst_paths_size(const char *const *paths, size_t n);
 
 /* ---- final page states and device instances, for dump and validate ---- */
 
@@ -233,6 +274,8 @@ void mst_devset_free(mst_devset *s);
  * memory ran out. */
 mst_device_stats *mst_devset_add(mst_devset *s, const ms_record *rec);
 bool mst_devset_full(const mst_devset *s);
+/* Forgets the instances after the first @count (first seen last). */
+void mst_devset_forget(mst_devset *s, size_t count);
 size_t mst_devset_count(const mst_devset *s);
 const mst_device_stats *mst_devset_get(const mst_devset *s, size_t i);
 

@@ -98,14 +98,18 @@ static void note_format(side *sd, const char *format)
         sd->formats[sd->nformats++] = format;
 }
 
+/* The streams read, one after the other: their bytes together. */
+static mst_progress progress;
+
 /* Reads one stream's preamble and DEVICE records into the side's set; 0 or
  * -1 after printing why. A stream of another format teaches its devices
  * only: its header is not this format's preamble. */
 static int learn_stream(side *sd, const char *path)
 {
     const char *paths[] = {path};
+    const mst_stream_hooks hooks = {.progress = &progress};
     mst_stream st;
-    if (mst_stream_open(&st, paths, 1, NULL)) {
+    if (mst_stream_open(&st, paths, 1, &hooks)) {
         mst_stream_close(&st);
         return -1;
     }
@@ -126,6 +130,7 @@ static int learn_stream(side *sd, const char *path)
         mst_error("%s: %s", path, set_failed ? ms_schema_set_errmsg(sd->set) : ms_reader_errmsg(r));
         sd->status = rc;
     }
+    progress.base += st.bytes;
     mst_stream_close(&st);
     if (rc < 0)
         return -1;
@@ -379,7 +384,8 @@ static int on_issue(void *ctx, const ms_compat_issue *is)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: migstream-compat [--json] [--both-ways] [--strict] OLD NEW\n"
+    fprintf(f, "usage: migstream-compat [--json] [--both-ways] [--strict] [-q] [--progress=MODE]\n"
+               "                        OLD NEW\n"
                "\n"
                "Reports every change from an older release (OLD) to a newer one (NEW) that\n"
                "breaks migration: devices or fields that disappeared, type changes, required\n"
@@ -392,8 +398,9 @@ static void usage(FILE *f)
                "\n"
                "  --json       JSON Lines: input objects, one object per issue, a result\n"
                "  --both-ways  also check that OLD reads the device states NEW writes\n"
-               "  --strict     warnings make the result incompatible\n"
-               "  --help       this text\n"
+               "  --strict     warnings make the result incompatible\n");
+    mst_print_progress_help(f, 12, false);
+    fprintf(f, "  --help       this text\n"
                "  --version    version of the tool and the library\n"
                "\n"
                "A bad stream or schema file is refused (exit status 1).\n"
@@ -415,15 +422,16 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},    {"both-ways", no_argument, NULL, 'b'},
-        {"strict", no_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},           {"both-ways", no_argument, NULL, 'b'},
+        {"strict", no_argument, NULL, 's'},         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},        {"quiet", no_argument, NULL, 'q'},
+        {"progress", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
     };
     out ot = {0};
-    bool both = false, strict = false;
+    bool both = false, strict = false, quiet = false;
     mst_init(argv[0]);
     opterr = 0;
-    for (int opt; (opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1;) {
+    for (int opt; (opt = getopt_long(argc, argv, "+q", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'j':
             ot.json = true;
@@ -433,6 +441,13 @@ int main(int argc, char **argv)
             break;
         case 's':
             strict = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'P':
+            if (mst_progress_option(optarg))
+                return MST_EXIT_ERROR;
             break;
         case 'h':
             usage(stdout);
@@ -452,7 +467,11 @@ int main(int argc, char **argv)
     int status = MST_EXIT_ERROR;
     if (ot.json)
         mst_json_output_head(stdout);
-    if (load_side(&old_side) < 0 || load_side(&new_side) < 0) {
+    /* The streams' sizes are not known until their directories are read. */
+    mst_progress_init(&progress, quiet, 0);
+    int loaded = load_side(&old_side) < 0 || load_side(&new_side) < 0 ? -1 : 0;
+    mst_progress_done(&progress);
+    if (loaded < 0) {
         /* A bad stream or schema file is refused; an unreadable one is an
          * I/O error. */
         int why = old_side.status ? old_side.status : new_side.status;

@@ -23,21 +23,41 @@ typedef struct side_args {
     const char **paths;
     size_t n;
     const char *format; /* once loaded (ms_reader_format(): static) */
+    /* The input where its damage is (the part that holds it, else the
+     * first), when the side could not be read to its end: the stream's
+     * names live as long as argv. */
+    const char *damaged_input;
+    bool parts; /* a migration in parts: the damage names its part */
+    /* A side that failed to load: where its reader stopped. */
+    uint64_t error_offset;
+    int64_t error_record, error_part;
 } side_args;
 
-/* Loads one side; 0, or -1 after printing why. Messages about the stream
- * name its first input. */
-static int load(ms_diff *d, ms_diff_side side, side_args *a)
+/* Loads one side; 0 (read to its end, or kept up to its damage:
+ * ms_diff_get_damage()), or -1: ms_diff_errmsg() says why when the handle
+ * failed, else why was printed. Messages about the stream name its first
+ * input. */
+static int load(ms_diff *d, ms_diff_side side, side_args *a, mst_progress *pg)
 {
     mst_stream st;
-    if (mst_stream_open(&st, a->paths, a->n, NULL)) {
+    const mst_stream_hooks hooks = {.progress = pg};
+    if (mst_stream_open(&st, a->paths, a->n, &hooks)) {
         mst_stream_close(&st);
         return -1;
     }
     a->format = st.format;
+    a->parts = ms_reader_part_count(st.r) > 1;
     int rc = ms_diff_load(d, side, st.r, st.in[0].name);
-    if (rc < 0)
-        mst_error("%s", ms_diff_errmsg(d));
+    a->damaged_input = st.in[0].name;
+    int64_t part = ms_reader_error_part(st.r);
+    const ms_part_info *pi = part >= 0 ? ms_reader_part_info(st.r, (uint32_t)part) : NULL;
+    for (size_t k = 0; pi && pi->name && k < st.n; k++)
+        if (strcmp(st.in[k].name, pi->name) == 0)
+            a->damaged_input = st.in[k].name; /* the reader's copy goes with it */
+    a->error_offset = ms_reader_error_offset(st.r);
+    a->error_record = ms_reader_error_record(st.r);
+    a->error_part = part;
+    pg->base += st.bytes; /* B's bytes count on from A's */
     mst_stream_close(&st);
     return rc < 0 ? -1 : 0;
 }
@@ -371,22 +391,48 @@ static void print_formats(printer *p, const char *a, const char *b)
     }
 }
 
-static void print_summary(printer *p, const ms_diff_totals *t, bool same)
+/* A side read up to its damage: where it starts, after the differences
+ * found in what was read, and on standard error. */
+static void print_damage(printer *p, ms_diff_side side, const side_args *a,
+                         const ms_diff_damage *dm)
+{
+    if (p->json) {
+        mst_json_error_head(p->out);
+        fprintf(p->out, "\"side\":\"%c\",\"input\":", side_letter(side, true));
+        mst_json_string(p->out, a->damaged_input);
+        if (a->parts) {
+            fputs(",\"part\":", p->out);
+            if (dm->part >= 0)
+                fprintf(p->out, "%" PRId64, dm->part);
+            else
+                fputs("null", p->out);
+        }
+        fputc(',', p->out);
+        mst_json_error_tail(p->out, dm->status, dm->offset, dm->record, dm->message);
+    } else {
+        fprintf(p->out, "damaged: %s\n", dm->message);
+    }
+    fflush(p->out); /* the output first, then the message */
+    mst_error("%s", dm->message);
+}
+
+static void print_summary(printer *p, const ms_diff_totals *t, bool same, bool partial)
 {
     if (p->json)
         fprintf(p->out,
-                "{\"kind\":\"summary\",\"same\":%s,\"metadata\":%" PRIu64 ",\"regions\":%" PRIu64
+                "{\"kind\":\"summary\",\"same\":%s,%s\"metadata\":%" PRIu64 ",\"regions\":%" PRIu64
                 ",\"pages\":%" PRIu64 ",\"ranges\":%" PRIu64 ",\"devices\":%" PRIu64
                 ",\"overlays\":%" PRIu64 "}\n",
-                same ? "true" : "false", t->metadata, t->regions, t->pages, t->ranges, t->devices,
-                t->overlays);
+                same ? "true" : "false", partial ? "\"partial\":true," : "", t->metadata,
+                t->regions, t->pages, t->ranges, t->devices, t->overlays);
     else if (same)
-        fputs("same\n", p->out);
+        fputs(partial ? "same up to the damage\n" : "same\n", p->out);
     else
         fprintf(p->out,
-                "different: metadata %" PRIu64 ", regions %" PRIu64 ", pages %" PRIu64
+                "different%s: metadata %" PRIu64 ", regions %" PRIu64 ", pages %" PRIu64
                 " in %" PRIu64 " ranges, devices %" PRIu64 "%s",
-                t->metadata, t->regions, t->pages, t->ranges, t->devices, t->overlays ? "" : "\n");
+                partial ? " up to the damage" : "", t->metadata, t->regions, t->pages, t->ranges,
+                t->devices, t->overlays ? "" : "\n");
     if (!p->json && !same && t->overlays)
         fprintf(p->out, ", overlays %" PRIu64 "\n", t->overlays);
 }
@@ -395,7 +441,8 @@ static void print_summary(printer *p, const ms_diff_totals *t, bool same)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: migstream-diff [--json] [--with-a FILE]... [--with-b FILE]... A B\n"
+    fprintf(f, "usage: migstream-diff [--json] [-q] [--progress=MODE] [--with-a FILE]...\n"
+               "                      [--with-b FILE]... A B\n"
                "\n"
                "Compares two migration streams by the guest state they describe:\n"
                "memory page by page, device state field by field, and stream metadata.\n"
@@ -414,22 +461,25 @@ static void usage(FILE *f)
                "  --with-b FILE   the same for stream B\n"
                "  --max-output SIZE\n"
                "                  most bytes the temporary files may take (K, M, G, T\n"
-               "                  suffixes; 'none': only the free space); default 1T\n"
-               "  --help          print this help and exit\n"
+               "                  suffixes; 'none': only the free space); default 1T\n");
+    mst_print_progress_help(f, 15, false);
+    fprintf(f, "  --help          print this help and exit\n"
                "  --version       print the version and exit\n"
                "\n"
                "DATA pages are kept in temporary files in $TMPDIR (default /tmp), within\n"
                "--max-output and the free space there; device states within 256 MiB.\n"
-               "A stream that cannot be read to its end, or past those limits, is refused\n"
-               "(exit status 1).\n"
+               "A stream past those limits is refused (exit status 1). A stream that\n"
+               "cannot be read to its end (a checksum mismatch, truncation) is compared\n"
+               "as far as it was read, then where its damage starts is said (exit status\n"
+               "1). One whose preamble is bad is refused (1).\n"
                "\n");
     mst_print_exit_table(f);
 }
 
 static void short_usage(void)
 {
-    fprintf(stderr, "usage: migstream-diff [--json] [--with-a FILE]... [--with-b FILE]... A B  "
-                    "(see --help)\n");
+    fprintf(stderr, "usage: migstream-diff [--json] [-q] [--progress=MODE] [--with-a FILE]... "
+                    "[--with-b FILE]... A B  (see --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -437,6 +487,8 @@ int main(int argc, char **argv)
     enum { OPT_WITH_A = 256, OPT_WITH_B, OPT_MAX_OUTPUT };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"progress", required_argument, NULL, 'P'},
         {"with-a", required_argument, NULL, OPT_WITH_A},
         {"with-b", required_argument, NULL, OPT_WITH_B},
         {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
@@ -444,13 +496,14 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    bool json = false;
+    bool json = false, quiet = false;
+    mst_progress pg;
     ms_diff_options o;
     ms_diff_options_init(&o); /* temporary files in $TMPDIR, else /tmp */
     mst_init(argv[0]);
     /* Each side's inputs: its stream first, then its --with-X files. */
-    side_args sides[2] = {{calloc((size_t)argc, sizeof(char *)), 1, NULL},
-                          {calloc((size_t)argc, sizeof(char *)), 1, NULL}};
+    side_args sides[2] = {{.paths = calloc((size_t)argc, sizeof(char *)), .n = 1},
+                          {.paths = calloc((size_t)argc, sizeof(char *)), .n = 1}};
     ms_diff *d = NULL;
     int status = MST_EXIT_ERROR;
     if (!sides[0].paths || !sides[1].paths) {
@@ -458,10 +511,17 @@ int main(int argc, char **argv)
         goto out;
     }
     opterr = 0;
-    for (int opt; (opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1;) {
+    for (int opt; (opt = getopt_long(argc, argv, ":q", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'j':
             json = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'P':
+            if (mst_progress_option(optarg))
+                goto out;
             break;
         case OPT_WITH_A:
         case OPT_WITH_B:
@@ -506,20 +566,43 @@ int main(int argc, char **argv)
                       : "standard input can be only one of the inputs");
         goto out;
     }
+    o.keep_damaged = true; /* compared up to the damage, which is reported */
     d = ms_diff_new(&o);
     if (!d) {
         mst_error("out of memory");
         goto out;
     }
-    if (load(d, MS_DIFF_A, &sides[0]) || load(d, MS_DIFF_B, &sides[1])) {
-        status = ms_diff_status(d) ? mst_exit_for(ms_diff_status(d)) : MST_EXIT_ERROR;
+    printer p = {.out = stdout, .json = json};
+    uint64_t size_a = mst_paths_size(sides[0].paths, sides[0].n);
+    uint64_t size_b = mst_paths_size(sides[1].paths, sides[1].n);
+    mst_progress_init(&pg, quiet, size_a && size_b ? size_a + size_b : 0);
+    for (int k = 0; k < 2; k++) {
+        if (load(d, k ? MS_DIFF_B : MS_DIFF_A, &sides[k], &pg) == 0)
+            continue;
+        mst_progress_done(&pg);
+        if (!ms_diff_status(d))
+            goto out; /* printed */
+        status = mst_exit_for(ms_diff_status(d));
+        if (status != MST_EXIT_FAIL || !json) {
+            mst_error("%s", ms_diff_errmsg(d));
+            goto out;
+        }
+        /* A stream with nothing to compare (its preamble is bad), in
+         * JSON: the error object, and nothing is compared. */
+        const ms_diff_damage dm = {.status = ms_diff_status(d),
+                                   .offset = sides[k].error_offset,
+                                   .record = sides[k].error_record,
+                                   .part = sides[k].error_part,
+                                   .message = ms_diff_errmsg(d)};
+        mst_json_output_head(stdout);
+        print_damage(&p, k ? MS_DIFF_B : MS_DIFF_A, &sides[k], &dm);
         goto out;
     }
-    printer p = {.out = stdout, .json = json};
     if (json)
         mst_json_output_head(stdout);
     print_formats(&p, sides[0].format, sides[1].format);
     int rc = ms_diff_compare(d, print_item, &p);
+    mst_progress_done(&pg);
     if (rc < 0) {
         fflush(stdout); /* the differences found so far come first */
         if (p.bad_device)
@@ -529,8 +612,16 @@ int main(int argc, char **argv)
             mst_error("%s", ms_diff_errmsg(d));
         goto out;
     }
-    print_summary(&p, ms_diff_get_totals(d), rc == 0);
-    status = rc == 0 ? MST_EXIT_OK : MST_EXIT_FAIL;
+    bool partial = false;
+    for (int k = 0; k < 2; k++) {
+        const ms_diff_damage *dm = ms_diff_get_damage(d, k ? MS_DIFF_B : MS_DIFF_A);
+        if (dm) {
+            print_damage(&p, k ? MS_DIFF_B : MS_DIFF_A, &sides[k], dm);
+            partial = true;
+        }
+    }
+    print_summary(&p, ms_diff_get_totals(d), rc == 0, partial);
+    status = rc == 0 && !partial ? MST_EXIT_OK : MST_EXIT_FAIL;
 out:
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write the output: %s", strerror(errno));

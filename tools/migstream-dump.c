@@ -98,6 +98,12 @@ typedef struct dump {
     uint64_t records;
     uint64_t end_index, end_offset; /* the END record */
     uint64_t stream_bytes;          /* up to the end of END */
+    /* A damaged stream: its totals count what was read before the damage,
+     * read_end bytes (the end of the last whole record; per part, in
+     * part_end, for a migration in parts). */
+    bool partial;
+    uint64_t read_end;
+    uint64_t *part_end;
     ms_pagemap *pm;
     mst_devset *ds;
     round_stats *rounds;
@@ -131,6 +137,7 @@ typedef struct dump {
 
     /* The inputs are several parts of one migration, read as one */
     bool parts;
+    mst_progress *pg; /* ended once the stream is read */
 } dump;
 
 /* ------------------------------------------------------------ small output */
@@ -615,7 +622,7 @@ static void record_json(dump *d, const ms_record *rec, const key_list *keys)
         if (rec->totals.overlays)
             fprintf(o, ",\"overlays\":\"%" PRIu64 "\"", rec->totals.overlays);
         fputs(",\"digest\":", o);
-        if (d->foreign)
+        if (d->foreign || d->partial)
             fputs("null", o);
         else
             put_hex64(d, rec->checksum);
@@ -682,7 +689,10 @@ static void print_parts(dump *d, bool end)
         if (d->json) {
             fprintf(o, "%s{\"index\":%" PRIu32 ",\"file\":", i ? "," : "", pi->part.index);
             put_str(d, pi->name);
-            if (end) {
+            if (end && !pi->ended) { /* damaged before its END */
+                fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"ended\":false",
+                        pi->records, d->part_end ? d->part_end[i] : 0);
+            } else if (end) {
                 fprintf(o, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"pages\":", pi->records,
                         pi->bytes);
                 put_counts_json(d, pi->totals.pages, false, true);
@@ -703,6 +713,9 @@ static void print_parts(dump *d, bool end)
                 fprintf(o, ",\"preamble_bytes\":%" PRIu32, pi->header_size);
             }
             fputc('}', o);
+        } else if (end && !pi->ended) {
+            fprintf(o, "  part      %" PRIu32 " records %" PRIu64 " bytes %" PRIu64 " no END\n",
+                    pi->part.index, pi->records, d->part_end ? d->part_end[i] : 0);
         } else if (end) {
             fprintf(o, "  part      %" PRIu32 " records %" PRIu64 " bytes %" PRIu64 " pages ",
                     pi->part.index, pi->records, pi->bytes);
@@ -996,7 +1009,7 @@ static void print_totals(dump *d, uint64_t digest)
     char tmp[8];
     size_t nreg = ms_pagemap_region_count(d->pm), ndev = mst_devset_count(d->ds);
     if (d->json) {
-        fputs("{\"kind\":\"totals\",", o);
+        fputs(d->partial ? "{\"kind\":\"totals\",\"partial\":true," : "{\"kind\":\"totals\",", o);
         if (d->foreign) {
             fputs("\"format\":", o);
             put_str(d, d->format);
@@ -1020,12 +1033,12 @@ static void print_totals(dump *d, uint64_t digest)
         }
         fputs("],\"regions\":[", o);
     } else {
+        fputs(d->partial ? "totals (partial: what was read before the damage)\n" : "totals\n", o);
         if (d->foreign)
-            fprintf(o, "totals\n  stream    format %s bytes %" PRIu64 " records %" PRIu64 "\n",
-                    d->format, total, d->records);
+            fprintf(o, "  stream    format %s bytes %" PRIu64 " records %" PRIu64 "\n", d->format,
+                    total, d->records);
         else
-            fprintf(o, "totals\n  stream    bytes %" PRIu64 " records %" PRIu64 "\n", total,
-                    d->records);
+            fprintf(o, "  stream    bytes %" PRIu64 " records %" PRIu64 "\n", total, d->records);
         if (!d->foreign)
             fprintf(o, "  preamble  bytes %" PRIu64 " share %.2f%%\n", d->preamble,
                     mst_percent(d->preamble, total));
@@ -1100,7 +1113,7 @@ static void print_totals(dump *d, uint64_t digest)
         fprintf(o, "],\"devices_complete\":%s", mst_devset_full(d->ds) ? "false" : "true");
         print_parts(d, true);
         fputs(",\"digest\":", o);
-        if (d->foreign)
+        if (d->foreign || d->partial)
             fputs("null", o);
         else
             put_hex64(d, digest);
@@ -1109,7 +1122,7 @@ static void print_totals(dump *d, uint64_t digest)
         if (mst_devset_full(d->ds))
             fputs("  devices   incomplete (memory limit)\n", o);
         print_parts(d, true);
-        if (!d->foreign)
+        if (!d->foreign && !d->partial)
             fprintf(o, "  digest    0x%016" PRIx64 "%s\n", digest, d->parts ? " (migration)" : "");
     }
 }
@@ -1380,7 +1393,7 @@ static int print_devices(dump *d)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json | --summary] STREAM [INPUT...]\n"
+            "usage: %s [--json | --summary] [-q] [--progress=MODE] STREAM [INPUT...]\n"
             "       %s [--json] --page REGION:PFN STREAM [INPUT...]\n"
             "       %s [--json] --device PATH STREAM [INPUT...]\n"
             "Shows a migration stream of any format this build reads (libmigstream's;\n"
@@ -1395,14 +1408,17 @@ static void usage(FILE *f)
             "  --summary         only the totals block\n"
             "  --page REGION:PFN one page's final contents as a hexdump; REGION is a\n"
             "                    region id (decimal) or name, PFN a page index\n"
-            "  --device PATH     the final state of every instance of device PATH\n"
-            "  --help            this text\n"
-            "  --version         version of the tool and the library\n"
-            "\n"
-            "A bad stream is shown up to the damage, then where the damage starts\n"
-            "(exit status 1); so is --page or --device naming nothing in the stream.\n"
-            "\n",
+            "  --device PATH     the final state of every instance of device PATH\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_progress_help(f, 17, false);
+    fputs("  --help            this text\n"
+          "  --version         version of the tool and the library\n"
+          "\n"
+          "A bad stream is shown up to the damage, with the totals of what was read,\n"
+          "then where the damage starts (exit status 1); so is --page or --device\n"
+          "naming nothing in the stream (without totals).\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
@@ -1467,6 +1483,11 @@ static int run(dump *d)
                 nomem = true;
                 break;
             }
+            /* Another format's records have no wire bytes: its offset. */
+            d->read_end = d->foreign ? ms_reader_offset(d->r)
+                                     : rec->offset + MS_RECORD_HEADER_SIZE + rec->length;
+            if (d->part_end && rec->part && rec->part->index < ms_reader_part_count(d->r))
+                d->part_end[rec->part->index] = d->read_end;
             if (rec->type == MS_REC_END) {
                 digest = rec->checksum;
                 d->end_index = rec->index;
@@ -1517,6 +1538,7 @@ static int run(dump *d)
         if (d->mode == MODE_FULL && !d->header_done)
             print_header(d);
     }
+    mst_progress_done(d->pg);
     if (nomem && kept > 0) { /* a limit, as the reader's: exit 1 */
         mst_error("the states of device \"%s\" would take more than %u MiB",
                   d->device_path, MST_DEVSET_BUDGET >> 20);
@@ -1554,6 +1576,22 @@ static int run(dump *d)
         why = ms_reader_errmsg(d->r);
         where = ms_reader_error_record(d->r);
     }
+    /* A damaged stream (not an input that failed): the totals of what was
+     * read before the damage, marked partial, then the error. */
+    bool damaged = rc < 0 && !trailing && mst_exit_for(rc) == MST_EXIT_FAIL && d->hdr &&
+                   (d->mode == MODE_FULL || d->mode == MODE_SUMMARY);
+    if (damaged) {
+        d->partial = true;
+        d->stream_bytes = d->records ? d->read_end : d->preamble;
+        for (uint32_t i = 0; d->parts && d->part_end && i < ms_reader_part_count(d->r); i++) {
+            const ms_part_info *pi = ms_reader_part_info(d->r, i);
+            if (!d->part_end[i])
+                d->part_end[i] = pi->header_size; /* no record read whole */
+            d->stream_bytes = i ? d->stream_bytes + (pi->ended ? pi->bytes : d->part_end[i])
+                                : (pi->ended ? pi->bytes : d->part_end[i]);
+        }
+        print_totals(d, 0);
+    }
     int status = MST_EXIT_OK;
     if (rc == 0 || trailing) {
         switch (d->mode) {
@@ -1572,18 +1610,8 @@ static int run(dump *d)
     if (rc == 0)
         return status;
     if (d->json) {
-        const char *name = ms_strerror(rc), *colon = strchr(name, ':');
-        fprintf(d->out,
-                "{\"kind\":\"error\",\"status\":\"%.*s\",\"offset\":%" PRIu64 ",\"record\":",
-                (int)(colon ? (size_t)(colon - name) : strlen(name)), name,
-                ms_reader_error_offset(d->r));
-        if (where >= 0)
-            fprintf(d->out, "%" PRId64, where);
-        else
-            fputs("null", d->out);
-        fputs(",\"message\":", d->out);
-        put_str(d, why);
-        fputs("}\n", d->out);
+        mst_json_error_head(d->out);
+        mst_json_error_tail(d->out, rc, ms_reader_error_offset(d->r), where, why);
     }
     fflush(d->out);
     mst_error("%s", why);
@@ -1594,7 +1622,9 @@ int main(int argc, char **argv)
 {
     dump d = {.out = stdout, .mode = MODE_FULL, .page_part = -1};
     const char *page_arg = NULL;
-    bool summary = false, only_args = false;
+    bool summary = false, only_args = false, quiet = false;
+    int took;
+    mst_progress pg;
     mst_init(argv[0]);
     /* STREAM [INPUT...]: the inputs of one stream, in any order (QEMU's
      * multifd channels, the parts of a migration in parts). */
@@ -1622,6 +1652,9 @@ int main(int argc, char **argv)
             goto out;
         } else if (strcmp(a, "--json") == 0) {
             d.json = true;
+        } else if ((took = mst_progress_arg(argc, argv, &i, &quiet)) != 0) {
+            if (took < 0)
+                goto out;
         } else if (strcmp(a, "--summary") == 0) {
             summary = true;
         } else if (strcmp(a, "--page") == 0 || strncmp(a, "--page=", 7) == 0 ||
@@ -1683,18 +1716,24 @@ int main(int argc, char **argv)
     }
 
     mst_stream st;
-    if (mst_stream_open(&st, paths, npaths, NULL) == 0) {
+    mst_progress_init(&pg, quiet, mst_paths_size(paths, npaths));
+    const mst_stream_hooks hooks = {.progress = &pg};
+    d.pg = &pg;
+    if (mst_stream_open(&st, paths, npaths, &hooks) == 0) {
         d.r = st.r;
         d.foreign = st.foreign;
         d.format = st.format;
         d.parts = mst_is_parts(st.r);
+        if (d.parts)
+            d.part_end = calloc(ms_reader_part_count(st.r), sizeof *d.part_end);
         d.pm = mst_pagemap_new();
         d.ds = mst_devset_new(MST_DEVSET_BUDGET);
-        if (!d.pm || !d.ds)
+        if (!d.pm || !d.ds || (d.parts && !d.part_end))
             mst_error("out of memory");
         else
             status = run(&d);
     }
+    mst_progress_done(&pg); /* when run() did not */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;
@@ -1710,6 +1749,7 @@ int main(int argc, char **argv)
     free(d.page);
     free(d.types);
     free(d.rounds);
+    free(d.part_end);
     ms_pagemap_free(d.pm);
     mst_devset_free(d.ds);
     mst_stream_close(&st);

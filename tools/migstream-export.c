@@ -98,18 +98,19 @@ static void usage(FILE *f)
             "      --verifiable      xen: leave out the records Xen 4.17's verify-stream-v2\n"
             "                        refuses although the spec allows them\n"
             "      --stats           print what was exported (on standard error when OUT\n"
-            "                        is -)\n"
-            "  -q, --quiet           no progress line\n"
-            "  -h, --help            show this help and exit\n"
-            "  -V, --version         show the version and exit\n"
-            "\n"
-            "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
-            "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
-            "without a guest-physical address, devices that are not Xen records), or\n"
-            "whose output would take more than --max-output or the free space, is\n"
-            "refused (exit status 1).\n"
-            "\n",
+            "                        is -)\n",
             mst_prog, mst_prog);
+    mst_print_progress_help(f, 21, true);
+    fputs("  -h, --help            show this help and exit\n"
+          "  -V, --version         show the version and exit\n"
+          "\n"
+          "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
+          "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
+          "without a guest-physical address, devices that are not Xen records), or\n"
+          "whose output would take more than --max-output or the free space, is\n"
+          "refused (exit status 1).\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
@@ -149,6 +150,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"libxc", no_argument, NULL, O_LIBXC},
         {"verifiable", no_argument, NULL, O_VERIFIABLE},
         {"quiet", no_argument, NULL, 'q'},
+        {"progress", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -186,6 +188,10 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case 'q':
             a->quiet = true;
+            break;
+        case 'P':
+            if (mst_progress_option(optarg))
+                return MST_EXIT_ERROR;
             break;
         case 'h':
             usage(stdout);

@@ -128,17 +128,18 @@ static void usage(FILE *f)
             "      --tmpdir DIR      directory of the temporary page file that XBZRLE pages\n"
             "                        are decoded against (default: $TMPDIR, else /tmp)\n"
             "      --stats           print what was imported (on standard error when OUT\n"
-            "                        is -)\n"
-            "  -q, --quiet           no progress line\n"
-            "  -h, --help            show this help and exit\n"
-            "  -V, --version         show the version and exit\n"
-            "\n"
-            "      --raw-only and --tmpdir apply to QEMU streams only.\n"
-            "\n"
-            "An input stream that is malformed or uses a feature that is not supported\n"
-            "is refused (exit status 1).\n"
-            "\n",
+            "                        is -)\n",
             mst_prog, mst_prog);
+    mst_print_progress_help(f, 21, true);
+    fputs("  -h, --help            show this help and exit\n"
+          "  -V, --version         show the version and exit\n"
+          "\n"
+          "      --raw-only and --tmpdir apply to QEMU streams only.\n"
+          "\n"
+          "An input stream that is malformed or uses a feature that is not supported\n"
+          "is refused (exit status 1).\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
@@ -191,6 +192,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"stats", no_argument, NULL, O_STATS},
         {"fill", no_argument, NULL, O_FILL},
         {"quiet", no_argument, NULL, 'q'},
+        {"progress", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -241,6 +243,10 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case 'q':
             a->quiet = true;
+            break;
+        case 'P':
+            if (mst_progress_option(optarg))
+                return MST_EXIT_ERROR;
             break;
         case 'h':
             usage(stdout);

@@ -775,14 +775,15 @@ static void usage(FILE *f)
             "                                (format 1.3, DUPLICATE pages)\n"
             "      --dedup-pages N           pages --dedup remembers (default 16384)\n"
             "      --window                  compress each batch with the previous one as\n"
-            "                                its window (format 1.3; with --compress)\n"
-            "  -q, --quiet                   no progress bar\n"
-            "  -h, --help                    show this help and exit\n"
-            "  -V, --version                 show the version and exit\n"
-            "\n"
-            "An input whose contents are refused (exit status 1) writes nothing.\n"
-            "\n",
+            "                                its window (format 1.3; with --compress)\n",
             mst_prog, mst_prog, mst_prog);
+    mst_print_progress_help(f, 29, true);
+    fputs("  -h, --help                    show this help and exit\n"
+          "  -V, --version                 show the version and exit\n"
+          "\n"
+          "An input whose contents are refused (exit status 1) writes nothing.\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
@@ -836,6 +837,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"dedup-pages", required_argument, NULL, O_DEDUP_PAGES},
         {"window", no_argument, NULL, O_WINDOW},
         {"quiet", no_argument, NULL, 'q'},
+        {"progress", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -862,6 +864,10 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case 'q':
             a->quiet = true;
+            break;
+        case 'P':
+            if (mst_progress_option(optarg))
+                return MST_EXIT_ERROR;
             break;
         case O_REGION:
             a->regions[a->nregions++] = optarg;

@@ -114,25 +114,31 @@ static void usage(FILE *f)
             "                    most bytes the output may take (K, M, G, T suffixes;\n"
             "                    'none': only the free space); default 1T. A stream can\n"
             "                    describe far more than it carries (FILL pages): the run\n"
-            "                    is refused before it writes past this or the free space\n"
-            "  -q, --quiet       no progress bar\n"
-            "  -h, --help        show this help and exit\n"
-            "  -V, --version     show the version and exit\n"
-            "\n"
-            "A refused stream (damaged, truncated or unsupported), or an output that\n"
-            "would take more than --max-output or the free space, writes nothing.\n"
-            "\n",
+            "                    is refused before it writes past this or the free space\n",
             mst_prog);
+    mst_print_progress_help(f, 17, true);
+    fputs("  -h, --help        show this help and exit\n"
+          "  -V, --version     show the version and exit\n"
+          "\n"
+          "A refused stream (damaged, truncated or unsupported), or an output that\n"
+          "would take more than --max-output or the free space, writes nothing.\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'},
-        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {"view", no_argument, NULL, 'v'},
-        {"max-output", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0},
+        {"output", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"progress", required_argument, NULL, 'P'},
+        {"version", no_argument, NULL, 'V'},
+        {"view", no_argument, NULL, 'v'},
+        {"max-output", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
     };
     const char *out = NULL;
     bool force = false, quiet = false, view = false;
@@ -156,6 +162,10 @@ int main(int argc, char **argv)
             break;
         case 'q':
             quiet = true;
+            break;
+        case 'P':
+            if (mst_progress_option(optarg))
+                return MST_EXIT_ERROR;
             break;
         case 'h':
             usage(stdout);
@@ -195,15 +205,17 @@ int main(int argc, char **argv)
         return MST_EXIT_ERROR;
     }
     mst_stream st;
-    const mst_stream_hooks hooks = {.read = read_input};
+    const char *const *paths = (const char *const *)argv + optind;
+    progress pg = {.stream = &st};
+    mst_progress_init(&pg.line, quiet, mst_paths_size(paths, (size_t)(argc - optind)));
+    /* The bytes as they are read; the pages as they are applied. */
+    const mst_stream_hooks hooks = {.read = read_input, .progress = &pg.line};
     ms_replay_dir *rd = NULL;
     int rc = MS_ENOMEM, status = MST_EXIT_OK;
-    progress pg = {.stream = &st};
-    if (mst_stream_open(&st, (const char *const *)argv + optind, (size_t)(argc - optind), &hooks)) {
+    if (mst_stream_open(&st, paths, (size_t)(argc - optind), &hooks)) {
         status = MST_EXIT_ERROR;
         goto done;
     }
-    mst_progress_init(&pg.line, quiet, st.size);
     ms_replay_dir_options o;
     ms_replay_dir_options_init(&o);
     o.force = force;
@@ -235,6 +247,7 @@ int main(int argc, char **argv)
                                                                          : MST_EXIT_ERROR;
     }
 done:
+    mst_progress_done(&pg.line);
     ms_replay_dir_free(rd);
     mst_stream_close(&st);
     if (got_signal) { /* die of it as we would have, the temporary directory gone */

@@ -11,6 +11,7 @@
  * MEMORY in docs/man/migstream-validate.1). The report format is documented
  * there too: keep it stable.
  */
+#define _GNU_SOURCE /* open_memstream */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -83,6 +84,21 @@ typedef struct validator {
     mst_round_check *rounds; /* pages and devices of a round in one part */
     uint64_t round;          /* the round in effect */
     int64_t part;            /* the part of the problem being reported, or -1 */
+
+    /* Framing (see watch_framing()): after a record whose checksum fails,
+     * the reports are held until the records after it show whether they
+     * still line up. Not for a migration in parts or another format. */
+    bool watch;
+    FILE *out_real; /* standard output, while the reports are held */
+    char *held;     /* the held reports (open_memstream) */
+    size_t held_len;
+    int suspect;   /* 0; 1: the record after the suspect is awaited; 2: the next */
+    ms_record sus; /* the suspect record: type, index, offset, length */
+    uint64_t sus_errors, sus_warnings, sus_records;
+    size_t sus_devices;
+    uint64_t input_size; /* the input's, if a regular file; else 0 */
+    bool framing_lost;
+    mst_progress *pg; /* ended once the stream is read */
 } validator;
 
 /* ------------------------------------------------------------- reporting */
@@ -121,13 +137,6 @@ static const char *check_name(int status)
     }
 }
 
-/* "MS_ECHECKSUM" from "MS_ECHECKSUM: checksum mismatch". */
-static void put_status_name(FILE *o, int status)
-{
-    const char *s = ms_strerror(status), *colon = strchr(s, ':');
-    fprintf(o, "\"%.*s\"", (int)(colon ? (size_t)(colon - s) : strlen(s)), s);
-}
-
 static void report(validator *v, severity sev, const char *check, int status, uint64_t offset,
                    int64_t record, const concerns *c, bool context_in_text, const char *msg)
 {
@@ -154,7 +163,7 @@ static void report(validator *v, severity sev, const char *check, int status, ui
     fprintf(o, "{\"kind\":\"problem\",\"severity\":\"%s\",\"check\":\"%s\",\"status\":", sname,
             check);
     if (status)
-        put_status_name(o, status);
+        mst_json_status(o, status);
     else
         fputs("null", o);
     fprintf(o, ",\"offset\":%" PRIu64 ",\"record\":", offset);
@@ -568,7 +577,8 @@ static void on_untracked(void *ctx, const ms_record *rec, const ms_region *g)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json] [--strict] [--schema FILE|DIR] STREAM [INPUT...]\n"
+            "usage: %s [--json] [--strict] [--schema FILE|DIR] [-q] [--progress=MODE]\n"
+            "       STREAM [INPUT...]\n"
             "Checks a migration stream of any format this build reads (libmigstream's;\n"
             "QEMU's with the QEMU module) and reports every problem found, each with its\n"
             "byte offset and record index. STREAM \"-\" reads standard input. INPUTs are\n"
@@ -580,13 +590,17 @@ static void usage(FILE *f)
             "  --json     JSON Lines: one object per problem, then a result object\n"
             "  --strict   warnings (e.g. unknown optional records) make the stream invalid\n"
             "  --schema FILE|DIR\n"
-            "             check device states against a schema file or directory\n"
-            "  --help     this text\n"
-            "  --version  version of the tool and the library\n"
-            "\n"
-            "A truncated stream, or one that is no stream at all, is invalid (1).\n"
-            "\n",
+            "             check device states against a schema file or directory\n",
             mst_prog);
+    mst_print_progress_help(f, 10, false);
+    fputs("  --help     this text\n"
+          "  --version  version of the tool and the library\n"
+          "\n"
+          "A truncated stream, or one that is no stream at all, is invalid (1).\n"
+          "When a damaged length leaves the records after it out of line (the\n"
+          "framing is lost), one error says where, and nothing after it is checked.\n"
+          "\n",
+          f);
     mst_print_exit_table(f);
 }
 
@@ -606,7 +620,9 @@ static void print_result(validator *v)
     FILE *o = v->out;
     bool valid = v->errors == 0 && !(v->strict && v->warnings);
     /* Bytes of the stream, END included: not what was read after it. */
-    uint64_t bytes = v->end_seen ? v->stream_bytes : ms_reader_offset(v->r);
+    uint64_t bytes = v->end_seen       ? v->stream_bytes
+                     : v->framing_lost ? v->sus.offset /* read as records */
+                                       : ms_reader_offset(v->r);
     /* Another format's stream not read to its end: its reader gives the
      * offset of its last record's item, not the bytes there were. */
     const bool no_bytes = v->foreign && !v->end_seen;
@@ -641,6 +657,8 @@ static void print_result(validator *v)
                 records, bytes_json, v->end_seen ? "true" : "false", nreg, ndev);
         if (v->parts)
             fprintf(o, "\"parts\":%" PRIu32 ",", nparts);
+        if (v->framing_lost)
+            fputs("\"framing_lost\":true,", o);
         fputs("\"digest\":", o);
         if (v->end_seen && !v->foreign)
             fprintf(o, "\"0x%016" PRIx64 "\"}\n", v->digest);
@@ -663,6 +681,11 @@ static void print_result(validator *v)
                 "%srecords %" PRIu64 ", bytes %" PRIu64 ", regions %zu, devices %zu, "
                 "digest 0x%016" PRIx64 "\n",
                 head, records, bytes, nreg, ndev, v->digest);
+    else if (v->framing_lost)
+        fprintf(o,
+                "%srecords %" PRIu64 ", bytes %" PRIu64
+                ", regions %zu, devices %zu, framing lost at byte %" PRIu64 "\n",
+                head, records, bytes, nreg, ndev, v->sus.offset);
     else
         fprintf(o,
                 "%srecords %" PRIu64 ", bytes %" PRIu64
@@ -671,6 +694,141 @@ static void print_result(validator *v)
     fprintf(o, "result: %s, %" PRIu64 " error%s, %" PRIu64 " warning%s%s\n",
             valid ? "valid" : "invalid", v->errors, v->errors == 1 ? "" : "s", v->warnings,
             v->warnings == 1 ? "" : "s", !valid && !v->errors ? " (--strict)" : "");
+}
+
+/* ------------------------------------------------------------ framing */
+
+/* A record whose checksum fails may be damaged alone, or its length may be
+ * (or bytes before it may have been lost): then the records after it are
+ * read from the wrong bytes, and every "record" found there is a
+ * follow-on of that one damage. Which it is shows in the records after it:
+ * when the framing holds, the next record verifies (its checksum chains
+ * to the stored one, FORMAT.md section 4.2); when it is lost, the next
+ * record fails its checksum too and its header or contents are invalid,
+ * or the reader cannot go on (a length beyond the limit). A next record
+ * that fails only its checksum is the damaged record's checksum field, or
+ * a second damaged record, unless the record after it fails too. So the
+ * reports from the suspect record on are held until that is known. */
+static void hold_reports(validator *v, const ms_record *rec)
+{
+    FILE *f = open_memstream(&v->held, &v->held_len);
+    if (!f)
+        return; /* reported as they come: no framing check this time */
+    v->out_real = v->out;
+    v->out = f;
+    v->suspect = 1;
+    v->sus = (ms_record){
+        .type = rec->type, .index = rec->index, .offset = rec->offset, .length = rec->length};
+    v->sus_errors = v->errors;
+    v->sus_warnings = v->warnings;
+    v->sus_records = v->records - 1; /* the ones before it */
+    v->sus_devices = mst_devset_count(v->ds);
+}
+
+/* Ends holding: the held reports are printed (@keep), or dropped. */
+static void release_reports(validator *v, bool keep)
+{
+    fclose(v->out);
+    v->out = v->out_real;
+    if (keep && v->held_len)
+        fwrite(v->held, 1, v->held_len, v->out);
+    free(v->held);
+    v->held = NULL;
+    v->held_len = 0;
+    v->suspect = 0;
+}
+
+/* The framing is lost at the suspect record: one error for it, in place
+ * of everything reported from it on. @why: what the bytes where its
+ * length leads hold. */
+static void lose_framing(validator *v, const char *why_held)
+{
+    char why[700];
+    snprintf(why, sizeof why, "%s", why_held); /* it may be a held problem's */
+    release_reports(v, false);
+    v->errors = v->sus_errors;
+    v->warnings = v->sus_warnings;
+    v->records = v->sus_records;
+    mst_devset_forget(v->ds, v->sus_devices); /* devices of records that are none */
+    for (size_t i = 0; i < v->npend; i++)
+        free(v->pend[i].msg);
+    v->npend = 0;
+    v->framing_lost = true;
+    char left[64] = "";
+    if (v->input_size > v->sus.offset)
+        snprintf(left, sizeof left, " (%" PRIu64 " bytes)", v->input_size - v->sus.offset);
+    reportf(v, SEV_ERROR, "framing", v->sus.offset, (int64_t)v->sus.index, NULL, &v->sus,
+            "framing lost: the record's checksum fails, and no record lines up where its "
+            "length (%" PRIu32 " bytes) ends: %s. Its length field, or bytes before it, are "
+            "damaged; the records after it cannot be found, so nothing from byte %" PRIu64
+            " on is checked as records%s",
+            v->sus.length, why, v->sus.offset, left);
+}
+
+/* The problems the reader found in record @index: a checksum mismatch,
+ * and the first other one (its message). */
+static void problems_of(const validator *v, int64_t index, bool *checksum, const char **other)
+{
+    *checksum = false;
+    *other = NULL;
+    for (size_t i = 0; i < v->npend; i++) {
+        if (v->pend[i].record != index)
+            continue;
+        if (v->pend[i].status == MS_ECHECKSUM)
+            *checksum = true;
+        else if (v->pend[i].status && !*other)
+            *other = v->pend[i].msg;
+    }
+}
+
+/* For each record handed out, before its reports: true when the framing
+ * is found lost (nothing more is read). */
+static bool watch_framing(validator *v, const ms_record *rec)
+{
+    if (!v->watch)
+        return false;
+    bool checksum;
+    const char *other;
+    problems_of(v, (int64_t)rec->index, &checksum, &other);
+    if (v->suspect) {
+        if (!checksum) {
+            release_reports(v, true); /* it lines up: the framing holds */
+        } else if (other || v->suspect == 2) {
+            char why[700];
+            if (other)
+                snprintf(why, sizeof why, "%s", other);
+            else
+                snprintf(why, sizeof why,
+                         "records %" PRIu64 " and %" PRIu64 " after it fail their checksums too",
+                         v->sus.index + 1, rec->index);
+            lose_framing(v, why);
+            return true;
+        } else {
+            v->suspect = 2;
+            return false;
+        }
+    }
+    if (checksum)
+        hold_reports(v, rec);
+    return false;
+}
+
+/* The reader stopped (@rc) while a suspect's verdict was pending: a
+ * header it cannot read past, after problems in it or with a length beyond
+ * the limit, is no record; a stream that ends, or an input that fails,
+ * says nothing about the framing. */
+static bool framing_stops(validator *v, int rc)
+{
+    int64_t at = ms_reader_error_record(v->r);
+    bool checksum;
+    const char *other;
+    problems_of(v, at, &checksum, &other);
+    if (at > (int64_t)v->sus.index && (other || rc == MS_ELIMIT)) {
+        lose_framing(v, other ? other : ms_reader_errmsg(v->r));
+        return true;
+    }
+    release_reports(v, true);
+    return false;
 }
 
 /* Reads and checks the stream; returns the exit status. */
@@ -690,6 +848,8 @@ static int run(validator *v)
                 rc = MS_ENOMEM;
                 break;
             }
+            if (watch_framing(v, rec))
+                break;
             flush_pending(v, rec);
             check_record(v, rec);
             if (v->rounds && mst_round_check_record(v->rounds, rec, on_clash, on_untracked, v)) {
@@ -697,6 +857,15 @@ static int run(validator *v)
                 break;
             }
         }
+    }
+    mst_progress_done(v->pg);
+    if (v->suspect && rc < 0)
+        framing_stops(v, rc);
+    else if (v->suspect)
+        release_reports(v, true); /* read to the end: the framing held */
+    if (v->framing_lost) {
+        print_result(v);
+        return MST_EXIT_FAIL;
     }
     flush_pending(v, NULL);
     if (rc == 0) {
@@ -740,7 +909,9 @@ int main(int argc, char **argv)
 {
     validator v = {.out = stdout, .part = -1};
     const char *schema_path = NULL;
-    bool only_args = false;
+    bool only_args = false, quiet = false;
+    int took;
+    mst_progress pg;
     mst_init(argv[0]);
     /* STREAM [INPUT...]: the inputs of one stream, in any order (QEMU's
      * multifd channels, the parts of a migration in parts). */
@@ -769,6 +940,9 @@ int main(int argc, char **argv)
             v.json = true;
         } else if (strcmp(a, "--strict") == 0) {
             v.strict = true;
+        } else if ((took = mst_progress_arg(argc, argv, &i, &quiet)) != 0) {
+            if (took < 0)
+                goto out;
         } else if (strcmp(a, "--schema") == 0 || strncmp(a, "--schema=", 9) == 0) {
             if (a[8] == '=') {
                 schema_path = a + 9;
@@ -810,12 +984,16 @@ int main(int argc, char **argv)
     opts.on_problem = on_problem;
     opts.problem_ctx = &v;
     mst_stream st;
-    mst_stream_hooks hooks = {.reader = &opts};
+    mst_progress_init(&pg, quiet, mst_paths_size(paths, npaths));
+    v.pg = &pg;
+    mst_stream_hooks hooks = {.reader = &opts, .progress = &pg};
     if (mst_stream_open(&st, paths, npaths, &hooks) == 0) {
         v.r = st.r;
         v.foreign = st.foreign;
         v.format = st.format;
         v.parts = mst_is_parts(st.r);
+        v.watch = !v.parts && !v.foreign;
+        v.input_size = st.size;
         v.pm = mst_pagemap_new();
         v.ds = mst_devset_new(MST_DEVSET_BUDGET);
         ms_pagemap_options po;
@@ -829,6 +1007,7 @@ int main(int argc, char **argv)
         else
             status = run(&v);
     }
+    mst_progress_done(&pg); /* when run() did not */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mst_error("cannot write standard output");
         status = MST_EXIT_ERROR;

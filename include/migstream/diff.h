@@ -36,7 +36,11 @@
  * (bad preamble, corrupt or truncated record, unknown must-understand
  * record, bytes after END) fails to load, with a message that names the
  * side, the input and the reader's account of what failed and where (byte
- * offset, record index).
+ * offset, record index). With ms_diff_options.keep_damaged, such a side
+ * is kept instead as far as it was read (the state its records before the
+ * damage leave), and ms_diff_get_damage() says where its damage starts: a
+ * good stream can then be compared with its truncated or corrupted copy.
+ * A side whose preamble cannot be read still fails: it holds nothing.
  *
  * The comparison, in brief (docs/man/migstream-diff.1 explains each rule):
  *   - pages: a DATA page whose bytes are all zero counts as ZERO (writers
@@ -116,6 +120,12 @@ typedef struct ms_diff_options {
      *  replaces the earlier in the count too. Past it the side fails to
      *  load with MS_ELIMIT. */
     size_t max_device_memory;
+    /** Keep a side that cannot be read to its end (a checksum mismatch,
+     *  truncation, a corrupt or refused record, bytes after END) as far as
+     *  it was read: ms_diff_load() returns MS_DIFF_DAMAGED, and
+     *  ms_diff_get_damage() says where the damage starts. false: such a
+     *  side fails to load. */
+    bool keep_damaged;
 } ms_diff_options;
 
 /** Default of ms_diff_options.max_device_memory: 256 MiB. */
@@ -123,6 +133,10 @@ typedef struct ms_diff_options {
 
 /** Fills @p opts with the defaults. */
 MS_API void ms_diff_options_init(ms_diff_options *opts);
+
+/** ms_diff_load()'s result for a side kept up to its damage
+ *  (ms_diff_options.keep_damaged). */
+#define MS_DIFF_DAMAGED 1
 
 /** The two sides. */
 typedef enum ms_diff_side {
@@ -271,7 +285,11 @@ MS_API void ms_diff_free(ms_diff *d);
  *             reader's own status, offset and record index
  * @param name [borrow] the input in messages ("after.mig", "standard
  *             input"), or NULL
- * @return 0; on failure the handle keeps the status and every later call
+ * @return 0; MS_DIFF_DAMAGED (only with ms_diff_options.keep_damaged) when
+ *         the reader failed on the stream's contents after the preamble:
+ *         the side holds what its records before the damage left, and
+ *         ms_diff_get_damage() says where and why reading stopped; on
+ *         failure the handle keeps the status and every later call
  *         returns it, and ms_diff_errmsg() gives "stream A (NAME): " and
  *         what failed: a reader status (see ms_reader_next(); MS_ECORRUPT
  *         also for bytes after END), MS_ELIMIT (page-state maps past
@@ -300,6 +318,25 @@ MS_API int ms_diff_compare(ms_diff *d, ms_diff_fn fn, void *ctx);
 /** The counts of the last ms_diff_compare() (zero before it), valid for
  *  the handle's lifetime. */
 MS_API const ms_diff_totals *ms_diff_get_totals(const ms_diff *d);
+
+/** Where a side kept by ms_diff_options.keep_damaged stops: the reader's
+ *  account of its damage. A read-only view. */
+typedef struct ms_diff_damage {
+    int status;      /**< the reader's status: MS_ECHECKSUM, MS_ETRUNCATED, ... */
+    uint64_t offset; /**< ms_reader_error_offset(): the byte where it was found */
+    int64_t record;  /**< ms_reader_error_record(): the record it is in */
+    /** ms_reader_error_part(): the part of a migration in parts that holds
+     *  the damage (offset and record count in it), or -1 */
+    int64_t part;
+    /** "stream B (NAME): " and the reader's message, as ms_diff_errmsg()
+     *  would give it */
+    const char *message;
+} ms_diff_damage;
+
+/** Where side @p side stops short of its end, valid for the handle's
+ *  lifetime; NULL when the side was read to its end, is not loaded, or
+ *  @p d or @p side is invalid. */
+MS_API const ms_diff_damage *ms_diff_get_damage(const ms_diff *d, ms_diff_side side);
 
 /** The sticky status: 0, or the failure that stopped the handle; MS_ENOMEM
  *  for NULL. */

@@ -95,6 +95,10 @@ typedef struct side {
     ms_allocator alloc; /* malloc: for the maps */
     int status;         /* of a failed callback */
     char err[512];
+    bool have_header;      /* the preamble was read */
+    bool damaged;          /* kept up to its damage (keep_damaged) */
+    ms_diff_damage damage; /* then: where; message points to damage_msg */
+    char damage_msg[1024];
 } side;
 
 struct ms_diff {
@@ -102,6 +106,7 @@ struct ms_diff {
     keep keep;
     char *tmpdir;
     bool compared;
+    bool keep_damaged;
     int status; /* sticky */
     ms_diff_totals total;
     ms_diff_fn fn;
@@ -287,7 +292,9 @@ static int store_data(side *s, region *rg, uint64_t first, uint64_t n, const uin
 
 static int on_header(void *ctx, const ms_header *h)
 {
-    ((side *)ctx)->hdr = *h;
+    side *s = ctx;
+    s->hdr = *h;
+    s->have_header = true;
     return 0;
 }
 
@@ -587,7 +594,7 @@ ms_diff *ms_diff_new(const ms_diff_options *opts)
     ms_diff_options o;
     ms_diff_options_init(&o);
     const char *why =
-        opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_diff_options, max_device_memory), opts,
+        opts ? msi_struct_take(&o, MSI_STRUCT_END(ms_diff_options, keep_damaged), opts,
                                opts->struct_size)
              : NULL;
     ms_diff *df = calloc(1, sizeof *df);
@@ -599,6 +606,7 @@ ms_diff *ms_diff_new(const ms_diff_options *opts)
         snprintf(df->err, sizeof df->err, "invalid diff options: %s", why);
         ms_diff_options_init(&o);
     }
+    df->keep_damaged = o.keep_damaged;
     if (o.tmpdir && !(df->tmpdir = strdup(o.tmpdir))) {
         free(df);
         return NULL;
@@ -638,6 +646,36 @@ const char *ms_diff_errmsg(const ms_diff *df)
     return df ? df->err : "out of memory creating the comparison";
 }
 
+const ms_diff_damage *ms_diff_get_damage(const ms_diff *df, ms_diff_side which)
+{
+    if (!df || (which != MS_DIFF_A && which != MS_DIFF_B) || !df->s[which].damaged)
+        return NULL;
+    return &df->s[which].damage;
+}
+
+/* Failures of the reader that are about the stream's bytes, after which
+ * what was read before stays good: a side can be kept up to them. Not
+ * what is about the input or this process (MS_EIO, MS_ENOMEM, MS_EAGAIN,
+ * MS_EINVAL, MS_ESTATE). */
+static bool is_damage(int rc)
+{
+    switch (rc) {
+    case MS_ETRUNCATED:
+    case MS_EMAGIC:
+    case MS_EVERSION:
+    case MS_EFEATURE:
+    case MS_ECHECKSUM:
+    case MS_ECORRUPT:
+    case MS_EUNKNOWN:
+    case MS_ELIMIT:
+    case MS_ECBOR:
+    case MS_ECOMPRESS:
+        return true;
+    default:
+        return false;
+    }
+}
+
 const ms_diff_totals *ms_diff_get_totals(const ms_diff *df)
 {
     static const ms_diff_totals none;
@@ -670,6 +708,22 @@ int ms_diff_load(ms_diff *df, ms_diff_side which, ms_reader *r, const char *name
     if (rc == 0)
         return 0;
     const char *msg = rc == CB_FAIL ? s->err : ms_reader_errmsg(r);
+    if (rc != CB_FAIL && df->keep_damaged && s->have_header && is_damage(rc)) {
+        /* What the records before the damage left is the side's state. */
+        if (name)
+            snprintf(s->damage_msg, sizeof s->damage_msg, "stream %s (%s): %s", s->label, name,
+                     *msg ? msg : ms_strerror(rc));
+        else
+            snprintf(s->damage_msg, sizeof s->damage_msg, "stream %s: %s", s->label,
+                     *msg ? msg : ms_strerror(rc));
+        s->damaged = true;
+        s->damage = (ms_diff_damage){.status = rc,
+                                     .offset = ms_reader_error_offset(r),
+                                     .record = ms_reader_error_record(r),
+                                     .part = ms_reader_error_part(r),
+                                     .message = s->damage_msg};
+        return MS_DIFF_DAMAGED;
+    }
     if (rc == CB_FAIL)
         rc = s->status;
     if (name)

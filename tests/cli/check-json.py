@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Checks the JSON one CLI case produced against docs/schemas/ (run.sh).
 
-    check-json.py SCHEMAS CASE_DIR STDOUT [UNCHECKED]
+    check-json.py [--stderr STDERR] SCHEMAS CASE_DIR STDOUT [UNCHECKED]
 
 - STDOUT: every JSON Lines output in it, from its {"kind":"output",...}
   head to the first line that is not a JSON object (a case's own echo),
   each line checked against the schema of the tool the head names
   (docs/schemas/TOOL.schema.json, TOOL without "migstream-");
+- STDERR: every line that is a JSON object with "kind":"progress" (what
+  --progress=json writes among a tool's messages) against
+  progress.schema.json;
 - every manifest.json under CASE_DIR against manifest.schema.json, and
   every device-N.json against device-state.schema.json.
 UNCHECKED (the case's NAME.unchecked) lists, one a line, glob patterns of
@@ -81,28 +84,47 @@ class Checker:
         print(msg)
 
 
-def main():
-    schemas, case_dir, stdout = sys.argv[1:4]
-    skip = []
-    if len(sys.argv) > 4:
-        with open(sys.argv[4]) as f:
-            skip = [x.split("#")[0].strip() for x in f if x.split("#")[0].strip()]
-    c = Checker(schemas)
-    tool = None
-    with open(stdout, "rb") as f:
+def json_lines(path):
+    """Each line of @path with its number, and the JSON object it holds
+    (None for a line that is no JSON object)."""
+    with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             line = raw.decode("utf-8", "replace").strip()
             try:
                 doc = json.loads(line) if line.startswith("{") else None
             except ValueError:
                 doc = None
-            if not isinstance(doc, dict):
-                tool = None  # a line of the case's own: the output ended
-                continue
-            if doc.get("kind") == "output":
-                tool = str(doc.get("tool", "")).removeprefix("migstream-")
-            if tool:
-                c.check(tool, doc, f"stdout line {n}")
+            yield n, doc if isinstance(doc, dict) else None
+
+
+def check_stderr(c, path):
+    for n, doc in json_lines(path):
+        if doc and doc.get("kind") == "progress":
+            c.check("progress", doc, f"stderr line {n}")
+
+
+def main():
+    args = sys.argv[1:]
+    stderr = None
+    if args[:1] == ["--stderr"]:
+        stderr, args = args[1], args[2:]
+    schemas, case_dir, stdout = args[0:3]
+    skip = []
+    if len(args) > 3:
+        with open(args[3]) as f:
+            skip = [x.split("#")[0].strip() for x in f if x.split("#")[0].strip()]
+    c = Checker(schemas)
+    if stderr:
+        check_stderr(c, stderr)
+    tool = None
+    for n, doc in json_lines(stdout):
+        if not doc:
+            tool = None  # a line of the case's own: the output ended
+            continue
+        if doc.get("kind") == "output":
+            tool = str(doc.get("tool", "")).removeprefix("migstream-")
+        if tool:
+            c.check(tool, doc, f"stdout line {n}")
     for top, _, files in os.walk(case_dir):
         for name in sorted(files):
             path = os.path.join(top, name)

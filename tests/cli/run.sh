@@ -22,7 +22,8 @@
 #                default: every module).
 # The JSON a case produces is checked against docs/schemas/ (check-json.py):
 # each JSON Lines output on its standard output (from the tool's
-# {"kind":"output",...} head on), and each manifest.json and device-N.json
+# {"kind":"output",...} head on), each {"kind":"progress",...} line on its
+# standard error (--progress=json), and each manifest.json and device-N.json
 # it leaves in its directory; a case whose JSON does not fit fails. Without
 # python3-jsonschema, this check is skipped with a note.
 # Set UPDATE=1 to rewrite .stdout/.stderr files from the actual output (then
@@ -81,7 +82,8 @@ for cmd in "$cases_dir"/*.cmd; do
   done
   unchecked=()
   [ -f "$cases_dir/$name.unchecked" ] && unchecked=("$cases_dir/$name.unchecked")
-  python3 "$here/check-json.py" "$schemas" "$dir" "$work/$name.out" "${unchecked[@]}" \
+  python3 "$here/check-json.py" --stderr "$work/$name.err" "$schemas" "$dir" "$work/$name.out" \
+      "${unchecked[@]}" \
       >"$work/$name.json-check" 2>&1
   case $? in
     0) ;;

@@ -575,6 +575,89 @@ static void test_damaged(void **state)
     th_buf_free(&bad);
 }
 
+/* keep_damaged: a side is kept as far as it was read, and its damage is
+ * said; a side without a preamble still fails. */
+static char kept_msg[1024];
+
+static int load_kept(const th_buf *good, const th_buf *s, log_t *l, ms_diff_damage *dm)
+{
+    ms_diff_options o;
+    ms_diff_options_init(&o);
+    o.keep_damaged = true;
+    ms_diff *d = ms_diff_new(&o);
+    ms_reader *ra = ms_reader_new_memory(NULL, good->data, good->len);
+    ms_reader *rb = ms_reader_new_memory(NULL, s->data, s->len);
+    assert_status(ms_diff_load(d, MS_DIFF_A, ra, "a.mig"), 0);
+    int rc = ms_diff_load(d, MS_DIFF_B, rb, "b.mig");
+    assert_null(ms_diff_get_damage(d, MS_DIFF_A));
+    assert_null(ms_diff_get_damage(d, (ms_diff_side)2));
+    assert_null(ms_diff_get_damage(NULL, MS_DIFF_B));
+    if (rc == MS_DIFF_DAMAGED) {
+        const ms_diff_damage *got = ms_diff_get_damage(d, MS_DIFF_B);
+        assert_non_null(got);
+        assert_int_equal(got->offset, ms_reader_error_offset(rb));
+        assert_int_equal(got->record, ms_reader_error_record(rb));
+        assert_int_equal(got->part, -1);
+        *dm = *got;
+        snprintf(kept_msg, sizeof kept_msg, "%s", got->message); /* the handle's */
+        dm->message = kept_msg;
+        memset(l, 0, sizeof *l);
+        l->stop_at = SIZE_MAX;
+        rc = ms_diff_compare(d, collect, l);
+        assert_true(rc >= 0);
+        assert_status(ms_diff_status(d), 0);
+        assert_contains(ms_diff_get_damage(d, MS_DIFF_B)->message, "stream B (b.mig): ");
+        rc = rc ? 100 + rc : MS_DIFF_DAMAGED; /* the differences, told apart */
+    } else {
+        assert_null(ms_diff_get_damage(d, MS_DIFF_B));
+    }
+    ms_reader_free(ra);
+    ms_reader_free(rb);
+    ms_diff_free(d);
+    return rc;
+}
+
+static void test_keep_damaged(void **state)
+{
+    (void)state;
+    th_buf a = {0}, bad = {0};
+    ms_diff_damage dm;
+    log_t l;
+    guest(&a, 0, 0);
+
+    /* A flipped byte in the first PAGES record: B keeps its region, no
+     * page, no device. */
+    th_buf_append(&bad, a.data, a.len);
+    bad.data[a.len / 2] ^= 0x40;
+    int rc = load_kept(&a, &bad, &l, &dm);
+    assert_true(rc > 100);
+    assert_status(dm.status, MS_ECHECKSUM);
+    assert_true(dm.record > 0);
+    assert_contains(dm.message, "checksum mismatch");
+    assert_int_equal(l.it[l.n - 1].kind, MS_DIFF_DEVICE_ONLY);
+    assert_int_equal(l.it[l.n - 1].side, MS_DIFF_A);
+
+    /* Bytes after END: all was read, nothing differs. */
+    bad.len = 0;
+    th_buf_append(&bad, a.data, a.len);
+    th_buf_append(&bad, "x", 1);
+    assert_int_equal(load_kept(&a, &bad, &l, &dm), MS_DIFF_DAMAGED);
+    assert_status(dm.status, MS_ECORRUPT);
+    assert_int_equal(l.n, 0);
+
+    /* Truncated before END. */
+    bad.len = a.len - 10;
+    assert_int_equal(load_kept(&a, &bad, &l, &dm), MS_DIFF_DAMAGED);
+    assert_status(dm.status, MS_ETRUNCATED);
+
+    /* No preamble: nothing to keep. */
+    bad.len = 0;
+    th_buf_append(&bad, "hello, world", 12);
+    assert_status(load_kept(&a, &bad, &l, &dm), MS_EMAGIC);
+    th_buf_free(&a);
+    th_buf_free(&bad);
+}
+
 static void test_handle_states(void **state)
 {
     (void)state;
@@ -853,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_overlays),
         cmocka_unit_test(test_devices),
         cmocka_unit_test(test_damaged),
+        cmocka_unit_test(test_keep_damaged),
         cmocka_unit_test(test_handle_states),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_fill_and_keep_limits),
