@@ -228,7 +228,9 @@ typedef struct ms_writer_options {
      * remembers to find duplicates among (FORMAT.md section 6.2, page state
      * DUPLICATE). Each costs a copy of the page plus 48 bytes, so the
      * default, MS_WRITER_DEFAULT_DEDUP_PAGES (16384), holds 64 MiB of
-     * 4 KiB pages; rounded up to a power of two, at most 2^22. A page
+     * 4 KiB pages (allocated 2 MiB larger, to align the copies for
+     * transparent huge pages); rounded up to a power of two, at most
+     * 2^22. A page
      * whose contents equal a remembered page's (its XXH3 hash matches, then
      * its bytes are compared) goes out as a DUPLICATE reference to it;
      * every other DATA page is remembered, in place of an older one with
