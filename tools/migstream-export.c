@@ -106,9 +106,9 @@ static void usage(FILE *f)
           "\n"
           "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
           "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
-          "without a guest-physical address, devices that are not Xen records), or\n"
-          "whose output would take more than --max-output or the free space, is\n"
-          "refused (exit status 1).\n"
+          "without a guest-physical address, devices that are not Xen records) is\n"
+          "refused (exit status 1). An output that would take more than\n"
+          "--max-output or the free space is not written (exit status 2).\n"
           "\n",
           f);
     mst_print_exit_table(f);
@@ -231,22 +231,38 @@ static int parse_args(int argc, char **argv, args *a)
 
 /* --max-output, and at most the free space of the file system when OUT is
  * a file (a FIFO or a device written in place, standard output: the limit
- * alone). */
-static uint64_t output_limit(const args *a, int fd)
+ * alone); *free_space says which. */
+static uint64_t output_limit(const args *a, int fd, bool *free_space)
 {
     uint64_t limit = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
     struct statvfs v;
     struct stat sb;
+    *free_space = false;
     if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fstatvfs(fd, &v) == 0 && v.f_frsize &&
-        (uint64_t)v.f_bavail <= limit / v.f_frsize)
+        (uint64_t)v.f_bavail <= limit / v.f_frsize) {
         limit = (uint64_t)v.f_bavail * v.f_frsize;
+        *free_space = true;
+    }
     return limit;
 }
 
-/* Library statuses that mean "this input is refused" rather than "the
- * export could not be carried out". */
-static int exit_for(int status)
+/* The library's message for a failed export; when the output would have
+ * passed a limit that is the free space, says so. */
+static void report_failure(const args *a, const char *msg, bool output_full, bool free_space,
+                           uint64_t limit)
 {
+    mst_error("%s: %s", strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path, msg);
+    if (output_full && free_space)
+        mst_error("that limit is the %" PRIu64 " bytes free where %s is made", limit, a->out);
+}
+
+/* Library statuses that mean "this input is refused" rather than "the
+ * export could not be carried out"; an output past its limit cannot be
+ * written (exit 2, as in migstream-replay). */
+static int exit_for(int status, bool output_full)
+{
+    if (output_full)
+        return MST_EXIT_ERROR;
     switch (status) {
     case MS_EIO:
     case MS_ENOMEM:
@@ -309,7 +325,8 @@ static int export(const args *a)
     ms_qemu_export_options_init(&eo);
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
-    eo.max_output = output_limit(a, o.fd);
+    bool free_space;
+    eo.max_output = output_limit(a, o.fd, &free_space);
     ms_qemu_export *exp = ms_qemu_export_new(&eo);
     mst_progress pg;
     mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
@@ -320,11 +337,10 @@ static int export(const args *a)
         rc = MST_EXIT_ERROR;
     } else if (ms_qemu_export_run(exp, read_input, &in, write_output, &o.fd)) {
         mst_progress_done(&pg);
-        if (!got_signal) {
-            const char *name = strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path;
-            mst_error("%s: %s", name, ms_qemu_export_errmsg(exp));
-        }
-        rc = exit_for(ms_qemu_export_status(exp));
+        bool full = ms_qemu_export_get_stats(exp)->output_full;
+        if (!got_signal)
+            report_failure(a, ms_qemu_export_errmsg(exp), full, free_space, eo.max_output);
+        rc = exit_for(ms_qemu_export_status(exp), full);
     }
     mst_progress_done(&pg);
     if (!rc && !got_signal && mst_out_commit(&o))
@@ -382,7 +398,8 @@ static int export_xen(const args *a)
     ms_xen_export_options_init(&xo);
     xo.format = a->xen_format;
     xo.verifiable = a->verifiable;
-    xo.max_output = output_limit(a, o.fd);
+    bool free_space;
+    xo.max_output = output_limit(a, o.fd, &free_space);
     ms_xen_export *exp = ms_xen_export_new(&xo);
     mst_progress pg;
     mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
@@ -393,10 +410,10 @@ static int export_xen(const args *a)
         rc = MST_EXIT_ERROR;
     } else if (ms_xen_export_run(exp, read_input, &in, write_output, &o.fd)) {
         mst_progress_done(&pg);
+        bool full = ms_xen_export_get_stats(exp)->output_full;
         if (!got_signal)
-            mst_error("%s: %s", strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path,
-                      ms_xen_export_errmsg(exp));
-        rc = exit_for(ms_xen_export_status(exp));
+            report_failure(a, ms_xen_export_errmsg(exp), full, free_space, xo.max_output);
+        rc = exit_for(ms_xen_export_status(exp), full);
     }
     mst_progress_done(&pg);
     if (!rc && !got_signal && mst_out_commit(&o))

@@ -342,6 +342,12 @@ MS_API const ms_diff_damage *ms_diff_get_damage(const ms_diff *d, ms_diff_side s
  *  for NULL. */
 MS_API int ms_diff_status(const ms_diff *d);
 
+/** Whether the handle failed (MS_ELIMIT) because its temporary files
+ *  would pass max_output or the free space where they are made: a failure
+ *  of the comparison's own storage, not of a stream. false otherwise and
+ *  for NULL. */
+MS_API bool ms_diff_output_full(const ms_diff *d);
+
 /** Message naming what failed and where, or "". */
 MS_API const char *ms_diff_errmsg(const ms_diff *d);
 

@@ -371,6 +371,9 @@ typedef struct ms_qemu_export_stats {
                                    into CONFIGURATION and is not counted */
     uint64_t device_records;  /**< DEVICE records read (a later one replaces) */
     char machine[256];        /**< CONFIGURATION machine type, or "" */
+    /** The run failed (MS_ELIMIT) because the output would pass
+     *  max_output: a failure of the output side, not of the input. */
+    bool output_full;
 } ms_qemu_export_stats;
 
 /**
@@ -410,7 +413,8 @@ MS_API void ms_qemu_export_free(ms_qemu_export *exp);
  *           two regions with one name, a region page smaller than QEMU's, a
  *           device state without "raw", a device path longer than 255 bytes
  *           or named "ram";
- *         - MS_ELIMIT: device state beyond max_device_bytes;
+ *         - MS_ELIMIT: device state beyond max_device_bytes; or the
+ *           output would pass max_output (stats.output_full then set);
  *         - MS_EIO: @p in or @p out failed;
  *         - MS_ENOMEM; MS_ESTATE: the exporter already ran.
  */

@@ -254,6 +254,9 @@ typedef struct ms_xen_export_stats {
     uint64_t page_data;                /**< PAGE_DATA records written */
     uint64_t pages[MS_XEN_PAGE_TYPES]; /**< pfn entries by page type */
     uint64_t dropped;                  /**< records left out (verifiable) */
+    /** The run failed (MS_ELIMIT) because the output would pass
+     *  max_output: a failure of the output side, not of the input. */
+    bool output_full;
 } ms_xen_export_stats;
 
 /**
@@ -290,6 +293,8 @@ MS_API void ms_xen_export_free(ms_xen_export *exp);
  *           beyond pfn 2^52, a device that is not a Xen record, a Xen
  *           record whose raw bytes break Xen's spec or come where the spec
  *           does not allow them, libxl records in a bare libxc stream;
+ *         - MS_ELIMIT: the output would pass max_output
+ *           (stats.output_full then set);
  *         - MS_EIO: @p in or @p out failed; MS_ENOMEM; MS_ESTATE: the
  *           exporter already ran.
  */

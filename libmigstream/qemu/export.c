@@ -365,15 +365,20 @@ static int write_pages(ms_qemu_export *x, const ms_record *rec)
          * part: checked against max_output before any is written. */
         bool page = ex->state == MS_PAGE_DATA || ex->state == MS_PAGE_FILL;
         uint64_t item = 8 + (page ? ps : 1), done = x->stats.bytes_written + x->olen;
-        if (!msi_output_fits(done, x->opts.max_output, qpages, item, 512))
+        if (!msi_output_fits(done, x->opts.max_output, qpages, item, 512)) {
+            uint64_t total = msi_output_total(done, qpages, item, 0);
+            double shown;
+            const char *unit = msi_mib_gib(total, &shown);
+            x->stats.output_full = true;
             return rec_fail(x, MS_ELIMIT, rec,
-                            "region %u '%s' pages %llu..%llu: %llu QEMU page items would take "
-                            "the stream past its limit of %llu bytes (max_output), with %llu "
-                            "written",
+                            "region %u '%s' pages %llu..%llu: the output would take %llu bytes "
+                            "(%.1f %s) with these %llu QEMU page items, more than its limit of "
+                            "%llu bytes (max_output)",
                             g->id, g->name, (unsigned long long)ex->first,
                             (unsigned long long)(ex->first + ex->count - 1),
-                            (unsigned long long)qpages, (unsigned long long)x->opts.max_output,
-                            (unsigned long long)done);
+                            (unsigned long long)total, shown, unit, (unsigned long long)qpages,
+                            (unsigned long long)x->opts.max_output);
+        }
         for (uint64_t i = 0; i < ex->count; i++) {
             uint64_t base = (ex->first + i) * g->page_size;
             for (uint64_t j = 0; j < sub; j++) {

@@ -69,6 +69,7 @@ typedef struct overlay {
 typedef struct keep {
     uint64_t tmp_bytes, tmp_limit;
     bool tmp_free; /* tmp_limit is the free space */
+    bool tmp_full; /* a side failed for want of room there */
     size_t dev_bytes, dev_limit;
 } keep;
 
@@ -256,13 +257,23 @@ static int store_data(side *s, region *rg, uint64_t first, uint64_t n, const uin
     /* Pages that were DATA already are written over in place. */
     keep *k = s->keep;
     uint64_t more = (n - had[ST_DATA]) * ps;
-    if (more > k->tmp_limit - k->tmp_bytes)
+    if (more > k->tmp_limit - k->tmp_bytes) {
+        uint64_t total = k->tmp_bytes > UINT64_MAX - more ? UINT64_MAX : k->tmp_bytes + more;
+        double shown;
+        const char *unit = msi_mib_gib(total, &shown);
+        k->tmp_full = true;
+        if (k->tmp_free)
+            return fail(s, MS_ELIMIT,
+                        "region %" PRIu32 " \"%s\": the temporary files would take %" PRIu64
+                        " bytes (%.1f %s) with these DATA pages, more than the %" PRIu64
+                        " bytes free where they are made (%s)",
+                        rg->r.id, rg->r.name, total, shown, unit, k->tmp_limit, tmp_dir(s));
         return fail(s, MS_ELIMIT,
                     "region %" PRIu32 " \"%s\": the temporary files would take %" PRIu64
-                    " bytes, more than %s %" PRIu64 " bytes",
-                    rg->r.id, rg->r.name, k->tmp_bytes + more,
-                    k->tmp_free ? "the free space in their directory," : "their limit of",
-                    k->tmp_limit);
+                    " bytes (%.1f %s) with these DATA pages, more than their limit of %" PRIu64
+                    " bytes (max_output)",
+                    rg->r.id, rg->r.name, total, shown, unit, k->tmp_limit);
+    }
     k->tmp_bytes += more;
     uint64_t end = first + n, cp = MSI_PM_CHUNK_PAGES;
     while (first < end) {
@@ -634,6 +645,11 @@ void ms_diff_free(ms_diff *df)
     free_side(&df->s[1]);
     free(df->tmpdir);
     free(df);
+}
+
+bool ms_diff_output_full(const ms_diff *df)
+{
+    return df && df->status == MS_ELIMIT && df->keep.tmp_full;
 }
 
 int ms_diff_status(const ms_diff *df)

@@ -423,14 +423,20 @@ static int write_pages(mx_exp *x, const ms_record *rec)
          * count's 8 rounded): checked against max_output first. */
         uint64_t pages = (uint64_t)ex->count * sub, done = x->st->bytes_written + x->olen;
         uint64_t item = 8 + (ex->state == MS_PAGE_DISCARDED ? 0 : MX_PAGE_SIZE) + 1;
-        if (!msi_output_fits(done, x->o.max_output, pages, item, 64))
+        if (!msi_output_fits(done, x->o.max_output, pages, item, 64)) {
+            uint64_t total = msi_output_total(done, pages, item, 0);
+            double shown;
+            const char *unit = msi_mib_gib(total, &shown);
+            x->st->output_full = true;
             return rec_fail(x, MS_ELIMIT, rec,
-                            "region %u '%s' pages %llu..%llu: %llu Xen pages would take the "
-                            "stream past its limit of %llu bytes (max_output), with %llu written",
+                            "region %u '%s' pages %llu..%llu: the output would take %llu bytes "
+                            "(%.1f %s) with these %llu Xen pages, more than its limit of %llu "
+                            "bytes (max_output)",
                             g->id, g->name, (unsigned long long)ex->first,
                             (unsigned long long)(ex->first + ex->count - 1),
-                            (unsigned long long)pages, (unsigned long long)x->o.max_output,
-                            (unsigned long long)done);
+                            (unsigned long long)total, shown, unit, (unsigned long long)pages,
+                            (unsigned long long)x->o.max_output);
+        }
         for (uint64_t i = 0; i < ex->count; i++) {
             for (uint64_t j = 0; j < sub; j++) {
                 uint64_t pfn = base + (ex->first + i) * sub + j;
