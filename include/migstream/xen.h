@@ -304,6 +304,20 @@ MS_API int ms_xen_export_run(ms_xen_export *exp, ms_read_fn in, void *in_ctx, ms
 /** Same, reading @p in_fd and writing @p out_fd (neither is closed). */
 MS_API int ms_xen_export_run_fd(ms_xen_export *exp, int in_fd, int out_fd);
 
+/**
+ * Same, reading the records of @p r: a reader of any format, from
+ * ms_open() (open.h) for one, so that a stream of another VMM (a QEMU
+ * stream, a libvirt save image) is converted as it is read, with no
+ * intermediate file. The exporter's reader options do not apply: @p r
+ * reads with its own, which should leave on_problem unset (a damaged
+ * stream is then refused at its first problem, as by ms_xen_export_run()).
+ * @param r [borrow] a reader that has read nothing yet; it stays the
+ *        caller's (free it after the exporter is done with it)
+ * @return as ms_xen_export_run(); MS_EINVAL for a NULL @p r.
+ */
+MS_API int ms_xen_export_run_reader(ms_xen_export *exp, ms_reader *r, ms_write_fn out,
+                                    void *out_ctx);
+
 /** Counts of the last run. Valid until the exporter is freed. */
 MS_API const ms_xen_export_stats *ms_xen_export_get_stats(const ms_xen_export *exp);
 
