@@ -40,6 +40,8 @@
  * is kept instead as far as it was read (the state its records before the
  * damage leave), and ms_diff_get_damage() says where its damage starts: a
  * good stream can then be compared with its truncated or corrupted copy.
+ * Such a side's INFO (machine, description), when the damage comes before
+ * its place (FORMAT.md section 4.3), is unknown and not compared.
  * A side whose preamble cannot be read still fails: it holds nothing.
  *
  * The comparison, in brief (docs/man/migstream-diff.1 explains each rule):

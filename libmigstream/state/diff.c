@@ -97,6 +97,7 @@ typedef struct side {
     int status;         /* of a failed callback */
     char err[512];
     bool have_header;      /* the preamble was read */
+    bool info_seen;        /* an INFO record was read */
     bool damaged;          /* kept up to its damage (keep_damaged) */
     ms_diff_damage damage; /* then: where; message points to damage_msg */
     char damage_msg[1024];
@@ -317,6 +318,7 @@ static char *dup_or_null(const char *p)
 static int on_info(void *ctx, const ms_info *info)
 {
     side *s = ctx;
+    s->info_seen = true;
     s->machine = dup_or_null(info->machine);
     s->description = dup_or_null(info->description);
     if ((info->machine && !s->machine) || (info->description && !s->description))
@@ -814,6 +816,17 @@ static bool str_eq(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* Whether the side's INFO (machine, description) is known: read, or
+ * absent from a stream read past its place, record 0, or record 1 after
+ * a PART (FORMAT.md section 4.3). A side whose damage comes at or before
+ * that place may have lost it: its INFO is unknown, and not compared (the
+ * damage is reported already). */
+static bool info_known(const side *s)
+{
+    int64_t slot = s->hdr.required_features & MS_FEATURE_PARTS ? 1 : 0;
+    return s->info_seen || !s->damaged || s->damage.record > slot;
+}
+
 /* Two streams of different formats (a QEMU stream and its import): only
  * what describes the guest is compared, the page size and the machine; the
  * format version, feature bits, writer and description describe each
@@ -823,7 +836,7 @@ static int compare_meta_across(ms_diff *df, const side *a, const side *b)
     int rc = 0;
     if (a->hdr.page_size != b->hdr.page_size)
         rc = meta(df, "page_size", v_uint(a->hdr.page_size), v_uint(b->hdr.page_size));
-    if (!rc && !str_eq(a->machine, b->machine))
+    if (!rc && info_known(a) && info_known(b) && !str_eq(a->machine, b->machine))
         rc = meta(df, "machine", v_text(a->machine), v_text(b->machine));
     return rc;
 }
@@ -873,9 +886,11 @@ static int compare_meta(ms_diff *df, const side *a, const side *b)
     if (!rc && strcmp(a->hdr.writer_version, b->hdr.writer_version))
         rc = meta(df, "writer_version", v_text(a->hdr.writer_version),
                   v_text(b->hdr.writer_version));
-    if (!rc && !str_eq(a->machine, b->machine))
+    /* INFO: unless a damaged side may have lost it. */
+    bool info = info_known(a) && info_known(b);
+    if (!rc && info && !str_eq(a->machine, b->machine))
         rc = meta(df, "machine", v_text(a->machine), v_text(b->machine));
-    if (!rc && !str_eq(a->description, b->description))
+    if (!rc && info && !str_eq(a->description, b->description))
         rc = meta(df, "description", v_text(a->description), v_text(b->description));
     return rc;
 }
