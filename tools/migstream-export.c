@@ -29,26 +29,19 @@ static void on_signal(int sig)
     got_signal = sig;
 }
 
-typedef struct input {
-    int fd;
-    uint64_t bytes;
-    mst_progress *progress;
-} input;
-
-/* Reads the stream, drawing progress; an interrupt stops the export. */
-static ssize_t read_input(void *ctx, void *buf, size_t len)
+/* Reads an input of the stream (mst_stream_hooks.read); an interrupt stops
+ * the export. */
+static ssize_t read_input(void *ctx, int fd, void *buf, size_t len)
 {
-    input *in = ctx;
+    (void)ctx;
     for (;;) {
-        if (got_signal)
+        if (got_signal) {
+            errno = EINTR;
             return -1;
-        ssize_t k = read(in->fd, buf, len);
+        }
+        ssize_t k = read(fd, buf, len);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k > 0) {
-            in->bytes += (uint64_t)k;
-            mst_progress_update(in->progress, in->bytes, 0);
-        }
         return k;
     }
 }
@@ -79,10 +72,12 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: %s qemu [options] -o OUT STREAM\n"
             "       %s xen [options] -o OUT STREAM\n"
-            "Exports a stream imported from QEMU back as a QEMU migration stream (QEVM\n"
-            "version 3) that qemu-system-* -incoming loads; with xen, a stream as a Xen\n"
-            "migration stream v2 (docs/XEN.md). STREAM - reads standard input; OUT -\n"
-            "writes to standard output.\n"
+            "Exports STREAM as a QEMU migration stream (QEVM version 3) that\n"
+            "qemu-system-* -incoming loads; with xen, as a Xen migration stream v2\n"
+            "(docs/XEN.md). STREAM may be of any format this build reads\n"
+            "(libmigstream's; QEMU's, Xen's and libvirt's save images with their\n"
+            "modules): it is converted as it is read. STREAM - reads standard input;\n"
+            "OUT - writes to standard output.\n"
             "\n"
             "  -o, --output OUT      the stream to create (required)\n"
             "      --force           replace OUT if it exists\n"
@@ -106,9 +101,9 @@ static void usage(FILE *f)
           "\n"
           "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
           "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
-          "without a guest-physical address, devices that are not Xen records), or\n"
-          "whose output would take more than --max-output or the free space, is\n"
-          "refused (exit status 1).\n"
+          "without a guest-physical address, devices that are not Xen records) is\n"
+          "refused (exit status 1). An output that would take more than\n"
+          "--max-output or the free space is not written (exit status 2).\n"
           "\n",
           f);
     mst_print_exit_table(f);
@@ -231,22 +226,42 @@ static int parse_args(int argc, char **argv, args *a)
 
 /* --max-output, and at most the free space of the file system when OUT is
  * a file (a FIFO or a device written in place, standard output: the limit
- * alone). */
-static uint64_t output_limit(const args *a, int fd)
+ * alone); *free_space says which. */
+static uint64_t output_limit(const args *a, int fd, bool *free_space)
 {
     uint64_t limit = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
     struct statvfs v;
     struct stat sb;
+    *free_space = false;
     if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fstatvfs(fd, &v) == 0 && v.f_frsize &&
-        (uint64_t)v.f_bavail <= limit / v.f_frsize)
+        (uint64_t)v.f_bavail <= limit / v.f_frsize) {
         limit = (uint64_t)v.f_bavail * v.f_frsize;
+        *free_space = true;
+    }
     return limit;
 }
 
-/* Library statuses that mean "this input is refused" rather than "the
- * export could not be carried out". */
-static int exit_for(int status)
+/* The library's message for a failed export; when the output would have
+ * passed a limit that is the free space, says so. */
+static void report_failure(const args *a, const mst_stream *st, const char *msg,
+                           bool output_full, bool free_space, uint64_t limit)
 {
+    const mst_input *bad = mst_stream_failed_input(st);
+    if (bad)
+        mst_error("cannot read %s: %s", bad->name, strerror(bad->err));
+    else
+        mst_error("%s: %s", strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path, msg);
+    if (output_full && free_space)
+        mst_error("that limit is the %" PRIu64 " bytes free where %s is made", limit, a->out);
+}
+
+/* Library statuses that mean "this input is refused" rather than "the
+ * export could not be carried out"; an output past its limit cannot be
+ * written (exit 2, as in migstream-replay). */
+static int exit_for(int status, bool output_full)
+{
+    if (output_full)
+        return MST_EXIT_ERROR;
     switch (status) {
     case MS_EIO:
     case MS_ENOMEM:
@@ -270,6 +285,23 @@ static void catch_signals(void)
             sigaction(sigs[i], &sa, NULL);
 }
 
+/* Opens STREAM through ms_open(): a stream of any format this build
+ * reads, converted as it is read; starts the progress line. 0, or -1
+ * having said why. */
+#if MS_HAVE_QEMU || MS_HAVE_XEN
+static int open_input(const args *a, mst_stream *st, mst_progress *pg)
+{
+    const char *paths[] = {a->in_path};
+    const mst_stream_hooks hooks = {.read = read_input, .progress = pg};
+    mst_progress_init(pg, a->quiet, mst_paths_size(paths, 1));
+    if (mst_stream_open(st, paths, 1, &hooks) == 0)
+        return 0;
+    mst_progress_done(pg);
+    mst_stream_close(st);
+    return -1;
+}
+#endif
+
 #if MS_HAVE_QEMU
 static void print_stats(FILE *f, const ms_qemu_export_stats *s)
 {
@@ -283,6 +315,8 @@ static void print_stats(FILE *f, const ms_qemu_export_stats *s)
     fprintf(f, "discarded pages, not sent: %" PRIu64 "\n", s->discarded_pages);
     fprintf(f, "ram parts: %" PRIu64 "\n", s->ram_parts);
     fprintf(f, "devices: %" PRIu64 " (%" PRIu64 " records)\n", s->devices, s->device_records);
+    if (s->libvirt_records) /* only from a libvirt save image */
+        fprintf(f, "libvirt header records, left out: %" PRIu64 "\n", s->libvirt_records);
     fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
 }
 
@@ -293,13 +327,14 @@ static int export(const args *a)
         mst_error("refusing to write a QEMU stream to a terminal");
         return MST_EXIT_ERROR;
     }
-    int in_fd = mst_open_input(a->in_path);
-    if (in_fd < 0)
+    mst_progress pg;
+    mst_stream st;
+    if (open_input(a, &st, &pg))
         return MST_EXIT_ERROR;
     mst_out o;
     if (mst_out_open(&o, a->out, a->force)) {
-        if (in_fd != STDIN_FILENO)
-            close(in_fd);
+        mst_progress_done(&pg);
+        mst_stream_close(&st);
         return MST_EXIT_ERROR;
     }
     if (!to_stdout)
@@ -309,22 +344,20 @@ static int export(const args *a)
     ms_qemu_export_options_init(&eo);
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
-    eo.max_output = output_limit(a, o.fd);
+    bool free_space;
+    eo.max_output = output_limit(a, o.fd, &free_space);
     ms_qemu_export *exp = ms_qemu_export_new(&eo);
-    mst_progress pg;
-    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
-    input in = {.fd = in_fd, .bytes = 0, .progress = &pg};
     int rc = MST_EXIT_OK;
     if (!exp) {
         mst_error("out of memory");
         rc = MST_EXIT_ERROR;
-    } else if (ms_qemu_export_run(exp, read_input, &in, write_output, &o.fd)) {
+    } else if (ms_qemu_export_run_reader(exp, st.r, write_output, &o.fd)) {
         mst_progress_done(&pg);
-        if (!got_signal) {
-            const char *name = strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path;
-            mst_error("%s: %s", name, ms_qemu_export_errmsg(exp));
-        }
-        rc = exit_for(ms_qemu_export_status(exp));
+        bool full = ms_qemu_export_get_stats(exp)->output_full;
+        if (!got_signal)
+            report_failure(a, &st, ms_qemu_export_errmsg(exp), full, free_space,
+                           eo.max_output);
+        rc = exit_for(ms_qemu_export_status(exp), full);
     }
     mst_progress_done(&pg);
     if (!rc && !got_signal && mst_out_commit(&o))
@@ -334,8 +367,7 @@ static int export(const args *a)
     if (!rc && !got_signal && a->stats)
         print_stats(to_stdout ? stderr : stdout, ms_qemu_export_get_stats(exp));
     ms_qemu_export_free(exp);
-    if (in_fd != STDIN_FILENO)
-        close(in_fd);
+    mst_stream_close(&st);
     return got_signal ? MST_EXIT_ERROR : rc;
 }
 
@@ -367,13 +399,14 @@ static int export_xen(const args *a)
         mst_error("refusing to write a Xen stream to a terminal");
         return MST_EXIT_ERROR;
     }
-    int in_fd = mst_open_input(a->in_path);
-    if (in_fd < 0)
+    mst_progress pg;
+    mst_stream st;
+    if (open_input(a, &st, &pg))
         return MST_EXIT_ERROR;
     mst_out o;
     if (mst_out_open(&o, a->out, a->force)) {
-        if (in_fd != STDIN_FILENO)
-            close(in_fd);
+        mst_progress_done(&pg);
+        mst_stream_close(&st);
         return MST_EXIT_ERROR;
     }
     if (!to_stdout)
@@ -382,21 +415,19 @@ static int export_xen(const args *a)
     ms_xen_export_options_init(&xo);
     xo.format = a->xen_format;
     xo.verifiable = a->verifiable;
-    xo.max_output = output_limit(a, o.fd);
+    bool free_space;
+    xo.max_output = output_limit(a, o.fd, &free_space);
     ms_xen_export *exp = ms_xen_export_new(&xo);
-    mst_progress pg;
-    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
-    input in = {.fd = in_fd, .bytes = 0, .progress = &pg};
     int rc = MST_EXIT_OK;
     if (ms_xen_export_status(exp)) {
         mst_error("%s", ms_xen_export_errmsg(exp));
         rc = MST_EXIT_ERROR;
-    } else if (ms_xen_export_run(exp, read_input, &in, write_output, &o.fd)) {
+    } else if (ms_xen_export_run_reader(exp, st.r, write_output, &o.fd)) {
         mst_progress_done(&pg);
+        bool full = ms_xen_export_get_stats(exp)->output_full;
         if (!got_signal)
-            mst_error("%s: %s", strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path,
-                      ms_xen_export_errmsg(exp));
-        rc = exit_for(ms_xen_export_status(exp));
+            report_failure(a, &st, ms_xen_export_errmsg(exp), full, free_space, xo.max_output);
+        rc = exit_for(ms_xen_export_status(exp), full);
     }
     mst_progress_done(&pg);
     if (!rc && !got_signal && mst_out_commit(&o))
@@ -406,8 +437,7 @@ static int export_xen(const args *a)
     if (!rc && !got_signal && a->stats)
         print_xen_stats(to_stdout ? stderr : stdout, ms_xen_export_get_stats(exp));
     ms_xen_export_free(exp);
-    if (in_fd != STDIN_FILENO)
-        close(in_fd);
+    mst_stream_close(&st);
     return got_signal ? MST_EXIT_ERROR : rc;
 }
 #else
