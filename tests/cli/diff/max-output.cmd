@@ -1,6 +1,6 @@
 # FILL pages take no room in the temporary files: 8 TiB of them compare in
 # a moment, against themselves, within 8K (the DATA page of each side).
-# DATA pages do: basic.mig's do not fit in 4K (exit 2, saying how much they would take); a limit that is not a size
+# DATA pages do: basic.mig's do not fit in 4K (exit 1, saying how much they would take); a limit that is not a size
 # is a usage error.
 H=$(dirname "$0")
 python3 "$H/../../resources/gen.py" fill-huge 1 huge.mig || exit
