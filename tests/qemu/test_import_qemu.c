@@ -692,9 +692,9 @@ static void name8(th_buf *b, const char *s)
     th_buf_append(b, s, strlen(s));
 }
 
-/* Header, CONFIGURATION, and the ram START section with a MEM_SIZE table of
- * "pc.ram" (4 pages) and "rom" (1 page), ending with EOS and its footer. */
-static void q_begin(th_buf *b)
+/* Header, CONFIGURATION, and the ram START section (id 2) up to its
+ * MEM_SIZE item of @total bytes, which the blocks' entries follow. */
+static void q_ram_start(th_buf *b, uint64_t total)
 {
     memset(b, 0, sizeof *b);
     be32(b, 0x5145564d);
@@ -707,7 +707,14 @@ static void q_begin(th_buf *b)
     name8(b, "ram");
     be32(b, 0);
     be32(b, 4);
-    be64(b, 5 * PS | 0x04);
+    be64(b, total | 0x04);
+}
+
+/* q_ram_start with a MEM_SIZE table of "pc.ram" (4 pages) and "rom" (1
+ * page), ending with EOS and its footer. */
+static void q_begin(th_buf *b)
+{
+    q_ram_start(b, 5 * PS);
     name8(b, "pc.ram");
     be64(b, 4 * PS);
     name8(b, "rom");
@@ -1874,18 +1881,7 @@ static void test_multifd_compressed_errors(void **state)
  * 16 bytes a packet for 512 KiB. */
 static void mf_build(th_buf *mainb, th_buf *chan, uint32_t flag, uint32_t packets)
 {
-    memset(mainb, 0, sizeof *mainb);
-    be32(mainb, 0x5145564d);
-    be32(mainb, 3);
-    th_buf_u8(mainb, 0x07);
-    be32(mainb, 6);
-    th_buf_append(mainb, "pc-7.2", 6);
-    th_buf_u8(mainb, 0x01);
-    be32(mainb, 2);
-    name8(mainb, "ram");
-    be32(mainb, 0);
-    be32(mainb, 4);
-    be64(mainb, 128 * PS | 0x04);
+    q_ram_start(mainb, 128 * PS);
     name8(mainb, "pc.ram");
     be64(mainb, 128 * PS);
     q_eos(mainb);
