@@ -109,12 +109,16 @@ typedef struct ms_diff_options {
     /** Bytes the temporary files of both sides may take; default
      *  MS_MAX_OUTPUT_DEFAULT (1 TiB), UINT64_MAX for no limit but the free
      *  space. Nor may they take more than the free space of the file
-     *  system of tmpdir when the first is made. Each DATA page stored
-     *  counts (again when it comes back as DATA after another state: its
-     *  bytes may take a new place); FILL pages are kept in the page-state
-     *  maps with their word and take no room there. Past it the side fails
-     *  to load with MS_ELIMIT and a message saying how much they would
-     *  take. */
+     *  system of tmpdir when the first is made. Each page counts once
+     *  for the place its bytes take: a page that comes back as DATA after
+     *  another state (a later round) is written over in place and counts
+     *  no more, unless one extent of another state over 16 or more whole
+     *  chunks of 4096 pages (a long ZERO run) covered it meanwhile: its
+     *  next bytes then take a new place, which counts. The count is made
+     *  before anything is written and is never below the bytes the files
+     *  take; FILL pages are kept in the page-state maps with their word
+     *  and take no room there. Past it the side fails to load with
+     *  MS_ELIMIT and a message saying how much they would take. */
     uint64_t max_output;
     /** Bytes the device states kept may take, both sides together (each
      *  state, its path and schema, and 64 bytes more); default

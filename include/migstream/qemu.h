@@ -114,6 +114,22 @@ typedef struct ms_qemu_import_options {
      *  JSON trailer describes the fields. */
     bool raw_only;
     ms_allocator allocator; /**< zeroed: malloc/realloc/free */
+    /**
+     * multifd channels compressed with zlib or zstd (multifd-compression):
+     * their data decodes to at most max_decode_allowance bytes plus this
+     * many times the bytes read from the channels so far (packet headers
+     * included), all channels together. Default (0) MS_DEFAULT_DECODE_RATIO
+     * (1024), as ms_reader_options.max_decode_ratio; UINT32_MAX nearly no
+     * limit. A packet's pages are counted before they are decoded; past the
+     * limit the run fails with MS_ELIMIT, naming the channel, the packet,
+     * its offset and the totals. (A packet decodes to at most its 512 KiB
+     * of pages, after a header of at least 384 bytes: the limit only binds
+     * a stream whose packets carry almost no data.)
+     */
+    uint32_t max_decode_ratio;
+    /** Bytes the channels may decode whatever their size; default (0)
+     *  MS_DECODE_ALLOWANCE (1 GiB). */
+    uint64_t max_decode_allowance;
 } ms_qemu_import_options;
 
 /** Fills @p opts with defaults. */

@@ -47,7 +47,7 @@ ms_qemu_import *ms_qemu_import_new(const ms_qemu_import_options *opts)
     ms_qemu_import_options_init(&o);
     const char *why = NULL, *which = "import options";
     if (opts)
-        why = msi_struct_take(&o, MSI_STRUCT_END(ms_qemu_import_options, allocator), opts,
+        why = msi_struct_take(&o, MSI_QEMU_IMPORT_OPTIONS_END, opts,
                               opts->struct_size);
     ms_writer_options wo;
     ms_writer_options_init(&wo);

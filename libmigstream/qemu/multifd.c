@@ -54,6 +54,11 @@ struct mq_multifd {
     uint64_t packets;
     uint64_t max_num; /* highest packet_num seen */
     bool any_num;
+    /* zlib and zstd decoding, all channels together: at most allowance +
+     * ratio times the channels' bytes read (ms_qemu_import_options). */
+    uint64_t decode_allowance;
+    uint32_t decode_ratio;
+    uint64_t decoded;
     bool any_method;
     /* Compression of the first packet with normal pages (0: none), and
      * where it was met: QEMU uses one method for every channel. */
@@ -71,13 +76,15 @@ struct mq_multifd {
 };
 
 mq_multifd *mq_multifd_new(const ms_allocator *a, mq_error *err, const msi_source_channel *ch,
-                           size_t n)
+                           size_t n, uint64_t decode_allowance, uint32_t decode_ratio)
 {
     mq_multifd *m = msi_calloc(a, 1, sizeof *m);
     if (!m)
         return NULL;
     m->alloc = a;
     m->err = err;
+    m->decode_allowance = decode_allowance;
+    m->decode_ratio = decode_ratio;
     if (!(m->ch = msi_calloc(a, n, sizeof *m->ch))) {
         msi_free(a, m);
         return NULL;
@@ -245,6 +252,29 @@ static int read_compressed(mq_multifd *m, mf_chan *c, mq_sink *sink, uint32_t bi
     const char *what = pw->what;
     const char *name = compression_name(m->method);
     const mq_where w = {.what = what, .offset = start, .origin = pw->origin};
+    /* The decoding work, bounded by the bytes the channels carried: a
+     * packet's header and offsets already keep it under 1400 times them
+     * (512 KiB of pages after at least 384 bytes), but a stream of 1 byte
+     * of data per packet would still decode gigabytes per megabyte. The
+     * packet's pages are counted before they are decoded, as the reader
+     * counts a record's (FORMAT.md section 9). */
+    uint64_t read = 0;
+    for (size_t k = 0; k < m->n; k++)
+        read += chan_offset(&m->ch[k]);
+    const uint64_t need = (uint64_t)normal * ps;
+    uint64_t allowed;
+    if (msi_mul_overflow(m->decode_ratio, read, &allowed) ||
+        msi_add_overflow(allowed, m->decode_allowance, &allowed))
+        allowed = UINT64_MAX;
+    if (m->decoded + need > allowed)
+        return mq_fail(m->err, MS_ELIMIT, start, what,
+                       "%s data would decode to %llu bytes in all channels, more than the %llu "
+                       "that their %llu bytes read may (%llu bytes and %u times their bytes: "
+                       "max_decode_ratio)",
+                       name, (unsigned long long)(m->decoded + need), (unsigned long long)allowed,
+                       (unsigned long long)read, (unsigned long long)m->decode_allowance,
+                       m->decode_ratio);
+    m->decoded += need;
     if (!c->zip && !(c->zip = mq_zip_new(m->alloc, m->method)))
         return mq_fail(m->err, MS_ENOMEM, start, what, "out of memory for %s", name);
     uint32_t left = len; /* compressed bytes of the packet not consumed yet */

@@ -26,9 +26,11 @@ typedef struct mq_multifd mq_multifd;
 
 /* The channels @ch[0, n) (1 to MS_QEMU_MAX_CHANNELS; their callbacks
  * [borrow], names copied, a NULL or empty name "channel N" counting from 1).
- * NULL when out of memory. */
+ * The channels' zlib or zstd data decodes to at most @decode_allowance
+ * bytes plus @decode_ratio times their bytes read, all channels together
+ * (ms_qemu_import_options). NULL when out of memory. */
 mq_multifd *mq_multifd_new(const ms_allocator *a, mq_error *err, const msi_source_channel *ch,
-                           size_t n);
+                           size_t n, uint64_t decode_allowance, uint32_t decode_ratio);
 void mq_multifd_free(mq_multifd *m);
 
 /* Reads every channel's init record: ids 0 to n - 1, each once, with the

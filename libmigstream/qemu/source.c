@@ -61,6 +61,10 @@ void mq_options_defaults(ms_qemu_import_options *o)
         o->max_ram_bytes = DEF_RAM;
     if (!o->max_ram_blocks)
         o->max_ram_blocks = DEF_BLOCKS;
+    if (!o->max_decode_ratio)
+        o->max_decode_ratio = MS_DEFAULT_DECODE_RATIO;
+    if (!o->max_decode_allowance)
+        o->max_decode_allowance = MS_DECODE_ALLOWANCE;
 }
 
 /* A section as its header named it. */
@@ -1162,7 +1166,8 @@ static int open_stream(msi_source *s, mq_src *d)
         if (s->io.nchannels > MS_QEMU_MAX_CHANNELS)
             return mq_fail(&d->err, MS_ELIMIT, 0, "multifd", "%zu channels (at most %u)",
                            s->io.nchannels, MS_QEMU_MAX_CHANNELS);
-        if (!(d->mfd = mq_multifd_new(d->alloc, &d->err, s->io.channels, s->io.nchannels)))
+        if (!(d->mfd = mq_multifd_new(d->alloc, &d->err, s->io.channels, s->io.nchannels,
+                                      d->o.max_decode_allowance, d->o.max_decode_ratio)))
             return mq_fail(&d->err, MS_ENOMEM, 0, "multifd", "out of memory");
         if ((rc = mq_multifd_open(d->mfd, d->page_size, d->have_uuid ? d->uuid : NULL)))
             return rc;
@@ -1189,8 +1194,7 @@ static int src_open(msi_source *s)
     ms_qemu_import_options_init(&d->o);
     if (s->options) { /* the caller's, by common.h's "Growing structs" */
         const ms_qemu_import_options *o = s->options;
-        const char *why = msi_struct_take(&d->o, MSI_STRUCT_END(ms_qemu_import_options, allocator),
-                                          o, o->struct_size);
+        const char *why = msi_struct_take(&d->o, MSI_QEMU_IMPORT_OPTIONS_END, o, o->struct_size);
         if (why)
             return msi_source_fail(s, MS_EINVAL, 0, "invalid QEMU options: %s", why);
         d->o.struct_size = sizeof d->o;

@@ -34,6 +34,10 @@
  * ms_qemu_import_options (writer ignored), or NULL for the defaults. */
 extern const msi_source_ops mq_source_ops;
 
+/* The last field of ms_qemu_import_options this library knows (common.h,
+ * "Growing structs"). */
+#define MSI_QEMU_IMPORT_OPTIONS_END MSI_STRUCT_END(ms_qemu_import_options, max_decode_allowance)
+
 /* Fills the limits of @o left 0 with their defaults. */
 void mq_options_defaults(ms_qemu_import_options *o);
 

@@ -55,6 +55,11 @@ typedef struct region {
     ms_region r; /* r.name is our copy */
     uint64_t pages;
     msi_pm *map;
+    /* Pages whose place in their chunk's window of the temporary file was
+     * written (MSI_PM_DATA), even when they have held another state since:
+     * the temporary files' bytes count each place once. NULL until the
+     * region's first DATA page. */
+    msi_pm *written;
     long match; /* index of the matching region on the other side, or -1 */
 } region;
 
@@ -198,11 +203,8 @@ static int pread_all(int fd, uint8_t *p, size_t n, int64_t off)
  * word @p arg); @p had, when not NULL, gets what they were before. The
  * range is inside the region: the reader checked it (FORMAT.md section
  * 6.2). */
-static int set_range(side *s, region *rg, uint64_t first, uint64_t n, unsigned st, uint64_t arg,
-                     uint64_t *had)
+static int map_result(side *s, region *rg, uint64_t first, uint64_t n, int rc)
 {
-    int rc = st == ST_FILL ? msi_pm_set_arg(rg->map, first, n, st, arg, had)
-                           : msi_pm_set(rg->map, first, n, st, had);
     if (rc == MS_ELIMIT)
         return fail(s, MS_ELIMIT,
                     "region %" PRIu32 " \"%s\": the page-state maps would exceed %zu MiB; "
@@ -215,6 +217,14 @@ static int set_range(side *s, region *rg, uint64_t first, uint64_t n, unsigned s
                     "region %" PRIu32 ": pages %" PRIu64 "+%" PRIu64 " outside the region",
                     rg->r.id, first, n);
     return 0;
+}
+
+static int set_range(side *s, region *rg, uint64_t first, uint64_t n, unsigned st, uint64_t arg,
+                     uint64_t *had)
+{
+    int rc = st == ST_FILL ? msi_pm_set_arg(rg->map, first, n, st, arg, had)
+                           : msi_pm_set(rg->map, first, n, st, had);
+    return map_result(s, rg, first, n, rc);
 }
 
 static const char *tmp_dir(const side *s)
@@ -248,16 +258,41 @@ static int make_tmp(side *s)
 /* Marks @p n non-zero pages DATA and stores their contents. */
 static int store_data(side *s, region *rg, uint64_t first, uint64_t n, const uint8_t *data)
 {
-    uint64_t had[MSI_PM_STATES] = {0};
     int rc = s->fd < 0 ? make_tmp(s) : 0;
     if (rc)
         return rc;
-    size_t ps = rg->r.page_size;
-    if ((rc = set_range(s, rg, first, n, ST_DATA, 0, had)))
+    if (!rg->written &&
+        (rc = map_result(s, rg, first, n,
+                         msi_pm_new(&rg->written, rg->pages, &s->budget, &s->alloc))))
         return rc;
-    /* Pages that were DATA already are written over in place. */
+    size_t ps = rg->r.page_size;
+    if ((rc = set_range(s, rg, first, n, ST_DATA, 0, NULL)))
+        return rc;
+    /* What the pages add to the temporary files, counted before any is
+     * written: a page's place in its chunk's window takes its bytes once,
+     * however often the page is DATA again (after ZERO or FILL in a later
+     * round, it is written over in place). A chunk without a window (never
+     * stored, or dropped with its slot when a span covered it) gets a fresh
+     * one below, whose places count anew. */
     keep *k = s->keep;
-    uint64_t more = (n - had[ST_DATA]) * ps;
+    uint64_t more = 0, end = first + n, cp = MSI_PM_CHUNK_PAGES;
+    for (uint64_t p = first; p < end;) {
+        uint64_t cstart = p / cp * cp, cend = min_u64(cstart + cp, rg->pages);
+        uint64_t e = min_u64(end, cend);
+        /* set_range made the chunk: DATA never becomes a span. */
+        const int64_t *slot = msi_pm_slot(rg->map, p);
+        if (!slot)
+            return fail(s, MS_EINVAL, "internal error: no chunk for page %" PRIu64, p);
+        if (*slot < 0 &&
+            (rc = map_result(s, rg, cstart, cend - cstart,
+                             msi_pm_set(rg->written, cstart, cend - cstart, MSI_PM_MISSING, NULL))))
+            return rc;
+        uint64_t had[MSI_PM_STATES] = {0};
+        if ((rc = map_result(s, rg, p, e - p, msi_pm_set(rg->written, p, e - p, MSI_PM_DATA, had))))
+            return rc;
+        more += (e - p - had[MSI_PM_DATA]) * ps;
+        p = e;
+    }
     if (more > k->tmp_limit - k->tmp_bytes) {
         uint64_t total = k->tmp_bytes > UINT64_MAX - more ? UINT64_MAX : k->tmp_bytes + more;
         double shown;
@@ -276,14 +311,10 @@ static int store_data(side *s, region *rg, uint64_t first, uint64_t n, const uin
                     rg->r.id, rg->r.name, total, shown, unit, k->tmp_limit);
     }
     k->tmp_bytes += more;
-    uint64_t end = first + n, cp = MSI_PM_CHUNK_PAGES;
     while (first < end) {
         uint64_t cstart = first / cp * cp;
         uint64_t e = min_u64(end, min_u64(cstart + cp, rg->pages));
-        /* set_range made the chunk: DATA never becomes a span. */
         int64_t *slot = msi_pm_slot(rg->map, first);
-        if (!slot)
-            return fail(s, MS_EINVAL, "internal error: no chunk for page %" PRIu64, first);
         if (*slot < 0) {
             uint64_t window = (min_u64(cstart + cp, rg->pages) - cstart) * ps;
             if ((uint64_t)s->next_off > (uint64_t)INT64_MAX - window)
@@ -574,6 +605,7 @@ static void free_side(side *s)
 {
     for (size_t k = 0; k < s->nregions; k++) {
         msi_pm_free(s->regions[k].map);
+        msi_pm_free(s->regions[k].written);
         free((char *)s->regions[k].r.name);
     }
     free(s->regions);

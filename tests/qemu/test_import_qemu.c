@@ -692,9 +692,9 @@ static void name8(th_buf *b, const char *s)
     th_buf_append(b, s, strlen(s));
 }
 
-/* Header, CONFIGURATION, and the ram START section with a MEM_SIZE table of
- * "pc.ram" (4 pages) and "rom" (1 page), ending with EOS and its footer. */
-static void q_begin(th_buf *b)
+/* Header, CONFIGURATION, and the ram START section (id 2) up to its
+ * MEM_SIZE item of @total bytes, which the blocks' entries follow. */
+static void q_ram_start(th_buf *b, uint64_t total)
 {
     memset(b, 0, sizeof *b);
     be32(b, 0x5145564d);
@@ -707,7 +707,14 @@ static void q_begin(th_buf *b)
     name8(b, "ram");
     be32(b, 0);
     be32(b, 4);
-    be64(b, 5 * PS | 0x04);
+    be64(b, total | 0x04);
+}
+
+/* q_ram_start with a MEM_SIZE table of "pc.ram" (4 pages) and "rom" (1
+ * page), ending with EOS and its footer. */
+static void q_begin(th_buf *b)
+{
+    q_ram_start(b, 5 * PS);
     name8(b, "pc.ram");
     be64(b, 4 * PS);
     name8(b, "rom");
@@ -1453,14 +1460,15 @@ static ssize_t mem_pread(void *ctx, void *buf, size_t len, uint64_t offset)
     return (ssize_t)n;
 }
 
-/* Imports @main with the channels @ch (in that order), reading the main
- * stream by offset when @pread is set. */
-static void import_channels(const uint8_t *main, size_t n, const uint8_t *const *ch,
-                            const size_t *ch_len, size_t nch, bool pread, size_t chunk,
-                            result *res)
+/* Imports @main with the channels @ch (in that order) and the options @o
+ * (NULL: the defaults), reading the main stream by offset when @pread is
+ * set. */
+static void import_channels_opts(const uint8_t *main, size_t n, const uint8_t *const *ch,
+                                 const size_t *ch_len, size_t nch, bool pread, size_t chunk,
+                                 const ms_qemu_import_options *o, result *res)
 {
     memset(res, 0, sizeof *res);
-    ms_qemu_import *imp = ms_qemu_import_new(NULL);
+    ms_qemu_import *imp = ms_qemu_import_new(o);
     assert_non_null(imp);
     memin m = {main, n, 0, chunk}, cm[8];
     assert_true(nch <= 8);
@@ -1480,6 +1488,13 @@ static void import_channels(const uint8_t *main, size_t n, const uint8_t *const 
     /* Channels cannot be added once the importer ran. */
     assert_status(ms_qemu_import_add_channel(imp, mem_read, &m, NULL), MS_ESTATE);
     ms_qemu_import_free(imp);
+}
+
+static void import_channels(const uint8_t *main, size_t n, const uint8_t *const *ch,
+                            const size_t *ch_len, size_t nch, bool pread, size_t chunk,
+                            result *res)
+{
+    import_channels_opts(main, n, ch, ch_len, nch, pread, chunk, NULL, res);
 }
 
 static void import_capture(const capture *c, result *res)
@@ -1858,6 +1873,127 @@ static void test_multifd_compressed_errors(void **state)
     capture_free(&c);
 }
 
+/* A multifd migration built from docs/QEMU.md section 2.1: a QEMU 7.2 main
+ * stream whose ram section's setup EOS is its one sync point, "pc.ram" of
+ * 128 pages, and one channel of @packets packets, each 128 normal pages
+ * (every page of the block) compressed with @flag (0x02 zlib, 0x04 zstd),
+ * the last one also SYNC. Every page is 0x5a: zstd's data is RLE blocks,
+ * 16 bytes a packet for 512 KiB. */
+static void mf_build(th_buf *mainb, th_buf *chan, uint32_t flag, uint32_t packets)
+{
+    q_ram_start(mainb, 128 * PS);
+    name8(mainb, "pc.ram");
+    be64(mainb, 128 * PS);
+    q_eos(mainb);
+    th_buf_u8(mainb, 0x00);
+
+    memset(chan, 0, sizeof *chan);
+    uint8_t init[64] = {0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1};
+    th_buf_append(chan, init, sizeof init);
+    static uint8_t pages[128 * PS];
+    memset(pages, 0x5a, sizeof pages);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (flag == 0x02)
+        assert_int_equal(deflateInit(&zs, 9), Z_OK);
+    static uint8_t data[128 * PS];
+    for (uint32_t k = 0; k < packets; k++) {
+        size_t len = 0;
+        if (flag == 0x04) {
+            if (k == 0) { /* frame header: no size, no checksum, 128 KiB window */
+                static const uint8_t fh[] = {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38};
+                memcpy(data, fh, sizeof fh);
+                len = sizeof fh;
+            }
+            for (int b = 0; b < 4; b++) { /* RLE block of 128 KiB, not the last */
+                static const uint8_t rle[] = {0x02, 0x00, 0x10, 0x5a};
+                memcpy(data + len, rle, sizeof rle);
+                len += sizeof rle;
+            }
+        } else {
+            zs.next_in = pages;
+            zs.avail_in = sizeof pages;
+            zs.next_out = data;
+            zs.avail_out = sizeof data;
+            assert_int_equal(deflate(&zs, Z_SYNC_FLUSH), Z_OK);
+            assert_int_equal(zs.avail_in, 0);
+            len = sizeof data - zs.avail_out;
+        }
+        be32(chan, 0x11223344);
+        be32(chan, 1);
+        be32(chan, flag | (k + 1 == packets ? 0x01 : 0));
+        be32(chan, 128);
+        be32(chan, 128);
+        be32(chan, (uint32_t)len);
+        be64(chan, k);
+        uint8_t unused[32 + 256] = {0};
+        memcpy(unused + 32, "pc.ram", 6);
+        th_buf_append(chan, unused, sizeof unused);
+        for (uint32_t i = 0; i < 128; i++)
+            be64(chan, (uint64_t)i * PS);
+        th_buf_append(chan, data, len);
+    }
+    if (flag == 0x02)
+        deflateEnd(&zs);
+}
+
+/* The channels' decoding is bounded by their bytes read (max_decode_ratio,
+ * max_decode_allowance): a packet's pages are counted before they are
+ * decoded, and the one that would go past the bound is refused with the
+ * channel, the packet, the offset of its data and the totals. */
+static void test_multifd_decode_bound(void **state)
+{
+    (void)state;
+    for (uint32_t flag = 0x02; flag <= 0x04; flag += 0x02) {
+        const char *zname = flag == 0x02 ? "zlib" : "zstd";
+        th_buf mainb, chan;
+        mf_build(&mainb, &chan, flag, 8);
+        const uint8_t *ch[1] = {chan.data};
+        size_t ch_len[1] = {chan.len};
+        /* The defaults: 4 MiB decoded from a few KiB is within 1 GiB. */
+        result res;
+        import_channels_opts(mainb.data, mainb.len, ch, ch_len, 1, false, 0, NULL, &res);
+        assert_status(res.rc, 0);
+        assert_int_equal(res.stats.normal_pages, 8 * 128);
+        th_buf_free(&res.out);
+
+        /* 1 MiB and 16 times the bytes read: packets 1 and 2 decode
+         * (1 MiB), packet 3 would take 1.5 MiB. */
+        ms_qemu_import_options o;
+        ms_qemu_import_options_init(&o);
+        o.max_decode_allowance = 1 << 20;
+        o.max_decode_ratio = 16;
+        import_channels_opts(mainb.data, mainb.len, ch, ch_len, 1, false, 0, &o, &res);
+        assert_status(res.rc, MS_ELIMIT);
+        /* Packet 3's data: after the init record, two packets and its own
+         * header and offsets. */
+        size_t len1 = 0, len2 = 0, at = 64;
+        len1 = rd32(chan.data + at + 20);
+        at += 1344 + len1;
+        len2 = rd32(chan.data + at + 20);
+        at += 1344 + len2 + 1344;
+        char want[320];
+        snprintf(want, sizeof want,
+                 "multifd channel 0 (c0) packet 3 at offset %zu: %s data would decode to "
+                 "1572864 bytes in all channels, more than the %zu that their %zu bytes read "
+                 "may (1048576 bytes and 16 times their bytes: max_decode_ratio)",
+                 at, zname, (size_t)(1 << 20) + 16 * at, at);
+        if (strcmp(res.msg, want) != 0 || res.err_offset != at)
+            fail_msg("got \"%s\" at %llu; expected \"%s\"", res.msg,
+                     (unsigned long long)res.err_offset, want);
+        assert_int_equal(res.stats.channel[0].normal_pages, 2 * 128);
+        th_buf_free(&res.out);
+
+        /* A bound that holds them all lets the stream through. */
+        o.max_decode_allowance = 4 << 20;
+        import_channels_opts(mainb.data, mainb.len, ch, ch_len, 1, false, 0, &o, &res);
+        assert_status(res.rc, 0);
+        th_buf_free(&res.out);
+        th_buf_free(&mainb);
+        th_buf_free(&chan);
+    }
+}
+
 /* ------------------------------------------------------------ mapped-ram */
 
 /* A mapped-ram stream built from QEMU's layout (docs/devel/migration/
@@ -2062,6 +2198,7 @@ int main(void)
         cmocka_unit_test(test_multifd_live),
         cmocka_unit_test(test_multifd_errors),
         cmocka_unit_test(test_multifd_compressed_errors),
+        cmocka_unit_test(test_multifd_decode_bound),
         cmocka_unit_test(test_mapped_ram),
     };
     return th_run_tests(tests);

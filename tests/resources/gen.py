@@ -299,6 +299,37 @@ def qemu_blocks(n):
     return q.finish()
 
 
+def qemu_multifd_zip(n, page_bits=12):
+    """QEMU importer: a multifd migration whose one channel (written to
+    OUT.chan0) carries packets of every normal page a packet holds (512
+    KiB), each compressed with zstd to 16 bytes of RLE blocks: about 1.4 KB
+    of channel per 512 KiB decoded with 4 KiB pages, 400 bytes with 64 KiB
+    pages (@page_bits 16). The pages are all 0x5a, so that --dedup writes
+    each but the first as a reference: the decoding is the work."""
+    ps = 1 << page_bits
+    count = (512 << 10) // ps
+    q = Qemu(blocks=(("pc.ram", count * ps),))
+    if page_bits != 12:
+        # CONFIGURATION's subsection configuration/target-page-bits.
+        cfg = b"\x07" + be32(6) + b"pc-7.2"
+        at = bytes(q.out).index(cfg) + len(cfg)
+        q.out[at:at] = b"\x05" + name8("configuration/target-page-bits") + be32(1) + \
+            be32(page_bits)
+    q.end_ram()
+    main = q.finish()
+    chan = bytearray(be32(0x11223344) + be32(1) + bytes(56))
+    rle = b"\x02\x00\x10\x5a" * 4  # four 128 KiB RLE blocks, none the last
+    packet = 320 + 8 * count + len(rle)
+    packets = max(1, n // packet)
+    for k in range(packets):
+        data = (b"\x28\xb5\x2f\xfd\x00\x38" if k == 0 else b"") + rle
+        flags = 0x04 | (0x01 if k + 1 == packets else 0)
+        chan += be32(0x11223344) + be32(1) + be32(flags) + be32(count) + be32(count)
+        chan += be32(len(data)) + be64(k) + bytes(32) + b"pc.ram".ljust(256, b"\0")
+        chan += b"".join(be64(i * ps) for i in range(count)) + data
+    return {"": main, ".chan0": bytes(chan)}
+
+
 GENERATORS = {
     "pm-runs": pm_runs,
     "pm-spans": pm_spans,
@@ -316,6 +347,8 @@ GENERATORS = {
     "qemu-trailer-big": qemu_trailer_big,
     "qemu-trailer-empty": qemu_trailer_empty,
     "qemu-blocks": qemu_blocks,
+    "qemu-multifd-zstd": qemu_multifd_zip,
+    "qemu-multifd-zstd-64k": lambda n: qemu_multifd_zip(n, 16),
 }
 
 
@@ -323,8 +356,11 @@ def main():
     if len(sys.argv) != 4 or sys.argv[1] not in GENERATORS:
         sys.exit("usage: gen.py CLASS N OUT\nclasses: " + " ".join(sorted(GENERATORS)))
     data = GENERATORS[sys.argv[1]](int(sys.argv[2]))
-    with open(sys.argv[3], "wb") as f:
-        f.write(data)
+    # A class of several files (a QEMU main stream and its channels) gives
+    # each file's suffix to OUT.
+    for suffix, part in (data if isinstance(data, dict) else {"": data}).items():
+        with open(sys.argv[3] + suffix, "wb") as f:
+            f.write(part)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ MiB = 1 << 20
 # when absent), says (a regular expression the standard output and error
 # together must match), max_n (the largest n tried; default 2^19), suffix
 # (of the input files' names: ".cbor" makes migstream-compat read a schema
-# file), fixed and cpu (see above).
+# file), parts (suffixes of further input files gen.py writes beside {in},
+# counted in the input's size), fixed and cpu (see above).
 CASES = {
     # Page-state maps (libmigstream/state/region_map.c): long ZERO runs over
     # a map with many chunks, and many spans laid down from the top.
@@ -178,10 +179,27 @@ CASES = {
     "qemu-sections-import": dict(gen="qemu-sections", n0=20000, qemu=True,
                                  cmd=["migstream-import", "qemu", "-o", "{out}", "{in}"],
                                  exit=(0,), rss=96, out=(MiB, 4)),
+    # multifd channels compressed with zstd: packets of 16 bytes of data that
+    # decode to 512 KiB each. A packet's header and offsets (1344 bytes with
+    # 4 KiB pages) bound its decoding to 390 times the channel's bytes, and
+    # the channels' decoding in all is bounded by 1 GiB and 1024 times their
+    # bytes (max_decode_ratio): time grows with the input. --dedup writes
+    # the equal pages as references, so the decoding is the work.
+    "qemu-multifd-zstd-import": dict(gen="qemu-multifd-zstd", n0=20000, qemu=True,
+                                     parts=[".chan0"],
+                                     cmd=["migstream-import", "qemu", "--dedup", "-o", "{out}",
+                                          "{in}", "{in}.chan0"],
+                                     exit=(0,), rss=64, out=(MiB, 8)),
     # Declaring 1024 blocks is the tiny input's work already: start larger.
     "qemu-blocks-validate": dict(gen="qemu-blocks", n0=1 << 20, qemu=True, max_n=1 << 22,
                                  cmd=["migstream-validate", "{in}"], exit=(0,), rss=64),
 }
+
+
+def input_size(case, path):
+    """Bytes of the input @path and of the further files of its class
+    (case "parts": suffixes, such as a QEMU main stream's channels)."""
+    return sum(os.path.getsize(path + suffix) for suffix in [""] + case.get("parts", []))
 
 
 def generate(cls, n, path):
@@ -299,10 +317,10 @@ def run_case(name, tools):
             cpu, rss, used = best_of(case, tools, inp, work, runs=1,
                                      timeout=max(30.0, 4 * case["cpu"]))
             print("%s: input %d bytes: cpu %.3f s, rss %.1f MiB, written %d bytes" %
-                  (name, os.path.getsize(inp), cpu, rss, used))
+                  (name, input_size(case, inp), cpu, rss, used))
             if cpu > case["cpu"] * (4 if sanitized else 1):
                 raise Failed("%s: %.2f s of CPU exceeds %.2f s" % (name, cpu, case["cpu"]))
-            check_bounds(name, case, case["n0"], os.path.getsize(inp), rss, used, sanitized)
+            check_bounds(name, case, case["n0"], input_size(case, inp), rss, used, sanitized)
             return
         tiny = os.path.join(work, "tiny" + case.get("suffix", ""))
         generate(case["gen"], max(case["n0"] // 64, 256), tiny)
@@ -315,7 +333,7 @@ def run_case(name, tools):
             if t_small - t0 >= MIN_WORK or 2 * n > case.get("max_n", 1 << 19):
                 break
             n *= 2
-        check_bounds(name, case, n, os.path.getsize(small), rss_small, used_small, sanitized)
+        check_bounds(name, case, n, input_size(case, small), rss_small, used_small, sanitized)
         large = os.path.join(work, "large" + case.get("suffix", ""))
         generate(case["gen"], K * n, large)
         # Work too short to measure counts as MIN_WORK: noise alone must not
@@ -328,12 +346,12 @@ def run_case(name, tools):
         ratio = w_large / w_small
         print("%s: tiny %.3f s; n=%d (%d bytes) %.3f s, rss %.1f MiB, written %d; "
               "n=%d (%d bytes) %.3f s, rss %.1f MiB, written %d; work ratio %.2f (allowed %.2f)" %
-              (name, t0, n, os.path.getsize(small), t_small, rss_small, used_small, K * n,
-               os.path.getsize(large), t_large, rss_large, used_large, ratio, allowed))
-        check_bounds(name, case, K * n, os.path.getsize(large), rss_large, used_large, sanitized)
+              (name, t0, n, input_size(case, small), t_small, rss_small, used_small, K * n,
+               input_size(case, large), t_large, rss_large, used_large, ratio, allowed))
+        check_bounds(name, case, K * n, input_size(case, large), rss_large, used_large, sanitized)
         growth = case.get("rss_growth", 32) * (SAN_RSS_FACTOR if sanitized else 1)
         if isinstance(case.get("rss"), tuple):
-            growth += case["rss"][1] * (os.path.getsize(large) - os.path.getsize(small)) / MiB
+            growth += case["rss"][1] * (input_size(case, large) - input_size(case, small)) / MiB
         if rss_large - rss_small > growth:
             raise Failed("%s: peak RSS grew from %.1f to %.1f MiB between n=%d and n=%d" %
                          (name, rss_small, rss_large, n, K * n))

@@ -818,6 +818,61 @@ static void test_fill_and_keep_limits(void **state)
     th_buf_free(&b);
 }
 
+/* Loads @b as stream A within @max_output bytes of temporary files. */
+static int load_within(const th_buf *b, uint64_t max_output, char *msg, size_t len)
+{
+    ms_diff_options o;
+    ms_diff_options_init(&o);
+    o.max_output = max_output;
+    ms_diff *d = ms_diff_new(&o);
+    ms_reader *rd = ms_reader_new_memory(NULL, b->data, b->len);
+    int rc = ms_diff_load(d, MS_DIFF_A, rd, "a.mig");
+    snprintf(msg, len, "%s", ms_diff_errmsg(d));
+    ms_reader_free(rd);
+    ms_diff_free(d);
+    return rc;
+}
+
+/* The temporary files count a page's place once, however often the page is
+ * DATA again (a later round, after ZERO): 8 pages sent in 4 rounds take
+ * 32 KiB, not 128. A page counts again only when its chunk lost its place
+ * to a long ZERO run (16 chunks and more): its next DATA goes to a fresh
+ * window. The count stays exact: one byte less is refused. */
+static void test_tmp_bytes_rounds(void **state)
+{
+    (void)state;
+    th_buf a = {0};
+    const uint64_t pages = 16 * 4096;
+    const ms_region r = region(0, "ram", pages, PS);
+    uint8_t pat[PS];
+    ms_writer *w = begin(&a, "t", 0, 0, 0);
+    assert_status(ms_writer_add_region(w, &r), 0);
+    for (int round = 0; round < 4; round++) {
+        memset(pat, round + 1, PS);
+        for (uint64_t k = 0; k < 8; k++)
+            assert_status(ms_writer_pages(w, 0, k, 1, pat), 0);
+        assert_status(ms_writer_zero_pages(w, 0, 0, 8), 0);
+    }
+    end(w);
+    char msg[512];
+    assert_status(load_within(&a, 8 * PS, msg, sizeof msg), 0);
+    assert_status(load_within(&a, 8 * PS - 1, msg, sizeof msg), MS_ELIMIT);
+    assert_contains(msg, "the temporary files would take 32768 bytes, more than their limit of "
+                         "32767 bytes");
+    th_buf_free(&a);
+
+    w = begin(&a, "t", 0, 0, 0);
+    assert_status(ms_writer_add_region(w, &r), 0);
+    assert_status(ms_writer_pages(w, 0, 0, 1, pat), 0);
+    assert_status(ms_writer_zero_pages(w, 0, 0, pages), 0);
+    assert_status(ms_writer_pages(w, 0, 0, 1, pat), 0);
+    end(w);
+    assert_status(load_within(&a, 2 * PS, msg, sizeof msg), 0);
+    assert_status(load_within(&a, 2 * PS - 1, msg, sizeof msg), MS_ELIMIT);
+    assert_contains(msg, "would take 8192 bytes");
+    th_buf_free(&a);
+}
+
 #if MS_HAVE_QEMU
 /* A buffer read sequentially, as a pipe would give it. */
 typedef struct memin {
@@ -941,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_handle_states),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_fill_and_keep_limits),
+        cmocka_unit_test(test_tmp_bytes_rounds),
 #if MS_HAVE_QEMU
         cmocka_unit_test(test_across_formats),
 #endif
