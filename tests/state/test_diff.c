@@ -857,8 +857,8 @@ static void test_tmp_bytes_rounds(void **state)
     char msg[512];
     assert_status(load_within(&a, 8 * PS, msg, sizeof msg), 0);
     assert_status(load_within(&a, 8 * PS - 1, msg, sizeof msg), MS_ELIMIT);
-    assert_contains(msg, "the temporary files would take 32768 bytes, more than their limit of "
-                         "32767 bytes");
+    assert_contains(msg, "the temporary files would take 32768 bytes (32.0 KiB) with these DATA "
+                         "pages, more than their limit of 32767 bytes");
     th_buf_free(&a);
 
     w = begin(&a, "t", 0, 0, 0);
