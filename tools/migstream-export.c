@@ -9,70 +9,15 @@
  * (include/migstream/qemu.h); this file handles the command line, the
  * atomic output file and the summary.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "common.h"
-
-static volatile sig_atomic_t got_signal;
-
-static void on_signal(int sig)
-{
-    got_signal = sig;
-}
-
-typedef struct input {
-    int fd;
-    uint64_t bytes;
-    mst_progress *progress;
-} input;
-
-/* Reads the stream, drawing progress; an interrupt stops the export. */
-static ssize_t read_input(void *ctx, void *buf, size_t len)
-{
-    input *in = ctx;
-    for (;;) {
-        if (got_signal)
-            return -1;
-        ssize_t k = read(in->fd, buf, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k > 0) {
-            in->bytes += (uint64_t)k;
-            mst_progress_update(in->progress, in->bytes, 0);
-        }
-        return k;
-    }
-}
-
-static int write_output(void *ctx, const struct iovec *iov, int iovcnt)
-{
-    int fd = *(int *)ctx;
-    for (int i = 0; i < iovcnt; i++) {
-        const uint8_t *p = iov[i].iov_base;
-        size_t left = iov[i].iov_len;
-        while (left > 0) {
-            if (got_signal)
-                return -1;
-            ssize_t k = write(fd, p, left);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0)
-                return -1;
-            p += k;
-            left -= (size_t)k;
-        }
-    }
-    return 0;
-}
+#include "convert.h"
 
 static void usage(FILE *f)
 {
@@ -243,33 +188,6 @@ static uint64_t output_limit(const args *a, int fd)
     return limit;
 }
 
-/* Library statuses that mean "this input is refused" rather than "the
- * export could not be carried out". */
-static int exit_for(int status)
-{
-    switch (status) {
-    case MS_EIO:
-    case MS_ENOMEM:
-    case MS_ESTATE:
-    case MS_EINVAL:
-        return MST_EXIT_ERROR;
-    default:
-        return MST_EXIT_FAIL;
-    }
-}
-
-static void catch_signals(void)
-{
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-            sigaction(sigs[i], &sa, NULL);
-}
-
 #if MS_HAVE_QEMU
 static void print_stats(FILE *f, const ms_qemu_export_stats *s)
 {
@@ -286,66 +204,38 @@ static void print_stats(FILE *f, const ms_qemu_export_stats *s)
     fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
 }
 
-static int export(const args *a)
+/* The library's QEMU exporter (mst_convert_ops). */
+static int qemu_run(mst_convert *cv)
 {
-    bool to_stdout = strcmp(a->out, "-") == 0;
-    if (to_stdout && isatty(STDOUT_FILENO)) {
-        mst_error("refusing to write a QEMU stream to a terminal");
-        return MST_EXIT_ERROR;
-    }
-    int in_fd = mst_open_input(a->in_path);
-    if (in_fd < 0)
-        return MST_EXIT_ERROR;
-    mst_out o;
-    if (mst_out_open(&o, a->out, a->force)) {
-        if (in_fd != STDIN_FILENO)
-            close(in_fd);
-        return MST_EXIT_ERROR;
-    }
-    if (!to_stdout)
-        catch_signals();
-
+    const args *a = cv->args;
     ms_qemu_export_options eo;
     ms_qemu_export_options_init(&eo);
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
-    eo.max_output = output_limit(a, o.fd);
-    ms_qemu_export *exp = ms_qemu_export_new(&eo);
-    mst_progress pg;
-    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
-    input in = {.fd = in_fd, .bytes = 0, .progress = &pg};
-    int rc = MST_EXIT_OK;
+    eo.max_output = output_limit(a, cv->out_fd);
+    ms_qemu_export *exp = cv->conv = ms_qemu_export_new(&eo);
+    cv->made = exp != NULL;
     if (!exp) {
-        mst_error("out of memory");
-        rc = MST_EXIT_ERROR;
-    } else if (ms_qemu_export_run(exp, read_input, &in, write_output, &o.fd)) {
-        mst_progress_done(&pg);
-        if (!got_signal) {
-            const char *name = strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path;
-            mst_error("%s: %s", name, ms_qemu_export_errmsg(exp));
-        }
-        rc = exit_for(ms_qemu_export_status(exp));
+        cv->msg = "out of memory";
+        return MS_ENOMEM;
     }
-    mst_progress_done(&pg);
-    if (!rc && !got_signal && mst_out_commit(&o))
-        rc = MST_EXIT_ERROR;
-    if (rc || got_signal)
-        mst_out_abort(&o);
-    if (!rc && !got_signal && a->stats)
-        print_stats(to_stdout ? stderr : stdout, ms_qemu_export_get_stats(exp));
-    ms_qemu_export_free(exp);
-    if (in_fd != STDIN_FILENO)
-        close(in_fd);
-    return got_signal ? MST_EXIT_ERROR : rc;
+    if (!ms_qemu_export_run(exp, mst_convert_read, &cv->in, mst_convert_write, cv))
+        return 0;
+    cv->msg = ms_qemu_export_errmsg(exp);
+    return ms_qemu_export_status(exp);
 }
 
-#else
-static int export(const args *a)
+static void qemu_finish(mst_convert *cv, FILE *summary)
 {
-    (void)a;
-    mst_error("this build of libmigstream has no QEMU module (built with -Dqemu=false)");
-    return MST_EXIT_ERROR;
+    if (summary && ((const args *)cv->args)->stats)
+        print_stats(summary, ms_qemu_export_get_stats(cv->conv));
+    ms_qemu_export_free(cv->conv);
 }
+
+static const mst_convert_ops qemu_ops = {"a QEMU stream", qemu_run, qemu_finish};
+#define QEMU_OPS (&qemu_ops)
+#else
+#define QEMU_OPS NULL
 #endif
 
 #if MS_HAVE_XEN
@@ -359,64 +249,35 @@ static void print_xen_stats(FILE *f, const ms_xen_export_stats *s)
     fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
 }
 
-/* A stream as a Xen migration stream v2. */
-static int export_xen(const args *a)
+/* A stream as a Xen migration stream v2 (mst_convert_ops). */
+static int xen_run(mst_convert *cv)
 {
-    bool to_stdout = strcmp(a->out, "-") == 0;
-    if (to_stdout && isatty(STDOUT_FILENO)) {
-        mst_error("refusing to write a Xen stream to a terminal");
-        return MST_EXIT_ERROR;
-    }
-    int in_fd = mst_open_input(a->in_path);
-    if (in_fd < 0)
-        return MST_EXIT_ERROR;
-    mst_out o;
-    if (mst_out_open(&o, a->out, a->force)) {
-        if (in_fd != STDIN_FILENO)
-            close(in_fd);
-        return MST_EXIT_ERROR;
-    }
-    if (!to_stdout)
-        catch_signals();
+    const args *a = cv->args;
     ms_xen_export_options xo;
     ms_xen_export_options_init(&xo);
     xo.format = a->xen_format;
     xo.verifiable = a->verifiable;
-    xo.max_output = output_limit(a, o.fd);
-    ms_xen_export *exp = ms_xen_export_new(&xo);
-    mst_progress pg;
-    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
-    input in = {.fd = in_fd, .bytes = 0, .progress = &pg};
-    int rc = MST_EXIT_OK;
-    if (ms_xen_export_status(exp)) {
-        mst_error("%s", ms_xen_export_errmsg(exp));
-        rc = MST_EXIT_ERROR;
-    } else if (ms_xen_export_run(exp, read_input, &in, write_output, &o.fd)) {
-        mst_progress_done(&pg);
-        if (!got_signal)
-            mst_error("%s: %s", strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path,
-                      ms_xen_export_errmsg(exp));
-        rc = exit_for(ms_xen_export_status(exp));
-    }
-    mst_progress_done(&pg);
-    if (!rc && !got_signal && mst_out_commit(&o))
-        rc = MST_EXIT_ERROR;
-    if (rc || got_signal)
-        mst_out_abort(&o);
-    if (!rc && !got_signal && a->stats)
-        print_xen_stats(to_stdout ? stderr : stdout, ms_xen_export_get_stats(exp));
-    ms_xen_export_free(exp);
-    if (in_fd != STDIN_FILENO)
-        close(in_fd);
-    return got_signal ? MST_EXIT_ERROR : rc;
+    xo.max_output = output_limit(a, cv->out_fd);
+    ms_xen_export *exp = cv->conv = ms_xen_export_new(&xo);
+    int status = ms_xen_export_status(exp);
+    cv->made = !status;
+    if (!status && ms_xen_export_run(exp, mst_convert_read, &cv->in, mst_convert_write, cv))
+        status = ms_xen_export_status(exp);
+    cv->msg = ms_xen_export_errmsg(exp);
+    return status;
 }
-#else
-static int export_xen(const args *a)
+
+static void xen_finish(mst_convert *cv, FILE *summary)
 {
-    (void)a;
-    mst_error("this build of libmigstream has no Xen module (built with -Dxen=false)");
-    return MST_EXIT_ERROR;
+    if (summary && ((const args *)cv->args)->stats)
+        print_xen_stats(summary, ms_xen_export_get_stats(cv->conv));
+    ms_xen_export_free(cv->conv);
 }
+
+static const mst_convert_ops xen_ops = {"a Xen stream", xen_run, xen_finish};
+#define XEN_OPS (&xen_ops)
+#else
+#define XEN_OPS NULL
 #endif
 
 int main(int argc, char **argv)
@@ -425,11 +286,16 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     mst_init(argv[0]);
     int rc = parse_args(argc, argv, &a);
-    if (rc == 0)
-        rc = a.xen ? export_xen(&a) : export(&a);
-    if (got_signal) {
-        signal(got_signal, SIG_DFL);
-        raise(got_signal);
+    if (rc == 0) {
+        mst_convert cv = {.ops = a.xen ? XEN_OPS : QEMU_OPS,
+                          .args = &a,
+                          .in_path = a.in_path,
+                          .out_path = a.out,
+                          .force = a.force,
+                          .quiet = a.quiet,
+                          .exit_for = mst_exit_for};
+        rc = cv.ops ? mst_convert_run(&cv) : mst_convert_no_module(a.xen ? "xen" : "qemu");
     }
+    mst_convert_exit_signal();
     return rc < 0 ? MST_EXIT_OK : rc;
 }
