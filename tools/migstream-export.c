@@ -13,7 +13,6 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,19 +58,6 @@ static void usage(FILE *f)
     mst_print_exit_table(f);
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    mst_error("%s", msg);
-    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
-    return MST_EXIT_ERROR;
-}
-
 typedef struct args {
     const char *out, *in_path, *machine;
     bool force, quiet, no_vmdesc, stats;
@@ -94,10 +80,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"libxl", no_argument, NULL, O_LIBXL},
         {"libxc", no_argument, NULL, O_LIBXC},
         {"verifiable", no_argument, NULL, O_VERIFIABLE},
-        {"quiet", no_argument, NULL, 'q'},
-        {"progress", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        MST_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -111,7 +94,7 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_MACHINE:
             if (!*optarg || strlen(optarg) > 255)
-                return bad_usage("--machine: 1 to 255 bytes expected");
+                return mst_usage_error("--machine: 1 to 255 bytes expected");
             a->machine = optarg;
             break;
         case O_NO_VMDESC:
@@ -131,45 +114,32 @@ static int parse_args(int argc, char **argv, args *a)
         case O_VERIFIABLE:
             a->verifiable = true;
             break;
-        case 'q':
-            a->quiet = true;
+        default: {
+            int rc = mst_common_option(opt, argv, &a->quiet, usage);
+            if (rc)
+                return rc;
             break;
-        case 'P':
-            if (mst_progress_option(optarg))
-                return MST_EXIT_ERROR;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'V':
-            mst_print_version();
-            return -1;
-        case ':':
-            return bad_usage("option %s needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return bad_usage("unknown option -%c", optopt);
-            return bad_usage("unknown option %s", argv[optind - 1]);
+        }
         }
     }
     int npos = argc - optind;
     if (npos < 1)
-        return bad_usage("expected a format (qemu or xen), then STREAM");
+        return mst_usage_error("expected a format (qemu or xen), then STREAM");
     a->xen = strcmp(argv[optind], "xen") == 0;
     if (!a->xen && strcmp(argv[optind], "qemu") != 0)
-        return bad_usage("unknown format '%s' (qemu and xen are supported)", argv[optind]);
+        return mst_usage_error("unknown format '%s' (qemu and xen are supported)", argv[optind]);
     if (a->xen && (a->machine || a->no_vmdesc))
-        return bad_usage("%s applies to QEMU streams only",
-                         a->machine ? "--machine" : "--no-vmdesc");
+        return mst_usage_error("%s applies to QEMU streams only",
+                               a->machine ? "--machine" : "--no-vmdesc");
     if (!a->xen && (a->xen_format || a->verifiable))
-        return bad_usage("%s applies to Xen streams only",
-                         a->verifiable ? "--verifiable" : "--libxl/--libxc");
+        return mst_usage_error("%s applies to Xen streams only",
+                               a->verifiable ? "--verifiable" : "--libxl/--libxc");
     if (npos < 2)
-        return bad_usage("expected STREAM, the stream to export");
+        return mst_usage_error("expected STREAM, the stream to export");
     if (npos > 2)
-        return bad_usage("unexpected argument '%s'", argv[optind + 2]);
+        return mst_usage_error("unexpected argument '%s'", argv[optind + 2]);
     if (!a->out || !*a->out)
-        return bad_usage("-o OUT is required");
+        return mst_usage_error("-o OUT is required");
     a->in_path = argv[optind + 1];
     return 0;
 }

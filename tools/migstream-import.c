@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,19 +60,6 @@ static void usage(FILE *f)
     mst_print_exit_table(f);
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    mst_error("%s", msg);
-    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
-    return MST_EXIT_ERROR;
-}
-
 typedef struct args {
     bool xen; /* the format: xen, else qemu */
     const char *out, *main_path, *tmpdir;
@@ -109,10 +95,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"tmpdir", required_argument, NULL, O_TMPDIR},
         {"stats", no_argument, NULL, O_STATS},
         {"fill", no_argument, NULL, O_FILL},
-        {"quiet", no_argument, NULL, 'q'},
-        {"progress", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        MST_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -133,7 +116,7 @@ static int parse_args(int argc, char **argv, args *a)
             errno = 0;
             v = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || v < 0 || v > 19)
-                return bad_usage("--compress %s: must be 0 (off) to 19", optarg);
+                return mst_usage_error("--compress %s: must be 0 (off) to 19", optarg);
             a->level = (int)v;
             break;
         case O_TMPDIR:
@@ -146,7 +129,7 @@ static int parse_args(int argc, char **argv, args *a)
             errno = 0;
             v = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || v < 1 || v > (1l << 22))
-                return bad_usage("--dedup-pages %s: must be 1 to 4194304", optarg);
+                return mst_usage_error("--dedup-pages %s: must be 1 to 4194304", optarg);
             a->dedup_pages = (uint32_t)v;
             a->features |= MS_FEATURE_DUPLICATES;
             break;
@@ -159,54 +142,42 @@ static int parse_args(int argc, char **argv, args *a)
         case O_FILL:
             a->fill = true;
             break;
-        case 'q':
-            a->quiet = true;
+        default: {
+            int rc = mst_common_option(opt, argv, &a->quiet, usage);
+            if (rc)
+                return rc;
             break;
-        case 'P':
-            if (mst_progress_option(optarg))
-                return MST_EXIT_ERROR;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'V':
-            mst_print_version();
-            return -1;
-        case ':':
-            return bad_usage("option %s needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return bad_usage("unknown option -%c", optopt);
-            return bad_usage("unknown option %s", argv[optind - 1]);
+        }
         }
     }
     int npos = argc - optind;
     if (npos < 1)
-        return bad_usage("expected a format (qemu or xen), then MAIN");
+        return mst_usage_error("expected a format (qemu or xen), then MAIN");
     a->xen = strcmp(argv[optind], "xen") == 0;
     if (!a->xen && strcmp(argv[optind], "qemu") != 0)
-        return bad_usage("unknown format '%s' (qemu and xen are supported)", argv[optind]);
+        return mst_usage_error("unknown format '%s' (qemu and xen are supported)", argv[optind]);
     if (npos < 2)
-        return bad_usage(a->xen ? "expected STREAM, the Xen migration stream"
-                                : "expected MAIN, QEMU's main migration stream");
+        return mst_usage_error(a->xen ? "expected STREAM, the Xen migration stream"
+                                      : "expected MAIN, QEMU's main migration stream");
     if (a->xen && npos > 2)
-        return bad_usage("a Xen migration stream is one input: '%s' is one too many",
-                         argv[optind + 2]);
+        return mst_usage_error("a Xen migration stream is one input: '%s' is one too many",
+                               argv[optind + 2]);
     if (a->xen && (a->raw_only || a->tmpdir))
-        return bad_usage("%s applies to QEMU streams only", a->raw_only ? "--raw-only" : "--tmpdir");
+        return mst_usage_error("%s applies to QEMU streams only",
+                               a->raw_only ? "--raw-only" : "--tmpdir");
     if (!a->out || !*a->out)
-        return bad_usage("-o OUT is required");
+        return mst_usage_error("-o OUT is required");
     a->main_path = argv[optind + 1];
     a->channels = argv + optind + 2;
     a->nchannels = npos - 2;
 #if MS_HAVE_QEMU
     if (a->nchannels > (int)MS_QEMU_MAX_CHANNELS)
-        return bad_usage("%d channels given (QEMU uses at most %u)", a->nchannels,
-                         MS_QEMU_MAX_CHANNELS);
+        return mst_usage_error("%d channels given (QEMU uses at most %u)", a->nchannels,
+                               MS_QEMU_MAX_CHANNELS);
 #endif
     for (int i = 0; i < a->nchannels; i++)
         if (strcmp(a->channels[i], "-") == 0)
-            return bad_usage("a CHANNEL cannot be standard input");
+            return mst_usage_error("a CHANNEL cannot be standard input");
     return 0;
 }
 
