@@ -9,12 +9,19 @@
 #
 # usage: bench/real-guest.sh [OUTDIR]     (default: build-bench/guest)
 #        REAL_GUEST_ACCEL=tcg bench/real-guest.sh ...   (no KVM, see below)
+#        REAL_GUEST_RANDOM_MIB=N bench/real-guest.sh ... (random data the
+#        workload writes, default 64 MiB: how much of the guest no
+#        compressor shrinks, which bounds every size ratio; PERFORMANCE.md)
 # Installs its packages with apt-get when missing (bench-only dependencies,
 # not part of scripts/setup.sh).
 set -eu
 
 BENCH_PACKAGES="qemu-system-x86 linux-image-amd64 busybox-static cpio python3"
 MEM_MIB=512
+RANDOM_MIB=${REAL_GUEST_RANDOM_MIB:-64}
+case $RANDOM_MIB in
+'' | *[!0-9]*) echo "real-guest.sh: REAL_GUEST_RANDOM_MIB must be a number of MiB" >&2; exit 2 ;;
+esac
 BOOT_TIMEOUT=900 # seconds; TCG on a busy 2-core machine is slow
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,12 +70,13 @@ while [ $i -lt 6 ]; do
     cp /bin/busybox /tmp/prog.$i
     i=$((i + 1))
 done
-dd if=/dev/urandom of=/tmp/random bs=1M count=64 2>/dev/null
+dd if=/dev/urandom of=/tmp/random bs=1M count=@RANDOM_MIB@ 2>/dev/null
 sync
 free
 echo "WORKLOAD DONE"
 while :; do sleep 3600; done
 EOF
+sed -i "s/@RANDOM_MIB@/$RANDOM_MIB/" "$root/init"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out/initramfs.cpio.gz")
 
@@ -91,7 +99,7 @@ esac
 qmp="$out/qmp.sock"
 console="$out/console.log"
 rm -f "$qmp" "$console" "$out/guest.img.tmp" "$out/qemu.mig.tmp"
-echo "real-guest.sh: booting $kernel with accel=$accel, ${MEM_MIB} MiB" >&2
+echo "real-guest.sh: booting $kernel with accel=$accel, ${MEM_MIB} MiB, ${RANDOM_MIB} MiB random" >&2
 qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m "$MEM_MIB" -smp 1 \
     -nodefaults -display none -no-reboot \
     -kernel "$kernel" -initrd "$out/initramfs.cpio.gz" \
@@ -157,7 +165,7 @@ wait $qemu_pid 2>/dev/null || true
 trap - EXIT INT TERM
 mv "$out/guest.img.tmp" "$out/guest.img"
 mv "$out/qemu.mig.tmp" "$out/qemu.mig"
-printf 'accel=%s\nkernel=%s\nqemu=%s\nmem_mib=%s\n' "$accel" "$kernel" \
-    "$(qemu-system-x86_64 --version | head -n 1)" "$MEM_MIB" >"$out/guest.txt"
+printf 'accel=%s\nkernel=%s\nqemu=%s\nmem_mib=%s\nrandom_mib=%s\n' "$accel" "$kernel" \
+    "$(qemu-system-x86_64 --version | head -n 1)" "$MEM_MIB" "$RANDOM_MIB" >"$out/guest.txt"
 echo "real-guest.sh: $out/guest.img ($(stat -c %s "$out/guest.img") bytes)," \
     "$out/qemu.mig ($(stat -c %s "$out/qemu.mig") bytes)" >&2

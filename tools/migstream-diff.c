@@ -467,8 +467,9 @@ static void usage(FILE *f)
                "  --version       print the version and exit\n"
                "\n"
                "DATA pages are kept in temporary files in $TMPDIR (default /tmp), within\n"
-               "--max-output and the free space there; device states within 256 MiB.\n"
-               "A stream past those limits is refused (exit status 1). A stream that\n"
+               "--max-output and the free space there (past them: exit status 2, the\n"
+               "comparison cannot be made); device states within 256 MiB (a stream past\n"
+               "that is refused: exit status 1). A stream that\n"
                "cannot be read to its end (a checksum mismatch, truncation) is compared\n"
                "as far as it was read, then where its damage starts is said (exit status\n"
                "1). One whose preamble is bad is refused (1).\n"
@@ -582,7 +583,9 @@ int main(int argc, char **argv)
         mst_progress_done(&pg);
         if (!ms_diff_status(d))
             goto out; /* printed */
-        status = mst_exit_for(ms_diff_status(d));
+        /* Temporary files past --max-output or the free space: the
+         * output cannot be written, as in migstream-replay (exit 2). */
+        status = ms_diff_output_full(d) ? MST_EXIT_ERROR : mst_exit_for(ms_diff_status(d));
         if (status != MST_EXIT_FAIL || !json) {
             mst_error("%s", ms_diff_errmsg(d));
             goto out;

@@ -79,6 +79,23 @@ typedef struct round_stats {
 } round_stats;
 #define MAX_ROUNDS 65536u /* rounds listed by --summary; later ones are counted only */
 
+/* Which DATA copy of a region each of its pages holds (1-based, in stream
+ * order; 0: none), in chunks of SRC_CHUNK pages found by a hash of their
+ * index, made when a DATA or DUPLICATE page lands in them, within
+ * SRC_BUDGET bytes (the page-state budget of a consumer that resolves
+ * DUPLICATE sources, FORMAT.md section 9). */
+#define SRC_CHUNK 4096u
+#define SRC_BUDGET MS_PAGEMAP_DEFAULT_MEMORY
+typedef struct src_chunk {
+    uint64_t index; /* page / SRC_CHUNK */
+    uint64_t *seq;  /* NULL: a free slot */
+} src_chunk;
+typedef struct src_map {
+    src_chunk *slots;
+    size_t cap, used; /* cap a power of two, at most half used */
+    bool full;        /* past SRC_BUDGET */
+} src_map;
+
 typedef struct dump {
     FILE *out;
     bool json;
@@ -129,6 +146,18 @@ typedef struct dump {
     uint64_t page_arg;   /* FILL word or IN_PLACE address of the last copy */
     uint64_t page_copies, page_index, page_offset;
     int64_t page_part; /* of the last copy, read among several parts; else -1 */
+    /* DUPLICATE pages (FORMAT.md section 6.2), in a stream that may hold
+     * them: which DATA copy of the region each page holds (src_map), so
+     * that the --page's last DUPLICATE names the DATA copy its contents
+     * came from (page_seq); its bytes are read on a second pass. */
+    src_map srcs;
+    uint64_t data_seq;              /* DATA pages of the region so far */
+    uint64_t page_seq;              /* the DATA copy the --page holds, 1-based; 0: none */
+    uint64_t src_index, src_offset; /* the record of that copy */
+    bool src_read;                  /* its bytes are in page */
+    const char *const *paths;       /* the inputs, for that second pass */
+    size_t npaths;
+    bool rereadable; /* one regular file */
 
     /* --device */
     const char *device_path;
@@ -1145,14 +1174,114 @@ static void page_match(dump *d)
     }
 }
 
+static src_chunk *src_find(src_map *m, uint64_t index)
+{
+    if (!m->cap)
+        return NULL;
+    size_t mask = m->cap - 1, i = (size_t)(index * UINT64_C(0x9E3779B97F4A7C15) >> 20) & mask;
+    for (; m->slots[i].seq; i = (i + 1) & mask)
+        if (m->slots[i].index == index)
+            return &m->slots[i];
+    return &m->slots[i]; /* the free slot it would take */
+}
+
+/* The chunk's entries, made (zeroed) when @make; NULL when absent, or
+ * without memory or past the budget (then -1 in *rc). */
+static uint64_t *src_chunk_of(src_map *m, uint64_t page, bool make, int *rc)
+{
+    uint64_t index = page / SRC_CHUNK;
+    src_chunk *c = src_find(m, index);
+    if (c && c->seq)
+        return c->seq;
+    if (!make)
+        return NULL;
+    if ((m->used + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        size_t bytes = (m->used + 1) * SRC_CHUNK * sizeof(uint64_t) + cap * sizeof(src_chunk);
+        src_chunk *grown = bytes <= SRC_BUDGET ? calloc(cap, sizeof *grown) : NULL;
+        if (!grown) {
+            m->full = bytes > SRC_BUDGET;
+            *rc = -1;
+            return NULL;
+        }
+        src_map old = *m;
+        m->slots = grown;
+        m->cap = cap;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.slots[i].seq)
+                *src_find(m, old.slots[i].index) = old.slots[i];
+        free(old.slots);
+        c = src_find(m, index);
+    }
+    if ((m->used + 1) * SRC_CHUNK * sizeof(uint64_t) + m->cap * sizeof(src_chunk) > SRC_BUDGET) {
+        m->full = true;
+        *rc = -1;
+        return NULL;
+    }
+    if (!(c->seq = calloc(SRC_CHUNK, sizeof(uint64_t)))) {
+        *rc = -1;
+        return NULL;
+    }
+    c->index = index;
+    m->used++;
+    return c->seq;
+}
+
+static void src_free(src_map *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->slots[i].seq);
+    free(m->slots);
+}
+
+/* Pages [first, first + count) hold DATA copies seq, seq + 1, ... or,
+ * with from, what pages [from, from + count) hold (a DUPLICATE extent: the
+ * ranges do not meet, section 6.2), or none (seq 0, no from: ZERO, FILL,
+ * DISCARDED, IN_PLACE). A run at a time within both pages' chunks. 0, or
+ * -1 (d->srcs.full says whether past the budget). */
+static int src_set(dump *d, uint64_t first, uint64_t count, uint64_t seq, const uint64_t *from)
+{
+    int rc = 0;
+    for (uint64_t k = 0; k < count;) {
+        uint64_t page = first + k, at = page % SRC_CHUNK;
+        uint64_t n = SRC_CHUNK - at < count - k ? SRC_CHUNK - at : count - k;
+        const uint64_t *sc = NULL;
+        if (from) {
+            uint64_t sp = *from + k, sat = sp % SRC_CHUNK;
+            if (SRC_CHUNK - sat < n)
+                n = SRC_CHUNK - sat;
+            sc = src_chunk_of(&d->srcs, sp, false, &rc);
+            if (sc)
+                sc += sat;
+        }
+        uint64_t *c = src_chunk_of(&d->srcs, page, sc || seq, &rc);
+        if (rc)
+            return rc;
+        if (c && sc)
+            memcpy(c + at, sc, (size_t)n * sizeof *c);
+        else if (c && seq)
+            for (uint64_t j = 0; j < n; j++)
+                c[at + j] = seq + k + j;
+        else if (c)
+            memset(c + at, 0, (size_t)n * sizeof *c);
+        k += n;
+    }
+    return 0;
+}
+
 static int page_apply(dump *d, const ms_record *rec)
 {
     const ms_pages *pg = &rec->pages;
     if (!d->region_found || d->page_outside || pg->region->id != d->page_reg.id)
         return 0;
+    bool dups = d->hdr && (d->hdr->required_features & MS_FEATURE_DUPLICATES);
     size_t data_at = 0; /* DATA pages before the extent, in this record */
     for (size_t i = 0; i < pg->extent_count; i++) {
         const ms_extent *e = &pg->extents[i];
+        if (dups &&
+            src_set(d, e->first, e->count, e->state == MS_PAGE_DATA ? d->data_seq + data_at + 1 : 0,
+                    e->state == MS_PAGE_DUPLICATE ? &e->arg : NULL))
+            return -1;
         if (d->pfn >= e->first && d->pfn - e->first < e->count) {
             d->page_state = e->state < MST_STATE_OTHER ? e->state : MST_STATE_OTHER;
             d->page_arg = e->state == MS_PAGE_IN_PLACE
@@ -1169,11 +1298,13 @@ static int page_apply(dump *d, const ms_record *rec)
                     return -1;
                 memcpy(d->page, pg->data + (data_at + (size_t)(d->pfn - e->first)) * ps, ps);
             }
-            return 0;
+            if (!dups) /* nothing more to follow in this record */
+                return 0;
         }
         if (e->state == MS_PAGE_DATA)
             data_at += e->count;
     }
+    d->data_seq += data_at;
     return 0;
 }
 
@@ -1200,6 +1331,53 @@ static void hexdump(FILE *o, const uint8_t *p, size_t n)
     fprintf(o, "%08zx\n", n);
 }
 
+/* Reads the stream again up to DATA copy d->page_seq of the --page's
+ * region, and keeps its bytes and record: the contents of a DUPLICATE page
+ * (the reference was resolved to that copy as the stream was read). A
+ * second read, for a regular file only; 0, or -1 having said why. */
+static int read_source(dump *d)
+{
+    mst_stream st;
+    const mst_stream_hooks hooks = {.quiet = true};
+    if (mst_stream_open(&st, d->paths, d->npaths, &hooks)) {
+        mst_error("%s", st.why);
+        return -1;
+    }
+    const ms_header *h;
+    const ms_record *rec;
+    uint64_t seq = 0;
+    int rc = ms_reader_header(st.r, &h);
+    while (rc == 0 && !d->src_read && ms_reader_next(st.r, &rec) > 0) {
+        if (rec->type != MS_REC_PAGES || rec->pages.region->id != d->page_reg.id)
+            continue;
+        size_t data_at = 0, ps = rec->pages.region->page_size;
+        for (size_t i = 0; i < rec->pages.extent_count && !d->src_read; i++) {
+            const ms_extent *e = &rec->pages.extents[i];
+            if (e->state != MS_PAGE_DATA)
+                continue;
+            if (d->page_seq - seq <= e->count) {
+                if (!d->page && !(d->page = malloc(ps))) {
+                    mst_error("out of memory");
+                    mst_stream_close(&st);
+                    return -1;
+                }
+                memcpy(d->page, rec->pages.data + (data_at + (d->page_seq - seq - 1)) * ps, ps);
+                d->src_index = rec->index;
+                d->src_offset = rec->offset;
+                d->src_read = true;
+            }
+            seq += e->count;
+            data_at += e->count;
+        }
+    }
+    if (!d->src_read)
+        mst_error("the stream changed as it was read again: DATA copy %" PRIu64
+                  " of region %" PRIu32 " is not there",
+                  d->page_seq, d->page_reg.id);
+    mst_stream_close(&st);
+    return d->src_read ? 0 : -1;
+}
+
 static int print_page(dump *d)
 {
     FILE *o = d->out;
@@ -1218,7 +1396,15 @@ static int print_page(dump *d)
     const char *state = d->page_state == MST_STATE_MISSING ? "missing" : state_name(d->page_state);
     size_t ps = g->page_size;
     uint8_t *zero = NULL;
-    const uint8_t *bytes = d->page_state == MS_PAGE_DATA ? d->page : NULL;
+    if (d->page_state == MS_PAGE_DUPLICATE) {
+        /* The DATA copy the reference was resolved to (FORMAT.md 6.2). */
+        int rc = 0;
+        const uint64_t *c = src_chunk_of(&d->srcs, d->pfn, false, &rc);
+        d->page_seq = c ? c[d->pfn % SRC_CHUNK] : 0;
+        if (d->page_seq && d->rereadable && read_source(d))
+            return MST_EXIT_ERROR;
+    }
+    const uint8_t *bytes = d->page_state == MS_PAGE_DATA || d->src_read ? d->page : NULL;
     if (d->page_state == MS_PAGE_ZERO || d->page_state == MS_PAGE_FILL) {
         if (!(zero = calloc(1, ps))) {
             mst_error("out of memory");
@@ -1246,8 +1432,14 @@ static int print_page(dump *d)
         if (d->page_state == MS_PAGE_FILL || d->page_state == MS_PAGE_IN_PLACE)
             fprintf(o, ",\"%s\":\"0x%" PRIx64 "\"",
                     d->page_state == MS_PAGE_FILL ? "fill" : "address", d->page_arg);
-        if (d->page_state == MS_PAGE_DUPLICATE)
-            fprintf(o, ",\"source\":%" PRIu64, d->page_arg);
+        if (d->page_state == MS_PAGE_DUPLICATE) {
+            fprintf(o, ",\"source\":%" PRIu64 ",\"source_record\":", d->page_arg);
+            if (d->src_read)
+                fprintf(o, "%" PRIu64 ",\"source_record_offset\":%" PRIu64, d->src_index,
+                        d->src_offset);
+            else
+                fputs("null,\"source_record_offset\":null", o);
+        }
         fputs(",\"data\":", o);
         if (bytes)
             mst_json_hex(o, bytes, ps);
@@ -1276,9 +1468,22 @@ static int print_page(dump *d)
         else if (d->page_state == MS_PAGE_IN_PLACE)
             fprintf(o, "; an IN_PLACE page: not in the stream, kept in place at address 0x%" PRIx64,
                     d->page_arg);
+        else if (d->page_state == MS_PAGE_DUPLICATE && d->src_read)
+            fprintf(o,
+                    "; a DUPLICATE page: it holds what page %" PRIu64 " of the region held "
+                    "when that record came, the DATA copy of record %" PRIu64 " at byte %" PRIu64,
+                    d->page_arg, d->src_index, d->src_offset);
+        else if (d->page_state == MS_PAGE_DUPLICATE && d->page_seq)
+            fprintf(o,
+                    "; a DUPLICATE page: it holds what page %" PRIu64 " of the region held "
+                    "when that record came (its bytes need a second read of the stream, which "
+                    "only a file named as STREAM allows; migstream-replay writes them)",
+                    d->page_arg);
         else if (d->page_state == MS_PAGE_DUPLICATE)
-            fprintf(o, "; a DUPLICATE page: it holds what page %" PRIu64 " of the region held "
-                    "when that record came (migstream-replay writes its bytes)", d->page_arg);
+            fprintf(o,
+                    "; a DUPLICATE page of page %" PRIu64 ", which held no DATA sent earlier "
+                    "(FORMAT.md section 6.2: the stream is invalid)",
+                    d->page_arg);
         else if (d->page_state == MST_STATE_MISSING)
             fputs("; never sent in this stream", o);
         fputc('\n', o);
@@ -1539,6 +1744,12 @@ static int run(dump *d)
             print_header(d);
     }
     mst_progress_done(d->pg);
+    if (nomem && d->srcs.full) { /* the page-state budget, as diff's: exit 2 */
+        mst_error("following the DUPLICATE pages of region %" PRIu32 " would take more than "
+                  "%zu MiB",
+                  d->page_reg.id, (size_t)SRC_BUDGET >> 20);
+        return MST_EXIT_ERROR;
+    }
     if (nomem && kept > 0) { /* a limit, as the reader's: exit 1 */
         mst_error("the states of device \"%s\" would take more than %u MiB",
                   d->device_path, MST_DEVSET_BUDGET >> 20);
@@ -1721,6 +1932,10 @@ int main(int argc, char **argv)
     d.pg = &pg;
     if (mst_stream_open(&st, paths, npaths, &hooks) == 0) {
         d.r = st.r;
+        d.paths = paths;
+        d.npaths = npaths;
+        /* Standard input, even a file, is read once: its offset is ours. */
+        d.rereadable = st.n == 1 && st.in[0].regular && strcmp(paths[0], "-") != 0;
         d.foreign = st.foreign;
         d.format = st.format;
         d.parts = mst_is_parts(st.r);
@@ -1747,6 +1962,7 @@ int main(int argc, char **argv)
     }
     free(d.devs);
     free(d.page);
+    src_free(&d.srcs);
     free(d.types);
     free(d.rounds);
     free(d.part_end);

@@ -2,17 +2,17 @@
  * migstream-export: writes a stream back in another VMM's migration format.
  *
  *     migstream-export qemu [options] -o OUT STREAM
+ *     migstream-export xen [options] -o OUT STREAM
  *
- * STREAM is a stream imported from QEMU (a file, or - for standard input);
- * OUT is the QEMU migration stream that `qemu-system-* -incoming` loads
- * ("exec:cat OUT"), - for standard output. The library does the writing
- * (include/migstream/qemu.h); this file handles the command line, the
- * atomic output file and the summary.
+ * STREAM is a stream of any format ms_open() reads (a file, or - for
+ * standard input); OUT is the QEMU migration stream that
+ * `qemu-system-* -incoming` loads ("exec:cat OUT"), or the Xen migration
+ * stream, - for standard output. The library does the writing
+ * (include/migstream/qemu.h, xen.h); convert.c runs it around the atomic
+ * output file; this file handles the command line and the summary.
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,10 +23,12 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: %s qemu [options] -o OUT STREAM\n"
             "       %s xen [options] -o OUT STREAM\n"
-            "Exports a stream imported from QEMU back as a QEMU migration stream (QEVM\n"
-            "version 3) that qemu-system-* -incoming loads; with xen, a stream as a Xen\n"
-            "migration stream v2 (docs/XEN.md). STREAM - reads standard input; OUT -\n"
-            "writes to standard output.\n"
+            "Exports STREAM as a QEMU migration stream (QEVM version 3) that\n"
+            "qemu-system-* -incoming loads; with xen, as a Xen migration stream v2\n"
+            "(docs/XEN.md). STREAM may be of any format this build reads\n"
+            "(libmigstream's; QEMU's, Xen's and libvirt's save images with their\n"
+            "modules): it is converted as it is read. STREAM - reads standard input;\n"
+            "OUT - writes to standard output.\n"
             "\n"
             "  -o, --output OUT      the stream to create (required)\n"
             "      --force           replace OUT if it exists\n"
@@ -50,9 +52,9 @@ static void usage(FILE *f)
           "\n"
           "A stream that is damaged or holds what the format cannot carry (QEMU:\n"
           "IN_PLACE pages, overlays, device state without raw bytes; Xen: regions\n"
-          "without a guest-physical address, devices that are not Xen records), or\n"
-          "whose output would take more than --max-output or the free space, is\n"
-          "refused (exit status 1).\n"
+          "without a guest-physical address, devices that are not Xen records) is\n"
+          "refused (exit status 1). An output that would take more than\n"
+          "--max-output or the free space is not written (exit status 2).\n"
           "\n",
           f);
     mst_print_exit_table(f);
@@ -144,20 +146,6 @@ static int parse_args(int argc, char **argv, args *a)
     return 0;
 }
 
-/* --max-output, and at most the free space of the file system when OUT is
- * a file (a FIFO or a device written in place, standard output: the limit
- * alone). */
-static uint64_t output_limit(const args *a, int fd)
-{
-    uint64_t limit = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
-    struct statvfs v;
-    struct stat sb;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fstatvfs(fd, &v) == 0 && v.f_frsize &&
-        (uint64_t)v.f_bavail <= limit / v.f_frsize)
-        limit = (uint64_t)v.f_bavail * v.f_frsize;
-    return limit;
-}
-
 #if MS_HAVE_QEMU
 static void print_stats(FILE *f, const ms_qemu_export_stats *s)
 {
@@ -171,6 +159,8 @@ static void print_stats(FILE *f, const ms_qemu_export_stats *s)
     fprintf(f, "discarded pages, not sent: %" PRIu64 "\n", s->discarded_pages);
     fprintf(f, "ram parts: %" PRIu64 "\n", s->ram_parts);
     fprintf(f, "devices: %" PRIu64 " (%" PRIu64 " records)\n", s->devices, s->device_records);
+    if (s->libvirt_records) /* only from a libvirt save image */
+        fprintf(f, "libvirt header records, left out: %" PRIu64 "\n", s->libvirt_records);
     fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
 }
 
@@ -182,16 +172,17 @@ static int qemu_run(mst_convert *cv)
     ms_qemu_export_options_init(&eo);
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
-    eo.max_output = output_limit(a, cv->out_fd);
+    eo.max_output = mst_convert_output_limit(cv, a->max_output);
     ms_qemu_export *exp = cv->conv = ms_qemu_export_new(&eo);
     cv->made = exp != NULL;
     if (!exp) {
         cv->msg = "out of memory";
         return MS_ENOMEM;
     }
-    if (!ms_qemu_export_run(exp, mst_convert_read, &cv->in, mst_convert_write, cv))
+    if (!ms_qemu_export_run_reader(exp, cv->stream.r, mst_convert_write, cv))
         return 0;
     cv->msg = ms_qemu_export_errmsg(exp);
+    cv->output_full = ms_qemu_export_get_stats(exp)->output_full;
     return ms_qemu_export_status(exp);
 }
 
@@ -227,12 +218,14 @@ static int xen_run(mst_convert *cv)
     ms_xen_export_options_init(&xo);
     xo.format = a->xen_format;
     xo.verifiable = a->verifiable;
-    xo.max_output = output_limit(a, cv->out_fd);
+    xo.max_output = mst_convert_output_limit(cv, a->max_output);
     ms_xen_export *exp = cv->conv = ms_xen_export_new(&xo);
     int status = ms_xen_export_status(exp);
     cv->made = !status;
-    if (!status && ms_xen_export_run(exp, mst_convert_read, &cv->in, mst_convert_write, cv))
+    if (!status && ms_xen_export_run_reader(exp, cv->stream.r, mst_convert_write, cv)) {
         status = ms_xen_export_status(exp);
+        cv->output_full = ms_xen_export_get_stats(exp)->output_full;
+    }
     cv->msg = ms_xen_export_errmsg(exp);
     return status;
 }
@@ -260,6 +253,7 @@ int main(int argc, char **argv)
         mst_convert cv = {.ops = a.xen ? XEN_OPS : QEMU_OPS,
                           .args = &a,
                           .in_path = a.in_path,
+                          .any_format = true,
                           .out_path = a.out,
                           .force = a.force,
                           .quiet = a.quiet,

@@ -40,6 +40,8 @@
  * is kept instead as far as it was read (the state its records before the
  * damage leave), and ms_diff_get_damage() says where its damage starts: a
  * good stream can then be compared with its truncated or corrupted copy.
+ * Such a side's INFO (machine, description), when the damage comes before
+ * its place (FORMAT.md section 4.3), is unknown and not compared.
  * A side whose preamble cannot be read still fails: it holds nothing.
  *
  * The comparison, in brief (docs/man/migstream-diff.1 explains each rule):
@@ -341,6 +343,12 @@ MS_API const ms_diff_damage *ms_diff_get_damage(const ms_diff *d, ms_diff_side s
 /** The sticky status: 0, or the failure that stopped the handle; MS_ENOMEM
  *  for NULL. */
 MS_API int ms_diff_status(const ms_diff *d);
+
+/** Whether the handle failed (MS_ELIMIT) because its temporary files
+ *  would pass max_output or the free space where they are made: a failure
+ *  of the comparison's own storage, not of a stream. false otherwise and
+ *  for NULL. */
+MS_API bool ms_diff_output_full(const ms_diff *d);
 
 /** Message naming what failed and where, or "". */
 MS_API const char *ms_diff_errmsg(const ms_diff *d);

@@ -371,6 +371,13 @@ typedef struct ms_qemu_export_stats {
                                    into CONFIGURATION and is not counted */
     uint64_t device_records;  /**< DEVICE records read (a later one replaces) */
     char machine[256];        /**< CONFIGURATION machine type, or "" */
+    /** The run failed (MS_ELIMIT) because the output would pass
+     *  max_output: a failure of the output side, not of the input. */
+    bool output_full;
+    /** "libvirt/domain" records (schema "libvirt-domain") left out: the
+     *  header of a libvirt save image read through ms_open() (libvirt.h),
+     *  which QEMU's stream does not hold */
+    uint64_t libvirt_records;
 } ms_qemu_export_stats;
 
 /**
@@ -410,7 +417,8 @@ MS_API void ms_qemu_export_free(ms_qemu_export *exp);
  *           two regions with one name, a region page smaller than QEMU's, a
  *           device state without "raw", a device path longer than 255 bytes
  *           or named "ram";
- *         - MS_ELIMIT: device state beyond max_device_bytes;
+ *         - MS_ELIMIT: device state beyond max_device_bytes; or the
+ *           output would pass max_output (stats.output_full then set);
  *         - MS_EIO: @p in or @p out failed;
  *         - MS_ENOMEM; MS_ESTATE: the exporter already ran.
  */
@@ -420,6 +428,21 @@ MS_API int ms_qemu_export_run(ms_qemu_export *exp, ms_read_fn in, void *in_ctx, 
 /** Same, reading @p in_fd and writing @p out_fd (retrying EINTR and short
  *  writes; neither descriptor is closed). */
 MS_API int ms_qemu_export_run_fd(ms_qemu_export *exp, int in_fd, int out_fd);
+
+/**
+ * Same, reading the records of @p r: a reader of any format, from
+ * ms_open() (open.h) for one, so that a stream of another VMM (a Xen
+ * stream, a libvirt save image) is converted as it is read, with no
+ * intermediate file. The exporter's reader options do not apply: @p r
+ * reads with its own, which should leave on_problem unset (a damaged
+ * stream is then refused at its first problem, as by ms_qemu_export_run()).
+ * @param r [borrow] a reader that has read nothing yet; it stays the
+ *        caller's (free it after the exporter is done with it), and after
+ *        a failure of the input it holds the reader's own status
+ * @return as ms_qemu_export_run(); MS_EINVAL for a NULL @p r.
+ */
+MS_API int ms_qemu_export_run_reader(ms_qemu_export *exp, ms_reader *r, ms_write_fn out,
+                                     void *out_ctx);
 
 /** Counts of the last run (complete after success, partial after failure).
  *  Valid until the exporter is freed. */

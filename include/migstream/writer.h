@@ -29,10 +29,11 @@
  * writers are independent (common.h, "Handles"). The output and progress
  * callbacks run on the thread that calls the writer. With
  * ms_writer_options.threads > 1 the writer has compression workers of its
- * own, which copy the pages of a batch out of the caller's memory (unless
+ * own, which classify the pages of a large call ahead of the calling
+ * thread, copy the pages of a batch out of the caller's memory (unless
  * the writer copied them already, as it does with MS_FEATURE_DUPLICATES)
  * and compress them: the caller's memory is read only during the call
- * that hands it in, which waits for the workers' copies before returning.
+ * that hands it in, which waits for the workers before returning.
  */
 #ifndef MIGSTREAM_WRITER_H
 #define MIGSTREAM_WRITER_H
@@ -147,11 +148,14 @@ typedef struct ms_writer_options {
     uint64_t features;
     /**
      * Threads that compress page batches (with compress_level > 0): 0 or 1
-     * compresses on the calling thread; N > 1 starts N workers, which copy
-     * each batch's pages out of the caller's memory and compress batches in
-     * parallel while the calling thread classifies the next pages and
-     * writes finished records in order. The stream is byte for byte the one
-     * a single thread writes. At most 64.
+     * compresses on the calling thread; N > 1 starts N workers, which
+     * classify the pages of a call of 4 MiB or more (zero, fill, data; with
+     * MS_FEATURE_DUPLICATES also their hashes) ahead of the calling thread,
+     * copy each batch's pages out of the caller's memory and compress
+     * batches in parallel, while the calling thread builds batches from the
+     * classified pages and writes finished records in order, chaining their
+     * checksums. The stream is byte for byte the one a single thread
+     * writes. At most 64.
      */
     uint32_t threads;
     /**
@@ -224,7 +228,9 @@ typedef struct ms_writer_options {
      * remembers to find duplicates among (FORMAT.md section 6.2, page state
      * DUPLICATE). Each costs a copy of the page plus 48 bytes, so the
      * default, MS_WRITER_DEFAULT_DEDUP_PAGES (16384), holds 64 MiB of
-     * 4 KiB pages; rounded up to a power of two, at most 2^22. A page
+     * 4 KiB pages (allocated 2 MiB larger, to align the copies for
+     * transparent huge pages); rounded up to a power of two, at most
+     * 2^22. A page
      * whose contents equal a remembered page's (its XXH3 hash matches, then
      * its bytes are compared) goes out as a DUPLICATE reference to it;
      * every other DATA page is remembered, in place of an older one with

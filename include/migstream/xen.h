@@ -254,6 +254,9 @@ typedef struct ms_xen_export_stats {
     uint64_t page_data;                /**< PAGE_DATA records written */
     uint64_t pages[MS_XEN_PAGE_TYPES]; /**< pfn entries by page type */
     uint64_t dropped;                  /**< records left out (verifiable) */
+    /** The run failed (MS_ELIMIT) because the output would pass
+     *  max_output: a failure of the output side, not of the input. */
+    bool output_full;
 } ms_xen_export_stats;
 
 /**
@@ -290,6 +293,8 @@ MS_API void ms_xen_export_free(ms_xen_export *exp);
  *           beyond pfn 2^52, a device that is not a Xen record, a Xen
  *           record whose raw bytes break Xen's spec or come where the spec
  *           does not allow them, libxl records in a bare libxc stream;
+ *         - MS_ELIMIT: the output would pass max_output
+ *           (stats.output_full then set);
  *         - MS_EIO: @p in or @p out failed; MS_ENOMEM; MS_ESTATE: the
  *           exporter already ran.
  */
@@ -298,6 +303,20 @@ MS_API int ms_xen_export_run(ms_xen_export *exp, ms_read_fn in, void *in_ctx, ms
 
 /** Same, reading @p in_fd and writing @p out_fd (neither is closed). */
 MS_API int ms_xen_export_run_fd(ms_xen_export *exp, int in_fd, int out_fd);
+
+/**
+ * Same, reading the records of @p r: a reader of any format, from
+ * ms_open() (open.h) for one, so that a stream of another VMM (a QEMU
+ * stream, a libvirt save image) is converted as it is read, with no
+ * intermediate file. The exporter's reader options do not apply: @p r
+ * reads with its own, which should leave on_problem unset (a damaged
+ * stream is then refused at its first problem, as by ms_xen_export_run()).
+ * @param r [borrow] a reader that has read nothing yet; it stays the
+ *        caller's (free it after the exporter is done with it)
+ * @return as ms_xen_export_run(); MS_EINVAL for a NULL @p r.
+ */
+MS_API int ms_xen_export_run_reader(ms_xen_export *exp, ms_reader *r, ms_write_fn out,
+                                    void *out_ctx);
 
 /** Counts of the last run. Valid until the exporter is freed. */
 MS_API const ms_xen_export_stats *ms_xen_export_get_stats(const ms_xen_export *exp);

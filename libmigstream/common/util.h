@@ -77,6 +77,27 @@ static inline bool msi_output_fits(uint64_t done, uint64_t limit, uint64_t n, ui
     return n <= room / item && n * item + slack <= room;
 }
 
+/* @n bytes in KiB, MiB or GiB for messages ("16.0 MiB"), as the replay,
+ * the exporters and diff say how much an output past its limit would
+ * take. */
+static inline const char *msi_mib_gib(uint64_t n, double *shown)
+{
+    int shift = n >= (UINT64_C(1) << 30) ? 30 : n >= (UINT64_C(1) << 20) ? 20 : 10;
+    *shown = (double)n / (double)(UINT64_C(1) << shift);
+    return shift == 30 ? "GiB" : shift == 20 ? "MiB" : "KiB";
+}
+
+/* What @n items of @item bytes and @slack more would bring the output to
+ * after @done, saturated at UINT64_MAX. */
+static inline uint64_t msi_output_total(uint64_t done, uint64_t n, uint64_t item, uint64_t slack)
+{
+    uint64_t t;
+    if (msi_mul_overflow(n, item, &t) || msi_add_overflow(t, slack, &t) ||
+        msi_add_overflow(t, done, &t))
+        return UINT64_MAX;
+    return t;
+}
+
 static inline bool msi_is_pow2(uint64_t v)
 {
     return v != 0 && (v & (v - 1)) == 0;

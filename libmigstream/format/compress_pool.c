@@ -11,8 +11,14 @@
 #include <pthread.h>
 #include <string.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "format/compress.h"
 #include "format/compress_pool.h"
+#include "format/zero.h"
+
+enum { SCAN_IDLE, SCAN_QUEUED, SCAN_RUNNING, SCAN_DONE };
 
 struct msi_pool {
     ms_allocator alloc;
@@ -24,6 +30,9 @@ struct msi_pool {
     unsigned reserve; /* jobs kept out of use: 1 with windows (msi_pool_new) */
     unsigned head, start, count; /* oldest in flight, next to compress, in flight */
     unsigned queued;             /* submitted, not yet taken by a worker */
+    msi_scan *scans[MSI_POOL_SCANS]; /* queued scans; NULL: free */
+    unsigned nscans;                 /* of them not NULL */
+    uint64_t scan_seq;
     bool stop;
     bool sync; /* lock, work and finished were initialised */
     pthread_mutex_t lock;
@@ -32,14 +41,49 @@ struct msi_pool {
     unsigned nthreads;
 };
 
+void msi_scan_run(msi_scan *s)
+{
+    const uint8_t *q = s->p;
+    for (size_t i = 0; i < s->n; i++, q += s->ps) {
+        uint64_t word;
+        s->uniform[i] = msi_page_uniform(q, s->ps, &word);
+        s->val[i] = s->uniform[i] ? word : s->hash ? XXH3_64bits(q, s->ps) : 0;
+    }
+}
+
+/* The oldest queued scan, taken off the queue (lock held), or NULL. */
+static msi_scan *take_scan(msi_pool *p)
+{
+    unsigned best = MSI_POOL_SCANS;
+    for (unsigned k = 0; k < MSI_POOL_SCANS; k++)
+        if (p->scans[k] && (best == MSI_POOL_SCANS || p->scans[k]->seq < p->scans[best]->seq))
+            best = k;
+    if (best == MSI_POOL_SCANS)
+        return NULL;
+    msi_scan *s = p->scans[best];
+    p->scans[best] = NULL;
+    p->nscans--;
+    s->state = SCAN_RUNNING;
+    return s;
+}
+
 static void *worker(void *arg)
 {
     msi_pool *p = arg;
     void *cctx = NULL;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->queued && !p->stop)
+        while (!p->queued && !p->nscans && !p->stop)
             pthread_cond_wait(&p->work, &p->lock);
+        msi_scan *s = take_scan(p);
+        if (s) { /* the writer is waiting for these: first */
+            pthread_mutex_unlock(&p->lock);
+            msi_scan_run(s);
+            pthread_mutex_lock(&p->lock);
+            s->state = SCAN_DONE;
+            pthread_cond_broadcast(&p->finished);
+            continue;
+        }
         if (!p->queued)
             break; /* stopping, nothing left */
         unsigned i = p->start;
@@ -199,5 +243,42 @@ void msi_pool_retire(msi_pool *p, msi_job *j)
     pthread_mutex_lock(&p->lock);
     p->head = (p->head + 1) % p->njobs;
     p->count--;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void msi_pool_scan_submit(msi_pool *p, msi_scan *s)
+{
+    pthread_mutex_lock(&p->lock);
+    s->state = SCAN_QUEUED; /* with no free place, msi_pool_scan_wait() runs it */
+    s->seq = p->scan_seq++;
+    for (unsigned k = 0; k < MSI_POOL_SCANS; k++)
+        if (!p->scans[k]) {
+            p->scans[k] = s;
+            p->nscans++;
+            break;
+        }
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void msi_pool_scan_wait(msi_pool *p, msi_scan *s)
+{
+    pthread_mutex_lock(&p->lock);
+    if (s->state == SCAN_QUEUED) {
+        /* No worker has it: running it here beats waiting for one. */
+        for (unsigned k = 0; k < MSI_POOL_SCANS; k++)
+            if (p->scans[k] == s) {
+                p->scans[k] = NULL;
+                p->nscans--;
+            }
+        s->state = SCAN_RUNNING;
+        pthread_mutex_unlock(&p->lock);
+        msi_scan_run(s);
+        pthread_mutex_lock(&p->lock);
+        s->state = SCAN_DONE;
+    }
+    while (s->state != SCAN_DONE)
+        pthread_cond_wait(&p->finished, &p->lock);
+    s->state = SCAN_IDLE;
     pthread_mutex_unlock(&p->lock);
 }

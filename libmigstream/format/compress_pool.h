@@ -5,6 +5,12 @@
  * compress batches in parallel, and the writer writes the results in
  * submission order, so the stream is byte for byte the one a
  * single-threaded writer makes.
+ *
+ * The same workers classify pages ahead of the writer (msi_scan): a large
+ * data call's memory is split into spans whose pages the workers test for
+ * uniformity (and hash, for the duplicate table) while the writer turns
+ * the spans before them into batches. Classification is a function of the
+ * page's bytes alone, so where it runs does not change the stream.
  */
 #ifndef MSI_COMPRESS_POOL_H
 #define MSI_COMPRESS_POOL_H
@@ -33,6 +39,24 @@ typedef struct msi_job {
 
 typedef struct msi_pool msi_pool;
 
+/* A span of caller memory to classify: which pages are one repeated
+ * 8-byte word, and that word, or for every other page its hash (when
+ * `hash` is set). Filled by the writer, run by a worker or, when no worker
+ * has started it by the time the writer needs it, by the writer itself. */
+typedef struct msi_scan {
+    const uint8_t *p;  /* the span's first page */
+    size_t n;          /* its pages (at most the arrays' capacity) */
+    uint32_t ps;       /* their size */
+    bool hash;         /* hash the pages that are not uniform */
+    uint8_t *uniform;  /* [n] 1: page i is one repeated word */
+    uint64_t *val;     /* [n] that word (memory order), or the page's hash */
+    int state;         /* the pool's (msi_pool_scan_submit) */
+    uint64_t seq;      /* the pool's: scans are started in submission order */
+} msi_scan;
+
+/* Classifies @s's pages on this thread (what a worker does with it). */
+void msi_scan_run(msi_scan *s);
+
 /* @threads workers compressing at @level; jobs hold up to @max_extents
  * extents. With @window, a job's data stays untouched until the job after
  * it is done, so that it can serve as that job's window. NULL when out of
@@ -55,5 +79,14 @@ void msi_pool_wait_copied(msi_pool *p);
 msi_job *msi_pool_oldest(msi_pool *p);
 /* Frees the job msi_pool_oldest() returned, for reuse. */
 void msi_pool_retire(msi_pool *p, msi_job *j);
+
+/* Most scans queued at once. */
+#define MSI_POOL_SCANS 8
+/* Queues scan @s; workers take scans before batches, since the writer
+ * waits for them. At most MSI_POOL_SCANS may be queued or running. */
+void msi_pool_scan_submit(msi_pool *p, msi_scan *s);
+/* Returns once @s is classified: when no worker has started it yet, this
+ * thread runs it. After this, no worker reads @s's memory. */
+void msi_pool_scan_wait(msi_pool *p, msi_scan *s);
 
 #endif

@@ -58,6 +58,14 @@
  * so that a reader that starts at a chain's first record (encoding 1 or
  * 0) decodes at most this many records to reach any one (PERFORMANCE.md). */
 #define WINDOW_CHAIN 64u
+/* With workers, a large data call's pages are classified by them ahead of
+ * the calling thread (msi_scan): spans of SCAN_BYTES of guest memory (at
+ * most SCAN_PAGES pages), SCAN_AHEAD of them in flight: 8 MiB read ahead,
+ * 9 bytes of results per page. */
+#define SCAN_BYTES (2u << 20)
+#define SCAN_PAGES 512u
+#define SCAN_AHEAD 4u
+_Static_assert(SCAN_AHEAD <= MSI_POOL_SCANS, "every scan in flight has a place in the pool");
 
 /* A data call (pages, dirty, zero, fill, discard, in place) that returned
  * MS_EAGAIN, to be repeated with the same arguments. */
@@ -165,6 +173,7 @@ struct ms_writer {
     void *cctx;
     void *hash;
     msi_pool *pool; /* compression workers (options.threads > 1), or NULL */
+    msi_scan scans[SCAN_AHEAD]; /* put_memory() with the pool */
 };
 
 static int fail(ms_writer *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -946,31 +955,38 @@ static int end_call(ms_writer *w, int rc)
     return rc;
 }
 
-/* The state and argument of one page of @ps bytes: a page of one repeated
- * word is ZERO or (with the FILL feature) FILL; anything else is DATA. */
-static uint8_t classify(const ms_writer *w, const uint8_t *p, uint32_t ps, uint64_t *arg)
+/* The state and argument of a page, given whether it is one repeated
+ * 8-byte @word (in memory order): ZERO or (with the FILL feature) FILL;
+ * anything else is DATA. */
+static uint8_t classify(const ms_writer *w, bool uniform, uint64_t word, uint64_t *arg)
 {
-    uint64_t word;
     *arg = 0;
-    if (!msi_page_uniform(p, ps, &word))
+    if (!uniform)
         return MS_PAGE_DATA;
     if (word == 0)
         return MS_PAGE_ZERO;
     if (!(w->features & MS_FEATURE_FILL))
         return MS_PAGE_DATA;
-    *arg = msi_get64(p); /* the wire's little-endian reading of the word */
+    uint8_t b[8];
+    memcpy(b, &word, sizeof b);
+    *arg = msi_get64(b); /* the wire's little-endian reading of the word */
     return MS_PAGE_FILL;
 }
 
-/* classify() for page @idx of region @ri, which is about to be sent: the
- * duplicate table forgets the page's earlier copy, and a DATA page whose
- * bytes it holds under another page becomes a DUPLICATE of that page
- * (FORMAT.md section 6.2). */
+/* Classifies page @idx of region @ri at @p, which is about to be sent:
+ * from scan @s's entry @k when a worker classified it (msi_scan), else
+ * here. The duplicate table forgets the page's earlier copy, and a DATA
+ * page whose bytes it holds under another page becomes a DUPLICATE of
+ * that page (FORMAT.md section 6.2). */
 static uint8_t classify_page(ms_writer *w, size_t ri, uint64_t idx, const uint8_t *p,
-                             uint64_t *arg)
+                             const msi_scan *s, size_t k, uint64_t *arg)
 {
     const uint32_t ps = w->regions[ri].page_size;
-    uint8_t state = classify(w, p, ps, arg);
+    uint64_t word = 0;
+    bool uniform = s ? s->uniform[k] : msi_page_uniform(p, ps, &word);
+    if (s)
+        word = s->val[k];
+    uint8_t state = classify(w, uniform, word, arg);
     if (!dedups(w, ri))
         return state;
     msi_dedup_forget(w->dedup, (uint32_t)ri, idx, 1);
@@ -979,7 +995,7 @@ static uint8_t classify_page(ms_writer *w, size_t ri, uint64_t idx, const uint8_
         return state;
     w->dh_region = ri;
     w->dh_page = idx;
-    w->dh = msi_dedup_hash(w->dedup, p);
+    w->dh = s && s->hash && !uniform ? s->val[k] : msi_dedup_hash(w->dedup, p);
     if (msi_dedup_find(w->dedup, (uint32_t)ri, idx, p, w->dh, arg)) {
         w->dh_valid = false;
         return MS_PAGE_DUPLICATE;
@@ -987,14 +1003,16 @@ static uint8_t classify_page(ms_writer *w, size_t ri, uint64_t idx, const uint8_
     return state;
 }
 
-/* Adds @n pages of region @ri from @p, page @idx on, each classified once,
- * one add_run() per run of pages with the same state and argument (a
- * DUPLICATE run's sources advance with its pages). */
-static int put_memory(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uint8_t *p)
+/* Adds @n pages of region @ri from @p, page @idx on, each classified once
+ * (by scan @s, covering exactly these pages, when not NULL), one add_run()
+ * per run of pages with the same state and argument (a DUPLICATE run's
+ * sources advance with its pages). */
+static int put_span(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uint8_t *p,
+                    const msi_scan *s)
 {
     const uint32_t ps = w->regions[ri].page_size;
     uint64_t arg = 0, next_arg = 0;
-    uint8_t state = n ? classify_page(w, ri, idx, p, &arg) : 0, next = 0;
+    uint8_t state = n ? classify_page(w, ri, idx, p, s, 0, &arg) : 0, next = 0;
     /* With duplicates, each DATA page joins the batch (and the table)
      * before the next page is looked up, so that a page right after its
      * twin finds it; add_run() still merges the pages into one extent. */
@@ -1005,7 +1023,7 @@ static int put_memory(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uin
         bool looked = false; /* page j is classified into next, next_arg */
         if (!(one_by_one && state == MS_PAGE_DATA)) {
             while (j < n) {
-                next = classify_page(w, ri, idx + j, p + j * ps, &next_arg);
+                next = classify_page(w, ri, idx + j, p + j * ps, s, j, &next_arg);
                 looked = true;
                 if (next != state ||
                     next_arg != (state == MS_PAGE_DUPLICATE ? arg + (j - k) : arg))
@@ -1019,13 +1037,74 @@ static int put_memory(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uin
             return rc;
         k = j;
         if (k < n && !looked) {
-            state = classify_page(w, ri, idx + k, p + k * ps, &arg);
+            state = classify_page(w, ri, idx + k, p + k * ps, s, k, &arg);
         } else {
             state = next;
             arg = next_arg;
         }
     }
     return MS_OK;
+}
+
+/* Gives the scans their arrays, once. */
+static int scans_ready(ms_writer *w)
+{
+    for (unsigned i = 0; i < SCAN_AHEAD; i++) {
+        msi_scan *s = &w->scans[i];
+        if (s->uniform)
+            continue;
+        s->uniform = msi_alloc(&w->alloc, SCAN_PAGES);
+        s->val = msi_calloc(&w->alloc, SCAN_PAGES, sizeof *s->val);
+        if (!s->uniform || !s->val)
+            return fail(w, MS_ENOMEM, "out of memory classifying pages");
+    }
+    return MS_OK;
+}
+
+/* put_span() over @n pages of region @ri from @p, page @idx on. With
+ * workers and enough pages, the workers classify spans of SCAN_BYTES up
+ * to SCAN_AHEAD spans ahead while this thread batches the ones before:
+ * the stream is the same (a span boundary is no boundary of anything in
+ * it, see add_run()), the calling thread is left the ordering. */
+static int put_memory(ms_writer *w, size_t ri, uint64_t idx, size_t n, const uint8_t *p)
+{
+    const uint32_t ps = w->regions[ri].page_size;
+    size_t span = SCAN_BYTES / ps;
+    if (span > SCAN_PAGES)
+        span = SCAN_PAGES;
+    if (span == 0)
+        span = 1;
+    if (!w->pool || n < 2 * span)
+        return put_span(w, ri, idx, n, p, NULL);
+    int rc = scans_ready(w);
+    if (rc)
+        return rc;
+    const bool hash = dedups(w, ri);
+    size_t queued = 0, done = 0;
+    unsigned head = 0, inflight = 0;
+    while (done < n) {
+        while (inflight < SCAN_AHEAD && queued < n) {
+            msi_scan *s = &w->scans[(head + inflight) % SCAN_AHEAD];
+            s->p = p + queued * ps;
+            s->n = n - queued < span ? n - queued : span;
+            s->ps = ps;
+            s->hash = hash;
+            msi_pool_scan_submit(w->pool, s);
+            queued += s->n;
+            inflight++;
+        }
+        msi_scan *s = &w->scans[head];
+        msi_pool_scan_wait(w->pool, s);
+        head = (head + 1) % SCAN_AHEAD;
+        inflight--;
+        if ((rc = put_span(w, ri, idx + done, s->n, s->p, s)))
+            break;
+        done += s->n;
+    }
+    /* Whatever happened, no worker reads the caller's memory after this. */
+    for (; inflight; inflight--, head = (head + 1) % SCAN_AHEAD)
+        msi_pool_scan_wait(w->pool, &w->scans[head]);
+    return rc;
 }
 
 static int find_region(ms_writer *w, uint32_t id, uint64_t first, uint64_t count, size_t *ri)
@@ -1238,6 +1317,10 @@ void ms_writer_free(ms_writer *w)
     msi_buf_free(&w->scratch);
     msi_buf_free(&w->zbuf);
     msi_pool_free(w->pool);
+    for (unsigned i = 0; i < SCAN_AHEAD; i++) {
+        msi_free(&w->alloc, w->scans[i].uniform);
+        msi_free(&w->alloc, w->scans[i].val);
+    }
     msi_dedup_free(w->dedup);
     msi_buf_free(&w->win);
     msi_zstd_free(w->cctx, NULL);

@@ -65,6 +65,7 @@ struct ms_qemu_export {
     ms_qemu_export_stats stats;
 
     ms_reader *r;
+    bool r_borrowed; /* the caller's (ms_qemu_export_run_reader()) */
     ms_write_fn out;
     void *out_ctx;
     uint8_t *obuf;
@@ -365,15 +366,20 @@ static int write_pages(ms_qemu_export *x, const ms_record *rec)
          * part: checked against max_output before any is written. */
         bool page = ex->state == MS_PAGE_DATA || ex->state == MS_PAGE_FILL;
         uint64_t item = 8 + (page ? ps : 1), done = x->stats.bytes_written + x->olen;
-        if (!msi_output_fits(done, x->opts.max_output, qpages, item, 512))
+        if (!msi_output_fits(done, x->opts.max_output, qpages, item, 512)) {
+            uint64_t total = msi_output_total(done, qpages, item, 0);
+            double shown;
+            const char *unit = msi_mib_gib(total, &shown);
+            x->stats.output_full = true;
             return rec_fail(x, MS_ELIMIT, rec,
-                            "region %u '%s' pages %llu..%llu: %llu QEMU page items would take "
-                            "the stream past its limit of %llu bytes (max_output), with %llu "
-                            "written",
+                            "region %u '%s' pages %llu..%llu: the output would take %llu bytes "
+                            "(%.1f %s) with these %llu QEMU page items, more than its limit of "
+                            "%llu bytes (max_output)",
                             g->id, g->name, (unsigned long long)ex->first,
                             (unsigned long long)(ex->first + ex->count - 1),
-                            (unsigned long long)qpages, (unsigned long long)x->opts.max_output,
-                            (unsigned long long)done);
+                            (unsigned long long)total, shown, unit, (unsigned long long)qpages,
+                            (unsigned long long)x->opts.max_output);
+        }
         for (uint64_t i = 0; i < ex->count; i++) {
             uint64_t base = (ex->first + i) * g->page_size;
             for (uint64_t j = 0; j < sub; j++) {
@@ -623,6 +629,12 @@ static int hold_device(ms_qemu_export *x, const ms_record *rec)
     if (strcmp(d->path, "ram") == 0)
         return rec_fail(x, MS_EFEATURE, rec,
                         "device 'ram' instance %u: QEMU's RAM section has that name", d->instance);
+    /* A libvirt save image's header (libvirt.h): libvirt's, read before
+     * the QEMU stream it wraps; QEMU never loads it. */
+    if (strcmp(d->path, "libvirt/domain") == 0 && strcmp(d->schema, "libvirt-domain") == 0) {
+        x->stats.libvirt_records++;
+        return 0;
+    }
     const uint8_t *raw = NULL;
     size_t len = 0, parts_at = 0;
     const char *why = NULL;
@@ -905,7 +917,8 @@ void ms_qemu_export_free(ms_qemu_export *x)
 {
     if (!x)
         return;
-    ms_reader_free(x->r);
+    if (!x->r_borrowed)
+        ms_reader_free(x->r);
     for (size_t i = 0; i < x->ndev; i++) {
         msi_free(&x->alloc, x->dev[i].path);
         msi_free(&x->alloc, x->dev[i].raw);
@@ -920,21 +933,27 @@ void ms_qemu_export_free(ms_qemu_export *x)
     msi_free(&a, x);
 }
 
-static int run_common(ms_qemu_export *x, ms_read_fn in, void *in_ctx, ms_write_fn out,
-                      void *out_ctx)
+/* Runs over @reader, the caller's, or else a reader of @in of this
+ * library's format. */
+static int run_common(ms_qemu_export *x, ms_reader *reader, ms_read_fn in, void *in_ctx,
+                      ms_write_fn out, void *out_ctx)
 {
     if (x->ran || x->status)
         return x->status ? x->status : MS_ESTATE;
     x->ran = true;
-    if (!in)
+    if (!in && !reader)
         return export_fail(x, MS_EINVAL, 0, -1, "input: no read callback");
     if (!out)
         return export_fail(x, MS_EINVAL, 0, -1, "output: no write callback");
     x->out = out;
     x->out_ctx = out_ctx;
+    if (reader) {
+        x->r = reader;
+        x->r_borrowed = true;
+    }
     if (!(x->obuf = msi_alloc(&x->alloc, OUT_CAP)) ||
         !(x->fill = msi_calloc(&x->alloc, 1, x->opts.page_size)) ||
-        !(x->r = ms_reader_new(&x->ropts, in, in_ctx)))
+        (!x->r && !(x->r = ms_reader_new(&x->ropts, in, in_ctx))))
         return export_fail(x, MS_ENOMEM, 0, -1, "out of memory");
     int rc = run(x);
     if (!x->stats.bytes_read)
@@ -947,7 +966,18 @@ int ms_qemu_export_run(ms_qemu_export *exp, ms_read_fn in, void *in_ctx, ms_writ
 {
     if (!exp)
         return MS_EINVAL;
-    return run_common(exp, in, in_ctx, out, out_ctx);
+    return run_common(exp, NULL, in, in_ctx, out, out_ctx);
+}
+
+int ms_qemu_export_run_reader(ms_qemu_export *exp, ms_reader *r, ms_write_fn out, void *out_ctx)
+{
+    if (!exp)
+        return MS_EINVAL;
+    if (!r && !exp->ran && !exp->status) {
+        exp->ran = true;
+        return export_fail(exp, MS_EINVAL, 0, -1, "input: no reader");
+    }
+    return run_common(exp, r, NULL, NULL, out, out_ctx);
 }
 
 int ms_qemu_export_run_fd(ms_qemu_export *exp, int in_fd, int out_fd)
@@ -958,7 +988,8 @@ int ms_qemu_export_run_fd(ms_qemu_export *exp, int in_fd, int out_fd)
         exp->ran = true;
         return export_fail(exp, MS_EINVAL, 0, -1, "bad file descriptor");
     }
-    return run_common(exp, msi_fd_read, msi_fd_ctx(in_fd), msi_fd_writev, msi_fd_ctx(out_fd));
+    return run_common(exp, NULL, msi_fd_read, msi_fd_ctx(in_fd), msi_fd_writev,
+                      msi_fd_ctx(out_fd));
 }
 
 const ms_qemu_export_stats *ms_qemu_export_get_stats(const ms_qemu_export *exp)

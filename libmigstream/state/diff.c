@@ -69,6 +69,7 @@ typedef struct overlay {
 typedef struct keep {
     uint64_t tmp_bytes, tmp_limit;
     bool tmp_free; /* tmp_limit is the free space */
+    bool tmp_full; /* a side failed for want of room there */
     size_t dev_bytes, dev_limit;
 } keep;
 
@@ -96,6 +97,7 @@ typedef struct side {
     int status;         /* of a failed callback */
     char err[512];
     bool have_header;      /* the preamble was read */
+    bool info_seen;        /* an INFO record was read */
     bool damaged;          /* kept up to its damage (keep_damaged) */
     ms_diff_damage damage; /* then: where; message points to damage_msg */
     char damage_msg[1024];
@@ -256,13 +258,23 @@ static int store_data(side *s, region *rg, uint64_t first, uint64_t n, const uin
     /* Pages that were DATA already are written over in place. */
     keep *k = s->keep;
     uint64_t more = (n - had[ST_DATA]) * ps;
-    if (more > k->tmp_limit - k->tmp_bytes)
+    if (more > k->tmp_limit - k->tmp_bytes) {
+        uint64_t total = k->tmp_bytes > UINT64_MAX - more ? UINT64_MAX : k->tmp_bytes + more;
+        double shown;
+        const char *unit = msi_mib_gib(total, &shown);
+        k->tmp_full = true;
+        if (k->tmp_free)
+            return fail(s, MS_ELIMIT,
+                        "region %" PRIu32 " \"%s\": the temporary files would take %" PRIu64
+                        " bytes (%.1f %s) with these DATA pages, more than the %" PRIu64
+                        " bytes free where they are made (%s)",
+                        rg->r.id, rg->r.name, total, shown, unit, k->tmp_limit, tmp_dir(s));
         return fail(s, MS_ELIMIT,
                     "region %" PRIu32 " \"%s\": the temporary files would take %" PRIu64
-                    " bytes, more than %s %" PRIu64 " bytes",
-                    rg->r.id, rg->r.name, k->tmp_bytes + more,
-                    k->tmp_free ? "the free space in their directory," : "their limit of",
-                    k->tmp_limit);
+                    " bytes (%.1f %s) with these DATA pages, more than their limit of %" PRIu64
+                    " bytes (max_output)",
+                    rg->r.id, rg->r.name, total, shown, unit, k->tmp_limit);
+    }
     k->tmp_bytes += more;
     uint64_t end = first + n, cp = MSI_PM_CHUNK_PAGES;
     while (first < end) {
@@ -306,6 +318,7 @@ static char *dup_or_null(const char *p)
 static int on_info(void *ctx, const ms_info *info)
 {
     side *s = ctx;
+    s->info_seen = true;
     s->machine = dup_or_null(info->machine);
     s->description = dup_or_null(info->description);
     if ((info->machine && !s->machine) || (info->description && !s->description))
@@ -636,6 +649,11 @@ void ms_diff_free(ms_diff *df)
     free(df);
 }
 
+bool ms_diff_output_full(const ms_diff *df)
+{
+    return df && df->status == MS_ELIMIT && df->keep.tmp_full;
+}
+
 int ms_diff_status(const ms_diff *df)
 {
     return df ? df->status : MS_ENOMEM; /* NULL: a constructor without memory */
@@ -798,6 +816,17 @@ static bool str_eq(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* Whether the side's INFO (machine, description) is known: read, or
+ * absent from a stream read past its place, record 0, or record 1 after
+ * a PART (FORMAT.md section 4.3). A side whose damage comes at or before
+ * that place may have lost it: its INFO is unknown, and not compared (the
+ * damage is reported already). */
+static bool info_known(const side *s)
+{
+    int64_t slot = s->hdr.required_features & MS_FEATURE_PARTS ? 1 : 0;
+    return s->info_seen || !s->damaged || s->damage.record > slot;
+}
+
 /* Two streams of different formats (a QEMU stream and its import): only
  * what describes the guest is compared, the page size and the machine; the
  * format version, feature bits, writer and description describe each
@@ -807,7 +836,7 @@ static int compare_meta_across(ms_diff *df, const side *a, const side *b)
     int rc = 0;
     if (a->hdr.page_size != b->hdr.page_size)
         rc = meta(df, "page_size", v_uint(a->hdr.page_size), v_uint(b->hdr.page_size));
-    if (!rc && !str_eq(a->machine, b->machine))
+    if (!rc && info_known(a) && info_known(b) && !str_eq(a->machine, b->machine))
         rc = meta(df, "machine", v_text(a->machine), v_text(b->machine));
     return rc;
 }
@@ -857,9 +886,11 @@ static int compare_meta(ms_diff *df, const side *a, const side *b)
     if (!rc && strcmp(a->hdr.writer_version, b->hdr.writer_version))
         rc = meta(df, "writer_version", v_text(a->hdr.writer_version),
                   v_text(b->hdr.writer_version));
-    if (!rc && !str_eq(a->machine, b->machine))
+    /* INFO: unless a damaged side may have lost it. */
+    bool info = info_known(a) && info_known(b);
+    if (!rc && info && !str_eq(a->machine, b->machine))
         rc = meta(df, "machine", v_text(a->machine), v_text(b->machine));
-    if (!rc && !str_eq(a->description, b->description))
+    if (!rc && info && !str_eq(a->description, b->description))
         rc = meta(df, "description", v_text(a->description), v_text(b->description));
     return rc;
 }

@@ -172,17 +172,17 @@ static int output_room(replay *rp, uint64_t more, const char *why)
     uint64_t total = add_sat(add_sat(rp->held, rp->files), more);
     if (total <= rp->limit)
         return 0;
-    bool gib = total >= (UINT64_C(1) << 30);
-    double shown = (double)total / (gib ? (1 << 30) : (1 << 20));
+    double shown;
+    const char *unit = msi_mib_gib(total, &shown);
     if (rp->limit_free)
         return fail(rp, MS_ELIMIT,
                     "%s: the output would take %" PRIu64 " bytes (%.1f %s) with %s, more than "
                     "the %" PRIu64 " bytes free where %s is made",
-                    rp->label, total, shown, gib ? "GiB" : "MiB", why, rp->limit, rp->final);
+                    rp->label, total, shown, unit, why, rp->limit, rp->final);
     return fail(rp, MS_ELIMIT,
                 "%s: the output would take %" PRIu64 " bytes (%.1f %s) with %s, more than "
                 "its limit of %" PRIu64 " bytes (max_output)",
-                rp->label, total, shown, gib ? "GiB" : "MiB", why, rp->limit);
+                rp->label, total, shown, unit, why, rp->limit);
 }
 
 /* The limit: max_output, or the free space of the output's file system

@@ -38,6 +38,7 @@ typedef struct mx_exp {
     mx_error err;
     int64_t err_record;
     ms_reader *r;
+    bool r_borrowed; /* the caller's (ms_xen_export_run_reader()) */
     ms_write_fn out;
     void *out_ctx;
     uint8_t *obuf;
@@ -423,14 +424,20 @@ static int write_pages(mx_exp *x, const ms_record *rec)
          * count's 8 rounded): checked against max_output first. */
         uint64_t pages = (uint64_t)ex->count * sub, done = x->st->bytes_written + x->olen;
         uint64_t item = 8 + (ex->state == MS_PAGE_DISCARDED ? 0 : MX_PAGE_SIZE) + 1;
-        if (!msi_output_fits(done, x->o.max_output, pages, item, 64))
+        if (!msi_output_fits(done, x->o.max_output, pages, item, 64)) {
+            uint64_t total = msi_output_total(done, pages, item, 0);
+            double shown;
+            const char *unit = msi_mib_gib(total, &shown);
+            x->st->output_full = true;
             return rec_fail(x, MS_ELIMIT, rec,
-                            "region %u '%s' pages %llu..%llu: %llu Xen pages would take the "
-                            "stream past its limit of %llu bytes (max_output), with %llu written",
+                            "region %u '%s' pages %llu..%llu: the output would take %llu bytes "
+                            "(%.1f %s) with these %llu Xen pages, more than its limit of %llu "
+                            "bytes (max_output)",
                             g->id, g->name, (unsigned long long)ex->first,
                             (unsigned long long)(ex->first + ex->count - 1),
-                            (unsigned long long)pages, (unsigned long long)x->o.max_output,
-                            (unsigned long long)done);
+                            (unsigned long long)total, shown, unit, (unsigned long long)pages,
+                            (unsigned long long)x->o.max_output);
+        }
         for (uint64_t i = 0; i < ex->count; i++) {
             for (uint64_t j = 0; j < sub; j++) {
                 uint64_t pfn = base + (ex->first + i) * sub + j;
@@ -793,7 +800,8 @@ static const char *take_options(ms_xen_export_options *o, ms_reader_options *ro,
 
 static void exp_free(mx_exp *x)
 {
-    ms_reader_free(x->r);
+    if (!x->r_borrowed)
+        ms_reader_free(x->r);
     msi_free(x->alloc, x->obuf);
     msi_free(x->alloc, x->batch);
     msi_free(x->alloc, x->data);
@@ -804,12 +812,13 @@ static void exp_free(mx_exp *x)
     msi_free(x->alloc, x->body);
 }
 
-/* Runs @x, set up with its options, over @in and @out. */
+/* Runs @x, set up with its options, over @in (or x->r, the caller's
+ * reader, when set) and @out. */
 static int exp_run(mx_exp *x, const ms_reader_options *ro, ms_read_fn in, void *in_ctx,
                    ms_write_fn out, void *out_ctx)
 {
     x->err_record = -1;
-    if (!in)
+    if (!in && !x->r)
         return mx_fail(&x->err, MS_EINVAL, 0, "input", "no read callback");
     if (!out)
         return mx_fail(&x->err, MS_EINVAL, 0, "output", "no write callback");
@@ -819,7 +828,7 @@ static int exp_run(mx_exp *x, const ms_reader_options *ro, ms_read_fn in, void *
         !(x->batch = msi_alloc(x->alloc, (size_t)x->o.batch_pfns * 8)) ||
         !(x->data = msi_alloc(x->alloc, (size_t)x->o.batch_pfns * MX_PAGE_SIZE)) ||
         !(x->fill = msi_alloc(x->alloc, MX_PAGE_SIZE)) || !(x->kept = mx_types_new(x->alloc)) ||
-        !(x->r = ms_reader_new(ro, in, in_ctx)))
+        (!x->r && !(x->r = ms_reader_new(ro, in, in_ctx))))
         return mx_fail(&x->err, MS_ENOMEM, 0, "export", "out of memory");
     x->in_batch_cap = 2;
     while (x->in_batch_cap < 2 * (size_t)x->o.batch_pfns)
@@ -897,8 +906,10 @@ void ms_xen_export_free(ms_xen_export *x)
     msi_free(&a, x);
 }
 
-int ms_xen_export_run(ms_xen_export *exp, ms_read_fn in, void *in_ctx, ms_write_fn out,
-                      void *out_ctx)
+/* Runs over @reader, the caller's, or else a reader of @in of this
+ * library's format. */
+static int run_public(ms_xen_export *exp, ms_reader *reader, ms_read_fn in, void *in_ctx,
+                      ms_write_fn out, void *out_ctx)
 {
     if (!exp)
         return MS_EINVAL;
@@ -910,6 +921,8 @@ int ms_xen_export_run(ms_xen_export *exp, ms_read_fn in, void *in_ctx, ms_write_
     x.o = exp->opts;
     x.alloc = &exp->alloc;
     x.st = &exp->stats;
+    x.r = reader;
+    x.r_borrowed = reader != NULL;
     int rc = exp_run(&x, &exp->ropts, in, in_ctx, out, out_ctx);
     if (rc) {
         exp->err = x.err;
@@ -918,6 +931,21 @@ int ms_xen_export_run(ms_xen_export *exp, ms_read_fn in, void *in_ctx, ms_write_
     }
     exp_free(&x);
     return rc;
+}
+
+int ms_xen_export_run(ms_xen_export *exp, ms_read_fn in, void *in_ctx, ms_write_fn out,
+                      void *out_ctx)
+{
+    return run_public(exp, NULL, in, in_ctx, out, out_ctx);
+}
+
+int ms_xen_export_run_reader(ms_xen_export *exp, ms_reader *r, ms_write_fn out, void *out_ctx)
+{
+    if (exp && !r && !exp->ran && !exp->err.status) {
+        exp->ran = true;
+        return mx_fail(&exp->err, MS_EINVAL, 0, "input", "no reader");
+    }
+    return run_public(exp, r, NULL, NULL, out, out_ctx);
 }
 
 int ms_xen_export_run_fd(ms_xen_export *exp, int in_fd, int out_fd)

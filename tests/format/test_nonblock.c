@@ -459,7 +459,8 @@ static ms_writer *part_writer(const ms_writer_options *opts, part_out *o)
         assert_status(rc_, want);                                                                  \
     } while (0)
 
-#define GPAGES 640u /* 2.5 MiB: several batches at 256 KiB */
+#define GPAGES 1280u /* 5 MiB: several batches at 256 KiB; the last call is
+                           * large enough for the workers to classify ahead */
 
 static uint8_t *script_guest(uint64_t seed)
 {

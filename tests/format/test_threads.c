@@ -43,7 +43,8 @@ static uint8_t *guest(uint64_t seed)
 
 /* One scripted migration: the calls a VMM makes, with a few of every kind
  * between batches. Returns the stream. */
-static void migrate(th_buf *out, unsigned threads, int level, uint32_t batch, uint8_t *mem)
+static void migrate_with(th_buf *out, unsigned threads, int level, uint32_t batch, uint8_t *mem,
+                         uint64_t extra)
 {
     ms_writer_options o;
     ms_writer_options_init(&o);
@@ -51,7 +52,7 @@ static void migrate(th_buf *out, unsigned threads, int level, uint32_t batch, ui
     o.compress_level = level;
     o.batch_bytes = batch;
     o.threads = threads;
-    o.features = MS_FEATURE_FILL | MS_FEATURE_DISCARDED;
+    o.features = MS_FEATURE_FILL | MS_FEATURE_DISCARDED | extra;
     ms_writer *w = ms_writer_new(&o, th_sink_write, out);
     assert_non_null(w);
     assert_int_equal(ms_writer_status(w), 0);
@@ -79,9 +80,18 @@ static void migrate(th_buf *out, unsigned threads, int level, uint32_t batch, ui
     ms_region r2 = {.id = 1, .name = "late", .size = 64 * PS, .page_size = PS};
     assert_int_equal(ms_writer_add_region(w, &r2), 0);
     assert_int_equal(ms_writer_pages(w, 1, 0, 64, mem + PS), 0);
+    /* Everything again in one call: large enough for the workers to
+     * classify pages ahead of the calling thread (writer.c, SCAN_BYTES). */
+    assert_int_equal(ms_writer_round(w, &(ms_round){.number = 2, .final = true}), 0);
+    assert_int_equal(ms_writer_pages(w, 0, 0, PAGES, mem), 0);
     assert_int_equal(ms_writer_flush(w), 0);
     assert_int_equal(ms_writer_finish(w, NULL), 0);
     ms_writer_free(w);
+}
+
+static void migrate(th_buf *out, unsigned threads, int level, uint32_t batch, uint8_t *mem)
+{
+    migrate_with(out, threads, level, batch, mem, 0);
 }
 
 static void test_threads_identical(void **state)
@@ -122,6 +132,51 @@ static void test_threads_identical(void **state)
             free(copy);
         }
     }
+}
+
+/* Format 1.3's DUPLICATE pages and windows: the workers hash pages for the
+ * duplicate table ahead of the calling thread, which looks them up in
+ * order, so the stream is still the single thread's. */
+static void test_threads_identical_duplicates(void **state)
+{
+    (void)state;
+    const uint64_t v13 = MS_FEATURE_DUPLICATES | MS_FEATURE_ZSTD_WINDOW;
+    uint8_t *mem = guest(77);
+    /* twins: every 9th page copies page 1 (TEXT) */
+    for (unsigned p = 9; p < PAGES; p += 9)
+        memcpy(mem + (size_t)p * PS, mem + PS, PS);
+    for (unsigned p = 40; p < 60; p++) /* FILL pages */
+        memset(mem + (size_t)p * PS, 0x3c, PS);
+    uint8_t *copy = malloc((size_t)PAGES * PS);
+    assert_non_null(copy);
+    memcpy(copy, mem, (size_t)PAGES * PS);
+    th_buf one = {0};
+    migrate_with(&one, 1, 1, 1u << 20, mem, v13);
+    for (unsigned t = 2; t <= 3; t++) {
+        memcpy(mem, copy, (size_t)PAGES * PS);
+        th_buf many = {0};
+        migrate_with(&many, t, 1, 1u << 20, mem, v13);
+        if (many.len != one.len || memcmp(many.data, one.data, one.len) != 0)
+            fail_msg("%u threads with duplicates: %zu bytes, single thread %zu, streams differ",
+                     t, many.len, one.len);
+        th_buf_free(&many);
+    }
+    /* It holds DUPLICATE pages, and reads back. */
+    ms_reader *r = ms_reader_new_memory(NULL, one.data, one.len);
+    const ms_record *rec;
+    int rc;
+    uint64_t dups = 0;
+    while ((rc = ms_reader_next(r, &rec)) > 0)
+        if (rec->type == MS_REC_PAGES)
+            for (uint32_t i = 0; i < rec->pages.extent_count; i++)
+                if (rec->pages.extents[i].state == MS_PAGE_DUPLICATE)
+                    dups += rec->pages.extents[i].count;
+    assert_int_equal(rc, 0);
+    assert_true(dups > 100);
+    ms_reader_free(r);
+    th_buf_free(&one);
+    free(mem);
+    free(copy);
 }
 
 /* Fails the @n-th output call. */
@@ -305,6 +360,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_threads_identical_duplicates),
         cmocka_unit_test(test_threads_output_failure),
         cmocka_unit_test(test_threads_free_in_flight),
         cmocka_unit_test(test_threads_option_checked),

@@ -288,6 +288,26 @@ static void round_trip(const char *name)
     assert_int_equal(res.stats.bytes_read, s1.len);
     import(res.out.data, res.out.len, &s2);
 
+    /* The QEMU stream itself, read through ms_open() and exported as it is
+     * read: the same bytes as the export of its import. */
+    memin qm = {q, n, 0, 777};
+    ms_input in = {.read = mem_read, .read_ctx = &qm, .name = name};
+    ms_reader *qr = ms_open(NULL, &in, 1);
+    ms_qemu_export *qx = ms_qemu_export_new(NULL);
+    th_buf direct;
+    memset(&direct, 0, sizeof direct);
+    int qrc = ms_qemu_export_run_reader(qx, qr, th_sink_write, &direct);
+    if (qrc)
+        print_error("%s, from its reader: %s\n", name, ms_qemu_export_errmsg(qx));
+    assert_status(qrc, 0);
+    assert_int_equal(direct.len, res.out.len);
+    assert_memory_equal(direct.data, res.out.data, direct.len);
+    /* The reader stays the caller's; a second run is refused. */
+    assert_int_equal(ms_qemu_export_run_reader(qx, qr, th_sink_write, &direct), MS_ESTATE);
+    ms_qemu_export_free(qx);
+    ms_reader_free(qr);
+    th_buf_free(&direct);
+
     guest a, b;
     guest_load(&a, s1.data, s1.len);
     guest_load(&b, s2.data, s2.len);
@@ -1121,6 +1141,11 @@ static void test_api(void **state)
     ms_qemu_export_free(NULL);
     assert_int_equal(ms_qemu_export_status(NULL), MS_ENOMEM);
     assert_int_equal(ms_qemu_export_run_fd(NULL, 0, 1), MS_EINVAL);
+    assert_int_equal(ms_qemu_export_run_reader(NULL, NULL, th_sink_write, NULL), MS_EINVAL);
+    bad = ms_qemu_export_new(NULL);
+    assert_int_equal(ms_qemu_export_run_reader(bad, NULL, th_sink_write, NULL), MS_EINVAL);
+    assert_contains(ms_qemu_export_errmsg(bad), "no reader");
+    ms_qemu_export_free(bad);
 
     /* The output callback fails: MS_EIO. */
     th_buf s;

@@ -797,8 +797,9 @@ static void test_fill_and_keep_limits(void **state)
     ms_reader *rd = ms_reader_new_memory(NULL, b.data, b.len);
     assert_status(ms_diff_load(d, MS_DIFF_B, rd, "b.mig"), MS_ELIMIT);
     assert_contains(ms_diff_errmsg(d), "stream B (b.mig): region 0 \"ram\": the temporary "
-                                       "files would take 4096 bytes, more than their limit of "
-                                       "4095 bytes");
+                                       "files would take 4096 bytes (4.0 KiB) with these DATA "
+                                       "pages, more than their limit of 4095 bytes (max_output)");
+    assert_true(ms_diff_output_full(d));
     ms_reader_free(rd);
     ms_diff_free(d);
 

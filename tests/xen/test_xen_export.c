@@ -90,6 +90,23 @@ static void test_export_of_import_is_the_original(void **state)
             fail();
         }
         ms_xen_export_free(exp);
+        /* The Xen stream itself, read through ms_open() and exported as it
+         * is read: the original again, the reader left to its caller. */
+        tx_in xin = {.p = orig, .len = len};
+        ms_input input = {.read = tx_read, .read_ctx = &xin, .name = f[i].name};
+        ms_reader *r = ms_open(NULL, &input, 1);
+        tx_out direct = {0};
+        exp = ms_xen_export_new(NULL);
+        int rc = ms_xen_export_run_reader(exp, r, tx_write, &direct);
+        if (rc)
+            print_error("%s, from its reader: %s\n", f[i].name, ms_xen_export_errmsg(exp));
+        assert_int_equal(rc, 0);
+        assert_int_equal(direct.len, len);
+        assert_memory_equal(direct.p, orig, len);
+        assert_int_equal(ms_xen_export_run_reader(exp, r, tx_write, &direct), MS_ESTATE);
+        ms_xen_export_free(exp);
+        ms_reader_free(r);
+        tx_out_free(&direct);
         tx_out_free(&lm);
         tx_out_free(&xen);
         free(orig);

@@ -6,8 +6,10 @@ independent check of the golden files.
 
     expect.py changed | changed-reverse | small-vs-basic | empty-guest | partial
 
-(partial: basic vs a gen-streams variant, not yet in gen-streams.c, that
-leaves pc.ram pages 1000..1023 unsent.)
+(partial: basic.mig vs partial.mig, basic without pc.ram pages 1000..1023,
+never sent.) Page states come out as migstream-diff prints them: DATA and
+ZERO in upper case, missing in lower case. Each case runs this and fails
+(exit 99) when the tool's output is not what it prints.
 """
 import sys
 
@@ -53,6 +55,12 @@ def changed_pages(base):
     return pages
 
 
+def shown(state):
+    """A page state as migstream-diff prints it: FORMAT.md's upper-case
+    name; "missing" (never sent, not a state) in lower case."""
+    return state if state == "missing" else state.upper()
+
+
 def memory_lines(name, a, b):
     """a, b: lists of (state, key) per page, None past a region's end."""
     out, run = [], None
@@ -79,7 +87,7 @@ def memory_lines(name, a, b):
         out.append(run)
     lines = []
     for (ka, kb), first, last in out:
-        what = "data differs" if ka == kb else f"{ka} -> {kb}"
+        what = "data differs" if ka == kb else f"{shown(ka)} -> {shown(kb)}"
         n = last - first + 1
         where = f"page {first}" if n == 1 else f"pages {first}..{last}"
         lines.append(f"memory {name} {where}: {what} ({n} page{'s' if n > 1 else ''})")
@@ -110,10 +118,10 @@ def main(mode):
         d, z = counts(base)
         lines = [
             f"region pc.ram: only in A (id 0, size {RAM_PAGES * PS}, page_size 4096, gpa 0x0): "
-            f"{d} data, {z} zero, 0 missing pages",
+            f"{d} DATA, {z} ZERO, 0 missing pages",
             # vram: one 0x55 byte in page 3
             "region vga.vram: only in A (id 1, size 262144, page_size 4096, gpa (none)): "
-            "1 data, 63 zero, 0 missing pages",
+            "1 DATA, 63 ZERO, 0 missing pages",
             'device cpu#0: only in A (schema "x86-cpu", version 1)',
             'device pci0/0000:00:02.0/virtio-net#0: only in A (schema "virtio-net", version 2)',
             "different: metadata 0, regions 2, pages 0 in 0 ranges, devices 2",
@@ -133,9 +141,9 @@ def main(mode):
         lines += [
             # huge: 2 MiB pages, page 1 data (byte 12345 = 1), page 0 zero
             "region huge: only in A (id 7, size 4194304, page_size 2097152, gpa 0x100000000): "
-            "1 data, 1 zero, 0 missing pages",
+            "1 DATA, 1 ZERO, 0 missing pages",
             "region vga.vram: only in B (id 1, size 262144, page_size 4096, gpa (none)): "
-            "1 data, 63 zero, 0 missing pages",
+            "1 DATA, 63 ZERO, 0 missing pages",
             "device cpu#0 state/rip: 4096 -> 65520",  # cpu_state(0x1000) vs (0xfff0)
             'device cpu#1: only in A (schema "x86-cpu", version 1)',
             'device pci0/0000:00:02.0/virtio-net#0: only in B (schema "virtio-net", version 2)',
