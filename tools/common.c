@@ -38,14 +38,54 @@ void mst_vformat(char *buf, size_t size, const char *fmt, va_list ap)
     ms_escape_text(buf, size, raw);
 }
 
+/* "PROG: message": the message cut at MAX - 1 bytes, then escaped. */
+static void print_error(size_t max, const char *fmt, va_list ap)
+{
+    char raw[4096], msg[4096];
+    vsnprintf(raw, max < sizeof raw ? max : sizeof raw, fmt, ap);
+    ms_escape_text(msg, sizeof msg, raw);
+    fprintf(stderr, "%s: %s\n", mst_prog, msg);
+}
+
 void mst_error(const char *fmt, ...)
 {
-    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    mst_vformat(msg, sizeof msg, fmt, ap);
+    print_error(4096, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: %s\n", mst_prog, msg);
+}
+
+int mst_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    print_error(512, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
+    return MST_EXIT_ERROR;
+}
+
+int mst_common_option(int opt, char **argv, bool *quiet, void (*usage)(FILE *f))
+{
+    switch (opt) {
+    case 'q':
+        *quiet = true;
+        return 0;
+    case 'P':
+        return mst_progress_option(optarg) ? MST_EXIT_ERROR : 0;
+    case 'h':
+        usage(stdout);
+        return -1;
+    case 'V':
+        mst_print_version();
+        return -1;
+    case ':':
+        return mst_usage_error("option %s needs a value", argv[optind - 1]);
+    default:
+        if (optopt)
+            return mst_usage_error("unknown option -%c", optopt);
+        return mst_usage_error("unknown option %s", argv[optind - 1]);
+    }
 }
 
 int mst_exit_for(int status)

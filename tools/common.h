@@ -50,6 +50,28 @@ void mst_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mst_vformat(char *buf, size_t size, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* A usage error: "PROG: message" as mst_error() prints it (the message
+ * cut at 511 bytes), then "Try 'PROG --help'."; returns MST_EXIT_ERROR. */
+int mst_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The rows of the options mst_common_option() reads, for a struct option
+ * table (getopt.h). */
+/* clang-format off */
+#define MST_COMMON_LONGOPTS                       \
+    {"quiet", no_argument, NULL, 'q'},            \
+    {"progress", required_argument, NULL, 'P'},   \
+    {"help", no_argument, NULL, 'h'},             \
+    {"version", no_argument, NULL, 'V'}
+/* clang-format on */
+
+/* The options import, export and pack read alike, at the end of their
+ * getopt_long() switch (short options ":...qhV", opterr 0): -q sets
+ * *QUIET, --progress (as 'P') the mode, -h prints USAGE to standard
+ * output, -V the version; ':' and '?' are usage errors. Returns 0 to read
+ * on, -1 after -h or -V (the tool is done: exit 0), or MST_EXIT_ERROR
+ * after printing a usage error. */
+int mst_common_option(int opt, char **argv, bool *quiet, void (*usage)(FILE *f));
+
 /* Opens PATH for reading ("-": standard input). Returns an fd or -1 after
  * printing why. */
 int mst_open_input(const char *path);

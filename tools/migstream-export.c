@@ -2,70 +2,21 @@
  * migstream-export: writes a stream back in another VMM's migration format.
  *
  *     migstream-export qemu [options] -o OUT STREAM
+ *     migstream-export xen [options] -o OUT STREAM
  *
- * STREAM is a stream imported from QEMU (a file, or - for standard input);
- * OUT is the QEMU migration stream that `qemu-system-* -incoming` loads
- * ("exec:cat OUT"), - for standard output. The library does the writing
- * (include/migstream/qemu.h); this file handles the command line, the
- * atomic output file and the summary.
+ * STREAM is a stream of any format ms_open() reads (a file, or - for
+ * standard input); OUT is the QEMU migration stream that
+ * `qemu-system-* -incoming` loads ("exec:cat OUT"), or the Xen migration
+ * stream, - for standard output. The library does the writing
+ * (include/migstream/qemu.h, xen.h); convert.c runs it around the atomic
+ * output file; this file handles the command line and the summary.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "common.h"
-
-static volatile sig_atomic_t got_signal;
-
-static void on_signal(int sig)
-{
-    got_signal = sig;
-}
-
-/* Reads an input of the stream (mst_stream_hooks.read); an interrupt stops
- * the export. */
-static ssize_t read_input(void *ctx, int fd, void *buf, size_t len)
-{
-    (void)ctx;
-    for (;;) {
-        if (got_signal) {
-            errno = EINTR;
-            return -1;
-        }
-        ssize_t k = read(fd, buf, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        return k;
-    }
-}
-
-static int write_output(void *ctx, const struct iovec *iov, int iovcnt)
-{
-    int fd = *(int *)ctx;
-    for (int i = 0; i < iovcnt; i++) {
-        const uint8_t *p = iov[i].iov_base;
-        size_t left = iov[i].iov_len;
-        while (left > 0) {
-            if (got_signal)
-                return -1;
-            ssize_t k = write(fd, p, left);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0)
-                return -1;
-            p += k;
-            left -= (size_t)k;
-        }
-    }
-    return 0;
-}
+#include "convert.h"
 
 static void usage(FILE *f)
 {
@@ -109,19 +60,6 @@ static void usage(FILE *f)
     mst_print_exit_table(f);
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    mst_error("%s", msg);
-    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
-    return MST_EXIT_ERROR;
-}
-
 typedef struct args {
     const char *out, *in_path, *machine;
     bool force, quiet, no_vmdesc, stats;
@@ -144,10 +82,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"libxl", no_argument, NULL, O_LIBXL},
         {"libxc", no_argument, NULL, O_LIBXC},
         {"verifiable", no_argument, NULL, O_VERIFIABLE},
-        {"quiet", no_argument, NULL, 'q'},
-        {"progress", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        MST_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -161,7 +96,7 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_MACHINE:
             if (!*optarg || strlen(optarg) > 255)
-                return bad_usage("--machine: 1 to 255 bytes expected");
+                return mst_usage_error("--machine: 1 to 255 bytes expected");
             a->machine = optarg;
             break;
         case O_NO_VMDESC:
@@ -181,126 +116,35 @@ static int parse_args(int argc, char **argv, args *a)
         case O_VERIFIABLE:
             a->verifiable = true;
             break;
-        case 'q':
-            a->quiet = true;
+        default: {
+            int rc = mst_common_option(opt, argv, &a->quiet, usage);
+            if (rc)
+                return rc;
             break;
-        case 'P':
-            if (mst_progress_option(optarg))
-                return MST_EXIT_ERROR;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'V':
-            mst_print_version();
-            return -1;
-        case ':':
-            return bad_usage("option %s needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return bad_usage("unknown option -%c", optopt);
-            return bad_usage("unknown option %s", argv[optind - 1]);
+        }
         }
     }
     int npos = argc - optind;
     if (npos < 1)
-        return bad_usage("expected a format (qemu or xen), then STREAM");
+        return mst_usage_error("expected a format (qemu or xen), then STREAM");
     a->xen = strcmp(argv[optind], "xen") == 0;
     if (!a->xen && strcmp(argv[optind], "qemu") != 0)
-        return bad_usage("unknown format '%s' (qemu and xen are supported)", argv[optind]);
+        return mst_usage_error("unknown format '%s' (qemu and xen are supported)", argv[optind]);
     if (a->xen && (a->machine || a->no_vmdesc))
-        return bad_usage("%s applies to QEMU streams only",
-                         a->machine ? "--machine" : "--no-vmdesc");
+        return mst_usage_error("%s applies to QEMU streams only",
+                               a->machine ? "--machine" : "--no-vmdesc");
     if (!a->xen && (a->xen_format || a->verifiable))
-        return bad_usage("%s applies to Xen streams only",
-                         a->verifiable ? "--verifiable" : "--libxl/--libxc");
+        return mst_usage_error("%s applies to Xen streams only",
+                               a->verifiable ? "--verifiable" : "--libxl/--libxc");
     if (npos < 2)
-        return bad_usage("expected STREAM, the stream to export");
+        return mst_usage_error("expected STREAM, the stream to export");
     if (npos > 2)
-        return bad_usage("unexpected argument '%s'", argv[optind + 2]);
+        return mst_usage_error("unexpected argument '%s'", argv[optind + 2]);
     if (!a->out || !*a->out)
-        return bad_usage("-o OUT is required");
+        return mst_usage_error("-o OUT is required");
     a->in_path = argv[optind + 1];
     return 0;
 }
-
-/* --max-output, and at most the free space of the file system when OUT is
- * a file (a FIFO or a device written in place, standard output: the limit
- * alone); *free_space says which. */
-static uint64_t output_limit(const args *a, int fd, bool *free_space)
-{
-    uint64_t limit = a->max_output ? a->max_output : MS_MAX_OUTPUT_DEFAULT;
-    struct statvfs v;
-    struct stat sb;
-    *free_space = false;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fstatvfs(fd, &v) == 0 && v.f_frsize &&
-        (uint64_t)v.f_bavail <= limit / v.f_frsize) {
-        limit = (uint64_t)v.f_bavail * v.f_frsize;
-        *free_space = true;
-    }
-    return limit;
-}
-
-/* The library's message for a failed export; when the output would have
- * passed a limit that is the free space, says so. */
-static void report_failure(const args *a, const mst_stream *st, const char *msg,
-                           bool output_full, bool free_space, uint64_t limit)
-{
-    const mst_input *bad = mst_stream_failed_input(st);
-    if (bad)
-        mst_error("cannot read %s: %s", bad->name, strerror(bad->err));
-    else
-        mst_error("%s: %s", strcmp(a->in_path, "-") == 0 ? "standard input" : a->in_path, msg);
-    if (output_full && free_space)
-        mst_error("that limit is the %" PRIu64 " bytes free where %s is made", limit, a->out);
-}
-
-/* Library statuses that mean "this input is refused" rather than "the
- * export could not be carried out"; an output past its limit cannot be
- * written (exit 2, as in migstream-replay). */
-static int exit_for(int status, bool output_full)
-{
-    if (output_full)
-        return MST_EXIT_ERROR;
-    switch (status) {
-    case MS_EIO:
-    case MS_ENOMEM:
-    case MS_ESTATE:
-    case MS_EINVAL:
-        return MST_EXIT_ERROR;
-    default:
-        return MST_EXIT_FAIL;
-    }
-}
-
-static void catch_signals(void)
-{
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-            sigaction(sigs[i], &sa, NULL);
-}
-
-/* Opens STREAM through ms_open(): a stream of any format this build
- * reads, converted as it is read; starts the progress line. 0, or -1
- * having said why. */
-#if MS_HAVE_QEMU || MS_HAVE_XEN
-static int open_input(const args *a, mst_stream *st, mst_progress *pg)
-{
-    const char *paths[] = {a->in_path};
-    const mst_stream_hooks hooks = {.read = read_input, .progress = pg};
-    mst_progress_init(pg, a->quiet, mst_paths_size(paths, 1));
-    if (mst_stream_open(st, paths, 1, &hooks) == 0)
-        return 0;
-    mst_progress_done(pg);
-    mst_stream_close(st);
-    return -1;
-}
-#endif
 
 #if MS_HAVE_QEMU
 static void print_stats(FILE *f, const ms_qemu_export_stats *s)
@@ -320,64 +164,39 @@ static void print_stats(FILE *f, const ms_qemu_export_stats *s)
     fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
 }
 
-static int export(const args *a)
+/* The library's QEMU exporter (mst_convert_ops). */
+static int qemu_run(mst_convert *cv)
 {
-    bool to_stdout = strcmp(a->out, "-") == 0;
-    if (to_stdout && isatty(STDOUT_FILENO)) {
-        mst_error("refusing to write a QEMU stream to a terminal");
-        return MST_EXIT_ERROR;
-    }
-    mst_progress pg;
-    mst_stream st;
-    if (open_input(a, &st, &pg))
-        return MST_EXIT_ERROR;
-    mst_out o;
-    if (mst_out_open(&o, a->out, a->force)) {
-        mst_progress_done(&pg);
-        mst_stream_close(&st);
-        return MST_EXIT_ERROR;
-    }
-    if (!to_stdout)
-        catch_signals();
-
+    const args *a = cv->args;
     ms_qemu_export_options eo;
     ms_qemu_export_options_init(&eo);
     eo.machine = a->machine;
     eo.no_vmdesc = a->no_vmdesc;
-    bool free_space;
-    eo.max_output = output_limit(a, o.fd, &free_space);
-    ms_qemu_export *exp = ms_qemu_export_new(&eo);
-    int rc = MST_EXIT_OK;
+    eo.max_output = mst_convert_output_limit(cv, a->max_output);
+    ms_qemu_export *exp = cv->conv = ms_qemu_export_new(&eo);
+    cv->made = exp != NULL;
     if (!exp) {
-        mst_error("out of memory");
-        rc = MST_EXIT_ERROR;
-    } else if (ms_qemu_export_run_reader(exp, st.r, write_output, &o.fd)) {
-        mst_progress_done(&pg);
-        bool full = ms_qemu_export_get_stats(exp)->output_full;
-        if (!got_signal)
-            report_failure(a, &st, ms_qemu_export_errmsg(exp), full, free_space,
-                           eo.max_output);
-        rc = exit_for(ms_qemu_export_status(exp), full);
+        cv->msg = "out of memory";
+        return MS_ENOMEM;
     }
-    mst_progress_done(&pg);
-    if (!rc && !got_signal && mst_out_commit(&o))
-        rc = MST_EXIT_ERROR;
-    if (rc || got_signal)
-        mst_out_abort(&o);
-    if (!rc && !got_signal && a->stats)
-        print_stats(to_stdout ? stderr : stdout, ms_qemu_export_get_stats(exp));
-    ms_qemu_export_free(exp);
-    mst_stream_close(&st);
-    return got_signal ? MST_EXIT_ERROR : rc;
+    if (!ms_qemu_export_run_reader(exp, cv->stream.r, mst_convert_write, cv))
+        return 0;
+    cv->msg = ms_qemu_export_errmsg(exp);
+    cv->output_full = ms_qemu_export_get_stats(exp)->output_full;
+    return ms_qemu_export_status(exp);
 }
 
-#else
-static int export(const args *a)
+static void qemu_finish(mst_convert *cv, FILE *summary)
 {
-    (void)a;
-    mst_error("this build of libmigstream has no QEMU module (built with -Dqemu=false)");
-    return MST_EXIT_ERROR;
+    if (summary && ((const args *)cv->args)->stats)
+        print_stats(summary, ms_qemu_export_get_stats(cv->conv));
+    ms_qemu_export_free(cv->conv);
 }
+
+static const mst_convert_ops qemu_ops = {"a QEMU stream", qemu_run, qemu_finish};
+#define QEMU_OPS (&qemu_ops)
+#else
+#define QEMU_OPS NULL
 #endif
 
 #if MS_HAVE_XEN
@@ -391,62 +210,37 @@ static void print_xen_stats(FILE *f, const ms_xen_export_stats *s)
     fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
 }
 
-/* A stream as a Xen migration stream v2. */
-static int export_xen(const args *a)
+/* A stream as a Xen migration stream v2 (mst_convert_ops). */
+static int xen_run(mst_convert *cv)
 {
-    bool to_stdout = strcmp(a->out, "-") == 0;
-    if (to_stdout && isatty(STDOUT_FILENO)) {
-        mst_error("refusing to write a Xen stream to a terminal");
-        return MST_EXIT_ERROR;
-    }
-    mst_progress pg;
-    mst_stream st;
-    if (open_input(a, &st, &pg))
-        return MST_EXIT_ERROR;
-    mst_out o;
-    if (mst_out_open(&o, a->out, a->force)) {
-        mst_progress_done(&pg);
-        mst_stream_close(&st);
-        return MST_EXIT_ERROR;
-    }
-    if (!to_stdout)
-        catch_signals();
+    const args *a = cv->args;
     ms_xen_export_options xo;
     ms_xen_export_options_init(&xo);
     xo.format = a->xen_format;
     xo.verifiable = a->verifiable;
-    bool free_space;
-    xo.max_output = output_limit(a, o.fd, &free_space);
-    ms_xen_export *exp = ms_xen_export_new(&xo);
-    int rc = MST_EXIT_OK;
-    if (ms_xen_export_status(exp)) {
-        mst_error("%s", ms_xen_export_errmsg(exp));
-        rc = MST_EXIT_ERROR;
-    } else if (ms_xen_export_run_reader(exp, st.r, write_output, &o.fd)) {
-        mst_progress_done(&pg);
-        bool full = ms_xen_export_get_stats(exp)->output_full;
-        if (!got_signal)
-            report_failure(a, &st, ms_xen_export_errmsg(exp), full, free_space, xo.max_output);
-        rc = exit_for(ms_xen_export_status(exp), full);
+    xo.max_output = mst_convert_output_limit(cv, a->max_output);
+    ms_xen_export *exp = cv->conv = ms_xen_export_new(&xo);
+    int status = ms_xen_export_status(exp);
+    cv->made = !status;
+    if (!status && ms_xen_export_run_reader(exp, cv->stream.r, mst_convert_write, cv)) {
+        status = ms_xen_export_status(exp);
+        cv->output_full = ms_xen_export_get_stats(exp)->output_full;
     }
-    mst_progress_done(&pg);
-    if (!rc && !got_signal && mst_out_commit(&o))
-        rc = MST_EXIT_ERROR;
-    if (rc || got_signal)
-        mst_out_abort(&o);
-    if (!rc && !got_signal && a->stats)
-        print_xen_stats(to_stdout ? stderr : stdout, ms_xen_export_get_stats(exp));
-    ms_xen_export_free(exp);
-    mst_stream_close(&st);
-    return got_signal ? MST_EXIT_ERROR : rc;
+    cv->msg = ms_xen_export_errmsg(exp);
+    return status;
 }
-#else
-static int export_xen(const args *a)
+
+static void xen_finish(mst_convert *cv, FILE *summary)
 {
-    (void)a;
-    mst_error("this build of libmigstream has no Xen module (built with -Dxen=false)");
-    return MST_EXIT_ERROR;
+    if (summary && ((const args *)cv->args)->stats)
+        print_xen_stats(summary, ms_xen_export_get_stats(cv->conv));
+    ms_xen_export_free(cv->conv);
 }
+
+static const mst_convert_ops xen_ops = {"a Xen stream", xen_run, xen_finish};
+#define XEN_OPS (&xen_ops)
+#else
+#define XEN_OPS NULL
 #endif
 
 int main(int argc, char **argv)
@@ -455,11 +249,17 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     mst_init(argv[0]);
     int rc = parse_args(argc, argv, &a);
-    if (rc == 0)
-        rc = a.xen ? export_xen(&a) : export(&a);
-    if (got_signal) {
-        signal(got_signal, SIG_DFL);
-        raise(got_signal);
+    if (rc == 0) {
+        mst_convert cv = {.ops = a.xen ? XEN_OPS : QEMU_OPS,
+                          .args = &a,
+                          .in_path = a.in_path,
+                          .any_format = true,
+                          .out_path = a.out,
+                          .force = a.force,
+                          .quiet = a.quiet,
+                          .exit_for = mst_exit_for};
+        rc = cv.ops ? mst_convert_run(&cv) : mst_convert_no_module(a.xen ? "xen" : "qemu");
     }
+    mst_convert_exit_signal();
     return rc < 0 ? MST_EXIT_OK : rc;
 }

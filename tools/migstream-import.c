@@ -14,93 +14,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "common.h"
-
-static volatile sig_atomic_t got_signal;
-
-static void on_signal(int sig)
-{
-    got_signal = sig;
-}
-
-/* Bytes read from all inputs together, for the progress line. */
-typedef struct progress {
-    uint64_t bytes;
-    mst_progress *line;
-} progress;
-
-typedef struct input {
-    int fd;
-    progress *pg;
-} input;
-
-/* Reads a QEMU stream, drawing progress; an interrupt stops the import. */
-static ssize_t read_input(void *ctx, void *buf, size_t len)
-{
-    input *in = ctx;
-    for (;;) {
-        if (got_signal)
-            return -1;
-        ssize_t k = read(in->fd, buf, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k > 0) {
-            in->pg->bytes += (uint64_t)k;
-            mst_progress_update(in->pg->line, in->pg->bytes, 0);
-        }
-        return k;
-    }
-}
-
-#if MS_HAVE_QEMU
-/* The main stream of a regular file, read by offset (mapped-ram streams
- * need it). Progress counts the bytes read. */
-static ssize_t pread_input(void *ctx, void *buf, size_t len, uint64_t offset)
-{
-    input *in = ctx;
-    for (;;) {
-        if (got_signal)
-            return -1;
-        ssize_t k = pread(in->fd, buf, len, (off_t)offset);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k > 0) {
-            in->pg->bytes += (uint64_t)k;
-            mst_progress_update(in->pg->line, in->pg->bytes, 0);
-        }
-        return k;
-    }
-}
-#endif
-
-typedef struct out_ctx {
-    int fd;
-} out_ctx;
-
-static int write_output(void *ctx, const struct iovec *iov, int iovcnt)
-{
-    int fd = ((out_ctx *)ctx)->fd;
-    for (int i = 0; i < iovcnt; i++) {
-        const uint8_t *p = iov[i].iov_base;
-        size_t left = iov[i].iov_len;
-        while (left > 0) {
-            ssize_t k = write(fd, p, left);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0)
-                return -1;
-            p += k;
-            left -= (size_t)k;
-        }
-    }
-    return 0;
-}
+#include "convert.h"
 
 static void usage(FILE *f)
 {
@@ -143,19 +60,6 @@ static void usage(FILE *f)
     mst_print_exit_table(f);
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    mst_error("%s", msg);
-    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
-    return MST_EXIT_ERROR;
-}
-
 typedef struct args {
     bool xen; /* the format: xen, else qemu */
     const char *out, *main_path, *tmpdir;
@@ -191,10 +95,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"tmpdir", required_argument, NULL, O_TMPDIR},
         {"stats", no_argument, NULL, O_STATS},
         {"fill", no_argument, NULL, O_FILL},
-        {"quiet", no_argument, NULL, 'q'},
-        {"progress", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        MST_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -215,7 +116,7 @@ static int parse_args(int argc, char **argv, args *a)
             errno = 0;
             v = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || v < 0 || v > 19)
-                return bad_usage("--compress %s: must be 0 (off) to 19", optarg);
+                return mst_usage_error("--compress %s: must be 0 (off) to 19", optarg);
             a->level = (int)v;
             break;
         case O_TMPDIR:
@@ -228,7 +129,7 @@ static int parse_args(int argc, char **argv, args *a)
             errno = 0;
             v = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || v < 1 || v > (1l << 22))
-                return bad_usage("--dedup-pages %s: must be 1 to 4194304", optarg);
+                return mst_usage_error("--dedup-pages %s: must be 1 to 4194304", optarg);
             a->dedup_pages = (uint32_t)v;
             a->features |= MS_FEATURE_DUPLICATES;
             break;
@@ -241,54 +142,42 @@ static int parse_args(int argc, char **argv, args *a)
         case O_FILL:
             a->fill = true;
             break;
-        case 'q':
-            a->quiet = true;
+        default: {
+            int rc = mst_common_option(opt, argv, &a->quiet, usage);
+            if (rc)
+                return rc;
             break;
-        case 'P':
-            if (mst_progress_option(optarg))
-                return MST_EXIT_ERROR;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'V':
-            mst_print_version();
-            return -1;
-        case ':':
-            return bad_usage("option %s needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return bad_usage("unknown option -%c", optopt);
-            return bad_usage("unknown option %s", argv[optind - 1]);
+        }
         }
     }
     int npos = argc - optind;
     if (npos < 1)
-        return bad_usage("expected a format (qemu or xen), then MAIN");
+        return mst_usage_error("expected a format (qemu or xen), then MAIN");
     a->xen = strcmp(argv[optind], "xen") == 0;
     if (!a->xen && strcmp(argv[optind], "qemu") != 0)
-        return bad_usage("unknown format '%s' (qemu and xen are supported)", argv[optind]);
+        return mst_usage_error("unknown format '%s' (qemu and xen are supported)", argv[optind]);
     if (npos < 2)
-        return bad_usage(a->xen ? "expected STREAM, the Xen migration stream"
-                                : "expected MAIN, QEMU's main migration stream");
+        return mst_usage_error(a->xen ? "expected STREAM, the Xen migration stream"
+                                      : "expected MAIN, QEMU's main migration stream");
     if (a->xen && npos > 2)
-        return bad_usage("a Xen migration stream is one input: '%s' is one too many",
-                         argv[optind + 2]);
+        return mst_usage_error("a Xen migration stream is one input: '%s' is one too many",
+                               argv[optind + 2]);
     if (a->xen && (a->raw_only || a->tmpdir))
-        return bad_usage("%s applies to QEMU streams only", a->raw_only ? "--raw-only" : "--tmpdir");
+        return mst_usage_error("%s applies to QEMU streams only",
+                               a->raw_only ? "--raw-only" : "--tmpdir");
     if (!a->out || !*a->out)
-        return bad_usage("-o OUT is required");
+        return mst_usage_error("-o OUT is required");
     a->main_path = argv[optind + 1];
     a->channels = argv + optind + 2;
     a->nchannels = npos - 2;
 #if MS_HAVE_QEMU
     if (a->nchannels > (int)MS_QEMU_MAX_CHANNELS)
-        return bad_usage("%d channels given (QEMU uses at most %u)", a->nchannels,
-                         MS_QEMU_MAX_CHANNELS);
+        return mst_usage_error("%d channels given (QEMU uses at most %u)", a->nchannels,
+                               MS_QEMU_MAX_CHANNELS);
 #endif
     for (int i = 0; i < a->nchannels; i++)
         if (strcmp(a->channels[i], "-") == 0)
-            return bad_usage("a CHANNEL cannot be standard input");
+            return mst_usage_error("a CHANNEL cannot be standard input");
     return 0;
 }
 
@@ -306,16 +195,14 @@ static int exit_for(int status)
     }
 }
 
-static void catch_signals(void)
+/* The writer's options both formats take from the command line. */
+static void writer_options(const args *a, ms_writer_options *wo, const char *description)
 {
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-            sigaction(sigs[i], &sa, NULL);
+    ms_writer_options_init(wo);
+    wo->compress_level = a->level;
+    if (a->fill)
+        wo->features |= MS_FEATURE_FILL;
+    wo->description = description;
 }
 
 #if MS_HAVE_QEMU
@@ -348,103 +235,53 @@ static void print_stats(FILE *f, const ms_qemu_import_stats *s, char *const *nam
     }
 }
 
-static void close_channels(input *ch, int n)
+/* The library's QEMU importer (mst_convert_ops): the main stream with its
+ * multifd channels. */
+static int qemu_run(mst_convert *cv)
 {
-    for (int i = 0; i < n; i++)
-        if (ch[i].fd >= 0)
-            close(ch[i].fd);
-}
-
-static int import(const args *a)
-{
-    bool to_stdout = strcmp(a->out, "-") == 0;
-    if (to_stdout && isatty(STDOUT_FILENO)) {
-        mst_error("refusing to write a stream to a terminal");
-        return MST_EXIT_ERROR;
-    }
-    input ch[MS_QEMU_MAX_CHANNELS];
-    uint64_t total = 0;
-    for (int i = 0; i < a->nchannels; i++) {
-        ch[i].fd = mst_open_input(a->channels[i]);
-        if (ch[i].fd < 0) {
-            close_channels(ch, i);
-            return MST_EXIT_ERROR;
-        }
-        total += mst_input_size(ch[i].fd);
-    }
-    int in_fd = mst_open_input(a->main_path);
-    if (in_fd < 0) {
-        close_channels(ch, a->nchannels);
-        return MST_EXIT_ERROR;
-    }
-    mst_out o;
-    if (mst_out_open(&o, a->out, a->force)) {
-        if (in_fd != STDIN_FILENO)
-            close(in_fd);
-        close_channels(ch, a->nchannels);
-        return MST_EXIT_ERROR;
-    }
-    if (!to_stdout)
-        catch_signals();
-
+    const args *a = cv->args;
     ms_writer_options wo;
-    ms_writer_options_init(&wo);
-    wo.compress_level = a->level;
-    if (a->fill)
-        wo.features |= MS_FEATURE_FILL;
+    writer_options(a, &wo, "imported from a QEMU migration stream by migstream-import");
     wo.features |= a->features;
     wo.dedup_pages = a->dedup_pages;
-    wo.description = "imported from a QEMU migration stream by migstream-import";
     ms_qemu_import_options io;
     ms_qemu_import_options_init(&io);
     io.writer = &wo;
     io.tmpdir = a->tmpdir;
     io.raw_only = a->raw_only;
     ms_qemu_import *imp = ms_qemu_import_new(&io);
-    uint64_t main_size = mst_input_size(in_fd);
-    mst_progress pg;
-    mst_progress_init(&pg, a->quiet, main_size ? main_size + total : 0);
-    progress shared = {.bytes = 0, .line = &pg};
-    input in = {.fd = in_fd, .pg = &shared};
-    out_ctx oc = {.fd = o.fd};
-    int rc = MST_EXIT_OK;
     for (int i = 0; imp && i < a->nchannels; i++) {
-        ch[i].pg = &shared;
-        if (ms_qemu_import_add_channel(imp, read_input, &ch[i], a->channels[i])) {
+        if (ms_qemu_import_add_channel(imp, mst_convert_read, &cv->extra[i], a->channels[i])) {
             ms_qemu_import_free(imp);
             imp = NULL;
         }
     }
     /* A regular file is read by offset: mapped-ram streams need it. */
-    if (imp && main_size && ms_qemu_import_set_pread(imp, pread_input, &in)) {
+    if (imp && cv->in_size && ms_qemu_import_set_pread(imp, mst_convert_pread, &cv->in)) {
         ms_qemu_import_free(imp);
         imp = NULL;
     }
+    cv->conv = imp;
+    cv->made = imp != NULL;
     if (!imp) {
-        mst_error("out of memory");
-        rc = MST_EXIT_ERROR;
-    } else if (ms_qemu_import_run(imp, read_input, &in, write_output, &oc)) {
-        mst_progress_done(&pg);
-        if (!got_signal) {
-            /* A channel's failure names the channel's file itself. */
-            const char *msg = ms_qemu_import_errmsg(imp);
-            const char *name = strcmp(a->main_path, "-") == 0 ? "standard input" : a->main_path;
-            if (strncmp(msg, "multifd", 7) == 0)
-                mst_error("%s", msg);
-            else
-                mst_error("%s: %s", name, msg);
-        }
-        rc = exit_for(ms_qemu_import_status(imp));
+        cv->msg = "out of memory";
+        return MS_ENOMEM;
     }
-    mst_progress_done(&pg);
-    if (!rc && !got_signal && mst_out_commit(&o))
-        rc = MST_EXIT_ERROR;
-    if (rc || got_signal)
-        mst_out_abort(&o);
-    if (!rc && !got_signal) {
-        const ms_qemu_import_stats *s = ms_qemu_import_get_stats(imp);
+    if (!ms_qemu_import_run(imp, mst_convert_read, &cv->in, mst_convert_write, cv))
+        return 0;
+    /* A channel's failure names the channel's file itself. */
+    cv->msg = ms_qemu_import_errmsg(imp);
+    cv->named = strncmp(cv->msg, "multifd", 7) == 0;
+    return ms_qemu_import_status(imp);
+}
+
+static void qemu_finish(mst_convert *cv, FILE *summary)
+{
+    const args *a = cv->args;
+    if (summary) {
+        const ms_qemu_import_stats *s = ms_qemu_import_get_stats(cv->conv);
         if (a->stats)
-            print_stats(to_stdout ? stderr : stdout, s, a->channels);
+            print_stats(summary, s, a->channels);
         /* In a multifd migration the data pages travel in the channels
          * (QEMU 7.2 keeps zero pages in the main stream, and its main
          * stream does not say it is multifd): without channels, a main
@@ -456,20 +293,15 @@ static int import(const args *a)
                       "CHANNEL arguments",
                       s->ram_blocks);
     }
-    ms_qemu_import_free(imp);
-    if (in_fd != STDIN_FILENO)
-        close(in_fd);
-    close_channels(ch, a->nchannels);
-    return got_signal ? MST_EXIT_ERROR : rc;
+    ms_qemu_import_free(cv->conv);
 }
 
+static const mst_convert_ops qemu_ops = {"a stream", qemu_run, qemu_finish};
+#define QEMU_OPS (&qemu_ops)
+#define MAX_CHANNELS MS_QEMU_MAX_CHANNELS
 #else
-static int import(const args *a)
-{
-    (void)a;
-    mst_error("this build of libmigstream has no QEMU module (built with -Dqemu=false)");
-    return MST_EXIT_ERROR;
-}
+#define QEMU_OPS NULL
+#define MAX_CHANNELS 1 /* no QEMU stream is read */
 #endif
 
 #if MS_HAVE_XEN
@@ -487,70 +319,34 @@ static void print_xen_stats(FILE *f, const ms_xen_import_stats *s)
     fprintf(f, "bytes read: %" PRIu64 "\n", s->bytes_read);
 }
 
-/* A Xen stream: one input, no page file. */
-static int import_xen(const args *a)
+/* A Xen stream: one input, no page file (mst_convert_ops). */
+static int xen_run(mst_convert *cv)
 {
-    bool to_stdout = strcmp(a->out, "-") == 0;
-    if (to_stdout && isatty(STDOUT_FILENO)) {
-        mst_error("refusing to write a stream to a terminal");
-        return MST_EXIT_ERROR;
-    }
-    int in_fd = mst_open_input(a->main_path);
-    if (in_fd < 0)
-        return MST_EXIT_ERROR;
-    mst_out o;
-    if (mst_out_open(&o, a->out, a->force)) {
-        if (in_fd != STDIN_FILENO)
-            close(in_fd);
-        return MST_EXIT_ERROR;
-    }
-    if (!to_stdout)
-        catch_signals();
     ms_writer_options wo;
-    ms_writer_options_init(&wo);
-    wo.compress_level = a->level;
-    if (a->fill)
-        wo.features |= MS_FEATURE_FILL;
-    wo.description = "imported from a Xen migration stream by migstream-import";
+    writer_options(cv->args, &wo, "imported from a Xen migration stream by migstream-import");
     ms_xen_import_options xo;
     ms_xen_import_options_init(&xo);
     xo.writer = &wo;
-    ms_xen_import *imp = ms_xen_import_new(&xo);
-    mst_progress pg;
-    mst_progress_init(&pg, a->quiet, mst_input_size(in_fd));
-    progress shared = {.bytes = 0, .line = &pg};
-    input in = {.fd = in_fd, .pg = &shared};
-    out_ctx oc = {.fd = o.fd};
-    int rc = MST_EXIT_OK;
-    if (ms_xen_import_status(imp)) {
-        mst_error("%s", ms_xen_import_errmsg(imp));
-        rc = MST_EXIT_ERROR;
-    } else if (ms_xen_import_run(imp, read_input, &in, write_output, &oc)) {
-        mst_progress_done(&pg);
-        if (!got_signal)
-            mst_error("%s: %s", strcmp(a->main_path, "-") == 0 ? "standard input" : a->main_path,
-                      ms_xen_import_errmsg(imp));
-        rc = exit_for(ms_xen_import_status(imp));
-    }
-    mst_progress_done(&pg);
-    if (!rc && !got_signal && mst_out_commit(&o))
-        rc = MST_EXIT_ERROR;
-    if (rc || got_signal)
-        mst_out_abort(&o);
-    if (!rc && !got_signal && a->stats)
-        print_xen_stats(to_stdout ? stderr : stdout, ms_xen_import_get_stats(imp));
-    ms_xen_import_free(imp);
-    if (in_fd != STDIN_FILENO)
-        close(in_fd);
-    return got_signal ? MST_EXIT_ERROR : rc;
+    ms_xen_import *imp = cv->conv = ms_xen_import_new(&xo);
+    int status = ms_xen_import_status(imp);
+    cv->made = !status;
+    if (!status && ms_xen_import_run(imp, mst_convert_read, &cv->in, mst_convert_write, cv))
+        status = ms_xen_import_status(imp);
+    cv->msg = ms_xen_import_errmsg(imp);
+    return status;
 }
-#else
-static int import_xen(const args *a)
+
+static void xen_finish(mst_convert *cv, FILE *summary)
 {
-    (void)a;
-    mst_error("this build of libmigstream has no Xen module (built with -Dxen=false)");
-    return MST_EXIT_ERROR;
+    if (summary && ((const args *)cv->args)->stats)
+        print_xen_stats(summary, ms_xen_import_get_stats(cv->conv));
+    ms_xen_import_free(cv->conv);
 }
+
+static const mst_convert_ops xen_ops = {"a stream", xen_run, xen_finish};
+#define XEN_OPS (&xen_ops)
+#else
+#define XEN_OPS NULL
 #endif
 
 int main(int argc, char **argv)
@@ -559,11 +355,20 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     mst_init(argv[0]);
     int rc = parse_args(argc, argv, &a);
-    if (rc == 0)
-        rc = a.xen ? import_xen(&a) : import(&a);
-    if (got_signal) {
-        signal(got_signal, SIG_DFL);
-        raise(got_signal);
+    if (rc == 0) {
+        mst_convert_input channels[MAX_CHANNELS];
+        mst_convert cv = {.ops = a.xen ? XEN_OPS : QEMU_OPS,
+                          .args = &a,
+                          .in_path = a.main_path,
+                          .out_path = a.out,
+                          .force = a.force,
+                          .quiet = a.quiet,
+                          .extra_paths = a.channels,
+                          .extra = channels,
+                          .nextra = (size_t)a.nchannels,
+                          .exit_for = exit_for};
+        rc = cv.ops ? mst_convert_run(&cv) : mst_convert_no_module(a.xen ? "xen" : "qemu");
     }
+    mst_convert_exit_signal();
     return rc < 0 ? MST_EXIT_OK : rc;
 }

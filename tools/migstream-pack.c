@@ -19,7 +19,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -787,19 +786,6 @@ static void usage(FILE *f)
     mst_print_exit_table(f);
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    mst_error("%s", msg);
-    fprintf(stderr, "Try '%s --help'.\n", mst_prog);
-    return MST_EXIT_ERROR;
-}
-
 /* The command line, before any file is looked at. */
 typedef struct args {
     const char *out, *input; /* input: IMAGE or DIR, NULL with --region */
@@ -836,10 +822,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"dedup", no_argument, NULL, O_DEDUP},
         {"dedup-pages", required_argument, NULL, O_DEDUP_PAGES},
         {"window", no_argument, NULL, O_WINDOW},
-        {"quiet", no_argument, NULL, 'q'},
-        {"progress", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        MST_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     a->page_size = 4096;
@@ -862,13 +845,6 @@ static int parse_args(int argc, char **argv, args *a)
         case O_FILL:
             a->fill = true;
             break;
-        case 'q':
-            a->quiet = true;
-            break;
-        case 'P':
-            if (mst_progress_option(optarg))
-                return MST_EXIT_ERROR;
-            break;
         case O_REGION:
             a->regions[a->nregions++] = optarg;
             break;
@@ -879,11 +855,12 @@ static int parse_args(int argc, char **argv, args *a)
             a->have_ps = true;
             if (!parse_u64(optarg, &a->page_size) || !is_pow2(a->page_size) ||
                 a->page_size < MS_MIN_PAGE_SIZE || a->page_size > MS_MAX_PAGE_SIZE)
-                return bad_usage("--page-size %s: must be a power of two from 4096 to 16M", optarg);
+                return mst_usage_error("--page-size %s: must be a power of two from 4096 to 16M",
+                                       optarg);
             break;
         case O_COMPRESS:
             if (!parse_u64(optarg, &a->level) || a->level > 19)
-                return bad_usage("--compress %s: must be 0 (off) to 19", optarg);
+                return mst_usage_error("--compress %s: must be 0 (off) to 19", optarg);
             break;
         case O_DEDUP:
             a->features |= MS_FEATURE_DUPLICATES;
@@ -891,7 +868,7 @@ static int parse_args(int argc, char **argv, args *a)
         case O_DEDUP_PAGES:
             if (!parse_u64(optarg, &a->dedup_pages) || a->dedup_pages < 1 ||
                 a->dedup_pages > (1u << 22))
-                return bad_usage("--dedup-pages %s: must be 1 to 4194304", optarg);
+                return mst_usage_error("--dedup-pages %s: must be 1 to 4194304", optarg);
             a->features |= MS_FEATURE_DUPLICATES;
             break;
         case O_WINDOW:
@@ -899,35 +876,29 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_THREADS:
             if (!parse_u64(optarg, &a->threads) || a->threads < 1 || a->threads > 64)
-                return bad_usage("--threads %s: must be 1 to 64", optarg);
+                return mst_usage_error("--threads %s: must be 1 to 64", optarg);
             break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'V':
-            mst_print_version();
-            return -1;
-        case ':':
-            return bad_usage("option %s needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return bad_usage("unknown option -%c", optopt);
-            return bad_usage("unknown option %s", argv[optind - 1]);
+        default: {
+            int rc = mst_common_option(opt, argv, &a->quiet, usage);
+            if (rc)
+                return rc;
+            break;
+        }
         }
     }
     int npos = argc - optind;
     struct stat st;
     if (!a->out || !*a->out)
-        return bad_usage("-o OUT is required");
+        return mst_usage_error("-o OUT is required");
     if (a->nregions && npos != 0)
-        return bad_usage("--region and an IMAGE or DIR exclude each other");
+        return mst_usage_error("--region and an IMAGE or DIR exclude each other");
     if (!a->nregions && npos != 1)
-        return bad_usage("expected exactly one IMAGE or DIR");
+        return mst_usage_error("expected exactly one IMAGE or DIR");
     a->input = npos ? argv[optind] : NULL;
     a->dir_mode = a->input && stat(a->input, &st) == 0 && S_ISDIR(st.st_mode);
     if (a->dir_mode && (a->ndevices || a->have_ps))
-        return bad_usage("--device and --page-size do not apply to a replay directory "
-                         "(its manifest gives both)");
+        return mst_usage_error("--device and --page-size do not apply to a replay directory "
+                               "(its manifest gives both)");
     return 0;
 }
 
@@ -961,7 +932,8 @@ static int load_args(pack *pk, const args *a)
             if (!copy || !split_right(copy, 2, f) || !*f[0] || !*f[2] ||
                 !(strcmp(f[1], "-") == 0 || parse_u64(f[1], &pr->r.gpa))) {
                 free(copy);
-                return bad_usage("--region %s: expected NAME:BASE:FILE (BASE a number or -)", arg);
+                return mst_usage_error("--region %s: expected NAME:BASE:FILE (BASE a number or -)",
+                                       arg);
             }
             pr->r.has_gpa = strcmp(f[1], "-") != 0;
             pr->name = strdup(f[0]);
@@ -982,9 +954,9 @@ static int load_args(pack *pk, const args *a)
         if (!copy || !split_right(copy, 3, f) || !*f[0] || !*f[1] || !*f[3] ||
             !parse_decimal_u32(f[2], &pd->version)) {
             free(copy);
-            return bad_usage("--device %s: expected PATH:SCHEMA:VERSION:FILE (VERSION a "
-                             "decimal number)",
-                             arg);
+            return mst_usage_error("--device %s: expected PATH:SCHEMA:VERSION:FILE (VERSION a "
+                                   "decimal number)",
+                                   arg);
         }
         pd->path = strdup(f[0]);
         pd->schema = strdup(f[1]);
