@@ -72,6 +72,9 @@ static void migrate_with(th_buf *out, unsigned threads, int level, uint32_t batc
         mem[(size_t)p * PS + 17] ^= 0x5a;
         bits[p / 64] |= 1ull << (p % 64);
     }
+    /* and one dirty run long enough for the workers to classify it */
+    for (unsigned p = 100; p < 100 + 1100; p++)
+        bits[p / 64] |= 1ull << (p % 64);
     ms_round r1 = {.number = 1, .tracker = MS_TRACKER_BITMAP, .granularity = PS};
     assert_int_equal(ms_writer_round(w, &r1), 0);
     assert_int_equal(ms_writer_dirty(w, 0, bits, PS, mem), 0);
