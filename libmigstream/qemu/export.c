@@ -118,11 +118,10 @@ static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const c
     va_end(ap);
     const char *name = ms_record_type_name(rec->type);
     char part[320];
-    return export_fail(x, status, rec->offset, (int64_t)rec->index,
-                       "%srecord %llu (%s) at offset %llu: %s",
-                       msi_part_prefix(part, sizeof part, x->r, rec),
-                       (unsigned long long)rec->index, name ? name : "unknown type",
-                       (unsigned long long)rec->offset, what);
+    return export_fail(
+        x, status, rec->offset, (int64_t)rec->index, "%srecord %llu (%s) at offset %llu: %s",
+        msi_part_prefix(part, sizeof part, x->r, rec), (unsigned long long)rec->index,
+        name ? name : "unknown type", (unsigned long long)rec->offset, what);
 }
 
 /* ------------------------------------------------------------------ output */
