@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -145,22 +146,33 @@ static void close_inputs(mst_convert *cv, size_t nextra)
         mst_stream_close(&cv->stream);
     if (cv->in.fd >= 0 && cv->in.fd != STDIN_FILENO)
         close(cv->in.fd);
-    for (size_t i = 0; i < nextra; i++)
+    for (size_t i = 0; !cv->any_format && i < nextra; i++)
         close(cv->extra[i].fd);
 }
 
 /* Opens the extra inputs, then the main one (the order of the messages
- * when several cannot be opened); with any_format, the main one alone as
- * a stream, its progress line started first. 0, or -1 after printing why. */
+ * when several cannot be opened); with any_format, all of them as one
+ * stream, the main one first, its progress line started first. 0, or -1
+ * after printing why. */
 static int open_inputs(mst_convert *cv, uint64_t *extra_size)
 {
     cv->in.fd = -1;
     *extra_size = 0;
     if (cv->any_format) {
-        const char *paths[] = {cv->in_path};
+        size_t n = 1 + cv->nextra;
+        const char **paths = malloc(n * sizeof *paths);
+        if (!paths) {
+            mst_error("out of memory");
+            return -1;
+        }
+        paths[0] = cv->in_path;
+        for (size_t i = 0; i < cv->nextra; i++)
+            paths[1 + i] = cv->extra_paths[i];
         const mst_stream_hooks hooks = {.read = stream_read, .progress = &cv->progress};
-        mst_progress_init(&cv->progress, cv->quiet, mst_paths_size(paths, 1));
-        if (mst_stream_open(&cv->stream, paths, 1, &hooks) == 0)
+        mst_progress_init(&cv->progress, cv->quiet, mst_paths_size(paths, n));
+        int rc = mst_stream_open(&cv->stream, paths, n, &hooks);
+        free(paths); /* the stream keeps the strings, which are the tool's */
+        if (rc == 0)
             return 0;
         mst_progress_done(&cv->progress);
         mst_stream_close(&cv->stream);

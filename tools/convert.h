@@ -52,12 +52,15 @@ struct mst_convert {
     bool force, quiet;
     /* The main input read through ms_open() into STREAM rather than as a
      * descriptor into IN: a stream of any format this build reads,
-     * converted as it is read (migstream-export). Its progress line is
+     * converted as it is read (migstream-export), with its extra inputs
+     * (EXTRA_PATHS: QEMU's multifd channels, the other parts of a
+     * migration in parts). Its progress line, over every input, is
      * started before it is opened, as ms_open() reads to recognize it. */
     bool any_format;
-    /* Further inputs (QEMU's multifd channels), opened in order before the
-     * main one, into EXTRA[0..NEXTRA) that the tool provides; none with
-     * any_format. */
+    /* Further inputs (QEMU's multifd channels): without any_format, opened
+     * in order before the main one, into EXTRA[0..NEXTRA) that the tool
+     * provides; with any_format, NEXTRA paths opened with the main input
+     * by mst_stream_open(), EXTRA unused. */
     char *const *extra_paths;
     mst_convert_input *extra;
     size_t nextra;

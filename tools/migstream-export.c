@@ -1,11 +1,12 @@
 /*
  * migstream-export: writes a stream back in another VMM's migration format.
  *
- *     migstream-export qemu [options] -o OUT STREAM
- *     migstream-export xen [options] -o OUT STREAM
+ *     migstream-export qemu [options] -o OUT STREAM [INPUT...]
+ *     migstream-export xen [options] -o OUT STREAM [INPUT...]
  *
  * STREAM is a stream of any format ms_open() reads (a file, or - for
- * standard input); OUT is the QEMU migration stream that
+ * standard input), with its other inputs (a QEMU stream's multifd
+ * channels, the other parts of a migration in parts); OUT is the QEMU migration stream that
  * `qemu-system-* -incoming` loads ("exec:cat OUT"), or the Xen migration
  * stream, - for standard output. The library does the writing
  * (include/migstream/qemu.h, xen.h); convert.c runs it around the atomic
@@ -21,14 +22,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s qemu [options] -o OUT STREAM\n"
-            "       %s xen [options] -o OUT STREAM\n"
+            "usage: %s qemu [options] -o OUT STREAM [INPUT...]\n"
+            "       %s xen [options] -o OUT STREAM [INPUT...]\n"
             "Exports STREAM as a QEMU migration stream (QEVM version 3) that\n"
             "qemu-system-* -incoming loads; with xen, as a Xen migration stream v2\n"
             "(docs/XEN.md). STREAM may be of any format this build reads\n"
             "(libmigstream's; QEMU's, Xen's and libvirt's save images with their\n"
-            "modules): it is converted as it is read. STREAM - reads standard input;\n"
-            "OUT - writes to standard output.\n"
+            "modules): it is converted as it is read. INPUT... are the stream's other\n"
+            "inputs, in any order: a QEMU stream's multifd channels, the other parts\n"
+            "of a migration in parts. STREAM - reads standard input; OUT - writes to\n"
+            "standard output.\n"
             "\n"
             "  -o, --output OUT      the stream to create (required)\n"
             "      --force           replace OUT if it exists\n"
@@ -62,6 +65,8 @@ static void usage(FILE *f)
 
 typedef struct args {
     const char *out, *in_path, *machine;
+    char *const *extra; /* INPUT... */
+    size_t nextra;
     bool force, quiet, no_vmdesc, stats;
     uint64_t max_output;
     bool xen, verifiable;
@@ -138,13 +143,23 @@ static int parse_args(int argc, char **argv, args *a)
                                a->verifiable ? "--verifiable" : "--libxl/--libxc");
     if (npos < 2)
         return mst_usage_error("expected STREAM, the stream to export");
-    if (npos > 2)
-        return mst_usage_error("unexpected argument '%s'", argv[optind + 2]);
     if (!a->out || !*a->out)
         return mst_usage_error("-o OUT is required");
     a->in_path = argv[optind + 1];
+    a->extra = argv + optind + 2;
+    a->nextra = (size_t)(npos - 2);
     return 0;
 }
+
+#if MS_HAVE_QEMU || MS_HAVE_XEN
+/* Whether a failure's message names its input itself: the reader's for a
+ * part of a migration in parts or a multifd channel, and the exporters'
+ * for a record of a part. Others are printed after the main input's name. */
+static bool names_input(const char *msg)
+{
+    return strncmp(msg, "part ", 5) == 0 || strncmp(msg, "multifd", 7) == 0;
+}
+#endif
 
 #if MS_HAVE_QEMU
 static void print_stats(FILE *f, const ms_qemu_export_stats *s)
@@ -182,6 +197,7 @@ static int qemu_run(mst_convert *cv)
     if (!ms_qemu_export_run_reader(exp, cv->stream.r, mst_convert_write, cv))
         return 0;
     cv->msg = ms_qemu_export_errmsg(exp);
+    cv->named = names_input(cv->msg);
     cv->output_full = ms_qemu_export_get_stats(exp)->output_full;
     return ms_qemu_export_status(exp);
 }
@@ -227,6 +243,7 @@ static int xen_run(mst_convert *cv)
         cv->output_full = ms_xen_export_get_stats(exp)->output_full;
     }
     cv->msg = ms_xen_export_errmsg(exp);
+    cv->named = names_input(cv->msg);
     return status;
 }
 
@@ -254,6 +271,8 @@ int main(int argc, char **argv)
                           .args = &a,
                           .in_path = a.in_path,
                           .any_format = true,
+                          .extra_paths = a.extra,
+                          .nextra = a.nextra,
                           .out_path = a.out,
                           .force = a.force,
                           .quiet = a.quiet,

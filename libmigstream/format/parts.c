@@ -97,6 +97,17 @@ static const char *where(const part_in *p, const ms_record *rec, char *buf, size
     return buf;
 }
 
+const char *msi_part_prefix(char *buf, size_t size, ms_reader *r, const ms_record *rec)
+{
+    const ms_part_info *pi =
+        rec->part && ms_reader_part_count(r) > 1 ? ms_reader_part_info(r, rec->part->index) : NULL;
+    if (pi)
+        snprintf(buf, size, "part %u (%s), ", rec->part->index, pi->name ? pi->name : "?");
+    else if (size)
+        buf[0] = 0;
+    return buf;
+}
+
 static void hex_id(const uint8_t *id, char out[2 * MS_MIGRATION_ID_SIZE + 1])
 {
     for (unsigned i = 0; i < MS_MIGRATION_ID_SIZE; i++)

@@ -20,4 +20,12 @@
 msi_source *msi_parts_create(const ms_reader_options *opts, const msi_source_channel *inputs,
                              size_t n);
 
+/*
+ * For the messages of a layer that reads records through @r and refuses
+ * one (the exporters): "part 1 (b.mig), " when @r merges several parts,
+ * naming the part @rec is in (its offset and index count in that part);
+ * else "". Into @buf of @size bytes; returns @buf.
+ */
+const char *msi_part_prefix(char *buf, size_t size, ms_reader *r, const ms_record *rec);
+
 #endif /* MSI_PARTS_H */

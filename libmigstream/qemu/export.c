@@ -20,6 +20,7 @@
 #include "common/cbor_codec.h"
 #include "common/fdio.h"
 #include "format/options.h"
+#include "format/parts.h"
 #include "migstream/qemu.h"
 #include "migstream/reader.h"
 #include "common/util.h"
@@ -102,7 +103,8 @@ static int export_fail(ms_qemu_export *x, int status, uint64_t off, int64_t rec,
     return status;
 }
 
-/* "record 12 (PAGES) at offset 4567: " names the input record. */
+/* "record 12 (PAGES) at offset 4567: " names the input record, after
+ * "part 1 (b.mig), " in a migration in parts. */
 static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const char *fmt, ...)
@@ -115,9 +117,11 @@ static int rec_fail(ms_qemu_export *x, int status, const ms_record *rec, const c
     msi_vformat(what, sizeof what, fmt, ap);
     va_end(ap);
     const char *name = ms_record_type_name(rec->type);
-    return export_fail(x, status, rec->offset, (int64_t)rec->index,
-                       "record %llu (%s) at offset %llu: %s", (unsigned long long)rec->index,
-                       name ? name : "unknown type", (unsigned long long)rec->offset, what);
+    char part[320];
+    return export_fail(
+        x, status, rec->offset, (int64_t)rec->index, "%srecord %llu (%s) at offset %llu: %s",
+        msi_part_prefix(part, sizeof part, x->r, rec), (unsigned long long)rec->index,
+        name ? name : "unknown type", (unsigned long long)rec->offset, what);
 }
 
 /* ------------------------------------------------------------------ output */

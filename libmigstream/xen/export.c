@@ -17,6 +17,7 @@
 #include "common/fdio.h"
 #include "common/util.h"
 #include "format/options.h"
+#include "format/parts.h"
 #include "migstream/reader.h"
 #include "xen/export.h"
 #include "xen/input.h"
@@ -79,20 +80,21 @@ typedef struct mx_exp {
 
 /* ------------------------------------------------------------- errors */
 
-/* "record 12 (PAGES) at offset 4567: " names the input record. */
+/* "record 12 (PAGES) at offset 4567: " names the input record, after
+ * "part 1 (b.mig), " in a migration in parts. */
 __attribute__((format(printf, 4, 5))) static int
 rec_fail(mx_exp *x, int status, const ms_record *rec, const char *fmt, ...)
 {
     if (x->err.status)
         return x->err.status;
-    char what[400], name[64];
+    char what[400], part[320], name[400];
     va_list ap;
     va_start(ap, fmt);
     msi_vformat(what, sizeof what, fmt, ap);
     va_end(ap);
     const char *tn = ms_record_type_name(rec->type);
-    snprintf(name, sizeof name, "record %llu (%s)", (unsigned long long)rec->index,
-             tn ? tn : "unknown type");
+    snprintf(name, sizeof name, "%srecord %llu (%s)", msi_part_prefix(part, sizeof part, x->r, rec),
+             (unsigned long long)rec->index, tn ? tn : "unknown type");
     x->err_record = (int64_t)rec->index;
     return mx_fail(&x->err, status, rec->offset, name, "%s", what);
 }

@@ -35,6 +35,12 @@
  *   clash.0.mig, clash.1.mig    2 parts that both send pages 8 and 9 in
  *                         round 0 and device cpu/0 in round 1
  *   other.1.mig           part 1 of another migration (another id)
+ *   halves.0.mig, halves.1.mig  a migration of pages only (DATA, ZERO, FILL:
+ *                         what every export carries) in 2 parts, the low
+ *                         half of ram in part 0 in round 0, in part 1 in
+ *                         round 1
+ *   halves.mig            the same migration in one stream, its records in
+ *                         the order the merging reader reads the parts'
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -550,6 +556,61 @@ static void clash(const char *dir)
     }
 }
 
+/* halves.0.mig and halves.1.mig, and halves.mig, the same calls on one
+ * writer: part 0's pages of a round before part 1's, as the merging reader
+ * hands them out (open.h). */
+static void halves(const char *dir)
+{
+    enum { PAGES = 32, N = 3 };
+    static uint8_t ram[PAGES * PS];
+    ms_writer *w[N];
+    int fd[N];
+    for (uint32_t k = 0; k < N; k++) {
+        char path[4096];
+        snprintf(path, sizeof path, k < 2 ? "%s/halves.%u.mig" : "%s/halves.mig", dir, k);
+        fd[k] = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+        ms_writer_options o;
+        ms_writer_options_init(&o);
+        o.writer_name = "gen-streams";
+        o.writer_version = "1";
+        o.machine = k != 1 ? "pc-q35-7.2" : NULL;
+        o.features = MS_FEATURE_FILL;
+        ms_part part = {.migration_id = "gen-streams:half", .index = k, .count = 2};
+        o.part = k < 2 ? &part : NULL;
+        w[k] = ms_writer_new_fd(&o, fd[k]);
+        ms_region r = {
+            .id = 0, .name = "pc.ram", .has_gpa = true, .size = sizeof ram, .page_size = PS};
+        if (ms_writer_status(w[k]) || ms_writer_add_region(w[k], &r))
+            die(w[k], "halves regions");
+    }
+    for (unsigned p = 0; p < PAGES; p += 3)
+        for (unsigned k = 0; k < PS; k++)
+            ram[p * PS + k] = (uint8_t)("half of it "[k % 11] + p);
+    fill_page(ram + 4 * PS, 0x5a5a5a5a5a5a5a5aull);
+    /* Part K (and the single stream) sends pages FIRST..FIRST+16 of the
+     * round in which (page / 16 + round) % 2 is K. */
+    for (uint32_t round = 0; round < 2; round++) {
+        ms_round rd = {.number = round, .final = round == 1};
+        for (uint32_t k = 0; k < N; k++)
+            if (ms_writer_round(w[k], &rd))
+                die(w[k], "halves round");
+        for (uint32_t k = 0; k < 2; k++) {
+            unsigned first = (k + round) % 2 * 16;
+            if (ms_writer_pages(w[k], 0, first, 16, ram + first * PS) ||
+                ms_writer_pages(w[2], 0, first, 16, ram + first * PS))
+                die(w[k], "halves pages");
+        }
+        memset(ram + 7 * PS, 0x77, 64);
+        memset(ram + 20 * PS, 0, PS);
+    }
+    for (uint32_t k = 0; k < N; k++) {
+        if (ms_writer_finish(w[k], NULL))
+            die(w[k], "halves finish");
+        ms_writer_free(w[k]);
+        close(fd[k]);
+    }
+}
+
 static void big(unsigned gib)
 {
     ms_writer_options o;
@@ -615,6 +676,7 @@ int main(int argc, char **argv)
     }
     live_parts(argv[1]);
     clash(argv[1]);
+    halves(argv[1]);
     long first_data = -1, end = -1;
     snprintf(path, sizeof path, "%s/basic.mig", argv[1]);
     locate(path, &first_data, &end);

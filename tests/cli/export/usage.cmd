@@ -3,7 +3,6 @@
 "$TOOLS/migstream-export" xen -o out.qemu in.ms; echo "exit $?"
 "$TOOLS/migstream-export" qemu -o out.qemu; echo "exit $?"
 "$TOOLS/migstream-export" qemu in.ms; echo "exit $?"
-"$TOOLS/migstream-export" qemu -o out.qemu in.ms extra.ms; echo "exit $?"
 "$TOOLS/migstream-export" qemu --machine= -o out.qemu in.ms; echo "exit $?"
 "$TOOLS/migstream-export" qemu --bogus -o out.qemu in.ms; echo "exit $?"
 "$TOOLS/migstream-export" qemu -o out.qemu missing.ms; echo "exit $?"
