@@ -268,3 +268,46 @@ int mst_convert_run(mst_convert *cv)
     close_inputs(cv, cv->nextra);
     return got_signal ? MST_EXIT_ERROR : rc;
 }
+
+void mst_convert_json_begin(FILE *f, const char *format)
+{
+    mst_json_output_head(f);
+    fputs("{\"kind\":\"stats\",\"format\":", f);
+    mst_json_string(f, format);
+}
+
+void mst_convert_json_counters(FILE *f, const mst_convert_counter *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, ",\"%s\":", c[i].name);
+        mst_json_u64(f, c[i].v);
+    }
+}
+
+void mst_convert_json_text(FILE *f, const char *name, const char *s)
+{
+    fprintf(f, ",\"%s\":", name);
+    if (*s)
+        mst_json_string(f, s);
+    else
+        fputs("null", f);
+}
+
+void mst_convert_json_xen_page_types(FILE *f, const uint64_t *pages)
+{
+    /* Xen's XEN_DOMCTL_PFINFO_* names (docs/XEN.md); 0x5-0x8 are reserved,
+     * refused by the library, and kept here by number. */
+    static const char *const names[16] = {
+        "NOTAB", "L1TAB",     "L2TAB",     "L3TAB",     "L4TAB",     "0x5",    "0x6",    "0x7",
+        "0x8",   "L1TAB_PIN", "L2TAB_PIN", "L3TAB_PIN", "L4TAB_PIN", "BROKEN", "XALLOC", "XTAB"};
+    fputs(",\"page_types\":{", f);
+    const char *sep = "";
+    for (size_t i = 0; i < 16; i++) {
+        if (!pages[i])
+            continue;
+        fprintf(f, "%s\"%s\":", sep, names[i]);
+        mst_json_u64(f, pages[i]);
+        sep = ",";
+    }
+    fputc('}', f);
+}

@@ -112,4 +112,27 @@ int mst_convert_no_module(const char *name);
  * (once the tool has cleaned up); else returns. */
 void mst_convert_exit_signal(void);
 
+/* ---- --json: the summary as JSON Lines (docs/OUTPUT.md) ----
+ * mst_convert_json_begin() writes the output head line, then opens the
+ * stats object: {"kind":"stats","format":FORMAT; the tool adds members
+ * (each starting with a comma) and closes it with "}\n". */
+void mst_convert_json_begin(FILE *f, const char *format);
+/* ,"NAME":"V" for each counter of the library's stats in C[0..N), as a
+ * decimal string (OUTPUT.md, "u64 values": nothing bounds it by
+ * construction); MST_JSON_COUNTERS(F, {"name", v}, ...) passes a list. */
+typedef struct mst_convert_counter {
+    const char *name;
+    uint64_t v;
+} mst_convert_counter;
+void mst_convert_json_counters(FILE *f, const mst_convert_counter *c, size_t n);
+#define MST_JSON_COUNTERS(f, ...)                                                                  \
+    mst_convert_json_counters(f, (const mst_convert_counter[]){__VA_ARGS__},                       \
+                              sizeof((const mst_convert_counter[]){__VA_ARGS__}) /                 \
+                                  sizeof(mst_convert_counter))
+/* ,"NAME":"S" (S escaped), or ,"NAME":null when S is "". */
+void mst_convert_json_text(FILE *f, const char *name, const char *s);
+/* ,"page_types":{"NOTAB":"N",...}: Xen's pfn entries by page type
+ * (PAGES[MS_XEN_PAGE_TYPES], ms_xen_*_stats.pages), the types counted. */
+void mst_convert_json_xen_page_types(FILE *f, const uint64_t *pages);
+
 #endif /* MST_CONVERT_H */

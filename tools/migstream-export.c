@@ -47,7 +47,8 @@ static void usage(FILE *f)
             "      --verifiable      xen: leave out the records Xen 4.17's verify-stream-v2\n"
             "                        refuses although the spec allows them\n"
             "      --stats           print what was exported (on standard error when OUT\n"
-            "                        is -)\n",
+            "                        is -)\n"
+            "      --json            the same as JSON Lines (docs/OUTPUT.md)\n",
             mst_prog, mst_prog);
     mst_print_progress_help(f, 21, true);
     fputs("  -h, --help            show this help and exit\n"
@@ -67,7 +68,7 @@ typedef struct args {
     const char *out, *in_path, *machine;
     char *const *extra; /* INPUT... */
     size_t nextra;
-    bool force, quiet, no_vmdesc, stats;
+    bool force, quiet, no_vmdesc, stats, json;
     uint64_t max_output;
     bool xen, verifiable;
     uint32_t xen_format; /* an ms_xen_format, 0: auto */
@@ -75,14 +76,24 @@ typedef struct args {
 
 static int parse_args(int argc, char **argv, args *a)
 {
-    enum { O_FORCE = 256, O_MACHINE, O_NO_VMDESC, O_STATS, O_LIBXL, O_LIBXC, O_VERIFIABLE,
-           O_MAX_OUTPUT };
+    enum {
+        O_FORCE = 256,
+        O_MACHINE,
+        O_NO_VMDESC,
+        O_STATS,
+        O_LIBXL,
+        O_LIBXC,
+        O_VERIFIABLE,
+        O_MAX_OUTPUT,
+        O_JSON
+    };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, O_FORCE},
         {"machine", required_argument, NULL, O_MACHINE},
         {"no-vmdesc", no_argument, NULL, O_NO_VMDESC},
         {"stats", no_argument, NULL, O_STATS},
+        {"json", no_argument, NULL, O_JSON},
         {"max-output", required_argument, NULL, O_MAX_OUTPUT},
         {"libxl", no_argument, NULL, O_LIBXL},
         {"libxc", no_argument, NULL, O_LIBXC},
@@ -109,6 +120,9 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_STATS:
             a->stats = true;
+            break;
+        case O_JSON:
+            a->json = true;
             break;
         case O_MAX_OUTPUT:
             if (mst_parse_output_limit("--max-output", optarg, &a->max_output))
@@ -179,6 +193,26 @@ static void print_stats(FILE *f, const ms_qemu_export_stats *s)
     fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
 }
 
+/* --json: the input's pages by the state read, in QEMU pages; a FILL page
+ * of the word 0 goes out as a QEMU zero page and counts as ZERO. */
+static void print_json(FILE *f, const ms_qemu_export_stats *s)
+{
+    mst_convert_json_begin(f, "qemu");
+    mst_convert_json_text(f, "machine", s->machine);
+    fprintf(f, ",\"ram_blocks\":%" PRIu32, s->ram_blocks);
+    MST_JSON_COUNTERS(f, {"ram_bytes", s->ram_bytes});
+    fputs(",\"pages\":{\"DATA\":", f);
+    mst_json_u64(f, s->normal_pages - s->fill_pages);
+    MST_JSON_COUNTERS(f, {"ZERO", s->zero_pages}, {"FILL", s->fill_pages},
+                      {"DISCARDED", s->discarded_pages});
+    fputc('}', f);
+    MST_JSON_COUNTERS(f, {"ram_parts", s->ram_parts}, {"devices", s->devices},
+                      {"device_records", s->device_records},
+                      {"libvirt_records", s->libvirt_records}, {"records", s->records},
+                      {"bytes_read", s->bytes_read}, {"bytes_written", s->bytes_written});
+    fputs("}\n", f);
+}
+
 /* The library's QEMU exporter (mst_convert_ops). */
 static int qemu_run(mst_convert *cv)
 {
@@ -204,7 +238,10 @@ static int qemu_run(mst_convert *cv)
 
 static void qemu_finish(mst_convert *cv, FILE *summary)
 {
-    if (summary && ((const args *)cv->args)->stats)
+    const args *a = cv->args;
+    if (summary && a->json)
+        print_json(summary, ms_qemu_export_get_stats(cv->conv));
+    else if (summary && a->stats)
         print_stats(summary, ms_qemu_export_get_stats(cv->conv));
     ms_qemu_export_free(cv->conv);
 }
@@ -224,6 +261,20 @@ static void print_xen_stats(FILE *f, const ms_xen_export_stats *s)
             s->page_data);
     fprintf(f, "records left out (--verifiable): %" PRIu64 "\n", s->dropped);
     fprintf(f, "bytes written: %" PRIu64 "\n", s->bytes_written);
+}
+
+/* --json: the pfn entries written by Xen's page type (DATA, ZERO and FILL
+ * pages all go out with data; DISCARDED ones as XTAB). */
+static void print_xen_json(FILE *f, const ms_xen_export_stats *s)
+{
+    mst_convert_json_begin(f, "xen");
+    fprintf(f, ",\"libxl\":%s,\"domain_type\":\"%s\"", s->libxl ? "true" : "false",
+            s->domain_type == MS_XEN_DOMAIN_PV ? "PV" : "HVM");
+    MST_JSON_COUNTERS(f, {"xen_records", s->xen_records}, {"page_data_records", s->page_data});
+    mst_convert_json_xen_page_types(f, s->pages);
+    MST_JSON_COUNTERS(f, {"records_left_out", s->dropped}, {"records", s->records},
+                      {"bytes_read", s->bytes_read}, {"bytes_written", s->bytes_written});
+    fputs("}\n", f);
 }
 
 /* A stream as a Xen migration stream v2 (mst_convert_ops). */
@@ -249,7 +300,10 @@ static int xen_run(mst_convert *cv)
 
 static void xen_finish(mst_convert *cv, FILE *summary)
 {
-    if (summary && ((const args *)cv->args)->stats)
+    const args *a = cv->args;
+    if (summary && a->json)
+        print_xen_json(summary, ms_xen_export_get_stats(cv->conv));
+    else if (summary && a->stats)
         print_xen_stats(summary, ms_xen_export_get_stats(cv->conv));
     ms_xen_export_free(cv->conv);
 }

@@ -45,7 +45,8 @@ static void usage(FILE *f)
             "      --tmpdir DIR      directory of the temporary page file that XBZRLE pages\n"
             "                        are decoded against (default: $TMPDIR, else /tmp)\n"
             "      --stats           print what was imported (on standard error when OUT\n"
-            "                        is -)\n",
+            "                        is -)\n"
+            "      --json            the same as JSON Lines (docs/OUTPUT.md)\n",
             mst_prog, mst_prog);
     mst_print_progress_help(f, 21, true);
     fputs("  -h, --help            show this help and exit\n"
@@ -64,7 +65,7 @@ typedef struct args {
     bool xen; /* the format: xen, else qemu */
     const char *out, *main_path, *tmpdir;
     char **channels;
-    bool force, quiet, raw_only, stats, fill;
+    bool force, quiet, raw_only, stats, json, fill;
     int level;
     uint64_t features;    /* --dedup, --window */
     uint32_t dedup_pages; /* --dedup-pages */
@@ -79,6 +80,7 @@ static int parse_args(int argc, char **argv, args *a)
         O_COMPRESS,
         O_TMPDIR,
         O_STATS,
+        O_JSON,
         O_FILL,
         O_DEDUP,
         O_DEDUP_PAGES,
@@ -94,6 +96,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"compress", required_argument, NULL, O_COMPRESS},
         {"tmpdir", required_argument, NULL, O_TMPDIR},
         {"stats", no_argument, NULL, O_STATS},
+        {"json", no_argument, NULL, O_JSON},
         {"fill", no_argument, NULL, O_FILL},
         MST_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -138,6 +141,9 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_STATS:
             a->stats = true;
+            break;
+        case O_JSON:
+            a->json = true;
             break;
         case O_FILL:
             a->fill = true;
@@ -235,6 +241,37 @@ static void print_stats(FILE *f, const ms_qemu_import_stats *s, char *const *nam
     }
 }
 
+/* --json: QEMU's items as read, not the page states written (the writer
+ * stores an all-zero page as ZERO, --fill and --dedup make FILL and
+ * DUPLICATE pages). */
+static void print_json(FILE *f, const ms_qemu_import_stats *s, char *const *names)
+{
+    mst_convert_json_begin(f, "qemu");
+    mst_convert_json_text(f, "machine", s->machine);
+    fprintf(f, ",\"ram_blocks\":%" PRIu32, s->ram_blocks);
+    MST_JSON_COUNTERS(f, {"ram_bytes", s->ram_bytes}, {"zero_pages", s->zero_pages},
+                      {"normal_pages", s->normal_pages}, {"xbzrle_pages", s->xbzrle_pages},
+                      {"compressed_pages", s->compressed_pages}, {"ram_rounds", s->ram_rounds},
+                      {"sections", s->sections}, {"commands", s->commands}, {"devices", s->devices},
+                      {"devices_with_fields", s->devices_decoded});
+    fprintf(f, ",\"json_trailer\":%s,\"mapped_ram\":%s", s->has_vmdesc ? "true" : "false",
+            s->mapped_ram ? "true" : "false");
+    MST_JSON_COUNTERS(f, {"multifd_packets", s->multifd_packets},
+                      {"multifd_syncs", s->multifd_syncs});
+    fputs(",\"channels\":[", f);
+    for (uint32_t i = 0; i < s->channels; i++) {
+        const struct ms_qemu_channel_stats *c = &s->channel[i];
+        fprintf(f, "%s{\"id\":%" PRIu32 ",\"input\":", i ? "," : "", c->id);
+        mst_json_string(f, names[i]);
+        MST_JSON_COUNTERS(f, {"packets", c->packets}, {"normal_pages", c->normal_pages},
+                          {"zero_pages", c->zero_pages}, {"bytes_read", c->bytes_read});
+        fputc('}', f);
+    }
+    fputc(']', f);
+    MST_JSON_COUNTERS(f, {"bytes_read", s->bytes_read});
+    fputs("}\n", f);
+}
+
 /* The library's QEMU importer (mst_convert_ops): the main stream with its
  * multifd channels. */
 static int qemu_run(mst_convert *cv)
@@ -280,7 +317,9 @@ static void qemu_finish(mst_convert *cv, FILE *summary)
     const args *a = cv->args;
     if (summary) {
         const ms_qemu_import_stats *s = ms_qemu_import_get_stats(cv->conv);
-        if (a->stats)
+        if (a->json)
+            print_json(summary, s, a->channels);
+        else if (a->stats)
             print_stats(summary, s, a->channels);
         /* In a multifd migration the data pages travel in the channels
          * (QEMU 7.2 keeps zero pages in the main stream, and its main
@@ -319,6 +358,23 @@ static void print_xen_stats(FILE *f, const ms_xen_import_stats *s)
     fprintf(f, "bytes read: %" PRIu64 "\n", s->bytes_read);
 }
 
+/* --json: the pfn entries by Xen's page type as read (the importer stores
+ * an all-zero page as ZERO: docs/XEN.md). */
+static void print_xen_json(FILE *f, const ms_xen_import_stats *s)
+{
+    mst_convert_json_begin(f, "xen");
+    fprintf(f, ",\"libxl\":%s,\"image_version\":%" PRIu32 ",\"domain_type\":\"%s\"",
+            s->libxl ? "true" : "false", s->version,
+            s->domain_type == MS_XEN_DOMAIN_PV ? "PV" : "HVM");
+    fprintf(f, ",\"xen_major\":%" PRIu32 ",\"xen_minor\":%" PRIu32, s->xen_major, s->xen_minor);
+    MST_JSON_COUNTERS(f, {"records", s->records}, {"page_data_records", s->page_data});
+    mst_convert_json_xen_page_types(f, s->pages);
+    MST_JSON_COUNTERS(f, {"rounds", s->rounds}, {"checkpoints", s->checkpoints},
+                      {"devices", s->devices}, {"optional_records", s->optional},
+                      {"bytes_read", s->bytes_read});
+    fputs("}\n", f);
+}
+
 /* A Xen stream: one input, no page file (mst_convert_ops). */
 static int xen_run(mst_convert *cv)
 {
@@ -338,7 +394,10 @@ static int xen_run(mst_convert *cv)
 
 static void xen_finish(mst_convert *cv, FILE *summary)
 {
-    if (summary && ((const args *)cv->args)->stats)
+    const args *a = cv->args;
+    if (summary && a->json)
+        print_xen_json(summary, ms_xen_import_get_stats(cv->conv));
+    else if (summary && a->stats)
         print_xen_stats(summary, ms_xen_import_get_stats(cv->conv));
     ms_xen_import_free(cv->conv);
 }

@@ -36,6 +36,18 @@ MANIFEST = {"schema_version": 2, "format": "1.0", "page_size": 4096, "writer_nam
                                                                  "missing": 1021},
                                                    file="region-0.img")], "devices": []}
 
+IMPORT_XEN = {"kind": "stats", "format": "xen", "libxl": False, "image_version": 3,
+              "domain_type": "PV", "xen_major": 4, "xen_minor": 17, "records": "19",
+              "page_data_records": "2", "page_types": {"NOTAB": "1002", "XTAB": "20"},
+              "rounds": "2", "checkpoints": "0", "devices": "19", "optional_records": "0",
+              "bytes_read": "4227656"}
+EXPORT_QEMU = {"kind": "stats", "format": "qemu", "machine": None, "ram_blocks": 6,
+               "ram_bytes": "34086912",
+               "pages": {"DATA": "53", "ZERO": "8269", "FILL": "0", "DISCARDED": "0"},
+               "ram_parts": "1", "devices": "29", "device_records": "29",
+               "libvirt_records": "0", "records": "39", "bytes_read": "293339",
+               "bytes_written": "324763"}
+
 
 def changed(doc, **kw):
     d = json.loads(json.dumps(doc))
@@ -101,6 +113,17 @@ CASES = [  # schema, document, whether it fits
     ("progress", {"kind": "progress", "tool": "migstream-dump", "bytes": 10}, False),
     ("progress", {"kind": "progress", "tool": "migstream-dump", "bytes": 10, "elapsed_s": 1,
                   "done": False}, False),
+    ("import", IMPORT_XEN, True),
+    ("import", changed(IMPORT_XEN, bytes_read=4227656), False),
+    ("import", changed(IMPORT_XEN, page_types={"notab": "1002"}), False),
+    ("import", changed(IMPORT_XEN, domain_type=1), False),
+    ("import", changed(IMPORT_XEN, kind=None, type="stats"), False),
+    ("export", EXPORT_QEMU, True),
+    ("export", changed(EXPORT_QEMU, pages={"data": "53", "zero": "8269"}), False),
+    ("export", changed(EXPORT_QEMU, pages={"DATA": 53, "ZERO": 8269, "FILL": 0,
+                                           "DISCARDED": 0}), False),
+    ("export", changed(EXPORT_QEMU, bytes_written=None), False),
+    ("export", changed(EXPORT_QEMU, format="vmware"), False),
     ("device-state", {"rip": "18446744071578845184", "a": [1, -2.5, None]}, True),
     ("device-state", {"rip": 18446744071578845184}, False),
     ("device-state", {"neg": -9007199254740992}, False),
